@@ -1,0 +1,43 @@
+//! Command-line front end. Each subcommand group lives in its own file and
+//! exposes an `Args` struct (clap) plus a `run` function returning `anyhow::Result`.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod kg;
+
+/// zhishi (知识): knowledge-enhanced Chinese NLP.
+#[derive(Parser, Debug)]
+#[command(name = "zhishi", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Knowledge-graph store: import, stats, query, neighbours, paths.
+    Kg(kg::KgArgs),
+}
+
+/// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Kg(args) => kg::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

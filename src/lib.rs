@@ -1,0 +1,2 @@
+//! zhishi (知识): knowledge-enhanced Chinese NLP.
+pub mod kg;

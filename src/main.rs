@@ -1,0 +1,6 @@
+//! The `zhishi` command-line tool: one subcommand group per concept (see `src/cli/`).
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
