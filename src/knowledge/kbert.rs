@@ -361,13 +361,19 @@ impl Layout {
                 for branch in branches {
                     visible.set_range(first, branch.clone());
                 }
-                sentence.clone().skip(1).for_each(|row| visible.copy_row(first, row));
+                sentence
+                    .clone()
+                    .skip(1)
+                    .for_each(|row| visible.copy_row(first, row));
             }
             for branch in branches {
                 if let Some(first) = branch.clone().next() {
                     visible.set_range(first, branch.clone());
                     visible.set_range(first, sentence.clone());
-                    branch.clone().skip(1).for_each(|row| visible.copy_row(first, row));
+                    branch
+                        .clone()
+                        .skip(1)
+                        .for_each(|row| visible.copy_row(first, row));
                 }
             }
         }

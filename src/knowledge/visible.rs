@@ -42,7 +42,10 @@ impl VisibleMatrix {
 
     /// Makes token `row` see token `col`. Panics if either is outside the matrix.
     pub fn set(&mut self, row: usize, col: usize) {
-        assert!(row < self.len && col < self.len, "visible index out of range");
+        assert!(
+            row < self.len && col < self.len,
+            "visible index out of range"
+        );
         self.bits[row * self.words_per_row + col / 64] |= 1 << (col % 64);
     }
 

@@ -126,7 +126,11 @@ mod tests {
     #[test]
     fn vocab_file_ids_are_line_numbers_and_crlf_is_stripped() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("vocab.txt"), "[PAD]\r\n[UNK]\r\n[CLS]\r\n北\r\n").unwrap();
+        std::fs::write(
+            dir.path().join("vocab.txt"),
+            "[PAD]\r\n[UNK]\r\n[CLS]\r\n北\r\n",
+        )
+        .unwrap();
         let vocab = CharVocab::from_file(dir.path()).unwrap();
         assert_eq!(vocab.len(), 4);
         assert_eq!(vocab.token_id("[CLS]"), 2);
