@@ -17,7 +17,8 @@
 //! (the default) writes `[CLS] sentence [SEP]` like a standard BERT input, skips whitespace
 //! characters, never gives up a sentence token for knowledge (when knowledge does not fit it
 //! drops the lowest-ranked strings first: all words' second-best strings before any word's
-//! best one, later words before earlier ones), and lets padding tokens see themselves.
+//! best one, later words before earlier ones), and lets padding tokens see themselves (their
+//! position is `max_length - 1` in both modes; the attention mask hides them anyway).
 use std::ops::Range;
 
 use super::tree::{is_special_token, SentenceTree, CLS_TOKEN, PAD_TOKEN, SEP_TOKEN};

@@ -86,8 +86,18 @@ impl VisibleMatrix {
 
     fn dense<T: Copy>(&self, zero: T, one: T) -> Vec<T> {
         let mut out = Vec::with_capacity(self.len * self.len);
-        for row in 0..self.len {
-            out.extend((0..self.len).map(|col| if self.get(row, col) { one } else { zero }));
+        for row in self
+            .bits
+            .chunks_exact(self.words_per_row.max(1))
+            .take(self.len)
+        {
+            out.extend((0..self.len).map(|col| {
+                if row[col / 64] >> (col % 64) & 1 == 1 {
+                    one
+                } else {
+                    zero
+                }
+            }));
         }
         out
     }
