@@ -30,8 +30,9 @@ pub struct KbertArgs {
     /// Reproduce the original K-BERT code bit for bit instead of the improved mode.
     #[arg(long)]
     compat: bool,
-    /// BERT `vocab.txt` (ids = line numbers, unknown characters -> `[UNK]`), or a model
-    /// directory holding one. Required: ids are meaningless without the model's vocabulary.
+    /// BERT `vocab.txt` (ids = line numbers, unknown characters -> `[UNK]`; outside --compat
+    /// an upper-case letter falls back to its lower case first), or a model directory holding
+    /// one. Required: ids are meaningless without the model's vocabulary.
     #[arg(long, value_name = "FILE")]
     vocab: PathBuf,
 }
@@ -71,7 +72,8 @@ struct OutputLine<'a> {
 
 /// Runs `zhishi kbert` on stdin, writing one JSON line per input line to stdout.
 pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
-    let vocab = CharVocab::from_file(&args.vocab)?;
+    // Uncased BERT vocabularies hold lower-case letters only; K-BERT's lookup is exact.
+    let vocab = CharVocab::from_file(&args.vocab)?.with_lowercase_fallback(!args.compat);
     let mode = if args.compat {
         InjectionMode::Compat
     } else {

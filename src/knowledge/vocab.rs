@@ -50,6 +50,7 @@ pub enum VocabError {
 pub struct CharVocab {
     ids: HashMap<String, u32>,
     unk: u32,
+    lowercase_fallback: bool,
 }
 
 impl CharVocab {
@@ -99,7 +100,26 @@ impl CharVocab {
         let unk = *ids
             .get(UNK_TOKEN)
             .ok_or(VocabError::MissingUnk { origin })?;
-        Ok(Self { ids, unk })
+        Ok(Self {
+            ids,
+            unk,
+            lowercase_fallback: false,
+        })
+    }
+
+    /// Looks an unknown token up again in lower case before giving `[UNK]`, as uncased BERT
+    /// tokenizers (bert-base-chinese and its descendants) do. Off by default: K-BERT's own
+    /// lookup is exact, so compat inputs must not use it.
+    ///
+    /// ```
+    /// use zhishi::knowledge::{CharVocab, TokenIds};
+    /// let vocab = CharVocab::from_tokens(["[UNK]", "c"]).unwrap();
+    /// assert_eq!(vocab.token_id("C"), 0);
+    /// assert_eq!(vocab.with_lowercase_fallback(true).token_id("C"), 1);
+    /// ```
+    pub fn with_lowercase_fallback(mut self, on: bool) -> Self {
+        self.lowercase_fallback = on;
+        self
     }
 
     /// Number of distinct tokens.
@@ -115,7 +135,15 @@ impl CharVocab {
 
 impl TokenIds for CharVocab {
     fn token_id(&self, token: &str) -> u32 {
-        self.ids.get(token).copied().unwrap_or(self.unk)
+        match self.ids.get(token) {
+            Some(&id) => id,
+            None if self.lowercase_fallback && token.chars().any(char::is_uppercase) => self
+                .ids
+                .get(&token.to_lowercase())
+                .copied()
+                .unwrap_or(self.unk),
+            None => self.unk,
+        }
     }
 }
 
