@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod kbert;
 mod kg;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
@@ -21,6 +22,8 @@ enum Command {
     Kg(kg::KgArgs),
     /// Benchmarks that print JSON results.
     Bench(bench::BenchArgs),
+    /// K-BERT inputs: sentence tree -> tokens, soft positions, visible matrix.
+    Kbert(kbert::KbertArgs),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -36,6 +39,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kg(args) => kg::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Kbert(args) => kbert::run(args),
     };
     match result {
         Ok(code) => code,

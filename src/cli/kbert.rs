@@ -1,0 +1,150 @@
+//! `zhishi kbert`: reads JSON lines holding a sentence and its knowledge tree and writes the
+//! flattened K-BERT inputs (tokens, ids, soft positions, knowledge mask, visible matrix).
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use zhishi::knowledge::{
+    flatten, knowledge_string, CharVocab, InjectionMode, KbertConfig, SentenceTree, TreeWord,
+};
+
+/// Arguments of `zhishi kbert`.
+#[derive(Args, Debug)]
+pub struct KbertArgs {
+    /// Knowledge-graph store; only text-only input (which links entities) needs it.
+    #[arg(long, value_name = "DIR")]
+    db: Option<PathBuf>,
+    /// Length of every output sequence (padded or cut to it).
+    #[arg(long, value_name = "L")]
+    max_length: usize,
+    /// At most this many knowledge strings after one word.
+    #[arg(long, value_name = "K", default_value_t = KbertConfig::DEFAULT_MAX_ENTITIES)]
+    max_entities: usize,
+    /// Inject predicate + object instead of the object alone (for `[predicate, object]` pairs).
+    #[arg(long)]
+    predicate: bool,
+    /// Reproduce the original K-BERT code bit for bit instead of the improved mode.
+    #[arg(long)]
+    compat: bool,
+    /// BERT `vocab.txt` (ids = line numbers, unknown characters -> `[UNK]`; outside --compat
+    /// an upper-case letter falls back to its lower case first), or a model directory holding
+    /// one. Required: ids are meaningless without the model's vocabulary.
+    #[arg(long, value_name = "FILE")]
+    vocab: PathBuf,
+}
+
+/// One input line: the sentence and, optionally, its tree.
+#[derive(Deserialize)]
+struct InputLine {
+    text: String,
+    tree: Option<Vec<InputWord>>,
+}
+
+/// One tree word: the word and its knowledge, best first.
+#[derive(Deserialize)]
+struct InputWord {
+    word: String,
+    #[serde(default)]
+    injected: Vec<Injected>,
+}
+
+/// A knowledge item: a ready string, or a `[predicate, object]` pair joined per `--predicate`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Injected {
+    Text(String),
+    Pair([String; 2]),
+}
+
+/// One output line (field names are the issue's contract).
+#[derive(Serialize)]
+struct OutputLine<'a> {
+    tokens: &'a [String],
+    input_ids: &'a [u32],
+    soft_positions: &'a [u32],
+    knowledge_mask: &'a [u8],
+    visible_matrix: Vec<String>,
+}
+
+/// Runs `zhishi kbert` on stdin, writing one JSON line per input line to stdout.
+pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
+    // Uncased BERT vocabularies hold lower-case letters only; K-BERT's lookup is exact.
+    let vocab = CharVocab::from_file(&args.vocab)?.with_lowercase_fallback(!args.compat);
+    let mode = if args.compat {
+        InjectionMode::Compat
+    } else {
+        InjectionMode::Improved
+    };
+    let config = KbertConfig::new(args.max_length)
+        .max_entities(args.max_entities)
+        .mode(mode);
+    if let Some(db) = &args.db {
+        tracing::debug!(db = %db.display(), "--db is only used for text-only input");
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for (index, line) in std::io::stdin().lock().lines().enumerate() {
+        let number = index + 1;
+        let line = line.with_context(|| format!("reading stdin line {number}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let tree =
+            parse_line(&line, args.predicate).with_context(|| format!("stdin line {number}"))?;
+        let input =
+            flatten(&tree, &vocab, &config).with_context(|| format!("stdin line {number}"))?;
+        let visible_matrix = (0..input.visible.len())
+            .map(|row| input.visible.row_string(row))
+            .collect();
+        let record = OutputLine {
+            tokens: &input.tokens,
+            input_ids: &input.input_ids,
+            soft_positions: &input.soft_positions,
+            knowledge_mask: &input.knowledge_mask,
+            visible_matrix,
+        };
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses one input line into a sentence tree, checking the tree spells the text.
+fn parse_line(line: &str, with_predicate: bool) -> anyhow::Result<SentenceTree> {
+    let input: InputLine = serde_json::from_str(line)
+        .context(r#"expected {"text": ..., "tree": [{"word": ..., "injected": [...]}]}"#)?;
+    let Some(words) = input.tree else {
+        bail!("text-only input needs the linker, which is not available yet; give a \"tree\"");
+    };
+    let tree = SentenceTree {
+        words: words
+            .into_iter()
+            .map(|w| TreeWord {
+                word: w.word,
+                injected: w
+                    .injected
+                    .into_iter()
+                    .map(|item| match item {
+                        Injected::Text(text) => text,
+                        Injected::Pair([predicate, object]) => {
+                            knowledge_string(&predicate, &object, with_predicate)
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let spelled = tree.text();
+    if spelled != input.text {
+        bail!(
+            "the tree's words spell {spelled:?} but \"text\" is {:?}; the words must concatenate to the text",
+            input.text
+        );
+    }
+    Ok(tree)
+}

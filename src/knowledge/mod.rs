@@ -1,0 +1,13 @@
+//! Knowledge injection: turning a sentence and the knowledge selected for its words into
+//! encoder inputs. [`kbert`] builds the K-BERT sentence tree input (soft positions and a
+//! visible matrix); [`tree`] holds the tree itself, [`visible`] the compact visible matrix and
+//! [`vocab`] the character-to-id lookup the flattening needs.
+pub mod kbert;
+pub mod tree;
+pub mod visible;
+pub mod vocab;
+
+pub use kbert::{flatten, InjectionMode, KbertConfig, KbertError, KbertInput};
+pub use tree::{knowledge_string, SentenceTree, TreeWord};
+pub use visible::VisibleMatrix;
+pub use vocab::{CharVocab, TokenIds, VocabError};

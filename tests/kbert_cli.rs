@@ -1,0 +1,105 @@
+//! `zhishi kbert` end to end: JSON lines with a sentence tree in, flattened K-BERT inputs out.
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn vocab_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("vocab.txt");
+    std::fs::write(&path, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n北\n京\n首\n都\n好\n").unwrap();
+    path
+}
+
+#[test]
+fn tree_input_gives_tokens_positions_and_visible_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = r#"{"text": "北京好", "tree": [{"word": "北京", "injected": [["是", "首都"], "城市"]}, {"word": "好", "injected": []}]}"#;
+    let output = Command::cargo_bin("zhishi")
+        .unwrap()
+        .args([
+            "kbert",
+            "--max-length",
+            "8",
+            "--max-entities",
+            "1",
+            "--vocab",
+        ])
+        .arg(vocab_file(&dir))
+        .write_stdin(format!("{input}\n"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let line: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({
+            "tokens": ["[CLS]", "北", "京", "首", "都", "好", "[SEP]", "[PAD]"],
+            "input_ids": [2, 4, 5, 6, 7, 8, 3, 0],
+            "soft_positions": [0, 1, 2, 3, 4, 3, 4, 7],
+            "knowledge_mask": [0, 0, 0, 1, 1, 0, 0, 0],
+            "visible_matrix": [
+                "11100110", "11111110", "11111110", "01111000",
+                "01111000", "11100110", "11100110", "00000001"
+            ]
+        })
+    );
+}
+
+#[test]
+fn predicate_flag_and_compat_mode_follow_kbert() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = r#"{"text": "北京好", "tree": [{"word": "北京", "injected": [["首", "都"]]}, {"word": "好"}]}"#;
+    let output = Command::cargo_bin("zhishi")
+        .unwrap()
+        .args([
+            "kbert",
+            "--max-length",
+            "6",
+            "--predicate",
+            "--compat",
+            "--vocab",
+        ])
+        .arg(vocab_file(&dir))
+        .write_stdin(format!("{input}\n"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let line: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(
+        line["tokens"],
+        serde_json::json!(["[CLS]", "北", "京", "首", "都", "好"])
+    );
+    assert_eq!(
+        line["soft_positions"],
+        serde_json::json!([0, 1, 2, 3, 4, 3])
+    );
+}
+
+#[test]
+fn text_only_input_asks_for_the_linker() {
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("zhishi")
+        .unwrap()
+        .args(["kbert", "--db", "kg", "--max-length", "8", "--vocab"])
+        .arg(vocab_file(&dir))
+        .write_stdin("{\"text\": \"北京好\"}\n")
+        .assert()
+        .failure()
+        .stderr(contains("line 1").and(contains("text-only input needs the linker")));
+}
+
+#[test]
+fn a_tree_that_does_not_spell_the_text_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("zhishi")
+        .unwrap()
+        .args(["kbert", "--max-length", "8", "--vocab"])
+        .arg(vocab_file(&dir))
+        .write_stdin("\n{\"text\": \"北京\", \"tree\": [{\"word\": \"南京\"}]}\n")
+        .assert()
+        .failure()
+        .stderr(contains("stdin line 2").and(contains("must concatenate to the text")));
+}
