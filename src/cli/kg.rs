@@ -170,7 +170,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     };
     let result = import_files(&args.db, &args.files, &options, &mut |p| {
         bar.set_position(p.bytes_done);
-        bar.set_message(format!("{} new triples", p.new_triples));
+        bar.set_message(format!("{} triples", p.parsed_triples));
     });
     bar.finish_and_clear();
     let report = match result {

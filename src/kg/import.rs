@@ -182,8 +182,8 @@ pub struct Progress {
     pub bytes_done: u64,
     /// Total bytes of all files.
     pub bytes_total: u64,
-    /// Triples new to the store so far.
-    pub new_triples: u64,
+    /// Valid triples parsed so far.
+    pub parsed_triples: u64,
 }
 
 /// Imports `files` into the store at `db` (created if missing) as one atomic write.
@@ -200,6 +200,7 @@ pub fn import_files(
     }
     let bytes_total = plans.iter().map(|p| p.bytes).sum();
     let mut writer = StoreWriter::begin_with(db, &options.store)?;
+    let triples_before = writer.stats().triples;
     let mut report = ImportReport {
         files: Vec::new(),
         parsed_triples: 0,
@@ -217,11 +218,11 @@ pub fn import_files(
             plan,
             options,
             &mut report,
-            &mut |bytes, new| {
+            &mut |bytes, parsed| {
                 on_progress(Progress {
                     bytes_done: bytes_done + bytes,
                     bytes_total,
-                    new_triples: new,
+                    parsed_triples: parsed,
                 })
             },
         )?;
@@ -235,6 +236,8 @@ pub fn import_files(
         });
     }
     report.stats = writer.commit()?;
+    report.new_triples = report.stats.triples - triples_before;
+    report.duplicate_triples = report.parsed_triples - report.new_triples;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -414,10 +417,8 @@ fn import_one(
         }
         file_report.triples += batch.len() as u64;
         report.parsed_triples += batch.len() as u64;
-        let outcome = writer.apply(&batch)?;
-        report.new_triples += outcome.new_triples;
-        report.duplicate_triples += outcome.duplicates;
-        on_progress(bytes_read, report.new_triples);
+        writer.apply(&batch)?;
+        on_progress(bytes_read, report.parsed_triples);
     }
     Ok(file_report)
 }
