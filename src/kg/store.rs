@@ -1048,23 +1048,55 @@ fn compact_into(from: &Trees, dir: &Path, options: &StoreOptions) -> Result<(), 
         (&from.aliases, &to.aliases),
     ];
     for (source, target) in pairs {
-        let mut batch = sled::Batch::default();
-        let mut pending = 0usize;
+        let mut batch = ChunkedBatch::new(target);
         for item in source.iter() {
             let (key, value) = item.map_err(from.db_err())?;
-            batch.insert(key, value);
-            pending += 1;
-            if pending == 50_000 {
-                target
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(to.db_err())?;
-                pending = 0;
-            }
+            batch.insert(key, value).map_err(to.db_err())?;
         }
-        target.apply_batch(batch).map_err(to.db_err())?;
+        batch.finish().map_err(to.db_err())?;
     }
     to.db.flush().map_err(to.db_err())?;
     Ok(())
+}
+
+/// Writes to one tree in sled batches of bounded size: a single batch of hundreds of
+/// thousands of keys is materialised whole by sled and was measured to drive import RSS
+/// into gigabytes.
+struct ChunkedBatch<'a> {
+    tree: &'a sled::Tree,
+    batch: sled::Batch,
+    pending: usize,
+}
+
+/// Keys per sled batch.
+const BATCH_KEYS: usize = 10_000;
+
+impl<'a> ChunkedBatch<'a> {
+    fn new(tree: &'a sled::Tree) -> Self {
+        Self {
+            tree,
+            batch: sled::Batch::default(),
+            pending: 0,
+        }
+    }
+
+    fn insert(
+        &mut self,
+        key: impl Into<sled::IVec>,
+        value: impl Into<sled::IVec>,
+    ) -> sled::Result<()> {
+        self.batch.insert(key, value);
+        self.pending += 1;
+        if self.pending >= BATCH_KEYS {
+            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> sled::Result<()> {
+        self.tree.apply_batch(self.batch)
+    }
 }
 
 /// A fixed-width id or id pair stored big-endian in packed lists.
@@ -1101,7 +1133,7 @@ fn merge_list<T: Packed>(
     tree: &sled::Tree,
     key: &[u8],
     mut additions: Vec<T>,
-    out: &mut sled::Batch,
+    out: &mut ChunkedBatch<'_>,
 ) -> sled::Result<Vec<T>> {
     additions.sort_unstable();
     additions.dedup();
@@ -1117,7 +1149,7 @@ fn merge_list<T: Packed>(
         let mut merged = existing;
         merged.extend_from_slice(&added);
         merged.sort_unstable();
-        out.insert(key, T::pack(&merged));
+        out.insert(key, T::pack(&merged))?;
     }
     Ok(added)
 }
@@ -1266,7 +1298,7 @@ fn flush_triples(
     pending.sort_unstable();
     pending.dedup();
     // Subject lists decide which triples are new; the other two indexes follow.
-    let mut s_batch = sled::Batch::default();
+    let mut s_batch = ChunkedBatch::new(&trees.s_po);
     let mut new_triples: Vec<Triple> = Vec::new();
     for group in pending.chunk_by(|a, b| a.subject == b.subject) {
         let s = group[0].subject;
@@ -1285,7 +1317,7 @@ fn flush_triples(
         }));
     }
     pending.clear();
-    trees.s_po.apply_batch(s_batch).map_err(&err)?;
+    s_batch.finish().map_err(&err)?;
 
     let mut degree: BTreeMap<TermId, u32> = BTreeMap::new();
     for t in &new_triples {
@@ -1295,7 +1327,7 @@ fn flush_triples(
         }
     }
     new_triples.sort_unstable_by_key(|t| (t.object, t.subject, t.predicate));
-    let mut o_batch = sled::Batch::default();
+    let mut o_batch = ChunkedBatch::new(&trees.o_sp);
     for group in new_triples.chunk_by(|a, b| a.object == b.object) {
         let pairs = group
             .iter()
@@ -1303,25 +1335,27 @@ fn flush_triples(
             .collect();
         merge_list(&trees.o_sp, &be(group[0].object), pairs, &mut o_batch).map_err(&err)?;
     }
-    trees.o_sp.apply_batch(o_batch).map_err(&err)?;
+    o_batch.finish().map_err(&err)?;
     new_triples.sort_unstable_by_key(|t| (t.predicate, t.object, t.subject));
-    let mut po_batch = sled::Batch::default();
+    let mut po_batch = ChunkedBatch::new(&trees.po_s);
     for group in new_triples.chunk_by(|a, b| (a.predicate, a.object) == (b.predicate, b.object)) {
         let subjects = group.iter().map(|t| t.subject).collect();
         let key = key2(group[0].predicate, group[0].object);
         merge_list(&trees.po_s, &key, subjects, &mut po_batch).map_err(&err)?;
     }
-    trees.po_s.apply_batch(po_batch).map_err(&err)?;
+    po_batch.finish().map_err(&err)?;
 
-    let mut info_batch = sled::Batch::default();
+    let mut info_batch = ChunkedBatch::new(&trees.term_info);
     for (id, delta) in degree {
         let term = trees
             .term(id)?
             .ok_or_else(|| trees.corrupt(format!("term {id} has no record")))?;
         let degree = term.degree.saturating_add(delta);
-        info_batch.insert(&be(id), encode_term_info(term.kind, degree, &term.name));
+        info_batch
+            .insert(&be(id), encode_term_info(term.kind, degree, &term.name))
+            .map_err(&err)?;
     }
-    trees.term_info.apply_batch(info_batch).map_err(&err)?;
+    info_batch.finish().map_err(&err)?;
     stats.triples += new_triples.len() as u64;
     Ok(())
 }
