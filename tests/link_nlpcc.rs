@@ -12,7 +12,7 @@
 //! ```
 use std::path::PathBuf;
 
-use zhishi::text::disambiguate::ScoreWeights;
+use zhishi::text::disambiguate::{ScoreWeights, N_FEATURES};
 use zhishi::text::{LinkOptions, Linker, MemoryKg, Mention, OverlapPolicy};
 
 const HELD_OUT: usize = 2000;
@@ -142,7 +142,7 @@ fn fit_score_weights() {
     let linker = build(&triples, eval_options());
     let kg = linker.source();
     let train = &questions[..questions.len() - HELD_OUT];
-    let examples: Vec<([f32; 10], f32)> = train
+    let examples: Vec<([f32; N_FEATURES], f32)> = train
         .par_iter()
         .flat_map_iter(|q| {
             let gold = kg.id(&q.subject);
@@ -158,18 +158,18 @@ fn fit_score_weights() {
     let lr = 0.5f32;
     let l2 = 1e-4f32;
     for _epoch in 0..300 {
-        let mut grad = [0f32; 11];
+        let mut grad = [0f32; N_FEATURES + 1];
         for (x, y) in &examples {
             let z = w[0] + x.iter().zip(&w[1..]).map(|(a, b)| a * b).sum::<f32>();
             let p = 1.0 / (1.0 + (-z).exp());
             let g = p - y;
             grad[0] += g;
-            for i in 0..10 {
+            for i in 0..N_FEATURES {
                 grad[i + 1] += g * x[i];
             }
         }
         let n = examples.len().max(1) as f32;
-        for i in 0..11 {
+        for i in 0..=N_FEATURES {
             w[i] -= lr * (grad[i] / n + l2 * w[i]);
         }
     }

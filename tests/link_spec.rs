@@ -82,7 +82,7 @@ fn offsets_round_trip_on_mixed_text() {
         assert_eq!(by_chars, m.text);
     }
     assert_eq!(mentions[1].entity.name, "北京");
-    assert_eq!((mentions[1].char_start, mentions[1].char_end), (16, 18));
+    assert_eq!((mentions[1].char_start, mentions[1].char_end), (15, 17));
 }
 
 #[test]

@@ -165,11 +165,18 @@ pub struct Features {
     pub coherence: f32,
     /// Matched through an alias, not the canonical name.
     pub alias: f32,
+    /// The mention is only function chars (`是`, `什么`).
+    pub function_word: f32,
+    /// The mention cuts through a dictionary word at one end (`文庙` in `文/庙里`).
+    pub crosses_word: f32,
 }
+
+/// Number of features (the score model has one more weight, the bias).
+pub const N_FEATURES: usize = 12;
 
 impl Features {
     /// Features as a vector, in [`ScoreWeights`] field order (after the bias).
-    pub fn to_vec(&self) -> [f32; 10] {
+    pub fn to_vec(&self) -> [f32; N_FEATURES] {
         [
             self.anagram,
             self.pinyin,
@@ -181,11 +188,14 @@ impl Features {
             self.context_object,
             self.coherence,
             self.alias,
+            self.function_word,
+            self.crosses_word,
         ]
     }
 
     /// The non-context features of a candidate.
-    pub fn basic(kind: MatchKind, mention_chars: usize, degree: u32, alias: bool) -> Self {
+    pub fn basic(kind: MatchKind, mention: &str, degree: u32, alias: bool) -> Self {
+        let mention_chars = mention.chars().count();
         Features {
             anagram: (kind == MatchKind::Anagram) as u8 as f32,
             pinyin: (kind == MatchKind::Pinyin) as u8 as f32,
@@ -193,6 +203,7 @@ impl Features {
             single_char: (mention_chars == 1) as u8 as f32,
             log_degree: (1.0 + degree as f32).ln(),
             alias: alias as u8 as f32,
+            function_word: mention.chars().all(|c| !content_char(c)) as u8 as f32,
             ..Features::default()
         }
     }
@@ -225,29 +236,37 @@ pub struct ScoreWeights {
     pub coherence: f32,
     /// Weight of [`Features::alias`].
     pub alias: f32,
+    /// Weight of [`Features::function_word`].
+    pub function_word: f32,
+    /// Weight of [`Features::crosses_word`].
+    pub crosses_word: f32,
 }
 
 impl Default for ScoreWeights {
+    /// Fitted by `fit_score_weights` in tests/link_nlpcc.rs (22,267
+    /// candidates of the 12,609 training questions), rounded.
     fn default() -> Self {
         ScoreWeights {
-            bias: -4.0,
-            anagram: -1.5,
-            pinyin: -2.0,
-            log_len: 2.5,
-            single_char: -1.0,
-            log_degree: 0.3,
-            prior_share: 1.0,
-            context_predicate: 3.0,
-            context_object: 1.0,
-            coherence: 1.0,
-            alias: -0.3,
+            bias: -3.831,
+            anagram: -1.523,
+            pinyin: -2.201,
+            log_len: 2.920,
+            single_char: -1.080,
+            log_degree: -0.134,
+            prior_share: 1.396,
+            context_predicate: 4.141,
+            context_object: 0.942,
+            coherence: 0.980,
+            alias: -0.577,
+            function_word: -2.166,
+            crosses_word: -1.482,
         }
     }
 }
 
 impl ScoreWeights {
     /// Weights as a vector: bias first, then [`Features::to_vec`] order.
-    pub fn to_vec(&self) -> [f32; 11] {
+    pub fn to_vec(&self) -> [f32; N_FEATURES + 1] {
         [
             self.bias,
             self.anagram,
@@ -260,11 +279,13 @@ impl ScoreWeights {
             self.context_object,
             self.coherence,
             self.alias,
+            self.function_word,
+            self.crosses_word,
         ]
     }
 
     /// Weights from a vector in [`ScoreWeights::to_vec`] order.
-    pub fn from_vec(w: [f32; 11]) -> Self {
+    pub fn from_vec(w: [f32; N_FEATURES + 1]) -> Self {
         ScoreWeights {
             bias: w[0],
             anagram: w[1],
@@ -277,6 +298,8 @@ impl ScoreWeights {
             context_object: w[8],
             coherence: w[9],
             alias: w[10],
+            function_word: w[11],
+            crosses_word: w[12],
         }
     }
 
@@ -313,8 +336,8 @@ mod tests {
     #[test]
     fn longer_exact_mentions_score_higher() {
         let w = ScoreWeights::default();
-        let short = w.score(&Features::basic(MatchKind::Exact, 1, 1, false));
-        let long = w.score(&Features::basic(MatchKind::Exact, 4, 1, false));
+        let short = w.score(&Features::basic(MatchKind::Exact, "京", 1, false));
+        let long = w.score(&Features::basic(MatchKind::Exact, "山西大学", 1, false));
         assert!(long > short);
     }
 }

@@ -43,7 +43,8 @@ pub struct LinkOptions {
     pub hmm: bool,
     /// Add every KG name as a jieba user word so names stay whole.
     pub kg_user_words: bool,
-    /// Only accept mentions that start and end on word boundaries (no `京` in `北京`).
+    /// Reject mentions inside one word (no `京` in `北京`); mentions cutting
+    /// through a word at one end are kept with the `crosses_word` feature.
     pub respect_boundaries: bool,
     /// Overlap resolution.
     pub overlap: OverlapPolicy,
@@ -174,6 +175,7 @@ struct Raw {
     end: usize,
     chars: usize,
     pos: Option<usize>,
+    crosses: bool,
     cands: Vec<(EntityId, MatchKind)>,
     sentence: usize,
 }
@@ -270,22 +272,54 @@ impl<S: KnowledgeSource> Linker<S> {
 
     /// Mention detection: exact name matches on word boundaries, then fuzzy windows.
     fn detect(&self, s: &str, tokens: &[NormToken<'_>], sentences: &[(usize, usize)]) -> Vec<Raw> {
-        // Token index by start byte (u32::MAX: no token starts there) and
-        // end flags: O(1) boundary checks, cheaper than hashing per match.
+        // Token index by start byte (u32::MAX: none), the token holding each
+        // byte, and end flags: O(1) boundary checks per match.
         let mut starts = vec![u32::MAX; s.len() + 1];
+        let mut tok_at = vec![0u32; s.len()];
         let mut is_end = vec![false; s.len() + 1];
+        // Inside an unknown word the HMM guessed (not in the dictionary, all
+        // Han) a cut costs nothing: such guesses often glue a name to the next
+        // char (`阿兰戈是`), while dictionary words are trusted (`北京`).
+        let mut soft = vec![false; s.len() + 1];
         for (i, t) in tokens.iter().enumerate() {
             starts[t.start] = i as u32;
             is_end[t.end] = true;
+            tok_at[t.start..t.end].fill(i as u32);
+            let word = &s[t.start..t.end];
+            if word.chars().nth(1).is_some()
+                && word.chars().all(is_han)
+                && !self.segmenter.has_word(word)
+            {
+                for (k, _) in word.char_indices().skip(1) {
+                    soft[t.start + k] = true;
+                }
+            }
         }
-        let boundary = |st: usize, en: usize| starts[st] != u32::MAX && is_end[en];
+        // `None`: the span lies inside one word (`京` in `北京`), rejected;
+        // `Some(true)`: it cuts through a word at one end (a scored feature).
+        let boundary = |st: usize, en: usize| -> Option<bool> {
+            let start_ok = starts[st] != u32::MAX || soft[st];
+            let end_ok = is_end[en] || soft[en];
+            if start_ok && end_ok {
+                Some(false)
+            } else if tok_at[st] == tok_at[en - 1] {
+                None
+            } else {
+                Some(true)
+            }
+        };
         let sentence_of = |pos: usize| sentences.partition_point(|&(_, e)| e <= pos);
         let mut raws = Vec::new();
         let mut exact_spans: FxHashSet<(usize, usize)> = FxHashSet::default();
         self.index.exact_matches(s, |st, en, ids| {
-            if self.opts.respect_boundaries && !boundary(st, en) {
-                return;
-            }
+            let crosses = if self.opts.respect_boundaries {
+                match boundary(st, en) {
+                    Some(c) => c,
+                    None => return,
+                }
+            } else {
+                false
+            };
             let chars = s[st..en].chars().count();
             if chars < self.opts.min_chars {
                 return;
@@ -296,6 +330,7 @@ impl<S: KnowledgeSource> Linker<S> {
                 end: en,
                 chars,
                 pos: single_token(&starts, tokens, st, en),
+                crosses,
                 cands: ids.iter().map(|&id| (id, MatchKind::Exact)).collect(),
                 sentence: sentence_of(st),
             });
@@ -325,6 +360,7 @@ impl<S: KnowledgeSource> Linker<S> {
                         end: en,
                         chars,
                         pos: (i == j).then_some(i),
+                        crosses: false,
                         cands: found.clone(),
                         sentence: sentence_of(st),
                     });
@@ -364,8 +400,9 @@ impl<S: KnowledgeSource> Linker<S> {
                 .filter_map(|&(id, kind)| {
                     let p = self.profiles.get(&id)?;
                     let alias = kind == MatchKind::Exact && &*p.key != mention;
-                    let mut f = Features::basic(kind, raw.chars, p.degree, alias);
+                    let mut f = Features::basic(kind, mention, p.degree, alias);
                     f.prior_share = p.degree as f32 / total;
+                    f.crosses_word = raw.crosses as u8 as f32;
                     (f.context_predicate, f.context_object) = ctx.context(p, mention);
                     Some(Candidate {
                         id,
@@ -481,6 +518,11 @@ impl<S: KnowledgeSource> Linker<S> {
         ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0)));
         Ok(ranked.into_iter().take(k).map(|(_, kn)| kn).collect())
     }
+}
+
+/// Whether `c` is a CJK unified ideograph (basic block or extension A).
+fn is_han(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
 }
 
 /// Index of the token exactly covering `[st, en)`, if one does.
