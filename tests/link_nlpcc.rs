@@ -13,7 +13,9 @@
 use std::path::PathBuf;
 
 use zhishi::text::disambiguate::{ScoreWeights, N_FEATURES};
-use zhishi::text::{LinkOptions, Linker, MemoryKg, Mention, OverlapPolicy};
+use zhishi::kg::import::{import_files, Format, ImportOptions};
+use zhishi::kg::store::Store;
+use zhishi::text::{LinkOptions, Linker, Mention, OverlapPolicy};
 
 const HELD_OUT: usize = 2000;
 
@@ -62,13 +64,16 @@ fn eval_options() -> LinkOptions {
     }
 }
 
-fn build(triples: &[(String, String, String)], opts: LinkOptions) -> Linker<MemoryKg> {
-    let kg = MemoryKg::from_triples(
-        triples
-            .iter()
-            .map(|(s, p, o)| (s.as_str(), p.as_str(), o.as_str())),
-    );
-    Linker::build(kg, opts).expect("linker builds")
+/// Imports every gold triple of the file into a fresh store (kept in `dir`).
+fn build(dir: &tempfile::TempDir, opts: LinkOptions) -> Linker<Store> {
+    let db = dir.path().join("kg");
+    let import = ImportOptions {
+        format: Format::Nlpcc,
+        ..ImportOptions::default()
+    };
+    import_files(&db, &[data_path()], &import, &mut |_| {}).expect("NLPCC import");
+    let store = Store::open(&db).expect("store opens");
+    Linker::build(store, opts).expect("linker builds")
 }
 
 /// (top-1 hit, recall hit) for one question.
@@ -86,12 +91,12 @@ fn judge(mentions: &[Mention], gold: Option<u32>) -> (bool, bool) {
     (top1, recall)
 }
 
-fn evaluate(linker: &Linker<MemoryKg>, questions: &[Question], show_misses: usize) -> (f64, f64) {
+fn evaluate(linker: &Linker<Store>, questions: &[Question], show_misses: usize) -> (f64, f64) {
     use rayon::prelude::*;
     let kg = linker.source();
     let results: Vec<(bool, bool)> = questions
         .par_iter()
-        .map(|q| judge(&linker.link(&q.text), kg.id(&q.subject)))
+        .map(|q| judge(&linker.link(&q.text), kg.term_id(&q.subject).ok().flatten()))
         .collect();
     let mut shown = 0;
     for (q, (top1, _)) in questions.iter().zip(&results) {
@@ -116,14 +121,16 @@ fn evaluate(linker: &Linker<MemoryKg>, questions: &[Question], show_misses: usiz
 fn nlpcc2016_kbqa_subject_linking() {
     let (questions, triples) = load();
     assert_eq!(questions.len(), 14_609);
-    let linker = build(&triples, eval_options());
+    let dir = tempfile::tempdir().unwrap();
+    let linker = build(&dir, eval_options());
     let split = questions.len() - HELD_OUT;
     let misses = std::env::var("SHOW_MISSES").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let (train_top1, train_recall) = evaluate(&linker, &questions[..split], misses);
     let (test_top1, test_recall) = evaluate(&linker, &questions[split..], 0);
     let report = serde_json::json!({
         "bench": "nlpcc2016_kbqa_linking",
-        "kg_triples": triples.len(),
+        "gold_triples": triples.len(),
+        "kg": linker.source().stats(),
         "names": linker.name_count(),
         "train": {"questions": split, "top1": train_top1, "recall": train_recall},
         "test": {"questions": HELD_OUT, "top1": test_top1, "recall": test_recall},
@@ -138,14 +145,15 @@ fn nlpcc2016_kbqa_subject_linking() {
 #[ignore]
 fn fit_score_weights() {
     use rayon::prelude::*;
-    let (questions, triples) = load();
-    let linker = build(&triples, eval_options());
+    let (questions, _) = load();
+    let dir = tempfile::tempdir().unwrap();
+    let linker = build(&dir, eval_options());
     let kg = linker.source();
     let train = &questions[..questions.len() - HELD_OUT];
     let examples: Vec<([f32; N_FEATURES], f32)> = train
         .par_iter()
         .flat_map_iter(|q| {
-            let gold = kg.id(&q.subject);
+            let gold = kg.term_id(&q.subject).ok().flatten();
             linker
                 .link(&q.text)
                 .into_iter()
@@ -176,7 +184,7 @@ fn fit_score_weights() {
     let fitted = ScoreWeights::from_vec(w);
     println!("{}", serde_json::to_string(&fitted).unwrap());
     let refit = build(
-        &triples,
+        &dir,
         LinkOptions {
             weights: fitted,
             ..eval_options()

@@ -7,6 +7,7 @@ pub mod link;
 pub mod normalize;
 pub mod segment;
 pub mod source;
+pub mod store_source;
 
 pub use link::{Candidate, EntityRef, Knowledge, LinkError, LinkOptions, Linker, Mention, OverlapPolicy};
 pub use normalize::{normalize, NormalizeOptions, Normalized};

@@ -3,8 +3,10 @@
 //!
 //! The linker reads names once at build time and facts (outgoing triples)
 //! to build its context signatures; the real sled store implements the same
-//! trait in `store_source.rs`.
+//! trait in `store_source.rs`; aliases follow the store's rules.
 use std::collections::HashMap;
+
+pub use crate::kg::store::{derived_aliases, DEFAULT_ALIAS_PREDICATES};
 
 /// Dense id of an entity (the store's `TermId`).
 pub type EntityId = u32;
@@ -52,44 +54,6 @@ pub trait KnowledgeSource: Send + Sync {
     fn facts(&self, id: EntityId, limit: usize) -> Result<Vec<Fact>, SourceError>;
 }
 
-/// Predicates whose objects are other names of the subject (as in the store).
-pub const ALIAS_PREDICATES: &[&str] = &[
-    "别名",
-    "中文名",
-    "简称",
-    "又名",
-    "外文名",
-    "英文名",
-    "rdfs:label",
-    "skos:altLabel",
-];
-
-/// Names derived from a canonical name the way the store derives aliases:
-/// `《哈姆雷特》` -> `哈姆雷特`, `苹果（水果）` -> `苹果`.
-pub fn derived_aliases(name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let trimmed = name.trim();
-    if let Some(inner) = trimmed
-        .strip_prefix('《')
-        .and_then(|s| s.strip_suffix('》'))
-    {
-        if !inner.is_empty() {
-            out.push(inner.to_string());
-        }
-    }
-    for (open, close) in [('（', '）'), ('(', ')')] {
-        if trimmed.ends_with(close) {
-            if let Some(pos) = trimmed.rfind(open) {
-                let head = trimmed[..pos].trim();
-                if !head.is_empty() {
-                    out.push(head.to_string());
-                }
-            }
-        }
-    }
-    out
-}
-
 /// An in-memory KG built from `(subject, predicate, object)` strings.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryKg {
@@ -118,7 +82,7 @@ impl MemoryKg {
                 kg.degree[oid as usize] += 1;
             }
             kg.facts[sid as usize].push((p.to_string(), oid));
-            if ALIAS_PREDICATES.contains(&p) && o != s {
+            if DEFAULT_ALIAS_PREDICATES.contains(&p) && o != s {
                 kg.aliases.push((o.to_string(), sid));
             }
         }
