@@ -57,7 +57,10 @@ fn each_input_line_gets_one_json_object_in_order() {
     assert!(mention_texts(&objs[1]).is_empty());
     assert_eq!(mention_texts(&objs[2]), ["北京"]);
     let m = &objs[0]["mentions"][0];
-    assert_eq!((m["start"].as_u64(), m["end"].as_u64()), (Some(0), Some(12)));
+    assert_eq!(
+        (m["start"].as_u64(), m["end"].as_u64()),
+        (Some(0), Some(12))
+    );
     assert_eq!(m["entity"]["name"], "山西大学");
     assert_eq!(m["candidates"][0]["name"], "山西大学");
 }
@@ -68,7 +71,14 @@ fn jsonl_input_links_the_named_field_and_can_add_knowledge() {
     let db = store(&dir);
     let out = Command::cargo_bin("zhishi")
         .unwrap()
-        .args(["link", "--db", db.to_str().unwrap(), "--json", "--text-field", "q"])
+        .args([
+            "link",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "--text-field",
+            "q",
+        ])
         .args(["--knowledge", "1"])
         .write_stdin("{\"id\": 1, \"q\": \"山西大学的建筑面积是多少？\"}\n")
         .assert()
@@ -88,7 +98,14 @@ fn a_bad_jsonl_line_is_reported_with_its_number() {
     let db = store(&dir);
     Command::cargo_bin("zhishi")
         .unwrap()
-        .args(["link", "--db", db.to_str().unwrap(), "--json", "--text-field", "q"])
+        .args([
+            "link",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "--text-field",
+            "q",
+        ])
         .write_stdin("{\"q\": \"北京\"}\nnot json\n")
         .assert()
         .failure()

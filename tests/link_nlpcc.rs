@@ -12,9 +12,9 @@
 //! ```
 use std::path::PathBuf;
 
-use zhishi::text::disambiguate::{ScoreWeights, N_FEATURES};
 use zhishi::kg::import::{import_files, Format, ImportOptions};
 use zhishi::kg::store::Store;
+use zhishi::text::disambiguate::{ScoreWeights, N_FEATURES};
 use zhishi::text::{LinkOptions, Linker, Mention, OverlapPolicy};
 
 const HELD_OUT: usize = 2000;
@@ -39,7 +39,9 @@ fn load() -> (Vec<Question>, Vec<(String, String, String)>) {
         if let Some(rest) = line.strip_prefix("<question id=") {
             text = rest.split_once('>').map(|(_, q)| q.trim().to_string());
         } else if let Some(rest) = line.strip_prefix("<triple id=") {
-            let Some((_, t)) = rest.split_once('>') else { continue };
+            let Some((_, t)) = rest.split_once('>') else {
+                continue;
+            };
             let parts: Vec<&str> = t.split("|||").map(str::trim).collect();
             if parts.len() == 3 {
                 if let Some(q) = text.take() {
@@ -78,12 +80,12 @@ fn build(dir: &tempfile::TempDir, opts: LinkOptions) -> Linker<Store> {
 
 /// (top-1 hit, recall hit) for one question.
 fn judge(mentions: &[Mention], gold: Option<u32>) -> (bool, bool) {
-    let Some(gold) = gold else { return (false, false) };
-    let best = mentions.iter().max_by(|a, b| {
-        a.score
-            .total_cmp(&b.score)
-            .then(b.start.cmp(&a.start))
-    });
+    let Some(gold) = gold else {
+        return (false, false);
+    };
+    let best = mentions
+        .iter()
+        .max_by(|a, b| a.score.total_cmp(&b.score).then(b.start.cmp(&a.start)));
     let top1 = best.is_some_and(|m| m.entity.id == gold);
     let recall = mentions
         .iter()
@@ -124,7 +126,10 @@ fn nlpcc2016_kbqa_subject_linking() {
     let dir = tempfile::tempdir().unwrap();
     let linker = build(&dir, eval_options());
     let split = questions.len() - HELD_OUT;
-    let misses = std::env::var("SHOW_MISSES").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let misses = std::env::var("SHOW_MISSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let (train_top1, train_recall) = evaluate(&linker, &questions[..split], misses);
     let (test_top1, test_recall) = evaluate(&linker, &questions[split..], 0);
     let report = serde_json::json!({
@@ -191,5 +196,8 @@ fn fit_score_weights() {
         },
     );
     let (top1, recall) = evaluate(&refit, train, 0);
-    println!("{}", serde_json::json!({"examples": examples.len(), "train_top1": top1, "train_recall": recall}));
+    println!(
+        "{}",
+        serde_json::json!({"examples": examples.len(), "train_top1": top1, "train_recall": recall})
+    );
 }

@@ -56,7 +56,10 @@ fn overlapping_names_resolve_per_policy() {
         },
     )
     .unwrap();
-    assert_eq!(texts(&longest, "机械设计基础这本书的作者是谁"), ["机械设计基础"]);
+    assert_eq!(
+        texts(&longest, "机械设计基础这本书的作者是谁"),
+        ["机械设计基础"]
+    );
 }
 
 #[test]
@@ -180,7 +183,10 @@ fn knowledge_is_ranked_by_relevance_to_the_sentence() {
         .iter()
         .map(|k| (k.predicate.as_str(), k.object.as_str()))
         .collect();
-    assert_eq!(picked, [("建筑面积", "142万平方米"), ("创办时间", "1902年")]);
+    assert_eq!(
+        picked,
+        [("建筑面积", "142万平方米"), ("创办时间", "1902年")]
+    );
 }
 
 #[test]

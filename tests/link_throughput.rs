@@ -21,7 +21,9 @@ use zhishi::kg::store::Store;
 use zhishi::text::{LinkOptions, Linker};
 
 fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel)
 }
 
 /// Sentences of a BMES file (one `char TAG` per line, blank line between sentences).
@@ -47,12 +49,20 @@ fn corpus(dir: &Path) -> Vec<String> {
         return text.lines().map(str::to_string).collect();
     }
     let mut lines = Vec::new();
-    for f in ["ner/msra/msra_sighan2006_train.bmes", "ner/msra/msra_sighan2006_test.bmes"] {
+    for f in [
+        "ner/msra/msra_sighan2006_train.bmes",
+        "ner/msra/msra_sighan2006_test.bmes",
+    ] {
         bmes_sentences(&shared(f), &mut lines);
     }
     for f in ["train", "dev", "test"] {
         let raw = std::fs::read_to_string(shared(&format!("cls/chnsenticorp/{f}.tsv"))).unwrap();
-        lines.extend(raw.lines().skip(1).filter_map(|l| l.split_once('\t')).map(|(_, t)| t.to_string()));
+        lines.extend(
+            raw.lines()
+                .skip(1)
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(_, t)| t.to_string()),
+        );
     }
     let mut seen = HashSet::new();
     for f in ["train", "valid", "test"] {
@@ -85,7 +95,10 @@ fn store(dir: &Path) -> Store {
 
 /// Runs `f` over all lines on a pool of `threads`; returns seconds.
 fn timed(lines: &[String], threads: usize, f: impl Fn(&str) -> usize + Sync) -> (f64, usize) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     let t = Instant::now();
     let n = pool.install(|| lines.par_iter().with_min_len(64).map(|l| f(l)).sum());
     (t.elapsed().as_secs_f64(), n)
@@ -113,12 +126,23 @@ fn link_throughput_vs_segmentation() {
     assert!(bytes >= 10_000_000, "corpus is only {bytes} bytes");
 
     let t = Instant::now();
-    let linker = Linker::build(store(&dir), LinkOptions::default()).unwrap();
+    // LINK_NO_FUZZY=1 measures the linker without typo candidates.
+    let fuzzy = std::env::var("LINK_NO_FUZZY").is_err();
+    let opts = LinkOptions {
+        fuzzy,
+        ..LinkOptions::default()
+    };
+    let linker = Linker::build(store(&dir), opts).unwrap();
     let build_s = t.elapsed().as_secs_f64();
     let jieba = jieba_rs::Jieba::new();
 
     let mut runs = Vec::new();
-    for threads in [1, 2] {
+    let threads: Vec<usize> = if std::env::var("LINK_ONE_THREAD").is_ok() {
+        vec![1]
+    } else {
+        vec![1, 2]
+    };
+    for threads in threads {
         let (seg_s, tokens) = timed(&lines, threads, |l| jieba.cut(l, true).len());
         let (own_s, _) = timed(&lines, threads, |l| {
             linker.segmenter().segment_normalized(l, false).len()
@@ -139,7 +163,8 @@ fn link_throughput_vs_segmentation() {
                 .arg(dir.join("corpus.txt"))
                 .output()
                 .expect("running Python jieba");
-            serde_json::from_slice(&out.stdout).unwrap_or(json!({"error": String::from_utf8_lossy(&out.stderr)}))
+            serde_json::from_slice(&out.stdout)
+                .unwrap_or(json!({"error": String::from_utf8_lossy(&out.stderr)}))
         }
         Err(_) => json!(null),
     };
@@ -148,6 +173,7 @@ fn link_throughput_vs_segmentation() {
         "corpus": {"lines": lines.len(), "chars": chars, "bytes": bytes},
         "kg": linker.source().stats(),
         "names": linker.name_count(),
+        "fuzzy": fuzzy,
         "linker_build_seconds": build_s,
         "runs": runs,
         "python_jieba_1_thread": python,

@@ -58,14 +58,16 @@ fn parse_overlap(s: &str) -> Result<OverlapPolicy, String> {
         "all" => Ok(OverlapPolicy::All),
         "longest" => Ok(OverlapPolicy::Longest),
         "best-score" | "best_score" => Ok(OverlapPolicy::BestScore),
-        other => Err(format!("unknown overlap policy `{other}` (all, longest, best-score)")),
+        other => Err(format!(
+            "unknown overlap policy `{other}` (all, longest, best-score)"
+        )),
     }
 }
 
 /// Runs `zhishi link`.
 pub fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&args.db)
-        .with_context(|| format!("opening KG store {}", args.db.display()))?;
+    let store =
+        Store::open(&args.db).with_context(|| format!("opening KG store {}", args.db.display()))?;
     let opts = LinkOptions {
         overlap: args.overlap,
         nil_threshold: args.nil_threshold,

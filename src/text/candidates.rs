@@ -100,7 +100,10 @@ impl NameIndex {
         };
         Ok(NameIndex {
             automaton,
-            pattern_entities: keys.into_iter().map(|(_, v)| v.into_boxed_slice()).collect(),
+            pattern_entities: keys
+                .into_iter()
+                .map(|(_, v)| v.into_boxed_slice())
+                .collect(),
             anagram: freeze(anagram),
             pinyin: freeze(pinyin),
             fuzzy,
@@ -124,10 +127,18 @@ impl NameIndex {
 
     /// Calls `f(start, end, entities)` for every occurrence of a name in the
     /// normalised `text` (overlapping occurrences included; byte offsets).
-    pub fn exact_matches(&self, text: &str, mut f: impl FnMut(usize, usize, &[EntityId])) {
+    pub fn exact_matches<'s>(
+        &'s self,
+        text: &str,
+        mut f: impl FnMut(usize, usize, &'s [EntityId]),
+    ) {
         let Some(ac) = &self.automaton else { return };
         for m in ac.find_overlapping_iter(text) {
-            f(m.start(), m.end(), &self.pattern_entities[m.pattern().as_usize()]);
+            f(
+                m.start(),
+                m.end(),
+                &self.pattern_entities[m.pattern().as_usize()],
+            );
         }
     }
 
@@ -157,13 +168,22 @@ impl NameIndex {
 
 /// Writes the sorted chars of `s` to `buf`; false if `s` is too short.
 fn anagram_key(s: &str, buf: &mut String) -> bool {
-    let mut chars: Vec<char> = s.chars().collect();
-    if chars.len() < ANAGRAM_MIN_CHARS {
+    // Windows are short (<= 10 chars): sort on the stack, no allocation.
+    let mut chars = ['\0'; 16];
+    let mut n = 0;
+    for c in s.chars() {
+        if n == chars.len() {
+            return false;
+        }
+        chars[n] = c;
+        n += 1;
+    }
+    if n < ANAGRAM_MIN_CHARS {
         return false;
     }
-    chars.sort_unstable();
+    chars[..n].sort_unstable();
     buf.clear();
-    buf.extend(chars);
+    buf.extend(&chars[..n]);
     true
 }
 
@@ -171,6 +191,9 @@ fn anagram_key(s: &str, buf: &mut String) -> bool {
 /// false unless `s` is all Han chars and long enough.
 fn pinyin_key(s: &str, buf: &mut String) -> bool {
     buf.clear();
+    if !s.chars().all(|c| ('\u{3400}'..='\u{9FFF}').contains(&c)) {
+        return false;
+    }
     let mut n = 0;
     for c in s.chars() {
         match c.to_pinyin() {

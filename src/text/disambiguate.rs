@@ -18,9 +18,21 @@ const PROFILE_MAX_CHARS: usize = 16;
 const STOP_CHARS: &str = "的是了在和与及之其么什吗呢啊吧哪谁个这那有为也都就把被从对中上下里一\
     ,.!?;:'\"()[]<>-_/\\|，。！？；：、“”‘’（）《》【】…·~～ ";
 
+/// [`STOP_CHARS`] sorted, for binary search (a linear `str::contains` per
+/// char showed up at ~4% of linking time).
+fn stop_chars() -> &'static [char] {
+    static SORTED: std::sync::OnceLock<Vec<char>> = std::sync::OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut v: Vec<char> = STOP_CHARS.chars().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    })
+}
+
 /// Whether `c` can carry context.
 fn content_char(c: char) -> bool {
-    !STOP_CHARS.contains(c) && !c.is_whitespace()
+    !c.is_whitespace() && stop_chars().binary_search(&c).is_err()
 }
 
 /// What the linker keeps about one entity.
@@ -135,7 +147,13 @@ impl SentenceChars {
     }
 
     /// Relevance of one fact to the sentence (for knowledge selection).
-    pub fn fact_relevance(&self, predicate: &str, object: &str, mention: &str, opts: NormalizeOptions) -> f32 {
+    pub fn fact_relevance(
+        &self,
+        predicate: &str,
+        object: &str,
+        mention: &str,
+        opts: NormalizeOptions,
+    ) -> f32 {
         let p = char_set(predicate, opts).map_or(0.0, |s| self.coverage(&s, mention).1);
         let o = char_set(object, opts).map_or(0.0, |s| self.coverage(&s, mention).1);
         p + 0.5 * o
@@ -306,7 +324,12 @@ impl ScoreWeights {
     /// Calibrated probability that the link is right.
     pub fn score(&self, f: &Features) -> f32 {
         let w = self.to_vec();
-        let z = w[0] + f.to_vec().iter().zip(&w[1..]).map(|(x, w)| x * w).sum::<f32>();
+        let z = w[0]
+            + f.to_vec()
+                .iter()
+                .zip(&w[1..])
+                .map(|(x, w)| x * w)
+                .sum::<f32>();
         1.0 / (1.0 + (-z).exp())
     }
 }

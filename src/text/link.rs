@@ -173,14 +173,34 @@ impl<S> std::fmt::Debug for Linker<S> {
     }
 }
 
+/// Candidates of an unscored mention: exact matches borrow the index's
+/// slice (no allocation per match, most text positions have one).
+enum RawCands<'i> {
+    Exact(&'i [EntityId]),
+    Fuzzy(Vec<(EntityId, MatchKind)>),
+}
+
+impl RawCands<'_> {
+    fn iter(&self) -> impl Iterator<Item = (EntityId, MatchKind)> + '_ {
+        let (exact, fuzzy) = match self {
+            RawCands::Exact(ids) => (*ids, &[][..]),
+            RawCands::Fuzzy(v) => (&[][..], v.as_slice()),
+        };
+        exact
+            .iter()
+            .map(|&id| (id, MatchKind::Exact))
+            .chain(fuzzy.iter().copied())
+    }
+}
+
 /// A mention before scoring: a normalised byte span and its candidates.
-struct Raw {
+struct Raw<'i> {
     start: usize,
     end: usize,
     chars: usize,
     pos: Option<usize>,
     crosses: bool,
-    cands: Vec<(EntityId, MatchKind)>,
+    cands: RawCands<'i>,
     sentence: usize,
 }
 
@@ -210,7 +230,10 @@ impl<S: KnowledgeSource> Linker<S> {
             .par_iter()
             .filter_map(|&id| match source.entity(id) {
                 Ok(Some(info)) => Some(source.facts(id, PROFILE_FACTS).map(|facts| {
-                    (id, EntityProfile::new(&info.name, info.degree, &facts, norm))
+                    (
+                        id,
+                        EntityProfile::new(&info.name, info.degree, &facts, norm),
+                    )
                 })),
                 Ok(None) => None,
                 Err(e) => Some(Err(e)),
@@ -271,11 +294,25 @@ impl<S: KnowledgeSource> Linker<S> {
         let mut scored = self.score(s, &sentences, raws);
         scored.retain(|m| m.cands[0].score >= self.opts.nil_threshold);
         let kept = resolve_overlaps(scored, self.opts.overlap);
-        to_mentions(text, &norm, kept)
+        let mut mentions = to_mentions(text, &norm, kept);
+        for m in &mut mentions {
+            for c in &mut m.candidates {
+                if let Some(p) = self.profiles.get(&c.id) {
+                    c.name = p.name.to_string();
+                }
+            }
+            m.entity.name = m.candidates[0].name.clone();
+        }
+        mentions
     }
 
     /// Mention detection: exact name matches on word boundaries, then fuzzy windows.
-    fn detect(&self, s: &str, tokens: &[NormToken<'_>], sentences: &[(usize, usize)]) -> Vec<Raw> {
+    fn detect(
+        &self,
+        s: &str,
+        tokens: &[NormToken<'_>],
+        sentences: &[(usize, usize)],
+    ) -> Vec<Raw<'_>> {
         // Token index by start byte (u32::MAX: none), the token holding each
         // byte, and end flags: O(1) boundary checks per match.
         let mut starts = vec![u32::MAX; s.len() + 1];
@@ -335,7 +372,7 @@ impl<S: KnowledgeSource> Linker<S> {
                 chars,
                 pos: single_token(&starts, tokens, st, en),
                 crosses,
-                cands: ids.iter().map(|&id| (id, MatchKind::Exact)).collect(),
+                cands: RawCands::Exact(ids),
                 sentence: sentence_of(st),
             });
         });
@@ -355,7 +392,8 @@ impl<S: KnowledgeSource> Linker<S> {
                     }
                     found.clear();
                     self.index.fuzzy_matches(window, &mut buf, &mut found);
-                    found.retain(|(id, _)| self.profiles.get(id).is_some_and(|p| &*p.key != window));
+                    found
+                        .retain(|(id, _)| self.profiles.get(id).is_some_and(|p| &*p.key != window));
                     if found.is_empty() {
                         continue;
                     }
@@ -365,7 +403,7 @@ impl<S: KnowledgeSource> Linker<S> {
                         chars,
                         pos: (i == j).then_some(i),
                         crosses: false,
-                        cands: found.clone(),
+                        cands: RawCands::Fuzzy(found.clone()),
                         sentence: sentence_of(st),
                     });
                 }
@@ -394,23 +432,24 @@ impl<S: KnowledgeSource> Linker<S> {
             let total: f32 = raw
                 .cands
                 .iter()
-                .filter_map(|(id, _)| self.profiles.get(id))
+                .filter_map(|(id, _)| self.profiles.get(&id))
                 .map(|p| p.degree as f32)
                 .sum::<f32>()
                 .max(1.0);
             let mut cands: Vec<Candidate> = raw
                 .cands
                 .iter()
-                .filter_map(|&(id, kind)| {
+                .filter_map(|(id, kind)| {
                     let p = self.profiles.get(&id)?;
                     let alias = kind == MatchKind::Exact && &*p.key != mention;
                     let mut f = Features::basic(kind, mention, p.degree, alias);
                     f.prior_share = p.degree as f32 / total;
                     f.crosses_word = raw.crosses as u8 as f32;
                     (f.context_predicate, f.context_object) = ctx.context(p, mention);
+                    // The name is filled in for kept mentions only (`to_mentions`).
                     Some(Candidate {
                         id,
-                        name: p.name.to_string(),
+                        name: String::new(),
                         score: w.score(&f),
                         kind,
                         features: f,

@@ -9,7 +9,9 @@ pub mod segment;
 pub mod source;
 pub mod store_source;
 
-pub use link::{Candidate, EntityRef, Knowledge, LinkError, LinkOptions, Linker, Mention, OverlapPolicy};
+pub use link::{
+    Candidate, EntityRef, Knowledge, LinkError, LinkOptions, Linker, Mention, OverlapPolicy,
+};
 pub use normalize::{normalize, NormalizeOptions, Normalized};
 pub use segment::{SegmentOptions, Segmenter, Token};
 pub use source::{EntityId, EntityInfo, Fact, KnowledgeSource, MemoryKg, SourceError};

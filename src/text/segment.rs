@@ -70,7 +70,9 @@ pub struct Segmenter {
 
 impl std::fmt::Debug for Segmenter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Segmenter").field("opts", &self.opts).finish()
+        f.debug_struct("Segmenter")
+            .field("opts", &self.opts)
+            .finish()
     }
 }
 
@@ -185,10 +187,18 @@ mod tests {
     #[test]
     fn user_words_stay_whole() {
         let mut seg = Segmenter::new(SegmentOptions::default());
-        let before: Vec<&str> = seg.segment("机械设计基础", false).iter().map(|t| t.text).collect();
+        let before: Vec<&str> = seg
+            .segment("机械设计基础", false)
+            .iter()
+            .map(|t| t.text)
+            .collect();
         assert_ne!(before, ["机械设计基础"]);
         assert_eq!(seg.add_words(["机械设计基础"]), 1);
-        let after: Vec<&str> = seg.segment("机械设计基础", false).iter().map(|t| t.text).collect();
+        let after: Vec<&str> = seg
+            .segment("机械设计基础", false)
+            .iter()
+            .map(|t| t.text)
+            .collect();
         assert_eq!(after, ["机械设计基础"]);
     }
 

@@ -67,7 +67,9 @@ pub struct MemoryKg {
 
 impl MemoryKg {
     /// Builds a KG; subjects become entities, alias predicates add aliases.
-    pub fn from_triples<'a>(triples: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> Self {
+    pub fn from_triples<'a>(
+        triples: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Self {
         let mut kg = MemoryKg::default();
         for (s, p, o) in triples {
             let (s, p, o) = (s.trim(), p.trim(), o.trim());
@@ -163,10 +165,14 @@ mod tests {
     fn alias_predicates_name_the_subject() {
         let kg = MemoryKg::from_triples([("万达广场", "外文名", "amoy wanda plaza")]);
         let mut names = Vec::new();
-        kg.for_each_name(&mut |n, id| names.push((n.to_string(), id))).unwrap();
+        kg.for_each_name(&mut |n, id| names.push((n.to_string(), id)))
+            .unwrap();
         assert_eq!(
             names,
-            [("万达广场".to_string(), 0), ("amoy wanda plaza".to_string(), 0)]
+            [
+                ("万达广场".to_string(), 0),
+                ("amoy wanda plaza".to_string(), 0)
+            ]
         );
     }
 }

@@ -22,10 +22,13 @@ impl KnowledgeSource for Store {
     }
 
     fn entity(&self, id: EntityId) -> Result<Option<EntityInfo>, SourceError> {
-        Ok(self.term(id).map_err(backend("an entity"))?.map(|t| EntityInfo {
-            name: t.name,
-            degree: t.degree,
-        }))
+        Ok(self
+            .term(id)
+            .map_err(backend("an entity"))?
+            .map(|t| EntityInfo {
+                name: t.name,
+                degree: t.degree,
+            }))
     }
 
     fn facts(&self, id: EntityId, limit: usize) -> Result<Vec<Fact>, SourceError> {
