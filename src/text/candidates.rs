@@ -1,7 +1,8 @@
 //! Candidate generation: an Aho-Corasick automaton over the normalised KG
 //! names (exact and alias matches) plus fuzzy keys for typo-tolerant lookup
 //! of a text window (same chars in another order, same toneless pinyin).
-use aho_corasick::{AhoCorasick, MatchKind as AcMatchKind};
+use aho_corasick::automaton::OverlappingState;
+use aho_corasick::{AhoCorasick, Anchored, Input, MatchKind as AcMatchKind, StartKind};
 use pinyin::ToPinyin;
 use rustc_hash::FxHashMap;
 
@@ -86,6 +87,7 @@ impl NameIndex {
             Some(
                 AhoCorasick::builder()
                     .match_kind(AcMatchKind::Standard)
+                    .start_kind(StartKind::Both)
                     .build(keys.iter().map(|(k, _)| k.as_str()))
                     .map_err(|source| IndexError {
                         names: keys.len(),
@@ -139,6 +141,28 @@ impl NameIndex {
                 m.end(),
                 &self.pattern_entities[m.pattern().as_usize()],
             );
+        }
+    }
+
+    /// Calls `f(end, entities)` for every name that starts exactly at byte
+    /// `start` of the normalised `text`. Walking from word starts only is
+    /// about half the cost of an unanchored scan that also reports every
+    /// name inside a word, only to reject it.
+    pub fn matches_at<'s>(
+        &'s self,
+        text: &str,
+        start: usize,
+        mut f: impl FnMut(usize, &'s [EntityId]),
+    ) {
+        let Some(ac) = &self.automaton else { return };
+        let input = Input::new(text)
+            .range(start..text.len())
+            .anchored(Anchored::Yes);
+        let mut state = OverlappingState::start();
+        // Anchored searches are supported (StartKind::Both), so this cannot fail.
+        while ac.try_find_overlapping(input.clone(), &mut state).is_ok() {
+            let Some(m) = state.get_match() else { break };
+            f(m.end(), &self.pattern_entities[m.pattern().as_usize()]);
         }
     }
 

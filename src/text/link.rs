@@ -337,7 +337,7 @@ impl<S: KnowledgeSource> Linker<S> {
             }
         }
         // `None`: the span lies inside one word (`京` in `北京`), rejected;
-        // `Some(true)`: it cuts through a word at one end (a scored feature).
+        // `Some(true)`: it ends inside a word (a scored feature).
         let boundary = |st: usize, en: usize| -> Option<bool> {
             let start_ok = starts[st] != u32::MAX || soft[st];
             let end_ok = is_end[en] || soft[en];
@@ -352,7 +352,7 @@ impl<S: KnowledgeSource> Linker<S> {
         let sentence_of = |pos: usize| sentences.partition_point(|&(_, e)| e <= pos);
         let mut raws = Vec::new();
         let mut exact_spans: FxHashSet<(usize, usize)> = FxHashSet::default();
-        self.index.exact_matches(s, |st, en, ids| {
+        let mut on_match = |st: usize, en: usize, ids| {
             let crosses = if self.opts.respect_boundaries {
                 match boundary(st, en) {
                     Some(c) => c,
@@ -365,7 +365,11 @@ impl<S: KnowledgeSource> Linker<S> {
             if chars < self.opts.min_chars {
                 return;
             }
-            exact_spans.insert((st, en));
+            // One pattern per span: a span seen again is the same match
+            // (the anchored overlapping walk can report it twice).
+            if !exact_spans.insert((st, en)) {
+                return;
+            }
             raws.push(Raw {
                 start: st,
                 end: en,
@@ -375,7 +379,16 @@ impl<S: KnowledgeSource> Linker<S> {
                 cands: RawCands::Exact(ids),
                 sentence: sentence_of(st),
             });
-        });
+        };
+        if self.opts.respect_boundaries {
+            // Mentions start at a word start (or inside an HMM-guessed word).
+            for st in (0..s.len()).filter(|&p| starts[p] != u32::MAX || soft[p]) {
+                self.index
+                    .matches_at(s, st, |en, ids| on_match(st, en, ids));
+            }
+        } else {
+            self.index.exact_matches(s, &mut on_match);
+        }
         if self.index.has_fuzzy() {
             let mut buf = String::new();
             let mut found = Vec::new();
