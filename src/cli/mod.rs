@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod kbert;
 mod kg;
+mod link;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
 #[derive(Parser, Debug)]
@@ -24,6 +25,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// K-BERT inputs: sentence tree -> tokens, soft positions, visible matrix.
     Kbert(kbert::KbertArgs),
+    /// Entity linking: mentions of KG entities in text lines or JSONL records.
+    Link(link::LinkArgs),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Kg(args) => kg::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Kbert(args) => kbert::run(args),
+        Command::Link(args) => link::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,366 @@
+//! Disambiguation features and the calibrated link score.
+//!
+//! Every (mention, candidate) pair gets a few features — how it matched,
+//! mention length, the candidate's prior (degree), context (how much of the
+//! candidate's KG neighbourhood, predicates and objects, the sentence names)
+//! and coherence (a KG edge to a candidate of another mention) — combined by
+//! a logistic model into a probability that the link is right.
+use super::candidates::MatchKind;
+use super::normalize::{normalize_key, NormalizeOptions};
+use super::source::{EntityId, Fact};
+
+/// Most facts per entity kept for context scoring.
+pub const PROFILE_FACTS: usize = 48;
+/// Longest predicate/object (chars) kept for context scoring.
+const PROFILE_MAX_CHARS: usize = 16;
+
+/// Function chars that say nothing about a topic and so never count as context.
+const STOP_CHARS: &str = "的是了在和与及之其么什吗呢啊吧哪谁个这那有为也都就把被从对中上下里一\
+    ,.!?;:'\"()[]<>-_/\\|，。！？；：、“”‘’（）《》【】…·~～ ";
+
+/// [`STOP_CHARS`] sorted, for binary search (a linear `str::contains` per
+/// char showed up at ~4% of linking time).
+fn stop_chars() -> &'static [char] {
+    static SORTED: std::sync::OnceLock<Vec<char>> = std::sync::OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut v: Vec<char> = STOP_CHARS.chars().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    })
+}
+
+/// Whether `c` can carry context.
+fn content_char(c: char) -> bool {
+    !c.is_whitespace() && stop_chars().binary_search(&c).is_err()
+}
+
+/// What the linker keeps about one entity.
+#[derive(Debug, Clone)]
+pub struct EntityProfile {
+    /// Canonical name.
+    pub name: Box<str>,
+    /// Normalised canonical name (to tell names from aliases).
+    pub key: Box<str>,
+    /// Number of triples touching the entity.
+    pub degree: u32,
+    /// Content chars of each outgoing predicate (deduplicated).
+    predicates: Box<[Box<[char]>]>,
+    /// Content chars of each short object (deduplicated).
+    objects: Box<[Box<[char]>]>,
+    /// Object ids (sorted): the entity's KG neighbours.
+    pub neighbours: Box<[EntityId]>,
+}
+
+fn char_set(s: &str, opts: NormalizeOptions) -> Option<Box<[char]>> {
+    let mut chars: Vec<char> = normalize_key(s, opts)
+        .chars()
+        .filter(|&c| content_char(c))
+        .collect();
+    if chars.is_empty() || chars.len() > PROFILE_MAX_CHARS {
+        return None;
+    }
+    chars.sort_unstable();
+    chars.dedup();
+    Some(chars.into_boxed_slice())
+}
+
+impl EntityProfile {
+    /// Builds a profile from the entity's name, degree and facts.
+    pub fn new(name: &str, degree: u32, facts: &[Fact], opts: NormalizeOptions) -> Self {
+        let mut predicates: Vec<Box<[char]>> = Vec::new();
+        let mut objects = Vec::new();
+        let mut neighbours = Vec::new();
+        for fact in facts.iter().take(PROFILE_FACTS) {
+            if let Some(p) = char_set(&fact.predicate, opts) {
+                if !predicates.contains(&p) {
+                    predicates.push(p);
+                }
+            }
+            if let Some(o) = char_set(&fact.object, opts) {
+                objects.push(o);
+            }
+            neighbours.push(fact.object_id);
+        }
+        neighbours.sort_unstable();
+        neighbours.dedup();
+        EntityProfile {
+            name: name.into(),
+            key: normalize_key(name, opts).into(),
+            degree,
+            predicates: predicates.into_boxed_slice(),
+            objects: objects.into_boxed_slice(),
+            neighbours: neighbours.into_boxed_slice(),
+        }
+    }
+
+    /// Whether `other` is one of this entity's objects.
+    pub fn links_to(&self, other: EntityId) -> bool {
+        self.neighbours.binary_search(&other).is_ok()
+    }
+}
+
+/// The content chars of a sentence, for context overlap.
+#[derive(Debug, Default, Clone)]
+pub struct SentenceChars {
+    chars: Vec<char>,
+}
+
+impl SentenceChars {
+    /// Collects the content chars of a (normalised) sentence.
+    pub fn new(sentence: &str) -> Self {
+        let mut chars: Vec<char> = sentence.chars().filter(|&c| content_char(c)).collect();
+        chars.sort_unstable();
+        chars.dedup();
+        SentenceChars { chars }
+    }
+
+    fn contains(&self, c: char) -> bool {
+        self.chars.binary_search(&c).is_ok()
+    }
+
+    /// Fraction of `set` found in the sentence outside the mention itself.
+    fn coverage(&self, set: &[char], mention: &str) -> (usize, f32) {
+        let hit = set
+            .iter()
+            .filter(|&&c| self.contains(c) && !mention.contains(c))
+            .count();
+        (hit, hit as f32 / set.len() as f32)
+    }
+
+    /// Best predicate coverage and best object coverage of `profile`
+    /// (objects need two shared chars to count).
+    pub fn context(&self, profile: &EntityProfile, mention: &str) -> (f32, f32) {
+        let pred = profile
+            .predicates
+            .iter()
+            .map(|p| self.coverage(p, mention).1)
+            .fold(0.0, f32::max);
+        let obj = profile
+            .objects
+            .iter()
+            .map(|o| self.coverage(o, mention))
+            .filter(|(hit, _)| *hit >= 2)
+            .map(|(_, c)| c)
+            .fold(0.0, f32::max);
+        (pred, obj)
+    }
+
+    /// Relevance of one fact to the sentence (for knowledge selection).
+    pub fn fact_relevance(
+        &self,
+        predicate: &str,
+        object: &str,
+        mention: &str,
+        opts: NormalizeOptions,
+    ) -> f32 {
+        let p = char_set(predicate, opts).map_or(0.0, |s| self.coverage(&s, mention).1);
+        let o = char_set(object, opts).map_or(0.0, |s| self.coverage(&s, mention).1);
+        p + 0.5 * o
+    }
+}
+
+/// Features of one (mention, candidate) pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Features {
+    /// Found by anagram key.
+    pub anagram: f32,
+    /// Found by pinyin key.
+    pub pinyin: f32,
+    /// ln(mention length in chars).
+    pub log_len: f32,
+    /// Mention is one char.
+    pub single_char: f32,
+    /// ln(1 + degree).
+    pub log_degree: f32,
+    /// Degree share among the mention's candidates.
+    pub prior_share: f32,
+    /// Best predicate coverage by the sentence.
+    pub context_predicate: f32,
+    /// Best object coverage by the sentence.
+    pub context_object: f32,
+    /// Some candidate of another mention is a KG neighbour.
+    pub coherence: f32,
+    /// Matched through an alias, not the canonical name.
+    pub alias: f32,
+    /// The mention is only function chars (`是`, `什么`).
+    pub function_word: f32,
+    /// The mention cuts through a dictionary word at one end (`文庙` in `文/庙里`).
+    pub crosses_word: f32,
+}
+
+/// Number of features (the score model has one more weight, the bias).
+pub const N_FEATURES: usize = 12;
+
+impl Features {
+    /// Features as a vector, in [`ScoreWeights`] field order (after the bias).
+    pub fn to_vec(&self) -> [f32; N_FEATURES] {
+        [
+            self.anagram,
+            self.pinyin,
+            self.log_len,
+            self.single_char,
+            self.log_degree,
+            self.prior_share,
+            self.context_predicate,
+            self.context_object,
+            self.coherence,
+            self.alias,
+            self.function_word,
+            self.crosses_word,
+        ]
+    }
+
+    /// The non-context features of a candidate.
+    pub fn basic(kind: MatchKind, mention: &str, degree: u32, alias: bool) -> Self {
+        let mention_chars = mention.chars().count();
+        Features {
+            anagram: (kind == MatchKind::Anagram) as u8 as f32,
+            pinyin: (kind == MatchKind::Pinyin) as u8 as f32,
+            log_len: (mention_chars.max(1) as f32).ln(),
+            single_char: (mention_chars == 1) as u8 as f32,
+            log_degree: (1.0 + degree as f32).ln(),
+            alias: alias as u8 as f32,
+            function_word: mention.chars().all(|c| !content_char(c)) as u8 as f32,
+            ..Features::default()
+        }
+    }
+}
+
+/// Weights of the logistic link score (fitted on the NLPCC 2016 KBQA
+/// training questions, never the held-out last 2,000; see tests/link_nlpcc.rs).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoreWeights {
+    /// Intercept.
+    pub bias: f32,
+    /// Weight of [`Features::anagram`].
+    pub anagram: f32,
+    /// Weight of [`Features::pinyin`].
+    pub pinyin: f32,
+    /// Weight of [`Features::log_len`].
+    pub log_len: f32,
+    /// Weight of [`Features::single_char`].
+    pub single_char: f32,
+    /// Weight of [`Features::log_degree`].
+    pub log_degree: f32,
+    /// Weight of [`Features::prior_share`].
+    pub prior_share: f32,
+    /// Weight of [`Features::context_predicate`].
+    pub context_predicate: f32,
+    /// Weight of [`Features::context_object`].
+    pub context_object: f32,
+    /// Weight of [`Features::coherence`].
+    pub coherence: f32,
+    /// Weight of [`Features::alias`].
+    pub alias: f32,
+    /// Weight of [`Features::function_word`].
+    pub function_word: f32,
+    /// Weight of [`Features::crosses_word`].
+    pub crosses_word: f32,
+}
+
+impl Default for ScoreWeights {
+    /// Fitted by `fit_score_weights` in tests/link_nlpcc.rs (22,267
+    /// candidates of the 12,609 training questions), rounded.
+    fn default() -> Self {
+        ScoreWeights {
+            bias: -3.831,
+            anagram: -1.523,
+            pinyin: -2.201,
+            log_len: 2.920,
+            single_char: -1.080,
+            log_degree: -0.134,
+            prior_share: 1.396,
+            context_predicate: 4.141,
+            context_object: 0.942,
+            coherence: 0.980,
+            alias: -0.577,
+            function_word: -2.166,
+            crosses_word: -1.482,
+        }
+    }
+}
+
+impl ScoreWeights {
+    /// Weights as a vector: bias first, then [`Features::to_vec`] order.
+    pub fn to_vec(&self) -> [f32; N_FEATURES + 1] {
+        [
+            self.bias,
+            self.anagram,
+            self.pinyin,
+            self.log_len,
+            self.single_char,
+            self.log_degree,
+            self.prior_share,
+            self.context_predicate,
+            self.context_object,
+            self.coherence,
+            self.alias,
+            self.function_word,
+            self.crosses_word,
+        ]
+    }
+
+    /// Weights from a vector in [`ScoreWeights::to_vec`] order.
+    pub fn from_vec(w: [f32; N_FEATURES + 1]) -> Self {
+        ScoreWeights {
+            bias: w[0],
+            anagram: w[1],
+            pinyin: w[2],
+            log_len: w[3],
+            single_char: w[4],
+            log_degree: w[5],
+            prior_share: w[6],
+            context_predicate: w[7],
+            context_object: w[8],
+            coherence: w[9],
+            alias: w[10],
+            function_word: w[11],
+            crosses_word: w[12],
+        }
+    }
+
+    /// Calibrated probability that the link is right.
+    pub fn score(&self, f: &Features) -> f32 {
+        let w = self.to_vec();
+        let z = w[0]
+            + f.to_vec()
+                .iter()
+                .zip(&w[1..])
+                .map(|(x, w)| x * w)
+                .sum::<f32>();
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(p: &str, o: &str) -> Fact {
+        Fact {
+            predicate: p.into(),
+            object: o.into(),
+            object_id: 0,
+        }
+    }
+
+    #[test]
+    fn a_question_naming_a_predicate_has_context() {
+        let opts = NormalizeOptions::default();
+        let profile = EntityProfile::new("李明", 1, &[fact("出生日期", "1963.1")], opts);
+        let sentence = SentenceChars::new("李明的出生年月日是什么？");
+        let (pred, obj) = sentence.context(&profile, "李明");
+        assert_eq!(pred, 0.75);
+        assert_eq!(obj, 0.0);
+    }
+
+    #[test]
+    fn longer_exact_mentions_score_higher() {
+        let w = ScoreWeights::default();
+        let short = w.score(&Features::basic(MatchKind::Exact, "京", 1, false));
+        let long = w.score(&Features::basic(MatchKind::Exact, "山西大学", 1, false));
+        assert!(long > short);
+    }
+}

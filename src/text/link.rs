@@ -1,0 +1,676 @@
+//! The entity linker: finds KG names in text (respecting word boundaries),
+//! adds fuzzy candidates, scores every candidate with the calibrated model of
+//! `disambiguate.rs`, drops weak links (NIL) and resolves overlaps.
+//!
+//! A [`Linker`] is built once from a [`KnowledgeSource`] and is `Send + Sync`;
+//! `link` takes `&self`, so one linker serves any number of threads.
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+
+use super::candidates::{IndexError, MatchKind, NameIndex};
+use super::disambiguate::{EntityProfile, Features, ScoreWeights, SentenceChars, PROFILE_FACTS};
+use super::normalize::{normalize, normalize_key, NormalizeOptions};
+use super::segment::{NormToken, SegmentOptions, Segmenter};
+use super::source::{derived_aliases, EntityId, KnowledgeSource, SourceError};
+
+/// Sentences longer than this (chars) are cut into windows for context and coherence.
+const MAX_SENTENCE_CHARS: usize = 128;
+/// Fuzzy windows span at most this many tokens.
+const FUZZY_MAX_TOKENS: usize = 3;
+/// Fuzzy windows are at most this many chars long.
+const FUZZY_MAX_CHARS: usize = 10;
+
+/// What to do when mentions overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// Keep every mention, overlapping or not.
+    All,
+    /// Prefer the longest mention, then the higher score, then the earlier one.
+    Longest,
+    /// Prefer the higher score, then the longer mention, then the earlier one.
+    BestScore,
+}
+
+/// Linker settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkOptions {
+    /// Folds applied to text and names before matching.
+    pub normalize: NormalizeOptions,
+    /// Use jieba's HMM for unknown words.
+    pub hmm: bool,
+    /// Add every KG name as a jieba user word so names stay whole.
+    pub kg_user_words: bool,
+    /// Reject mentions inside one word (no `京` in `北京`); mentions cutting
+    /// through a word at one end are kept with the `crosses_word` feature.
+    pub respect_boundaries: bool,
+    /// Overlap resolution.
+    pub overlap: OverlapPolicy,
+    /// Shortest mention kept, in chars.
+    pub min_chars: usize,
+    /// Drop single-word mentions whose POS tag is listed (e.g. `r`, `v`); enables tagging.
+    pub exclude_pos: Vec<String>,
+    /// Look up typo candidates (swapped chars, same pinyin).
+    pub fuzzy: bool,
+    /// Candidates reported per mention.
+    pub max_candidates: usize,
+    /// Mentions whose best score is below this are dropped (NIL). The score
+    /// is calibrated as "this is the entity the question is about" on NLPCC
+    /// KBQA, which is stricter than "this link is right", hence the low default:
+    /// an unambiguous two-char name without context scores ~0.38, a lone
+    /// function char (`是`) ~0.01.
+    pub nil_threshold: f32,
+    /// Score model.
+    pub weights: ScoreWeights,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        LinkOptions {
+            normalize: NormalizeOptions::default(),
+            hmm: true,
+            kg_user_words: true,
+            respect_boundaries: true,
+            overlap: OverlapPolicy::BestScore,
+            min_chars: 1,
+            exclude_pos: Vec::new(),
+            fuzzy: true,
+            max_candidates: 5,
+            nil_threshold: 0.25,
+            weights: ScoreWeights::default(),
+        }
+    }
+}
+
+/// Failure building a linker.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The knowledge graph could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The name automaton could not be built.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// A linked entity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityRef {
+    /// Entity id in the store.
+    pub id: EntityId,
+    /// Canonical name.
+    pub name: String,
+}
+
+/// One candidate entity of a mention.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Entity id in the store.
+    pub id: EntityId,
+    /// Canonical name.
+    pub name: String,
+    /// Calibrated probability that this is the right entity.
+    pub score: f32,
+    /// How the candidate was found.
+    #[serde(rename = "match")]
+    pub kind: MatchKind,
+    /// The features behind the score (for calibration and debugging).
+    #[serde(skip)]
+    pub features: Features,
+}
+
+/// A mention linked to an entity. `start`/`end` are byte offsets into the
+/// input (`&text[start..end] == text`), `char_start`/`char_end` Unicode-scalar offsets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mention {
+    /// Byte offset of the mention in the input.
+    pub start: usize,
+    /// Byte end of the mention in the input.
+    pub end: usize,
+    /// Char offset of the mention.
+    pub char_start: usize,
+    /// Char end of the mention.
+    pub char_end: usize,
+    /// The mention as written in the input.
+    pub text: String,
+    /// The best candidate.
+    pub entity: EntityRef,
+    /// Score of the best candidate.
+    pub score: f32,
+    /// Best candidates, best first (at most `max_candidates`).
+    pub candidates: Vec<Candidate>,
+}
+
+/// A triple of a linked entity, ranked for knowledge injection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Knowledge {
+    /// Predicate name.
+    pub predicate: String,
+    /// Object name.
+    pub object: String,
+    /// Relevance to the sentence (higher first).
+    pub score: f32,
+}
+
+/// The entity linker.
+pub struct Linker<S> {
+    source: S,
+    opts: LinkOptions,
+    segmenter: Segmenter,
+    index: NameIndex,
+    profiles: FxHashMap<EntityId, EntityProfile>,
+}
+
+impl<S> std::fmt::Debug for Linker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Linker")
+            .field("names", &self.index.len())
+            .field("entities", &self.profiles.len())
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+/// Candidates of an unscored mention: exact matches borrow the index's
+/// slice (no allocation per match, most text positions have one).
+enum RawCands<'i> {
+    Exact(&'i [EntityId]),
+    Fuzzy(Vec<(EntityId, MatchKind)>),
+}
+
+impl RawCands<'_> {
+    fn iter(&self) -> impl Iterator<Item = (EntityId, MatchKind)> + '_ {
+        let (exact, fuzzy) = match self {
+            RawCands::Exact(ids) => (*ids, &[][..]),
+            RawCands::Fuzzy(v) => (&[][..], v.as_slice()),
+        };
+        exact
+            .iter()
+            .map(|&id| (id, MatchKind::Exact))
+            .chain(fuzzy.iter().copied())
+    }
+}
+
+/// A mention before scoring: a normalised byte span and its candidates.
+struct Raw<'i> {
+    start: usize,
+    end: usize,
+    chars: usize,
+    pos: Option<usize>,
+    crosses: bool,
+    cands: RawCands<'i>,
+    sentence: usize,
+}
+
+/// A scored mention in normalised coordinates.
+struct Scored {
+    start: usize,
+    end: usize,
+    chars: usize,
+    cands: Vec<Candidate>,
+}
+
+impl<S: KnowledgeSource> Linker<S> {
+    /// Builds the linker: reads every name and each named entity's facts once.
+    pub fn build(source: S, opts: LinkOptions) -> Result<Self, LinkError> {
+        let mut names: Vec<(String, EntityId)> = Vec::new();
+        source.for_each_name(&mut |name, id| {
+            names.push((name.to_string(), id));
+            for alias in derived_aliases(name) {
+                names.push((alias, id));
+            }
+        })?;
+        let mut ids: Vec<EntityId> = names.iter().map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let norm = opts.normalize;
+        let profiles: Result<Vec<(EntityId, EntityProfile)>, SourceError> = ids
+            .par_iter()
+            .filter_map(|&id| match source.entity(id) {
+                Ok(Some(info)) => Some(source.facts(id, PROFILE_FACTS).map(|facts| {
+                    (
+                        id,
+                        EntityProfile::new(&info.name, info.degree, &facts, norm),
+                    )
+                })),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect();
+        let profiles: FxHashMap<EntityId, EntityProfile> = profiles?.into_iter().collect();
+        names.retain(|(_, id)| profiles.contains_key(id));
+
+        let mut segmenter = Segmenter::new(SegmentOptions {
+            hmm: opts.hmm,
+            normalize: norm,
+        });
+        if opts.kg_user_words {
+            segmenter.add_words(names.iter().map(|(n, _)| n.as_str()));
+        }
+        let index = NameIndex::build(names, norm, opts.fuzzy)?;
+        Ok(Linker {
+            source,
+            opts,
+            segmenter,
+            index,
+            profiles,
+        })
+    }
+
+    /// The knowledge source the linker was built from.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// The options the linker runs with.
+    pub fn options(&self) -> &LinkOptions {
+        &self.opts
+    }
+
+    /// The segmenter (jieba plus the KG names when `kg_user_words`).
+    pub fn segmenter(&self) -> &Segmenter {
+        &self.segmenter
+    }
+
+    /// Number of distinct normalised names the linker matches.
+    pub fn name_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Finds and links the mentions of `text`, in text order.
+    pub fn link(&self, text: &str) -> Vec<Mention> {
+        let norm = normalize(text, self.opts.normalize);
+        let s = norm.as_str();
+        if s.is_empty() || self.index.is_empty() {
+            return Vec::new();
+        }
+        let tokens = self
+            .segmenter
+            .segment_normalized(s, !self.opts.exclude_pos.is_empty());
+        let sentences = sentence_windows(s, &tokens);
+        let raws = self.detect(s, &tokens, &sentences);
+        let mut scored = self.score(s, &sentences, raws);
+        scored.retain(|m| m.cands[0].score >= self.opts.nil_threshold);
+        let kept = resolve_overlaps(scored, self.opts.overlap);
+        let mut mentions = to_mentions(text, &norm, kept);
+        for m in &mut mentions {
+            for c in &mut m.candidates {
+                if let Some(p) = self.profiles.get(&c.id) {
+                    c.name = p.name.to_string();
+                }
+            }
+            m.entity.name = m.candidates[0].name.clone();
+        }
+        mentions
+    }
+
+    /// Mention detection: exact name matches on word boundaries, then fuzzy windows.
+    fn detect(
+        &self,
+        s: &str,
+        tokens: &[NormToken<'_>],
+        sentences: &[(usize, usize)],
+    ) -> Vec<Raw<'_>> {
+        // Token index by start byte (u32::MAX: none), the token holding each
+        // byte, and end flags: O(1) boundary checks per match.
+        let mut starts = vec![u32::MAX; s.len() + 1];
+        let mut tok_at = vec![0u32; s.len()];
+        let mut is_end = vec![false; s.len() + 1];
+        // Inside an unknown word the HMM guessed (not in the dictionary, all
+        // Han) a cut costs nothing: such guesses often glue a name to the next
+        // char (`阿兰戈是`), while dictionary words are trusted (`北京`).
+        let mut soft = vec![false; s.len() + 1];
+        for (i, t) in tokens.iter().enumerate() {
+            starts[t.start] = i as u32;
+            is_end[t.end] = true;
+            tok_at[t.start..t.end].fill(i as u32);
+            let word = &s[t.start..t.end];
+            if word.chars().nth(1).is_some()
+                && word.chars().all(is_han)
+                && !self.segmenter.has_word(word)
+            {
+                for (k, _) in word.char_indices().skip(1) {
+                    soft[t.start + k] = true;
+                }
+            }
+        }
+        // `None`: the span lies inside one word (`京` in `北京`), rejected;
+        // `Some(true)`: it ends inside a word (a scored feature).
+        let boundary = |st: usize, en: usize| -> Option<bool> {
+            let start_ok = starts[st] != u32::MAX || soft[st];
+            let end_ok = is_end[en] || soft[en];
+            if start_ok && end_ok {
+                Some(false)
+            } else if tok_at[st] == tok_at[en - 1] {
+                None
+            } else {
+                Some(true)
+            }
+        };
+        let sentence_of = |pos: usize| sentences.partition_point(|&(_, e)| e <= pos);
+        let mut raws = Vec::new();
+        let mut exact_spans: FxHashSet<(usize, usize)> = FxHashSet::default();
+        let mut on_match = |st: usize, en: usize, ids| {
+            let crosses = if self.opts.respect_boundaries {
+                match boundary(st, en) {
+                    Some(c) => c,
+                    None => return,
+                }
+            } else {
+                false
+            };
+            let chars = s[st..en].chars().count();
+            if chars < self.opts.min_chars {
+                return;
+            }
+            // One pattern per span: a span seen again is the same match
+            // (the anchored overlapping walk can report it twice).
+            if !exact_spans.insert((st, en)) {
+                return;
+            }
+            raws.push(Raw {
+                start: st,
+                end: en,
+                chars,
+                pos: single_token(&starts, tokens, st, en),
+                crosses,
+                cands: RawCands::Exact(ids),
+                sentence: sentence_of(st),
+            });
+        };
+        if self.opts.respect_boundaries {
+            // Mentions start at a word start (or inside an HMM-guessed word).
+            for st in (0..s.len()).filter(|&p| starts[p] != u32::MAX || soft[p]) {
+                self.index
+                    .matches_at(s, st, |en, ids| on_match(st, en, ids));
+            }
+        } else {
+            self.index.exact_matches(s, &mut on_match);
+        }
+        if self.index.has_fuzzy() {
+            let mut buf = String::new();
+            let mut found = Vec::new();
+            for i in 0..tokens.len() {
+                for j in i..tokens.len().min(i + FUZZY_MAX_TOKENS) {
+                    let (st, en) = (tokens[i].start, tokens[j].end);
+                    let window = &s[st..en];
+                    let chars = window.chars().count();
+                    if chars > FUZZY_MAX_CHARS {
+                        break;
+                    }
+                    if chars < self.opts.min_chars.max(2) || exact_spans.contains(&(st, en)) {
+                        continue;
+                    }
+                    found.clear();
+                    self.index.fuzzy_matches(window, &mut buf, &mut found);
+                    found
+                        .retain(|(id, _)| self.profiles.get(id).is_some_and(|p| &*p.key != window));
+                    if found.is_empty() {
+                        continue;
+                    }
+                    raws.push(Raw {
+                        start: st,
+                        end: en,
+                        chars,
+                        pos: (i == j).then_some(i),
+                        crosses: false,
+                        cands: RawCands::Fuzzy(found.clone()),
+                        sentence: sentence_of(st),
+                    });
+                }
+            }
+        }
+        if !self.opts.exclude_pos.is_empty() {
+            raws.retain(|r| {
+                let tag = r.pos.and_then(|i| tokens[i].pos).unwrap_or("");
+                !self.opts.exclude_pos.iter().any(|p| p == tag)
+            });
+        }
+        raws
+    }
+
+    /// Features and calibrated scores for every candidate, coherence included.
+    fn score(&self, s: &str, sentences: &[(usize, usize)], raws: Vec<Raw>) -> Vec<Scored> {
+        let contexts: Vec<SentenceChars> = sentences
+            .iter()
+            .map(|&(a, b)| SentenceChars::new(&s[a..b]))
+            .collect();
+        let w = &self.opts.weights;
+        let mut scored: Vec<(usize, Scored)> = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let mention = &s[raw.start..raw.end];
+            let ctx = &contexts[raw.sentence.min(contexts.len().saturating_sub(1))];
+            let total: f32 = raw
+                .cands
+                .iter()
+                .filter_map(|(id, _)| self.profiles.get(&id))
+                .map(|p| p.degree as f32)
+                .sum::<f32>()
+                .max(1.0);
+            let mut cands: Vec<Candidate> = raw
+                .cands
+                .iter()
+                .filter_map(|(id, kind)| {
+                    let p = self.profiles.get(&id)?;
+                    let alias = kind == MatchKind::Exact && &*p.key != mention;
+                    let mut f = Features::basic(kind, mention, p.degree, alias);
+                    f.prior_share = p.degree as f32 / total;
+                    f.crosses_word = raw.crosses as u8 as f32;
+                    (f.context_predicate, f.context_object) = ctx.context(p, mention);
+                    // The name is filled in for kept mentions only (`to_mentions`).
+                    Some(Candidate {
+                        id,
+                        name: String::new(),
+                        score: w.score(&f),
+                        kind,
+                        features: f,
+                    })
+                })
+                .collect();
+            if cands.is_empty() {
+                continue;
+            }
+            sort_candidates(&mut cands);
+            cands.truncate(self.opts.max_candidates.max(1));
+            scored.push((
+                raw.sentence,
+                Scored {
+                    start: raw.start,
+                    end: raw.end,
+                    chars: raw.chars,
+                    cands,
+                },
+            ));
+        }
+        self.add_coherence(&mut scored);
+        scored.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Marks candidates linked in the KG to a candidate of another,
+    /// non-overlapping mention of the same sentence window, and rescores them.
+    fn add_coherence(&self, scored: &mut [(usize, Scored)]) {
+        scored.sort_by_key(|(sent, m)| (*sent, m.start, m.end));
+        let w = &self.opts.weights;
+        let mut a = 0;
+        while a < scored.len() {
+            let mut b = a;
+            while b < scored.len() && scored[b].0 == scored[a].0 {
+                b += 1;
+            }
+            let group = &mut scored[a..b];
+            if group.len() > 1 {
+                let mut flags: Vec<Vec<bool>> = Vec::with_capacity(group.len());
+                for (i, (_, m)) in group.iter().enumerate() {
+                    flags.push(
+                        m.cands
+                            .iter()
+                            .map(|c| {
+                                group.iter().enumerate().any(|(j, (_, o))| {
+                                    j != i
+                                        && (o.end <= m.start || m.end <= o.start)
+                                        && o.cands.iter().any(|oc| self.related(c.id, oc.id))
+                                })
+                            })
+                            .collect(),
+                    );
+                }
+                for ((_, m), f) in group.iter_mut().zip(flags) {
+                    for (c, coh) in m.cands.iter_mut().zip(f) {
+                        if coh {
+                            c.features.coherence = 1.0;
+                            c.score = w.score(&c.features);
+                        }
+                    }
+                    sort_candidates(&mut m.cands);
+                }
+            }
+            a = b;
+        }
+    }
+
+    /// Whether two entities share a KG edge (either direction).
+    fn related(&self, a: EntityId, b: EntityId) -> bool {
+        a != b
+            && (self.profiles.get(&a).is_some_and(|p| p.links_to(b))
+                || self.profiles.get(&b).is_some_and(|p| p.links_to(a)))
+    }
+
+    /// The triples of a linked entity ranked by relevance to `text` (the
+    /// sentence the mention is in), best `k` first. Alias triples that only
+    /// repeat the mention are skipped; ties keep store order.
+    pub fn select_knowledge(
+        &self,
+        text: &str,
+        mention: &Mention,
+        k: usize,
+    ) -> Result<Vec<Knowledge>, LinkError> {
+        let norm = self.opts.normalize;
+        let sentence = SentenceChars::new(normalize(text, norm).as_str());
+        let mention_key = normalize_key(&mention.text, norm);
+        let entity_key = normalize_key(&mention.entity.name, norm);
+        let facts = self.source.facts(mention.entity.id, 4096)?;
+        let mut seen = FxHashSet::default();
+        let mut ranked: Vec<(usize, Knowledge)> = Vec::new();
+        for (i, fact) in facts.into_iter().enumerate() {
+            let object_key = normalize_key(&fact.object, norm);
+            if object_key == mention_key || object_key == entity_key {
+                continue;
+            }
+            if !seen.insert((fact.predicate.clone(), object_key)) {
+                continue;
+            }
+            let score = sentence.fact_relevance(&fact.predicate, &fact.object, &mention_key, norm);
+            ranked.push((
+                i,
+                Knowledge {
+                    predicate: fact.predicate,
+                    object: fact.object,
+                    score,
+                },
+            ));
+        }
+        ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0)));
+        Ok(ranked.into_iter().take(k).map(|(_, kn)| kn).collect())
+    }
+}
+
+/// Whether `c` is a CJK unified ideograph (basic block or extension A).
+fn is_han(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+}
+
+/// Index of the token exactly covering `[st, en)`, if one does.
+fn single_token(starts: &[u32], tokens: &[NormToken<'_>], st: usize, en: usize) -> Option<usize> {
+    let i = *starts.get(st)? as usize;
+    tokens.get(i).filter(|t| t.end == en).map(|_| i)
+}
+
+fn sort_candidates(cands: &mut [Candidate]) {
+    cands.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+}
+
+/// Splits the normalised text into context windows: sentences ending at
+/// terminal punctuation, cut at token boundaries every [`MAX_SENTENCE_CHARS`].
+fn sentence_windows(s: &str, tokens: &[NormToken<'_>]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = 0;
+    for t in tokens {
+        let word = &s[t.start..t.end];
+        chars += word.chars().count();
+        let terminal = matches!(word, "。" | "!" | "?" | "！" | "？" | ";" | "；" | "…");
+        if terminal || chars >= MAX_SENTENCE_CHARS {
+            out.push((start, t.end));
+            start = t.end;
+            chars = 0;
+        }
+    }
+    if start < s.len() || out.is_empty() {
+        out.push((start, s.len()));
+    }
+    out
+}
+
+/// Keeps mentions per the overlap policy; returns them in text order.
+fn resolve_overlaps(mut mentions: Vec<Scored>, policy: OverlapPolicy) -> Vec<Scored> {
+    let by_score = |a: &Scored, b: &Scored| {
+        b.cands[0]
+            .score
+            .total_cmp(&a.cands[0].score)
+            .then(b.chars.cmp(&a.chars))
+            .then(a.start.cmp(&b.start))
+    };
+    match policy {
+        OverlapPolicy::All => {}
+        OverlapPolicy::Longest | OverlapPolicy::BestScore => {
+            if policy == OverlapPolicy::Longest {
+                mentions.sort_by(|a, b| b.chars.cmp(&a.chars).then_with(|| by_score(a, b)));
+            } else {
+                mentions.sort_by(by_score);
+            }
+            let mut taken: Vec<(usize, usize)> = Vec::new();
+            mentions.retain(|m| {
+                let free = taken.iter().all(|&(a, b)| m.end <= a || b <= m.start);
+                if free {
+                    taken.push((m.start, m.end));
+                }
+                free
+            });
+        }
+    }
+    mentions.sort_by_key(|m| (m.start, m.end));
+    mentions
+}
+
+/// Maps scored mentions back to the original text.
+fn to_mentions(text: &str, norm: &super::normalize::Normalized, kept: Vec<Scored>) -> Vec<Mention> {
+    let mut out = Vec::with_capacity(kept.len());
+    let (mut byte_cursor, mut char_cursor) = (0usize, 0usize);
+    for m in kept {
+        let (start, end) = norm.original_span(m.start, m.end);
+        if start >= byte_cursor {
+            char_cursor += text[byte_cursor..start].chars().count();
+        } else {
+            char_cursor -= text[start..byte_cursor].chars().count();
+        }
+        byte_cursor = start;
+        let char_len = text[start..end].chars().count();
+        let best = &m.cands[0];
+        out.push(Mention {
+            start,
+            end,
+            char_start: char_cursor,
+            char_end: char_cursor + char_len,
+            text: text[start..end].to_string(),
+            entity: EntityRef {
+                id: best.id,
+                name: best.name.clone(),
+            },
+            score: best.score,
+            candidates: m.cands,
+        });
+    }
+    out
+}

@@ -1,0 +1,17 @@
+//! Text front end: normalisation, jieba segmentation and entity linking
+//! against the knowledge graph (mention detection, candidates,
+//! disambiguation, knowledge selection for injection).
+pub mod candidates;
+pub mod disambiguate;
+pub mod link;
+pub mod normalize;
+pub mod segment;
+pub mod source;
+pub mod store_source;
+
+pub use link::{
+    Candidate, EntityRef, Knowledge, LinkError, LinkOptions, Linker, Mention, OverlapPolicy,
+};
+pub use normalize::{normalize, NormalizeOptions, Normalized};
+pub use segment::{SegmentOptions, Segmenter, Token};
+pub use source::{EntityId, EntityInfo, Fact, KnowledgeSource, MemoryKg, SourceError};

@@ -1,0 +1,67 @@
+//! [`KnowledgeSource`] for the sled KG store (and for shared handles to any source).
+use std::sync::Arc;
+
+use crate::kg::store::{Pattern, Store, StoreError};
+
+use super::source::{EntityId, EntityInfo, Fact, KnowledgeSource, SourceError};
+
+fn backend(what: &'static str) -> impl Fn(StoreError) -> SourceError {
+    move |e| SourceError::Backend {
+        what,
+        message: e.to_string(),
+    }
+}
+
+impl KnowledgeSource for Store {
+    fn for_each_name(&self, f: &mut dyn FnMut(&str, EntityId)) -> Result<(), SourceError> {
+        for item in self.names() {
+            let (name, id) = item.map_err(backend("entity names"))?;
+            f(&name, id);
+        }
+        Ok(())
+    }
+
+    fn entity(&self, id: EntityId) -> Result<Option<EntityInfo>, SourceError> {
+        Ok(self
+            .term(id)
+            .map_err(backend("an entity"))?
+            .map(|t| EntityInfo {
+                name: t.name,
+                degree: t.degree,
+            }))
+    }
+
+    fn facts(&self, id: EntityId, limit: usize) -> Result<Vec<Fact>, SourceError> {
+        let err = backend("an entity's triples");
+        let pattern = Pattern {
+            subject: Some(id),
+            ..Pattern::default()
+        };
+        let mut out = Vec::new();
+        for triple in self.triples(pattern).take(limit) {
+            let triple = triple.map_err(&err)?;
+            let predicate = self.predicate_name(triple.predicate).map_err(&err)?;
+            let object = self.term(triple.object).map_err(&err)?;
+            if let (Some(predicate), Some(object)) = (predicate, object) {
+                out.push(Fact {
+                    predicate,
+                    object: object.name,
+                    object_id: triple.object,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<T: KnowledgeSource + ?Sized> KnowledgeSource for Arc<T> {
+    fn for_each_name(&self, f: &mut dyn FnMut(&str, EntityId)) -> Result<(), SourceError> {
+        (**self).for_each_name(f)
+    }
+    fn entity(&self, id: EntityId) -> Result<Option<EntityInfo>, SourceError> {
+        (**self).entity(id)
+    }
+    fn facts(&self, id: EntityId, limit: usize) -> Result<Vec<Fact>, SourceError> {
+        (**self).facts(id, limit)
+    }
+}
