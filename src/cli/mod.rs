@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod encode;
 mod kg;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Knowledge-graph store: import, stats, query, neighbours, paths.
     Kg(kg::KgArgs),
+    /// Run the BERT encoder over JSONL batches of token ids.
+    Encode(encode::Args),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -32,6 +35,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kg(args) => kg::run(args),
+        Command::Encode(args) => encode::run(args),
     };
     match result {
         Ok(code) => code,
