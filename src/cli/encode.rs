@@ -3,7 +3,10 @@
 //!
 //! Each input line holds one batch: `input_ids` `[B][L]` and optionally `token_type_ids`,
 //! `attention_mask`, `position_ids` (`[B][L]`) and `visible_matrix` (`[B][L][L]` of 0/1).
-//! Each output line is `{"last_hidden_state": [B][L][H]}`.
+//! Each output line is `{"last_hidden_state": [B][L][H]}`. For an ERNIE-THU model (a config
+//! with `layer_types`) lines also carry `entity_ids` `[B][L]` (rows of the
+//! `--entity-embeddings` table, `-1` = none) and `entity_mask` `[B][L]`, and the output adds
+//! `"entity_hidden_state": [B][L][100]`.
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
-use zhishi::model::{self, BertConfig, BertModel, EncoderInput, Kernels};
+use zhishi::model::{self, BertConfig, BertModel, EncoderInput, ErnieInput, ErnieModel, Kernels};
 
 /// Arguments of `zhishi encode`.
 #[derive(clap::Args, Debug)]
@@ -40,14 +43,41 @@ struct Batch {
     entity_mask: Option<Vec<Vec<i64>>>,
 }
 
+/// The loaded encoder: plain BERT, or ERNIE-THU with its entity table.
+enum Encoder {
+    Bert(BertModel),
+    Ernie(ErnieModel, Tensor),
+}
+
 /// Runs `zhishi encode`: stdin JSONL -> stdout JSONL.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.entity_embeddings.is_some() {
-        bail!("--entity-embeddings: ERNIE fusion is not yet supported by zhishi encode");
-    }
     let device = model::parse_device(&args.device)?;
-    let bert = model::load_bert(&args.model, &device, DType::F32, Kernels::Fast)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let ctx = || format!("loading model {}", args.model.display());
+    let cfg = model::load::read_config(&args.model).with_context(ctx)?;
+    let encoder = if cfg.is_ernie() {
+        let Some(table) = &args.entity_embeddings else {
+            bail!(
+                "{} is an ERNIE model: give --entity-embeddings",
+                args.model.display()
+            );
+        };
+        let (ernie, fresh) =
+            model::load_ernie(&args.model, &device, DType::F32, Kernels::Fast).with_context(ctx)?;
+        if fresh > 0 {
+            tracing::warn!(
+                "{fresh} ERNIE aggregator tensors missing from the checkpoint: initialised fresh"
+            );
+        }
+        let table = model::load_entity_table(table)?.to_device(&device)?;
+        Encoder::Ernie(ernie, table)
+    } else {
+        if args.entity_embeddings.is_some() {
+            bail!("--entity-embeddings needs an ERNIE model (layer_types in its config)");
+        }
+        Encoder::Bert(
+            model::load_bert(&args.model, &device, DType::F32, Kernels::Fast).with_context(ctx)?,
+        )
+    };
     let stdin = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
     for (i, line) in stdin.lines().enumerate() {
@@ -57,28 +87,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let batch: Batch =
             serde_json::from_str(&line).with_context(|| format!("stdin line {}", i + 1))?;
-        let hidden = encode_batch(&bert, &batch, &device)
+        let record = encode_batch(&encoder, &batch, &device)
             .with_context(|| format!("stdin line {}", i + 1))?;
-        serde_json::to_writer(
-            &mut out,
-            &serde_json::json!({ "last_hidden_state": hidden }),
-        )?;
+        serde_json::to_writer(&mut out, &record)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Validates one batch against the model's config and runs it.
+/// Validates one batch against the model's config and runs it; returns the output record.
 fn encode_batch(
-    bert: &BertModel,
+    encoder: &Encoder,
     batch: &Batch,
     device: &Device,
-) -> anyhow::Result<Vec<Vec<Vec<f32>>>> {
-    if batch.entity_ids.is_some() || batch.entity_mask.is_some() {
-        bail!("entity_ids/entity_mask: ERNIE fusion is not yet supported by zhishi encode");
-    }
-    let cfg: &BertConfig = bert.config();
+) -> anyhow::Result<serde_json::Value> {
+    let cfg: &BertConfig = match encoder {
+        Encoder::Bert(m) => m.config(),
+        Encoder::Ernie(m, _) => m.config(),
+    };
     let b = batch.input_ids.len();
     let l = batch.input_ids.first().map_or(0, Vec::len);
     if b == 0 || l == 0 {
@@ -125,7 +152,34 @@ fn encode_batch(
         attention_mask: attention_mask.as_ref(),
         visible_matrix: visible_matrix.as_ref(),
     };
-    Ok(bert.forward(&input)?.to_vec3::<f32>()?)
+    match encoder {
+        Encoder::Bert(bert) => {
+            if batch.entity_ids.is_some() || batch.entity_mask.is_some() {
+                bail!("entity_ids/entity_mask need an ERNIE model");
+            }
+            let h = bert.forward(&input)?.to_vec3::<f32>()?;
+            Ok(serde_json::json!({ "last_hidden_state": h }))
+        }
+        Encoder::Ernie(ernie, table) => {
+            let (Some(ids), Some(mask)) = (&batch.entity_ids, &batch.entity_mask) else {
+                bail!("an ERNIE model needs entity_ids and entity_mask");
+            };
+            let entities = model::gather_entities(table, ids)?;
+            if entities.dims()[..2] != [b, l] {
+                bail!("entity_ids must be [{b}][{l}] like input_ids");
+            }
+            let entity_mask = ids_tensor("entity_mask", mask, (b, l), 2, device)?;
+            let (h, e) = ernie.forward(&ErnieInput {
+                tokens: input,
+                entities: &entities,
+                entity_mask: &entity_mask,
+            })?;
+            Ok(serde_json::json!({
+                "last_hidden_state": h.to_vec3::<f32>()?,
+                "entity_hidden_state": e.to_vec3::<f32>()?,
+            }))
+        }
+    }
 }
 
 /// A `[rows][cols]` array of integers in `0..limit` as a u32 tensor, or an error naming the

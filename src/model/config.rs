@@ -86,7 +86,8 @@ pub struct BertConfig {
     /// Only `"absolute"` is supported.
     #[serde(default = "default_position_embedding_type")]
     pub position_embedding_type: String,
-    /// ERNIE-THU: the kind of each layer (absent for plain BERT).
+    /// ERNIE-THU: the kind of each layer from the bottom (absent for plain BERT); layers past
+    /// the end of the list are `sim`, as in ERNIE's code.
     #[serde(default)]
     pub layer_types: Option<Vec<LayerType>>,
     /// Not part of `config.json`: which kernels the loaded model runs.
@@ -150,15 +151,27 @@ impl BertConfig {
             ));
         }
         if let Some(types) = &self.layer_types {
-            if types.len() != self.num_hidden_layers {
+            if types.len() > self.num_hidden_layers {
                 return Err(format!(
-                    "layer_types has {} entries but num_hidden_layers is {}",
+                    "layer_types has {} entries but num_hidden_layers is only {}",
                     types.len(),
                     self.num_hidden_layers
                 ));
             }
         }
         Ok(())
+    }
+
+    /// The kind of every layer: `layer_types` padded with `sim` (all `sim` for plain BERT).
+    pub fn layer_kinds(&self) -> Vec<LayerType> {
+        let mut kinds = self.layer_types.clone().unwrap_or_default();
+        kinds.resize(self.num_hidden_layers, LayerType::Sim);
+        kinds
+    }
+
+    /// Whether this is an ERNIE-THU config (some layer fuses entities).
+    pub fn is_ernie(&self) -> bool {
+        self.layer_kinds().iter().any(|k| *k != LayerType::Sim)
     }
 
     /// Width of one attention head.
@@ -194,10 +207,10 @@ mod tests {
             cfg.layer_types,
             Some(vec![LayerType::Sim, LayerType::Mix, LayerType::Norm])
         );
-        let short = BertConfig {
-            layer_types: Some(vec![LayerType::Sim]),
+        let long = BertConfig {
+            layer_types: Some(vec![LayerType::Sim; 4]),
             ..cfg
         };
-        assert!(short.validate().unwrap_err().contains("layer_types has 1"));
+        assert!(long.validate().unwrap_err().contains("layer_types has 4"));
     }
 }

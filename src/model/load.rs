@@ -9,29 +9,100 @@ use candle_nn::VarBuilder;
 
 use super::bert::BertModel;
 use super::config::{BertConfig, Kernels};
+use super::ernie::{ernie_only_tensors, ErnieModel};
 use super::ModelError;
 
 /// Weight files looked for in a model directory, in order of preference.
 pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 
-/// Loads the model in `dir` onto `device` in `dtype`, running `kernels`.
+/// Config files looked for in a model directory (ERNIE-THU names its own `ernie_config.json`).
+pub const CONFIG_FILES: [&str; 2] = ["config.json", "ernie_config.json"];
+
+/// Reads the model directory's config.
+pub fn read_config(dir: &Path) -> Result<BertConfig, ModelError> {
+    let path = CONFIG_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::MissingFile {
+            dir: dir.to_path_buf(),
+            what: CONFIG_FILES.join(" or "),
+        })?;
+    BertConfig::from_file(&path)
+}
+
+/// Loads the BERT model in `dir` onto `device` in `dtype`, running `kernels`. ERNIE layer
+/// types in the config are ignored here (see [`load_ernie`]).
 pub fn load_bert(
     dir: &Path,
     device: &Device,
     dtype: DType,
     kernels: Kernels,
 ) -> Result<BertModel, ModelError> {
-    let mut cfg = BertConfig::from_file(&dir.join("config.json"))?;
+    let mut cfg = read_config(dir)?;
+    cfg.kernels = kernels;
+    cfg.layer_types = None;
+    let weights = find_weights(dir)?;
+    let tensors = select_tensors(
+        read_checkpoint(&weights)?,
+        &expected_tensors(&cfg),
+        &weights,
+    )?;
+    let vb = var_builder(tensors, dtype, device)?;
+    Ok(BertModel::load(vb, &cfg)?)
+}
+
+/// Loads an ERNIE-THU model from `dir`: the authors' own checkpoints load unchanged, and a
+/// plain BERT checkpoint initialises the token encoder while the entity-side (aggregator)
+/// weights it lacks start fresh (normal(0, `initializer_range` 0.02) weights, zero biases,
+/// unit LayerNorms). Returns the model and how many tensors were initialised fresh.
+pub fn load_ernie(
+    dir: &Path,
+    device: &Device,
+    dtype: DType,
+    kernels: Kernels,
+) -> Result<(ErnieModel, usize), ModelError> {
+    let mut cfg = read_config(dir)?;
     cfg.kernels = kernels;
     let weights = find_weights(dir)?;
-    let tensors = read_checkpoint(&weights)?;
-    let tensors = select_tensors(tensors, &expected_tensors(&cfg), &weights)?;
+    let mut tensors = canonicalize(read_checkpoint(&weights)?);
+    let mut selected = take_expected(&mut tensors, &expected_tensors(&cfg), &weights)?;
+    let mut fresh = 0;
+    for (name, shape) in ernie_only_tensors(&cfg) {
+        let t = match tensors.remove(&name) {
+            Some(t) => check_shape(t, &name, &shape, &weights)?,
+            None => {
+                fresh += 1;
+                fresh_tensor(&name, &shape)?
+            }
+        };
+        selected.insert(name, t);
+    }
+    let vb = var_builder(selected, dtype, device)?;
+    Ok((ErnieModel::load(vb, &cfg)?, fresh))
+}
+
+/// A freshly initialised parameter, following BERT's `init_bert_weights`.
+fn fresh_tensor(name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
+    if name.ends_with(".bias") {
+        Tensor::zeros(shape, DType::F32, &Device::Cpu)
+    } else if name.contains("LayerNorm") {
+        Tensor::ones(shape, DType::F32, &Device::Cpu)
+    } else {
+        Tensor::randn(0f32, 0.02, shape, &Device::Cpu)
+    }
+}
+
+fn var_builder(
+    tensors: HashMap<String, Tensor>,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>, ModelError> {
     let tensors = tensors
         .into_iter()
         .map(|(k, t)| Ok((k, t.to_dtype(dtype)?.to_device(device)?)))
         .collect::<Result<HashMap<_, _>, candle_core::Error>>()?;
-    let vb = VarBuilder::from_tensors(tensors, dtype, device);
-    Ok(BertModel::load(vb, &cfg)?)
+    Ok(VarBuilder::from_tensors(tensors, dtype, device))
 }
 
 /// The first weight file of [`WEIGHT_FILES`] present in `dir`.
@@ -129,10 +200,21 @@ pub fn select_tensors(
     expected: &[(String, Vec<usize>)],
     file: &Path,
 ) -> Result<HashMap<String, Tensor>, ModelError> {
-    let mut by_name: HashMap<String, Tensor> = tensors
+    take_expected(&mut canonicalize(tensors), expected, file)
+}
+
+fn canonicalize(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    tensors
         .into_iter()
         .map(|(k, t)| (canonical_name(&k), t))
-        .collect();
+        .collect()
+}
+
+fn take_expected(
+    by_name: &mut HashMap<String, Tensor>,
+    expected: &[(String, Vec<usize>)],
+    file: &Path,
+) -> Result<HashMap<String, Tensor>, ModelError> {
     let mut out = HashMap::with_capacity(expected.len());
     for (name, shape) in expected {
         let t = by_name
@@ -142,17 +224,21 @@ pub fn select_tensors(
                 name: name.clone(),
                 expected: shape.clone(),
             })?;
-        if t.dims() != shape.as_slice() {
-            return Err(ModelError::ShapeMismatch {
-                file: file.to_path_buf(),
-                name: name.clone(),
-                expected: shape.clone(),
-                found: t.dims().to_vec(),
-            });
-        }
-        out.insert(name.clone(), t);
+        out.insert(name.clone(), check_shape(t, name, shape, file)?);
     }
     Ok(out)
+}
+
+fn check_shape(t: Tensor, name: &str, shape: &[usize], file: &Path) -> Result<Tensor, ModelError> {
+    if t.dims() != shape {
+        return Err(ModelError::ShapeMismatch {
+            file: file.to_path_buf(),
+            name: name.to_string(),
+            expected: shape.to_vec(),
+            found: t.dims().to_vec(),
+        });
+    }
+    Ok(t)
 }
 
 #[cfg(test)]
