@@ -74,7 +74,8 @@ fn visible_matrix() -> Tensor {
     Tensor::from_vec(one, (BATCH, SEQ, SEQ), &Device::Cpu).expect("visible")
 }
 
-/// Times `f` with criterion and returns the median seconds per call of its samples.
+/// Times `f` with criterion and returns the median seconds per call of its samples
+/// (`f` runs its work inside the thread pool being measured).
 fn measure(c: &mut Criterion, name: &str, mut f: impl FnMut()) -> f64 {
     let mut times: Vec<f64> = Vec::new();
     c.bench_function(name, |b| {
@@ -113,10 +114,8 @@ fn bench(c: &mut Criterion) {
                 ..EncoderInput::new(&ids)
             };
             let label = if kbert { "kbert" } else { "plain" };
-            let med = pool.install(|| {
-                measure(c, &format!("encoder/{label}/t{threads}"), || {
-                    model.forward(&input).expect("forward");
-                })
+            let med = measure(c, &format!("encoder/{label}/t{threads}"), || {
+                pool.install(|| model.forward(&input).expect("forward"));
             });
             results.push(serde_json::json!({
                 "impl": "zhishi", "model": name, "input": label, "batch": BATCH, "seq": SEQ,
@@ -157,8 +156,10 @@ fn layer_breakdown(
         head_dim: cfg.head_dim(),
         bias_rows: 1,
     };
-    let mut t = |name: &str, f: &mut dyn FnMut()| {
-        pool.install(|| measure(c, &format!("layer/{name}/t{threads}"), f)) * 1e3
+    let mut t = |name: &str, f: &mut (dyn FnMut() + Send)| {
+        measure(c, &format!("layer/{name}/t{threads}"), || {
+            pool.install(&mut *f)
+        }) * 1e3
     };
     let mut ln = x.clone();
     serde_json::json!({
