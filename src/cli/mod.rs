@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod encode;
 mod kbert;
 mod kg;
 mod link;
@@ -27,6 +28,8 @@ enum Command {
     Kbert(kbert::KbertArgs),
     /// Entity linking: mentions of KG entities in text lines or JSONL records.
     Link(link::LinkArgs),
+    /// Run the BERT encoder over JSONL batches of token ids.
+    Encode(encode::Args),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Kbert(args) => kbert::run(args),
         Command::Link(args) => link::run(args),
+        Command::Encode(args) => encode::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,581 @@
+//! The BERT encoder ([Devlin et al., 2019](https://arxiv.org/abs/1810.04805)) as candle modules,
+//! one struct per layer of the paper, with tensor names equal to the Hugging Face checkpoint's.
+//!
+//! Beyond the stock candle-transformers model it takes explicit `position_ids` (K-BERT soft
+//! positions) and a per-example visible matrix `[B, L, L]`, added as `(1 - m) * -10000` to the
+//! attention scores of every layer together with the padding mask, and it runs either fused CPU
+//! kernels for inference or differentiable candle ops for training ([`Kernels`]).
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{Embedding, VarBuilder};
+
+use super::config::{BertConfig, HiddenAct, Kernels};
+use super::kernels::{self, Act, AttnShape};
+
+/// The additive bias for masked attention scores (BERT's convention).
+pub const MASK_BIAS: f64 = -10000.0;
+
+/// A dense layer `y = x · Wᵀ + b` over the last dimension, with PyTorch's `[out, in]` weight.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    /// Loads `weight [out, in]` and `bias [out]` (initialised like PyTorch when training).
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let l = candle_nn::linear(in_dim, out_dim, vb)?;
+        let bias = l
+            .bias()
+            .cloned()
+            .ok_or_else(|| candle_core::Error::Msg("bias".into()))?;
+        Ok(Self {
+            weight: l.weight().clone(),
+            bias,
+        })
+    }
+
+    /// Stacks several layers with the same input into one (their outputs side by side).
+    fn concat(parts: &[Linear]) -> Result<Self> {
+        let ws: Vec<&Tensor> = parts.iter().map(|p| &p.weight).collect();
+        let bs: Vec<&Tensor> = parts.iter().map(|p| &p.bias).collect();
+        Ok(Self {
+            weight: Tensor::cat(&ws, 0)?,
+            bias: Tensor::cat(&bs, 0)?,
+        })
+    }
+
+    /// Fused-kernel forward on row-major data: `act(x · Wᵀ + b + residual)`.
+    fn forward_fast(&self, x: &[f32], residual: Option<&[f32]>, act: Act) -> Result<Vec<f32>> {
+        kernels::with_slice(&self.weight, |w| {
+            kernels::with_slice(&self.bias, |b| kernels::linear(x, w, b, residual, act))
+        })?
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let k = dims.pop().unwrap_or(1);
+        let rows = x.elem_count() / k.max(1);
+        let y = x
+            .reshape((rows, k))?
+            .matmul(&self.weight.t()?)?
+            .broadcast_add(&self.bias)?;
+        dims.push(self.bias.dim(0)?);
+        y.reshape(dims)
+    }
+}
+
+/// LayerNorm over the last dimension with `weight`/`bias` and the config's epsilon.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+    kernels: Kernels,
+}
+
+impl LayerNorm {
+    /// Loads `weight` and `bias` of width `size`.
+    pub fn load(vb: VarBuilder, size: usize, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?,
+            bias: vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?,
+            eps: cfg.layer_norm_eps,
+            kernels: cfg.kernels,
+        })
+    }
+
+    /// Normalises row-major data in place (fused kernel).
+    fn forward_in_place(&self, xs: &mut [f32]) -> Result<()> {
+        kernels::with_slice(&self.weight, |g| {
+            kernels::with_slice(&self.bias, |b| {
+                kernels::layer_norm_in_place(xs, g, b, self.eps as f32)
+            })
+        })?
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.kernels == Kernels::Fast && kernels::supported(x) {
+            let mut data = kernels::with_slice(x, |s| s.to_vec())?;
+            self.forward_in_place(&mut data)?;
+            return Tensor::from_vec(data, x.shape(), x.device());
+        }
+        // Differentiable: candle-nn's `LayerNorm` module and `ops::layer_norm` have no backward.
+        candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, self.eps as f32)
+    }
+}
+
+/// Word + position + token-type embeddings, summed and normalised.
+#[derive(Debug, Clone)]
+pub struct BertEmbeddings {
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    token_type_embeddings: Embedding,
+    layer_norm: LayerNorm,
+}
+
+impl BertEmbeddings {
+    /// Loads the three tables and the LayerNorm from `embeddings.*`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            word_embeddings: candle_nn::embedding(
+                cfg.vocab_size,
+                cfg.hidden_size,
+                vb.pp("word_embeddings"),
+            )?,
+            position_embeddings: candle_nn::embedding(
+                cfg.max_position_embeddings,
+                cfg.hidden_size,
+                vb.pp("position_embeddings"),
+            )?,
+            token_type_embeddings: candle_nn::embedding(
+                cfg.type_vocab_size,
+                cfg.hidden_size,
+                vb.pp("token_type_embeddings"),
+            )?,
+            layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
+        })
+    }
+
+    /// `input_ids [B, L]` with optional `token_type_ids` (default 0) and `position_ids`
+    /// (default `0..L`, or K-BERT soft positions) -> `[B, L, H]`.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, l) = input_ids.dims2()?;
+        let words = self.word_embeddings.forward(input_ids)?;
+        let positions = match position_ids {
+            Some(p) => self.position_embeddings.forward(p)?,
+            None => {
+                let p = Tensor::arange(0u32, l as u32, input_ids.device())?;
+                self.position_embeddings.forward(&p)?.unsqueeze(0)?
+            }
+        };
+        let types = match token_type_ids {
+            Some(t) => self.token_type_embeddings.forward(t)?,
+            None => {
+                let t = Tensor::zeros((b, l), DType::U32, input_ids.device())?;
+                self.token_type_embeddings.forward(&t)?
+            }
+        };
+        let sum = words.broadcast_add(&positions)?.add(&types)?;
+        self.layer_norm.forward(&sum)
+    }
+
+    /// The word-embedding table `[vocab, H]`.
+    pub fn word_embeddings(&self) -> &Tensor {
+        self.word_embeddings.embeddings()
+    }
+}
+
+/// The additive attention bias of one batch, `[B, R, L]` with `R = 1` (padding mask only,
+/// broadcast over queries) or `R = L` (a visible matrix, possibly combined with padding).
+#[derive(Debug, Clone)]
+pub struct AttentionBias {
+    bias: Tensor,
+}
+
+impl AttentionBias {
+    /// Builds the bias from an optional padding mask `[B, L]` (1 = real token) and an optional
+    /// visible matrix `[B, L, L]` (1 = query row may attend key column); each masked entry adds
+    /// `-10000`. With neither, nothing is masked.
+    pub fn new(
+        attention_mask: Option<&Tensor>,
+        visible_matrix: Option<&Tensor>,
+        (b, l): (usize, usize),
+        device: &Device,
+    ) -> Result<Self> {
+        let to_bias = |m: &Tensor| -> Result<Tensor> {
+            m.to_dtype(DType::F32)?.affine(-MASK_BIAS, MASK_BIAS)
+        };
+        let pad = attention_mask
+            .map(|m| to_bias(m)?.reshape((b, 1, l)))
+            .transpose()?;
+        let vis = visible_matrix
+            .map(|m| to_bias(m)?.reshape((b, l, l)))
+            .transpose()?;
+        let bias = match (pad, vis) {
+            (None, None) => Tensor::zeros((b, 1, l), DType::F32, device)?,
+            (Some(p), None) => p,
+            (None, Some(v)) => v,
+            (Some(p), Some(v)) => v.broadcast_add(&p)?,
+        };
+        Ok(Self { bias })
+    }
+
+    /// The bias tensor, `[B, R, L]` in f32.
+    pub fn tensor(&self) -> &Tensor {
+        &self.bias
+    }
+}
+
+/// The query/key/value projections: separate (trainable) or stacked into one GEMM (inference).
+#[derive(Debug, Clone)]
+enum Projections {
+    Separate {
+        query: Linear,
+        key: Linear,
+        value: Linear,
+    },
+    Fused(Linear),
+}
+
+/// Multi-head self-attention with an additive bias (`attention.self.*`).
+#[derive(Debug, Clone)]
+pub struct BertSelfAttention {
+    projections: Projections,
+    num_heads: usize,
+    head_dim: usize,
+}
+
+impl BertSelfAttention {
+    /// Loads `query`, `key` and `value`; with [`Kernels::Fast`] they are stacked into one matrix.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let query = Linear::load(vb.pp("query"), h, h)?;
+        let key = Linear::load(vb.pp("key"), h, h)?;
+        let value = Linear::load(vb.pp("value"), h, h)?;
+        let projections = match cfg.kernels {
+            Kernels::Fast => Projections::Fused(Linear::concat(&[query, key, value])?),
+            Kernels::Differentiable => Projections::Separate { query, key, value },
+        };
+        Ok(Self {
+            projections,
+            num_heads: cfg.num_attention_heads,
+            head_dim: cfg.head_dim(),
+        })
+    }
+
+    /// `[B, L, H]` -> attention context `[B, L, H]` (candle ops).
+    pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
+        let (b, l, h) = x.dims3()?;
+        let (q, k, v) = match &self.projections {
+            Projections::Separate { query, key, value } => {
+                (query.forward(x)?, key.forward(x)?, value.forward(x)?)
+            }
+            Projections::Fused(qkv) => {
+                let y = qkv.forward(x)?;
+                (
+                    y.narrow(2, 0, h)?,
+                    y.narrow(2, h, h)?,
+                    y.narrow(2, 2 * h, h)?,
+                )
+            }
+        };
+        let heads = |t: Tensor| -> Result<Tensor> {
+            t.reshape((b, l, self.num_heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (q, k, v) = (heads(q)?, heads(k)?, heads(v)?);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?;
+        let mask = bias.tensor().to_dtype(scores.dtype())?.unsqueeze(1)?;
+        let scores = scores.broadcast_add(&mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, l, h))
+    }
+
+    /// Fused-kernel forward on row-major `[B, L, H]` data with bias `[B, R, L]`.
+    fn forward_fast(&self, x: &[f32], bias: &[f32], shape: AttnShape) -> Result<Vec<f32>> {
+        let qkv = match &self.projections {
+            Projections::Fused(qkv) => qkv.forward_fast(x, None, Act::Identity)?,
+            Projections::Separate { .. } => {
+                candle_core::bail!("fused attention needs the stacked projections")
+            }
+        };
+        Ok(kernels::attention(&qkv, bias, shape))
+    }
+}
+
+/// Projection of the attention context plus residual and LayerNorm (`attention.output.*`).
+#[derive(Debug, Clone)]
+pub struct BertSelfOutput {
+    dense: Linear,
+    layer_norm: LayerNorm,
+}
+
+impl BertSelfOutput {
+    /// Loads `dense` and `LayerNorm`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.hidden_size)?,
+            layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
+        })
+    }
+
+    /// `LayerNorm(dense(context) + input)`.
+    pub fn forward(&self, context: &Tensor, input: &Tensor) -> Result<Tensor> {
+        self.layer_norm
+            .forward(&self.dense.forward(context)?.add(input)?)
+    }
+
+    fn forward_fast(&self, context: &[f32], input: &[f32]) -> Result<Vec<f32>> {
+        let mut y = self
+            .dense
+            .forward_fast(context, Some(input), Act::Identity)?;
+        self.layer_norm.forward_in_place(&mut y)?;
+        Ok(y)
+    }
+}
+
+/// Self-attention followed by its output block (`attention.*`).
+#[derive(Debug, Clone)]
+pub struct BertAttention {
+    self_attention: BertSelfAttention,
+    output: BertSelfOutput,
+}
+
+impl BertAttention {
+    /// Loads `self` and `output`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            self_attention: BertSelfAttention::load(vb.pp("self"), cfg)?,
+            output: BertSelfOutput::load(vb.pp("output"), cfg)?,
+        })
+    }
+
+    /// `[B, L, H]` -> `[B, L, H]`.
+    pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
+        let context = self.self_attention.forward(x, bias)?;
+        self.output.forward(&context, x)
+    }
+
+    fn forward_fast(&self, x: &[f32], bias: &[f32], shape: AttnShape) -> Result<Vec<f32>> {
+        let context = self.self_attention.forward_fast(x, bias, shape)?;
+        self.output.forward_fast(&context, x)
+    }
+}
+
+/// The feed-forward expansion with its activation (`intermediate.*`).
+#[derive(Debug, Clone)]
+pub struct BertIntermediate {
+    dense: Linear,
+    act: HiddenAct,
+}
+
+impl BertIntermediate {
+    /// Loads `dense`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?,
+            act: cfg.hidden_act,
+        })
+    }
+
+    /// `act(dense(x))`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.dense.forward(x)?;
+        match self.act {
+            HiddenAct::Gelu => y.gelu_erf(),
+            HiddenAct::Relu => y.relu(),
+        }
+    }
+
+    fn forward_fast(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let act = match self.act {
+            HiddenAct::Gelu => Act::Gelu,
+            HiddenAct::Relu => Act::Relu,
+        };
+        self.dense.forward_fast(x, None, act)
+    }
+}
+
+/// The feed-forward contraction plus residual and LayerNorm (`output.*`).
+#[derive(Debug, Clone)]
+pub struct BertOutput {
+    dense: Linear,
+    layer_norm: LayerNorm,
+}
+
+impl BertOutput {
+    /// Loads `dense` and `LayerNorm`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            dense: Linear::load(vb.pp("dense"), cfg.intermediate_size, cfg.hidden_size)?,
+            layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
+        })
+    }
+
+    /// `LayerNorm(dense(x) + input)`.
+    pub fn forward(&self, x: &Tensor, input: &Tensor) -> Result<Tensor> {
+        self.layer_norm.forward(&self.dense.forward(x)?.add(input)?)
+    }
+
+    fn forward_fast(&self, x: &[f32], input: &[f32]) -> Result<Vec<f32>> {
+        let mut y = self.dense.forward_fast(x, Some(input), Act::Identity)?;
+        self.layer_norm.forward_in_place(&mut y)?;
+        Ok(y)
+    }
+}
+
+/// One transformer layer (`encoder.layer.N.*`).
+#[derive(Debug, Clone)]
+pub struct BertLayer {
+    attention: BertAttention,
+    intermediate: BertIntermediate,
+    output: BertOutput,
+}
+
+impl BertLayer {
+    /// Loads `attention`, `intermediate` and `output`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            attention: BertAttention::load(vb.pp("attention"), cfg)?,
+            intermediate: BertIntermediate::load(vb.pp("intermediate"), cfg)?,
+            output: BertOutput::load(vb.pp("output"), cfg)?,
+        })
+    }
+
+    /// `[B, L, H]` -> `[B, L, H]` with candle ops.
+    pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
+        let h = self.attention.forward(x, bias)?;
+        let i = self.intermediate.forward(&h)?;
+        self.output.forward(&i, &h)
+    }
+
+    /// The same on row-major data with the fused kernels.
+    pub(crate) fn forward_fast(
+        &self,
+        x: &[f32],
+        bias: &[f32],
+        shape: AttnShape,
+    ) -> Result<Vec<f32>> {
+        let h = self.attention.forward_fast(x, bias, shape)?;
+        let i = self.intermediate.forward_fast(&h)?;
+        self.output.forward_fast(&i, &h)
+    }
+}
+
+/// The layer stack (`encoder.layer.*`).
+#[derive(Debug, Clone)]
+pub struct BertEncoder {
+    layers: Vec<BertLayer>,
+    num_heads: usize,
+    kernels: Kernels,
+}
+
+impl BertEncoder {
+    /// Loads `layer.0` .. `layer.{n-1}`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| BertLayer::load(vb.pp(format!("layer.{i}")), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            layers,
+            num_heads: cfg.num_attention_heads,
+            kernels: cfg.kernels,
+        })
+    }
+
+    /// Runs every layer over `[B, L, H]`.
+    pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
+        if self.kernels == Kernels::Fast && kernels::supported(x) {
+            return self.forward_fast(x, bias);
+        }
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward(&h, bias)?;
+        }
+        Ok(h)
+    }
+
+    fn forward_fast(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
+        let (batch, len, hidden) = x.dims3()?;
+        let (_, bias_rows, _) = bias.tensor().dims3()?;
+        let shape = AttnShape {
+            batch,
+            len,
+            heads: self.num_heads,
+            head_dim: hidden / self.num_heads,
+            bias_rows,
+        };
+        let mut h = kernels::with_slice(x, |s| s.to_vec())?;
+        kernels::with_slice(bias.tensor(), |bias| -> Result<()> {
+            for layer in &self.layers {
+                h = layer.forward_fast(&h, bias, shape)?;
+            }
+            Ok(())
+        })??;
+        Tensor::from_vec(h, (batch, len, hidden), x.device())
+    }
+}
+
+/// Inputs of one batch; everything but `input_ids` is optional.
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderInput<'a> {
+    /// Token ids `[B, L]` (u32 or i64).
+    pub input_ids: &'a Tensor,
+    /// Segment ids `[B, L]`; default all 0.
+    pub token_type_ids: Option<&'a Tensor>,
+    /// Position ids `[B, L]`; default `0..L` (K-BERT passes soft positions).
+    pub position_ids: Option<&'a Tensor>,
+    /// Padding mask `[B, L]`, 1 for real tokens.
+    pub attention_mask: Option<&'a Tensor>,
+    /// Visible matrix `[B, L, L]` of 0/1, applied in every layer.
+    pub visible_matrix: Option<&'a Tensor>,
+}
+
+impl<'a> EncoderInput<'a> {
+    /// Input with token ids only.
+    pub fn new(input_ids: &'a Tensor) -> Self {
+        Self {
+            input_ids,
+            token_type_ids: None,
+            position_ids: None,
+            attention_mask: None,
+            visible_matrix: None,
+        }
+    }
+}
+
+/// The BERT model without pooler: embeddings then encoder, producing `last_hidden_state`.
+#[derive(Debug, Clone)]
+pub struct BertModel {
+    embeddings: BertEmbeddings,
+    encoder: BertEncoder,
+    config: BertConfig,
+}
+
+impl BertModel {
+    /// Loads `embeddings.*` and `encoder.*` (a VarBuilder without the `bert.` prefix).
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            embeddings: BertEmbeddings::load(vb.pp("embeddings"), cfg)?,
+            encoder: BertEncoder::load(vb.pp("encoder"), cfg)?,
+            config: cfg.clone(),
+        })
+    }
+
+    /// The configuration the model was loaded with.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The embedding layer (e.g. to read the word-embedding table).
+    pub fn embeddings(&self) -> &BertEmbeddings {
+        &self.embeddings
+    }
+
+    /// `last_hidden_state [B, L, H]` of one batch.
+    pub fn forward(&self, input: &EncoderInput) -> Result<Tensor> {
+        let (b, l) = input.input_ids.dims2()?;
+        let device = input.input_ids.device();
+        let bias = AttentionBias::new(input.attention_mask, input.visible_matrix, (b, l), device)?;
+        let x =
+            self.embeddings
+                .forward(input.input_ids, input.token_type_ids, input.position_ids)?;
+        self.encoder.forward(&x, &bias)
+    }
+}

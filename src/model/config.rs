@@ -1,0 +1,216 @@
+//! `BertConfig`: the Hugging Face `config.json` of a BERT-family checkpoint, field for field,
+//! plus ERNIE-THU's optional `layer_types`.
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::ModelError;
+
+/// The activation named by `hidden_act` in `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HiddenAct {
+    /// Exact GELU, `x * Φ(x)` with the error function (what BERT uses).
+    Gelu,
+    /// ReLU.
+    Relu,
+}
+
+/// The kind of one ERNIE-THU layer (`layer_types` in ERNIE's `bert_config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerType {
+    /// A plain BERT layer over the tokens only.
+    Sim,
+    /// Token self-attention; the entity input is passed through and fused.
+    Mix,
+    /// The knowledgeable aggregator: token and entity attention, then fusion.
+    Norm,
+}
+
+/// Which implementation of LayerNorm, softmax, attention and GELU the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// Fused CPU kernels (no backward pass). Falls back to candle ops off the CPU or for
+    /// non-f32 tensors. Use for inference.
+    #[default]
+    Fast,
+    /// candle ops with a backward pass everywhere. Use for training.
+    Differentiable,
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+
+fn default_hidden_act() -> HiddenAct {
+    HiddenAct::Gelu
+}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+
+fn default_position_embedding_type() -> String {
+    "absolute".to_string()
+}
+
+/// A BERT configuration as written in a Hugging Face `config.json` (unknown keys are ignored,
+/// since real files carry many unrelated ones).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BertConfig {
+    /// Number of rows of the word-embedding table.
+    pub vocab_size: usize,
+    /// Width of every hidden state.
+    pub hidden_size: usize,
+    /// Number of encoder layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer; must divide `hidden_size`.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Feed-forward activation.
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: HiddenAct,
+    /// Rows of the position-embedding table (longest sequence).
+    pub max_position_embeddings: usize,
+    /// Rows of the token-type (segment) table.
+    #[serde(default = "default_type_vocab_size")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon used everywhere.
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    /// Id of the padding token.
+    #[serde(default)]
+    pub pad_token_id: u32,
+    /// Only `"absolute"` is supported.
+    #[serde(default = "default_position_embedding_type")]
+    pub position_embedding_type: String,
+    /// ERNIE-THU: the kind of each layer from the bottom (absent for plain BERT); layers past
+    /// the end of the list are `sim`, as in ERNIE's code.
+    #[serde(default)]
+    pub layer_types: Option<Vec<LayerType>>,
+    /// Not part of `config.json`: which kernels the loaded model runs.
+    #[serde(skip)]
+    pub kernels: Kernels,
+}
+
+impl Default for BertConfig {
+    /// `bert-base-chinese`'s shape.
+    fn default() -> Self {
+        Self {
+            vocab_size: 21128,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            hidden_act: HiddenAct::Gelu,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+            position_embedding_type: default_position_embedding_type(),
+            layer_types: None,
+            kernels: Kernels::Fast,
+        }
+    }
+}
+
+impl BertConfig {
+    /// Reads and validates a `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|source| ModelError::Config {
+            path: path.to_path_buf(),
+            message: source.to_string(),
+        })?;
+        cfg.validate().map_err(|message| ModelError::Config {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks the invariants the model relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(format!(
+                "position_embedding_type {:?} is not supported (only \"absolute\")",
+                self.position_embedding_type
+            ));
+        }
+        if let Some(types) = &self.layer_types {
+            if types.len() > self.num_hidden_layers {
+                return Err(format!(
+                    "layer_types has {} entries but num_hidden_layers is only {}",
+                    types.len(),
+                    self.num_hidden_layers
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The kind of every layer: `layer_types` padded with `sim` (all `sim` for plain BERT).
+    pub fn layer_kinds(&self) -> Vec<LayerType> {
+        let mut kinds = self.layer_types.clone().unwrap_or_default();
+        kinds.resize(self.num_hidden_layers, LayerType::Sim);
+        kinds
+    }
+
+    /// Whether this is an ERNIE-THU config (some layer fuses entities).
+    pub fn is_ernie(&self) -> bool {
+        self.layer_kinds().iter().any(|k| *k != LayerType::Sim)
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_an_hf_config_and_ignores_unknown_keys() {
+        let json = r#"{"architectures":["BertModel"],"hidden_act":"gelu","hidden_size":512,
+            "intermediate_size":2048,"layer_norm_eps":1e-12,"max_position_embeddings":512,
+            "model_type":"bert","num_attention_heads":8,"num_hidden_layers":4,
+            "pad_token_id":0,"type_vocab_size":2,"vocab_size":21128}"#;
+        let cfg: BertConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(cfg.hidden_size, 512);
+        assert_eq!(cfg.head_dim(), 64);
+        assert_eq!(cfg.layer_types, None);
+        assert_eq!(cfg.validate(), Ok(()));
+    }
+
+    #[test]
+    fn reads_ernie_layer_types_and_checks_their_count() {
+        let json = r#"{"hidden_size":8,"intermediate_size":16,"max_position_embeddings":16,
+            "num_attention_heads":2,"num_hidden_layers":3,"vocab_size":30,
+            "layer_types":["sim","mix","norm"]}"#;
+        let cfg: BertConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            cfg.layer_types,
+            Some(vec![LayerType::Sim, LayerType::Mix, LayerType::Norm])
+        );
+        let long = BertConfig {
+            layer_types: Some(vec![LayerType::Sim; 4]),
+            ..cfg
+        };
+        assert!(long.validate().unwrap_err().contains("layer_types has 4"));
+    }
+}

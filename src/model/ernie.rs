@@ -1,0 +1,342 @@
+//! ERNIE-THU ([Zhang et al., 2019](https://arxiv.org/abs/1905.07129)): BERT layers that fuse
+//! knowledge-graph entity vectors into the tokens they are linked to.
+//!
+//! Layer kinds follow `layer_types` in the config: `sim` is a plain BERT layer (entities pass
+//! through), `mix` fuses the entity inputs without attending over them, `norm` (the
+//! knowledgeable aggregator) also runs multi-head attention over the entity sequence. Fusion:
+//! `h = act(W_t w + W_e e + b)`, then `w' = LN(W'_t h + w)`, `e' = LN_ent(W'_e h + e)`. Entity
+//! vectors sit on the first word piece of each linked mention; `ent_mask` marks those tokens.
+//! Parameter names are those of the authors' checkpoints (`attention.self_ent.*`,
+//! `attention.output_ent.*`, `intermediate.dense_ent`, `output.dense_ent`,
+//! `output.LayerNorm_ent`), so their weights load unchanged.
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::bert::{
+    AttentionBias, BertAttention, BertEmbeddings, BertLayer, BertSelfAttention, BertSelfOutput,
+    EncoderInput, LayerNorm, Linear,
+};
+use super::config::{BertConfig, HiddenAct, LayerType};
+
+/// Width of the entity vectors (TransE, fixed at 100 in ERNIE-THU's code).
+pub const ENTITY_DIM: usize = 100;
+/// Attention heads over the entity sequence in `norm` layers.
+pub const ENTITY_HEADS: usize = 4;
+
+/// The config of the entity-side sub-layers: BERT's, narrowed to the entity width.
+pub fn entity_config(cfg: &BertConfig) -> BertConfig {
+    BertConfig {
+        hidden_size: ENTITY_DIM,
+        num_attention_heads: ENTITY_HEADS,
+        ..cfg.clone()
+    }
+}
+
+/// Fusion of tokens and entities: `act(dense(tokens) + dense_ent(entities))` (`intermediate.*`).
+#[derive(Debug, Clone)]
+pub struct ErnieIntermediate {
+    dense: Linear,
+    dense_ent: Linear,
+    act: HiddenAct,
+}
+
+impl ErnieIntermediate {
+    /// Loads `dense` and `dense_ent`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?,
+            dense_ent: Linear::load(vb.pp("dense_ent"), ENTITY_DIM, cfg.intermediate_size)?,
+            act: cfg.hidden_act,
+        })
+    }
+
+    /// `[B, L, H]`, `[B, L, 100]` -> fused `[B, L, I]`.
+    pub fn forward(&self, tokens: &Tensor, entities: &Tensor) -> Result<Tensor> {
+        let sum = self
+            .dense
+            .forward(tokens)?
+            .add(&self.dense_ent.forward(entities)?)?;
+        match self.act {
+            HiddenAct::Gelu => sum.gelu_erf(),
+            HiddenAct::Relu => sum.relu(),
+        }
+    }
+}
+
+/// The split back into tokens and entities, each with residual and LayerNorm (`output.*`).
+#[derive(Debug, Clone)]
+pub struct ErnieOutput {
+    dense: Linear,
+    dense_ent: Linear,
+    layer_norm: LayerNorm,
+    layer_norm_ent: LayerNorm,
+}
+
+impl ErnieOutput {
+    /// Loads `dense`, `dense_ent`, `LayerNorm` and `LayerNorm_ent`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        Ok(Self {
+            dense: Linear::load(vb.pp("dense"), cfg.intermediate_size, cfg.hidden_size)?,
+            dense_ent: Linear::load(vb.pp("dense_ent"), cfg.intermediate_size, ENTITY_DIM)?,
+            layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
+            layer_norm_ent: LayerNorm::load(vb.pp("LayerNorm_ent"), ENTITY_DIM, cfg)?,
+        })
+    }
+
+    /// Fused `[B, L, I]` plus both residuals -> (tokens `[B, L, H]`, entities `[B, L, 100]`).
+    pub fn forward(
+        &self,
+        fused: &Tensor,
+        tokens: &Tensor,
+        entities: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let t = self
+            .layer_norm
+            .forward(&self.dense.forward(fused)?.add(tokens)?)?;
+        let e = self
+            .layer_norm_ent
+            .forward(&self.dense_ent.forward(fused)?.add(entities)?)?;
+        Ok((t, e))
+    }
+}
+
+/// Multi-head attention over the entity sequence (`attention.self_ent` + `attention.output_ent`).
+#[derive(Debug, Clone)]
+pub struct EntityAttention {
+    self_attention: BertSelfAttention,
+    output: BertSelfOutput,
+}
+
+impl EntityAttention {
+    /// Loads `self_ent` and `output_ent` from the `attention` builder.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        let ent = entity_config(cfg);
+        Ok(Self {
+            self_attention: BertSelfAttention::load(vb.pp("self_ent"), &ent)?,
+            output: BertSelfOutput::load(vb.pp("output_ent"), &ent)?,
+        })
+    }
+
+    /// `[B, L, 100]` -> `[B, L, 100]`, attending only to tokens that carry an entity.
+    pub fn forward(&self, entities: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
+        let context = self.self_attention.forward(entities, bias)?;
+        self.output.forward(&context, entities)
+    }
+}
+
+/// A `mix` or `norm` layer: token attention, optional entity attention, then fusion.
+#[derive(Debug, Clone)]
+pub struct ErnieFusionLayer {
+    attention: BertAttention,
+    entity_attention: Option<EntityAttention>,
+    intermediate: ErnieIntermediate,
+    output: ErnieOutput,
+}
+
+impl ErnieFusionLayer {
+    /// Loads a fusion layer; `aggregator` (a `norm` layer) adds the entity attention.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig, aggregator: bool) -> Result<Self> {
+        let entity_attention = aggregator
+            .then(|| EntityAttention::load(vb.pp("attention"), cfg))
+            .transpose()?;
+        Ok(Self {
+            attention: BertAttention::load(vb.pp("attention"), cfg)?,
+            entity_attention,
+            intermediate: ErnieIntermediate::load(vb.pp("intermediate"), cfg)?,
+            output: ErnieOutput::load(vb.pp("output"), cfg)?,
+        })
+    }
+
+    /// One step over tokens and entities; `ent_mask` is `[B, L, 1]` (1 = token has an entity).
+    pub fn forward(
+        &self,
+        tokens: &Tensor,
+        bias: &AttentionBias,
+        entities: &Tensor,
+        entity_bias: &AttentionBias,
+        ent_mask: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let t = self.attention.forward(tokens, bias)?;
+        let e = match &self.entity_attention {
+            Some(att) => att.forward(entities, entity_bias)?,
+            None => entities.clone(),
+        };
+        let e = e.broadcast_mul(ent_mask)?;
+        let fused = self.intermediate.forward(&t, &e)?;
+        self.output.forward(&fused, &t, &e)
+    }
+}
+
+/// One ERNIE layer of either kind.
+#[derive(Debug, Clone)]
+pub enum ErnieLayer {
+    /// A plain BERT layer; entities pass through.
+    Sim(BertLayer),
+    /// A fusion layer (`mix` or `norm`).
+    Fusion(ErnieFusionLayer),
+}
+
+/// Inputs of one ERNIE batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ErnieInput<'a> {
+    /// The token inputs, as for BERT.
+    pub tokens: EncoderInput<'a>,
+    /// Entity vectors `[B, L, 100]` on the tokens that carry one (zeros elsewhere).
+    pub entities: &'a Tensor,
+    /// `[B, L]`, 1 for tokens that carry an entity.
+    pub entity_mask: &'a Tensor,
+}
+
+/// The ERNIE-THU model: BERT embeddings and a stack of `sim`/`mix`/`norm` layers.
+#[derive(Debug, Clone)]
+pub struct ErnieModel {
+    embeddings: BertEmbeddings,
+    layers: Vec<ErnieLayer>,
+    config: BertConfig,
+}
+
+impl ErnieModel {
+    /// Loads `embeddings.*` and `encoder.layer.*` with the kinds of `cfg.layer_kinds()`.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        let enc = vb.pp("encoder");
+        let layers = cfg
+            .layer_kinds()
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                let vb = enc.pp(format!("layer.{i}"));
+                Ok(match kind {
+                    LayerType::Sim => ErnieLayer::Sim(BertLayer::load(vb, cfg)?),
+                    LayerType::Mix => ErnieLayer::Fusion(ErnieFusionLayer::load(vb, cfg, false)?),
+                    LayerType::Norm => ErnieLayer::Fusion(ErnieFusionLayer::load(vb, cfg, true)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embeddings: BertEmbeddings::load(vb.pp("embeddings"), cfg)?,
+            layers,
+            config: cfg.clone(),
+        })
+    }
+
+    /// The configuration the model was loaded with.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// `(last_hidden_state [B, L, H], entity_hidden_state [B, L, 100])`.
+    pub fn forward(&self, input: &ErnieInput) -> Result<(Tensor, Tensor)> {
+        let tok = &input.tokens;
+        let (b, l) = tok.input_ids.dims2()?;
+        let dev = tok.input_ids.device();
+        let bias = AttentionBias::new(tok.attention_mask, tok.visible_matrix, (b, l), dev)?;
+        let entity_bias = AttentionBias::new(Some(input.entity_mask), None, (b, l), dev)?;
+        let mut h = self
+            .embeddings
+            .forward(tok.input_ids, tok.token_type_ids, tok.position_ids)?;
+        let ent_mask = input.entity_mask.to_dtype(h.dtype())?.unsqueeze(2)?;
+        let mut e = input.entities.to_dtype(h.dtype())?;
+        for layer in &self.layers {
+            match layer {
+                ErnieLayer::Sim(l) => h = l.forward(&h, &bias)?,
+                ErnieLayer::Fusion(l) => {
+                    (h, e) = l.forward(&h, &bias, &e, &entity_bias, &ent_mask)?;
+                }
+            }
+        }
+        Ok((h, e))
+    }
+}
+
+/// Every ERNIE-only parameter of a config's fusion layers, with its shape (what a plain BERT
+/// checkpoint lacks).
+pub fn ernie_only_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
+    let (i, e) = (cfg.intermediate_size, ENTITY_DIM);
+    let mut out = Vec::new();
+    for (n, kind) in cfg.layer_kinds().into_iter().enumerate() {
+        let p = format!("encoder.layer.{n}");
+        if kind == LayerType::Sim {
+            continue;
+        }
+        let mut dense = vec![
+            ("intermediate.dense_ent", vec![i, e]),
+            ("output.dense_ent", vec![e, i]),
+        ];
+        if kind == LayerType::Norm {
+            for name in ["query", "key", "value"] {
+                out.push((format!("{p}.attention.self_ent.{name}.weight"), vec![e, e]));
+                out.push((format!("{p}.attention.self_ent.{name}.bias"), vec![e]));
+            }
+            dense.push(("attention.output_ent.dense", vec![e, e]));
+            for ln in ["weight", "bias"] {
+                out.push((format!("{p}.attention.output_ent.LayerNorm.{ln}"), vec![e]));
+            }
+        }
+        for (name, shape) in dense {
+            out.push((format!("{p}.{name}.bias"), vec![shape[0]]));
+            out.push((format!("{p}.{name}.weight"), shape));
+        }
+        for ln in ["weight", "bias"] {
+            out.push((format!("{p}.output.LayerNorm_ent.{ln}"), vec![e]));
+        }
+    }
+    out
+}
+
+/// Reads an entity table: a safetensors file whose single tensor is `[entities, 100]`.
+pub fn load_entity_table(path: &std::path::Path) -> std::result::Result<Tensor, super::ModelError> {
+    use super::ModelError;
+    let tensors = super::load::read_checkpoint(path)?;
+    let mut it = tensors.into_values();
+    let (Some(table), None) = (it.next(), it.next()) else {
+        return Err(ModelError::Input(format!(
+            "{}: an entity table must hold exactly one tensor",
+            path.display()
+        )));
+    };
+    match table.dims() {
+        [_, ENTITY_DIM] => Ok(table.to_dtype(candle_core::DType::F32)?),
+        found => Err(ModelError::Input(format!(
+            "{}: entity table has shape {found:?}, expected [entities, {ENTITY_DIM}]",
+            path.display()
+        ))),
+    }
+}
+
+/// Looks up entity vectors: `entity_ids [B][L]` index `table` rows, `-1` means no entity
+/// (a zero vector). Returns `[B, L, 100]`.
+pub fn gather_entities(
+    table: &Tensor,
+    entity_ids: &[Vec<i64>],
+) -> std::result::Result<Tensor, super::ModelError> {
+    use super::ModelError;
+    let (n, d) = table.dims2()?;
+    let b = entity_ids.len();
+    let l = entity_ids.first().map_or(0, Vec::len);
+    let mut idx = Vec::with_capacity(b * l);
+    for (i, row) in entity_ids.iter().enumerate() {
+        if row.len() != l {
+            return Err(ModelError::Input(format!(
+                "entity_ids[{i}] has {} entries, expected {l}",
+                row.len()
+            )));
+        }
+        for (j, &id) in row.iter().enumerate() {
+            if id < -1 || id >= n as i64 {
+                return Err(ModelError::Input(format!(
+                    "entity_ids[{i}][{j}] = {id} is outside -1..{n}"
+                )));
+            }
+            idx.push((id + 1) as u32);
+        }
+    }
+    let padded = Tensor::cat(
+        &[
+            &Tensor::zeros((1, d), table.dtype(), table.device())?,
+            table,
+        ],
+        0,
+    )?;
+    let idx = Tensor::from_vec(idx, b * l, table.device())?;
+    Ok(padded.index_select(&idx, 0)?.reshape((b, l, d))?)
+}

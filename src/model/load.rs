@@ -1,0 +1,307 @@
+//! Loading a Hugging Face BERT directory: `config.json` plus `model.safetensors` or
+//! `pytorch_model.bin`, with or without the `bert.` prefix, checked tensor by tensor against
+//! the shapes the config implies before anything is built.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use super::bert::BertModel;
+use super::config::{BertConfig, Kernels};
+use super::ernie::{ernie_only_tensors, ErnieModel};
+use super::ModelError;
+
+/// Weight files looked for in a model directory, in order of preference.
+pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+
+/// Config files looked for in a model directory (ERNIE-THU names its own `ernie_config.json`).
+pub const CONFIG_FILES: [&str; 2] = ["config.json", "ernie_config.json"];
+
+/// Reads the model directory's config.
+pub fn read_config(dir: &Path) -> Result<BertConfig, ModelError> {
+    let path = CONFIG_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::MissingFile {
+            dir: dir.to_path_buf(),
+            what: CONFIG_FILES.join(" or "),
+        })?;
+    BertConfig::from_file(&path)
+}
+
+/// Loads the BERT model in `dir` onto `device` in `dtype`, running `kernels`. ERNIE layer
+/// types in the config are ignored here (see [`load_ernie`]).
+pub fn load_bert(
+    dir: &Path,
+    device: &Device,
+    dtype: DType,
+    kernels: Kernels,
+) -> Result<BertModel, ModelError> {
+    let mut cfg = read_config(dir)?;
+    cfg.kernels = kernels;
+    cfg.layer_types = None;
+    let weights = find_weights(dir)?;
+    let tensors = select_tensors(
+        read_checkpoint(&weights)?,
+        &expected_tensors(&cfg),
+        &weights,
+    )?;
+    let vb = var_builder(tensors, dtype, device)?;
+    Ok(BertModel::load(vb, &cfg)?)
+}
+
+/// Loads an ERNIE-THU model from `dir`: the authors' own checkpoints load unchanged, and a
+/// plain BERT checkpoint initialises the token encoder while the entity-side (aggregator)
+/// weights it lacks start fresh (normal(0, `initializer_range` 0.02) weights, zero biases,
+/// unit LayerNorms). Returns the model and how many tensors were initialised fresh.
+pub fn load_ernie(
+    dir: &Path,
+    device: &Device,
+    dtype: DType,
+    kernels: Kernels,
+) -> Result<(ErnieModel, usize), ModelError> {
+    let mut cfg = read_config(dir)?;
+    cfg.kernels = kernels;
+    let weights = find_weights(dir)?;
+    let mut tensors = canonicalize(read_checkpoint(&weights)?);
+    let mut selected = take_expected(&mut tensors, &expected_tensors(&cfg), &weights)?;
+    let mut fresh = 0;
+    for (name, shape) in ernie_only_tensors(&cfg) {
+        let t = match tensors.remove(&name) {
+            Some(t) => check_shape(t, &name, &shape, &weights)?,
+            None => {
+                fresh += 1;
+                fresh_tensor(&name, &shape)?
+            }
+        };
+        selected.insert(name, t);
+    }
+    let vb = var_builder(selected, dtype, device)?;
+    Ok((ErnieModel::load(vb, &cfg)?, fresh))
+}
+
+/// A freshly initialised parameter, following BERT's `init_bert_weights`.
+fn fresh_tensor(name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
+    if name.ends_with(".bias") {
+        Tensor::zeros(shape, DType::F32, &Device::Cpu)
+    } else if name.contains("LayerNorm") {
+        Tensor::ones(shape, DType::F32, &Device::Cpu)
+    } else {
+        Tensor::randn(0f32, 0.02, shape, &Device::Cpu)
+    }
+}
+
+fn var_builder(
+    tensors: HashMap<String, Tensor>,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>, ModelError> {
+    let tensors = tensors
+        .into_iter()
+        .map(|(k, t)| Ok((k, t.to_dtype(dtype)?.to_device(device)?)))
+        .collect::<Result<HashMap<_, _>, candle_core::Error>>()?;
+    Ok(VarBuilder::from_tensors(tensors, dtype, device))
+}
+
+/// The first weight file of [`WEIGHT_FILES`] present in `dir`.
+pub fn find_weights(dir: &Path) -> Result<PathBuf, ModelError> {
+    WEIGHT_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::MissingFile {
+            dir: dir.to_path_buf(),
+            what: WEIGHT_FILES.join(" or "),
+        })
+}
+
+/// Reads every tensor of a `.safetensors` file or a PyTorch pickle (`.bin`, `.pt`) to the CPU.
+pub fn read_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
+    let wrap = |source| ModelError::Weights {
+        path: path.to_path_buf(),
+        source,
+    };
+    if !path.is_file() {
+        return Err(ModelError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        candle_core::safetensors::load(path, &Device::Cpu).map_err(wrap)
+    } else {
+        Ok(candle_core::pickle::read_all(path)
+            .map_err(wrap)?
+            .into_iter()
+            .collect())
+    }
+}
+
+/// The canonical name of a checkpoint tensor: no `bert.` prefix, and the `gamma`/`beta` of old
+/// TensorFlow conversions renamed to `weight`/`bias`.
+pub fn canonical_name(name: &str) -> String {
+    let name = name.strip_prefix("bert.").unwrap_or(name);
+    if let Some(stem) = name.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = name.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Every parameter a plain BERT of this config has, with its shape.
+pub fn expected_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
+    let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+    let mut out = vec![
+        (
+            "embeddings.word_embeddings.weight".into(),
+            vec![cfg.vocab_size, h],
+        ),
+        (
+            "embeddings.position_embeddings.weight".into(),
+            vec![cfg.max_position_embeddings, h],
+        ),
+        (
+            "embeddings.token_type_embeddings.weight".into(),
+            vec![cfg.type_vocab_size, h],
+        ),
+        ("embeddings.LayerNorm.weight".into(), vec![h]),
+        ("embeddings.LayerNorm.bias".into(), vec![h]),
+    ];
+    for l in 0..cfg.num_hidden_layers {
+        let p = format!("encoder.layer.{l}");
+        for (name, shape) in [
+            ("attention.self.query", [h, h]),
+            ("attention.self.key", [h, h]),
+            ("attention.self.value", [h, h]),
+            ("attention.output.dense", [h, h]),
+            ("intermediate.dense", [i, h]),
+            ("output.dense", [h, i]),
+        ] {
+            out.push((format!("{p}.{name}.weight"), shape.to_vec()));
+            out.push((format!("{p}.{name}.bias"), vec![shape[0]]));
+        }
+        for ln in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            out.push((format!("{p}.{ln}.weight"), vec![h]));
+            out.push((format!("{p}.{ln}.bias"), vec![h]));
+        }
+    }
+    out
+}
+
+/// Renames the checkpoint's tensors canonically and keeps exactly the `expected` ones
+/// (buffers such as `embeddings.position_ids`, the pooler and heads are dropped), failing on
+/// the first missing or mis-shaped tensor.
+pub fn select_tensors(
+    tensors: HashMap<String, Tensor>,
+    expected: &[(String, Vec<usize>)],
+    file: &Path,
+) -> Result<HashMap<String, Tensor>, ModelError> {
+    take_expected(&mut canonicalize(tensors), expected, file)
+}
+
+fn canonicalize(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    tensors
+        .into_iter()
+        .map(|(k, t)| (canonical_name(&k), t))
+        .collect()
+}
+
+fn take_expected(
+    by_name: &mut HashMap<String, Tensor>,
+    expected: &[(String, Vec<usize>)],
+    file: &Path,
+) -> Result<HashMap<String, Tensor>, ModelError> {
+    let mut out = HashMap::with_capacity(expected.len());
+    for (name, shape) in expected {
+        let t = by_name
+            .remove(name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                file: file.to_path_buf(),
+                name: name.clone(),
+                expected: shape.clone(),
+            })?;
+        out.insert(name.clone(), check_shape(t, name, shape, file)?);
+    }
+    Ok(out)
+}
+
+fn check_shape(t: Tensor, name: &str, shape: &[usize], file: &Path) -> Result<Tensor, ModelError> {
+    if t.dims() != shape {
+        return Err(ModelError::ShapeMismatch {
+            file: file.to_path_buf(),
+            name: name.to_string(),
+            expected: shape.to_vec(),
+            found: t.dims().to_vec(),
+        });
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_the_bert_prefix_and_old_layer_norm_names() {
+        assert_eq!(
+            canonical_name("bert.embeddings.LayerNorm.gamma"),
+            "embeddings.LayerNorm.weight"
+        );
+        assert_eq!(
+            canonical_name("encoder.layer.0.output.LayerNorm.beta"),
+            "encoder.layer.0.output.LayerNorm.bias"
+        );
+        assert_eq!(
+            canonical_name("cls.predictions.bias"),
+            "cls.predictions.bias"
+        );
+    }
+
+    #[test]
+    fn a_tiny_config_expects_sixteen_tensors_per_layer() {
+        let cfg = BertConfig {
+            num_hidden_layers: 2,
+            ..BertConfig::default()
+        };
+        assert_eq!(expected_tensors(&cfg).len(), 5 + 2 * 16);
+    }
+
+    #[test]
+    fn missing_and_misshaped_tensors_are_named() {
+        let expected = vec![
+            ("a.weight".to_string(), vec![2, 3]),
+            ("b.weight".to_string(), vec![4]),
+        ];
+        let zeros = |s: &[usize]| Tensor::zeros(s, DType::F32, &Device::Cpu).unwrap();
+        let file = Path::new("w.safetensors");
+
+        let only_a = HashMap::from([("bert.a.weight".to_string(), zeros(&[2, 3]))]);
+        let e = select_tensors(only_a, &expected, file).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "w.safetensors: missing tensor b.weight (expected shape [4])"
+        );
+
+        let wrong = HashMap::from([
+            ("a.weight".to_string(), zeros(&[3, 2])),
+            ("b.weight".to_string(), zeros(&[4])),
+        ]);
+        let e = select_tensors(wrong, &expected, file).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "w.safetensors: tensor a.weight has shape [3, 2], expected [2, 3]"
+        );
+
+        let extra = HashMap::from([
+            ("a.weight".to_string(), zeros(&[2, 3])),
+            ("b.weight".to_string(), zeros(&[4])),
+            ("embeddings.position_ids".to_string(), zeros(&[1, 4])),
+        ]);
+        let kept = select_tensors(extra, &expected, file).unwrap();
+        assert_eq!(kept.len(), 2);
+    }
+}

@@ -1,0 +1,104 @@
+//! The candle encoder: BERT-family checkpoints from Hugging Face directories, with explicit
+//! position ids and visible matrices for K-BERT, fused CPU kernels for inference and
+//! differentiable ops for training.
+//!
+//! Data flow: [`load::load_bert`] reads `config.json` + weights into a [`bert::BertModel`];
+//! [`tokenize::BertTokenizer`] turns text into ids with character offsets; the model maps an
+//! [`bert::EncoderInput`] to `last_hidden_state`.
+use std::path::PathBuf;
+
+pub mod bert;
+pub mod config;
+pub mod device;
+pub mod ernie;
+pub mod kernels;
+pub mod load;
+pub mod tokenize;
+
+pub use bert::{AttentionBias, BertModel, EncoderInput};
+pub use config::{BertConfig, HiddenAct, Kernels, LayerType};
+pub use device::parse_device;
+pub use ernie::{gather_entities, load_entity_table, ErnieInput, ErnieModel};
+pub use load::{load_bert, load_ernie};
+pub use tokenize::{BertTokenizer, Encoded};
+
+/// What can go wrong loading or running the encoder.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `config.json` is malformed or describes a model this crate cannot run.
+    #[error("bad model config {path}: {message}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model directory lacks a required file.
+    #[error("{dir}: no {what} found")]
+    MissingFile {
+        /// The model directory.
+        dir: PathBuf,
+        /// The files looked for.
+        what: String,
+    },
+    /// The checkpoint lacks a tensor the config requires.
+    #[error("{file}: missing tensor {name} (expected shape {expected:?})")]
+    MissingTensor {
+        /// The weights file.
+        file: PathBuf,
+        /// The tensor name (without `bert.` prefix).
+        name: String,
+        /// The shape the config implies.
+        expected: Vec<usize>,
+    },
+    /// A checkpoint tensor has the wrong shape for the config.
+    #[error("{file}: tensor {name} has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// The weights file.
+        file: PathBuf,
+        /// The tensor name (without `bert.` prefix).
+        name: String,
+        /// The shape the config implies.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+    /// The weights file could not be parsed.
+    #[error("cannot read weights {path}: {source}")]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// candle's error.
+        source: candle_core::Error,
+    },
+    /// The tokenizer files could not be loaded.
+    #[error("cannot load tokenizer from {path}: {message}")]
+    Tokenizer {
+        /// The vocabulary or tokenizer file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The requested device does not exist or is not compiled in.
+    #[error("device {spec:?}: {message}")]
+    Device {
+        /// What the user asked for (`cpu`, `cuda:0`, ...).
+        spec: String,
+        /// Why it cannot be used.
+        message: String,
+    },
+    /// An input batch is inconsistent (shapes, id ranges).
+    #[error("bad input: {0}")]
+    Input(String),
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
