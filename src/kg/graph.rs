@@ -82,11 +82,11 @@ impl KgGraph {
                 } else {
                     triple.subject
                 };
-                if !distance.contains_key(&other) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = distance.entry(other) {
                     if graph.nodes.len() >= limits.max_nodes {
                         continue;
                     }
-                    distance.insert(other, d + 1);
+                    slot.insert(d + 1);
                     queue.push_back(other);
                 }
                 // A triple between two expanded nodes was added when the first was expanded.

@@ -693,7 +693,7 @@ impl Trees {
                             Err(e) => vec![Err(err(e))],
                             Ok((key, value)) => match read_u32(&key) {
                                 Some(s) => unpack_pairs(&value)
-                                    .map(|x| pair(x))
+                                    .map(pair)
                                     .map(|(p, o)| Ok(triple(s, p, o)))
                                     .collect(),
                                 None => vec![Err(corrupt())],
