@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod kg;
+mod transe;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
 #[derive(Parser, Debug)]
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Knowledge-graph store: import, stats, query, neighbours, paths.
     Kg(kg::KgArgs),
+    /// TransE knowledge-graph embeddings: train on a store, benchmark link prediction.
+    Transe(transe::TranseArgs),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -32,6 +35,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kg(args) => kg::run(args),
+        Command::Transe(args) => transe::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,4 @@
+pub mod dataset;
+pub mod eval;
 pub mod store;
+pub mod transe;
