@@ -24,10 +24,10 @@ pub struct TranseArgs {
 #[derive(Subcommand, Debug)]
 enum TranseCommand {
     /// Train on the triples of a store and save the vectors in it.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Train on a benchmark's train split, evaluate filtered link prediction on its test split,
     /// print one JSON line.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
 }
 
 /// Hyper-parameters shared by `train` and `bench` (defaults: [`TrainConfig::default`]).
@@ -207,8 +207,8 @@ pub struct BenchArgs {
 /// Runs a `zhishi transe` subcommand.
 pub fn run(args: TranseArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        TranseCommand::Train(args) => train(args),
-        TranseCommand::Bench(args) => bench(args),
+        TranseCommand::Train(args) => train(*args),
+        TranseCommand::Bench(args) => bench(*args),
     }
 }
 
@@ -242,7 +242,7 @@ fn train_loop(
         triples += stats.triples;
         tracing::info!(epoch, loss = stats.loss, "epoch done");
         if let Some(path) = &hyper.checkpoint {
-            if epoch % hyper.checkpoint_every.max(1) == 0 || trainer.finished() {
+            if epoch.is_multiple_of(hyper.checkpoint_every.max(1)) || trainer.finished() {
                 trainer.save_checkpoint(path)?;
             }
         }
@@ -268,7 +268,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let Some(every) = args.valid_every else {
                 return Ok(());
             };
-            if trainer.epochs_done() % every.max(1) != 0 && !trainer.finished() {
+            if !trainer.epochs_done().is_multiple_of(every.max(1)) && !trainer.finished() {
                 return Ok(());
             }
             let start = Instant::now();

@@ -162,11 +162,11 @@ fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .filter(|(_, l)| !l.trim().is_empty())
 }
 
+/// Non-empty lines of a file with their 1-based line numbers.
+type Records<'a> = Vec<(usize, &'a str)>;
+
 /// Parses the count line of an OpenKE file and returns it with the remaining records.
-fn openke_records<'a>(
-    path: &Path,
-    text: &'a str,
-) -> Result<(usize, Vec<(usize, &'a str)>), DatasetError> {
+fn openke_records<'a>(path: &Path, text: &'a str) -> Result<(usize, Records<'a>), DatasetError> {
     let mut lines = numbered_lines(text);
     let (line, first) = lines.next().ok_or_else(|| DatasetError::Parse {
         path: path.to_path_buf(),

@@ -155,7 +155,7 @@ struct Rng(u64);
 
 impl Rng {
     fn new(parts: &[u64]) -> Rng {
-        let mut rng = Rng(0x5EED_0F_7A4E);
+        let mut rng = Rng(0x005E_ED0F_7A4E);
         for &p in parts {
             rng.0 ^= p;
             rng.0 = rng.next_u64();
