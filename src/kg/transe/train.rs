@@ -634,13 +634,16 @@ multiversion! {
                 t
             };
             let pos_distance = kernels::distance(config.norm, anchor, model.entity(positive));
-            for (n, d) in negs.iter_mut().zip(neg_distance.iter_mut()) {
+            for n in negs.iter_mut() {
                 let mut e = rng.below(num_entities) as u32;
                 while e == positive && num_entities > 1 {
                     e = rng.below(num_entities) as u32;
                 }
                 *n = e;
-                *d = kernels::distance(config.norm, anchor, model.entity(e));
+                kernels::prefetch(model.entity(e));
+            }
+            for (&n, d) in negs.iter().zip(neg_distance.iter_mut()) {
+                *d = kernels::distance(config.norm, anchor, model.entity(n));
             }
             let pos_coef = match config.loss {
                 Loss::Margin => {
@@ -702,6 +705,14 @@ multiversion! {
     }
 }
 
+/// What [`apply_part`] applies: the slices' gradients of one table.
+struct ApplyJob<'a> {
+    shards: &'a [Shard],
+    entities: bool,
+    config: &'a TrainConfig,
+    normalize: bool,
+}
+
 /// Sums the slices' gradients per row (in slice order) and applies the optimizer, in parallel
 /// over disjoint row ranges of `table`.
 fn apply(
@@ -714,8 +725,20 @@ fn apply(
 ) {
     let dim = config.dim;
     let rows = table.len() / dim;
-    let parts = (rayon::current_num_threads() * 4).clamp(1, rows.max(1));
+    let parts = rayon::current_num_threads().clamp(1, rows.max(1));
     let part_rows = rows.div_ceil(parts).max(1);
+    // Bucket the touched rows by range once (duplicates across slices are removed per part).
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); parts];
+    for shard in shards {
+        let grads = if entities {
+            &shard.entity
+        } else {
+            &shard.relation
+        };
+        for &r in &grads.rows {
+            buckets[r as usize / part_rows].push(r);
+        }
+    }
     let chunk = part_rows * dim;
     let pieces: Vec<(&mut [f32], &mut [f32])> = if state.is_empty() {
         table
@@ -730,39 +753,38 @@ fn apply(
     };
     pieces
         .into_par_iter()
+        .zip(buckets)
         .enumerate()
-        .for_each(|(p, (table, state))| {
+        .for_each(|(p, ((table, state), mut rows))| {
+            rows.sort_unstable();
+            rows.dedup();
             apply_part(
                 p * part_rows,
                 table,
                 state,
-                shards,
-                entities,
-                config,
-                normalize,
+                &rows,
+                &ApplyJob {
+                    shards,
+                    entities,
+                    config,
+                    normalize,
+                },
             );
         });
 }
 
 multiversion! {
     /// Applies the summed gradient to the rows `first..` held in `table` (and `state`).
-    fn apply_part(first: usize, table: &mut [f32], state: &mut [f32], shards: &[Shard], entities: bool, config: &TrainConfig, normalize: bool) {
+    fn apply_part(first: usize, table: &mut [f32], state: &mut [f32], rows: &[u32], job: &ApplyJob) {
+        let ApplyJob { shards, entities, config, normalize } = *job;
         let dim = config.dim;
-        let end = first + table.len() / dim;
         fn pick(s: &Shard, entities: bool) -> &SparseGrad {
             if entities { &s.entity } else { &s.relation }
         }
         let grads = |s| pick(s, entities);
-        let mut rows: Vec<u32> = shards
-            .iter()
-            .flat_map(|s| grads(s).rows.iter().copied())
-            .filter(|&r| (first..end).contains(&(r as usize)))
-            .collect();
-        rows.sort_unstable();
-        rows.dedup();
         let mut g = vec![0f32; dim];
         let lr = config.lr;
-        for r in rows {
+        for &r in rows {
             g.fill(0.0);
             for s in shards {
                 if let Some(row) = grads(s).get(r) {
