@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod kg;
 mod transe;
 
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Knowledge-graph store: import, stats, query, neighbours, paths.
     Kg(kg::KgArgs),
+    /// Benchmarks that print JSON results.
+    Bench(bench::BenchArgs),
     /// TransE knowledge-graph embeddings: train on a store, benchmark link prediction.
     Transe(transe::TranseArgs),
 }
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kg(args) => kg::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Transe(args) => transe::run(args),
     };
     match result {

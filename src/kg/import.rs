@@ -1,0 +1,776 @@
+//! Streaming importers: TSV / K-BERT `.spo`, NLPCC 2016 KBQA, OpenKE id files and N-Triples.
+//!
+//! Files are read in chunks of lines, each chunk parsed in parallel (rayon) and applied to a
+//! [`StoreWriter`] as one batch, so memory stays constant whatever the file size. The whole
+//! import is one write session: it becomes visible only when every file has been read, and a
+//! failed or interrupted import leaves the previous store as it was.
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::store::{NamedTriple, Stats, StoreError, StoreOptions, StoreWriter, TermKind};
+
+/// Input formats understood by the importer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Decide per file from its name and first lines.
+    Auto,
+    /// `subject<TAB>predicate<TAB>object`.
+    Tsv,
+    /// K-BERT's name for TSV triples.
+    Spo,
+    /// NLPCC 2016 KBQA: `s ||| p ||| o` KB lines, or the question/triple/answer training file.
+    Nlpcc,
+    /// OpenKE `train2id.txt` (`h t r` ids) with `entity2id.txt` / `relation2id.txt` beside it.
+    Openke,
+    /// RDF N-Triples.
+    Ntriples,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Format::Auto),
+            "tsv" => Ok(Format::Tsv),
+            "spo" => Ok(Format::Spo),
+            "nlpcc" => Ok(Format::Nlpcc),
+            "openke" => Ok(Format::Openke),
+            "ntriples" | "nt" => Ok(Format::Ntriples),
+            other => Err(format!(
+                "unknown format {other:?}; expected auto, tsv, spo, nlpcc, openke or ntriples"
+            )),
+        }
+    }
+}
+
+/// Options of an import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Input format (or auto-detection).
+    pub format: Format,
+    /// Fail on the first bad line instead of skipping it.
+    pub strict: bool,
+    /// Lines per parsed and applied batch.
+    pub batch_lines: usize,
+    /// How many bad-line examples to keep for the report.
+    pub max_examples: usize,
+    /// Store options (cache size).
+    pub store: StoreOptions,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            format: Format::Auto,
+            strict: false,
+            batch_lines: 100_000,
+            max_examples: 5,
+            store: StoreOptions::default(),
+        }
+    }
+}
+
+/// A line that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineError {
+    /// The input file.
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: u64,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// Errors that abort an import (the store is left unchanged).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The store could not be opened or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An input file does not exist.
+    #[error("input file {} does not exist", .0.display())]
+    MissingFile(PathBuf),
+    /// An input file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// `--strict` and a bad line.
+    #[error("{0} (strict mode: nothing was imported)")]
+    BadLine(LineError),
+    /// The format of a file could not be determined or its companion files are wrong.
+    #[error("{}: {reason}", .path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No input line held a valid triple.
+    #[error("nothing imported: no valid triple in the input ({bad_lines} bad lines{})", first_example(.examples))]
+    NothingImported {
+        /// Number of bad lines.
+        bad_lines: u64,
+        /// The first bad lines.
+        examples: Vec<LineError>,
+    },
+}
+
+fn first_example(examples: &[LineError]) -> String {
+    examples
+        .first()
+        .map(|e| format!("; first: {e}"))
+        .unwrap_or_default()
+}
+
+/// Per-file summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// The file.
+    pub path: PathBuf,
+    /// The format used.
+    pub format: Format,
+    /// Lines read.
+    pub lines: u64,
+    /// Valid triples parsed (duplicates included).
+    pub triples: u64,
+    /// Lines skipped as bad.
+    pub bad_lines: u64,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Per-file summaries.
+    pub files: Vec<FileReport>,
+    /// Valid triples parsed over all files.
+    pub parsed_triples: u64,
+    /// Triples that were new to the store.
+    pub new_triples: u64,
+    /// Parsed triples already present (in the store or earlier in the input).
+    pub duplicate_triples: u64,
+    /// Bad lines skipped.
+    pub bad_lines: u64,
+    /// The first bad lines.
+    pub examples: Vec<LineError>,
+    /// Store counters after the import.
+    pub stats: Stats,
+    /// Wall time of the import.
+    pub seconds: f64,
+}
+
+/// Progress of an import, reported after every batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Bytes read so far over all files.
+    pub bytes_done: u64,
+    /// Total bytes of all files.
+    pub bytes_total: u64,
+    /// Triples new to the store so far.
+    pub new_triples: u64,
+}
+
+/// Imports `files` into the store at `db` (created if missing) as one atomic write.
+pub fn import_files(
+    db: &Path,
+    files: &[PathBuf],
+    options: &ImportOptions,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let mut plans = Vec::with_capacity(files.len());
+    for path in files {
+        plans.push(plan_file(path, options.format)?);
+    }
+    let bytes_total = plans.iter().map(|p| p.bytes).sum();
+    let mut writer = StoreWriter::begin_with(db, &options.store)?;
+    let mut report = ImportReport {
+        files: Vec::new(),
+        parsed_triples: 0,
+        new_triples: 0,
+        duplicate_triples: 0,
+        bad_lines: 0,
+        examples: Vec::new(),
+        stats: Stats::default(),
+        seconds: 0.0,
+    };
+    let mut bytes_done = 0u64;
+    for plan in &plans {
+        let file_report = import_one(
+            &mut writer,
+            plan,
+            options,
+            &mut report,
+            &mut |bytes, new| {
+                on_progress(Progress {
+                    bytes_done: bytes_done + bytes,
+                    bytes_total,
+                    new_triples: new,
+                })
+            },
+        )?;
+        bytes_done += plan.bytes;
+        report.files.push(file_report);
+    }
+    if report.parsed_triples == 0 {
+        return Err(ImportError::NothingImported {
+            bad_lines: report.bad_lines,
+            examples: report.examples,
+        });
+    }
+    report.stats = writer.commit()?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// A file with its resolved format and, for OpenKE, its id maps' location.
+struct FilePlan {
+    path: PathBuf,
+    format: Format,
+    bytes: u64,
+}
+
+fn plan_file(path: &Path, format: Format) -> Result<FilePlan, ImportError> {
+    if !path.exists() {
+        return Err(ImportError::MissingFile(path.to_path_buf()));
+    }
+    let mut path = path.to_path_buf();
+    if path.is_dir() {
+        let train = path.join("train2id.txt");
+        if matches!(format, Format::Auto | Format::Openke) && train.is_file() {
+            path = train;
+        } else {
+            return Err(ImportError::Format {
+                path,
+                reason: "is a directory; give a file (or an OpenKE directory with train2id.txt)"
+                    .into(),
+            });
+        }
+    }
+    let format = match format {
+        Format::Auto => detect_format(&path)?,
+        Format::Spo => Format::Tsv,
+        other => other,
+    };
+    let bytes = std::fs::metadata(&path)
+        .map_err(|source| ImportError::Io {
+            path: path.clone(),
+            source,
+        })?
+        .len();
+    Ok(FilePlan {
+        path,
+        format,
+        bytes,
+    })
+}
+
+/// Guesses a file's format from its name, then from its first non-empty line.
+pub fn detect_format(path: &Path) -> Result<Format, ImportError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if name.ends_with(".nt") {
+        return Ok(Format::Ntriples);
+    }
+    if name.ends_with(".spo") || name.ends_with(".tsv") {
+        return Ok(Format::Tsv);
+    }
+    if name.ends_with("2id.txt") {
+        return Ok(Format::Openke);
+    }
+    let file = File::open(path).map_err(|source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut head = Vec::new();
+    file.take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|source| ImportError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let head = String::from_utf8_lossy(&head);
+    let first = head.lines().map(str::trim).find(|l| !l.is_empty());
+    let Some(first) = first else {
+        return Err(ImportError::Format {
+            path: path.to_path_buf(),
+            reason: "is empty; cannot detect its format (give --format)".into(),
+        });
+    };
+    if first.starts_with("<question") || first.contains(" ||| ") {
+        Ok(Format::Nlpcc)
+    } else if (first.starts_with('<') || first.starts_with("_:")) && first.ends_with('.') {
+        Ok(Format::Ntriples)
+    } else if first.split('\t').count() == 3 {
+        Ok(Format::Tsv)
+    } else {
+        Err(ImportError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "cannot detect the format from its first line {first:?}; give --format tsv|spo|nlpcc|openke|ntriples"
+            ),
+        })
+    }
+}
+
+/// Parses one line; `Ok(None)` for lines that carry no triple (blank, comments, NLPCC
+/// question/answer lines, OpenKE count line).
+type LineParser<'a> = dyn Fn(&str, u64) -> Result<Option<NamedTriple>, String> + Sync + 'a;
+
+fn import_one(
+    writer: &mut StoreWriter,
+    plan: &FilePlan,
+    options: &ImportOptions,
+    report: &mut ImportReport,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<FileReport, ImportError> {
+    let openke_maps;
+    let parser: Box<LineParser> = match plan.format {
+        Format::Tsv | Format::Spo => Box::new(|line, _| parse_tsv(line)),
+        Format::Nlpcc => Box::new(|line, _| parse_nlpcc(line)),
+        Format::Ntriples => Box::new(|line, _| parse_ntriples(line)),
+        Format::Openke => {
+            openke_maps = OpenKeMaps::load(&plan.path)?;
+            let maps = &openke_maps;
+            Box::new(move |line, number| maps.parse(line, number))
+        }
+        Format::Auto => unreachable!("resolved by plan_file"),
+    };
+    let io_err = |source| ImportError::Io {
+        path: plan.path.clone(),
+        source,
+    };
+    let file = File::open(&plan.path).map_err(io_err)?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut file_report = FileReport {
+        path: plan.path.clone(),
+        format: plan.format,
+        lines: 0,
+        triples: 0,
+        bad_lines: 0,
+    };
+    let mut bytes_read = 0u64;
+    let mut line_number = 0u64;
+    loop {
+        let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(options.batch_lines);
+        while chunk.len() < options.batch_lines {
+            let mut buf = Vec::new();
+            let n = reader.read_until(b'\n', &mut buf).map_err(io_err)?;
+            if n == 0 {
+                break;
+            }
+            bytes_read += n as u64;
+            line_number += 1;
+            chunk.push((line_number, buf));
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        file_report.lines += chunk.len() as u64;
+        let parsed: Vec<(u64, Result<Option<NamedTriple>, String>)> = chunk
+            .par_iter()
+            .map(|(number, bytes)| (*number, decode_line(bytes).and_then(|l| parser(l, *number))))
+            .collect();
+        let mut batch = Vec::with_capacity(parsed.len());
+        for (number, result) in parsed {
+            match result {
+                Ok(Some(triple)) => batch.push(triple),
+                Ok(None) => {}
+                Err(message) => {
+                    let error = LineError {
+                        file: plan.path.clone(),
+                        line: number,
+                        message,
+                    };
+                    if options.strict {
+                        return Err(ImportError::BadLine(error));
+                    }
+                    file_report.bad_lines += 1;
+                    report.bad_lines += 1;
+                    if report.examples.len() < options.max_examples {
+                        report.examples.push(error);
+                    }
+                }
+            }
+        }
+        file_report.triples += batch.len() as u64;
+        report.parsed_triples += batch.len() as u64;
+        let outcome = writer.apply(&batch)?;
+        report.new_triples += outcome.new_triples;
+        report.duplicate_triples += outcome.duplicates;
+        on_progress(bytes_read, report.new_triples);
+    }
+    Ok(file_report)
+}
+
+fn decode_line(bytes: &[u8]) -> Result<&str, String> {
+    let line = std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "invalid UTF-8 at byte {} of the line; expected UTF-8 text",
+            e.valid_up_to()
+        )
+    })?;
+    Ok(line.trim_end_matches(['\n', '\r']))
+}
+
+fn field(value: &str, what: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("empty {what}"));
+    }
+    if value.contains('\0') {
+        return Err(format!("{what} contains a NUL character"));
+    }
+    Ok(value.to_string())
+}
+
+fn literal_triple(s: &str, p: &str, o: &str) -> Result<Option<NamedTriple>, String> {
+    Ok(Some(NamedTriple {
+        subject: field(s, "subject")?,
+        predicate: field(p, "predicate")?,
+        object: field(o, "object")?,
+        object_kind: TermKind::Literal,
+    }))
+}
+
+/// `subject<TAB>predicate<TAB>object`; blank lines are skipped.
+fn parse_tsv(line: &str) -> Result<Option<NamedTriple>, String> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let fields: Vec<&str> = line.split('\t').collect();
+    if fields.len() != 3 {
+        return Err(format!(
+            "expected 3 tab-separated fields (subject, predicate, object), found {}",
+            fields.len()
+        ));
+    }
+    literal_triple(fields[0], fields[1], fields[2])
+}
+
+/// NLPCC 2016: `s ||| p ||| o`, optionally behind `<triple id=N>\t`; question, answer and
+/// separator lines carry no triple.
+fn parse_nlpcc(line: &str) -> Result<Option<NamedTriple>, String> {
+    let trimmed = line.trim();
+    if trimmed.is_empty()
+        || trimmed.starts_with("<question")
+        || trimmed.starts_with("<answer")
+        || trimmed.chars().all(|c| c == '=')
+    {
+        return Ok(None);
+    }
+    let body = if trimmed.starts_with("<triple") {
+        match trimmed.find('>') {
+            Some(end) => &trimmed[end + 1..],
+            None => return Err("unterminated <triple id=N> tag".into()),
+        }
+    } else {
+        trimmed
+    };
+    let mut parts = body.splitn(3, "|||");
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(s), Some(p), Some(o)) => literal_triple(s, p, o),
+        _ => Err("expected `subject ||| predicate ||| object`".into()),
+    }
+}
+
+/// OpenKE id maps read from the files beside `train2id.txt`.
+struct OpenKeMaps {
+    entities: HashMap<u32, String>,
+    relations: HashMap<u32, String>,
+}
+
+impl OpenKeMaps {
+    fn load(triples_path: &Path) -> Result<OpenKeMaps, ImportError> {
+        let dir = triples_path.parent().unwrap_or(Path::new("."));
+        Ok(OpenKeMaps {
+            entities: read_id_map(&dir.join("entity2id.txt"))?,
+            relations: read_id_map(&dir.join("relation2id.txt"))?,
+        })
+    }
+
+    fn parse(&self, line: &str, number: u64) -> Result<Option<NamedTriple>, String> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() || (number == 1 && fields.len() == 1) {
+            return Ok(None); // blank line or the leading count
+        }
+        if fields.len() != 3 {
+            return Err(format!(
+                "expected 3 ids `head tail relation`, found {} fields",
+                fields.len()
+            ));
+        }
+        let id = |s: &str, what: &str| {
+            s.parse::<u32>()
+                .map_err(|_| format!("{what} id {s:?} is not a non-negative integer"))
+        };
+        let (h, t, r) = (
+            id(fields[0], "head")?,
+            id(fields[1], "tail")?,
+            id(fields[2], "relation")?,
+        );
+        let entity = |i: u32| {
+            self.entities
+                .get(&i)
+                .cloned()
+                .ok_or_else(|| format!("entity id {i} is not in entity2id.txt"))
+        };
+        let relation = self
+            .relations
+            .get(&r)
+            .cloned()
+            .ok_or_else(|| format!("relation id {r} is not in relation2id.txt"))?;
+        Ok(Some(NamedTriple {
+            subject: entity(h)?,
+            predicate: relation,
+            object: entity(t)?,
+            object_kind: TermKind::Entity,
+        }))
+    }
+}
+
+/// Reads an OpenKE `name<TAB>id` file whose first line is the count.
+fn read_id_map(path: &Path) -> Result<HashMap<u32, String>, ImportError> {
+    let format_err = |line: usize, reason: String| ImportError::Format {
+        path: path.to_path_buf(),
+        reason: format!("line {line}: {reason}"),
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut lines = text.lines().enumerate();
+    let count: usize = match lines.next() {
+        Some((_, first)) => first
+            .trim()
+            .parse()
+            .map_err(|_| format_err(1, format!("expected the entry count, found {first:?}")))?,
+        None => return Err(format_err(1, "empty file; expected the entry count".into())),
+    };
+    let mut map = HashMap::with_capacity(count);
+    for (index, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((name, id)) = line.rsplit_once(['\t', ' ']) else {
+            return Err(format_err(index + 1, "expected `name<TAB>id`".into()));
+        };
+        let id: u32 = id
+            .trim()
+            .parse()
+            .map_err(|_| format_err(index + 1, format!("id {id:?} is not an integer")))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format_err(index + 1, "empty name".into()));
+        }
+        map.insert(id, name.to_string());
+    }
+    if map.len() != count {
+        return Err(format_err(
+            1,
+            format!("header says {count} entries, file has {}", map.len()),
+        ));
+    }
+    Ok(map)
+}
+
+/// One N-Triples line: `<s> <p> <o> .` where objects may be literals with a language tag
+/// or datatype; `#` comments and blank lines carry no triple.
+fn parse_ntriples(line: &str) -> Result<Option<NamedTriple>, String> {
+    let rest = line.trim();
+    if rest.is_empty() || rest.starts_with('#') {
+        return Ok(None);
+    }
+    let (subject, rest) = nt_resource(rest, "subject")?;
+    let (predicate, rest) = nt_resource(rest.trim_start(), "predicate")?;
+    let rest = rest.trim_start();
+    let (object, kind, rest) = if rest.starts_with('"') {
+        let (value, rest) = nt_literal(rest)?;
+        (value, TermKind::Literal, rest)
+    } else {
+        let (value, rest) = nt_resource(rest, "object")?;
+        (value, TermKind::Entity, rest)
+    };
+    let rest = rest.trim();
+    if rest != "." && !rest.starts_with(". #") && !rest.starts_with(".#") {
+        return Err(format!("expected `.` after the object, found {rest:?}"));
+    }
+    Ok(Some(NamedTriple {
+        subject: field(&subject, "subject")?,
+        predicate: field(&predicate, "predicate")?,
+        object: field(&object, "object")?,
+        object_kind: kind,
+    }))
+}
+
+/// An IRI `<...>` or blank node `_:x`, returning its text and the rest of the line.
+fn nt_resource<'a>(s: &'a str, what: &str) -> Result<(String, &'a str), String> {
+    if let Some(rest) = s.strip_prefix('<') {
+        let end = rest
+            .find('>')
+            .ok_or_else(|| format!("unterminated IRI in the {what}"))?;
+        Ok((unescape_nt(&rest[..end])?, &rest[end + 1..]))
+    } else if s.starts_with("_:") {
+        let end = s.find(char::is_whitespace).unwrap_or(s.len());
+        Ok((s[..end].to_string(), &s[end..]))
+    } else {
+        Err(format!(
+            "expected an IRI `<...>` or blank node `_:x` as the {what}"
+        ))
+    }
+}
+
+/// A quoted literal with optional `@lang` or `^^<datatype>` suffix (dropped).
+fn nt_literal(s: &str) -> Result<(String, &str), String> {
+    let body = &s[1..];
+    let mut escaped = false;
+    let mut end = None;
+    for (i, c) in body.char_indices() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '"') => {
+                end = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let end = end.ok_or("unterminated literal")?;
+    let value = unescape_nt(&body[..end])?;
+    let mut rest = &body[end + 1..];
+    if let Some(tagged) = rest.strip_prefix('@') {
+        let stop = tagged
+            .find(|c: char| c.is_whitespace() || c == '.')
+            .unwrap_or(tagged.len());
+        rest = &tagged[stop..];
+    } else if let Some(typed) = rest.strip_prefix("^^") {
+        let (_, after) = nt_resource(typed, "datatype")?;
+        rest = after;
+    }
+    Ok((value, rest))
+}
+
+fn unescape_nt(s: &str) -> Result<String, String> {
+    if !s.contains('\\') {
+        return Ok(s.to_string());
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('"') => out.push('"'),
+            Some('\'') => out.push('\''),
+            Some('\\') => out.push('\\'),
+            Some(u @ ('u' | 'U')) => {
+                let len = if u == 'u' { 4 } else { 8 };
+                let hex: String = chars.by_ref().take(len).collect();
+                let code = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| format!("bad escape \\{u}{hex}"))?;
+                out.push(code);
+            }
+            other => return Err(format!("bad escape \\{}", other.unwrap_or(' '))),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spo(t: Option<NamedTriple>) -> (String, String, String, TermKind) {
+        let t = t.unwrap();
+        (t.subject, t.predicate, t.object, t.object_kind)
+    }
+
+    #[test]
+    fn parses_tsv_lines_and_rejects_bad_ones() {
+        let t = spo(parse_tsv("眼睛发红\t类别\t症状").unwrap());
+        assert_eq!(t.0, "眼睛发红");
+        assert_eq!(t.2, "症状");
+        assert!(parse_tsv("").unwrap().is_none());
+        assert!(parse_tsv("a\tb").unwrap_err().contains("found 2"));
+        assert!(parse_tsv("\tb\tc").unwrap_err().contains("empty subject"));
+    }
+
+    #[test]
+    fn parses_nlpcc_kb_and_training_lines() {
+        let t = spo(parse_nlpcc("空气干燥 ||| 外文名 ||| air drying").unwrap());
+        assert_eq!(
+            (t.0.as_str(), t.1.as_str(), t.2.as_str()),
+            ("空气干燥", "外文名", "air drying")
+        );
+        let t = spo(
+            parse_nlpcc("<triple id=1>\t机械设计基础 ||| 作者 ||| 杨可桢，程光蕴，李仲生").unwrap(),
+        );
+        assert_eq!(t.0, "机械设计基础");
+        assert_eq!(t.2, "杨可桢，程光蕴，李仲生");
+        assert!(
+            parse_nlpcc("<question id=1>\t《机械设计基础》这本书的作者是谁？")
+                .unwrap()
+                .is_none()
+        );
+        assert!(parse_nlpcc("<answer id=1>\t杨可桢").unwrap().is_none());
+        assert!(
+            parse_nlpcc("==================================================")
+                .unwrap()
+                .is_none()
+        );
+        assert!(parse_nlpcc("只有 ||| 两段").is_err());
+    }
+
+    #[test]
+    fn parses_ntriples_with_literals() {
+        let t = spo(parse_ntriples(r#"<http://x/a> <http://x/name> "北京\u5E02"@zh ."#).unwrap());
+        assert_eq!(t.0, "http://x/a");
+        assert_eq!(t.2, "北京市");
+        assert_eq!(t.3, TermKind::Literal);
+        let t = spo(parse_ntriples("<http://x/a> <http://x/p> _:b1 .").unwrap());
+        assert_eq!((t.2.as_str(), t.3), ("_:b1", TermKind::Entity));
+        let t = spo(parse_ntriples(
+            r#"<a> <p> "42"^^<http://www.w3.org/2001/XMLSchema#integer> ."#,
+        )
+        .unwrap());
+        assert_eq!(t.2, "42");
+        assert!(parse_ntriples("# comment").unwrap().is_none());
+        assert!(parse_ntriples("<a> <p> <o>")
+            .unwrap_err()
+            .contains("expected `.`"));
+        assert!(parse_ntriples("a <p> <o> .").is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_line_error() {
+        assert!(decode_line(b"a\t\xff\tc\n").unwrap_err().contains("UTF-8"));
+        assert_eq!(decode_line(b"a\tb\tc\r\n").unwrap(), "a\tb\tc");
+    }
+}

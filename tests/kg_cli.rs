@@ -1,0 +1,375 @@
+//! `zhishi kg` end to end: real inputs in, exact counts and clear errors out.
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn zhishi() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zhishi"))
+}
+
+fn run(args: &[&str]) -> Output {
+    zhishi().args(args).output().expect("zhishi runs")
+}
+
+fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel)
+}
+
+fn stats(db: &Path) -> serde_json::Value {
+    let out = run(&["kg", "stats", "--db", db.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "stats failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stats prints JSON")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Distinct (s, p, o) in the inputs, computed independently of the importer.
+fn distinct_triples(tsv: &[PathBuf], nlpcc: &Path) -> HashSet<(String, String, String)> {
+    let mut set = HashSet::new();
+    for path in tsv {
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() == 3 && f.iter().all(|x| !x.trim().is_empty()) {
+                set.insert((f[0].trim().into(), f[1].trim().into(), f[2].trim().into()));
+            }
+        }
+    }
+    for line in std::fs::read_to_string(nlpcc).unwrap().lines() {
+        if let Some(rest) = line.strip_prefix("<triple") {
+            let body = &rest[rest.find('>').unwrap() + 1..];
+            let f: Vec<&str> = body.splitn(3, "|||").map(str::trim).collect();
+            if f.len() == 3 && f.iter().all(|x| !x.is_empty()) {
+                set.insert((f[0].into(), f[1].into(), f[2].into()));
+            }
+        }
+    }
+    set
+}
+
+#[test]
+fn importing_hownet_medical_and_nlpcc_counts_each_distinct_triple_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kg");
+    let tsv = vec![
+        shared("kg/kbert/HowNet.spo"),
+        shared("kg/kbert/Medical.spo"),
+    ];
+    let nlpcc = shared("kg/nlpcc2016/nlpcc-iccpol-2016.kbqa.training-data");
+    let mut args = vec!["kg", "import", "--db", db.to_str().unwrap()];
+    args.extend(tsv.iter().map(|p| p.to_str().unwrap()));
+    args.push(nlpcc.to_str().unwrap());
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = distinct_triples(&tsv, &nlpcc);
+    let s = stats(&db);
+    assert_eq!(s["triples"].as_u64().unwrap(), expected.len() as u64);
+    let predicates: HashSet<&String> = expected.iter().map(|t| &t.1).collect();
+    assert_eq!(s["relations"].as_u64().unwrap(), predicates.len() as u64);
+
+    // Re-importing the same files adds nothing.
+    let again = run(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stats(&db)["triples"], s["triples"]);
+
+    // The NLPCC subjects are findable by exact name.
+    let out = run(&[
+        "kg",
+        "query",
+        "--db",
+        db.to_str().unwrap(),
+        "--subject",
+        "机械设计基础",
+        "--predicate",
+        "作者",
+    ]);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["object"], "杨可桢，程光蕴，李仲生");
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+}
+
+#[test]
+fn bad_lines_are_skipped_with_line_numbers_or_fail_in_strict_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kg");
+    let db_s = db.to_str().unwrap();
+    let input = dir.path().join("bad.tsv");
+    let mut bytes =
+        b"\xe6\xb5\x81\xe6\x84\x9f\t\xe7\xb1\xbb\xe5\x88\xab\t\xe7\x96\xbe\xe7\x97\x85\n".to_vec(); // 流感 类别 疾病
+    bytes.extend_from_slice(b"only\ttwo\n");
+    bytes.extend_from_slice(b"bad\t\xff\xfe\tutf8\n");
+    bytes.extend_from_slice(b"\tempty\tsubject\n");
+    bytes.extend_from_slice("发热\t类别\t症状\n".as_bytes());
+    write(&input, &bytes);
+    let input_s = input.to_str().unwrap();
+
+    let strict = run(&["kg", "import", "--db", db_s, "--strict", input_s]);
+    assert!(!strict.status.success());
+    assert!(
+        stderr(&strict).contains("bad.tsv:2: expected 3 tab-separated fields"),
+        "{}",
+        stderr(&strict)
+    );
+    assert!(
+        !db.join("STORE.json").exists(),
+        "strict failure leaves no store behind"
+    );
+
+    let lenient = run(&["kg", "import", "--db", db_s, input_s]);
+    assert!(lenient.status.success(), "{}", stderr(&lenient));
+    let err = stderr(&lenient);
+    assert!(err.contains("bad.tsv:2:"), "{err}");
+    assert!(err.contains("bad.tsv:3: invalid UTF-8"), "{err}");
+    assert!(err.contains("bad.tsv:4: empty subject"), "{err}");
+    assert!(err.contains("3 bad lines skipped"), "{err}");
+    assert_eq!(stats(&db)["triples"], 2);
+
+    // In strict mode a bad file leaves the existing store as it was.
+    let strict_again = run(&["kg", "import", "--db", db_s, "--strict", input_s]);
+    assert!(!strict_again.status.success());
+    assert_eq!(stats(&db)["triples"], 2);
+
+    let only_bad = dir.path().join("only_bad.tsv");
+    write(&only_bad, b"x\ty\n");
+    let out = run(&["kg", "import", "--db", db_s, only_bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("nothing imported"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn missing_files_and_non_store_directories_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kg");
+    let out = run(&[
+        "kg",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        "/nonexistent/triples.tsv",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("input file /nonexistent/triples.tsv does not exist"),
+        "{}",
+        stderr(&out)
+    );
+
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    write(&plain.join("notes.txt"), b"hello");
+    let out = run(&["kg", "stats", "--db", plain.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not a zhishi KG store"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&[
+        "kg",
+        "stats",
+        "--db",
+        dir.path().join("absent").to_str().unwrap(),
+    ]);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_store_held_by_another_process_is_reported_not_panicked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kg");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("kg/demo.tsv");
+    let out = run(&[
+        "kg",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        demo.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _held = zhishi::kg::Store::open(&db).unwrap();
+    let out = run(&["kg", "stats", "--db", db.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_killed_import_leaves_the_previous_store_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kg");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("kg/demo.tsv");
+    let out = run(&[
+        "kg",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        demo.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = stats(&db);
+
+    // A large file, imported in small batches so the kill lands mid-import.
+    let big = dir.path().join("big.tsv");
+    let mut text = String::new();
+    for i in 0..300_000 {
+        text.push_str(&format!(
+            "实体{i}\t关系{}\t实体{}\n",
+            i % 50,
+            (i * 7) % 300_000
+        ));
+    }
+    write(&big, text.as_bytes());
+    let mut child = zhishi()
+        .args([
+            "kg",
+            "import",
+            "--batch-lines",
+            "2000",
+            "--db",
+            db.to_str().unwrap(),
+            big.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let work = db.join("gen-2.tmp");
+    while !work.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let finished_early = child.try_wait().unwrap().is_some();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !finished_early,
+        "the import finished before it could be interrupted"
+    );
+
+    let after = stats(&db);
+    for key in ["triples", "entities", "literals", "relations", "aliases"] {
+        assert_eq!(after[key], before[key], "{key} changed by a killed import");
+    }
+    let out = run(&[
+        "kg",
+        "query",
+        "--db",
+        db.to_str().unwrap(),
+        "--subject",
+        "实体1",
+        "--limit",
+        "1",
+    ]);
+    assert!(
+        out.stdout.is_empty(),
+        "nothing of the killed import is visible"
+    );
+    // The next import cleans up and works.
+    let out = run(&[
+        "kg",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        demo.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!work.exists());
+}
+
+#[test]
+fn neighbours_and_paths_on_the_demo_kg() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kg");
+    let db_s = db.to_str().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("kg/demo.tsv");
+    assert!(run(&["kg", "import", "--db", db_s, demo.to_str().unwrap()])
+        .status
+        .success());
+
+    let out = run(&[
+        "kg",
+        "neighbors",
+        "--db",
+        db_s,
+        "机械设计基础",
+        "--hops",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["entity"], "机械设计基础");
+    let names: Vec<&str> = v["neighbors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"杨可桢，程光蕴，李仲生"), "{names:?}");
+
+    // Two medical concepts of the same type are linked through it.
+    let out = run(&[
+        "kg",
+        "path",
+        "--db",
+        db_s,
+        "--",
+        "颈椎变形",
+        "-谷氨酰转肽酶",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["length"],
+        serde_json::Value::Null,
+        "症状 and 检查 are different types: {v}"
+    );
+
+    let out = run(&[
+        "kg",
+        "query",
+        "--db",
+        db_s,
+        "--predicate",
+        "类别",
+        "--object",
+        "症状",
+        "--limit",
+        "3",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let first = &lines[0];
+    let subject = first["subject"].as_str().unwrap();
+    let out = run(&["kg", "path", "--db", db_s, "--", subject, "颈椎变形"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    if subject != "颈椎变形" {
+        assert_eq!(v["length"], 2, "{v}");
+        assert_eq!(v["path"][0]["object"], "症状");
+    }
+}
