@@ -13,6 +13,7 @@ use zhishi::kg::eval::{self, Filter};
 use zhishi::kg::transe::{
     Corruption, EntityNorm, Loss, Norm, Optimizer, TrainConfig, Trainer, TransE,
 };
+use zhishi::kg::{Pattern, Store};
 
 /// Arguments of `zhishi transe`.
 #[derive(Args, Debug)]
@@ -322,13 +323,54 @@ fn round(x: f64, digits: i32) -> f64 {
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let _ = (
-        &args.db,
-        &args.export,
-        save_export as fn(&Path, &TransE, &[String], &[String]) -> anyhow::Result<()>,
-    );
-    bail!("`zhishi transe train` needs the KG store, which is not available in this build yet")
+    let store =
+        Store::open(&args.db).with_context(|| format!("opening store {}", args.db.display()))?;
+    let stats = store.stats();
+    let triples = store
+        .triples(Pattern::default())
+        .map(|t| t.map(|t| [t.subject, t.predicate, t.object]))
+        .collect::<Result<Vec<[u32; 3]>, _>>()?;
+    let (num_terms, num_predicates) = (stats.terms as usize, stats.relations as usize);
+    if triples.is_empty() {
+        bail!("store {} has no triples to train on", args.db.display());
+    }
+    let pool = args.hyper.pool()?;
+    let mut trainer = args.hyper.trainer(num_terms, num_predicates, triples)?;
+    let (train_seconds, trained) =
+        pool.install(|| train_loop(&mut trainer, &args.hyper, |_| Ok(())))?;
+    let epochs = trainer.epochs_done();
+    let model = trainer.into_model();
+    let vectors = store.artifact_dir()?.join(VECTORS_FILE);
+    model.save(&vectors)?;
+    if let Some(dir) = &args.export {
+        let mut entities = Vec::with_capacity(num_terms);
+        for id in 0..num_terms as u32 {
+            entities.push(store.term(id)?.map_or_else(|| format!("#{id}"), |t| t.name));
+        }
+        let mut relations: Vec<String> = (0..num_predicates).map(|id| format!("#{id}")).collect();
+        for (id, name) in store.predicates()? {
+            if let Some(slot) = relations.get_mut(id as usize) {
+                *slot = name;
+            }
+        }
+        save_export(dir, &model, &entities, &relations)?;
+    }
+    let line = json!({
+        "entities": num_terms,
+        "relations": num_predicates,
+        "triples": stats.triples,
+        "epochs": epochs,
+        "train_seconds": round(train_seconds, 2),
+        "triples_per_second": round(trained as f64 / train_seconds.max(1e-9), 1),
+        "vectors": vectors.display().to_string(),
+        "export": args.export.as_ref().map(|d| d.display().to_string()),
+    });
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
 }
+
+/// File name of the vectors inside the store's artifact directory.
+const VECTORS_FILE: &str = "transe.safetensors";
 
 /// Writes `transe.safetensors`, OpenKE-style `entity2id.txt` / `relation2id.txt` and
 /// `entity2vec.vec` / `relation2vec.vec` into `dir`.
@@ -339,7 +381,7 @@ fn save_export(
     relations: &[String],
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    model.save(&dir.join("transe.safetensors"))?;
+    model.save(&dir.join(VECTORS_FILE))?;
     model.write_openke_vectors(dir)?;
     for (file, names) in [("entity2id.txt", entities), ("relation2id.txt", relations)] {
         let mut text = format!("{}\n", names.len());
