@@ -5,6 +5,7 @@
 #   benches/transe_vs_pykeen.sh [DATA_DIR] [FORMAT] [EPOCHS]
 #   defaults: ../shared/data/kg/openke/FB15K237 openke 50; env: DIM=100 BATCH=1024 NEGS=1
 #   THREADS=2 LR=1.0 MARGIN=5 SEED=42 PY=<reference venv python> OUT=target/transe_vs_pykeen.jsonl
+#   BIN=<prebuilt zhishi binary> (default: cargo build --release)
 #
 # Three rows, one JSON object per line (stdout and $OUT), each with "impl" and "wall_seconds"
 # (whole process, including data loading and evaluation):
@@ -23,8 +24,10 @@ LR=${LR:-1.0} MARGIN=${MARGIN:-5} SEED=${SEED:-42}
 PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
 OUT=${OUT:-target/transe_vs_pykeen.jsonl}
 
-cargo build --release --quiet
-BIN=target/release/zhishi
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=target/release/zhishi
+fi
 COMMON=(--data "$DATA" --format "$FORMAT" --dim "$DIM" --epochs "$EPOCHS" --batch-size "$BATCH"
         --negatives "$NEGS" --seed "$SEED" --threads "$THREADS" --norm 1)
 
