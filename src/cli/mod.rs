@@ -9,6 +9,7 @@ mod encode;
 mod kbert;
 mod kg;
 mod link;
+mod transe;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
 #[derive(Parser, Debug)]
@@ -30,6 +31,8 @@ enum Command {
     Link(link::LinkArgs),
     /// Run the BERT encoder over JSONL batches of token ids.
     Encode(encode::Args),
+    /// TransE knowledge-graph embeddings: train on a store, benchmark link prediction.
+    Transe(transe::TranseArgs),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Kbert(args) => kbert::run(args),
         Command::Link(args) => link::run(args),
         Command::Encode(args) => encode::run(args),
+        Command::Transe(args) => transe::run(args),
     };
     match result {
         Ok(code) => code,

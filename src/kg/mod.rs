@@ -1,7 +1,11 @@
-//! The knowledge graph: the sled store, importers and graph queries.
+//! The knowledge graph: the sled store, importers, graph queries, and TransE embeddings
+//! (data sets, training, link-prediction evaluation).
+pub mod dataset;
+pub mod eval;
 pub mod graph;
 pub mod import;
 pub mod store;
+pub mod transe;
 
 pub use store::{
     Candidate, NamedTriple, Pattern, PredId, Stats, Store, StoreError, StoreOptions, StoreWriter,
