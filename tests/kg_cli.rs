@@ -29,6 +29,22 @@ fn stats(db: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stats prints JSON")
 }
 
+fn demo_kg() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kg/demo.tsv")
+}
+
+/// Imports the shipped demo KG into `db`.
+fn import_demo(db: &Path) {
+    let out = run(&[
+        "kg",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        demo_kg().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -197,15 +213,7 @@ fn missing_files_and_non_store_directories_get_clear_errors() {
 fn a_store_held_by_another_process_is_reported_not_panicked() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kg");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("kg/demo.tsv");
-    let out = run(&[
-        "kg",
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        demo.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    import_demo(&db);
     let _held = zhishi::kg::Store::open(&db).unwrap();
     let out = run(&["kg", "stats", "--db", db.to_str().unwrap()]);
     assert!(!out.status.success());
@@ -218,15 +226,7 @@ fn a_store_held_by_another_process_is_reported_not_panicked() {
 fn a_killed_import_leaves_the_previous_store_intact() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kg");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("kg/demo.tsv");
-    let out = run(&[
-        "kg",
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        demo.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    import_demo(&db);
     let before = stats(&db);
 
     // A large file, imported in small batches so the kill lands mid-import.
@@ -287,14 +287,7 @@ fn a_killed_import_leaves_the_previous_store_intact() {
         "nothing of the killed import is visible"
     );
     // The next import cleans up and works.
-    let out = run(&[
-        "kg",
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        demo.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    import_demo(&db);
     assert!(!work.exists());
 }
 
@@ -303,10 +296,7 @@ fn neighbours_and_paths_on_the_demo_kg() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kg");
     let db_s = db.to_str().unwrap();
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("kg/demo.tsv");
-    assert!(run(&["kg", "import", "--db", db_s, demo.to_str().unwrap()])
-        .status
-        .success());
+    import_demo(&db);
 
     let out = run(&[
         "kg",
