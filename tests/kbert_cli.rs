@@ -79,16 +79,62 @@ fn predicate_flag_and_compat_mode_follow_kbert() {
 }
 
 #[test]
-fn text_only_input_asks_for_the_linker() {
+fn text_only_input_needs_a_store() {
     let dir = tempfile::tempdir().unwrap();
     Command::cargo_bin("zhishi")
         .unwrap()
-        .args(["kbert", "--db", "kg", "--max-length", "8", "--vocab"])
+        .args(["kbert", "--max-length", "8", "--vocab"])
         .arg(vocab_file(&dir))
         .write_stdin("{\"text\": \"北京好\"}\n")
         .assert()
         .failure()
-        .stderr(contains("line 1").and(contains("text-only input needs the linker")));
+        .stderr(contains("line 1").and(contains("text-only input needs --db")));
+}
+
+#[test]
+fn text_only_input_is_linked_and_gets_the_entity_knowledge() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kg");
+    let kg = dir.path().join("kg.tsv");
+    std::fs::write(&kg, "北京\t是\t首都\n北京\t人口\t两千万\n").unwrap();
+    Command::cargo_bin("zhishi")
+        .unwrap()
+        .args(["kg", "import", "--db"])
+        .arg(&db)
+        .arg(&kg)
+        .assert()
+        .success();
+    let output = Command::cargo_bin("zhishi")
+        .unwrap()
+        .args(["kbert", "--max-length", "10", "--max-entities", "1", "--db"])
+        .arg(&db)
+        .arg("--vocab")
+        .arg(vocab_file(&dir))
+        .write_stdin("{\"text\": \"北京好\"}\n")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let line: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    let tokens: Vec<&str> = line["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(&tokens[..3], &["[CLS]", "北", "京"]);
+    let mask: Vec<u64> = line["knowledge_mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        mask[3], 1,
+        "the linked entity's top fact follows the mention: {tokens:?}"
+    );
+    assert_eq!(tokens.iter().filter(|t| **t == "好").count(), 1);
 }
 
 #[test]

@@ -8,14 +8,18 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use zhishi::kg::Store;
 use zhishi::knowledge::{
-    flatten, knowledge_string, CharVocab, InjectionMode, KbertConfig, SentenceTree, TreeWord,
+    flatten, knowledge_string, tree_from_text, CharVocab, InjectionMode, KbertConfig, SentenceTree,
+    TreeWord,
 };
+use zhishi::text::{LinkOptions, Linker};
 
 /// Arguments of `zhishi kbert`.
 #[derive(Args, Debug)]
 pub struct KbertArgs {
-    /// Knowledge-graph store; only text-only input (which links entities) needs it.
+    /// Knowledge-graph store; text-only input (`{"text": ...}`) is segmented and linked
+    /// against it and each linked mention gets its most relevant facts.
     #[arg(long, value_name = "DIR")]
     db: Option<PathBuf>,
     /// Length of every output sequence (padded or cut to it).
@@ -82,9 +86,8 @@ pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
     let config = KbertConfig::new(args.max_length)
         .max_entities(args.max_entities)
         .mode(mode);
-    if let Some(db) = &args.db {
-        tracing::debug!(db = %db.display(), "--db is only used for text-only input");
-    }
+    // Built on the first text-only line, so tree-only input needs no store.
+    let mut linker: Option<Linker<Store>> = None;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     for (index, line) in std::io::stdin().lock().lines().enumerate() {
@@ -93,8 +96,26 @@ pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let tree =
-            parse_line(&line, args.predicate).with_context(|| format!("stdin line {number}"))?;
+        let input: InputLine = serde_json::from_str(&line)
+            .context(r#"expected {"text": ..., "tree": [{"word": ..., "injected": [...]}]}"#)
+            .with_context(|| format!("stdin line {number}"))?;
+        let tree = match input.tree {
+            Some(words) => tree_from_input(&input.text, words, args.predicate)
+                .with_context(|| format!("stdin line {number}"))?,
+            None => {
+                if linker.is_none() {
+                    let Some(db) = &args.db else {
+                        bail!("stdin line {number}: text-only input needs --db DIR (the KG to link against), or give a \"tree\"");
+                    };
+                    let store = Store::open(db)
+                        .with_context(|| format!("opening KG store {}", db.display()))?;
+                    linker = Some(Linker::build(store, LinkOptions::default())?);
+                }
+                let linker = linker.as_ref().context("linker")?;
+                tree_from_text(linker, &input.text, args.max_entities, args.predicate)
+                    .with_context(|| format!("stdin line {number}: linking"))?
+            }
+        };
         let input =
             flatten(&tree, &vocab, &config).with_context(|| format!("stdin line {number}"))?;
         let visible_matrix = (0..input.visible.len())
@@ -114,13 +135,12 @@ pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses one input line into a sentence tree, checking the tree spells the text.
-fn parse_line(line: &str, with_predicate: bool) -> anyhow::Result<SentenceTree> {
-    let input: InputLine = serde_json::from_str(line)
-        .context(r#"expected {"text": ..., "tree": [{"word": ..., "injected": [...]}]}"#)?;
-    let Some(words) = input.tree else {
-        bail!("text-only input needs the linker, which is not available yet; give a \"tree\"");
-    };
+/// Turns a given tree into a sentence tree, checking its words spell the text.
+fn tree_from_input(
+    text: &str,
+    words: Vec<InputWord>,
+    with_predicate: bool,
+) -> anyhow::Result<SentenceTree> {
     let tree = SentenceTree {
         words: words
             .into_iter()
@@ -140,10 +160,9 @@ fn parse_line(line: &str, with_predicate: bool) -> anyhow::Result<SentenceTree> 
             .collect(),
     };
     let spelled = tree.text();
-    if spelled != input.text {
+    if spelled != text {
         bail!(
-            "the tree's words spell {spelled:?} but \"text\" is {:?}; the words must concatenate to the text",
-            input.text
+            "the tree's words spell {spelled:?} but \"text\" is {text:?}; the words must concatenate to the text"
         );
     }
     Ok(tree)

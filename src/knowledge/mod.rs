@@ -3,11 +3,13 @@
 //! visible matrix); [`tree`] holds the tree itself, [`visible`] the compact visible matrix and
 //! [`vocab`] the character-to-id lookup the flattening needs.
 pub mod kbert;
+pub mod select;
 pub mod tree;
 pub mod visible;
 pub mod vocab;
 
 pub use kbert::{flatten, InjectionMode, KbertConfig, KbertError, KbertInput};
+pub use select::tree_from_text;
 pub use tree::{knowledge_string, SentenceTree, TreeWord};
 pub use visible::VisibleMatrix;
 pub use vocab::{CharVocab, TokenIds, VocabError};
