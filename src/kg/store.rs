@@ -898,6 +898,7 @@ impl StoreWriter {
             options: options.clone(),
             interner: Interner {
                 terms: HashMap::new(),
+                fresh: HashMap::new(),
                 preds: HashMap::new(),
             },
             pending: Vec::new(),
@@ -945,6 +946,7 @@ impl StoreWriter {
                 object: o,
             });
         }
+        self.interner.write_fresh(trees)?;
         write_aliases(trees, &mut self.stats, aliases)?;
         if self.pending.len() >= self.pending_limit {
             flush_triples(trees, &mut self.stats, &mut self.pending)?;
@@ -1105,7 +1107,11 @@ fn merge_list(
 /// Interns names into ids, writing new term and predicate records (and the aliases they
 /// imply) as they appear. Triples themselves are buffered and indexed by [`flush_triples`].
 struct Interner {
+    /// Names seen in earlier batches (bounded by `INTERN_CACHE_LIMIT`).
     terms: HashMap<String, (TermId, TermKind)>,
+    /// Terms created by the current batch, written in one go by `write_fresh` (single
+    /// sled inserts per new term were measured at ~60 µs each: HowNet imported at 6k/s).
+    fresh: HashMap<String, (TermId, TermKind)>,
     preds: HashMap<String, PredId>,
 }
 
@@ -1122,6 +1128,16 @@ impl Interner {
         kind: TermKind,
     ) -> Result<TermId, StoreError> {
         let err = trees.db_err();
+        if let Some(entry) = self.fresh.get_mut(name) {
+            let id = entry.0;
+            if kind == TermKind::Entity && entry.1 == TermKind::Literal {
+                entry.1 = TermKind::Entity;
+                stats.literals -= 1;
+                stats.entities += 1;
+                aliases.extend(derived_aliases(name).into_iter().map(|a| (a, id)));
+            }
+            return Ok(id);
+        }
         let known = match self.terms.get(name) {
             Some(&entry) => Some(entry),
             None => match trees.term_id(name)? {
@@ -1134,26 +1150,19 @@ impl Interner {
                 None => None,
             },
         };
-        let (id, current) = match known {
-            Some(entry) => entry,
-            None => {
-                let id = u32::try_from(stats.terms)
-                    .map_err(|_| trees.corrupt("more than 2^32 terms"))?;
-                stats.terms += 1;
-                match kind {
-                    TermKind::Entity => {
-                        stats.entities += 1;
-                        aliases.extend(derived_aliases(name).into_iter().map(|a| (a, id)));
-                    }
-                    TermKind::Literal => stats.literals += 1,
+        let Some((id, current)) = known else {
+            let id =
+                u32::try_from(stats.terms).map_err(|_| trees.corrupt("more than 2^32 terms"))?;
+            stats.terms += 1;
+            match kind {
+                TermKind::Entity => {
+                    stats.entities += 1;
+                    aliases.extend(derived_aliases(name).into_iter().map(|a| (a, id)));
                 }
-                trees.terms.insert(name.as_bytes(), &be(id)).map_err(&err)?;
-                trees
-                    .term_info
-                    .insert(be(id), encode_term_info(kind, 0, name))
-                    .map_err(&err)?;
-                (id, kind)
+                TermKind::Literal => stats.literals += 1,
             }
+            self.fresh.insert(name.to_string(), (id, kind));
+            return Ok(id);
         };
         let mut now = current;
         if kind == TermKind::Entity && current == TermKind::Literal {
@@ -1177,6 +1186,32 @@ impl Interner {
             self.terms.insert(name.to_string(), (id, now));
         }
         Ok(id)
+    }
+
+    /// Writes the current batch's new terms and moves them into the cache while it has room.
+    fn write_fresh(&mut self, trees: &Trees) -> Result<(), StoreError> {
+        let err = trees.db_err();
+        let mut fresh: Vec<(String, (TermId, TermKind))> = self.fresh.drain().collect();
+        fresh.sort_unstable_by_key(|(_, (id, _))| *id);
+        let mut info = ChunkedBatch::new(&trees.term_info);
+        for (name, (id, kind)) in &fresh {
+            info.insert(&be(*id), encode_term_info(*kind, 0, name))
+                .map_err(&err)?;
+        }
+        info.finish().map_err(&err)?;
+        fresh.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut names = ChunkedBatch::new(&trees.terms);
+        for (name, (id, _)) in &fresh {
+            names.insert(name.as_bytes(), &be(*id)).map_err(&err)?;
+        }
+        names.finish().map_err(&err)?;
+        for (name, entry) in fresh {
+            if self.terms.len() >= INTERN_CACHE_LIMIT {
+                break;
+            }
+            self.terms.insert(name, entry);
+        }
+        Ok(())
     }
 
     fn predicate(
