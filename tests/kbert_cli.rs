@@ -9,28 +9,28 @@ fn vocab_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn tree_input_gives_tokens_positions_and_visible_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = r#"{"text": "北京好", "tree": [{"word": "北京", "injected": [["是", "首都"], "城市"]}, {"word": "好", "injected": []}]}"#;
+/// Runs `zhishi kbert ARGS --vocab VOCAB` on one input line and parses its one output line.
+fn kbert_line(dir: &tempfile::TempDir, args: &[&str], input: &str) -> serde_json::Value {
     let output = Command::cargo_bin("zhishi")
         .unwrap()
-        .args([
-            "kbert",
-            "--max-length",
-            "8",
-            "--max-entities",
-            "1",
-            "--vocab",
-        ])
-        .arg(vocab_file(&dir))
+        .arg("kbert")
+        .args(args)
+        .arg("--vocab")
+        .arg(vocab_file(dir))
         .write_stdin(format!("{input}\n"))
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
-    let line: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    serde_json::from_slice(&output).unwrap()
+}
+
+#[test]
+fn tree_input_gives_tokens_positions_and_visible_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = r#"{"text": "北京好", "tree": [{"word": "北京", "injected": [["是", "首都"], "城市"]}, {"word": "好", "injected": []}]}"#;
+    let line = kbert_line(&dir, &["--max-length", "8", "--max-entities", "1"], input);
     assert_eq!(
         line,
         serde_json::json!({
@@ -50,24 +50,11 @@ fn tree_input_gives_tokens_positions_and_visible_rows() {
 fn predicate_flag_and_compat_mode_follow_kbert() {
     let dir = tempfile::tempdir().unwrap();
     let input = r#"{"text": "北京好", "tree": [{"word": "北京", "injected": [["首", "都"]]}, {"word": "好"}]}"#;
-    let output = Command::cargo_bin("zhishi")
-        .unwrap()
-        .args([
-            "kbert",
-            "--max-length",
-            "6",
-            "--predicate",
-            "--compat",
-            "--vocab",
-        ])
-        .arg(vocab_file(&dir))
-        .write_stdin(format!("{input}\n"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let line: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    let line = kbert_line(
+        &dir,
+        &["--max-length", "6", "--predicate", "--compat"],
+        input,
+    );
     assert_eq!(
         line["tokens"],
         serde_json::json!(["[CLS]", "北", "京", "首", "都", "好"])
@@ -104,19 +91,9 @@ fn text_only_input_is_linked_and_gets_the_entity_knowledge() {
         .arg(&kg)
         .assert()
         .success();
-    let output = Command::cargo_bin("zhishi")
-        .unwrap()
-        .args(["kbert", "--max-length", "10", "--max-entities", "1", "--db"])
-        .arg(&db)
-        .arg("--vocab")
-        .arg(vocab_file(&dir))
-        .write_stdin("{\"text\": \"北京好\"}\n")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let line: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    let db = db.to_str().unwrap();
+    let args = ["--max-length", "10", "--max-entities", "1", "--db", db];
+    let line = kbert_line(&dir, &args, "{\"text\": \"北京好\"}");
     let tokens: Vec<&str> = line["tokens"]
         .as_array()
         .unwrap()

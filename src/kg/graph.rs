@@ -229,25 +229,7 @@ pub fn shortest_path(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kg::store::{NamedTriple, StoreWriter, TermKind};
-
-    fn build(triples: &[(&str, &str, &str)]) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut writer = StoreWriter::begin(dir.path()).unwrap();
-        let batch: Vec<NamedTriple> = triples
-            .iter()
-            .map(|(s, p, o)| NamedTriple {
-                subject: s.to_string(),
-                predicate: p.to_string(),
-                object: o.to_string(),
-                object_kind: TermKind::Literal,
-            })
-            .collect();
-        writer.apply(&batch).unwrap();
-        writer.commit().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        (dir, store)
-    }
+    use crate::kg::store::test_support::store_with as build;
 
     #[test]
     fn finds_neighbours_paths_and_components() {

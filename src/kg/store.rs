@@ -1345,11 +1345,13 @@ fn flush_triples(
     Ok(())
 }
 
+/// Test helpers shared by the `kg` modules.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
 
-    fn triple(s: &str, p: &str, o: &str) -> NamedTriple {
+    /// A literal-object triple by name.
+    pub(crate) fn triple(s: &str, p: &str, o: &str) -> NamedTriple {
         NamedTriple {
             subject: s.into(),
             predicate: p.into(),
@@ -1357,6 +1359,23 @@ mod tests {
             object_kind: TermKind::Literal,
         }
     }
+
+    /// A new store in a temporary directory holding `triples` (keep the directory alive).
+    pub(crate) fn store_with(triples: &[(&str, &str, &str)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = StoreWriter::begin(dir.path()).unwrap();
+        let batch: Vec<NamedTriple> = triples.iter().map(|(s, p, o)| triple(s, p, o)).collect();
+        writer.apply(&batch).unwrap();
+        writer.commit().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{store_with, triple};
+    use super::*;
 
     fn names(store: &Store, pattern: Pattern) -> Vec<(String, String, String)> {
         let mut out: Vec<_> = store
@@ -1376,18 +1395,12 @@ mod tests {
 
     #[test]
     fn stores_and_queries_triples_by_every_pattern() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut writer = StoreWriter::begin(dir.path()).unwrap();
-        writer
-            .apply(&[
-                triple("山西大学", "所在地", "太原"),
-                triple("山西大学", "建筑面积", "100万平方米"),
-                triple("太原", "所属省份", "山西"),
-                triple("山西大学", "所在地", "太原"),
-            ])
-            .unwrap();
-        writer.commit().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = store_with(&[
+            ("山西大学", "所在地", "太原"),
+            ("山西大学", "建筑面积", "100万平方米"),
+            ("太原", "所属省份", "山西"),
+            ("山西大学", "所在地", "太原"),
+        ]);
         let stats = store.stats();
         assert_eq!(stats.triples, 3);
         assert_eq!(stats.relations, 3);
@@ -1503,17 +1516,11 @@ mod tests {
 
     #[test]
     fn name_index_finds_canonical_names_and_aliases() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut writer = StoreWriter::begin(dir.path()).unwrap();
-        writer
-            .apply(&[
-                triple("苹果（水果）", "类别", "水果"),
-                triple("苹果公司", "简称", "苹果"),
-                triple("苹果公司", "总部", "库比蒂诺"),
-            ])
-            .unwrap();
-        writer.commit().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = store_with(&[
+            ("苹果（水果）", "类别", "水果"),
+            ("苹果公司", "简称", "苹果"),
+            ("苹果公司", "总部", "库比蒂诺"),
+        ]);
         let fruit = store.term_id("苹果（水果）").unwrap().unwrap();
         let company = store.term_id("苹果公司").unwrap().unwrap();
         let candidates: Vec<TermId> = store

@@ -25,38 +25,31 @@ pub enum Norm {
 /// `sum |a - b|`.
 #[inline(always)]
 pub fn l1(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a_blocks, a_tail) = a[..n].as_chunks::<LANES>();
-    let (b_blocks, b_tail) = b[..n].as_chunks::<LANES>();
-    let mut acc = [0f32; LANES];
-    for (x, y) in a_blocks.iter().zip(b_blocks) {
-        for i in 0..LANES {
-            acc[i] += (x[i] - y[i]).abs();
-        }
-    }
-    let mut tail = 0f32;
-    for (x, y) in a_tail.iter().zip(b_tail) {
-        tail += (x - y).abs();
-    }
-    reduce(acc) + tail
+    sum_of_differences(a, b, |d| d.abs())
 }
 
 /// `sum (a - b)^2`.
 #[inline(always)]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    sum_of_differences(a, b, |d| d * d)
+}
+
+/// `sum f(a - b)` over `LANES` independent partial sums (so the loop vectorises), reduced in
+/// a fixed order, then the tail: the result does not depend on the instruction set.
+#[inline(always)]
+fn sum_of_differences(a: &[f32], b: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let n = a.len().min(b.len());
     let (a_blocks, a_tail) = a[..n].as_chunks::<LANES>();
     let (b_blocks, b_tail) = b[..n].as_chunks::<LANES>();
     let mut acc = [0f32; LANES];
     for (x, y) in a_blocks.iter().zip(b_blocks) {
         for i in 0..LANES {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
+            acc[i] += f(x[i] - y[i]);
         }
     }
     let mut tail = 0f32;
     for (x, y) in a_tail.iter().zip(b_tail) {
-        tail += (x - y) * (x - y);
+        tail += f(x - y);
     }
     reduce(acc) + tail
 }
