@@ -3,6 +3,8 @@
 //! Data flows text -> kg -> knowledge -> model: [`text`] segments and links mentions to the
 //! knowledge graph in [`kg`], [`knowledge`] turns linked facts into K-BERT inputs, and
 //! [`model`] runs the candle BERT / ERNIE-THU encoders.
+pub mod config;
+pub mod doc;
 pub mod kg;
 pub mod knowledge;
 pub mod model;

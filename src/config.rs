@@ -1,0 +1,574 @@
+//! Strict TOML loading shared by pipelines and training configs.
+//!
+//! [`load`] reads a TOML file, expands `${VAR}` from the environment in every string value,
+//! applies spaCy-style `--set dotted.key=value` overrides, and deserialises into a schema type
+//! (which should use `#[serde(deny_unknown_fields)]`). Every error names the file, the line and
+//! the dotted key, and says what was expected. The returned [`ConfigSource`] keeps the text so
+//! later checks (missing files, stage order) can point at the right line too, and resolves
+//! relative paths against the TOML file's directory.
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml_edit::{DocumentMut, ImDocument, Item, TableLike, Value};
+
+/// What can go wrong loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The TOML file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}:{line}: invalid TOML: {message}")]
+    Syntax {
+        /// The TOML file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key is unknown, missing, of the wrong type or has a bad value.
+    #[error("{path}:{line}: key `{key}`: {message}", line = display_line(*line))]
+    Invalid {
+        /// The TOML file.
+        path: PathBuf,
+        /// 1-based line, when the key is in the file.
+        line: Option<usize>,
+        /// Dotted key path, e.g. `stage[2].model`.
+        key: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A `--set` override is malformed.
+    #[error("--set {arg}: {message}")]
+    Override {
+        /// The override as given.
+        arg: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn display_line(line: Option<usize>) -> String {
+    line.map_or_else(|| "?".to_string(), |l| l.to_string())
+}
+
+/// A loaded configuration's file, text (after overrides) and directory, for error reporting
+/// and path resolution after deserialisation.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    path: PathBuf,
+    text: String,
+}
+
+/// A deserialised configuration together with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The configuration.
+    pub value: T,
+    /// Its file and text.
+    pub source: ConfigSource,
+}
+
+/// Reads `path`, expands `${VAR}`, applies `overrides` (`dotted.key=value`; the value is parsed
+/// as TOML and taken as a string when it is not valid TOML) and deserialises into `T`.
+pub fn load<T: DeserializeOwned>(
+    path: &Path,
+    overrides: &[String],
+) -> Result<Loaded<T>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_str(path, &text, overrides)
+}
+
+/// Like [`load`] for TOML text that claims to come from `path` (used in tests and for
+/// configurations embedded in checkpoints).
+pub fn from_str<T: DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    overrides: &[String],
+) -> Result<Loaded<T>, ConfigError> {
+    let mut doc: DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line: e.span().map_or(1, |s| line_at(text, s.start)),
+                message: first_line(e.message()),
+            })?;
+    let unexpanded = ConfigSource {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+    };
+    expand_env(doc.as_item_mut(), &mut Vec::new(), &unexpanded)?;
+    for arg in overrides {
+        apply_override(&mut doc, arg)?;
+    }
+    let source = ConfigSource {
+        path: path.to_path_buf(),
+        text: if overrides.is_empty() {
+            text.to_string()
+        } else {
+            doc.to_string()
+        },
+    };
+    // Deserialise from the expanded document, but keep the original text's line numbers when
+    // nothing was overridden (expansion never changes the number of lines).
+    let expanded = doc.to_string();
+    let deserializer = toml::Deserializer::new(&expanded);
+    let value = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner
+            .span()
+            .map(|s| line_at(&expanded, s.start))
+            .or_else(|| source.line_of(&key));
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            key: if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            },
+            message: first_line(inner.message()),
+        }
+    })?;
+    Ok(Loaded { value, source })
+}
+
+impl ConfigSource {
+    /// The TOML file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory relative paths resolve against.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or_else(|| Path::new("."))
+    }
+
+    /// `p` if absolute, else `p` relative to the TOML file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir().join(p)
+        }
+    }
+
+    /// The 1-based line of dotted key `key` (`a.b`, `stage[1].model`), if it is in the file.
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        let doc = ImDocument::parse(self.text.as_str()).ok()?;
+        let span = span_of(doc.as_item(), &parse_key_path(key)?)?;
+        Some(line_at(&self.text, span.start))
+    }
+
+    /// An [`ConfigError::Invalid`] for `key` saying `message`, with the key's line.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            line: self.line_of(key),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Resolves `p` (the value of `key`) and checks that it exists.
+    pub fn existing_path(&self, key: &str, p: &Path) -> Result<PathBuf, ConfigError> {
+        let resolved = self.resolve(p);
+        if resolved.exists() {
+            Ok(resolved)
+        } else {
+            Err(self.error(
+                key,
+                format!(
+                    "{} does not exist (relative paths resolve against {})",
+                    resolved.display(),
+                    self.dir().display()
+                ),
+            ))
+        }
+    }
+}
+
+/// One step of a dotted key path.
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses `a.b[2].c` (or `a.b.2.c`) into segments.
+fn parse_key_path(key: &str) -> Option<Vec<Segment>> {
+    let mut out = Vec::new();
+    for part in key.split('.') {
+        let (name, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            match name.parse::<usize>() {
+                Ok(i) if !out.is_empty() => out.push(Segment::Index(i)),
+                _ => out.push(Segment::Key(name.to_string())),
+            }
+        }
+        while let Some(stripped) = rest.strip_prefix('[') {
+            let close = stripped.find(']')?;
+            out.push(Segment::Index(stripped[..close].parse().ok()?));
+            rest = &stripped[close + 1..];
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The span of the key (or, for array elements, the element) at `path`.
+fn span_of(root: &Item, path: &[Segment]) -> Option<Range<usize>> {
+    let mut table: &dyn TableLike = root.as_table_like()?;
+    let mut span = None;
+    let mut i = 0;
+    while i < path.len() {
+        let Segment::Key(k) = &path[i] else {
+            return span;
+        };
+        let (key, item) = table.get_key_value(k)?;
+        span = key.span().or_else(|| item.span()).or(span);
+        i += 1;
+        match path.get(i) {
+            None => return span,
+            Some(Segment::Index(n)) => {
+                i += 1;
+                match item {
+                    Item::ArrayOfTables(tables) => {
+                        let t = tables.get(*n)?;
+                        span = t.span().or(span);
+                        table = t;
+                    }
+                    Item::Value(Value::Array(a)) => return a.get(*n)?.span().or(span),
+                    _ => return span,
+                }
+            }
+            Some(Segment::Key(_)) => table = item.as_table_like()?,
+        }
+    }
+    span
+}
+
+/// Replaces `${VAR}` in every string value with the environment variable (`$$` is a literal `$`).
+fn expand_env(
+    item: &mut Item,
+    path: &mut Vec<String>,
+    src: &ConfigSource,
+) -> Result<(), ConfigError> {
+    match item {
+        Item::Value(v) => expand_value(v, path, src),
+        Item::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                path.push(k.get().to_string());
+                expand_env(v, path, src)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter_mut().enumerate() {
+                let last = path.pop().unwrap_or_default();
+                path.push(format!("{last}[{i}]"));
+                for (k, v) in t.iter_mut() {
+                    path.push(k.get().to_string());
+                    expand_env(v, path, src)?;
+                    path.pop();
+                }
+                path.pop();
+                path.push(last);
+            }
+            Ok(())
+        }
+        Item::None => Ok(()),
+    }
+}
+
+fn expand_value(
+    v: &mut Value,
+    path: &mut Vec<String>,
+    src: &ConfigSource,
+) -> Result<(), ConfigError> {
+    match v {
+        Value::String(s) if s.value().contains('$') => {
+            let key = path.join(".");
+            let expanded = expand_str(s.value()).map_err(|var| {
+                src.error(
+                    &key,
+                    format!("environment variable `{var}` is not set (referenced as ${{{var}}})"),
+                )
+            })?;
+            let decor = s.decor().clone();
+            *s = toml_edit::Formatted::new(expanded);
+            *s.decor_mut() = decor;
+            Ok(())
+        }
+        Value::Array(a) => {
+            for (i, el) in a.iter_mut().enumerate() {
+                let last = path.pop().unwrap_or_default();
+                path.push(format!("{last}[{i}]"));
+                expand_value(el, path, src)?;
+                path.pop();
+                path.push(last);
+            }
+            Ok(())
+        }
+        Value::InlineTable(t) => {
+            for (k, el) in t.iter_mut() {
+                path.push(k.get().to_string());
+                expand_value(el, path, src)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Expands `${VAR}` and `$$`; returns the name of the first unset variable as the error.
+fn expand_str(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let Some(close) = body.find('}') else {
+                out.push('$');
+                rest = after;
+                continue;
+            };
+            let name = &body[..close];
+            let value = std::env::var(name).map_err(|_| name.to_string())?;
+            out.push_str(&value);
+            rest = &body[close + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Applies one `dotted.key=value` override, creating missing tables.
+fn apply_override(doc: &mut DocumentMut, arg: &str) -> Result<(), ConfigError> {
+    let bad = |message: String| ConfigError::Override {
+        arg: arg.to_string(),
+        message,
+    };
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected dotted.key=value".into()))?;
+    let path = parse_key_path(key.trim())
+        .filter(|p| matches!(p.first(), Some(Segment::Key(_))))
+        .ok_or_else(|| bad("expected a dotted key such as encoder.model".into()))?;
+    let value: Value = match raw.trim().parse::<Value>() {
+        Ok(v) => v.decorated("", ""),
+        Err(_) => Value::from(raw),
+    };
+    set_in(doc.as_table_mut(), &path, value).map_err(bad)
+}
+
+/// Sets `path` (which starts with a key) inside `table` to `value`.
+fn set_in(table: &mut dyn TableLike, path: &[Segment], value: Value) -> Result<(), String> {
+    let Some((Segment::Key(k), rest)) = path.split_first() else {
+        return Err("expected a key".into());
+    };
+    match rest.first() {
+        None => {
+            table.insert(k, Item::Value(value));
+            Ok(())
+        }
+        Some(Segment::Index(i)) => {
+            let item = table
+                .get_mut(k)
+                .ok_or_else(|| format!("`{k}` is not in the file, so `{k}[{i}]` cannot be set"))?;
+            match item {
+                Item::ArrayOfTables(tables) => {
+                    let len = tables.len();
+                    let t = tables
+                        .get_mut(*i)
+                        .ok_or_else(|| format!("`{k}` has {len} entries, no [{i}]"))?;
+                    set_in(t, &rest[1..], value)
+                }
+                Item::Value(Value::Array(a)) if rest.len() == 1 => {
+                    let len = a.len();
+                    if *i >= len {
+                        return Err(format!("`{k}` has {len} entries, no [{i}]"));
+                    }
+                    a.replace(*i, value);
+                    Ok(())
+                }
+                _ => Err(format!("`{k}` is not an array")),
+            }
+        }
+        Some(Segment::Key(_)) => {
+            if table.get(k).is_none() {
+                let mut t = toml_edit::Table::new();
+                t.set_implicit(true);
+                table.insert(k, Item::Table(t));
+            }
+            let child = table
+                .get_mut(k)
+                .and_then(|item| item.as_table_like_mut())
+                .ok_or_else(|| format!("`{k}` is not a table"))?;
+            set_in(child, rest, value)
+        }
+    }
+}
+
+fn line_at(text: &str, byte: usize) -> usize {
+    text.as_bytes()[..byte.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Schema {
+        encoder: Encoder,
+        #[serde(default)]
+        stage: Vec<Stage>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Encoder {
+        model: String,
+        #[serde(default)]
+        layers: usize,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Stage {
+        kind: String,
+        #[serde(default)]
+        top_k: usize,
+    }
+
+    const TEXT: &str = "[encoder]\nmodel = \"m3e\"\nlayers = 4\n\n[[stage]]\nkind = \"segment\"\n\n[[stage]]\nkind = \"link\"\ntop_k = 3\n";
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<Loaded<Schema>, ConfigError> {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        from_str(Path::new("conf/p.toml"), text, &overrides)
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = TEXT.replace("top_k = 3", "top_k = 3\ntopk = 4");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("conf/p.toml:11: key `stage[1].topk`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("unknown field `topk`, expected `kind` or `top_k`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_line_key_and_expected_type() {
+        let text = TEXT.replace("layers = 4", "layers = \"four\"");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("conf/p.toml:3: key `encoder.layers`"),
+            "{err}"
+        );
+        assert!(err.contains("expected usize"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_is_reported_with_its_table() {
+        let text = TEXT.replace("model = \"m3e\"\n", "");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("missing field `model`"), "{err}");
+        assert!(err.starts_with("conf/p.toml:"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_give_the_line() {
+        let err = parse("[encoder]\nmodel = \n", &[]).unwrap_err().to_string();
+        assert!(err.starts_with("conf/p.toml:2: invalid TOML"), "{err}");
+    }
+
+    #[test]
+    fn overrides_set_nested_and_array_of_table_keys() {
+        let loaded = parse(
+            TEXT,
+            &[
+                "encoder.model=/models/m3e-small",
+                "stage[1].top_k=7",
+                "encoder.layers=2",
+            ],
+        )
+        .unwrap();
+        assert_eq!(loaded.value.encoder.model, "/models/m3e-small");
+        assert_eq!(loaded.value.encoder.layers, 2);
+        assert_eq!(loaded.value.stage[1].kind, "link");
+        assert_eq!(loaded.value.stage[1].top_k, 7);
+        let err = parse(TEXT, &["stage[5].top_k=1"]).unwrap_err().to_string();
+        assert!(err.contains("`stage` has 2 entries, no [5]"), "{err}");
+        let err = parse(TEXT, &["encoder.model"]).unwrap_err().to_string();
+        assert!(err.contains("expected dotted.key=value"), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_expand_in_strings() {
+        std::env::set_var("ZHISHI_CONFIG_TEST_DIR", "/data/models");
+        let text = TEXT.replace("\"m3e\"", "\"${ZHISHI_CONFIG_TEST_DIR}/m3e-small $$5\"");
+        let loaded = parse(&text, &[]).unwrap();
+        assert_eq!(loaded.value.encoder.model, "/data/models/m3e-small $5");
+        let text = TEXT.replace("\"m3e\"", "\"${ZHISHI_CONFIG_TEST_UNSET}\"");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("conf/p.toml:2: key `encoder.model`"),
+            "{err}"
+        );
+        assert!(err.contains("ZHISHI_CONFIG_TEST_UNSET"), "{err}");
+    }
+
+    #[test]
+    fn line_of_finds_keys_in_arrays_of_tables_and_paths_resolve_next_to_the_file() {
+        let loaded = parse(TEXT, &[]).unwrap();
+        assert_eq!(loaded.source.line_of("encoder.layers"), Some(3));
+        assert_eq!(loaded.source.line_of("stage[1].top_k"), Some(10));
+        assert_eq!(loaded.source.line_of("stage[1]"), Some(8));
+        assert_eq!(loaded.source.line_of("nope"), None);
+        assert_eq!(
+            loaded.source.resolve(Path::new("kg/demo.tsv")),
+            Path::new("conf/kg/demo.tsv")
+        );
+        assert_eq!(loaded.source.resolve(Path::new("/abs")), Path::new("/abs"));
+    }
+}
