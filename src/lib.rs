@@ -4,8 +4,11 @@
 //! knowledge graph in [`kg`], [`knowledge`] turns linked facts into K-BERT inputs, and
 //! [`model`] runs the candle BERT / ERNIE-THU encoders.
 pub mod config;
+pub mod corpus;
 pub mod doc;
 pub mod kg;
 pub mod knowledge;
 pub mod model;
+pub mod pipeline;
+pub mod stages;
 pub mod text;

@@ -9,6 +9,7 @@ mod encode;
 mod kbert;
 mod kg;
 mod link;
+mod run;
 mod transe;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
@@ -27,6 +28,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// K-BERT inputs: sentence tree -> tokens, soft positions, visible matrix.
     Kbert(kbert::KbertArgs),
+    /// Run a pipeline (TOML) over a corpus: streaming, parallel, resumable.
+    Run(run::RunArgs),
     /// Entity linking: mentions of KG entities in text lines or JSONL records.
     Link(link::LinkArgs),
     /// Run the BERT encoder over JSONL batches of token ids.
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Kg(args) => kg::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Kbert(args) => kbert::run(args),
+        Command::Run(args) => run::run(args),
         Command::Link(args) => link::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Transe(args) => transe::run(args),

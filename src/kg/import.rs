@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::store::{NamedTriple, Stats, StoreError, StoreOptions, StoreWriter, TermKind};
 
 /// Input formats understood by the importer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Decide per file from its name and first lines.
@@ -30,6 +30,7 @@ pub enum Format {
     /// OpenKE `train2id.txt` (`h t r` ids) with `entity2id.txt` / `relation2id.txt` beside it.
     Openke,
     /// RDF N-Triples.
+    #[serde(alias = "nt")]
     Ntriples,
 }
 
@@ -194,13 +195,56 @@ pub fn import_files(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
+    let mut writer = StoreWriter::begin_with(db, &options.store)?;
+    let triples_before = writer.stats().triples;
+    let mut report = parse_files(
+        files,
+        options,
+        &mut |batch| writer.apply(batch).map_err(ImportError::from),
+        on_progress,
+    )?;
+    report.stats = writer.commit()?;
+    report.new_triples = report.stats.triples - triples_before;
+    report.duplicate_triples = report.parsed_triples - report.new_triples;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Parses `files` into memory (for small KGs used without a store, e.g. a pipeline's
+/// `[kg] triples`), with the same formats, validation and bad-line reporting as
+/// [`import_files`]. Duplicate triples are kept; the report's `stats` stay empty.
+pub fn read_files(
+    files: &[PathBuf],
+    options: &ImportOptions,
+) -> Result<(Vec<NamedTriple>, ImportReport), ImportError> {
+    let started = Instant::now();
+    let mut triples = Vec::new();
+    let mut report = parse_files(
+        files,
+        options,
+        &mut |batch| {
+            triples.extend_from_slice(batch);
+            Ok(())
+        },
+        &mut |_| {},
+    )?;
+    report.new_triples = report.parsed_triples;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok((triples, report))
+}
+
+/// Parses every file, handing each chunk's valid triples to `sink`; fails if none is valid.
+fn parse_files(
+    files: &[PathBuf],
+    options: &ImportOptions,
+    sink: &mut dyn FnMut(&[NamedTriple]) -> Result<(), ImportError>,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
     let mut plans = Vec::with_capacity(files.len());
     for path in files {
         plans.push(plan_file(path, options.format)?);
     }
     let bytes_total = plans.iter().map(|p| p.bytes).sum();
-    let mut writer = StoreWriter::begin_with(db, &options.store)?;
-    let triples_before = writer.stats().triples;
     let mut report = ImportReport {
         files: Vec::new(),
         parsed_triples: 0,
@@ -213,19 +257,13 @@ pub fn import_files(
     };
     let mut bytes_done = 0u64;
     for plan in &plans {
-        let file_report = import_one(
-            &mut writer,
-            plan,
-            options,
-            &mut report,
-            &mut |bytes, parsed| {
-                on_progress(Progress {
-                    bytes_done: bytes_done + bytes,
-                    bytes_total,
-                    parsed_triples: parsed,
-                })
-            },
-        )?;
+        let file_report = import_one(sink, plan, options, &mut report, &mut |bytes, parsed| {
+            on_progress(Progress {
+                bytes_done: bytes_done + bytes,
+                bytes_total,
+                parsed_triples: parsed,
+            })
+        })?;
         bytes_done += plan.bytes;
         report.files.push(file_report);
     }
@@ -235,10 +273,6 @@ pub fn import_files(
             examples: report.examples,
         });
     }
-    report.stats = writer.commit()?;
-    report.new_triples = report.stats.triples - triples_before;
-    report.duplicate_triples = report.parsed_triples - report.new_triples;
-    report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
@@ -340,7 +374,7 @@ pub fn detect_format(path: &Path) -> Result<Format, ImportError> {
 type LineParser<'a> = dyn Fn(&str, u64) -> Result<Option<NamedTriple>, String> + Sync + 'a;
 
 fn import_one(
-    writer: &mut StoreWriter,
+    sink: &mut dyn FnMut(&[NamedTriple]) -> Result<(), ImportError>,
     plan: &FilePlan,
     options: &ImportOptions,
     report: &mut ImportReport,
@@ -417,7 +451,7 @@ fn import_one(
         }
         file_report.triples += batch.len() as u64;
         report.parsed_triples += batch.len() as u64;
-        writer.apply(&batch)?;
+        sink(&batch)?;
         on_progress(bytes_read, report.parsed_triples);
     }
     Ok(file_report)

@@ -1,0 +1,8 @@
+//! Batch processing of corpora: streaming record reading ([`reader`]), the crash-safe run
+//! loop ([`run`]) and its checkpoint ([`checkpoint`]).
+pub mod checkpoint;
+pub mod reader;
+pub mod run;
+
+pub use reader::{InputFormat, ReaderOptions, RecordError};
+pub use run::{run, Input, Output, Progress, RunError, RunOptions, RunReport, Shard};

@@ -1,0 +1,351 @@
+//! Pipelines: stages declared in TOML (or with [`PipelineBuilder`]), built once, then run over
+//! any number of documents from any number of threads.
+//!
+//! Data flow: [`Pipeline::from_toml`] loads and checks a [`PipelineSpec`] (strict schema,
+//! stage order), loads the KG once, builds the shared linker and each listed stage, and
+//! [`Pipeline::process_batch`] passes a batch of [`Document`]s through the stages in order.
+//! `Pipeline` is `Send + Sync` and cheap to clone (an `Arc` inside).
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{self, ConfigError};
+use crate::doc::Document;
+use crate::kg::import::{self, ImportError, ImportOptions};
+use crate::kg::store::{Store, StoreError, StoreOptions};
+use crate::stages::facts::{FactsOptions, FactsStage};
+use crate::stages::link::LinkStage;
+use crate::stages::segment::{SegmentStage, SegmentStageOptions};
+use crate::text::{KnowledgeSource, LinkError, LinkOptions, Linker, MemoryKg, SourceError};
+
+pub mod spec;
+pub mod stage;
+
+pub use spec::{KgLocation, PipelineSpec, RunSpec, StageName};
+pub use stage::{Field, Stage};
+
+/// The linker every KG stage of a pipeline shares.
+pub type KgLinker = Linker<Arc<dyn KnowledgeSource>>;
+
+/// What can go wrong building or running a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The TOML is invalid (file, line, key and what was expected).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The KG's triple files could not be read.
+    #[error("loading the knowledge graph: {0}")]
+    KgImport(#[from] ImportError),
+    /// The KG store could not be opened or read.
+    #[error("opening the knowledge graph store: {0}")]
+    KgStore(#[from] StoreError),
+    /// The KG failed while a stage read it.
+    #[error(transparent)]
+    KgRead(#[from] SourceError),
+    /// The linker could not be built or failed.
+    #[error("entity linking: {0}")]
+    Link(#[from] LinkError),
+    /// The worker thread pool could not be started.
+    #[error("cannot start {threads} worker threads: {message}")]
+    Threads {
+        /// Threads asked for.
+        threads: usize,
+        /// The OS's reason.
+        message: String,
+    },
+    /// A builder was asked for a stage that needs a KG without one.
+    #[error("stage `{stage}` needs a knowledge graph; give the builder one (kg_triples, kg_store or kg_source)")]
+    NoKg {
+        /// The stage.
+        stage: &'static str,
+    },
+}
+
+/// A built pipeline: `Send + Sync`, cheap to clone, safe to share across request handlers.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    batch_size: usize,
+    stages: Vec<Box<dyn Stage>>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("name", &self.inner.name)
+            .field("stages", &self.stage_names())
+            .field("batch_size", &self.inner.batch_size)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// Loads, checks and builds the pipeline declared in `path`.
+    pub fn from_toml(path: &Path) -> Result<Self, PipelineError> {
+        Self::from_toml_with(path, &[])
+    }
+
+    /// Like [`Pipeline::from_toml`] with `--set dotted.key=value` overrides applied first.
+    pub fn from_toml_with(path: &Path, overrides: &[String]) -> Result<Self, PipelineError> {
+        let loaded = config::load::<PipelineSpec>(path, overrides)?;
+        let kg = loaded.value.check(&loaded.source)?;
+        build(&loaded.value, kg.map(KgInput::Location))
+    }
+
+    /// A builder for pipelines assembled in code.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// The pipeline's name (`[pipeline] name`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The stages in execution order.
+    pub fn stage_names(&self) -> Vec<&'static str> {
+        self.inner.stages.iter().map(|s| s.name()).collect()
+    }
+
+    /// The batch size the TOML asked for (what `zhishi run` feeds at once).
+    pub fn batch_size(&self) -> usize {
+        self.inner.batch_size
+    }
+
+    /// Processes one text.
+    pub fn process(&self, text: &str) -> Result<Document, PipelineError> {
+        let mut docs = [Document::new(text)];
+        self.run(&mut docs)?;
+        let [doc] = docs;
+        Ok(doc)
+    }
+
+    /// Processes texts together (parallel CPU stages, batched model inference); the output
+    /// order is the input order.
+    pub fn process_batch(&self, texts: &[&str]) -> Result<Vec<Document>, PipelineError> {
+        let mut docs: Vec<Document> = texts.iter().map(|t| Document::new(*t)).collect();
+        self.run(&mut docs)?;
+        Ok(docs)
+    }
+
+    /// Runs the stages over documents that already carry ids or questions.
+    pub fn run(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+        let stages = &self.inner.stages;
+        let mut go = move || {
+            for stage in stages {
+                stage.process(docs)?;
+            }
+            Ok(())
+        };
+        match &self.inner.pool {
+            Some(pool) => pool.install(go),
+            None => go(),
+        }
+    }
+}
+
+/// Where a pipeline's KG comes from: a checked TOML location or a source built in code.
+enum KgInput {
+    Location(KgLocation),
+    Source(Arc<dyn KnowledgeSource>),
+}
+
+/// Assembles a pipeline in code; the same checks as the TOML path apply.
+#[derive(Default)]
+pub struct PipelineBuilder {
+    spec: PipelineSpec,
+    kg: Option<KgInput>,
+}
+
+impl PipelineBuilder {
+    /// Names the pipeline.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.spec.pipeline.name = name.into();
+        self
+    }
+
+    /// Uses triple files (any importer format, detected per file) as the KG, in memory.
+    pub fn kg_triples(mut self, files: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+        self.kg = Some(KgInput::Location(KgLocation::Triples {
+            files: files.into_iter().map(Into::into).collect(),
+            format: import::Format::Auto,
+        }));
+        self
+    }
+
+    /// Uses a store directory made by `zhishi kg import` as the KG.
+    pub fn kg_store(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.kg = Some(KgInput::Location(KgLocation::Store {
+            dir: dir.into(),
+            cache_bytes: StoreOptions::default().cache_bytes,
+        }));
+        self
+    }
+
+    /// Uses an already-open knowledge source (e.g. a [`MemoryKg`] built in code).
+    pub fn kg_source(mut self, source: Arc<dyn KnowledgeSource>) -> Self {
+        self.kg = Some(KgInput::Source(source));
+        self
+    }
+
+    /// Appends the `segment` stage.
+    pub fn segment(mut self, opts: SegmentStageOptions) -> Self {
+        self.spec.segment = Some(opts);
+        self.spec.pipeline.stages.push(StageName::Segment);
+        self
+    }
+
+    /// Appends the `link` stage.
+    pub fn link(mut self, opts: LinkOptions) -> Self {
+        self.spec.link = Some(opts);
+        self.spec.pipeline.stages.push(StageName::Link);
+        self
+    }
+
+    /// Appends the `facts` stage.
+    pub fn facts(mut self, opts: FactsOptions) -> Self {
+        self.spec.facts = Some(opts);
+        self.spec.pipeline.stages.push(StageName::Facts);
+        self
+    }
+
+    /// Worker threads for CPU stages (0 = rayon's global pool).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.spec.pipeline.threads = threads;
+        self
+    }
+
+    /// Documents per batch for `zhishi run`-style callers.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.spec.pipeline.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Loads resources and builds the stages.
+    pub fn build(self) -> Result<Pipeline, PipelineError> {
+        build(&self.spec, self.kg)
+    }
+}
+
+/// Builds a checked spec: the KG once, the shared linker when any stage needs it, the stages.
+fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineError> {
+    let kg: Option<Arc<dyn KnowledgeSource>> = match kg {
+        None => None,
+        Some(KgInput::Source(source)) => Some(source),
+        Some(KgInput::Location(location)) => Some(load_kg(&location)?),
+    };
+    let stages_listed = &spec.pipeline.stages;
+    let linker = match stages_listed.iter().find(|s| s.needs_kg()) {
+        None => None,
+        Some(stage) => {
+            let source = kg.clone().ok_or(PipelineError::NoKg {
+                stage: stage.as_str(),
+            })?;
+            let opts = spec.link.clone().unwrap_or_default();
+            Some(Arc::new(Linker::build(source, opts)?))
+        }
+    };
+    let mut stages: Vec<Box<dyn Stage>> = Vec::with_capacity(stages_listed.len());
+    for name in stages_listed {
+        let stage: Box<dyn Stage> = match name {
+            StageName::Segment => Box::new(SegmentStage::new(
+                &spec.segment.clone().unwrap_or_default(),
+                kg.as_ref(),
+                linker.as_ref(),
+            )?),
+            StageName::Link => Box::new(LinkStage::new(shared(&linker, *name)?)),
+            StageName::Facts => Box::new(FactsStage::new(
+                shared(&linker, *name)?,
+                spec.facts.clone().unwrap_or_default(),
+            )),
+        };
+        stages.push(stage);
+    }
+    let threads = spec.pipeline.threads;
+    let pool = if threads == 0 {
+        None
+    } else {
+        Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("zhishi-{i}"))
+                .build()
+                .map_err(|e| PipelineError::Threads {
+                    threads,
+                    message: e.to_string(),
+                })?,
+        )
+    };
+    Ok(Pipeline {
+        inner: Arc::new(Inner {
+            name: spec.pipeline.name.clone(),
+            batch_size: spec.pipeline.batch_size,
+            stages,
+            pool,
+        }),
+    })
+}
+
+fn shared(
+    linker: &Option<Arc<KgLinker>>,
+    stage: StageName,
+) -> Result<Arc<KgLinker>, PipelineError> {
+    linker.clone().ok_or(PipelineError::NoKg {
+        stage: stage.as_str(),
+    })
+}
+
+/// Opens a store or reads triple files into memory.
+fn load_kg(location: &KgLocation) -> Result<Arc<dyn KnowledgeSource>, PipelineError> {
+    match location {
+        KgLocation::Store { dir, cache_bytes } => {
+            let store = Store::open_with(
+                dir,
+                &StoreOptions {
+                    cache_bytes: *cache_bytes,
+                },
+            )?;
+            Ok(Arc::new(store))
+        }
+        KgLocation::Triples { files, format } => {
+            let options = ImportOptions {
+                format: *format,
+                ..ImportOptions::default()
+            };
+            let (triples, report) = import::read_files(files, &options)?;
+            if report.bad_lines > 0 {
+                tracing::warn!(
+                    bad_lines = report.bad_lines,
+                    "skipped bad lines in the KG files; first: {}",
+                    report
+                        .examples
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                );
+            }
+            let kg = MemoryKg::from_triples(
+                triples
+                    .iter()
+                    .map(|t| (t.subject.as_str(), t.predicate.as_str(), t.object.as_str())),
+            );
+            Ok(Arc::new(kg))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+
+    #[test]
+    fn pipeline_is_send_sync_and_clone() {
+        assert_send_sync::<Pipeline>();
+    }
+}

@@ -1,0 +1,258 @@
+//! The pipeline TOML schema and its checks.
+//!
+//! ```toml
+//! [pipeline]
+//! stages = ["segment", "link", "facts"]   # run in this order
+//! threads = 0                             # 0 = all cores
+//! batch_size = 64
+//! device = "cpu"                          # or "cuda:N" (built with --features cuda)
+//!
+//! [kg]
+//! triples = ["../kg/demo.tsv"]            # loaded into memory, or: store = "DIR"
+//!
+//! [segment]   # options of each listed stage, all optional
+//! [link]
+//! [facts]
+//! ```
+//!
+//! Unknown keys, wrong types, unknown stages, options for stages that are not listed, a stage
+//! whose input no earlier stage produces, a stage that needs `[kg]` without one, and missing
+//! files are errors naming the file, line and key. Paths resolve against the TOML's directory.
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, ConfigSource};
+use crate::kg::import::Format;
+use crate::stages::facts::FactsOptions;
+use crate::stages::segment::SegmentStageOptions;
+use crate::text::LinkOptions;
+
+use super::stage::Field;
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Stage order and run settings.
+    #[serde(default)]
+    pub pipeline: RunSpec,
+    /// The knowledge graph, for stages that need one.
+    pub kg: Option<KgSpec>,
+    /// Options of the `segment` stage.
+    pub segment: Option<SegmentStageOptions>,
+    /// Options of the `link` stage.
+    pub link: Option<LinkOptions>,
+    /// Options of the `facts` stage.
+    pub facts: Option<FactsOptions>,
+}
+
+/// `[pipeline]`: which stages run, in which order, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSpec {
+    /// A name for logs and the service's health check.
+    pub name: String,
+    /// Stages in execution order.
+    pub stages: Vec<StageName>,
+    /// Worker threads for CPU stages; 0 = one per core.
+    pub threads: usize,
+    /// Documents processed together (model stages batch inference over them).
+    pub batch_size: usize,
+    /// `cpu`, `cuda` or `cuda:N` for model stages.
+    pub device: String,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        Self {
+            name: "pipeline".into(),
+            stages: Vec::new(),
+            threads: 0,
+            batch_size: 64,
+            device: "cpu".into(),
+        }
+    }
+}
+
+/// The stages a pipeline can list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageName {
+    /// jieba word segmentation.
+    Segment,
+    /// Entity linking against the KG.
+    Link,
+    /// Relevant KG facts for each linked mention.
+    Facts,
+}
+
+impl StageName {
+    /// The name as written in TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageName::Segment => "segment",
+            StageName::Link => "link",
+            StageName::Facts => "facts",
+        }
+    }
+
+    /// Document fields the stage reads, which an earlier stage must produce.
+    pub fn requires(self) -> &'static [Field] {
+        match self {
+            StageName::Segment | StageName::Link => &[],
+            StageName::Facts => &[Field::Mentions],
+        }
+    }
+
+    /// Document fields the stage writes.
+    pub fn produces(self) -> &'static [Field] {
+        match self {
+            StageName::Segment => &[Field::Tokens],
+            StageName::Link => &[Field::Mentions],
+            StageName::Facts => &[Field::Facts],
+        }
+    }
+
+    /// Whether the stage needs the `[kg]` table.
+    pub fn needs_kg(self) -> bool {
+        matches!(self, StageName::Link | StageName::Facts)
+    }
+}
+
+/// `[kg]`: where the knowledge graph comes from (exactly one of `store` and `triples`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KgSpec {
+    /// A store directory made by `zhishi kg import` (opened exclusively by this process).
+    pub store: Option<PathBuf>,
+    /// Triple files loaded into memory at start-up (small KGs; any number of processes).
+    #[serde(default)]
+    pub triples: Vec<PathBuf>,
+    /// Format of `triples` files.
+    #[serde(default = "default_format")]
+    pub format: Format,
+    /// sled cache for `store`, in MiB.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+fn default_format() -> Format {
+    Format::Auto
+}
+
+fn default_cache_mb() -> u64 {
+    64
+}
+
+/// Where the KG of a checked pipeline comes from, with resolved paths.
+#[derive(Debug, Clone)]
+pub enum KgLocation {
+    /// A sled store directory.
+    Store {
+        /// The directory.
+        dir: PathBuf,
+        /// sled cache in bytes.
+        cache_bytes: u64,
+    },
+    /// Triple files read into memory.
+    Triples {
+        /// The files.
+        files: Vec<PathBuf>,
+        /// Their format.
+        format: Format,
+    },
+}
+
+impl PipelineSpec {
+    /// Checks stage order, stage options and the KG, and resolves the KG's paths against
+    /// `source`'s directory. Returns where the KG lives, if the pipeline has one.
+    pub fn check(&self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
+        let stages = &self.pipeline.stages;
+        if stages.is_empty() {
+            return Err(source.error(
+                "pipeline.stages",
+                "expected a non-empty list of stages, e.g. [\"segment\", \"link\", \"facts\"]",
+            ));
+        }
+        let mut produced: Vec<Field> = Vec::new();
+        for (i, stage) in stages.iter().enumerate() {
+            let key = format!("pipeline.stages[{i}]");
+            if stages[..i].contains(stage) {
+                return Err(
+                    source.error(&key, format!("stage `{}` is listed twice", stage.as_str()))
+                );
+            }
+            for need in stage.requires() {
+                if !produced.contains(need) {
+                    return Err(source.error(
+                        &key,
+                        format!(
+                            "stage `{}` reads `{}`, which no earlier stage produces (expected a stage producing it before `{}`)",
+                            stage.as_str(),
+                            need.name(),
+                            stage.as_str()
+                        ),
+                    ));
+                }
+            }
+            if stage.needs_kg() && self.kg.is_none() {
+                return Err(source.error(
+                    &key,
+                    format!(
+                        "stage `{}` needs a knowledge graph: add a [kg] table",
+                        stage.as_str()
+                    ),
+                ));
+            }
+            produced.extend_from_slice(stage.produces());
+        }
+        for (table, configured, name) in [
+            ("segment", self.segment.is_some(), StageName::Segment),
+            ("link", self.link.is_some(), StageName::Link),
+            ("facts", self.facts.is_some(), StageName::Facts),
+        ] {
+            if configured && !stages.contains(&name) {
+                return Err(source.error(
+                    table,
+                    format!("[{table}] configures a stage that is not in pipeline.stages"),
+                ));
+            }
+        }
+        if self.pipeline.batch_size == 0 {
+            return Err(source.error("pipeline.batch_size", "expected a batch size of at least 1"));
+        }
+        self.kg.as_ref().map(|kg| kg.locate(source)).transpose()
+    }
+}
+
+impl KgSpec {
+    /// Resolves and checks the KG's paths.
+    fn locate(&self, source: &ConfigSource) -> Result<KgLocation, ConfigError> {
+        match (&self.store, self.triples.is_empty()) {
+            (Some(dir), true) => Ok(KgLocation::Store {
+                dir: source.existing_path("kg.store", dir)?,
+                cache_bytes: self.cache_mb.saturating_mul(1 << 20),
+            }),
+            (None, false) => {
+                let files = self
+                    .triples
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| source.existing_path(&format!("kg.triples[{i}]"), f))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(KgLocation::Triples {
+                    files,
+                    format: self.format,
+                })
+            }
+            (Some(_), false) => {
+                Err(source.error("kg.store", "expected either `store` or `triples`, not both"))
+            }
+            (None, true) => Err(source.error(
+                "kg",
+                "expected `store = \"DIR\"` (from `zhishi kg import`) or `triples = [FILES]`",
+            )),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The `segment` stage: jieba words with POS tags and character offsets into `tokens`.
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use crate::doc::{Document, Token};
+use crate::pipeline::{KgLinker, PipelineError, Stage};
+use crate::text::{KnowledgeSource, SegmentOptions, Segmenter};
+
+/// `[segment]` options.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentStageOptions {
+    /// Let jieba's HMM join words missing from its dictionary.
+    pub hmm: bool,
+    /// Tag each token with its part of speech.
+    pub pos: bool,
+    /// Add every KG name as a user word so entity names stay whole (needs `[kg]`).
+    pub kg_words: bool,
+}
+
+impl Default for SegmentStageOptions {
+    fn default() -> Self {
+        Self {
+            hmm: true,
+            pos: true,
+            kg_words: true,
+        }
+    }
+}
+
+/// Where the stage's segmenter lives: its own, or the linker's when their options agree (so a
+/// KG's names are added to jieba once).
+enum SegmenterRef {
+    Own(Box<Segmenter>),
+    Linker(Arc<KgLinker>),
+}
+
+/// Segments each document into `tokens`.
+pub struct SegmentStage {
+    segmenter: SegmenterRef,
+    pos: bool,
+}
+
+impl SegmentStage {
+    /// Builds the stage, sharing `linker`'s segmenter when it was built with the same HMM and
+    /// KG-word settings, else building one (adding `kg`'s names when `kg_words`).
+    pub fn new(
+        opts: &SegmentStageOptions,
+        kg: Option<&Arc<dyn KnowledgeSource>>,
+        linker: Option<&Arc<KgLinker>>,
+    ) -> Result<Self, PipelineError> {
+        let kg_words = opts.kg_words && kg.is_some();
+        if let Some(linker) = linker {
+            let link = linker.options();
+            if link.hmm == opts.hmm && link.kg_user_words == kg_words {
+                return Ok(Self {
+                    segmenter: SegmenterRef::Linker(Arc::clone(linker)),
+                    pos: opts.pos,
+                });
+            }
+        }
+        let mut segmenter = Segmenter::new(SegmentOptions {
+            hmm: opts.hmm,
+            ..SegmentOptions::default()
+        });
+        if let (true, Some(kg)) = (kg_words, kg) {
+            let mut names = Vec::new();
+            kg.for_each_name(&mut |name, _| names.push(name.to_string()))?;
+            segmenter.add_words(names.iter().map(String::as_str));
+        }
+        Ok(Self {
+            segmenter: SegmenterRef::Own(Box::new(segmenter)),
+            pos: opts.pos,
+        })
+    }
+
+    fn segmenter(&self) -> &Segmenter {
+        match &self.segmenter {
+            SegmenterRef::Own(s) => s,
+            SegmenterRef::Linker(l) => l.segmenter(),
+        }
+    }
+}
+
+impl Stage for SegmentStage {
+    fn name(&self) -> &'static str {
+        "segment"
+    }
+
+    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+        let segmenter = self.segmenter();
+        docs.par_iter_mut().for_each(|doc| {
+            doc.tokens = segmenter
+                .segment(&doc.text, self.pos)
+                .into_iter()
+                .map(|t| Token {
+                    text: t.text.to_string(),
+                    start: t.start,
+                    end: t.end,
+                    pos: t.pos,
+                })
+                .collect();
+        });
+        Ok(())
+    }
+}
