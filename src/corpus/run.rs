@@ -128,12 +128,12 @@ pub struct RunReport {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// `--resume` cannot continue this run, or an interrupted run would be overwritten.
     #[error("{0}")]
@@ -144,9 +144,9 @@ pub enum RunError {
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> RunError + '_ {
-    move |source| RunError::Io {
+    move |error| RunError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -432,7 +432,11 @@ fn open_truncated(path: &Path, len: u64) -> Result<File, RunError> {
         .truncate(len == 0)
         .open(path)
         .map_err(io_err(path))?;
-    let actual = file.metadata().map_err(io_err(path))?.len();
+    let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Ok(file); // a device or pipe such as /dev/null: nothing to cut
+    }
+    let actual = meta.len();
     if actual < len {
         return Err(RunError::Resume(format!(
             "{} is {actual} bytes but the checkpoint recorded {len}: it was changed after the run stopped",

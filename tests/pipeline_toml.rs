@@ -1,0 +1,249 @@
+//! Pipelines from TOML: the quickstart pipeline on real sentences, strict schema errors that
+//! name file, line and key, relative paths, the builder, and concurrent use from many threads.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zhishi::pipeline::{Pipeline, PipelineError};
+use zhishi::stages::facts::FactsOptions;
+use zhishi::stages::segment::SegmentStageOptions;
+use zhishi::text::LinkOptions;
+
+const KG: &str = "姚明\t职业\t篮球运动员\n姚明\t出生地\t上海\n姚明\t身高\t226厘米\n上海\t别名\t沪\n上海\t所属国家\t中国\n休斯顿火箭队\t所在城市\t休斯顿\n";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes `kg.tsv` and `conf/p.toml` (holding `toml`) into a temp dir; returns the TOML path.
+fn write_pipeline(dir: &Path, toml: &str) -> PathBuf {
+    std::fs::write(dir.join("kg.tsv"), KG).unwrap();
+    std::fs::create_dir_all(dir.join("conf")).unwrap();
+    let path = dir.join("conf/p.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+const GOOD: &str = r#"[pipeline]
+name = "test"
+stages = ["segment", "link", "facts"]
+threads = 2
+
+[kg]
+triples = ["../kg.tsv"]
+
+[link]
+nil_threshold = 0.0
+
+[facts]
+per_mention = 1
+"#;
+
+fn load_error(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_pipeline(dir.path(), toml);
+    let err = Pipeline::from_toml(&path).unwrap_err();
+    assert!(matches!(err, PipelineError::Config(_)), "{err:?}");
+    err.to_string()
+        .replace(&format!("{}/", dir.path().display()), "")
+}
+
+#[test]
+fn quickstart_links_the_sample_corpus_against_the_shipped_kg() {
+    let pipeline = Pipeline::from_toml(&repo().join("pipelines/quickstart.toml")).unwrap();
+    assert_eq!(pipeline.stage_names(), ["segment", "link", "facts"]);
+    let doc = pipeline
+        .process("《哈姆雷特》是莎士比亚最有名的悲剧之一，我上周又读了一遍。")
+        .unwrap();
+    let hamlet = &doc.mentions[0];
+    assert_eq!(
+        (hamlet.start, hamlet.end, hamlet.text.as_str()),
+        (0, 6, "《哈姆雷特》")
+    );
+    assert_eq!(hamlet.entity.name, "《哈姆雷特》");
+    assert!(doc
+        .tokens
+        .iter()
+        .any(|t| t.text == "哈姆雷特" && t.start == 1 && t.end == 5));
+    assert!(!doc.facts.is_empty());
+    assert!(doc
+        .facts
+        .iter()
+        .all(|f| f.mention == 0 && f.subject == "《哈姆雷特》"));
+}
+
+#[test]
+fn relative_kg_paths_resolve_next_to_the_toml_and_facts_follow_mentions() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::from_toml(&write_pipeline(dir.path(), GOOD)).unwrap();
+    let doc = pipeline.process("姚明出生在上海。").unwrap();
+    let linked: Vec<_> = doc
+        .mentions
+        .iter()
+        .map(|m| (m.text.as_str(), m.start, m.end))
+        .collect();
+    assert_eq!(linked, [("姚明", 0, 2), ("上海", 5, 7)]);
+    // One fact per mention; for 姚明 in a sentence about birth, 出生地 ranks first.
+    assert_eq!(doc.facts.len(), 2);
+    assert_eq!(
+        (doc.facts[0].mention, doc.facts[0].predicate.as_str()),
+        (0, "出生地")
+    );
+    assert_eq!(doc.facts[1].mention, 1);
+}
+
+#[test]
+fn unknown_keys_name_the_line_and_key() {
+    let err = load_error(&GOOD.replace("nil_threshold = 0.0", "nil_treshold = 0.0"));
+    assert!(
+        err.starts_with("conf/p.toml:10: key `link.nil_treshold`"),
+        "{err}"
+    );
+    assert!(err.contains("unknown field `nil_treshold`"), "{err}");
+}
+
+#[test]
+fn wrong_types_name_the_line_key_and_expected_type() {
+    let err = load_error(&GOOD.replace("threads = 2", "threads = \"two\""));
+    assert!(
+        err.starts_with("conf/p.toml:4: key `pipeline.threads`"),
+        "{err}"
+    );
+    assert!(err.contains("expected usize"), "{err}");
+}
+
+#[test]
+fn unknown_stages_are_rejected_with_the_known_ones_listed() {
+    let err = load_error(&GOOD.replace("\"facts\"]", "\"parse\"]"));
+    assert!(
+        err.starts_with("conf/p.toml:3: key `pipeline.stages"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown variant `parse`, expected one of"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stage_whose_input_no_earlier_stage_produces_is_an_error() {
+    let err = load_error(&GOOD.replace(
+        "[\"segment\", \"link\", \"facts\"]",
+        "[\"segment\", \"facts\", \"link\"]",
+    ));
+    assert!(
+        err.starts_with("conf/p.toml:3: key `pipeline.stages[1]`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("stage `facts` reads `mentions`, which no earlier stage produces"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_files_and_missing_kg_are_errors_at_their_key() {
+    let err = load_error(&GOOD.replace("../kg.tsv", "../nope.tsv"));
+    assert!(
+        err.starts_with("conf/p.toml:7: key `kg.triples[0]`"),
+        "{err}"
+    );
+    assert!(err.contains("nope.tsv does not exist"), "{err}");
+
+    let without_kg = GOOD.replace("[kg]\ntriples = [\"../kg.tsv\"]\n", "");
+    let err = load_error(&without_kg);
+    assert!(
+        err.contains("key `pipeline.stages[1]`: stage `link` needs a knowledge graph"),
+        "{err}"
+    );
+}
+
+#[test]
+fn options_for_a_stage_that_is_not_listed_are_an_error() {
+    let err = load_error(&format!(
+        "{}\n[segment]\nhmm = false\n",
+        GOOD.replace("\"segment\", ", "")
+    ));
+    assert!(err.starts_with("conf/p.toml:15: key `segment`"), "{err}");
+}
+
+#[test]
+fn overrides_and_environment_variables_apply_before_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::env::set_var("ZHISHI_PIPELINE_TEST_KG", dir.path().join("kg.tsv"));
+    let path = write_pipeline(
+        dir.path(),
+        &GOOD.replace("../kg.tsv", "${ZHISHI_PIPELINE_TEST_KG}"),
+    );
+    let pipeline = Pipeline::from_toml_with(
+        &path,
+        &[
+            "pipeline.stages=[\"link\"]".into(),
+            "facts.per_mention=3".into(),
+        ],
+    );
+    // `[facts]` is configured but no longer listed.
+    let err = pipeline.unwrap_err().to_string();
+    assert!(
+        err.contains("[facts] configures a stage that is not in pipeline.stages"),
+        "{err}"
+    );
+    let pipeline =
+        Pipeline::from_toml_with(&path, &["pipeline.stages=[\"link\", \"facts\"]".into()]).unwrap();
+    assert_eq!(pipeline.stage_names(), ["link", "facts"]);
+    assert!(pipeline.process("姚明").unwrap().tokens.is_empty());
+}
+
+#[test]
+fn the_builder_makes_the_same_pipeline_as_the_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_toml = Pipeline::from_toml(&write_pipeline(dir.path(), GOOD)).unwrap();
+    let built = Pipeline::builder()
+        .kg_triples([dir.path().join("kg.tsv")])
+        .segment(SegmentStageOptions::default())
+        .link(LinkOptions {
+            nil_threshold: 0.0,
+            ..LinkOptions::default()
+        })
+        .facts(FactsOptions { per_mention: 1 })
+        .build()
+        .unwrap();
+    let texts = ["姚明出生在上海。", "休斯顿火箭队的主场在休斯顿。", ""];
+    assert_eq!(
+        from_toml.process_batch(&texts).unwrap(),
+        built.process_batch(&texts).unwrap()
+    );
+    let err = Pipeline::builder()
+        .link(LinkOptions::default())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("stage `link` needs a knowledge graph"),
+        "{err}"
+    );
+}
+
+#[test]
+fn concurrent_process_calls_match_sequential_results() {
+    let pipeline =
+        Arc::new(Pipeline::from_toml(&repo().join("pipelines/quickstart.toml")).unwrap());
+    let corpus = std::fs::read_to_string(repo().join("corpora/sample.txt")).unwrap();
+    let texts: Vec<&str> = corpus.lines().filter(|l| !l.trim().is_empty()).collect();
+    let sequential = pipeline.process_batch(&texts).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (pipeline, texts, sequential) = (Arc::clone(&pipeline), &texts, &sequential);
+            scope.spawn(move || {
+                for round in 0..5 {
+                    for (i, text) in texts.iter().enumerate().skip((t + round) % 3) {
+                        assert_eq!(
+                            &pipeline.process(text).unwrap(),
+                            &sequential[i],
+                            "thread {t}"
+                        );
+                    }
+                }
+            });
+        }
+    });
+}
