@@ -10,5 +10,6 @@ pub mod kg;
 pub mod knowledge;
 pub mod model;
 pub mod pipeline;
+pub mod serve;
 pub mod stages;
 pub mod text;

@@ -10,6 +10,7 @@ mod kbert;
 mod kg;
 mod link;
 mod run;
+mod serve;
 mod transe;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
@@ -30,6 +31,8 @@ enum Command {
     Kbert(kbert::KbertArgs),
     /// Run a pipeline (TOML) over a corpus: streaming, parallel, resumable.
     Run(run::RunArgs),
+    /// Serve a pipeline over HTTP: POST /v1/process, GET /healthz, a demo page at /.
+    Serve(serve::ServeArgs),
     /// Entity linking: mentions of KG entities in text lines or JSONL records.
     Link(link::LinkArgs),
     /// Run the BERT encoder over JSONL batches of token ids.
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Kbert(args) => kbert::run(args),
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Link(args) => link::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Transe(args) => transe::run(args),

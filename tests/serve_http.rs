@@ -1,0 +1,220 @@
+//! `zhishi serve` over real loopback HTTP: health check, processing equal to the library's
+//! results, concurrent load from a bounded set of client threads, size and time limits, bad
+//! requests, and graceful shutdown on SIGTERM.
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::{json, Value};
+use zhishi::pipeline::Pipeline;
+
+fn quickstart() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.toml")
+}
+
+/// A running `zhishi serve` on a free port; killed on drop if still running.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::cargo_bin("zhishi")
+            .unwrap()
+            .args([
+                "serve",
+                quickstart().to_str().unwrap(),
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "server exited before listening"
+            );
+            if let Some(addr) = line
+                .trim()
+                .strip_prefix("zhishi serve: listening on http://")
+            {
+                let addr = addr.parse().unwrap();
+                return Server {
+                    child,
+                    addr,
+                    stderr,
+                };
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns the status and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    (status, response[split + 4..].to_vec())
+}
+
+fn post_json(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    let (status, bytes) = http(addr, "POST", "/v1/process", body.to_string().as_bytes());
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn endpoints_answer_like_the_library_under_concurrent_load() {
+    let server = Server::start(&["--max-in-flight", "4"]);
+    let (status, health) = http(server.addr, "GET", "/healthz", b"");
+    let health: Value = serde_json::from_slice(&health).unwrap();
+    assert_eq!((status, &health["status"]), (200, &json!("ok")));
+    assert_eq!(health["stages"], json!(["segment", "link", "facts"]));
+
+    let (status, page) = http(server.addr, "GET", "/", b"");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("/v1/process"));
+
+    let pipeline = Pipeline::from_toml(&quickstart()).unwrap();
+    let sample = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpora/sample.txt"),
+    )
+    .unwrap();
+    let texts: Vec<String> = sample
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    let expected: Vec<Value> = texts
+        .iter()
+        .map(|t| {
+            serde_json::from_str(&serde_json::to_string(&pipeline.process(t).unwrap()).unwrap())
+                .unwrap()
+        })
+        .collect();
+
+    // 12 client threads, 30 requests each, never more than 12 connections at once.
+    std::thread::scope(|scope| {
+        for client in 0..12 {
+            let (texts, expected, addr) = (&texts, &expected, server.addr);
+            scope.spawn(move || {
+                for k in 0..30 {
+                    let i = (client * 7 + k) % texts.len();
+                    let (status, doc) = post_json(
+                        addr,
+                        &json!({ "text": texts[i], "id": format!("{client}-{k}") }),
+                    );
+                    assert_eq!(status, 200, "{doc}");
+                    assert_eq!(doc["id"], json!(format!("{client}-{k}")));
+                    let mut doc = doc;
+                    doc.as_object_mut().unwrap().remove("id");
+                    assert!(doc == expected[i], "text {i}: {doc} != {}", expected[i]);
+                }
+            });
+        }
+    });
+
+    let (status, batch) = post_json(server.addr, &json!({ "texts": texts[..3] }));
+    assert_eq!(status, 200);
+    let documents = batch["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 3);
+    for (got, want) in documents.iter().zip(&expected) {
+        assert!(got == want, "{got} != {want}");
+    }
+}
+
+#[test]
+fn bad_and_oversized_requests_get_clear_errors() {
+    let server = Server::start(&["--max-body-bytes", "2000"]);
+    let (status, body) = http(server.addr, "POST", "/v1/process", b"{\"text\": ");
+    assert_eq!(status, 400);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("invalid request"),
+        "{body}"
+    );
+
+    let (status, body) = post_json(server.addr, &json!({ "txt": "姚明" }));
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `txt`"),
+        "{body}"
+    );
+
+    let (status, body) = post_json(server.addr, &json!({}));
+    assert_eq!(status, 400);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("exactly one of `text` and `texts`"));
+
+    let big = json!({ "text": "长".repeat(1000) }).to_string();
+    let (status, _) = http(server.addr, "POST", "/v1/process", big.as_bytes());
+    assert_eq!(status, 413);
+}
+
+#[test]
+fn slow_requests_time_out_and_sigterm_stops_the_server_gracefully() {
+    let mut server = Server::start(&["--timeout", "0.001", "--max-in-flight", "1"]);
+    let texts: Vec<String> = (0..200)
+        .map(|i| format!("姚明出生在上海。{}", "北京大学".repeat(200 + i)))
+        .collect();
+    let (status, body) = post_json(server.addr, &json!({ "texts": texts }));
+    assert_eq!(status, 504, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("not processed within"));
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    server.stderr.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("zhishi serve: stopped"), "{rest}");
+}
