@@ -37,24 +37,24 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        // Owned by `Server` from here on, so its `Drop` reaps the child even if a check fails.
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr,
+        };
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "server exited before listening"
-            );
+            let n = server.stderr.read_line(&mut line).unwrap();
+            assert!(n > 0, "server exited before listening");
             if let Some(addr) = line
                 .trim()
                 .strip_prefix("zhishi serve: listening on http://")
             {
-                let addr = addr.parse().unwrap();
-                return Server {
-                    child,
-                    addr,
-                    stderr,
-                };
+                server.addr = addr.parse().unwrap();
+                return server;
             }
         }
     }
