@@ -159,12 +159,14 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn process(State(state): State<AppState>, body: Bytes) -> Response {
     let request: ProcessRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(
-            StatusCode::BAD_REQUEST,
-            format!(
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
                 "invalid request: {e}; expected {{\"text\": \"...\"}} or {{\"texts\": [\"...\"]}}"
             ),
-        ),
+            )
+        }
     };
     let (docs, batch) = match (request.text, request.texts) {
         (Some(text), None) => (

@@ -260,10 +260,11 @@ pub fn run(
             break;
         }
         let (docs, failed) = process(pipeline, batch.records)?;
-        let lines: Vec<Vec<u8>> = docs
-            .par_iter()
-            .map(|(_, doc)| serde_json::to_vec(doc).unwrap_or_default())
-            .collect();
+        let lines: Vec<Vec<u8>> = pipeline.install(|| {
+            docs.par_iter()
+                .map(|(_, doc)| serde_json::to_vec(doc).unwrap_or_default())
+                .collect()
+        });
         for (line, (_, doc)) in lines.iter().zip(&docs) {
             out.write_line(line)
                 .map_err(io_err(output_name(&opts.output)))?;

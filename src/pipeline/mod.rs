@@ -132,19 +132,24 @@ impl Pipeline {
         Ok(docs)
     }
 
+    /// Runs `f` on the pipeline's worker pool (`[pipeline] threads`), so callers' own rayon
+    /// work (e.g. serialising results) respects the same thread budget.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.inner.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
     /// Runs the stages over documents that already carry ids or questions.
     pub fn run(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
         let stages = &self.inner.stages;
-        let mut go = move || {
+        self.install(move || {
             for stage in stages {
                 stage.process(docs)?;
             }
             Ok(())
-        };
-        match &self.inner.pool {
-            Some(pool) => pool.install(go),
-            None => go(),
-        }
+        })
     }
 }
 
