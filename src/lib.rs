@@ -8,4 +8,5 @@ pub mod doc;
 pub mod kg;
 pub mod knowledge;
 pub mod model;
+pub mod stages;
 pub mod text;
