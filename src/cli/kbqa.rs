@@ -59,7 +59,8 @@ pub fn run(args: KbqaArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string(&report)?);
         }
         KbqaCommand::Eval { config, split } => {
-            let metrics = kbqa::evaluate(&load(&config)?, split).context("KBQA evaluation failed")?;
+            let metrics =
+                kbqa::evaluate(&load(&config)?, split).context("KBQA evaluation failed")?;
             println!("{}", serde_json::to_string(&metrics)?);
         }
         KbqaCommand::Ask { model, questions } => {

@@ -52,7 +52,9 @@ pub fn parse_questions(text: &str) -> Result<Vec<Question>, (usize, String)> {
             "question" => question = Some(body.to_string()),
             "triple" => {
                 let parts: Vec<&str> = body.split("|||").map(str::trim).collect();
-                if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+                // Empty fields occur in the real file (an empty subject or object); such a
+                // question is kept (it still counts in evaluation) but cannot teach.
+                if parts.len() != 3 {
                     return Err((lineno, "expected `subject ||| predicate ||| object`".into()));
                 }
                 triple = Some(Triple {
@@ -63,7 +65,10 @@ pub fn parse_questions(text: &str) -> Result<Vec<Question>, (usize, String)> {
             }
             "answer" => {
                 let (Some(text), Some(triple)) = (question.take(), triple.take()) else {
-                    return Err((lineno, "answer without a question and triple before it".into()));
+                    return Err((
+                        lineno,
+                        "answer without a question and triple before it".into(),
+                    ));
                 };
                 out.push(Question {
                     text,
@@ -115,7 +120,10 @@ mod tests {
 
     #[test]
     fn a_broken_triple_names_its_line() {
-        let bad = FILE.replace("高等数学 ||| 出版社 ||| 武汉大学出版社", "高等数学 ||| 出版社");
+        let bad = FILE.replace(
+            "高等数学 ||| 出版社 ||| 武汉大学出版社",
+            "高等数学 ||| 出版社",
+        );
         assert_eq!(
             parse_questions(&bad).unwrap_err(),
             (6, "expected `subject ||| predicate ||| object`".to_string())

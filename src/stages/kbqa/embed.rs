@@ -62,9 +62,7 @@ impl SentenceEncoder {
     pub fn load(dir: &Path, max_len: usize, batch_size: usize) -> Result<Self, ModelError> {
         let model = load_bert(dir, &Device::Cpu, DType::F32, Kernels::Fast)?;
         let tokenizer = BertTokenizer::from_dir(dir)?;
-        let max_len = max_len
-            .max(2)
-            .min(model.config().max_position_embeddings);
+        let max_len = max_len.max(2).min(model.config().max_position_embeddings);
         Ok(Self {
             model,
             tokenizer,
@@ -161,7 +159,12 @@ impl SentenceEncoder {
         let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
         Ok(texts
             .iter()
-            .map(|t| cache.get(*t).cloned().unwrap_or_else(|| vec![0.0; self.dim()].into()))
+            .map(|t| {
+                cache
+                    .get(*t)
+                    .cloned()
+                    .unwrap_or_else(|| vec![0.0; self.dim()].into())
+            })
             .collect())
     }
 }

@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn case_and_spaces_do_not_count() {
-        assert_eq!(score_answer(Some("ISBN 978"), "isbn978").0, true);
+        assert!(score_answer(Some("ISBN 978"), "isbn978").0);
         let (_, p, r, _) = score_answer(Some("aab"), "ab");
         assert!((p - 2.0 / 3.0).abs() < 1e-12 && (r - 1.0).abs() < 1e-12);
     }

@@ -177,7 +177,10 @@ impl Pipeline {
                 .iter()
                 .map(|&span| states.pooled(Some(span)))
                 .collect();
-            let predicates: Vec<_> = embeddings.by_ref().take(gathered.candidates.len()).collect();
+            let predicates: Vec<_> = embeddings
+                .by_ref()
+                .take(gathered.candidates.len())
+                .collect();
             for (c, p) in gathered.candidates.iter_mut().zip(&predicates) {
                 let q = &questions[c.mention];
                 c.features[COSINE] = q.iter().zip(p.iter()).map(|(a, b)| a * b).sum();
@@ -201,7 +204,10 @@ pub fn rank_answers(input: &Prepared, scores: &[f32]) -> Vec<Answer> {
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
     for i in order {
         let triple = &input.gathered.candidates[i].triple;
-        match answers.iter_mut().find(|(_, _, t)| t.object == triple.object) {
+        match answers
+            .iter_mut()
+            .find(|(_, _, t)| t.object == triple.object)
+        {
             Some(a) => a.0 += probs[i],
             None => answers.push((probs[i], probs[i], triple)),
         }
@@ -272,7 +278,11 @@ impl KbqaModel {
     }
 
     /// Saves weights and metadata into `dir` (created if missing).
-    pub(crate) fn save_parts(dir: &Path, meta: &ModelMeta, scorer: &Scorer) -> Result<(), KbqaError> {
+    pub(crate) fn save_parts(
+        dir: &Path,
+        meta: &ModelMeta,
+        scorer: &Scorer,
+    ) -> Result<(), KbqaError> {
         let io = |path: PathBuf| move |source| KbqaError::Io { path, source };
         std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
         let meta_path = dir.join(META_FILE);

@@ -174,13 +174,21 @@ impl Scorer {
         let (g_u, g_v) = rest.split_at_mut(r * d);
         let mut g_uq = vec![vec![0f32; r]; ex.input.questions.len()];
         for (i, c) in ex.input.gathered.candidates.iter().enumerate() {
-            let g = probs[i] - if ex.positive[i] { probs[i] / pos.max(1e-12) } else { 0.0 };
+            let g = probs[i]
+                - if ex.positive[i] {
+                    probs[i] / pos.max(1e-12)
+                } else {
+                    0.0
+                };
             if g == 0.0 {
                 continue;
             }
             let q = &ex.input.questions[c.mention];
             let p = &ex.input.predicates[i];
-            g_lin.iter_mut().zip(&c.features).for_each(|(a, f)| *a += g * f);
+            g_lin
+                .iter_mut()
+                .zip(&c.features)
+                .for_each(|(a, f)| *a += g * f);
             for ((a, x), y) in g_diag.iter_mut().zip(q.iter()).zip(p.iter()) {
                 *a += g * x * y;
             }
@@ -190,7 +198,9 @@ impl Scorer {
                 for k in 0..r {
                     g_uq[c.mention][k] += g * vp[k];
                     let row = &mut g_v[k * d..(k + 1) * d];
-                    row.iter_mut().zip(p.iter()).for_each(|(a, y)| *a += g * uq[k] * y);
+                    row.iter_mut()
+                        .zip(p.iter())
+                        .for_each(|(a, y)| *a += g * uq[k] * y);
                 }
             }
         }
@@ -226,7 +236,7 @@ impl Scorer {
 
     /// Trains on `examples` (those without a gold candidate are skipped) with Adam. After every
     /// epoch `on_epoch(epoch, scorer, mean training loss)` runs; it returns a dev score, and the
-    /// weights of the epoch with the best dev score are kept (ties keep the earlier epoch).
+    /// weights of the epoch with the best dev score are kept (ties keep the later epoch).
     pub fn fit(
         &mut self,
         examples: &[Example],
@@ -277,7 +287,7 @@ impl Scorer {
                 }
             }
             let dev = on_epoch(epoch, self, total / usable.len().max(1) as f32);
-            if best.as_ref().is_none_or(|(b, _)| dev > *b) {
+            if best.as_ref().is_none_or(|(b, _)| dev >= *b) {
                 best = Some((dev, self.clone()));
             }
         }
@@ -290,8 +300,14 @@ impl Scorer {
     pub fn save(&self, path: &Path) -> Result<(), KbqaError> {
         let dev = Device::Cpu;
         let mut t = HashMap::new();
-        t.insert("linear".to_string(), Tensor::new(self.linear.as_slice(), &dev)?);
-        t.insert("diagonal".to_string(), Tensor::new(self.diagonal.as_slice(), &dev)?);
+        t.insert(
+            "linear".to_string(),
+            Tensor::new(self.linear.as_slice(), &dev)?,
+        );
+        t.insert(
+            "diagonal".to_string(),
+            Tensor::new(self.diagonal.as_slice(), &dev)?,
+        );
         if self.rank > 0 {
             let shape = (self.rank, self.dim);
             t.insert("u".to_string(), Tensor::from_slice(&self.u, shape, &dev)?);
@@ -321,6 +337,8 @@ impl Scorer {
             }
             Ok(v)
         };
+        let linear = get("linear", N_FEATURES)?;
+        let diagonal = get("diagonal", dim)?;
         let (u, v) = if rank > 0 {
             (get("u", rank * dim)?, get("v", rank * dim)?)
         } else {
@@ -329,8 +347,8 @@ impl Scorer {
         Ok(Self {
             dim,
             rank,
-            linear: get("linear", N_FEATURES)?,
-            diagonal: get("diagonal", dim)?,
+            linear,
+            diagonal,
             u,
             v,
         })
@@ -343,4 +361,105 @@ pub fn softmax(scores: &[f32]) -> Vec<f32> {
     let exp: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
     let sum: f32 = exp.iter().sum();
     exp.iter().map(|e| e / sum).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::Triple;
+    use crate::stages::kbqa::candidates::{Candidate, Gathered};
+
+    fn example(rng: &mut Rng, dim: usize) -> Example {
+        let candidate = |mention: usize, rng: &mut Rng| Candidate {
+            mention,
+            entity: 0,
+            triple: Triple {
+                subject: "姚明".into(),
+                predicate: "身高".into(),
+                object: "226厘米".into(),
+            },
+            features: std::array::from_fn(|_| rng.symmetric()),
+        };
+        let candidates: Vec<Candidate> = [0, 0, 1, 1].iter().map(|&m| candidate(m, rng)).collect();
+        let vec = |rng: &mut Rng| (0..dim).map(|_| rng.symmetric()).collect::<Vec<f32>>();
+        Example {
+            input: Prepared {
+                questions: vec![vec(rng), vec(rng)],
+                predicates: (0..4).map(|_| vec(rng).into()).collect(),
+                gathered: Gathered {
+                    mentions: vec![(0, 2), (3, 5)],
+                    candidates,
+                },
+            },
+            positive: vec![false, true, false, true],
+        }
+    }
+
+    fn randomized(dim: usize, rank: usize, rng: &mut Rng) -> Scorer {
+        let mut s = Scorer::new(dim, rank, 7);
+        for p in s.params_mut() {
+            p.iter_mut().for_each(|w| *w = rng.symmetric());
+        }
+        s
+    }
+
+    #[test]
+    fn analytic_gradient_matches_finite_differences() {
+        let mut rng = Rng::new(3);
+        let (dim, rank) = (5, 2);
+        let ex = example(&mut rng, dim);
+        let scorer = randomized(dim, rank, &mut rng);
+        let mut grad = vec![0f32; scorer.n_params()];
+        scorer.loss(&ex, Some(&mut grad));
+        let h = 1e-2f32;
+        for (k, &analytic) in grad.iter().enumerate() {
+            let mut plus = scorer.clone();
+            let mut minus = scorer.clone();
+            let bump = |s: &mut Scorer, d: f32| {
+                let mut i = k;
+                for p in s.params_mut() {
+                    if i < p.len() {
+                        p[i] += d;
+                        return;
+                    }
+                    i -= p.len();
+                }
+            };
+            bump(&mut plus, h);
+            bump(&mut minus, -h);
+            let numeric = (plus.loss(&ex, None) - minus.loss(&ex, None)) / (2.0 * h);
+            assert!(
+                (numeric - analytic).abs() < 2e-3,
+                "parameter {k}: numeric {numeric}, analytic {analytic}"
+            );
+        }
+    }
+
+    #[test]
+    fn fitting_lowers_the_loss_and_weights_round_trip_through_safetensors() {
+        let mut rng = Rng::new(5);
+        let examples: Vec<Example> = (0..8).map(|_| example(&mut rng, 6)).collect();
+        let mut scorer = Scorer::new(6, 3, 1);
+        let before = scorer.mean_loss(&examples);
+        let opts = FitOptions {
+            epochs: 30,
+            lr: 0.05,
+            l2: 0.0,
+            batch_size: 4,
+            seed: 0,
+        };
+        scorer.fit(&examples, &opts, &mut |_, s, _| -s.mean_loss(&examples));
+        let after = scorer.mean_loss(&examples);
+        assert!(after < before * 0.5, "{before} -> {after}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scorer.safetensors");
+        scorer.save(&path).unwrap();
+        assert_eq!(Scorer::load(&path, 6, 3).unwrap(), scorer);
+        let err = Scorer::load(&path, 7, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("tensor `diagonal` has 6 values, expected 7"),
+            "{err}"
+        );
+    }
 }

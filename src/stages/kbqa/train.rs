@@ -39,7 +39,9 @@ impl std::str::FromStr for Split {
             "train" => Ok(Split::Train),
             "dev" => Ok(Split::Dev),
             "test" => Ok(Split::Test),
-            other => Err(format!("unknown split {other:?}; expected train, dev or test")),
+            other => Err(format!(
+                "unknown split {other:?}; expected train, dev or test"
+            )),
         }
     }
 }
@@ -66,8 +68,13 @@ pub struct TrainReport {
     pub train_with_gold: usize,
     /// Dev questions.
     pub dev_questions: usize,
-    /// Mean training loss of the untrained scorer.
+    /// Mean training loss of the untrained scorer (all weights zero but a random projection).
     pub initial_loss: f32,
+    /// Mean training loss of the kept scorer.
+    pub final_loss: f32,
+    /// Dev metrics of the untrained scorer (it keeps the first candidate: the first triple of
+    /// the linker's best mention), for comparison.
+    pub dev_untrained: Metrics,
     /// Per-epoch progress.
     pub epochs: Vec<EpochReport>,
     /// Dev metrics of the kept (best) epoch.
@@ -90,7 +97,10 @@ fn resolve(config: &Loaded<KbqaConfig>) -> Result<Resolved, KbqaError> {
     if c.task.kind != "kbqa" {
         return Err(config
             .source
-            .error("task.kind", format!("expected \"kbqa\", found {:?}", c.task.kind))
+            .error(
+                "task.kind",
+                format!("expected \"kbqa\", found {:?}", c.task.kind),
+            )
             .into());
     }
     let src = &config.source;
@@ -126,7 +136,11 @@ fn prepare_all(pipeline: &Pipeline, questions: &[Question]) -> Result<Vec<Prepar
     for chunk in questions.chunks(CHUNK) {
         let texts: Vec<&str> = chunk.iter().map(|q| q.text.as_str()).collect();
         out.extend(pipeline.prepare(&texts)?);
-        tracing::info!(prepared = out.len(), of = questions.len(), "kbqa candidates");
+        tracing::info!(
+            prepared = out.len(),
+            of = questions.len(),
+            "kbqa candidates"
+        );
     }
     Ok(out)
 }
@@ -187,6 +201,7 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
     let started = Instant::now();
     let mut scorer = Scorer::new(pipeline.dim(), c.train.rank, c.train.seed);
     let initial_loss = scorer.mean_loss(&examples);
+    let dev_untrained = score_split(&scorer, &dev, dev_qs);
     let opts = FitOptions {
         epochs: c.train.epochs,
         lr: c.train.lr,
@@ -232,6 +247,8 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
             .count(),
         dev_questions: dev_qs.len(),
         initial_loss,
+        final_loss: scorer.mean_loss(&examples),
+        dev_untrained,
         epochs,
         dev: score_split(&scorer, &dev, dev_qs),
         prepare_seconds,
