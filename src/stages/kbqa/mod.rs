@@ -314,3 +314,9 @@ impl KbqaModel {
             .collect())
     }
 }
+
+/// Compile-time check that one model can serve many threads.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<KbqaModel>();
+};

@@ -63,6 +63,13 @@ pub struct Example {
     pub positive: Vec<bool>,
 }
 
+impl Example {
+    /// Whether some candidate is the gold triple (otherwise the example cannot teach).
+    pub fn teaches(&self) -> bool {
+        self.positive.iter().any(|&y| y)
+    }
+}
+
 /// A small deterministic generator (SplitMix64) for initialisation and shuffling.
 pub struct Rng(u64);
 
@@ -215,10 +222,12 @@ impl Scorer {
         loss
     }
 
-    /// Mean listwise loss over `examples` (the training objective without the L2 term).
+    /// Mean listwise loss over the `examples` that have a gold candidate (the training
+    /// objective without the L2 term).
     pub fn mean_loss(&self, examples: &[Example]) -> f32 {
-        let total: f32 = examples.par_iter().map(|e| self.loss(e, None)).sum();
-        total / examples.len().max(1) as f32
+        let usable: Vec<&Example> = examples.iter().filter(|e| e.teaches()).collect();
+        let total: f32 = usable.par_iter().map(|e| self.loss(e, None)).sum();
+        total / usable.len().max(1) as f32
     }
 
     fn params_mut(&mut self) -> [&mut Vec<f32>; 4] {
@@ -243,10 +252,7 @@ impl Scorer {
         opts: &FitOptions,
         on_epoch: &mut dyn FnMut(usize, &Scorer, f32) -> f32,
     ) {
-        let usable: Vec<&Example> = examples
-            .iter()
-            .filter(|e| e.positive.iter().any(|&y| y))
-            .collect();
+        let usable: Vec<&Example> = examples.iter().filter(|e| e.teaches()).collect();
         let n = self.n_params();
         let (mut m, mut v) = (vec![0f32; n], vec![0f32; n]);
         let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);

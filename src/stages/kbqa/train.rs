@@ -68,7 +68,8 @@ pub struct TrainReport {
     pub train_with_gold: usize,
     /// Dev questions.
     pub dev_questions: usize,
-    /// Mean training loss of the untrained scorer (all weights zero but a random projection).
+    /// Mean training loss (over the questions with a gold candidate) of the untrained scorer,
+    /// whose scores are all zero.
     pub initial_loss: f32,
     /// Mean training loss of the kept scorer.
     pub final_loss: f32,
@@ -241,10 +242,7 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
     Ok(TrainReport {
         output: paths.output,
         train_questions: train_qs.len(),
-        train_with_gold: examples
-            .iter()
-            .filter(|e| e.positive.iter().any(|&y| y))
-            .count(),
+        train_with_gold: examples.iter().filter(|e| e.teaches()).count(),
         dev_questions: dev_qs.len(),
         initial_loss,
         final_loss: scorer.mean_loss(&examples),
