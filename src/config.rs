@@ -150,6 +150,11 @@ impl ConfigSource {
         &self.path
     }
 
+    /// The TOML text after `--set` overrides (what to save next to a trained model).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The directory relative paths resolve against.
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or_else(|| Path::new("."))

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod encode;
 mod kbert;
+mod kbqa;
 mod kg;
 mod link;
 mod run;
@@ -39,6 +40,9 @@ enum Command {
     Encode(encode::Args),
     /// TransE knowledge-graph embeddings: train on a store, benchmark link prediction.
     Transe(transe::TranseArgs),
+    /// KBQA over the graph: train, evaluate, ask (until `zhishi train|eval` dispatch to it).
+    #[command(hide = true)]
+    Kbqa(kbqa::KbqaArgs),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Link(args) => link::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Transe(args) => transe::run(args),
+        Command::Kbqa(args) => kbqa::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,7 @@
-//! The pipeline's stages, one file each: what the stage's TOML table holds, how it is built,
-//! and how it fills its part of a [`crate::doc::Document`].
+//! The pipeline's stages, one file (or directory) each: what the stage's TOML table holds, how
+//! it is built, and how it fills its part of a [`crate::doc::Document`]. Task stages (`kbqa`)
+//! are also trained and evaluated from their own TOML.
 pub mod facts;
+pub mod kbqa;
 pub mod link;
 pub mod segment;

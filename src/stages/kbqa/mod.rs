@@ -1,0 +1,322 @@
+//! KBQA over the graph: answers a question with an object from the KG store and the triple that
+//! supports it ([`crate::doc::Answer`] with `triple`).
+//!
+//! Data flow: the linker finds the question's topic mentions and their candidate entities
+//! ([`candidates`]); every outgoing triple of those entities is a candidate answer with hand
+//! features; the encoder embeds the question with the mention left out and each predicate
+//! ([`embed`]); a scorer trained on NLPCC questions with their gold triples ([`scorer`],
+//! [`train`]) ranks the candidates. Metrics are in [`metrics`], the TOML schema in [`config`].
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::doc::{Answer, Triple};
+use crate::kg::import::ImportError;
+use crate::kg::store::{Store, StoreError};
+use crate::model::ModelError;
+use crate::text::{LinkError, LinkOptions, Linker, OverlapPolicy, SourceError};
+
+pub mod candidates;
+pub mod config;
+pub mod data;
+pub mod embed;
+pub mod metrics;
+pub mod scorer;
+pub mod train;
+
+pub use config::{CandidateOptions, KbqaConfig};
+pub use metrics::Metrics;
+pub use train::{evaluate, train, Split, TrainReport};
+
+use candidates::{gather, COSINE, FEATURES};
+use embed::SentenceEncoder;
+use scorer::{softmax, Prepared, Scorer};
+
+/// File names inside a trained model directory.
+pub const META_FILE: &str = "kbqa.json";
+/// The scorer weights.
+pub const WEIGHTS_FILE: &str = "scorer.safetensors";
+/// The TOML that trained the model.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// What can go wrong training, loading or running the KBQA stage.
+#[derive(Debug, thiserror::Error)]
+pub enum KbqaError {
+    /// The TOML configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}", path = .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The question file is malformed.
+    #[error("{path}:{line}: {message}", path = .path.display())]
+    Data {
+        /// The question file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What was expected.
+        message: String,
+    },
+    /// A trained model directory is incomplete or inconsistent.
+    #[error("{path}: {message}", path = .path.display())]
+    ModelDir {
+        /// The file inside the model directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The KG store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Building the store from the question file's gold triples failed.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// The linker could not be built.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The KG failed while reading candidate triples.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The encoder failed to load or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A tensor operation (weights I/O) failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// What a trained model directory records besides the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMeta {
+    /// The encoder checkpoint directory.
+    pub encoder: PathBuf,
+    /// The KG store directory.
+    pub store: PathBuf,
+    /// Longest encoder input.
+    pub max_len: usize,
+    /// Encoder batch size.
+    pub batch_size: usize,
+    /// Candidate generation settings.
+    pub link: CandidateOptions,
+    /// Feature names, in the order the weights expect.
+    pub features: Vec<String>,
+    /// Embedding width.
+    pub dim: usize,
+    /// Rank of the bilinear interaction.
+    pub rank: usize,
+}
+
+/// The linker settings candidate generation relies on: every mention kept (the scorer decides),
+/// no NIL cut, enough candidates per mention.
+pub fn linker_options(opts: &CandidateOptions) -> LinkOptions {
+    LinkOptions {
+        overlap: OverlapPolicy::All,
+        nil_threshold: 0.0,
+        max_candidates: opts.candidates.max(1),
+        ..LinkOptions::default()
+    }
+}
+
+/// The untrained part of the stage: linker, encoder and candidate settings.
+pub struct Pipeline {
+    linker: Linker<Store>,
+    encoder: SentenceEncoder,
+    options: CandidateOptions,
+}
+
+impl Pipeline {
+    /// Opens the store, builds its linker and loads the encoder.
+    pub fn open(
+        store: &Path,
+        encoder: &Path,
+        max_len: usize,
+        batch_size: usize,
+        options: CandidateOptions,
+    ) -> Result<Self, KbqaError> {
+        let store = Store::open(store)?;
+        let linker = Linker::build(store, linker_options(&options))?;
+        let encoder = SentenceEncoder::load(encoder, max_len, batch_size)?;
+        Ok(Self {
+            linker,
+            encoder,
+            options,
+        })
+    }
+
+    /// Embedding width of the encoder.
+    pub fn dim(&self) -> usize {
+        self.encoder.dim()
+    }
+
+    /// Candidates and embeddings of each question, in input order.
+    pub fn prepare(&self, questions: &[&str]) -> Result<Vec<Prepared>, KbqaError> {
+        let gathered: Result<Vec<_>, SourceError> = questions
+            .par_iter()
+            .map(|q| gather(&self.linker, q, &self.options))
+            .collect();
+        let gathered = gathered?;
+        let states = self.encoder.token_states(questions)?;
+        let predicates: Vec<&str> = gathered
+            .iter()
+            .flat_map(|g| g.candidates.iter().map(|c| c.triple.predicate.as_str()))
+            .collect();
+        let mut embeddings = self.encoder.cached(&predicates)?.into_iter();
+        let mut out = Vec::with_capacity(questions.len());
+        for (mut gathered, states) in gathered.into_iter().zip(states) {
+            let questions: Vec<Vec<f32>> = gathered
+                .mentions
+                .iter()
+                .map(|&span| states.pooled(Some(span)))
+                .collect();
+            let predicates: Vec<_> = embeddings
+                .by_ref()
+                .take(gathered.candidates.len())
+                .collect();
+            for (c, p) in gathered.candidates.iter_mut().zip(&predicates) {
+                let q = &questions[c.mention];
+                c.features[COSINE] = q.iter().zip(p.iter()).map(|(a, b)| a * b).sum();
+            }
+            out.push(Prepared {
+                gathered,
+                questions,
+                predicates,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Answers of one question from its candidates and their scores, best first: the candidates'
+/// softmax probabilities summed per distinct answer text, each answer with its best triple.
+pub fn rank_answers(input: &Prepared, scores: &[f32]) -> Vec<Answer> {
+    let probs = softmax(scores);
+    let mut answers: Vec<(f32, f32, &Triple)> = Vec::new();
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    for i in order {
+        let triple = &input.gathered.candidates[i].triple;
+        match answers
+            .iter_mut()
+            .find(|(_, _, t)| t.object == triple.object)
+        {
+            Some(a) => a.0 += probs[i],
+            None => answers.push((probs[i], probs[i], triple)),
+        }
+    }
+    answers.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
+    answers
+        .into_iter()
+        .map(|(score, _, triple)| Answer {
+            text: triple.object.clone(),
+            span: None,
+            score,
+            triple: Some(triple.clone()),
+        })
+        .collect()
+}
+
+/// A trained KBQA model: pipeline plus scorer. `Send + Sync`; `answer` takes `&self`.
+pub struct KbqaModel {
+    pipeline: Pipeline,
+    scorer: Scorer,
+    meta: ModelMeta,
+}
+
+impl KbqaModel {
+    /// Loads a model directory written by [`train`] (it names its encoder and store).
+    pub fn load(dir: &Path) -> Result<Self, KbqaError> {
+        let meta_path = dir.join(META_FILE);
+        let text = std::fs::read_to_string(&meta_path).map_err(|source| KbqaError::Io {
+            path: meta_path.clone(),
+            source,
+        })?;
+        let meta: ModelMeta = serde_json::from_str(&text).map_err(|e| KbqaError::ModelDir {
+            path: meta_path.clone(),
+            message: e.to_string(),
+        })?;
+        if meta.features != FEATURES {
+            return Err(KbqaError::ModelDir {
+                path: meta_path,
+                message: format!(
+                    "trained with features {:?}, this build computes {:?}; retrain",
+                    meta.features, FEATURES
+                ),
+            });
+        }
+        let pipeline = Pipeline::open(
+            &meta.store,
+            &meta.encoder,
+            meta.max_len,
+            meta.batch_size,
+            meta.link.clone(),
+        )?;
+        if pipeline.dim() != meta.dim {
+            return Err(KbqaError::ModelDir {
+                path: meta_path,
+                message: format!(
+                    "trained for {}-wide embeddings, the encoder gives {}",
+                    meta.dim,
+                    pipeline.dim()
+                ),
+            });
+        }
+        let scorer = Scorer::load(&dir.join(WEIGHTS_FILE), meta.dim, meta.rank)?;
+        Ok(Self {
+            pipeline,
+            scorer,
+            meta,
+        })
+    }
+
+    /// Saves weights and metadata into `dir` (created if missing).
+    pub(crate) fn save_parts(
+        dir: &Path,
+        meta: &ModelMeta,
+        scorer: &Scorer,
+    ) -> Result<(), KbqaError> {
+        let io = |path: PathBuf| move |source| KbqaError::Io { path, source };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        let meta_path = dir.join(META_FILE);
+        let json = serde_json::to_string_pretty(meta).map_err(|e| KbqaError::ModelDir {
+            path: meta_path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&meta_path, json).map_err(io(meta_path.clone()))?;
+        scorer.save(&dir.join(WEIGHTS_FILE))
+    }
+
+    /// What the model directory recorded.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// Answers to `question`, best first, each with its supporting triple (empty when no
+    /// entity of the KG is mentioned).
+    pub fn answer(&self, question: &str) -> Result<Vec<Answer>, KbqaError> {
+        Ok(self.answer_batch(&[question])?.pop().unwrap_or_default())
+    }
+
+    /// [`KbqaModel::answer`] for many questions at once (the encoder runs batched).
+    pub fn answer_batch(&self, questions: &[&str]) -> Result<Vec<Vec<Answer>>, KbqaError> {
+        let prepared = self.pipeline.prepare(questions)?;
+        Ok(prepared
+            .par_iter()
+            .map(|p| rank_answers(p, &self.scorer.scores(p)))
+            .collect())
+    }
+}
+
+/// Compile-time check that one model can serve many threads.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<KbqaModel>();
+};

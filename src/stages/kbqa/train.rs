@@ -1,0 +1,286 @@
+//! Training and evaluation driven by a [`KbqaConfig`]: builds the store from the question file's
+//! gold triples when it is missing, prepares candidates for the training questions, fits the
+//! scorer with the gold triples as supervision (best epoch on the dev split), saves the model
+//! directory, and evaluates a saved model on a split.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::Loaded;
+use crate::kg::import::{import_files, Format, ImportOptions};
+
+use super::candidates::FEATURES;
+use super::config::KbqaConfig;
+use super::data::{read_questions, split, Question};
+use super::metrics::{metrics, Metrics};
+use super::scorer::{Example, FitOptions, Prepared, Scorer};
+use super::{rank_answers, KbqaError, KbqaModel, ModelMeta, Pipeline, CONFIG_FILE};
+
+/// Questions prepared per encoder/linker round (bounds memory, paces progress logs).
+const CHUNK: usize = 512;
+
+/// A part of the question file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Training questions minus the dev part.
+    Train,
+    /// The end of the training questions.
+    Dev,
+    /// Everything after the training questions.
+    Test,
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "train" => Ok(Split::Train),
+            "dev" => Ok(Split::Dev),
+            "test" => Ok(Split::Test),
+            other => Err(format!(
+                "unknown split {other:?}; expected train, dev or test"
+            )),
+        }
+    }
+}
+
+/// One epoch of training.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochReport {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean listwise training loss during the epoch.
+    pub loss: f32,
+    /// Dev answer accuracy after the epoch.
+    pub dev_accuracy: f64,
+}
+
+/// What [`train`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// The model directory written.
+    pub output: PathBuf,
+    /// Training questions.
+    pub train_questions: usize,
+    /// Training questions whose gold triple is among the candidates (the ones that teach).
+    pub train_with_gold: usize,
+    /// Dev questions.
+    pub dev_questions: usize,
+    /// Mean training loss (over the questions with a gold candidate) of the untrained scorer,
+    /// whose scores are all zero.
+    pub initial_loss: f32,
+    /// Mean training loss of the kept scorer.
+    pub final_loss: f32,
+    /// Dev metrics of the untrained scorer (it keeps the first candidate: the first triple of
+    /// the linker's best mention), for comparison.
+    pub dev_untrained: Metrics,
+    /// Per-epoch progress.
+    pub epochs: Vec<EpochReport>,
+    /// Dev metrics of the kept (best) epoch.
+    pub dev: Metrics,
+    /// Seconds preparing candidates and embeddings.
+    pub prepare_seconds: f64,
+    /// Seconds fitting the scorer.
+    pub fit_seconds: f64,
+}
+
+struct Resolved {
+    data: PathBuf,
+    store: PathBuf,
+    encoder: PathBuf,
+    output: PathBuf,
+}
+
+fn resolve(config: &Loaded<KbqaConfig>) -> Result<Resolved, KbqaError> {
+    let c = &config.value;
+    if c.task.kind != "kbqa" {
+        return Err(config
+            .source
+            .error(
+                "task.kind",
+                format!("expected \"kbqa\", found {:?}", c.task.kind),
+            )
+            .into());
+    }
+    let src = &config.source;
+    Ok(Resolved {
+        data: src.resolve(&c.data.path),
+        store: src.resolve(&c.kg.store),
+        encoder: src.resolve(&c.encoder.model),
+        output: src.resolve(&c.train.output),
+    })
+}
+
+/// Absolute form of `p` (so a model directory works from any working directory).
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Imports the gold triples of the question file into `store` unless it already exists.
+fn ensure_store(store: &Path, data: &Path, import: bool) -> Result<(), KbqaError> {
+    if store.exists() || !import {
+        return Ok(());
+    }
+    let opts = ImportOptions {
+        format: Format::Nlpcc,
+        ..ImportOptions::default()
+    };
+    import_files(store, &[data.to_path_buf()], &opts, &mut |_| {})?;
+    Ok(())
+}
+
+/// Candidates and embeddings of `questions`, in chunks.
+fn prepare_all(pipeline: &Pipeline, questions: &[Question]) -> Result<Vec<Prepared>, KbqaError> {
+    let mut out = Vec::with_capacity(questions.len());
+    for chunk in questions.chunks(CHUNK) {
+        let texts: Vec<&str> = chunk.iter().map(|q| q.text.as_str()).collect();
+        out.extend(pipeline.prepare(&texts)?);
+        tracing::info!(
+            prepared = out.len(),
+            of = questions.len(),
+            "kbqa candidates"
+        );
+    }
+    Ok(out)
+}
+
+/// Metrics of `scorer` on prepared questions.
+fn score_split(scorer: &Scorer, prepared: &[Prepared], questions: &[Question]) -> Metrics {
+    use rayon::prelude::*;
+    let top: Vec<Option<String>> = prepared
+        .par_iter()
+        .map(|p| {
+            rank_answers(p, &scorer.scores(p))
+                .into_iter()
+                .next()
+                .map(|a| a.text)
+        })
+        .collect();
+    metrics(
+        top.iter()
+            .zip(questions)
+            .map(|(t, q)| (t.as_deref(), q.answer.as_str())),
+    )
+}
+
+/// Labels each candidate: is it the question's gold triple?
+fn example(input: Prepared, gold: &Question) -> Example {
+    let positive = input
+        .gathered
+        .candidates
+        .iter()
+        .map(|c| c.triple == gold.triple)
+        .collect();
+    Example { input, positive }
+}
+
+/// Trains the scorer on the configuration's training questions and writes the model directory.
+pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
+    let paths = resolve(config)?;
+    let c = &config.value;
+    let questions = read_questions(&paths.data)?;
+    let [train_qs, dev_qs, _] = split(&questions, c.data.train_questions, c.data.dev_questions);
+    ensure_store(&paths.store, &paths.data, c.kg.import_gold)?;
+    let pipeline = Pipeline::open(
+        &paths.store,
+        &paths.encoder,
+        c.encoder.max_len,
+        c.encoder.batch_size,
+        c.link.clone(),
+    )?;
+    let started = Instant::now();
+    let examples: Vec<Example> = prepare_all(&pipeline, train_qs)?
+        .into_iter()
+        .zip(train_qs)
+        .map(|(p, q)| example(p, q))
+        .collect();
+    let dev = prepare_all(&pipeline, dev_qs)?;
+    let prepare_seconds = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut scorer = Scorer::new(pipeline.dim(), c.train.rank, c.train.seed);
+    let initial_loss = scorer.mean_loss(&examples);
+    let dev_untrained = score_split(&scorer, &dev, dev_qs);
+    let opts = FitOptions {
+        epochs: c.train.epochs,
+        lr: c.train.lr,
+        l2: c.train.l2,
+        batch_size: c.train.batch_size,
+        seed: c.train.seed,
+    };
+    let mut epochs = Vec::new();
+    scorer.fit(&examples, &opts, &mut |epoch, s, loss| {
+        let m = score_split(s, &dev, dev_qs);
+        tracing::info!(epoch, loss, dev_accuracy = m.accuracy, "kbqa epoch");
+        epochs.push(EpochReport {
+            epoch,
+            loss,
+            dev_accuracy: m.accuracy,
+        });
+        m.accuracy as f32
+    });
+    let fit_seconds = started.elapsed().as_secs_f64();
+
+    let meta = ModelMeta {
+        encoder: absolute(&paths.encoder),
+        store: absolute(&paths.store),
+        max_len: c.encoder.max_len,
+        batch_size: c.encoder.batch_size,
+        link: c.link.clone(),
+        features: FEATURES.iter().map(|s| s.to_string()).collect(),
+        dim: pipeline.dim(),
+        rank: c.train.rank,
+    };
+    KbqaModel::save_parts(&paths.output, &meta, &scorer)?;
+    let toml_path = paths.output.join(CONFIG_FILE);
+    std::fs::write(&toml_path, config.source.text()).map_err(|source| KbqaError::Io {
+        path: toml_path,
+        source,
+    })?;
+    Ok(TrainReport {
+        output: paths.output,
+        train_questions: train_qs.len(),
+        train_with_gold: examples.iter().filter(|e| e.teaches()).count(),
+        dev_questions: dev_qs.len(),
+        initial_loss,
+        final_loss: scorer.mean_loss(&examples),
+        dev_untrained,
+        epochs,
+        dev: score_split(&scorer, &dev, dev_qs),
+        prepare_seconds,
+        fit_seconds,
+    })
+}
+
+/// Loads the model the configuration trained and scores it on `split`.
+pub fn evaluate(config: &Loaded<KbqaConfig>, which: Split) -> Result<Metrics, KbqaError> {
+    let paths = resolve(config)?;
+    let c = &config.value;
+    let questions = read_questions(&paths.data)?;
+    let parts = split(&questions, c.data.train_questions, c.data.dev_questions);
+    let part = match which {
+        Split::Train => parts[0],
+        Split::Dev => parts[1],
+        Split::Test => parts[2],
+    };
+    let model = KbqaModel::load(&paths.output)?;
+    evaluate_model(&model, part)
+}
+
+/// Scores `model` on `questions`.
+pub fn evaluate_model(model: &KbqaModel, questions: &[Question]) -> Result<Metrics, KbqaError> {
+    let mut top = Vec::with_capacity(questions.len());
+    for chunk in questions.chunks(CHUNK) {
+        let texts: Vec<&str> = chunk.iter().map(|q| q.text.as_str()).collect();
+        for answers in model.answer_batch(&texts)? {
+            top.push(answers.into_iter().next().map(|a| a.text));
+        }
+    }
+    Ok(metrics(
+        top.iter()
+            .zip(questions)
+            .map(|(t, q)| (t.as_deref(), q.answer.as_str())),
+    ))
+}
