@@ -1,4 +1,5 @@
 //! Entity-linking specification: real sentences in, exact mentions out.
+use zhishi::kg::transe::{Norm, TransE};
 use zhishi::text::{LinkOptions, Linker, MemoryKg, OverlapPolicy};
 
 fn kg(triples: &[(&str, &str, &str)]) -> MemoryKg {
@@ -201,4 +202,98 @@ fn one_linker_serves_many_threads() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(counts, [2, 2, 2, 2]);
+}
+
+#[test]
+fn a_book_title_is_found_without_its_brackets() {
+    let kg = kg(&[("《哈姆雷特》", "作者", "莎士比亚")]);
+    let linker = Linker::build(kg, detect_all()).unwrap();
+    let mentions = linker.link("哈姆雷特的作者是谁？");
+    assert_eq!(mentions.len(), 1);
+    assert_eq!(mentions[0].text, "哈姆雷特");
+    assert_eq!(mentions[0].entity.name, "《哈姆雷特》");
+}
+
+#[test]
+fn pos_and_length_filters_drop_generic_mentions() {
+    let kg = kg(&[
+        ("你", "类别", "代词"),
+        ("北京", "类别", "城市"),
+        ("京", "类别", "汉字"),
+    ]);
+    let text = "你知道北京吗？";
+    let all = Linker::build(kg.clone(), detect_all()).unwrap();
+    assert_eq!(texts(&all, text), ["你", "北京"]);
+    let no_pronouns = LinkOptions {
+        exclude_pos: vec!["r".into()],
+        ..detect_all()
+    };
+    let linker = Linker::build(kg.clone(), no_pronouns).unwrap();
+    assert_eq!(texts(&linker, text), ["北京"]);
+    let two_chars = LinkOptions {
+        min_chars: 2,
+        ..detect_all()
+    };
+    let linker = Linker::build(kg, two_chars).unwrap();
+    assert_eq!(texts(&linker, text), ["北京"]);
+}
+
+#[test]
+fn a_kg_edge_between_two_mentions_marks_both_coherent() {
+    let kg = kg(&[
+        ("苹果（公司）", "创始人", "乔布斯"),
+        ("苹果（水果）", "类别", "水果"),
+        ("乔布斯", "国籍", "美国"),
+    ]);
+    let linker = Linker::build(kg, detect_all()).unwrap();
+    let mentions = linker.link("乔布斯和苹果");
+    let apple = mentions.iter().find(|m| m.text == "苹果").unwrap();
+    let coherence: Vec<(&str, f32)> = apple
+        .candidates
+        .iter()
+        .map(|c| (c.name.as_str(), c.features.coherence))
+        .collect();
+    assert_eq!(coherence, [("苹果（公司）", 1.0), ("苹果（水果）", 0.0)]);
+    let jobs = mentions.iter().find(|m| m.text == "乔布斯").unwrap();
+    assert_eq!(jobs.candidates[0].features.coherence, 1.0);
+}
+
+#[test]
+fn transe_vectors_make_related_senses_coherent_without_an_edge() {
+    // The fruit has the higher prior; nothing in the sentence names either
+    // sense's facts, and no KG edge joins 乔布斯 to either 苹果.
+    let kg = kg(&[
+        ("苹果（公司）", "类别", "公司"),
+        ("苹果（水果）", "类别", "水果"),
+        ("苹果（水果）", "颜色", "红色"),
+        ("乔布斯", "职业", "企业家"),
+    ]);
+    let text = "乔布斯爱苹果";
+    let plain = Linker::build(kg.clone(), detect_all()).unwrap();
+    assert!(!plain.has_embeddings());
+    let apple = |linker: &Linker<MemoryKg>| {
+        let mentions = linker.link(text);
+        let m = mentions.into_iter().find(|m| m.text == "苹果").unwrap();
+        m.entity.name
+    };
+    assert_eq!(apple(&plain), "苹果（水果）");
+
+    // One-hot vectors, except that the company shares 乔布斯' vector.
+    let terms = 8;
+    let mut entity = vec![0.0f32; terms * terms];
+    for id in 0..terms {
+        entity[id * terms + id] = 1.0;
+    }
+    let company = kg.id("苹果（公司）").unwrap() as usize;
+    let jobs = kg.id("乔布斯").unwrap() as usize;
+    entity.copy_within(jobs * terms..(jobs + 1) * terms, company * terms);
+    let vectors = TransE {
+        dim: terms,
+        norm: Norm::L2,
+        entity,
+        relation: vec![0.0; 3 * terms],
+    };
+    let embedded = Linker::build(kg.with_embeddings(vectors), detect_all()).unwrap();
+    assert!(embedded.has_embeddings());
+    assert_eq!(apple(&embedded), "苹果（公司）");
 }

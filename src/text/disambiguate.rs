@@ -44,10 +44,10 @@ pub struct EntityProfile {
     pub key: Box<str>,
     /// Number of triples touching the entity.
     pub degree: u32,
-    /// Content chars of each outgoing predicate (deduplicated).
-    predicates: Box<[Box<[char]>]>,
-    /// Content chars of each short object (deduplicated).
-    objects: Box<[Box<[char]>]>,
+    /// Content chars of each outgoing predicate (deduplicated), with its rarity weight.
+    predicates: Box<[(Box<[char]>, f32)]>,
+    /// Content chars of each short object, with its rarity weight.
+    objects: Box<[(Box<[char]>, f32)]>,
     /// Object ids (sorted): the entity's KG neighbours.
     pub neighbours: Box<[EntityId]>,
 }
@@ -65,20 +65,51 @@ fn char_set(s: &str, opts: NormalizeOptions) -> Option<Box<[char]>> {
     Some(chars.into_boxed_slice())
 }
 
+/// Entity share at or below which a predicate or object counts as fully
+/// informative in [`rarity`].
+const RARE_SHARE: f64 = 0.01;
+
+/// Weight of a predicate (or object) that `holders` of `entities` profiled
+/// entities have, for context overlap: 1 up to [`RARE_SHARE`] of the entities,
+/// then falling (log scale) to 0 for one every entity has. HowNet gives every
+/// word the single predicate `义原`, so naming it says nothing about which
+/// word is meant, while an NLPCC predicate like `建筑面积` does.
+pub fn rarity(holders: usize, entities: usize) -> f32 {
+    if entities == 0 || holders == 0 {
+        return 1.0;
+    }
+    let share = holders as f64 / entities as f64;
+    ((-share.ln()) / (-RARE_SHARE.ln())).clamp(0.0, 1.0) as f32
+}
+
 impl EntityProfile {
-    /// Builds a profile from the entity's name, degree and facts.
+    /// Builds a profile from the entity's name, degree and facts, every
+    /// predicate and object with full weight.
     pub fn new(name: &str, degree: u32, facts: &[Fact], opts: NormalizeOptions) -> Self {
-        let mut predicates: Vec<Box<[char]>> = Vec::new();
+        Self::weighted(name, degree, facts, opts, &|_| (1.0, 1.0))
+    }
+
+    /// Builds a profile whose predicates and objects are weighted by
+    /// `weight(fact) -> (predicate weight, object weight)` (see [`rarity`]).
+    pub fn weighted(
+        name: &str,
+        degree: u32,
+        facts: &[Fact],
+        opts: NormalizeOptions,
+        weight: &dyn Fn(&Fact) -> (f32, f32),
+    ) -> Self {
+        let mut predicates: Vec<(Box<[char]>, f32)> = Vec::new();
         let mut objects = Vec::new();
         let mut neighbours = Vec::new();
         for fact in facts.iter().take(PROFILE_FACTS) {
+            let (wp, wo) = weight(fact);
             if let Some(p) = char_set(&fact.predicate, opts) {
-                if !predicates.contains(&p) {
-                    predicates.push(p);
+                if !predicates.iter().any(|(q, _)| *q == p) {
+                    predicates.push((p, wp));
                 }
             }
             if let Some(o) = char_set(&fact.object, opts) {
-                objects.push(o);
+                objects.push((o, wo));
             }
             neighbours.push(fact.object_id);
         }
@@ -100,10 +131,23 @@ impl EntityProfile {
     }
 }
 
+/// Bits in [`SentenceChars`]' membership filter (one per `char % FILTER_BITS`).
+const FILTER_BITS: usize = 1024;
+
 /// The content chars of a sentence, for context overlap.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct SentenceChars {
     chars: Vec<char>,
+    /// Bit `c % FILTER_BITS` is set for every char of the sentence: a clear
+    /// bit answers most membership tests (the sentence holds a few dozen
+    /// chars, an entity's profile hundreds) without the binary search.
+    filter: [u64; FILTER_BITS / 64],
+}
+
+impl Default for SentenceChars {
+    fn default() -> Self {
+        SentenceChars::new("")
+    }
 }
 
 impl SentenceChars {
@@ -112,11 +156,17 @@ impl SentenceChars {
         let mut chars: Vec<char> = sentence.chars().filter(|&c| content_char(c)).collect();
         chars.sort_unstable();
         chars.dedup();
-        SentenceChars { chars }
+        let mut filter = [0u64; FILTER_BITS / 64];
+        for &c in &chars {
+            let bit = c as usize % FILTER_BITS;
+            filter[bit / 64] |= 1 << (bit % 64);
+        }
+        SentenceChars { chars, filter }
     }
 
     fn contains(&self, c: char) -> bool {
-        self.chars.binary_search(&c).is_ok()
+        let bit = c as usize % FILTER_BITS;
+        self.filter[bit / 64] & (1 << (bit % 64)) != 0 && self.chars.binary_search(&c).is_ok()
     }
 
     /// Fraction of `set` found in the sentence outside the mention itself.
@@ -128,20 +178,20 @@ impl SentenceChars {
         (hit, hit as f32 / set.len() as f32)
     }
 
-    /// Best predicate coverage and best object coverage of `profile`
-    /// (objects need two shared chars to count).
+    /// Best predicate coverage and best object coverage of `profile`, each
+    /// times its rarity weight (objects need two shared chars to count).
     pub fn context(&self, profile: &EntityProfile, mention: &str) -> (f32, f32) {
         let pred = profile
             .predicates
             .iter()
-            .map(|p| self.coverage(p, mention).1)
+            .map(|(p, w)| self.coverage(p, mention).1 * w)
             .fold(0.0, f32::max);
         let obj = profile
             .objects
             .iter()
-            .map(|o| self.coverage(o, mention))
-            .filter(|(hit, _)| *hit >= 2)
-            .map(|(_, c)| c)
+            .map(|(o, w)| (self.coverage(o, mention), w))
+            .filter(|((hit, _), _)| *hit >= 2)
+            .map(|((_, c), w)| c * w)
             .fold(0.0, f32::max);
         (pred, obj)
     }
@@ -179,7 +229,9 @@ pub struct Features {
     pub context_predicate: f32,
     /// Best object coverage by the sentence.
     pub context_object: f32,
-    /// Some candidate of another mention is a KG neighbour.
+    /// Relatedness to the best-related candidate of another mention in the
+    /// same sentence window: 1 for a KG edge, else the cosine of their TransE
+    /// vectors (clamped at 0) when the store has them, else 0.
     pub coherence: f32,
     /// Matched through an alias, not the canonical name.
     pub alias: f32,
@@ -354,6 +406,19 @@ mod tests {
         let (pred, obj) = sentence.context(&profile, "李明");
         assert_eq!(pred, 0.75);
         assert_eq!(obj, 0.0);
+    }
+
+    #[test]
+    fn a_predicate_every_entity_has_carries_no_context() {
+        assert_eq!(rarity(52_576, 52_576), 0.0);
+        assert_eq!(rarity(9, 14_609), 1.0);
+        let opts = NormalizeOptions::default();
+        let facts = [fact("义原", "人")];
+        let common = EntityProfile::weighted("李明", 1, &facts, opts, &|_| (0.0, 1.0));
+        let sentence = SentenceChars::new("李明的义原是什么？");
+        assert_eq!(sentence.context(&common, "李明"), (0.0, 0.0));
+        let rare = EntityProfile::new("李明", 1, &facts, opts);
+        assert_eq!(sentence.context(&rare, "李明"), (1.0, 0.0));
     }
 
     #[test]

@@ -8,11 +8,14 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
-use super::candidates::{IndexError, MatchKind, NameIndex};
-use super::disambiguate::{EntityProfile, Features, ScoreWeights, SentenceChars, PROFILE_FACTS};
+use super::candidates::{IndexError, MatchKind, NameIndex, WindowKey};
+use super::disambiguate::{
+    rarity, EntityProfile, Features, ScoreWeights, SentenceChars, PROFILE_FACTS,
+};
 use super::normalize::{normalize, normalize_key, NormalizeOptions};
 use super::segment::{NormToken, SegmentOptions, Segmenter};
-use super::source::{derived_aliases, EntityId, KnowledgeSource, SourceError};
+use super::source::{derived_aliases, EntityId, EntityInfo, Fact, KnowledgeSource, SourceError};
+use crate::kg::transe::TransE;
 
 /// Sentences longer than this (chars) are cut into windows for context and coherence.
 const MAX_SENTENCE_CHARS: usize = 128;
@@ -161,6 +164,40 @@ pub struct Linker<S> {
     segmenter: Segmenter,
     index: NameIndex,
     profiles: FxHashMap<EntityId, EntityProfile>,
+    /// TransE entity vectors scaled to unit length, when the KG has them.
+    vectors: Option<UnitVectors>,
+}
+
+/// TransE entity vectors scaled to unit length, so relatedness is a dot product.
+struct UnitVectors {
+    dim: usize,
+    rows: Vec<f32>,
+}
+
+impl UnitVectors {
+    fn new(model: TransE) -> Self {
+        let dim = model.dim.max(1);
+        let mut rows = model.entity;
+        for row in rows.chunks_mut(dim) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                row.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+        UnitVectors { dim, rows }
+    }
+
+    /// Cosine of the two entities' vectors clamped at 0; 0 if either has none.
+    fn relatedness(&self, a: EntityId, b: EntityId) -> f32 {
+        let row = |id: EntityId| {
+            self.rows
+                .get(id as usize * self.dim..(id as usize + 1) * self.dim)
+        };
+        match (row(a), row(b)) {
+            (Some(x), Some(y)) => x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>().max(0.0),
+            _ => 0.0,
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for Linker<S> {
@@ -168,6 +205,7 @@ impl<S> std::fmt::Debug for Linker<S> {
         f.debug_struct("Linker")
             .field("names", &self.index.len())
             .field("entities", &self.profiles.len())
+            .field("embeddings", &self.vectors.is_some())
             .field("opts", &self.opts)
             .finish()
     }
@@ -226,20 +264,55 @@ impl<S: KnowledgeSource> Linker<S> {
         ids.sort_unstable();
         ids.dedup();
         let norm = opts.normalize;
-        let profiles: Result<Vec<(EntityId, EntityProfile)>, SourceError> = ids
+        type Facts = (EntityId, EntityInfo, Vec<Fact>);
+        let entities: Result<Vec<Facts>, SourceError> = ids
             .par_iter()
             .filter_map(|&id| match source.entity(id) {
-                Ok(Some(info)) => Some(source.facts(id, PROFILE_FACTS).map(|facts| {
-                    (
-                        id,
-                        EntityProfile::new(&info.name, info.degree, &facts, norm),
-                    )
-                })),
+                Ok(Some(info)) => Some(source.facts(id, PROFILE_FACTS).map(|f| (id, info, f))),
                 Ok(None) => None,
                 Err(e) => Some(Err(e)),
             })
             .collect();
-        let profiles: FxHashMap<EntityId, EntityProfile> = profiles?.into_iter().collect();
+        let entities = entities?;
+        // How many profiled entities have each predicate and each object,
+        // for the rarity weights of context overlap.
+        let mut predicate_holders: FxHashMap<&str, usize> = FxHashMap::default();
+        let mut object_holders: FxHashMap<EntityId, usize> = FxHashMap::default();
+        for (_, _, facts) in &entities {
+            let mut seen_p = FxHashSet::default();
+            let mut seen_o = FxHashSet::default();
+            for f in facts {
+                if seen_p.insert(f.predicate.as_str()) {
+                    *predicate_holders.entry(f.predicate.as_str()).or_default() += 1;
+                }
+                if seen_o.insert(f.object_id) {
+                    *object_holders.entry(f.object_id).or_default() += 1;
+                }
+            }
+        }
+        let n = entities.len();
+        let weight = |f: &Fact| {
+            (
+                rarity(
+                    predicate_holders
+                        .get(f.predicate.as_str())
+                        .copied()
+                        .unwrap_or(0),
+                    n,
+                ),
+                rarity(object_holders.get(&f.object_id).copied().unwrap_or(0), n),
+            )
+        };
+        let profiles: Vec<(EntityId, EntityProfile)> = entities
+            .par_iter()
+            .map(|(id, info, facts)| {
+                let profile =
+                    EntityProfile::weighted(&info.name, info.degree, facts, norm, &weight);
+                (*id, profile)
+            })
+            .collect();
+        let profiles: FxHashMap<EntityId, EntityProfile> = profiles.into_iter().collect();
+        let vectors = source.embeddings()?.map(UnitVectors::new);
         names.retain(|(_, id)| profiles.contains_key(id));
 
         let mut segmenter = Segmenter::new(SegmentOptions {
@@ -256,6 +329,7 @@ impl<S: KnowledgeSource> Linker<S> {
             segmenter,
             index,
             profiles,
+            vectors,
         })
     }
 
@@ -392,15 +466,26 @@ impl<S: KnowledgeSource> Linker<S> {
         if self.index.has_fuzzy() {
             let mut buf = String::new();
             let mut found = Vec::new();
+            // Key hashes per token, combined per window: most windows fail
+            // the index's filters after a few arithmetic operations.
+            let keys: Vec<WindowKey> = tokens
+                .iter()
+                .map(|t| WindowKey::of(&s[t.start..t.end]))
+                .collect();
             for i in 0..tokens.len() {
+                let mut key = WindowKey::default();
                 for j in i..tokens.len().min(i + FUZZY_MAX_TOKENS) {
                     let (st, en) = (tokens[i].start, tokens[j].end);
+                    key.extend(&keys[j]);
                     let window = &s[st..en];
-                    let chars = window.chars().count();
+                    let chars = key.chars();
                     if chars > FUZZY_MAX_CHARS {
                         break;
                     }
-                    if chars < self.opts.min_chars.max(2) || exact_spans.contains(&(st, en)) {
+                    if chars < self.opts.min_chars.max(2)
+                        || !self.index.may_fuzzy_match(&key)
+                        || exact_spans.contains(&(st, en))
+                    {
                         continue;
                     }
                     found.clear();
@@ -501,25 +586,29 @@ impl<S: KnowledgeSource> Linker<S> {
             }
             let group = &mut scored[a..b];
             if group.len() > 1 {
-                let mut flags: Vec<Vec<bool>> = Vec::with_capacity(group.len());
+                let mut relatedness: Vec<Vec<f32>> = Vec::with_capacity(group.len());
                 for (i, (_, m)) in group.iter().enumerate() {
-                    flags.push(
+                    relatedness.push(
                         m.cands
                             .iter()
                             .map(|c| {
-                                group.iter().enumerate().any(|(j, (_, o))| {
-                                    j != i
-                                        && (o.end <= m.start || m.end <= o.start)
-                                        && o.cands.iter().any(|oc| self.related(c.id, oc.id))
-                                })
+                                group
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(j, (_, o))| {
+                                        *j != i && (o.end <= m.start || m.end <= o.start)
+                                    })
+                                    .flat_map(|(_, (_, o))| o.cands.iter())
+                                    .map(|oc| self.related(c.id, oc.id))
+                                    .fold(0.0, f32::max)
                             })
                             .collect(),
                     );
                 }
-                for ((_, m), f) in group.iter_mut().zip(flags) {
-                    for (c, coh) in m.cands.iter_mut().zip(f) {
-                        if coh {
-                            c.features.coherence = 1.0;
+                for ((_, m), r) in group.iter_mut().zip(relatedness) {
+                    for (c, coh) in m.cands.iter_mut().zip(r) {
+                        if coh > 0.0 {
+                            c.features.coherence = coh;
                             c.score = w.score(&c.features);
                         }
                     }
@@ -530,11 +619,24 @@ impl<S: KnowledgeSource> Linker<S> {
         }
     }
 
-    /// Whether two entities share a KG edge (either direction).
-    fn related(&self, a: EntityId, b: EntityId) -> bool {
-        a != b
-            && (self.profiles.get(&a).is_some_and(|p| p.links_to(b))
-                || self.profiles.get(&b).is_some_and(|p| p.links_to(a)))
+    /// Relatedness of two entities in [0, 1]: 1 if they share a KG edge
+    /// (either direction), else the cosine of their TransE vectors (clamped
+    /// at 0) when the KG has vectors, else 0.
+    fn related(&self, a: EntityId, b: EntityId) -> f32 {
+        if a == b {
+            return 0.0;
+        }
+        let edge = self.profiles.get(&a).is_some_and(|p| p.links_to(b))
+            || self.profiles.get(&b).is_some_and(|p| p.links_to(a));
+        if edge {
+            return 1.0;
+        }
+        self.vectors.as_ref().map_or(0.0, |v| v.relatedness(a, b))
+    }
+
+    /// Whether the linker found TransE vectors for coherence.
+    pub fn has_embeddings(&self) -> bool {
+        self.vectors.is_some()
     }
 
     /// The triples of a linked entity ranked by relevance to `text` (the

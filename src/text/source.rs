@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 pub use crate::kg::store::{derived_aliases, DEFAULT_ALIAS_PREDICATES};
+use crate::kg::transe::TransE;
 
 /// Dense id of an entity (the store's `TermId`).
 pub type EntityId = u32;
@@ -52,6 +53,11 @@ pub trait KnowledgeSource: Send + Sync {
     fn entity(&self, id: EntityId) -> Result<Option<EntityInfo>, SourceError>;
     /// Up to `limit` outgoing triples of `id` in store order.
     fn facts(&self, id: EntityId, limit: usize) -> Result<Vec<Fact>, SourceError>;
+    /// TransE vectors of the graph (row = entity id), if any were trained;
+    /// the linker then uses them for coherence.
+    fn embeddings(&self) -> Result<Option<TransE>, SourceError> {
+        Ok(None)
+    }
 }
 
 /// An in-memory KG built from `(subject, predicate, object)` strings.
@@ -63,6 +69,7 @@ pub struct MemoryKg {
     is_entity: Vec<bool>,
     facts: Vec<Vec<(String, EntityId)>>,
     aliases: Vec<(String, EntityId)>,
+    embeddings: Option<TransE>,
 }
 
 impl MemoryKg {
@@ -102,6 +109,12 @@ impl MemoryKg {
         self.is_entity.push(false);
         self.facts.push(Vec::new());
         id
+    }
+
+    /// Attaches TransE vectors (row = the term id [`MemoryKg::id`] gives).
+    pub fn with_embeddings(mut self, vectors: TransE) -> Self {
+        self.embeddings = Some(vectors);
+        self
     }
 
     /// Id of a term by exact name.
@@ -147,6 +160,10 @@ impl KnowledgeSource for MemoryKg {
                 object_id: *o,
             })
             .collect())
+    }
+
+    fn embeddings(&self) -> Result<Option<TransE>, SourceError> {
+        Ok(self.embeddings.clone())
     }
 }
 

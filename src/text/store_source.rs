@@ -2,6 +2,11 @@
 use std::sync::Arc;
 
 use crate::kg::store::{Pattern, Store, StoreError};
+use crate::kg::transe::TransE;
+
+/// File name of the TransE vectors in a store's artifact directory
+/// (written by `zhishi transe train --db`).
+pub const TRANSE_VECTORS_FILE: &str = "transe.safetensors";
 
 use super::source::{EntityId, EntityInfo, Fact, KnowledgeSource, SourceError};
 
@@ -52,6 +57,22 @@ impl KnowledgeSource for Store {
         }
         Ok(out)
     }
+
+    fn embeddings(&self) -> Result<Option<TransE>, SourceError> {
+        let path = self
+            .artifact_dir()
+            .map_err(backend("the artifact directory"))?
+            .join(TRANSE_VECTORS_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        TransE::load(&path)
+            .map(Some)
+            .map_err(|e| SourceError::Backend {
+                what: "TransE vectors",
+                message: e.to_string(),
+            })
+    }
 }
 
 impl<T: KnowledgeSource + ?Sized> KnowledgeSource for Arc<T> {
@@ -63,5 +84,8 @@ impl<T: KnowledgeSource + ?Sized> KnowledgeSource for Arc<T> {
     }
     fn facts(&self, id: EntityId, limit: usize) -> Result<Vec<Fact>, SourceError> {
         (**self).facts(id, limit)
+    }
+    fn embeddings(&self) -> Result<Option<TransE>, SourceError> {
+        (**self).embeddings()
     }
 }
