@@ -183,6 +183,61 @@ impl<W: Write> Counted<W> {
     }
 }
 
+/// The errors file, created on the first bad record (a clean run leaves none behind).
+struct ErrorsFile {
+    path: PathBuf,
+    out: Option<Counted<File>>,
+    len: u64,
+}
+
+impl ErrorsFile {
+    /// Keeps the first `len` bytes of an existing file (a resumed run's errors); a fresh run
+    /// (`len` 0) removes a stale file from an earlier run.
+    fn open(path: &Path, len: u64) -> Result<Self, RunError> {
+        let out = if len > 0 {
+            Some(Counted {
+                inner: BufWriter::new(open_truncated(path, len)?),
+                len,
+            })
+        } else {
+            if path.is_file() {
+                std::fs::remove_file(path).map_err(io_err(path))?;
+            }
+            None
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            out,
+            len,
+        })
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<(), RunError> {
+        if self.out.is_none() {
+            self.out = Some(Counted {
+                inner: BufWriter::new(open_truncated(&self.path, 0)?),
+                len: 0,
+            });
+        }
+        if let Some(out) = &mut self.out {
+            out.write_line(line).map_err(io_err(&self.path))?;
+            self.len = out.len;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RunError> {
+        match &mut self.out {
+            Some(out) => out.inner.flush().map_err(io_err(&self.path)),
+            None => Ok(()),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
 /// Runs `pipeline` over the input; `on_progress` sees a snapshot after every batch.
 pub fn run(
     pipeline: &Pipeline,
@@ -220,10 +275,7 @@ pub fn run(
         });
     }
 
-    let mut errors_out = Counted {
-        inner: BufWriter::new(open_truncated(&errors_path, state.errors_len)?),
-        len: state.errors_len,
-    };
+    let mut errors_out = ErrorsFile::open(&errors_path, state.errors_len)?;
     let mut out: Counted<Box<dyn Write>> = match &opts.output {
         Output::Stdout => Counted {
             inner: BufWriter::with_capacity(1 << 20, Box::new(io::stdout())),
@@ -284,19 +336,19 @@ pub fn run(
                 excerpt: &record.excerpt,
             };
             let json = serde_json::to_vec(&line).unwrap_or_default();
-            errors_out.write_line(&json).map_err(io_err(&errors_path))?;
+            errors_out.write_line(&json)?;
         }
         out.inner
             .flush()
             .map_err(io_err(output_name(&opts.output)))?;
-        errors_out.inner.flush().map_err(io_err(&errors_path))?;
+        errors_out.flush()?;
         docs_this_run += docs.len() as u64;
         state.docs += docs.len() as u64;
         state.errors += (batch.bad.len() + failed.len()) as u64;
         state.input_offset = records.offset();
         state.lines = records.lines();
         state.output_len = out.len;
-        state.errors_len = errors_out.len;
+        state.errors_len = errors_out.len();
         state.done = batch.at_end;
         if let Some(path) = &ckpt_path {
             checkpoint::save(path, &state).map_err(io_err(path))?;

@@ -13,6 +13,7 @@ use crate::doc::Document;
 use crate::kg::import::{self, ImportError, ImportOptions};
 use crate::kg::store::{Store, StoreError, StoreOptions};
 use crate::stages::facts::{FactsOptions, FactsStage};
+use crate::stages::kbqa::{KbqaStage, KbqaStageOptions};
 use crate::stages::link::LinkStage;
 use crate::stages::segment::{SegmentStage, SegmentStageOptions};
 use crate::text::{KnowledgeSource, LinkError, LinkOptions, Linker, MemoryKg, SourceError};
@@ -50,6 +51,14 @@ pub enum PipelineError {
         /// Threads asked for.
         threads: usize,
         /// The OS's reason.
+        message: String,
+    },
+    /// A model stage failed to load or to run.
+    #[error("stage `{stage}`: {message}")]
+    Stage {
+        /// The stage.
+        stage: &'static str,
+        /// What went wrong.
         message: String,
     },
     /// A builder was asked for a stage that needs a KG without one.
@@ -91,7 +100,7 @@ impl Pipeline {
 
     /// Like [`Pipeline::from_toml`] with `--set dotted.key=value` overrides applied first.
     pub fn from_toml_with(path: &Path, overrides: &[String]) -> Result<Self, PipelineError> {
-        let loaded = config::load::<PipelineSpec>(path, overrides)?;
+        let mut loaded = config::load::<PipelineSpec>(path, overrides)?;
         let kg = loaded.value.check(&loaded.source)?;
         build(&loaded.value, kg.map(KgInput::Location))
     }
@@ -218,6 +227,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Appends the `kbqa` stage (a trained model directory).
+    pub fn kbqa(mut self, opts: KbqaStageOptions) -> Self {
+        self.spec.kbqa = Some(opts);
+        self.spec.pipeline.stages.push(StageName::Kbqa);
+        self
+    }
+
     /// Worker threads for CPU stages (0 = rayon's global pool).
     pub fn threads(mut self, threads: usize) -> Self {
         self.spec.pipeline.threads = threads;
@@ -267,6 +283,15 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
                 shared(&linker, *name)?,
                 spec.facts.clone().unwrap_or_default(),
             )),
+            StageName::Kbqa => match &spec.kbqa {
+                Some(opts) => Box::new(KbqaStage::load(opts)?),
+                None => {
+                    return Err(PipelineError::Stage {
+                        stage: "kbqa",
+                        message: "needs a [kbqa] table with `model = \"DIR\"`".into(),
+                    })
+                }
+            },
         };
         stages.push(stage);
     }

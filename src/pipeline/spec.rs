@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::config::{ConfigError, ConfigSource};
 use crate::kg::import::Format;
 use crate::stages::facts::FactsOptions;
+use crate::stages::kbqa::KbqaStageOptions;
 use crate::stages::segment::SegmentStageOptions;
 use crate::text::LinkOptions;
 
@@ -45,6 +46,8 @@ pub struct PipelineSpec {
     pub link: Option<LinkOptions>,
     /// Options of the `facts` stage.
     pub facts: Option<FactsOptions>,
+    /// Options of the `kbqa` stage.
+    pub kbqa: Option<KbqaStageOptions>,
 }
 
 /// `[pipeline]`: which stages run, in which order, and how.
@@ -85,6 +88,8 @@ pub enum StageName {
     Link,
     /// Relevant KG facts for each linked mention.
     Facts,
+    /// Question answering over the KG with a trained model.
+    Kbqa,
 }
 
 impl StageName {
@@ -94,13 +99,14 @@ impl StageName {
             StageName::Segment => "segment",
             StageName::Link => "link",
             StageName::Facts => "facts",
+            StageName::Kbqa => "kbqa",
         }
     }
 
     /// Document fields the stage reads, which an earlier stage must produce.
     pub fn requires(self) -> &'static [Field] {
         match self {
-            StageName::Segment | StageName::Link => &[],
+            StageName::Segment | StageName::Link | StageName::Kbqa => &[],
             StageName::Facts => &[Field::Mentions],
         }
     }
@@ -111,6 +117,7 @@ impl StageName {
             StageName::Segment => &[Field::Tokens],
             StageName::Link => &[Field::Mentions],
             StageName::Facts => &[Field::Facts],
+            StageName::Kbqa => &[Field::Answers],
         }
     }
 
@@ -165,9 +172,9 @@ pub enum KgLocation {
 }
 
 impl PipelineSpec {
-    /// Checks stage order, stage options and the KG, and resolves the KG's paths against
-    /// `source`'s directory. Returns where the KG lives, if the pipeline has one.
-    pub fn check(&self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
+    /// Checks stage order, stage options and the KG, and resolves model paths (in place) and
+    /// the KG's paths against `source`'s directory. Returns where the KG lives, if anywhere.
+    pub fn check(&mut self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
         let stages = &self.pipeline.stages;
         if stages.is_empty() {
             return Err(source.error(
@@ -211,6 +218,7 @@ impl PipelineSpec {
             ("segment", self.segment.is_some(), StageName::Segment),
             ("link", self.link.is_some(), StageName::Link),
             ("facts", self.facts.is_some(), StageName::Facts),
+            ("kbqa", self.kbqa.is_some(), StageName::Kbqa),
         ] {
             if configured && !stages.contains(&name) {
                 return Err(source.error(
@@ -218,6 +226,15 @@ impl PipelineSpec {
                     format!("[{table}] configures a stage that is not in pipeline.stages"),
                 ));
             }
+        }
+        if stages.contains(&StageName::Kbqa) {
+            let Some(kbqa) = &mut self.kbqa else {
+                return Err(source.error(
+                    "pipeline.stages",
+                    "stage `kbqa` needs a [kbqa] table with `model = \"DIR\"` (a trained model)",
+                ));
+            };
+            kbqa.model = source.existing_path("kbqa.model", &kbqa.model)?;
         }
         if self.pipeline.batch_size == 0 {
             return Err(source.error("pipeline.batch_size", "expected a batch size of at least 1"));

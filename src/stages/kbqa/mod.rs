@@ -24,10 +24,12 @@ pub mod data;
 pub mod embed;
 pub mod metrics;
 pub mod scorer;
+pub mod stage;
 pub mod train;
 
 pub use config::{CandidateOptions, KbqaConfig};
 pub use metrics::Metrics;
+pub use stage::{KbqaStage, KbqaStageOptions};
 pub use train::{evaluate, train, Split, TrainReport};
 
 use candidates::{gather, COSINE, FEATURES};
@@ -127,13 +129,13 @@ pub fn linker_options(opts: &CandidateOptions) -> LinkOptions {
 }
 
 /// The untrained part of the stage: linker, encoder and candidate settings.
-pub struct Pipeline {
+pub struct QuestionPreparer {
     linker: Linker<Store>,
     encoder: SentenceEncoder,
     options: CandidateOptions,
 }
 
-impl Pipeline {
+impl QuestionPreparer {
     /// Opens the store, builds its linker and loads the encoder.
     pub fn open(
         store: &Path,
@@ -226,7 +228,7 @@ pub fn rank_answers(input: &Prepared, scores: &[f32]) -> Vec<Answer> {
 
 /// A trained KBQA model: pipeline plus scorer. `Send + Sync`; `answer` takes `&self`.
 pub struct KbqaModel {
-    pipeline: Pipeline,
+    pipeline: QuestionPreparer,
     scorer: Scorer,
     meta: ModelMeta,
 }
@@ -252,7 +254,7 @@ impl KbqaModel {
                 ),
             });
         }
-        let pipeline = Pipeline::open(
+        let pipeline = QuestionPreparer::open(
             &meta.store,
             &meta.encoder,
             meta.max_len,

@@ -15,7 +15,7 @@ use super::config::KbqaConfig;
 use super::data::{read_questions, split, Question};
 use super::metrics::{metrics, Metrics};
 use super::scorer::{Example, FitOptions, Prepared, Scorer};
-use super::{rank_answers, KbqaError, KbqaModel, ModelMeta, Pipeline, CONFIG_FILE};
+use super::{rank_answers, KbqaError, KbqaModel, ModelMeta, QuestionPreparer, CONFIG_FILE};
 
 /// Questions prepared per encoder/linker round (bounds memory, paces progress logs).
 const CHUNK: usize = 512;
@@ -132,7 +132,10 @@ fn ensure_store(store: &Path, data: &Path, import: bool) -> Result<(), KbqaError
 }
 
 /// Candidates and embeddings of `questions`, in chunks.
-fn prepare_all(pipeline: &Pipeline, questions: &[Question]) -> Result<Vec<Prepared>, KbqaError> {
+fn prepare_all(
+    pipeline: &QuestionPreparer,
+    questions: &[Question],
+) -> Result<Vec<Prepared>, KbqaError> {
     let mut out = Vec::with_capacity(questions.len());
     for chunk in questions.chunks(CHUNK) {
         let texts: Vec<&str> = chunk.iter().map(|q| q.text.as_str()).collect();
@@ -183,7 +186,7 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
     let questions = read_questions(&paths.data)?;
     let [train_qs, dev_qs, _] = split(&questions, c.data.train_questions, c.data.dev_questions);
     ensure_store(&paths.store, &paths.data, c.kg.import_gold)?;
-    let pipeline = Pipeline::open(
+    let pipeline = QuestionPreparer::open(
         &paths.store,
         &paths.encoder,
         c.encoder.max_len,

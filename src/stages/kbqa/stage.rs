@@ -1,0 +1,70 @@
+//! The `kbqa` pipeline stage: answers each document (the question, or the text when there is
+//! none) from the KG with a trained [`KbqaModel`], into `answers`.
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::doc::Document;
+use crate::pipeline::{PipelineError, Stage};
+
+use super::KbqaModel;
+
+/// `[kbqa]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KbqaStageOptions {
+    /// A model directory written by `zhishi train` on a `kind = "kbqa"` config.
+    pub model: PathBuf,
+    /// Answers kept per question, best first.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+}
+
+fn default_top_k() -> usize {
+    1
+}
+
+/// Answers questions over the KG.
+pub struct KbqaStage {
+    model: KbqaModel,
+    top_k: usize,
+}
+
+impl KbqaStage {
+    /// Loads the trained model (its encoder and store are named in the model directory).
+    pub fn load(opts: &KbqaStageOptions) -> Result<Self, PipelineError> {
+        let model = KbqaModel::load(&opts.model).map_err(|e| PipelineError::Stage {
+            stage: "kbqa",
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            model,
+            top_k: opts.top_k.max(1),
+        })
+    }
+}
+
+impl Stage for KbqaStage {
+    fn name(&self) -> &'static str {
+        "kbqa"
+    }
+
+    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+        let questions: Vec<&str> = docs
+            .iter()
+            .map(|d| d.question.as_deref().unwrap_or(&d.text))
+            .collect();
+        let answers = self
+            .model
+            .answer_batch(&questions)
+            .map_err(|e| PipelineError::Stage {
+                stage: "kbqa",
+                message: e.to_string(),
+            })?;
+        for (doc, mut answers) in docs.iter_mut().zip(answers) {
+            answers.truncate(self.top_k);
+            doc.answers = answers;
+        }
+        Ok(())
+    }
+}
