@@ -8,4 +8,6 @@ pub mod doc;
 pub mod kg;
 pub mod knowledge;
 pub mod model;
+pub mod stages;
 pub mod text;
+pub mod train;

@@ -9,6 +9,7 @@ mod encode;
 mod kbert;
 mod kg;
 mod link;
+mod train;
 mod transe;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
@@ -33,6 +34,10 @@ enum Command {
     Encode(encode::Args),
     /// TransE knowledge-graph embeddings: train on a store, benchmark link prediction.
     Transe(transe::TranseArgs),
+    /// Train a stage from a TOML file (`[task] kind`); prints one JSON object of metrics.
+    Train(train::Args),
+    /// Evaluate a trained stage on a data split; prints one JSON object of metrics.
+    Eval(train::EvalArgs),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -52,6 +57,8 @@ pub fn main() -> ExitCode {
         Command::Link(args) => link::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Transe(args) => transe::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => train::run_eval(args),
     };
     match result {
         Ok(code) => code,
