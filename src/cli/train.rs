@@ -78,9 +78,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .with_context(|| format!("training {}", args.config.display()))?;
             json!({
                 "task": "ner",
-                "f1": r.dev.micro.f1,
-                "precision": r.dev.micro.precision,
-                "recall": r.dev.micro.recall,
+                "f1": r.dev["f1"],
+                "precision": r.dev["precision"],
+                "recall": r.dev["recall"],
                 "split": "dev",
                 "dev": r.dev,
                 "steps": r.train.steps,

@@ -103,6 +103,8 @@ pub struct TrainReport {
     pub padded_tokens_per_s: f64,
     /// Early stopping ended the run.
     pub stopped_early: bool,
+    /// Dev metrics of the best evaluation of this run (`None` if it made none).
+    pub best_metrics: Option<serde_json::Value>,
     /// Mean training loss since the previous evaluation, and the dev score, per evaluation.
     pub history: Vec<(usize, f64, f64)>,
 }
@@ -159,6 +161,7 @@ impl Trainer {
         let (mut loss_sum, mut loss_count) = (0.0f64, 0usize);
         let mut stopped_early = false;
         let mut last_score: Option<f64> = None;
+        let mut best_metrics = None;
         'epochs: while state.epoch < o.epochs {
             let batches = length_bucketed_batches(
                 &lengths,
@@ -207,8 +210,14 @@ impl Trainer {
                 if o.eval_every > 0 && state.step.is_multiple_of(o.eval_every) {
                     let mean = loss_sum / loss_count.max(1) as f64;
                     (loss_sum, loss_count) = (0.0, 0);
-                    let stop =
-                        self.evaluate(task, &mut state, &mut history, mean, &mut last_score)?;
+                    let stop = self.evaluate(
+                        task,
+                        &mut state,
+                        &mut history,
+                        mean,
+                        &mut last_score,
+                        &mut best_metrics,
+                    )?;
                     state.dropout_rng = dropout.rng_state();
                     checkpoint::save(&last_dir, &self.params, &opt, &state)?;
                     if stop {
@@ -222,7 +231,14 @@ impl Trainer {
             if o.eval_every == 0 {
                 let mean = loss_sum / loss_count.max(1) as f64;
                 (loss_sum, loss_count) = (0.0, 0);
-                let stop = self.evaluate(task, &mut state, &mut history, mean, &mut last_score)?;
+                let stop = self.evaluate(
+                    task,
+                    &mut state,
+                    &mut history,
+                    mean,
+                    &mut last_score,
+                    &mut best_metrics,
+                )?;
                 state.dropout_rng = dropout.rng_state();
                 checkpoint::save(&last_dir, &self.params, &opt, &state)?;
                 if stop {
@@ -234,7 +250,14 @@ impl Trainer {
         if loss_count > 0 && !stopped_early {
             // Steps since the last evaluation (max_steps, or eval_every not dividing the total).
             let mean = loss_sum / loss_count as f64;
-            self.evaluate(task, &mut state, &mut history, mean, &mut last_score)?;
+            self.evaluate(
+                task,
+                &mut state,
+                &mut history,
+                mean,
+                &mut last_score,
+                &mut best_metrics,
+            )?;
         }
         state.dropout_rng = dropout.rng_state();
         checkpoint::save(&last_dir, &self.params, &opt, &state)?;
@@ -250,6 +273,7 @@ impl Trainer {
             tokens_per_s: state.tokens as f64 / secs,
             padded_tokens_per_s: state.padded_tokens as f64 / secs,
             stopped_early,
+            best_metrics,
             history,
         })
     }
@@ -262,6 +286,7 @@ impl Trainer {
         history: &mut Vec<(usize, f64, f64)>,
         mean_loss: f64,
         last_score: &mut Option<f64>,
+        best_metrics: &mut Option<serde_json::Value>,
     ) -> Result<bool, TrainError> {
         let eval = task.evaluate()?;
         history.push((state.step, mean_loss, eval.score));
@@ -279,6 +304,7 @@ impl Trainer {
             let best = self.best_dir();
             task.save(&best)?;
             let metrics = serde_json::json!({"step": state.step, "dev": eval.metrics});
+            *best_metrics = Some(eval.metrics.clone());
             let path = best.join("metrics.json");
             std::fs::write(&path, metrics.to_string())
                 .map_err(|source| TrainError::Io { path, source })?;

@@ -144,11 +144,11 @@ impl Crf {
             let mut next = vec![neg; k];
             for to in 0..k {
                 let (mut best, mut arg) = (neg, 0);
-                for from in 0..k {
-                    if !self.allowed[from * k + to] || score[from] == neg {
+                for (from, &prev) in score.iter().enumerate() {
+                    if !self.allowed[from * k + to] || prev == neg {
                         continue;
                     }
-                    let s = score[from] + transitions.transitions[from * k + to];
+                    let s = prev + transitions.transitions[from * k + to];
                     if s > best {
                         (best, arg) = (s, from);
                     }
@@ -161,9 +161,9 @@ impl Crf {
             score = next;
         }
         let (mut best, mut arg) = (neg, 0);
-        for j in 0..k {
-            if self.allowed_end[j] && score[j] > neg && score[j] + transitions.end[j] > best {
-                (best, arg) = (score[j] + transitions.end[j], j);
+        for (j, &s) in score.iter().enumerate() {
+            if self.allowed_end[j] && s > neg && s + transitions.end[j] > best {
+                (best, arg) = (s + transitions.end[j], j);
             }
         }
         let mut path = vec![arg as u32; len];

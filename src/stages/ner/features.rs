@@ -161,7 +161,7 @@ impl Featurizer {
             char_tokens.push(input.char_to_token.get(at).copied().flatten());
             at += c.chars().count();
         }
-        let knowledge = input.knowledge_mask[..n].iter().any(|&m| m == 1);
+        let knowledge = input.knowledge_mask[..n].contains(&1);
         Ok(Example {
             sentence: 0,
             offset: 0,
@@ -288,5 +288,35 @@ mod tests {
         assert_eq!(ex[1].input_ids, [2, 6, 7, 4, 5, 3]);
         assert_eq!(ex[1].labels, [0, 0, 1, 2]);
         assert_eq!(ex[1].char_tokens, [Some(1), Some(2), Some(3), Some(4)]);
+    }
+
+    #[test]
+    fn kbert_knowledge_tokens_get_no_labels() {
+        let kg = MemoryKg::from_triples([("头痛", "类别", "症状")]);
+        let options = crate::text::LinkOptions {
+            nil_threshold: 0.0,
+            ..Default::default()
+        };
+        let vocab = CharVocab::from_tokens([
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "症", "状",
+        ])
+        .unwrap();
+        let knowledge = Knowledge::Kbert {
+            linker: Box::new(Linker::build(kg, options).unwrap()),
+            max_entities: 1,
+            with_predicate: false,
+        };
+        let f = Featurizer::new(vocab, 16, 8, knowledge);
+        // 患者头痛: O O B-Symptom I-Symptom; 症状 is injected after 头痛.
+        let ex = f.encode(0, &chars("患者头痛"), &[0, 0, 1, 2]).unwrap();
+        assert_eq!(ex[0].input_ids, [2, 4, 5, 6, 7, 8, 9, 3]);
+        assert_eq!(ex[0].positions, [0, 1, 2, 3, 4, 5, 6, 5]);
+        assert_eq!(ex[0].char_tokens, [Some(1), Some(2), Some(3), Some(4)]);
+        let batch = Batch::new(&[&ex[0]], &Device::Cpu).unwrap();
+        assert_eq!(batch.char_index.to_vec1::<u32>().unwrap(), [1, 2, 3, 4]);
+        assert_eq!(batch.labels, [vec![0, 0, 1, 2]]);
+        let vis = batch.visible.unwrap().to_vec3::<u32>().unwrap();
+        assert_eq!(vis[0][1][5], 0, "患 does not see the injected 症");
+        assert_eq!(vis[0][3][5], 1, "头 sees its own knowledge");
     }
 }

@@ -113,14 +113,14 @@ mod tests {
             &[s(0, 3, "LOC"), s(4, 5, "PER")],
         );
         let m = c.metrics();
-        // 2 correct of 4 predicted and 5 gold: P 0.5, R 0.4, F1 = 0.8/0.9.
+        // 2 correct of 4 predicted and 5 gold: P 0.5, R 0.4, F1 = 2·0.5·0.4/0.9 = 4/9.
         assert_eq!(
             (m.micro.correct, m.micro.predicted, m.micro.gold),
             (2, 4, 5)
         );
         assert!((m.micro.precision - 0.5).abs() < 1e-12);
         assert!((m.micro.recall - 0.4).abs() < 1e-12);
-        assert!((m.micro.f1 - 0.8 / 0.9).abs() < 1e-12);
+        assert!((m.micro.f1 - 4.0 / 9.0).abs() < 1e-12);
         let per = &m.per_type;
         assert_eq!(
             (per["PER"].correct, per["PER"].predicted, per["PER"].gold),
