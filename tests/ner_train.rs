@@ -144,3 +144,10 @@ fn toml_errors_name_file_line_and_key() {
         .to_string();
     assert!(msg.contains(":13") && msg.contains("data.max_len"), "{msg}");
 }
+
+/// The pipeline shares one loaded model between worker threads.
+#[test]
+fn a_loaded_model_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<NerModel>();
+}
