@@ -13,3 +13,4 @@ pub mod pipeline;
 pub mod serve;
 pub mod stages;
 pub mod text;
+pub mod train;

@@ -7,11 +7,11 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod encode;
 mod kbert;
-mod kbqa;
 mod kg;
 mod link;
 mod run;
 mod serve;
+mod train;
 mod transe;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
@@ -40,9 +40,10 @@ enum Command {
     Encode(encode::Args),
     /// TransE knowledge-graph embeddings: train on a store, benchmark link prediction.
     Transe(transe::TranseArgs),
-    /// KBQA over the graph: train, evaluate, ask (until `zhishi train|eval` dispatch to it).
-    #[command(hide = true)]
-    Kbqa(kbqa::KbqaArgs),
+    /// Train a stage from a TOML file (`[task] kind`); prints one JSON object of metrics.
+    Train(train::Args),
+    /// Evaluate a trained stage on a data split; prints one JSON object of metrics.
+    Eval(train::EvalArgs),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -64,7 +65,8 @@ pub fn main() -> ExitCode {
         Command::Link(args) => link::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Transe(args) => transe::run(args),
-        Command::Kbqa(args) => kbqa::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => train::run_eval(args),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,7 @@ use crate::kg::import::{self, ImportError, ImportOptions};
 use crate::kg::store::{Store, StoreError, StoreOptions};
 use crate::stages::facts::{FactsOptions, FactsStage};
 use crate::stages::kbqa::{KbqaStage, KbqaStageOptions};
+use crate::stages::ner::{NerStage, NerStageOptions};
 use crate::stages::link::LinkStage;
 use crate::stages::segment::{SegmentStage, SegmentStageOptions};
 use crate::text::{KnowledgeSource, LinkError, LinkOptions, Linker, MemoryKg, SourceError};
@@ -227,6 +228,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Appends the `ner` stage (a trained model directory).
+    pub fn ner(mut self, opts: NerStageOptions) -> Self {
+        self.spec.ner = Some(opts);
+        self.spec.pipeline.stages.push(StageName::Ner);
+        self
+    }
+
     /// Appends the `kbqa` stage (a trained model directory).
     pub fn kbqa(mut self, opts: KbqaStageOptions) -> Self {
         self.spec.kbqa = Some(opts);
@@ -283,6 +291,15 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
                 shared(&linker, *name)?,
                 spec.facts.clone().unwrap_or_default(),
             )),
+            StageName::Ner => match &spec.ner {
+                Some(opts) => Box::new(NerStage::load(opts)?),
+                None => {
+                    return Err(PipelineError::Stage {
+                        stage: "ner",
+                        message: "needs a [ner] table with `model = \"DIR\"`".into(),
+                    })
+                }
+            },
             StageName::Kbqa => match &spec.kbqa {
                 Some(opts) => Box::new(KbqaStage::load(opts)?),
                 None => {

@@ -26,6 +26,7 @@ use crate::config::{ConfigError, ConfigSource};
 use crate::kg::import::Format;
 use crate::stages::facts::FactsOptions;
 use crate::stages::kbqa::KbqaStageOptions;
+use crate::stages::ner::NerStageOptions;
 use crate::stages::segment::SegmentStageOptions;
 use crate::text::LinkOptions;
 
@@ -46,6 +47,8 @@ pub struct PipelineSpec {
     pub link: Option<LinkOptions>,
     /// Options of the `facts` stage.
     pub facts: Option<FactsOptions>,
+    /// Options of the `ner` stage.
+    pub ner: Option<NerStageOptions>,
     /// Options of the `kbqa` stage.
     pub kbqa: Option<KbqaStageOptions>,
 }
@@ -88,6 +91,8 @@ pub enum StageName {
     Link,
     /// Relevant KG facts for each linked mention.
     Facts,
+    /// Named entities with a trained model.
+    Ner,
     /// Question answering over the KG with a trained model.
     Kbqa,
 }
@@ -99,6 +104,7 @@ impl StageName {
             StageName::Segment => "segment",
             StageName::Link => "link",
             StageName::Facts => "facts",
+            StageName::Ner => "ner",
             StageName::Kbqa => "kbqa",
         }
     }
@@ -106,7 +112,7 @@ impl StageName {
     /// Document fields the stage reads, which an earlier stage must produce.
     pub fn requires(self) -> &'static [Field] {
         match self {
-            StageName::Segment | StageName::Link | StageName::Kbqa => &[],
+            StageName::Segment | StageName::Link | StageName::Ner | StageName::Kbqa => &[],
             StageName::Facts => &[Field::Mentions],
         }
     }
@@ -117,6 +123,7 @@ impl StageName {
             StageName::Segment => &[Field::Tokens],
             StageName::Link => &[Field::Mentions],
             StageName::Facts => &[Field::Facts],
+            StageName::Ner => &[Field::Entities],
             StageName::Kbqa => &[Field::Answers],
         }
     }
@@ -218,6 +225,7 @@ impl PipelineSpec {
             ("segment", self.segment.is_some(), StageName::Segment),
             ("link", self.link.is_some(), StageName::Link),
             ("facts", self.facts.is_some(), StageName::Facts),
+            ("ner", self.ner.is_some(), StageName::Ner),
             ("kbqa", self.kbqa.is_some(), StageName::Kbqa),
         ] {
             if configured && !stages.contains(&name) {
@@ -226,6 +234,15 @@ impl PipelineSpec {
                     format!("[{table}] configures a stage that is not in pipeline.stages"),
                 ));
             }
+        }
+        if stages.contains(&StageName::Ner) {
+            let Some(ner) = &mut self.ner else {
+                return Err(source.error(
+                    "pipeline.stages",
+                    "stage `ner` needs a [ner] table with `model = \"DIR\"` (a trained model)",
+                ));
+            };
+            ner.model = source.existing_path("ner.model", &ner.model)?;
         }
         if stages.contains(&StageName::Kbqa) {
             let Some(kbqa) = &mut self.kbqa else {

@@ -1,0 +1,188 @@
+//! Readers for NER data: char-per-line files (`char TAG`, blank line between sentences; BMES or
+//! BIO tags, as in MSRA and Resume) and K-BERT's TSV (header `text_a<TAB>label`, then
+//! space-separated characters and tags).
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::tags::Tag;
+use super::NerError;
+
+/// One annotated sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentence {
+    /// The characters (one string each; usually one `char`).
+    pub chars: Vec<String>,
+    /// One tag per character.
+    pub tags: Vec<String>,
+    /// 1-based line where the sentence starts, for error messages.
+    pub line: usize,
+}
+
+impl Sentence {
+    /// The sentence text (characters concatenated).
+    pub fn text(&self) -> String {
+        self.chars.concat()
+    }
+}
+
+/// The on-disk format of a data file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// `char TAG` per line, blank line between sentences (BMES or BIO tags).
+    CharPerLine,
+    /// K-BERT's TSV: header, then `c h a r s<TAB>T A G S`.
+    KbertTsv,
+}
+
+/// Reads a data file in `format`; tags are checked to be `O` or `P-TYPE`.
+pub fn read(path: &Path, format: DataFormat) -> Result<Vec<Sentence>, NerError> {
+    let text = std::fs::read_to_string(path).map_err(|source| NerError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sentences = match format {
+        DataFormat::CharPerLine => parse_char_per_line(&text, path)?,
+        DataFormat::KbertTsv => parse_kbert_tsv(&text, path)?,
+    };
+    if sentences.is_empty() {
+        return Err(NerError::Data {
+            path: path.to_path_buf(),
+            line: 1,
+            message: "no sentences".into(),
+        });
+    }
+    Ok(sentences)
+}
+
+fn data_error(path: &Path, line: usize, message: String) -> NerError {
+    NerError::Data {
+        path: PathBuf::from(path),
+        line,
+        message,
+    }
+}
+
+fn check_tag(tag: &str, path: &Path, line: usize) -> Result<(), NerError> {
+    Tag::parse(tag).map(|_| ()).ok_or_else(|| {
+        data_error(
+            path,
+            line,
+            format!("tag {tag:?} is neither O nor PREFIX-TYPE with prefix B, I, M, E or S"),
+        )
+    })
+}
+
+/// Parses `char TAG` lines (the first field is the character, the last the tag); a line with
+/// a single field is an error.
+pub fn parse_char_per_line(text: &str, path: &Path) -> Result<Vec<Sentence>, NerError> {
+    let mut out = Vec::new();
+    let mut current = Sentence {
+        chars: Vec::new(),
+        tags: Vec::new(),
+        line: 1,
+    };
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [] => {
+                if !current.chars.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+                current.line = n + 1;
+            }
+            [ch, .., tag] if fields.len() >= 2 => {
+                check_tag(tag, path, n)?;
+                current.chars.push((*ch).to_string());
+                current.tags.push((*tag).to_string());
+            }
+            _ => {
+                return Err(data_error(
+                    path,
+                    n,
+                    format!("expected `CHAR TAG`, found {line:?}"),
+                ))
+            }
+        }
+    }
+    if !current.chars.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+impl Default for Sentence {
+    fn default() -> Self {
+        Self {
+            chars: Vec::new(),
+            tags: Vec::new(),
+            line: 1,
+        }
+    }
+}
+
+/// Parses K-BERT's TSV: a `text_a<TAB>label` header, then one sentence per line.
+pub fn parse_kbert_tsv(text: &str, path: &Path) -> Result<Vec<Sentence>, NerError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((chars, tags)) = line.split_once('\t') else {
+            return Err(data_error(path, n, "expected `CHARS<TAB>TAGS`".into()));
+        };
+        let chars: Vec<String> = chars
+            .split(' ')
+            .map(|c| if c.is_empty() { " " } else { c }.to_string())
+            .collect();
+        let tags: Vec<String> = tags.split(' ').map(str::to_string).collect();
+        if chars.len() != tags.len() {
+            return Err(data_error(
+                path,
+                n,
+                format!("{} characters but {} tags", chars.len(), tags.len()),
+            ));
+        }
+        for t in &tags {
+            check_tag(t, path, n)?;
+        }
+        out.push(Sentence {
+            chars,
+            tags,
+            line: n,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_char_per_line_sentences() {
+        let text = "高 B-NAME\n勇 E-NAME\n： O\n\n男 O\n";
+        let s = parse_char_per_line(text, Path::new("x.bmes")).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].text(), "高勇：");
+        assert_eq!(s[0].tags, ["B-NAME", "E-NAME", "O"]);
+        assert_eq!((s[1].line, s[1].text()), (5, "男".to_string()));
+    }
+
+    #[test]
+    fn reads_kbert_tsv_and_reports_bad_lines() {
+        let text = "text_a\tlabel\n头 痛\tB-Symptom I-Symptom\n";
+        let s = parse_kbert_tsv(text, Path::new("t.tsv")).unwrap();
+        assert_eq!(s[0].text(), "头痛");
+        let err = parse_kbert_tsv("h\n头 痛\tO\n", Path::new("t.tsv")).unwrap_err();
+        assert_eq!(err.to_string(), "t.tsv:2: 2 characters but 1 tags");
+        let err = parse_char_per_line("头 X-Y\n", Path::new("a.bmes")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("a.bmes:1: tag \"X-Y\""),
+            "{err}"
+        );
+    }
+}

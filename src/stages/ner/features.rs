@@ -1,0 +1,322 @@
+//! From characters to encoder inputs: long sentences are cut into overlapping windows (never
+//! silently truncated), each window is flattened into `[CLS] chars [SEP]`, with K-BERT
+//! knowledge injected after linked mentions when configured, and every character keeps the
+//! index of its token so labels and predictions skip injected knowledge tokens.
+use candle_core::{DType, Device, Result, Tensor};
+
+use crate::knowledge::{
+    flatten, tree_from_text, CharVocab, InjectionMode, KbertConfig, SentenceTree, TreeWord,
+    VisibleMatrix,
+};
+use crate::text::{Linker, MemoryKg};
+
+use super::NerError;
+
+/// Knowledge added to the input.
+pub enum Knowledge {
+    /// Characters only.
+    Plain,
+    /// K-BERT: each linked mention is followed by its `max_entities` most relevant facts.
+    Kbert {
+        /// Links mentions in each window's text.
+        linker: Box<Linker<MemoryKg>>,
+        /// Facts injected per mention.
+        max_entities: usize,
+        /// Inject `predicate + object` instead of the object alone.
+        with_predicate: bool,
+    },
+}
+
+/// One window of one sentence, encoded.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// Index of the sentence in its corpus.
+    pub sentence: usize,
+    /// First character (item) of the window in the sentence.
+    pub offset: usize,
+    /// Token ids, `[CLS] … [SEP]`, no padding.
+    pub input_ids: Vec<u32>,
+    /// Position of each token (soft positions with K-BERT).
+    pub positions: Vec<u32>,
+    /// Who sees whom (K-BERT only; `None` means everyone sees everyone).
+    pub visible: Option<VisibleMatrix>,
+    /// For each character of the window, its token; `None` for characters without one
+    /// (whitespace), which are predicted `O`.
+    pub char_tokens: Vec<Option<usize>>,
+    /// Gold label ids of the window's characters (empty when predicting).
+    pub labels: Vec<u32>,
+}
+
+impl Example {
+    /// Tokens the encoder runs over.
+    pub fn len(&self) -> usize {
+        self.input_ids.len()
+    }
+
+    /// Whether there are no tokens (never: `[CLS]` and `[SEP]` are always there).
+    pub fn is_empty(&self) -> bool {
+        self.input_ids.is_empty()
+    }
+
+    /// `(character, label)` pairs of the characters that have a token, in order.
+    pub fn labelled(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.char_tokens
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.map(|_| (i, self.labels.get(i).copied().unwrap_or(0))))
+    }
+}
+
+/// Turns sentences (as character strings) into windowed encoder inputs.
+pub struct Featurizer {
+    vocab: CharVocab,
+    max_len: usize,
+    stride: usize,
+    knowledge: Knowledge,
+}
+
+impl Featurizer {
+    /// A featurizer for inputs of at most `max_len` tokens (`[CLS]`/`[SEP]` included); windows
+    /// of `max_len - 2` characters start every `stride` characters.
+    pub fn new(vocab: CharVocab, max_len: usize, stride: usize, knowledge: Knowledge) -> Self {
+        let max_len = max_len.max(3);
+        Self {
+            vocab,
+            max_len,
+            stride: stride.clamp(1, max_len - 2),
+            knowledge,
+        }
+    }
+
+    /// The windows `(offset, len)` covering a sentence of `n` characters; every character is
+    /// in at least one.
+    pub fn windows(&self, n: usize) -> Vec<(usize, usize)> {
+        let w = self.max_len - 2;
+        let mut out = Vec::new();
+        let mut start = 0;
+        loop {
+            out.push((start, w.min(n - start.min(n))));
+            if start + w >= n {
+                return out;
+            }
+            start += self.stride;
+        }
+    }
+
+    /// Encodes every window of one sentence; `labels` (one per character) may be empty.
+    pub fn encode(
+        &self,
+        sentence: usize,
+        chars: &[String],
+        labels: &[u32],
+    ) -> std::result::Result<Vec<Example>, NerError> {
+        self.windows(chars.len())
+            .into_iter()
+            .map(|(offset, len)| {
+                let window = &chars[offset..offset + len];
+                let mut ex = self.encode_window(window)?;
+                ex.sentence = sentence;
+                ex.offset = offset;
+                if !labels.is_empty() {
+                    ex.labels = labels[offset..offset + len].to_vec();
+                }
+                Ok(ex)
+            })
+            .collect()
+    }
+
+    fn encode_window(&self, chars: &[String]) -> std::result::Result<Example, NerError> {
+        let text: String = chars.concat();
+        let tree = match &self.knowledge {
+            Knowledge::Plain => SentenceTree {
+                words: chars
+                    .iter()
+                    .map(|c| TreeWord {
+                        word: c.clone(),
+                        injected: Vec::new(),
+                    })
+                    .collect(),
+            },
+            Knowledge::Kbert {
+                linker,
+                max_entities,
+                with_predicate,
+            } => tree_from_text(linker, &text, *max_entities, *with_predicate)
+                .map_err(|e| NerError::Knowledge(e.to_string()))?,
+        };
+        let max_entities = match &self.knowledge {
+            Knowledge::Kbert { max_entities, .. } => *max_entities,
+            Knowledge::Plain => 0,
+        };
+        let config = KbertConfig::new(self.max_len)
+            .mode(InjectionMode::Improved)
+            .max_entities(max_entities);
+        let input =
+            flatten(&tree, &self.vocab, &config).map_err(|e| NerError::Knowledge(e.to_string()))?;
+        let n = input.real_len;
+        // Character index (in `char`s) where each item starts.
+        let mut char_tokens = Vec::with_capacity(chars.len());
+        let mut at = 0;
+        for c in chars {
+            char_tokens.push(input.char_to_token.get(at).copied().flatten());
+            at += c.chars().count();
+        }
+        let knowledge = input.knowledge_mask[..n].contains(&1);
+        Ok(Example {
+            sentence: 0,
+            offset: 0,
+            input_ids: input.input_ids[..n].to_vec(),
+            positions: input.soft_positions[..n].to_vec(),
+            visible: knowledge.then_some(input.visible),
+            char_tokens,
+            labels: Vec::new(),
+        })
+    }
+}
+
+/// A padded batch of examples as tensors.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[B, L]` token ids.
+    pub input_ids: Tensor,
+    /// `[B, L]` 1 for real tokens.
+    pub attention_mask: Tensor,
+    /// `[B, L]` positions.
+    pub position_ids: Tensor,
+    /// `[B, L, L]` visible matrix when some example carries knowledge.
+    pub visible: Option<Tensor>,
+    /// Flat indices into `[B·L]` of the labelled characters' tokens, example by example.
+    pub char_index: Tensor,
+    /// Labelled characters per example.
+    pub char_counts: Vec<usize>,
+    /// Gold labels of the labelled characters, per example.
+    pub labels: Vec<Vec<u32>>,
+    /// Real tokens.
+    pub tokens: usize,
+    /// Tokens including padding (`B·L`).
+    pub padded_tokens: usize,
+}
+
+impl Batch {
+    /// Pads `examples` to the longest of them.
+    pub fn new(examples: &[&Example], device: &Device) -> Result<Self> {
+        let b = examples.len();
+        let l = examples.iter().map(|e| e.len()).max().unwrap_or(1).max(1);
+        let mut ids = vec![0u32; b * l];
+        let mut mask = vec![0u32; b * l];
+        let mut pos = vec![0u32; b * l];
+        let any_visible = examples.iter().any(|e| e.visible.is_some());
+        let mut vis = if any_visible {
+            vec![0u8; b * l * l]
+        } else {
+            Vec::new()
+        };
+        let mut char_index = Vec::new();
+        let mut char_counts = Vec::with_capacity(b);
+        let mut labels = Vec::with_capacity(b);
+        for (i, e) in examples.iter().enumerate() {
+            let n = e.len();
+            ids[i * l..i * l + n].copy_from_slice(&e.input_ids);
+            mask[i * l..i * l + n].fill(1);
+            pos[i * l..i * l + n].copy_from_slice(&e.positions);
+            if any_visible {
+                for r in 0..l {
+                    for c in 0..l {
+                        let seen = match &e.visible {
+                            Some(v) => r < n && c < n && v.get(r, c),
+                            None => r < n && c < n,
+                        };
+                        vis[(i * l + r) * l + c] = u8::from(seen || r == c);
+                    }
+                }
+            }
+            let mut count = 0;
+            let mut gold = Vec::new();
+            for (ch, label) in e.labelled() {
+                if let Some(tok) = e.char_tokens[ch] {
+                    char_index.push((i * l + tok) as u32);
+                    gold.push(label);
+                    count += 1;
+                }
+            }
+            char_counts.push(count);
+            labels.push(gold);
+        }
+        let tokens = examples.iter().map(|e| e.len()).sum();
+        let n_chars = char_index.len();
+        Ok(Self {
+            input_ids: Tensor::from_vec(ids, (b, l), device)?,
+            attention_mask: Tensor::from_vec(mask, (b, l), device)?,
+            position_ids: Tensor::from_vec(pos, (b, l), device)?,
+            visible: if any_visible {
+                Some(Tensor::from_vec(vis, (b, l, l), device)?.to_dtype(DType::U32)?)
+            } else {
+                None
+            },
+            char_index: Tensor::from_vec(char_index, n_chars, device)?,
+            char_counts,
+            labels,
+            tokens,
+            padded_tokens: b * l,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab() -> CharVocab {
+        CharVocab::from_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "头", "痛", "发", "热"])
+            .unwrap()
+    }
+
+    fn chars(s: &str) -> Vec<String> {
+        s.chars().map(String::from).collect()
+    }
+
+    #[test]
+    fn long_sentences_are_windowed_not_truncated() {
+        let f = Featurizer::new(vocab(), 6, 2, Knowledge::Plain);
+        assert_eq!(f.windows(3), vec![(0, 3)]);
+        assert_eq!(f.windows(9), vec![(0, 4), (2, 4), (4, 4), (6, 3)]);
+        let ex = f
+            .encode(0, &chars("头痛发热头痛"), &[1, 2, 0, 0, 1, 2])
+            .unwrap();
+        assert_eq!(ex.len(), 2);
+        assert_eq!(ex[1].offset, 2);
+        assert_eq!(ex[1].input_ids, [2, 6, 7, 4, 5, 3]);
+        assert_eq!(ex[1].labels, [0, 0, 1, 2]);
+        assert_eq!(ex[1].char_tokens, [Some(1), Some(2), Some(3), Some(4)]);
+    }
+
+    #[test]
+    fn kbert_knowledge_tokens_get_no_labels() {
+        let kg = MemoryKg::from_triples([("头痛", "类别", "症状")]);
+        let options = crate::text::LinkOptions {
+            nil_threshold: 0.0,
+            ..Default::default()
+        };
+        let vocab = CharVocab::from_tokens([
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "症", "状",
+        ])
+        .unwrap();
+        let knowledge = Knowledge::Kbert {
+            linker: Box::new(Linker::build(kg, options).unwrap()),
+            max_entities: 1,
+            with_predicate: false,
+        };
+        let f = Featurizer::new(vocab, 16, 8, knowledge);
+        // 患者头痛: O O B-Symptom I-Symptom; 症状 is injected after 头痛.
+        let ex = f.encode(0, &chars("患者头痛"), &[0, 0, 1, 2]).unwrap();
+        assert_eq!(ex[0].input_ids, [2, 4, 5, 6, 7, 8, 9, 3]);
+        assert_eq!(ex[0].positions, [0, 1, 2, 3, 4, 5, 6, 5]);
+        assert_eq!(ex[0].char_tokens, [Some(1), Some(2), Some(3), Some(4)]);
+        let batch = Batch::new(&[&ex[0]], &Device::Cpu).unwrap();
+        assert_eq!(batch.char_index.to_vec1::<u32>().unwrap(), [1, 2, 3, 4]);
+        assert_eq!(batch.labels, [vec![0, 0, 1, 2]]);
+        let vis = batch.visible.unwrap().to_vec3::<u32>().unwrap();
+        assert_eq!(vis[0][1][5], 0, "患 does not see the injected 症");
+        assert_eq!(vis[0][3][5], 1, "头 sees its own knowledge");
+    }
+}

@@ -1,0 +1,73 @@
+//! Named-entity recognition: adds [`crate::doc::Entity`] spans to a text. A BERT encoder
+//! (plain or with K-BERT knowledge) scores each character's tag, a linear-chain CRF (or an
+//! arg-max) decodes them under the tagging scheme's constraints, and entities come out as
+//! character offsets.
+//!
+//! Training runs through [`crate::train`] from a TOML file ([`config::NerConfig`]); a trained
+//! model directory loads with [`NerModel::load`].
+pub mod config;
+pub mod crf;
+pub mod data;
+pub mod features;
+pub mod metrics;
+pub mod model;
+pub mod network;
+pub mod predict;
+pub mod stage;
+pub mod tags;
+pub mod train;
+
+pub use config::NerConfig;
+pub use metrics::{NerMetrics, Prf};
+pub use model::NerModel;
+pub use stage::{NerStage, NerStageOptions};
+pub use tags::{LabelMap, TagScheme};
+pub use train::{evaluate_config, train_config, NerTrainReport};
+
+use std::path::PathBuf;
+
+/// What can go wrong reading NER data, training, loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum NerError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A data file has a malformed line.
+    #[error("{}:{line}: {message}", path.display())]
+    Data {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What was expected.
+        message: String,
+    },
+    /// The training configuration is invalid (names file, line and key).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The encoder could not be loaded.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// A model directory is incomplete or inconsistent.
+    #[error("model {path}: {message}")]
+    ModelDir {
+        /// The model directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Knowledge injection (linking, flattening) failed.
+    #[error("knowledge injection: {0}")]
+    Knowledge(String),
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The training loop failed.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+}

@@ -1,0 +1,205 @@
+//! A trained NER model directory and inference over raw texts. The directory holds
+//! `model.safetensors` (encoder, classifier, CRF), the encoder's `config.json` and
+//! `vocab.txt`, `ner.json` (labels, windowing, knowledge) and `train.toml` (the configuration
+//! that produced it).
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::config::{KnowledgeMode, KnowledgeTable};
+use super::data::Sentence;
+use super::features::{Featurizer, Knowledge};
+use super::metrics::NerMetrics;
+use super::network::NerNetwork;
+use super::predict::{featurize, predict_labels, score};
+use super::tags::LabelMap;
+use super::NerError;
+use crate::doc::Entity;
+use crate::knowledge::CharVocab;
+use crate::model::{load::read_config, Kernels};
+use crate::text::{LinkOptions, Linker, MemoryKg};
+
+/// Weights of a saved model.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Settings of a saved model.
+pub const META_FILE: &str = "ner.json";
+/// The training configuration a saved model came from.
+pub const TOML_FILE: &str = "train.toml";
+
+/// What a model needs besides its weights (`ner.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Label set and tagging scheme.
+    pub labels: LabelMap,
+    /// Longest input in tokens.
+    pub max_len: usize,
+    /// Characters between window starts.
+    pub stride: usize,
+    /// Whether a CRF decodes.
+    pub crf: bool,
+    /// Knowledge injection; `kg` is an absolute path.
+    pub knowledge: KnowledgeTable,
+}
+
+/// Reads a `subject<TAB>predicate<TAB>object` file (K-BERT's `.spo`); blank lines are skipped.
+pub fn read_triples(path: &Path) -> Result<Vec<(String, String, String)>, NerError> {
+    let text = std::fs::read_to_string(path).map_err(|source| NerError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [s, p, o] = fields.as_slice() else {
+            return Err(NerError::Data {
+                path: path.to_path_buf(),
+                line: i + 1,
+                message: format!("expected 3 tab-separated fields, found {}", fields.len()),
+            });
+        };
+        out.push((s.to_string(), p.to_string(), o.to_string()));
+    }
+    Ok(out)
+}
+
+/// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir` and the
+/// KG when K-BERT injection is on.
+pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer, NerError> {
+    let vocab = CharVocab::from_file(vocab_dir)
+        .map_err(|e| NerError::ModelDir {
+            path: vocab_dir.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .with_lowercase_fallback(true);
+    let knowledge = match meta.knowledge.mode {
+        KnowledgeMode::Plain => Knowledge::Plain,
+        KnowledgeMode::Kbert => {
+            let path = meta
+                .knowledge
+                .kg
+                .as_ref()
+                .ok_or_else(|| NerError::ModelDir {
+                    path: vocab_dir.to_path_buf(),
+                    message: "K-BERT knowledge without a kg file".into(),
+                })?;
+            let triples = read_triples(path)?;
+            let kg = MemoryKg::from_triples(
+                triples
+                    .iter()
+                    .map(|(s, p, o)| (s.as_str(), p.as_str(), o.as_str())),
+            );
+            let options = LinkOptions {
+                nil_threshold: meta.knowledge.nil_threshold,
+                ..LinkOptions::default()
+            };
+            let linker =
+                Linker::build(kg, options).map_err(|e| NerError::Knowledge(e.to_string()))?;
+            Knowledge::Kbert {
+                linker: Box::new(linker),
+                max_entities: meta.knowledge.max_entities,
+                with_predicate: meta.knowledge.with_predicate,
+            }
+        }
+    };
+    Ok(Featurizer::new(vocab, meta.max_len, meta.stride, knowledge))
+}
+
+/// A loaded NER model: thread-safe, runs the fused inference kernels.
+pub struct NerModel {
+    network: NerNetwork,
+    featurizer: Featurizer,
+    meta: ModelMeta,
+    device: Device,
+}
+
+impl NerModel {
+    /// Loads a model directory written by training (`OUTPUT/best`).
+    pub fn load(dir: &Path) -> Result<Self, NerError> {
+        let bad = |message: String| NerError::ModelDir {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let meta_path = dir.join(META_FILE);
+        let text = std::fs::read_to_string(&meta_path).map_err(|source| NerError::Io {
+            path: meta_path.clone(),
+            source,
+        })?;
+        let meta: ModelMeta =
+            serde_json::from_str(&text).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
+        let mut cfg = read_config(dir)?;
+        cfg.kernels = Kernels::Fast;
+        cfg.layer_types = None;
+        let device = Device::Cpu;
+        let weights = dir.join(WEIGHTS_FILE);
+        if !weights.is_file() {
+            return Err(bad(format!("{WEIGHTS_FILE} is missing")));
+        }
+        // SAFETY: the file is only read, and not modified while the model lives.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device)? };
+        let network = NerNetwork::load(vb, &cfg, &meta.labels, meta.crf)?;
+        let featurizer = build_featurizer(dir, &meta)?;
+        Ok(Self {
+            network,
+            featurizer,
+            meta,
+            device,
+        })
+    }
+
+    /// The label set.
+    pub fn labels(&self) -> &LabelMap {
+        &self.meta.labels
+    }
+
+    /// Label ids of every character of every sentence.
+    pub fn predict_ids(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<u32>>, NerError> {
+        let examples = featurize(&self.featurizer, sentences, &[])?;
+        let lengths: Vec<usize> = sentences.iter().map(Vec::len).collect();
+        predict_labels(
+            &self.network,
+            &examples,
+            &lengths,
+            self.meta.labels.len(),
+            &self.device,
+        )
+    }
+
+    /// The entities of each text, with character offsets into it.
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<Entity>>, NerError> {
+        let sentences: Vec<Vec<String>> = texts
+            .iter()
+            .map(|t| t.chars().map(String::from).collect())
+            .collect();
+        let ids = self.predict_ids(&sentences)?;
+        Ok(sentences
+            .iter()
+            .zip(&ids)
+            .map(|(chars, ids)| {
+                self.meta
+                    .labels
+                    .spans(ids)
+                    .into_iter()
+                    .map(|(start, end, label)| Entity {
+                        start,
+                        end,
+                        text: chars[start..end].concat(),
+                        label,
+                        score: None,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Entity-level metrics on labelled sentences.
+    pub fn evaluate(&self, sentences: &[Sentence]) -> Result<NerMetrics, NerError> {
+        let chars: Vec<Vec<String>> = sentences.iter().map(|s| s.chars.clone()).collect();
+        let ids = self.predict_ids(&chars)?;
+        Ok(score(&self.meta.labels, sentences, &ids))
+    }
+}

@@ -1,0 +1,99 @@
+//! Prediction over whole sentences: their windows run through the network in length-sorted
+//! batches, each character takes its scores from the window where it is most central, and
+//! the sentence is decoded as one sequence (Viterbi with a CRF), so windowing never cuts a
+//! decoded entity. Also the entity-level evaluation of a labelled corpus.
+use candle_core::Device;
+
+use super::data::Sentence;
+use super::features::{Batch, Example, Featurizer};
+use super::metrics::{NerMetrics, SpanCounter};
+use super::network::NerNetwork;
+use super::tags::{spans, LabelMap, Tag};
+use super::NerError;
+use crate::train::Dropout;
+
+/// Windows encoded per forward pass at prediction time.
+pub const PREDICT_BATCH: usize = 64;
+
+/// Score given to `O` (and its negation to every other label) for characters without a token.
+const NO_TOKEN_O: f32 = 1e4;
+
+/// Encodes the windows of every sentence (`labels` per sentence, or empty when predicting).
+pub fn featurize(
+    featurizer: &Featurizer,
+    sentences: &[Vec<String>],
+    labels: &[Vec<u32>],
+) -> Result<Vec<Example>, NerError> {
+    let mut out = Vec::new();
+    for (i, chars) in sentences.iter().enumerate() {
+        let gold = labels.get(i).map_or(&[][..], Vec::as_slice);
+        out.extend(featurizer.encode(i, chars, gold)?);
+    }
+    Ok(out)
+}
+
+/// Label ids of every character of every sentence (`lengths[i]` characters in sentence `i`).
+pub fn predict_labels(
+    network: &NerNetwork,
+    examples: &[Example],
+    lengths: &[usize],
+    k: usize,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>, NerError> {
+    // Per sentence: scores (len × K) and the centrality of the window each row came from.
+    let mut scores: Vec<Vec<f32>> = lengths
+        .iter()
+        .map(|&n| {
+            (0..n * k)
+                .map(|i| if i % k == 0 { NO_TOKEN_O } else { -NO_TOKEN_O })
+                .collect()
+        })
+        .collect();
+    let mut centrality: Vec<Vec<i64>> = lengths.iter().map(|&n| vec![-1; n]).collect();
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| examples[i].len());
+    let off = Dropout::disabled();
+    for chunk in order.chunks(PREDICT_BATCH) {
+        let batch_examples: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+        let batch = Batch::new(&batch_examples, device)?;
+        let rows: Vec<Vec<f32>> = network.emissions(&batch, &off)?.to_vec2()?;
+        let mut row = 0;
+        for ex in &batch_examples {
+            let n = ex.char_tokens.len();
+            for (c, _) in ex.labelled() {
+                let pos = ex.offset + c;
+                let central = c.min(n - 1 - c) as i64;
+                if central > centrality[ex.sentence][pos] {
+                    centrality[ex.sentence][pos] = central;
+                    scores[ex.sentence][pos * k..(pos + 1) * k].copy_from_slice(&rows[row]);
+                }
+                row += 1;
+            }
+        }
+    }
+    let crf = network.crf_scores()?;
+    Ok(scores
+        .iter()
+        .zip(lengths)
+        .map(|(s, &n)| network.decode(s, n, k, crf.as_ref()))
+        .collect())
+}
+
+/// Entity-level metrics of predicted label ids against the sentences' gold tags.
+pub fn score(labels: &LabelMap, sentences: &[Sentence], predicted: &[Vec<u32>]) -> NerMetrics {
+    let mut counter = SpanCounter::default();
+    for (s, pred) in sentences.iter().zip(predicted) {
+        let gold_tags: Vec<Tag> = s
+            .tags
+            .iter()
+            .map(|t| {
+                Tag::parse(t).unwrap_or(Tag {
+                    prefix: 'O',
+                    kind: "",
+                })
+            })
+            .collect();
+        counter.add(&spans(labels.scheme, &gold_tags), &labels.spans(pred));
+    }
+    counter.metrics()
+}

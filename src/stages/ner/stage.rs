@@ -1,0 +1,51 @@
+//! The `ner` pipeline stage: named entities from a trained [`NerModel`] into `entities`.
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::doc::Document;
+use crate::pipeline::{PipelineError, Stage};
+
+use super::NerModel;
+
+/// `[ner]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NerStageOptions {
+    /// A model directory written by `zhishi train` on a `kind = "ner"` config (its `best/`).
+    pub model: PathBuf,
+}
+
+/// Tags named entities.
+pub struct NerStage {
+    model: NerModel,
+}
+
+impl NerStage {
+    /// Loads the trained model.
+    pub fn load(opts: &NerStageOptions) -> Result<Self, PipelineError> {
+        let model = NerModel::load(&opts.model).map_err(|e| PipelineError::Stage {
+            stage: "ner",
+            message: e.to_string(),
+        })?;
+        Ok(Self { model })
+    }
+}
+
+impl Stage for NerStage {
+    fn name(&self) -> &'static str {
+        "ner"
+    }
+
+    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+        let entities = self.model.predict(&texts).map_err(|e| PipelineError::Stage {
+            stage: "ner",
+            message: e.to_string(),
+        })?;
+        for (doc, entities) in docs.iter_mut().zip(entities) {
+            doc.entities = entities;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! Gradient buffers: one flat f32 vector per trainable parameter, summed over the micro-batches
+//! of an accumulation step, with the global L2 norm used for clipping.
+use candle_core::backprop::GradStore;
+
+use super::adamw::Param;
+use crate::model::kernels::with_slice;
+
+/// Summed gradients of every parameter, in the order of the parameter list.
+#[derive(Debug, Clone, Default)]
+pub struct GradBuffer {
+    grads: Vec<Vec<f32>>,
+}
+
+impl GradBuffer {
+    /// Zeroed buffers shaped like `params`.
+    pub fn new(params: &[Param]) -> Self {
+        Self {
+            grads: params
+                .iter()
+                .map(|p| vec![0.0; p.var.elem_count()])
+                .collect(),
+        }
+    }
+
+    /// Adds the gradients of one backward pass; a parameter the loss does not reach adds zero.
+    pub fn add(&mut self, params: &[Param], store: &GradStore) -> candle_core::Result<()> {
+        for (buf, p) in self.grads.iter_mut().zip(params) {
+            if let Some(g) = store.get(p.var.as_tensor()) {
+                with_slice(g, |g| {
+                    for (b, x) in buf.iter_mut().zip(g) {
+                        *b += *x;
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The flat gradient of parameter `i`.
+    pub fn get(&self, i: usize) -> &[f32] {
+        &self.grads[i]
+    }
+
+    /// The L2 norm of all gradients together, summed in a fixed order (deterministic).
+    pub fn global_norm(&self) -> f64 {
+        self.grads
+            .iter()
+            .map(|g| g.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Sets every gradient back to zero.
+    pub fn clear(&mut self) {
+        for g in &mut self.grads {
+            g.fill(0.0);
+        }
+    }
+}
+
+/// The factor that scales gradients of norm `norm` down to at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`: `max_norm / (norm + 1e-6)` when that is below 1; `max_norm <= 0`
+/// disables clipping).
+pub fn clip_scale(norm: f64, max_norm: f64) -> f32 {
+    if max_norm <= 0.0 {
+        return 1.0;
+    }
+    (max_norm / (norm + 1e-6)).min(1.0) as f32
+}

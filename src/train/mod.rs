@@ -1,0 +1,59 @@
+//! The training loop shared by every trainable stage: a fused AdamW over flat buffers with
+//! decoupled weight decay, a linear warm-up/decay schedule, clipping by global norm, gradient
+//! accumulation, seeded length-bucketed batching and dropout, evaluation with early stopping,
+//! best-checkpoint saving and exact resume.
+//!
+//! A stage plugs in by implementing [`TrainTask`] (loss of a batch, dev evaluation, saving
+//! its model) and handing its trainable variables to [`Trainer`].
+pub mod adamw;
+pub mod batching;
+pub mod checkpoint;
+pub mod dropout;
+pub mod grads;
+pub mod rng;
+pub mod schedule;
+pub mod trainer;
+
+pub use adamw::{AdamW, AdamWConfig, Param};
+pub use batching::length_bucketed_batches;
+pub use dropout::Dropout;
+pub use rng::Rng;
+pub use schedule::LinearSchedule;
+pub use trainer::{BatchLoss, Evaluation, TrainOptions, TrainReport, TrainTask, Trainer};
+
+use std::path::PathBuf;
+
+/// What can go wrong while training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A checkpoint is missing a piece or does not match the model being trained.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint directory or file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The task failed (reading data, evaluating, saving).
+    #[error("{0}")]
+    Task(String),
+    /// The loss became NaN or infinite.
+    #[error("loss is {loss} at step {step}; lower the learning rate or check the data")]
+    NonFinite {
+        /// The optimiser step.
+        step: usize,
+        /// The loss value.
+        loss: f32,
+    },
+}

@@ -1,0 +1,334 @@
+//! The training loop: epochs of length-bucketed batches, gradient accumulation, clipping,
+//! AdamW with a linear schedule, evaluation every N steps (or each epoch) with early stopping,
+//! the best model saved by the task to `OUTPUT/best/`, and a resumable state in `OUTPUT/last/`.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use super::adamw::{AdamW, AdamWConfig, Param};
+use super::batching::length_bucketed_batches;
+use super::checkpoint::{self, LoopState};
+use super::dropout::Dropout;
+use super::grads::{clip_scale, GradBuffer};
+use super::rng::Rng;
+use super::schedule::LinearSchedule;
+use super::TrainError;
+
+/// The loss of one training batch and how many tokens it covered.
+#[derive(Debug, Clone)]
+pub struct BatchLoss {
+    /// Scalar loss (mean over the batch) with a gradient path to the parameters.
+    pub loss: Tensor,
+    /// Real tokens in the batch (no padding).
+    pub tokens: usize,
+    /// Tokens the encoder ran over, padding included.
+    pub padded_tokens: usize,
+}
+
+/// A dev-set evaluation: the score early stopping watches (higher is better) and every metric.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The score to maximise (e.g. entity F1).
+    pub score: f64,
+    /// All metrics as JSON (written next to the best model).
+    pub metrics: serde_json::Value,
+}
+
+/// What a trainable stage provides to the loop.
+pub trait TrainTask {
+    /// Length in tokens of every training example (for bucketing).
+    fn train_lengths(&self) -> Vec<usize>;
+    /// The training-mode loss of the examples `batch`, using `dropout`.
+    fn batch_loss(&self, batch: &[usize], dropout: &Dropout) -> Result<BatchLoss, TrainError>;
+    /// Evaluates the current parameters on the dev set (no dropout).
+    fn evaluate(&self) -> Result<Evaluation, TrainError>;
+    /// Saves a loadable model (weights, configuration, label maps) into `dir`.
+    fn save(&self, dir: &Path) -> Result<(), TrainError>;
+}
+
+/// Settings of the loop.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Fraction of the steps spent warming up.
+    pub warmup_ratio: f64,
+    /// AdamW hyper-parameters.
+    pub adamw: AdamWConfig,
+    /// Clip gradients to this global L2 norm (0 disables).
+    pub max_grad_norm: f64,
+    /// Seed of shuffling and dropout.
+    pub seed: u64,
+    /// Evaluate every N optimiser steps; 0 evaluates at the end of each epoch.
+    pub eval_every: usize,
+    /// Stop after this many evaluations without improvement; 0 never stops early.
+    pub patience: usize,
+    /// Stop (and save the resumable state) after this many optimiser steps in total.
+    pub max_steps: Option<usize>,
+    /// Where `best/` and `last/` go.
+    pub output_dir: PathBuf,
+    /// Continue from `OUTPUT/last/` when it exists.
+    pub resume: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Optimiser steps taken in total (including before a resume).
+    pub steps: usize,
+    /// Best dev score.
+    pub best_score: Option<f64>,
+    /// Step of the best dev score.
+    pub best_step: usize,
+    /// Training seconds, evaluation excluded.
+    pub train_seconds: f64,
+    /// Real tokens trained on.
+    pub tokens: usize,
+    /// Tokens including padding.
+    pub padded_tokens: usize,
+    /// Real tokens per second.
+    pub tokens_per_s: f64,
+    /// Tokens per second including padding.
+    pub padded_tokens_per_s: f64,
+    /// Early stopping ended the run.
+    pub stopped_early: bool,
+    /// Dev metrics of the best evaluation of this run (`None` if it made none).
+    pub best_metrics: Option<serde_json::Value>,
+    /// Mean training loss since the previous evaluation, and the dev score, per evaluation.
+    pub history: Vec<(usize, f64, f64)>,
+}
+
+/// Runs a [`TrainTask`] over its trainable parameters.
+pub struct Trainer {
+    params: Vec<Param>,
+    options: TrainOptions,
+}
+
+impl Trainer {
+    /// A trainer updating `params` (frozen parts of the model are simply not listed).
+    pub fn new(params: Vec<Param>, options: TrainOptions) -> Self {
+        Self { params, options }
+    }
+
+    /// The trainable parameters.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// The directory holding the best model.
+    pub fn best_dir(&self) -> PathBuf {
+        self.options.output_dir.join("best")
+    }
+
+    /// Trains until the epochs are done, early stopping triggers or `max_steps` is reached.
+    pub fn run<T: TrainTask>(
+        &self,
+        task: &T,
+        dropout: &Dropout,
+    ) -> Result<TrainReport, TrainError> {
+        let o = &self.options;
+        let lengths = task.train_lengths();
+        let batches_per_epoch = lengths.len().div_ceil(o.batch_size.max(1));
+        let accum = o.grad_accum.max(1);
+        let steps_per_epoch = batches_per_epoch.div_ceil(accum);
+        let total = o.epochs * steps_per_epoch;
+        let schedule = LinearSchedule {
+            peak: o.lr,
+            warmup: (o.warmup_ratio * total as f64) as usize,
+            total,
+        };
+        let mut opt = AdamW::new(&self.params, o.adamw);
+        let last_dir = o.output_dir.join("last");
+        let mut state = LoopState::default();
+        if o.resume && checkpoint::exists(&last_dir) {
+            state = checkpoint::load(&last_dir, &self.params, &mut opt)?;
+            dropout.set_rng_state(state.dropout_rng);
+        }
+        let bar = progress_bar(o.progress, total, state.step);
+        let mut grads = GradBuffer::new(&self.params);
+        let mut history = Vec::new();
+        let (mut loss_sum, mut loss_count) = (0.0f64, 0usize);
+        let mut stopped_early = false;
+        let mut last_score: Option<f64> = None;
+        let mut best_metrics = None;
+        'epochs: while state.epoch < o.epochs {
+            let batches = length_bucketed_batches(
+                &lengths,
+                o.batch_size,
+                &mut Rng::derive(o.seed, state.epoch as u64),
+            );
+            let groups: Vec<&[Vec<usize>]> = batches.chunks(accum).collect();
+            while state.step_in_epoch < groups.len() {
+                if o.max_steps.is_some_and(|m| state.step >= m) {
+                    break 'epochs;
+                }
+                let group = groups[state.step_in_epoch];
+                let started = Instant::now();
+                grads.clear();
+                let mut group_loss = 0.0;
+                for batch in group {
+                    let b = task.batch_loss(batch, dropout)?;
+                    let value = b.loss.to_scalar::<f32>()?;
+                    if !value.is_finite() {
+                        return Err(TrainError::NonFinite {
+                            step: state.step,
+                            loss: value,
+                        });
+                    }
+                    group_loss += f64::from(value) / group.len() as f64;
+                    let scaled = (b.loss / group.len() as f64)?;
+                    grads.add(&self.params, &scaled.backward()?)?;
+                    state.tokens += b.tokens;
+                    state.padded_tokens += b.padded_tokens;
+                }
+                let scale = clip_scale(grads.global_norm(), o.max_grad_norm);
+                opt.step(&self.params, &grads, schedule.lr(state.step), scale)?;
+                state.step += 1;
+                state.step_in_epoch += 1;
+                state.train_seconds += started.elapsed().as_secs_f64();
+                loss_sum += group_loss;
+                loss_count += 1;
+                bar.inc(1);
+                bar.set_message(format!(
+                    "epoch {} loss {:.4} dev {} {:.0} tok/s",
+                    state.epoch + 1,
+                    group_loss,
+                    last_score.map_or("-".to_string(), |s| format!("{s:.4}")),
+                    state.tokens as f64 / state.train_seconds.max(1e-9)
+                ));
+                if o.eval_every > 0 && state.step.is_multiple_of(o.eval_every) {
+                    let mean = loss_sum / loss_count.max(1) as f64;
+                    (loss_sum, loss_count) = (0.0, 0);
+                    let stop = self.evaluate(
+                        task,
+                        &mut state,
+                        &mut history,
+                        mean,
+                        &mut last_score,
+                        &mut best_metrics,
+                    )?;
+                    state.dropout_rng = dropout.rng_state();
+                    checkpoint::save(&last_dir, &self.params, &opt, &state)?;
+                    if stop {
+                        stopped_early = true;
+                        break 'epochs;
+                    }
+                }
+            }
+            state.epoch += 1;
+            state.step_in_epoch = 0;
+            if o.eval_every == 0 {
+                let mean = loss_sum / loss_count.max(1) as f64;
+                (loss_sum, loss_count) = (0.0, 0);
+                let stop = self.evaluate(
+                    task,
+                    &mut state,
+                    &mut history,
+                    mean,
+                    &mut last_score,
+                    &mut best_metrics,
+                )?;
+                state.dropout_rng = dropout.rng_state();
+                checkpoint::save(&last_dir, &self.params, &opt, &state)?;
+                if stop {
+                    stopped_early = true;
+                    break;
+                }
+            }
+        }
+        if loss_count > 0 && !stopped_early {
+            // Steps since the last evaluation (max_steps, or eval_every not dividing the total).
+            let mean = loss_sum / loss_count as f64;
+            self.evaluate(
+                task,
+                &mut state,
+                &mut history,
+                mean,
+                &mut last_score,
+                &mut best_metrics,
+            )?;
+        }
+        state.dropout_rng = dropout.rng_state();
+        checkpoint::save(&last_dir, &self.params, &opt, &state)?;
+        bar.finish_and_clear();
+        let secs = state.train_seconds.max(1e-9);
+        Ok(TrainReport {
+            steps: state.step,
+            best_score: state.best_score,
+            best_step: state.best_step,
+            train_seconds: state.train_seconds,
+            tokens: state.tokens,
+            padded_tokens: state.padded_tokens,
+            tokens_per_s: state.tokens as f64 / secs,
+            padded_tokens_per_s: state.padded_tokens as f64 / secs,
+            stopped_early,
+            best_metrics,
+            history,
+        })
+    }
+
+    /// Evaluates, saves the model when it is the best so far, and says whether to stop.
+    fn evaluate<T: TrainTask>(
+        &self,
+        task: &T,
+        state: &mut LoopState,
+        history: &mut Vec<(usize, f64, f64)>,
+        mean_loss: f64,
+        last_score: &mut Option<f64>,
+        best_metrics: &mut Option<serde_json::Value>,
+    ) -> Result<bool, TrainError> {
+        let eval = task.evaluate()?;
+        history.push((state.step, mean_loss, eval.score));
+        *last_score = Some(eval.score);
+        tracing::info!(
+            step = state.step,
+            loss = mean_loss,
+            score = eval.score,
+            "evaluation"
+        );
+        if state.best_score.is_none_or(|best| eval.score > best) {
+            state.best_score = Some(eval.score);
+            state.best_step = state.step;
+            state.evals_without_improvement = 0;
+            let best = self.best_dir();
+            task.save(&best)?;
+            let metrics = serde_json::json!({"step": state.step, "dev": eval.metrics});
+            *best_metrics = Some(eval.metrics.clone());
+            let path = best.join("metrics.json");
+            std::fs::write(&path, metrics.to_string())
+                .map_err(|source| TrainError::Io { path, source })?;
+            Ok(false)
+        } else {
+            state.evals_without_improvement += 1;
+            Ok(self.options.patience > 0
+                && state.evals_without_improvement >= self.options.patience)
+        }
+    }
+}
+
+fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {
+    let target = if show {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(total as u64), target);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_position(done as u64);
+    bar
+}

@@ -1,0 +1,106 @@
+//! Every parameter of the NER network — embeddings, every encoder layer, classifier and CRF —
+//! receives a non-zero gradient from the training loss, with and without the CRF and with
+//! K-BERT inputs (soft positions and a visible matrix). candle-nn's LayerNorm and
+//! `softmax_last_dim` would silently stop these gradients.
+use candle_core::{DType, Device, Var};
+use candle_nn::{VarBuilder, VarMap};
+use zhishi::knowledge::CharVocab;
+use zhishi::model::{BertConfig, Kernels};
+use zhishi::stages::ner::features::{Batch, Featurizer, Knowledge};
+use zhishi::stages::ner::network::NerNetwork;
+use zhishi::stages::ner::{LabelMap, TagScheme};
+use zhishi::text::{LinkOptions, Linker, MemoryKg};
+use zhishi::train::Dropout;
+
+const VOCAB: &[&str] = &[
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "发", "热", "症", "状",
+];
+
+fn chars(s: &str) -> Vec<String> {
+    s.chars().map(String::from).collect()
+}
+
+/// Names of the parameters whose gradient is missing or all zero.
+fn params_without_gradient(crf: bool, knowledge: Knowledge) -> Vec<String> {
+    let cfg = BertConfig {
+        vocab_size: VOCAB.len(),
+        hidden_size: 16,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        max_position_embeddings: 16,
+        kernels: Kernels::Differentiable,
+        ..BertConfig::default()
+    };
+    let labels = LabelMap::new(TagScheme::Bio, ["Symptom".to_string()]);
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = NerNetwork::load(vb, &cfg, &labels, crf).unwrap();
+    let vocab = CharVocab::from_tokens(VOCAB.iter().copied()).unwrap();
+    let f = Featurizer::new(vocab, 12, 6, knowledge);
+    // 患者头痛发热: O O B I B I (头痛, 发热 are symptoms).
+    let a = f
+        .encode(0, &chars("患者头痛发热"), &[0, 0, 1, 2, 1, 2])
+        .unwrap();
+    let b = f.encode(1, &chars("头痛"), &[1, 2]).unwrap();
+    let batch = Batch::new(&[&a[0], &b[0]], &Device::Cpu).unwrap();
+    let loss = net.loss(&batch, &Dropout::new(0.1, 3)).unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = varmap.data().lock().unwrap().clone();
+    let mut missing: Vec<String> = vars
+        .iter()
+        .filter(|(_, v): &(&String, &Var)| {
+            grads.get(v.as_tensor()).is_none_or(|g| {
+                g.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    == 0.0
+            })
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    missing.sort();
+    assert!(vars.len() > 30, "{} parameters", vars.len());
+    missing
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_through_the_crf() {
+    assert_eq!(
+        params_without_gradient(true, Knowledge::Plain),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_through_the_softmax_head() {
+    assert_eq!(
+        params_without_gradient(false, Knowledge::Plain),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_with_kbert_knowledge() {
+    let kg = MemoryKg::from_triples([("头痛", "类别", "症状")]);
+    let linker = Linker::build(
+        kg,
+        LinkOptions {
+            nil_threshold: 0.0,
+            ..LinkOptions::default()
+        },
+    )
+    .unwrap();
+    let knowledge = Knowledge::Kbert {
+        linker: Box::new(linker),
+        max_entities: 1,
+        with_predicate: false,
+    };
+    assert_eq!(
+        params_without_gradient(true, knowledge),
+        Vec::<String>::new()
+    );
+}

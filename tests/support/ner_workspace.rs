@@ -1,0 +1,145 @@
+//! A throw-away NER workspace for tests: a tiny fixed-weight BERT model directory, toy BMES
+//! train/dev files and a training TOML that refers to them.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use zhishi::model::{BertConfig, BertModel};
+use zhishi::train::Rng;
+
+/// Characters of the toy corpus.
+const CHARS: &str = "张三李四住在北京上海和去了工作。王五杭州";
+
+/// Toy resume-style sentences in BMES: people (PER) and places (LOC).
+pub const TRAIN: &[(&str, &str)] = &[
+    ("张三住在北京", "B-PER E-PER O O B-LOC E-LOC"),
+    ("李四去了上海", "B-PER E-PER O O B-LOC E-LOC"),
+    ("王五在杭州工作。", "B-PER E-PER O B-LOC E-LOC O O O"),
+    (
+        "张三和李四在上海",
+        "B-PER E-PER O B-PER E-PER O B-LOC E-LOC",
+    ),
+    ("李四在北京工作。", "B-PER E-PER O B-LOC E-LOC O O O"),
+    (
+        "王五去了北京和上海",
+        "B-PER E-PER O O B-LOC E-LOC O B-LOC E-LOC",
+    ),
+];
+
+fn write_bmes(path: &Path, sentences: &[(&str, &str)]) {
+    let mut out = String::new();
+    for (text, tags) in sentences {
+        for (c, t) in text.chars().zip(tags.split(' ')) {
+            out.push_str(&format!("{c} {t}\n"));
+        }
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn tiny_config() -> BertConfig {
+    BertConfig {
+        vocab_size: 5 + CHARS.chars().count(),
+        hidden_size: 16,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        max_position_embeddings: 32,
+        ..BertConfig::default()
+    }
+}
+
+/// A model directory with a random tiny BERT, its `config.json` and `vocab.txt`.
+fn tiny_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = tiny_config();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    BertModel::load(vb, &cfg).unwrap();
+    // Fixed weights, so every workspace holds the same "pretrained" encoder.
+    let mut rng = Rng::new(11);
+    let vars = varmap.data().lock().unwrap().clone();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| {
+                if name.contains("LayerNorm.weight") {
+                    1.0
+                } else {
+                    0.3 * rng.normal()
+                }
+            })
+            .collect();
+        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    varmap.save(dir.join("model.safetensors")).unwrap();
+    let config = serde_json::json!({
+        "vocab_size": cfg.vocab_size, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 32,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .map(String::from)
+        .to_vec();
+    vocab.extend(CHARS.chars().map(String::from));
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n")).unwrap();
+}
+
+/// A workspace with the tiny model, train/dev files and a training TOML.
+pub struct Workspace {
+    _tmp: tempfile::TempDir,
+    /// The workspace directory.
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace whose TOML ends with `extra` lines in `[train]`.
+    pub fn new(extra: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        tiny_model(&root.join("model"));
+        write_bmes(&root.join("train.bmes"), TRAIN);
+        write_bmes(&root.join("dev.bmes"), &TRAIN[..3]);
+        let toml = format!(
+            r#"[task]
+kind = "ner"
+
+[encoder]
+model = "model"
+dropout = 0.0
+
+[data]
+format = "char_per_line"
+train = "train.bmes"
+dev = "dev.bmes"
+test = "dev.bmes"
+max_len = 32
+
+[head]
+crf = true
+
+[train]
+output_dir = "out"
+epochs = 40
+batch_size = 3
+lr = 5e-3
+warmup_ratio = 0.0
+seed = 7
+eval_every = 20
+progress = false
+{extra}
+"#
+        );
+        std::fs::write(root.join("ner.toml"), toml).unwrap();
+        Self { _tmp: tmp, root }
+    }
+
+    /// The training TOML.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("ner.toml")
+    }
+}
