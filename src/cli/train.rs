@@ -99,7 +99,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let loaded = config::load::<kbqa::KbqaConfig>(&args.config, &args.set)?;
             let r = kbqa::train(&loaded)
                 .with_context(|| format!("training {}", args.config.display()))?;
-            let mut v = serde_json::to_value(&r.dev)?;
+            let mut v = serde_json::to_value(r.dev)?;
             v["task"] = json!("kbqa");
             v["split"] = json!("dev");
             v["report"] = serde_json::to_value(&r)?;
@@ -131,7 +131,7 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
             let split: kbqa::Split = args.split.parse().map_err(anyhow::Error::msg)?;
             let m = kbqa::evaluate(&loaded, split)
                 .with_context(|| format!("evaluating {}", args.config.display()))?;
-            let mut v = serde_json::to_value(&m)?;
+            let mut v = serde_json::to_value(m)?;
             v["task"] = json!("kbqa");
             v["split"] = json!(args.split);
             v

@@ -14,8 +14,8 @@ use crate::kg::import::{self, ImportError, ImportOptions};
 use crate::kg::store::{Store, StoreError, StoreOptions};
 use crate::stages::facts::{FactsOptions, FactsStage};
 use crate::stages::kbqa::{KbqaStage, KbqaStageOptions};
-use crate::stages::ner::{NerStage, NerStageOptions};
 use crate::stages::link::LinkStage;
+use crate::stages::ner::{NerStage, NerStageOptions};
 use crate::stages::segment::{SegmentStage, SegmentStageOptions};
 use crate::text::{KnowledgeSource, LinkError, LinkOptions, Linker, MemoryKg, SourceError};
 

@@ -39,10 +39,13 @@ impl Stage for NerStage {
 
     fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        let entities = self.model.predict(&texts).map_err(|e| PipelineError::Stage {
-            stage: "ner",
-            message: e.to_string(),
-        })?;
+        let entities = self
+            .model
+            .predict(&texts)
+            .map_err(|e| PipelineError::Stage {
+                stage: "ner",
+                message: e.to_string(),
+            })?;
         for (doc, entities) in docs.iter_mut().zip(entities) {
             doc.entities = entities;
         }
