@@ -157,11 +157,8 @@ impl Trainer {
         }
         let bar = progress_bar(o.progress, total, state.step);
         let mut grads = GradBuffer::new(&self.params);
-        let mut history = Vec::new();
-        let (mut loss_sum, mut loss_count) = (0.0f64, 0usize);
+        let mut log = EvalLog::default();
         let mut stopped_early = false;
-        let mut last_score: Option<f64> = None;
-        let mut best_metrics = None;
         'epochs: while state.epoch < o.epochs {
             let batches = length_bucketed_batches(
                 &lengths,
@@ -197,29 +194,21 @@ impl Trainer {
                 state.step += 1;
                 state.step_in_epoch += 1;
                 state.train_seconds += started.elapsed().as_secs_f64();
-                loss_sum += group_loss;
-                loss_count += 1;
+                log.loss_sum += group_loss;
+                log.loss_count += 1;
                 bar.inc(1);
                 bar.set_message(format!(
                     "epoch {} loss {:.4} dev {} {:.0} tok/s",
                     state.epoch + 1,
                     group_loss,
-                    last_score.map_or("-".to_string(), |s| format!("{s:.4}")),
+                    log.last_score
+                        .map_or("-".to_string(), |s| format!("{s:.4}")),
                     state.tokens as f64 / state.train_seconds.max(1e-9)
                 ));
                 if o.eval_every > 0 && state.step.is_multiple_of(o.eval_every) {
-                    let mean = loss_sum / loss_count.max(1) as f64;
-                    (loss_sum, loss_count) = (0.0, 0);
-                    let stop = self.evaluate(
-                        task,
-                        &mut state,
-                        &mut history,
-                        mean,
-                        &mut last_score,
-                        &mut best_metrics,
+                    let stop = self.evaluate_and_checkpoint(
+                        task, &mut state, &mut log, &opt, dropout, &last_dir,
                     )?;
-                    state.dropout_rng = dropout.rng_state();
-                    checkpoint::save(&last_dir, &self.params, &opt, &state)?;
                     if stop {
                         stopped_early = true;
                         break 'epochs;
@@ -229,35 +218,18 @@ impl Trainer {
             state.epoch += 1;
             state.step_in_epoch = 0;
             if o.eval_every == 0 {
-                let mean = loss_sum / loss_count.max(1) as f64;
-                (loss_sum, loss_count) = (0.0, 0);
-                let stop = self.evaluate(
-                    task,
-                    &mut state,
-                    &mut history,
-                    mean,
-                    &mut last_score,
-                    &mut best_metrics,
+                let stop = self.evaluate_and_checkpoint(
+                    task, &mut state, &mut log, &opt, dropout, &last_dir,
                 )?;
-                state.dropout_rng = dropout.rng_state();
-                checkpoint::save(&last_dir, &self.params, &opt, &state)?;
                 if stop {
                     stopped_early = true;
                     break;
                 }
             }
         }
-        if loss_count > 0 && !stopped_early {
+        if log.loss_count > 0 && !stopped_early {
             // Steps since the last evaluation (max_steps, or eval_every not dividing the total).
-            let mean = loss_sum / loss_count as f64;
-            self.evaluate(
-                task,
-                &mut state,
-                &mut history,
-                mean,
-                &mut last_score,
-                &mut best_metrics,
-            )?;
+            self.evaluate(task, &mut state, &mut log)?;
         }
         state.dropout_rng = dropout.rng_state();
         checkpoint::save(&last_dir, &self.params, &opt, &state)?;
@@ -273,24 +245,40 @@ impl Trainer {
             tokens_per_s: state.tokens as f64 / secs,
             padded_tokens_per_s: state.padded_tokens as f64 / secs,
             stopped_early,
-            best_metrics,
-            history,
+            best_metrics: log.best_metrics,
+            history: log.history,
         })
     }
 
-    /// Evaluates, saves the model when it is the best so far, and says whether to stop.
+    /// [`Trainer::evaluate`], then saves the resumable state into `last_dir`.
+    fn evaluate_and_checkpoint<T: TrainTask>(
+        &self,
+        task: &T,
+        state: &mut LoopState,
+        log: &mut EvalLog,
+        opt: &AdamW,
+        dropout: &Dropout,
+        last_dir: &Path,
+    ) -> Result<bool, TrainError> {
+        let stop = self.evaluate(task, state, log)?;
+        state.dropout_rng = dropout.rng_state();
+        checkpoint::save(last_dir, &self.params, opt, state)?;
+        Ok(stop)
+    }
+
+    /// Evaluates (logging the mean loss since the last evaluation), saves the model when it is
+    /// the best so far, and says whether to stop.
     fn evaluate<T: TrainTask>(
         &self,
         task: &T,
         state: &mut LoopState,
-        history: &mut Vec<(usize, f64, f64)>,
-        mean_loss: f64,
-        last_score: &mut Option<f64>,
-        best_metrics: &mut Option<serde_json::Value>,
+        log: &mut EvalLog,
     ) -> Result<bool, TrainError> {
+        let mean_loss = log.loss_sum / log.loss_count.max(1) as f64;
+        (log.loss_sum, log.loss_count) = (0.0, 0);
         let eval = task.evaluate()?;
-        history.push((state.step, mean_loss, eval.score));
-        *last_score = Some(eval.score);
+        log.history.push((state.step, mean_loss, eval.score));
+        log.last_score = Some(eval.score);
         tracing::info!(
             step = state.step,
             loss = mean_loss,
@@ -304,7 +292,7 @@ impl Trainer {
             let best = self.best_dir();
             task.save(&best)?;
             let metrics = serde_json::json!({"step": state.step, "dev": eval.metrics});
-            *best_metrics = Some(eval.metrics.clone());
+            log.best_metrics = Some(eval.metrics.clone());
             let path = best.join("metrics.json");
             std::fs::write(&path, metrics.to_string())
                 .map_err(|source| TrainError::Io { path, source })?;
@@ -315,6 +303,21 @@ impl Trainer {
                 && state.evals_without_improvement >= self.options.patience)
         }
     }
+}
+
+/// What the loop records between and at evaluations.
+#[derive(Default)]
+struct EvalLog {
+    /// Summed step losses since the last evaluation.
+    loss_sum: f64,
+    /// Steps since the last evaluation.
+    loss_count: usize,
+    /// `(step, mean loss, dev score)` per evaluation.
+    history: Vec<(usize, f64, f64)>,
+    /// The latest dev score (shown in the progress bar).
+    last_score: Option<f64>,
+    /// Dev metrics of the best evaluation.
+    best_metrics: Option<serde_json::Value>,
 }
 
 fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {
