@@ -112,6 +112,21 @@ fn wrong_types_name_the_line_key_and_expected_type() {
 }
 
 #[test]
+fn devices_other_than_the_cpu_are_rejected_at_their_key() {
+    let err = load_error(&GOOD.replace("threads = 2", "threads = 2\ndevice = \"gpu0\""));
+    assert!(
+        err.starts_with("conf/p.toml:5: key `pipeline.device`"),
+        "{err}"
+    );
+    assert!(err.contains("expected `cpu`, `cuda` or `cuda:N`"), "{err}");
+    let err = load_error(&GOOD.replace("threads = 2", "threads = 2\ndevice = \"cuda:0\""));
+    assert!(
+        err.starts_with("conf/p.toml:5: key `pipeline.device`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_stages_are_rejected_with_the_known_ones_listed() {
     let err = load_error(&GOOD.replace("\"facts\"]", "\"parse\"]"));
     assert!(

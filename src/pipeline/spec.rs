@@ -5,7 +5,7 @@
 //! stages = ["segment", "link", "facts"]   # run in this order
 //! threads = 0                             # 0 = all cores
 //! batch_size = 64
-//! device = "cpu"                          # or "cuda:N" (built with --features cuda)
+//! device = "cpu"                          # model stages run on the CPU so far
 //!
 //! [kg]
 //! triples = ["../kg/demo.tsv"]            # loaded into memory, or: store = "DIR"
@@ -252,6 +252,14 @@ impl PipelineSpec {
                 ));
             };
             kbqa.model = source.existing_path("kbqa.model", &kbqa.model)?;
+        }
+        let device = self.pipeline.device.trim();
+        if device != "cpu" {
+            let message = match crate::model::parse_device(device) {
+                Err(e) => e.to_string(),
+                Ok(_) => "model stages run on the CPU in this version; expected \"cpu\"".into(),
+            };
+            return Err(source.error("pipeline.device", message));
         }
         if self.pipeline.batch_size == 0 {
             return Err(source.error("pipeline.batch_size", "expected a batch size of at least 1"));
