@@ -51,7 +51,9 @@ run() { # name input threads
   bytes=$(stat -c %s "$input")
   python3 -c "import json,sys; s=json.loads(sys.argv[1]); s.update(run=sys.argv[2], threads=int(sys.argv[3]), input_bytes=int(sys.argv[4]), peak_rss_kb=int(sys.argv[5]), mb_per_s=int(sys.argv[4])/s['seconds']/1e6); print(json.dumps(s))" \
       "$summary" "$name" "$threads" "$bytes" "$rss" | tee -a "$out"
+  rm -f "$work/$name.jsonl" "$work/$name.jsonl.checkpoint.json"   # ~1 GB of JSON per 10 MB of text
 }
 run 1x-1thread "$work/corpus-1x.txt" 1
 run 1x-2threads "$work/corpus-1x.txt" 2
 run 4x-2threads "$work/corpus-4x.txt" 2
+rm -f "$work/corpus-4x.txt"
