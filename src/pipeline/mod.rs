@@ -363,7 +363,7 @@ fn load_kg(location: &KgLocation) -> Result<Arc<dyn KnowledgeSource>, PipelineEr
                 format: *format,
                 ..ImportOptions::default()
             };
-            let (triples, report) = import::read_files(files, &options)?;
+            let (kg, report) = MemoryKg::read_files(files, &options)?;
             if report.bad_lines > 0 {
                 tracing::warn!(
                     bad_lines = report.bad_lines,
@@ -375,11 +375,6 @@ fn load_kg(location: &KgLocation) -> Result<Arc<dyn KnowledgeSource>, PipelineEr
                         .unwrap_or_default()
                 );
             }
-            let kg = MemoryKg::from_triples(
-                triples
-                    .iter()
-                    .map(|t| (t.subject.as_str(), t.predicate.as_str(), t.object.as_str())),
-            );
             Ok(Arc::new(kg))
         }
     }

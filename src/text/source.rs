@@ -121,6 +121,21 @@ impl MemoryKg {
     pub fn id(&self, name: &str) -> Option<EntityId> {
         self.ids.get(name).copied()
     }
+
+    /// Reads triple files (any importer format, with its validation and bad-line report)
+    /// into memory: the KG of a pipeline's `[kg] triples` or of a K-BERT NER model.
+    pub fn read_files(
+        files: &[std::path::PathBuf],
+        options: &crate::kg::import::ImportOptions,
+    ) -> Result<(Self, crate::kg::import::ImportReport), crate::kg::import::ImportError> {
+        let (triples, report) = crate::kg::import::read_files(files, options)?;
+        let kg = Self::from_triples(
+            triples
+                .iter()
+                .map(|t| (t.subject.as_str(), t.predicate.as_str(), t.object.as_str())),
+        );
+        Ok((kg, report))
+    }
 }
 
 impl KnowledgeSource for MemoryKg {

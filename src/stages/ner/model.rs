@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
+
+use crate::kg::import::{Format, ImportOptions};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
@@ -43,30 +45,6 @@ pub struct ModelMeta {
     pub knowledge: KnowledgeTable,
 }
 
-/// Reads a `subject<TAB>predicate<TAB>object` file (K-BERT's `.spo`); blank lines are skipped.
-pub fn read_triples(path: &Path) -> Result<Vec<(String, String, String)>, NerError> {
-    let text = std::fs::read_to_string(path).map_err(|source| NerError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [s, p, o] = fields.as_slice() else {
-            return Err(NerError::Data {
-                path: path.to_path_buf(),
-                line: i + 1,
-                message: format!("expected 3 tab-separated fields, found {}", fields.len()),
-            });
-        };
-        out.push((s.to_string(), p.to_string(), o.to_string()));
-    }
-    Ok(out)
-}
-
 /// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir` and the
 /// KG when K-BERT injection is on.
 pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer, NerError> {
@@ -87,12 +65,14 @@ pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer
                     path: vocab_dir.to_path_buf(),
                     message: "K-BERT knowledge without a kg file".into(),
                 })?;
-            let triples = read_triples(path)?;
-            let kg = MemoryKg::from_triples(
-                triples
-                    .iter()
-                    .map(|(s, p, o)| (s.as_str(), p.as_str(), o.as_str())),
-            );
+            // Strict: a bad line in the model's KG is an error, not a silently smaller KG.
+            let options = ImportOptions {
+                format: Format::Tsv,
+                strict: true,
+                ..ImportOptions::default()
+            };
+            let (kg, _) = MemoryKg::read_files(std::slice::from_ref(path), &options)
+                .map_err(|e| NerError::Knowledge(e.to_string()))?;
             let options = LinkOptions {
                 nil_threshold: meta.knowledge.nil_threshold,
                 ..LinkOptions::default()
