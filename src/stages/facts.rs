@@ -38,22 +38,13 @@ impl FactsStage {
     fn facts_of(&self, doc: &Document) -> Result<Vec<Fact>, PipelineError> {
         let mut out = Vec::new();
         for (index, m) in doc.mentions.iter().enumerate() {
-            let mention = text::Mention {
-                start: 0,
-                end: 0,
-                char_start: m.start,
-                char_end: m.end,
-                text: m.text.clone(),
-                entity: text::EntityRef {
-                    id: m.entity.id,
-                    name: m.entity.name.clone(),
-                },
-                score: m.score,
-                candidates: Vec::new(),
+            let entity = text::EntityRef {
+                id: m.entity.id,
+                name: m.entity.name.clone(),
             };
             let ranked =
                 self.linker
-                    .select_knowledge(&doc.text, &mention, self.opts.per_mention)?;
+                    .select_facts(&doc.text, &m.text, &entity, self.opts.per_mention)?;
             out.extend(ranked.into_iter().map(|k| Fact {
                 mention: index,
                 subject: m.entity.name.clone(),

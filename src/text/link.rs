@@ -648,11 +648,23 @@ impl<S: KnowledgeSource> Linker<S> {
         mention: &Mention,
         k: usize,
     ) -> Result<Vec<Knowledge>, LinkError> {
+        self.select_facts(text, &mention.text, &mention.entity, k)
+    }
+
+    /// [`Linker::select_knowledge`] for a mention known only by its surface text and entity
+    /// (e.g. one read back from a serialised document).
+    pub fn select_facts(
+        &self,
+        text: &str,
+        mention_text: &str,
+        entity: &EntityRef,
+        k: usize,
+    ) -> Result<Vec<Knowledge>, LinkError> {
         let norm = self.opts.normalize;
         let sentence = SentenceChars::new(normalize(text, norm).as_str());
-        let mention_key = normalize_key(&mention.text, norm);
-        let entity_key = normalize_key(&mention.entity.name, norm);
-        let facts = self.source.facts(mention.entity.id, 4096)?;
+        let mention_key = normalize_key(mention_text, norm);
+        let entity_key = normalize_key(&entity.name, norm);
+        let facts = self.source.facts(entity.id, 4096)?;
         let mut seen = FxHashSet::default();
         let mut ranked: Vec<(usize, Knowledge)> = Vec::new();
         for (i, fact) in facts.into_iter().enumerate() {
