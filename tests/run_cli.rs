@@ -40,6 +40,21 @@ fn run_ok(args: &[&str]) {
     );
 }
 
+/// `zhishi run` on the quickstart pipeline from `input` to `output`, plus `extra` flags.
+fn run_quickstart(input: &Path, output: &Path, extra: &[&str]) {
+    let pipeline = quickstart();
+    let mut args = vec![
+        "run",
+        pipeline.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+}
+
 fn texts(jsonl: &str) -> Vec<String> {
     jsonl
         .lines()
@@ -69,18 +84,11 @@ fn bad_records_go_to_the_errors_file_with_line_numbers_and_the_run_continues() {
     bytes.extend_from_slice("{\"id\": 8, \"text\": \"《哈姆雷特》是莎士比亚的悲剧。\"}".as_bytes());
     std::fs::write(&input, bytes).unwrap();
     let output = dir.path().join("out.jsonl");
-    run_ok(&[
-        "run",
-        quickstart().to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--id-field",
-        "id",
-        "--max-record-bytes",
-        "200",
-    ]);
+    run_quickstart(
+        &input,
+        &output,
+        &["--id-field", "id", "--max-record-bytes", "200"],
+    );
     let out = std::fs::read_to_string(&output).unwrap();
     let docs: Vec<Value> = out
         .lines()
@@ -140,14 +148,7 @@ fn kill_9_then_resume_gives_the_uninterrupted_output_exactly_once() {
     let input = dir.path().join("in.txt");
     std::fs::write(&input, corpus(4000)).unwrap();
     let reference = dir.path().join("reference.jsonl");
-    run_ok(&[
-        "run",
-        quickstart().to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        reference.to_str().unwrap(),
-    ]);
+    run_quickstart(&input, &reference, &[]);
 
     let output = dir.path().join("killed.jsonl");
     let checkpoint = dir.path().join("killed.jsonl.checkpoint.json");
@@ -216,28 +217,12 @@ fn shards_partition_the_records_and_interleave_back_to_the_whole_run() {
     let input = dir.path().join("in.txt");
     std::fs::write(&input, corpus(50)).unwrap();
     let whole = dir.path().join("whole.jsonl");
-    run_ok(&[
-        "run",
-        quickstart().to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        whole.to_str().unwrap(),
-    ]);
+    run_quickstart(&input, &whole, &[]);
     let mut shards = Vec::new();
     for k in 0..3 {
         let out = dir.path().join(format!("shard{k}.jsonl"));
         let shard = format!("{k}/3");
-        run_ok(&[
-            "run",
-            quickstart().to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--shard",
-            &shard,
-        ]);
+        run_quickstart(&input, &out, &["--shard", &shard]);
         shards.push(
             std::fs::read_to_string(out)
                 .unwrap()
