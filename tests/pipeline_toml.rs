@@ -236,6 +236,16 @@ fn the_builder_makes_the_same_pipeline_as_the_toml() {
             .contains("stage `link` needs a knowledge graph"),
         "{err}"
     );
+    let err = Pipeline::builder()
+        .kg_triples([dir.path().join("kg.tsv")])
+        .facts(FactsOptions::default())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("stage `facts` reads `mentions`, which no earlier stage produces"),
+        "{err}"
+    );
 }
 
 #[test]

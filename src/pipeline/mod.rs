@@ -54,6 +54,14 @@ pub enum PipelineError {
         /// The OS's reason.
         message: String,
     },
+    /// A pipeline assembled with the builder is inconsistent.
+    #[error("pipeline {key}: {message}")]
+    Invalid {
+        /// The dotted key the problem is about, e.g. `pipeline.stages[1]`.
+        key: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// A model stage failed to load or to run.
     #[error("stage `{stage}`: {message}")]
     Stage {
@@ -169,7 +177,7 @@ enum KgInput {
     Source(Arc<dyn KnowledgeSource>),
 }
 
-/// Assembles a pipeline in code; the same checks as the TOML path apply.
+/// Assembles a pipeline in code; the TOML path's stage-order checks apply.
 #[derive(Default)]
 pub struct PipelineBuilder {
     spec: PipelineSpec,
@@ -254,8 +262,11 @@ impl PipelineBuilder {
         self
     }
 
-    /// Loads resources and builds the stages.
+    /// Checks the stage order (as the TOML path does), loads resources and builds the stages.
     pub fn build(self) -> Result<Pipeline, PipelineError> {
+        if let Some((key, message)) = self.spec.pipeline.order_problem(self.kg.is_some()) {
+            return Err(PipelineError::Invalid { key, message });
+        }
         build(&self.spec, self.kg)
     }
 }

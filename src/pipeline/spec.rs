@@ -81,6 +81,47 @@ impl Default for RunSpec {
     }
 }
 
+impl RunSpec {
+    /// The first problem with the stage list, as `(dotted key, message)`: empty, a stage listed
+    /// twice, a stage whose input no earlier stage produces, or a KG stage without a KG.
+    /// Shared by the TOML checks and [`crate::pipeline::PipelineBuilder`].
+    pub fn order_problem(&self, has_kg: bool) -> Option<(String, String)> {
+        let stages = &self.stages;
+        if stages.is_empty() {
+            return Some((
+                "pipeline.stages".into(),
+                "expected a non-empty list of stages, e.g. [\"segment\", \"link\", \"facts\"]"
+                    .into(),
+            ));
+        }
+        let mut produced: Vec<Field> = Vec::new();
+        for (i, stage) in stages.iter().enumerate() {
+            let key = format!("pipeline.stages[{i}]");
+            let name = stage.as_str();
+            if stages[..i].contains(stage) {
+                return Some((key, format!("stage `{name}` is listed twice")));
+            }
+            if let Some(need) = stage.requires().iter().find(|f| !produced.contains(f)) {
+                return Some((
+                    key,
+                    format!(
+                        "stage `{name}` reads `{}`, which no earlier stage produces (expected a stage producing it before `{name}`)",
+                        need.name()
+                    ),
+                ));
+            }
+            if stage.needs_kg() && !has_kg {
+                return Some((
+                    key,
+                    format!("stage `{name}` needs a knowledge graph: add a [kg] table (builder: kg_triples, kg_store or kg_source)"),
+                ));
+            }
+            produced.extend_from_slice(stage.produces());
+        }
+        None
+    }
+}
+
 /// The stages a pipeline can list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -182,45 +223,10 @@ impl PipelineSpec {
     /// Checks stage order, stage options and the KG, and resolves model paths (in place) and
     /// the KG's paths against `source`'s directory. Returns where the KG lives, if anywhere.
     pub fn check(&mut self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
+        if let Some((key, message)) = self.pipeline.order_problem(self.kg.is_some()) {
+            return Err(source.error(&key, message));
+        }
         let stages = &self.pipeline.stages;
-        if stages.is_empty() {
-            return Err(source.error(
-                "pipeline.stages",
-                "expected a non-empty list of stages, e.g. [\"segment\", \"link\", \"facts\"]",
-            ));
-        }
-        let mut produced: Vec<Field> = Vec::new();
-        for (i, stage) in stages.iter().enumerate() {
-            let key = format!("pipeline.stages[{i}]");
-            if stages[..i].contains(stage) {
-                return Err(
-                    source.error(&key, format!("stage `{}` is listed twice", stage.as_str()))
-                );
-            }
-            for need in stage.requires() {
-                if !produced.contains(need) {
-                    return Err(source.error(
-                        &key,
-                        format!(
-                            "stage `{}` reads `{}`, which no earlier stage produces (expected a stage producing it before `{}`)",
-                            stage.as_str(),
-                            need.name(),
-                            stage.as_str()
-                        ),
-                    ));
-                }
-            }
-            if stage.needs_kg() && self.kg.is_none() {
-                return Err(source.error(
-                    &key,
-                    format!(
-                        "stage `{}` needs a knowledge graph: add a [kg] table",
-                        stage.as_str()
-                    ),
-                ));
-            }
-            produced.extend_from_slice(stage.produces());
-        }
         for (table, configured, name) in [
             ("segment", self.segment.is_some(), StageName::Segment),
             ("link", self.link.is_some(), StageName::Link),
