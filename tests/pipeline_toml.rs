@@ -112,7 +112,7 @@ fn wrong_types_name_the_line_key_and_expected_type() {
 }
 
 #[test]
-fn devices_other_than_the_cpu_are_rejected_at_their_key() {
+fn unknown_or_unavailable_devices_are_rejected_at_their_key() {
     let err = load_error(&GOOD.replace("threads = 2", "threads = 2\ndevice = \"gpu0\""));
     assert!(
         err.starts_with("conf/p.toml:5: key `pipeline.device`"),
@@ -124,6 +124,34 @@ fn devices_other_than_the_cpu_are_rejected_at_their_key() {
         err.starts_with("conf/p.toml:5: key `pipeline.device`"),
         "{err}"
     );
+    // Without the feature the message says how to get CUDA; with it (and no GPU here) it says
+    // the device cannot be opened.
+    let expected = if cfg!(feature = "cuda") {
+        "cannot open CUDA device 0"
+    } else {
+        "--features cuda"
+    };
+    assert!(err.contains(expected), "{err}");
+}
+
+#[test]
+fn the_builder_checks_the_device_too() {
+    let err = Pipeline::builder()
+        .segment(Default::default())
+        .device("tpu")
+        .build()
+        .err()
+        .expect("an unknown device is refused");
+    assert!(
+        err.to_string()
+            .starts_with("pipeline.device: device \"tpu\": expected `cpu`"),
+        "{err}"
+    );
+    let ok = Pipeline::builder()
+        .segment(Default::default())
+        .device("cpu")
+        .build();
+    assert!(ok.is_ok());
 }
 
 #[test]

@@ -62,6 +62,9 @@ pub enum PipelineError {
         /// What is wrong and what was expected.
         message: String,
     },
+    /// The compute device named by `pipeline.device` is unknown or unavailable.
+    #[error("pipeline.device: {0}")]
+    Device(#[from] crate::model::ModelError),
     /// A model stage failed to load or to run.
     #[error("stage `{stage}`: {message}")]
     Stage {
@@ -256,6 +259,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// The device model stages run on: `cpu` (default), `cuda` or `cuda:N` (needs a build with
+    /// the `cuda` feature and a driver; checked when the pipeline is built).
+    pub fn device(mut self, device: impl Into<String>) -> Self {
+        self.spec.pipeline.device = device.into();
+        self
+    }
+
     /// Documents per batch for `zhishi run`-style callers.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.spec.pipeline.batch_size = batch_size.max(1);
@@ -289,6 +299,7 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
             Some(Arc::new(Linker::build(source, opts)?))
         }
     };
+    let device = crate::model::parse_device(&spec.pipeline.device)?;
     let mut stages: Vec<Box<dyn Stage>> = Vec::with_capacity(stages_listed.len());
     for name in stages_listed {
         let stage: Box<dyn Stage> = match name {
@@ -303,7 +314,7 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
                 spec.facts.clone().unwrap_or_default(),
             )),
             StageName::Ner => match &spec.ner {
-                Some(opts) => Box::new(NerStage::load(opts)?),
+                Some(opts) => Box::new(NerStage::load(opts, &device)?),
                 None => {
                     return Err(PipelineError::Stage {
                         stage: "ner",
@@ -312,7 +323,7 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
                 }
             },
             StageName::Kbqa => match &spec.kbqa {
-                Some(opts) => Box::new(KbqaStage::load(opts)?),
+                Some(opts) => Box::new(KbqaStage::load(opts, &device)?),
                 None => {
                     return Err(PipelineError::Stage {
                         stage: "kbqa",

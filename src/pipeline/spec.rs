@@ -259,13 +259,8 @@ impl PipelineSpec {
             };
             kbqa.model = source.existing_path("kbqa.model", &kbqa.model)?;
         }
-        let device = self.pipeline.device.trim();
-        if device != "cpu" {
-            let message = match crate::model::parse_device(device) {
-                Err(e) => e.to_string(),
-                Ok(_) => "model stages run on the CPU in this version; expected \"cpu\"".into(),
-            };
-            return Err(source.error("pipeline.device", message));
+        if let Err(e) = crate::model::parse_device(&self.pipeline.device) {
+            return Err(source.error("pipeline.device", e.to_string()));
         }
         if self.pipeline.batch_size == 0 {
             return Err(source.error("pipeline.batch_size", "expected a batch size of at least 1"));

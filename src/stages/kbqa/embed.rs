@@ -58,9 +58,15 @@ pub fn normalize(v: &mut [f32]) {
 }
 
 impl SentenceEncoder {
-    /// Loads the checkpoint and tokenizer in `dir` with the fused inference kernels.
-    pub fn load(dir: &Path, max_len: usize, batch_size: usize) -> Result<Self, ModelError> {
-        let model = load_bert(dir, &Device::Cpu, DType::F32, Kernels::Fast)?;
+    /// Loads the checkpoint and tokenizer in `dir` onto `device`, with the fused inference
+    /// kernels on the CPU.
+    pub fn load(
+        dir: &Path,
+        max_len: usize,
+        batch_size: usize,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let model = load_bert(dir, device, DType::F32, Kernels::Fast)?;
         let tokenizer = BertTokenizer::from_dir(dir)?;
         let max_len = max_len.max(2).min(model.config().max_position_embeddings);
         Ok(Self {
@@ -111,9 +117,9 @@ impl SentenceEncoder {
             ids[row * len..row * len + enc.ids.len()].copy_from_slice(&enc.ids);
             mask[row * len..row * len + enc.ids.len()].fill(1);
         }
-        let dev = Device::Cpu;
-        let ids = Tensor::from_vec(ids, (b, len), &dev)?;
-        let mask = Tensor::from_vec(mask, (b, len), &dev)?;
+        let dev = self.model.embeddings().word_embeddings().device();
+        let ids = Tensor::from_vec(ids, (b, len), dev)?;
+        let mask = Tensor::from_vec(mask, (b, len), dev)?;
         let input = EncoderInput {
             attention_mask: Some(&mask),
             ..EncoderInput::new(&ids)

@@ -8,6 +8,7 @@
 //! [`train`]) ranks the candidates. Metrics are in [`metrics`], the TOML schema in [`config`].
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -136,17 +137,18 @@ pub struct QuestionPreparer {
 }
 
 impl QuestionPreparer {
-    /// Opens the store, builds its linker and loads the encoder.
+    /// Opens the store, builds its linker and loads the encoder onto `device`.
     pub fn open(
         store: &Path,
         encoder: &Path,
         max_len: usize,
         batch_size: usize,
         options: CandidateOptions,
+        device: &Device,
     ) -> Result<Self, KbqaError> {
         let store = Store::open(store)?;
         let linker = Linker::build(store, linker_options(&options))?;
-        let encoder = SentenceEncoder::load(encoder, max_len, batch_size)?;
+        let encoder = SentenceEncoder::load(encoder, max_len, batch_size, device)?;
         Ok(Self {
             linker,
             encoder,
@@ -234,8 +236,14 @@ pub struct KbqaModel {
 }
 
 impl KbqaModel {
-    /// Loads a model directory written by [`train`] (it names its encoder and store).
+    /// Loads a model directory written by [`train`] (it names its encoder and store), with the
+    /// encoder on the CPU.
     pub fn load(dir: &Path) -> Result<Self, KbqaError> {
+        Self::load_on(dir, &Device::Cpu)
+    }
+
+    /// Loads a model directory written by [`train`] with the encoder on `device`.
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Self, KbqaError> {
         let meta_path = dir.join(META_FILE);
         let text = std::fs::read_to_string(&meta_path).map_err(|source| KbqaError::Io {
             path: meta_path.clone(),
@@ -260,6 +268,7 @@ impl KbqaModel {
             meta.max_len,
             meta.batch_size,
             meta.link.clone(),
+            device,
         )?;
         if pipeline.dim() != meta.dim {
             return Err(KbqaError::ModelDir {

@@ -2,6 +2,7 @@
 //! none) from the KG with a trained [`KbqaModel`], into `answers`.
 use std::path::PathBuf;
 
+use candle_core::Device;
 use serde::Deserialize;
 
 use crate::doc::Document;
@@ -31,9 +32,10 @@ pub struct KbqaStage {
 }
 
 impl KbqaStage {
-    /// Loads the trained model (its encoder and store are named in the model directory).
-    pub fn load(opts: &KbqaStageOptions) -> Result<Self, PipelineError> {
-        let model = KbqaModel::load(&opts.model).map_err(|e| PipelineError::Stage {
+    /// Loads the trained model (its encoder and store are named in the model directory), with
+    /// the encoder on `device`.
+    pub fn load(opts: &KbqaStageOptions, device: &Device) -> Result<Self, PipelineError> {
+        let model = KbqaModel::load_on(&opts.model, device).map_err(|e| PipelineError::Stage {
             stage: "kbqa",
             message: e.to_string(),
         })?;

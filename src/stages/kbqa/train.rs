@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::Device;
 use serde::Serialize;
 
 use crate::config::Loaded;
@@ -192,6 +193,7 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
         c.encoder.max_len,
         c.encoder.batch_size,
         c.link.clone(),
+        &Device::Cpu,
     )?;
     let started = Instant::now();
     let examples: Vec<Example> = prepare_all(&pipeline, train_qs)?

@@ -98,8 +98,15 @@ pub struct NerModel {
 }
 
 impl NerModel {
-    /// Loads a model directory written by training (`OUTPUT/best`).
+    /// Loads a model directory written by training (`OUTPUT/best`) onto the CPU.
     pub fn load(dir: &Path) -> Result<Self, NerError> {
+        Self::load_on(dir, &Device::Cpu)
+    }
+
+    /// Loads a model directory written by training onto `device` (see
+    /// [`crate::model::parse_device`]). The fused kernels run on the CPU; other devices use
+    /// candle's own ops.
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Self, NerError> {
         let bad = |message: String| NerError::ModelDir {
             path: dir.to_path_buf(),
             message,
@@ -114,7 +121,7 @@ impl NerModel {
         let mut cfg = read_config(dir)?;
         cfg.kernels = Kernels::Fast;
         cfg.layer_types = None;
-        let device = Device::Cpu;
+        let device = device.clone();
         let weights = dir.join(WEIGHTS_FILE);
         if !weights.is_file() {
             return Err(bad(format!("{WEIGHTS_FILE} is missing")));

@@ -1,6 +1,7 @@
 //! The `ner` pipeline stage: named entities from a trained [`NerModel`] into `entities`.
 use std::path::PathBuf;
 
+use candle_core::Device;
 use serde::Deserialize;
 
 use crate::doc::Document;
@@ -22,9 +23,9 @@ pub struct NerStage {
 }
 
 impl NerStage {
-    /// Loads the trained model.
-    pub fn load(opts: &NerStageOptions) -> Result<Self, PipelineError> {
-        let model = NerModel::load(&opts.model).map_err(|e| PipelineError::Stage {
+    /// Loads the trained model onto `device`.
+    pub fn load(opts: &NerStageOptions, device: &Device) -> Result<Self, PipelineError> {
+        let model = NerModel::load_on(&opts.model, device).map_err(|e| PipelineError::Stage {
             stage: "ner",
             message: e.to_string(),
         })?;
