@@ -136,12 +136,13 @@ fn unknown_or_unavailable_devices_are_rejected_at_their_key() {
 
 #[test]
 fn the_builder_checks_the_device_too() {
-    let err = Pipeline::builder()
+    let Err(err) = Pipeline::builder()
         .segment(Default::default())
         .device("tpu")
         .build()
-        .err()
-        .expect("an unknown device is refused");
+    else {
+        panic!("an unknown device must be refused");
+    };
     assert!(
         err.to_string()
             .starts_with("pipeline.device: device \"tpu\": expected `cpu`"),
