@@ -291,3 +291,73 @@ fn stdin_to_stdout_streams_in_input_order() {
     assert_eq!(summary["docs"], 40);
     assert!(summary["docs_per_s"].as_f64().unwrap() > 0.0);
 }
+
+/// Output lines of a finished `zhishi run` child.
+fn finished_lines(child: std::process::Child, output: &Path) -> Vec<String> {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(output)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn shard_processes_read_one_store_at_once_through_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let demo = repo().join("kg/demo.tsv");
+    run_ok(&[
+        "kg",
+        "import",
+        "--db",
+        store.to_str().unwrap(),
+        demo.to_str().unwrap(),
+    ]);
+    let quickstart = std::fs::read_to_string(quickstart()).unwrap();
+    let pipeline = |snapshot: bool| -> PathBuf {
+        let kg = format!("store = \"store\"\nsnapshot = {snapshot}");
+        let toml = quickstart.replace("triples = [\"../kg/demo.tsv\"]", &kg);
+        let path = dir.path().join(format!("snapshot-{snapshot}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        path
+    };
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, corpus(40)).unwrap();
+    let spawn = |toml: &Path, output: &Path, shard: &str| {
+        zhishi()
+            .args(["run", toml.to_str().unwrap(), "--shard", shard])
+            .args(["--input", input.to_str().unwrap()])
+            .args(["--output", output.to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The reference: one process holding the store's lock.
+    let whole = dir.path().join("whole.jsonl");
+    let whole_lines = finished_lines(spawn(&pipeline(false), &whole, "0/1"), &whole);
+    assert_eq!(whole_lines.len(), 40);
+    // Two shard processes started together on the same store.
+    let shared = pipeline(true);
+    let outs = [dir.path().join("s0.jsonl"), dir.path().join("s1.jsonl")];
+    let children = [
+        spawn(&shared, &outs[0], "0/2"),
+        spawn(&shared, &outs[1], "1/2"),
+    ];
+    let shards: Vec<Vec<String>> = children
+        .into_iter()
+        .zip(&outs)
+        .map(|(child, out)| finished_lines(child, out))
+        .collect();
+    let interleaved: Vec<String> = (0..40).map(|i| shards[i % 2][i / 2].clone()).collect();
+    assert_eq!(interleaved, whole_lines);
+    assert!(
+        whole_lines.iter().any(|l| l.contains("\"facts\":[{")),
+        "the store's facts reach the output"
+    );
+}

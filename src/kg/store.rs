@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! DIR/STORE.json   {"format": "zhishi-kg-store", "version": 1, "generation": N}  (commit point)
-//! DIR/LOCK         advisory lock: one process at a time opens the store
+//! DIR/LOCK         advisory lock: one process at a time opens the store (snapshots share it
+//!                  while they copy, see [`Store::open_snapshot`])
 //! DIR/gen-N/       the sled database of the current generation
 //! DIR/gen-N/artifacts/   derived files (embeddings, ...)
 //! ```
@@ -221,10 +222,19 @@ struct Trees {
 /// A read handle on a store. `Send + Sync`: share it behind an `Arc`.
 pub struct Store {
     dir: PathBuf,
-    generation: u64,
+    /// The sled database directory: the generation itself, or a snapshot's private copy.
+    db_dir: PathBuf,
     trees: Trees,
     stats: Stats,
-    _lock: fs::File,
+    _hold: Hold,
+}
+
+/// What keeps a store's files valid while it is open.
+enum Hold {
+    /// The store's exclusive lock.
+    Lock { _file: fs::File },
+    /// A private copy of the generation, deleted when the store is dropped.
+    Snapshot { _copy: tempfile::TempDir },
 }
 
 /// An open write session: batches go to a fresh generation that becomes current on
@@ -340,17 +350,45 @@ fn write_manifest(dir: &Path, generation: u64) -> Result<(), StoreError> {
 }
 
 fn lock_dir(dir: &Path) -> Result<fs::File, StoreError> {
-    let path = dir.join(LOCK_FILE);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
+    let file = open_lock_file(dir)?;
     file.try_lock_exclusive().map_err(|_| StoreError::Locked {
         path: dir.to_path_buf(),
     })?;
     Ok(file)
+}
+
+/// Takes the store's lock shared: many readers copying at once, no writer meanwhile.
+fn lock_dir_shared(dir: &Path) -> Result<fs::File, StoreError> {
+    let file = open_lock_file(dir)?;
+    fs2::FileExt::try_lock_shared(&file).map_err(|_| StoreError::Locked {
+        path: dir.to_path_buf(),
+    })?;
+    Ok(file)
+}
+
+fn open_lock_file(dir: &Path) -> Result<fs::File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))
+}
+
+/// Copies the files of `from` (recursively) into `to`, which exists.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
+    for entry in fs::read_dir(from).map_err(io_err(from))? {
+        let entry = entry.map_err(io_err(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(io_err(&src))?.is_dir() {
+            fs::create_dir(&dst).map_err(io_err(&dst))?;
+            copy_tree(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(io_err(&src))?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes generation directories other than `keep` (left behind by interrupted writes).
@@ -728,16 +766,57 @@ impl Store {
             });
         }
         remove_stale_generations(dir, Some(manifest.generation))?;
-        let trees = Trees::open(&gen_dir, options)?;
+        Self::open_db(dir, gen_dir, options, Hold::Lock { _file: lock })
+    }
+
+    /// Opens a private read-only copy of the store's current generation, so any number of
+    /// processes can read one store at once (e.g. `zhishi run --shard K/N` workers or Spark
+    /// tasks). The copy is made under a shared lock (it fails with [`StoreError::Locked`]
+    /// while another process has the store open normally or is importing), lives in the
+    /// system temp directory, costs the store's size on disk and start-up time to copy, and is
+    /// deleted when the handle is dropped. Artifacts written through a snapshot are discarded.
+    pub fn open_snapshot(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        read_manifest(dir)?; // a store at all, before a lock file is created in `dir`
+        let lock = lock_dir_shared(dir)?;
+        let manifest = read_manifest(dir)?; // the generation current under the lock
+        let gen_dir = generation_dir(dir, manifest.generation);
+        if !gen_dir.is_dir() {
+            return Err(StoreError::Corrupt {
+                path: dir.to_path_buf(),
+                detail: format!("generation directory {} is missing", gen_dir.display()),
+            });
+        }
+        let copy = tempfile::Builder::new()
+            .prefix("zhishi-kg-snapshot-")
+            .tempdir()
+            .map_err(io_err(&std::env::temp_dir()))?;
+        copy_tree(&gen_dir, copy.path())?;
+        drop(lock);
+        let db_dir = copy.path().to_path_buf();
+        Self::open_db(dir, db_dir, options, Hold::Snapshot { _copy: copy })
+    }
+
+    fn open_db(
+        dir: &Path,
+        db_dir: PathBuf,
+        options: &StoreOptions,
+        hold: Hold,
+    ) -> Result<Store, StoreError> {
+        let trees = Trees::open(&db_dir, options)?;
         trees.check_version()?;
         let stats = trees.load_stats()?;
         Ok(Store {
             dir: dir.to_path_buf(),
-            generation: manifest.generation,
+            db_dir,
             trees,
             stats,
-            _lock: lock,
+            _hold: hold,
         })
+    }
+
+    /// Whether this handle reads a private snapshot ([`Store::open_snapshot`]).
+    pub fn is_snapshot(&self) -> bool {
+        matches!(self._hold, Hold::Snapshot { .. })
     }
 
     /// Creates a new, empty store in `dir` (which must not hold a store yet) and opens it.
@@ -834,8 +913,9 @@ impl Store {
 
     /// Directory inside the current generation for derived files (embeddings, ...);
     /// created on first use. Its files are carried over to the next generation by imports.
+    /// (In a snapshot it is the copy's, so files written there are discarded.)
     pub fn artifact_dir(&self) -> Result<PathBuf, StoreError> {
-        let dir = generation_dir(&self.dir, self.generation).join("artifacts");
+        let dir = self.db_dir.join("artifacts");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         Ok(dir)
     }
@@ -1549,6 +1629,41 @@ mod tests {
         let _store = Store::create(dir.path()).unwrap();
         let second = Store::open(dir.path());
         assert!(matches!(second, Err(StoreError::Locked { .. })));
+    }
+
+    #[test]
+    fn snapshots_let_many_readers_share_a_store_but_not_with_an_exclusive_holder() {
+        let (dir, store) = store_with(&[("北京", "首都", "中国"), ("上海", "位于", "中国")]);
+        let expected = names(&store, Pattern::default());
+        assert!(matches!(
+            Store::open_snapshot(dir.path(), &StoreOptions::default()),
+            Err(StoreError::Locked { .. })
+        ));
+        drop(store);
+        let a = Store::open_snapshot(dir.path(), &StoreOptions::default()).unwrap();
+        let b = Store::open_snapshot(dir.path(), &StoreOptions::default()).unwrap();
+        assert!(a.is_snapshot() && b.is_snapshot());
+        assert_eq!(names(&a, Pattern::default()), expected);
+        assert_eq!(names(&b, Pattern::default()), expected);
+        // Snapshots hold no lock once open: a writer may commit meanwhile, and the
+        // snapshots keep reading what they copied.
+        let mut writer = StoreWriter::begin(dir.path()).unwrap();
+        writer.apply(&[triple("广州", "位于", "中国")]).unwrap();
+        writer.commit().unwrap();
+        assert_eq!(names(&a, Pattern::default()), expected);
+        let copy = a.db_dir.clone();
+        drop(a);
+        assert!(!copy.exists(), "the private copy is deleted with the handle");
+        let fresh = Store::open(dir.path()).unwrap();
+        assert_eq!(fresh.stats().triples, 3);
+    }
+
+    #[test]
+    fn a_snapshot_of_a_missing_store_is_an_error_without_side_effects() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Store::open_snapshot(dir.path(), &StoreOptions::default());
+        assert!(matches!(err, Err(StoreError::NotAStore(_))));
+        assert!(!dir.path().join(LOCK_FILE).exists());
     }
 
     #[test]

@@ -203,11 +203,23 @@ impl PipelineBuilder {
         self
     }
 
-    /// Uses a store directory made by `zhishi kg import` as the KG.
+    /// Uses a store directory made by `zhishi kg import` as the KG (locked by this process).
     pub fn kg_store(mut self, dir: impl Into<PathBuf>) -> Self {
         self.kg = Some(KgInput::Location(KgLocation::Store {
             dir: dir.into(),
             cache_bytes: StoreOptions::default().cache_bytes,
+            snapshot: false,
+        }));
+        self
+    }
+
+    /// Uses a private read-only copy of a store as the KG, so other processes can read the
+    /// same store at once (see [`Store::open_snapshot`]).
+    pub fn kg_store_snapshot(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.kg = Some(KgInput::Location(KgLocation::Store {
+            dir: dir.into(),
+            cache_bytes: StoreOptions::default().cache_bytes,
+            snapshot: true,
         }));
         self
     }
@@ -371,13 +383,19 @@ fn shared(
 /// Opens a store or reads triple files into memory.
 fn load_kg(location: &KgLocation) -> Result<Arc<dyn KnowledgeSource>, PipelineError> {
     match location {
-        KgLocation::Store { dir, cache_bytes } => {
-            let store = Store::open_with(
-                dir,
-                &StoreOptions {
-                    cache_bytes: *cache_bytes,
-                },
-            )?;
+        KgLocation::Store {
+            dir,
+            cache_bytes,
+            snapshot,
+        } => {
+            let options = StoreOptions {
+                cache_bytes: *cache_bytes,
+            };
+            let store = if *snapshot {
+                Store::open_snapshot(dir, &options)?
+            } else {
+                Store::open_with(dir, &options)?
+            };
             Ok(Arc::new(store))
         }
         KgLocation::Triples { files, format } => {

@@ -179,8 +179,12 @@ impl StageName {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KgSpec {
-    /// A store directory made by `zhishi kg import` (opened exclusively by this process).
+    /// A store directory made by `zhishi kg import` (opened exclusively by this process,
+    /// unless `snapshot`).
     pub store: Option<PathBuf>,
+    /// Read `store` through a private copy, so many processes can share it (shards, Spark).
+    #[serde(default)]
+    pub snapshot: bool,
     /// Triple files loaded into memory at start-up (small KGs; any number of processes).
     #[serde(default)]
     pub triples: Vec<PathBuf>,
@@ -209,6 +213,8 @@ pub enum KgLocation {
         dir: PathBuf,
         /// sled cache in bytes.
         cache_bytes: u64,
+        /// Open a private read-only copy instead of locking the store.
+        snapshot: bool,
     },
     /// Triple files read into memory.
     Triples {
@@ -276,7 +282,12 @@ impl KgSpec {
             (Some(dir), true) => Ok(KgLocation::Store {
                 dir: source.existing_path("kg.store", dir)?,
                 cache_bytes: self.cache_mb.saturating_mul(1 << 20),
+                snapshot: self.snapshot,
             }),
+            (None, false) if self.snapshot => Err(source.error(
+                "kg.snapshot",
+                "`snapshot` applies to a `store`; `triples` are read into memory by every process",
+            )),
             (None, false) => {
                 let files = self
                     .triples
