@@ -2,11 +2,11 @@
 //! silently truncated), each window is flattened into `[CLS] chars [SEP]`, with K-BERT
 //! knowledge injected after linked mentions when configured, and every character keeps the
 //! index of its token so labels and predictions skip injected knowledge tokens.
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 
 use crate::knowledge::{
-    flatten, tree_from_text, CharVocab, InjectionMode, KbertConfig, SentenceTree, TreeWord,
-    VisibleMatrix,
+    flatten, tree_from_text, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig,
+    SentenceTree, TreeWord,
 };
 use crate::text::{Linker, MemoryKg};
 
@@ -34,12 +34,8 @@ pub struct Example {
     pub sentence: usize,
     /// First character (item) of the window in the sentence.
     pub offset: usize,
-    /// Token ids, `[CLS] … [SEP]`, no padding.
-    pub input_ids: Vec<u32>,
-    /// Position of each token (soft positions with K-BERT).
-    pub positions: Vec<u32>,
-    /// Who sees whom (K-BERT only; `None` means everyone sees everyone).
-    pub visible: Option<VisibleMatrix>,
+    /// The encoder input, `[CLS] … [SEP]` (soft positions and visibility with K-BERT).
+    pub input: InputSequence,
     /// For each character of the window, its token; `None` for characters without one
     /// (whitespace), which are predicted `O`.
     pub char_tokens: Vec<Option<usize>>,
@@ -50,12 +46,12 @@ pub struct Example {
 impl Example {
     /// Tokens the encoder runs over.
     pub fn len(&self) -> usize {
-        self.input_ids.len()
+        self.input.len()
     }
 
     /// Whether there are no tokens (never: `[CLS]` and `[SEP]` are always there).
     pub fn is_empty(&self) -> bool {
-        self.input_ids.is_empty()
+        self.input.is_empty()
     }
 
     /// `(character, label)` pairs of the characters that have a token, in order.
@@ -165,9 +161,12 @@ impl Featurizer {
         Ok(Example {
             sentence: 0,
             offset: 0,
-            input_ids: input.input_ids[..n].to_vec(),
-            positions: input.soft_positions[..n].to_vec(),
-            visible: knowledge.then_some(input.visible),
+            input: InputSequence {
+                input_ids: input.input_ids[..n].to_vec(),
+                positions: input.soft_positions[..n].to_vec(),
+                token_types: Vec::new(),
+                visible: knowledge.then_some(input.visible),
+            },
             char_tokens,
             labels: Vec::new(),
         })
@@ -177,87 +176,42 @@ impl Featurizer {
 /// A padded batch of examples as tensors.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// `[B, L]` token ids.
-    pub input_ids: Tensor,
-    /// `[B, L]` 1 for real tokens.
-    pub attention_mask: Tensor,
-    /// `[B, L]` positions.
-    pub position_ids: Tensor,
-    /// `[B, L, L]` visible matrix when some example carries knowledge.
-    pub visible: Option<Tensor>,
+    /// The padded encoder input.
+    pub input: InputBatch,
     /// Flat indices into `[B·L]` of the labelled characters' tokens, example by example.
     pub char_index: Tensor,
     /// Labelled characters per example.
     pub char_counts: Vec<usize>,
     /// Gold labels of the labelled characters, per example.
     pub labels: Vec<Vec<u32>>,
-    /// Real tokens.
-    pub tokens: usize,
-    /// Tokens including padding (`B·L`).
-    pub padded_tokens: usize,
 }
 
 impl Batch {
     /// Pads `examples` to the longest of them.
     pub fn new(examples: &[&Example], device: &Device) -> Result<Self> {
-        let b = examples.len();
-        let l = examples.iter().map(|e| e.len()).max().unwrap_or(1).max(1);
-        let mut ids = vec![0u32; b * l];
-        let mut mask = vec![0u32; b * l];
-        let mut pos = vec![0u32; b * l];
-        let any_visible = examples.iter().any(|e| e.visible.is_some());
-        let mut vis = if any_visible {
-            vec![0u8; b * l * l]
-        } else {
-            Vec::new()
-        };
+        let sequences: Vec<&InputSequence> = examples.iter().map(|e| &e.input).collect();
+        let input = InputBatch::new(&sequences, device)?;
+        let l = input.len;
         let mut char_index = Vec::new();
-        let mut char_counts = Vec::with_capacity(b);
-        let mut labels = Vec::with_capacity(b);
+        let mut char_counts = Vec::with_capacity(examples.len());
+        let mut labels = Vec::with_capacity(examples.len());
         for (i, e) in examples.iter().enumerate() {
-            let n = e.len();
-            ids[i * l..i * l + n].copy_from_slice(&e.input_ids);
-            mask[i * l..i * l + n].fill(1);
-            pos[i * l..i * l + n].copy_from_slice(&e.positions);
-            if any_visible {
-                for r in 0..l {
-                    for c in 0..l {
-                        let seen = match &e.visible {
-                            Some(v) => r < n && c < n && v.get(r, c),
-                            None => r < n && c < n,
-                        };
-                        vis[(i * l + r) * l + c] = u8::from(seen || r == c);
-                    }
-                }
-            }
-            let mut count = 0;
             let mut gold = Vec::new();
             for (ch, label) in e.labelled() {
                 if let Some(tok) = e.char_tokens[ch] {
                     char_index.push((i * l + tok) as u32);
                     gold.push(label);
-                    count += 1;
                 }
             }
-            char_counts.push(count);
+            char_counts.push(gold.len());
             labels.push(gold);
         }
-        let tokens = examples.iter().map(|e| e.len()).sum();
         let n_chars = char_index.len();
         Ok(Self {
-            input_ids: Tensor::from_vec(ids, (b, l), device)?,
-            attention_mask: Tensor::from_vec(mask, (b, l), device)?,
-            position_ids: Tensor::from_vec(pos, (b, l), device)?,
-            visible: if any_visible {
-                Some(Tensor::from_vec(vis, (b, l, l), device)?.to_dtype(DType::U32)?)
-            } else {
-                None
-            },
+            input,
             char_index: Tensor::from_vec(char_index, n_chars, device)?,
             char_counts,
             labels,
-            tokens,
-            padded_tokens: b * l,
         })
     }
 }
@@ -285,7 +239,7 @@ mod tests {
             .unwrap();
         assert_eq!(ex.len(), 2);
         assert_eq!(ex[1].offset, 2);
-        assert_eq!(ex[1].input_ids, [2, 6, 7, 4, 5, 3]);
+        assert_eq!(ex[1].input.input_ids, [2, 6, 7, 4, 5, 3]);
         assert_eq!(ex[1].labels, [0, 0, 1, 2]);
         assert_eq!(ex[1].char_tokens, [Some(1), Some(2), Some(3), Some(4)]);
     }
@@ -309,13 +263,13 @@ mod tests {
         let f = Featurizer::new(vocab, 16, 8, knowledge);
         // 患者头痛: O O B-Symptom I-Symptom; 症状 is injected after 头痛.
         let ex = f.encode(0, &chars("患者头痛"), &[0, 0, 1, 2]).unwrap();
-        assert_eq!(ex[0].input_ids, [2, 4, 5, 6, 7, 8, 9, 3]);
-        assert_eq!(ex[0].positions, [0, 1, 2, 3, 4, 5, 6, 5]);
+        assert_eq!(ex[0].input.input_ids, [2, 4, 5, 6, 7, 8, 9, 3]);
+        assert_eq!(ex[0].input.positions, [0, 1, 2, 3, 4, 5, 6, 5]);
         assert_eq!(ex[0].char_tokens, [Some(1), Some(2), Some(3), Some(4)]);
         let batch = Batch::new(&[&ex[0]], &Device::Cpu).unwrap();
         assert_eq!(batch.char_index.to_vec1::<u32>().unwrap(), [1, 2, 3, 4]);
         assert_eq!(batch.labels, [vec![0, 0, 1, 2]]);
-        let vis = batch.visible.unwrap().to_vec3::<u32>().unwrap();
+        let vis = batch.input.visible.unwrap().to_vec3::<u32>().unwrap();
         assert_eq!(vis[0][1][5], 0, "患 does not see the injected 症");
         assert_eq!(vis[0][3][5], 1, "头 sees its own knowledge");
     }

@@ -7,7 +7,7 @@ use candle_nn::{Linear, Module, VarBuilder};
 use super::crf::{Crf, CrfScores};
 use super::features::Batch;
 use super::tags::LabelMap;
-use crate::model::{BertConfig, BertModel, EncoderInput};
+use crate::model::{BertConfig, BertModel};
 use crate::train::Dropout;
 
 /// Encoder + classifier (+ CRF).
@@ -51,13 +51,7 @@ impl NerNetwork {
 
     /// Emission scores of the labelled characters, `[N, K]` in the batch's character order.
     pub fn emissions(&self, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
-        let input = EncoderInput {
-            attention_mask: Some(&batch.attention_mask),
-            position_ids: Some(&batch.position_ids),
-            visible_matrix: batch.visible.as_ref(),
-            ..EncoderInput::new(&batch.input_ids)
-        };
-        let mut hidden = self.encoder.forward(&input)?;
+        let mut hidden = self.encoder.forward(&batch.input.encoder_input())?;
         if self.freeze_encoder {
             hidden = hidden.detach();
         }

@@ -186,8 +186,8 @@ impl TrainTask for NerTask {
         let b = Batch::new(&examples, &self.device)?;
         Ok(BatchLoss {
             loss: self.network.loss(&b, dropout)?,
-            tokens: b.tokens,
-            padded_tokens: b.padded_tokens,
+            tokens: b.input.tokens,
+            padded_tokens: b.input.padded_tokens,
         })
     }
 
