@@ -10,6 +10,7 @@ use serde_json::json;
 use zhishi::kg::import::{import_files, ImportOptions};
 use zhishi::kg::{Pattern, Store, StoreOptions};
 
+mod encoder;
 mod link;
 
 /// Arguments of `zhishi bench`.
@@ -27,6 +28,12 @@ enum BenchCommand {
     /// Entity linking: chars/s of jieba-rs segmentation alone and of the linker on 1 and 2
     /// threads, against Python jieba on the same corpus.
     Link(link::LinkBenchArgs),
+    /// Encoder forward passes (plain and K-BERT input) on 1 and 2 threads against PyTorch
+    /// `transformers` (`shared/reference/bert_forward.py --bench`), interleaved rounds.
+    Encoder(encoder::EncoderBenchArgs),
+    /// (internal) time the encoder on one thread count; run as a child process.
+    #[command(hide = true)]
+    EncoderRun(encoder::EncoderRunArgs),
     /// (internal) open a store, time lookups and report memory; run as a child process.
     #[command(hide = true)]
     KgOpen(KgOpenArgs),
@@ -69,16 +76,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         BenchCommand::Kg(a) => bench_kg(a),
         BenchCommand::KgOpen(a) => bench_kg_open(a),
-        BenchCommand::Link(a) => {
-            let out = link::bench_link(&a)?;
-            println!("{out}");
-            if let Some(path) = &a.output {
-                std::fs::write(path, format!("{out}\n"))
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        BenchCommand::Link(a) => print_result(&link::bench_link(&a)?, a.output.as_deref()),
+        BenchCommand::Encoder(a) => print_result(&encoder::bench_encoder(&a)?, a.output.as_deref()),
+        BenchCommand::EncoderRun(a) => print_result(&encoder::run_child(&a)?, None),
     }
+}
+
+/// Prints a benchmark's JSON and also writes it to `output` when given.
+fn print_result(out: &serde_json::Value, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+    println!("{out}");
+    if let Some(path) = output {
+        std::fs::write(path, format!("{out}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Peak and current resident memory of this process in bytes (Linux), else zeros.

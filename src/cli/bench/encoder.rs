@@ -1,0 +1,262 @@
+//! `zhishi bench encoder`: forward-pass speed of the encoder against PyTorch `transformers`,
+//! side by side in one invocation.
+//!
+//! Each round runs, for every thread count, a fresh `zhishi bench encoder-run` child (plain and
+//! K-BERT input at the same shape) and then `shared/reference/bert_forward.py --bench` on the
+//! same model, batch and length. Rounds interleave the two implementations so machine noise
+//! hits both alike; the result is the median of the rounds' medians per configuration, with
+//! the zhishi/PyTorch ratio. Prints one JSON object.
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use clap::Args;
+use serde_json::{json, Value};
+use zhishi::model::{load_bert, BertConfig, BertModel, EncoderInput, Kernels};
+
+/// Arguments of `zhishi bench encoder`.
+#[derive(Args, Debug)]
+pub struct EncoderBenchArgs {
+    /// Hugging Face BERT directory (e.g. m3e-small); PyTorch needs it too.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Thread counts to time.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// Timed forward passes per measurement (after 3 warm-up passes).
+    #[arg(long, default_value_t = 20)]
+    pub iters: usize,
+    /// Interleaved rounds of every measurement; the median round counts.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Python of the reference venv (`shared/reference/setup.sh`).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// The reference script.
+    #[arg(long, default_value = "../shared/reference/bert_forward.py")]
+    pub script: PathBuf,
+    /// PyTorch attention implementation (`sdpa` or `eager`).
+    #[arg(long, default_value = "sdpa")]
+    pub attn: String,
+    /// Skip PyTorch.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Also write the JSON result to this file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of the hidden child `zhishi bench encoder-run` (one thread count).
+#[derive(Args, Debug)]
+pub struct EncoderRunArgs {
+    /// BERT directory; random weights of m3e-small's shape when absent.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long)]
+    threads: usize,
+    #[arg(long)]
+    batch: usize,
+    #[arg(long)]
+    seq: usize,
+    #[arg(long)]
+    iters: usize,
+}
+
+/// Runs the side-by-side benchmark and returns its JSON.
+pub fn bench_encoder(args: &EncoderBenchArgs) -> anyhow::Result<Value> {
+    if args.threads.is_empty() || args.rounds == 0 || args.iters == 0 {
+        bail!("--threads, --rounds and --iters must be non-empty / positive");
+    }
+    let exe = std::env::current_exe().context("locating the zhishi binary")?;
+    // rows[(impl, input, threads)] = per-round medians in ms.
+    let mut rows: Vec<((String, String, usize), Vec<f64>)> = Vec::new();
+    let mut push =
+        |key: (String, String, usize), ms: f64| match rows.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(ms),
+            None => rows.push((key, vec![ms])),
+        };
+    let mut torch_version = Value::Null;
+    for round in 0..args.rounds {
+        for &t in &args.threads {
+            let out = child_json(
+                Command::new(&exe)
+                    .args(["bench", "encoder-run", "--model"])
+                    .arg(&args.model)
+                    .args([
+                        "--threads",
+                        &t.to_string(),
+                        "--batch",
+                        &args.batch.to_string(),
+                    ])
+                    .args([
+                        "--seq",
+                        &args.seq.to_string(),
+                        "--iters",
+                        &args.iters.to_string(),
+                    ])
+                    .env("RAYON_NUM_THREADS", t.to_string()),
+            )?;
+            for input in ["plain", "kbert"] {
+                let ms = out[input]["ms_per_batch_median"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
+                push(("zhishi".into(), input.into(), t), ms);
+            }
+            if !args.no_python {
+                let py = child_json(
+                    Command::new(&args.python)
+                        .arg(&args.script)
+                        .arg("--model")
+                        .arg(&args.model)
+                        .args(["--bench", "--batch-size", &args.batch.to_string()])
+                        .args(["--seq-len", &args.seq.to_string()])
+                        .args(["--iters", &args.iters.to_string()])
+                        .args(["--threads", &t.to_string(), "--attn", &args.attn]),
+                )
+                .with_context(|| format!("running {} (--no-python skips it)", args.python))?;
+                torch_version = py["torch"].clone();
+                let ms = py["ms_per_batch_median"].as_f64().unwrap_or(f64::NAN);
+                push(("pytorch".into(), "plain".into(), t), ms);
+            }
+            eprintln!("round {}/{} threads {t} done", round + 1, args.rounds);
+        }
+    }
+    let tokens = (args.batch * args.seq) as f64;
+    let median_of = |key: &(String, String, usize)| -> Option<f64> {
+        rows.iter().find(|(k, _)| k == key).map(|(_, v)| median(v))
+    };
+    let mut results = Vec::new();
+    for ((imp, input, t), rounds) in &rows {
+        let ms = median(rounds);
+        let mut row = json!({
+            "impl": imp, "input": input, "threads": t, "ms_per_batch_median": ms,
+            "tokens_per_s": tokens / ms * 1e3, "rounds_ms": rounds,
+        });
+        if imp == "zhishi" {
+            if let Some(torch) = median_of(&("pytorch".into(), "plain".into(), *t)) {
+                row["speedup_vs_pytorch_plain"] = json!(torch / ms);
+            }
+            if input == "kbert" {
+                if let Some(plain) = median_of(&("zhishi".into(), "plain".into(), *t)) {
+                    row["cost_vs_plain"] = json!(ms / plain);
+                }
+            }
+        }
+        results.push(row);
+    }
+    Ok(json!({
+        "bench": "encoder", "model": args.model, "batch": args.batch, "seq": args.seq,
+        "iters": args.iters, "rounds": args.rounds, "torch": torch_version,
+        "pytorch_attn": args.attn, "results": results,
+    }))
+}
+
+/// The hidden child: times plain and K-BERT forward passes on this process's thread count.
+pub fn run_child(args: &EncoderRunArgs) -> anyhow::Result<Value> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .context("building the thread pool")?;
+    let model = match &args.model {
+        Some(dir) => load_bert(dir, &Device::Cpu, DType::F32, Kernels::Fast)
+            .with_context(|| format!("loading {}", dir.display()))?,
+        None => {
+            let cfg = BertConfig {
+                vocab_size: 21128,
+                hidden_size: 512,
+                num_hidden_layers: 4,
+                num_attention_heads: 8,
+                intermediate_size: 2048,
+                ..BertConfig::default()
+            };
+            BertModel::load(
+                VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu),
+                &cfg,
+            )?
+        }
+    };
+    let (b, l) = (args.batch, args.seq);
+    let ids = pseudo_random_ids(b * l, model.config().vocab_size);
+    let ids = Tensor::from_vec(ids, (b, l), &Device::Cpu)?;
+    let mask = Tensor::ones((b, l), DType::U32, &Device::Cpu)?;
+    let vis = kbert_like_visible(b, l)?;
+    let mut out = json!({"threads": args.threads});
+    for (name, visible) in [("plain", None), ("kbert", Some(&vis))] {
+        let input = EncoderInput {
+            attention_mask: Some(&mask),
+            visible_matrix: visible,
+            ..EncoderInput::new(&ids)
+        };
+        let mut times = Vec::with_capacity(args.iters);
+        for i in 0..args.iters + 3 {
+            let start = Instant::now();
+            pool.install(|| model.forward(&input))?;
+            if i >= 3 {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        out[name] = json!({"ms_per_batch_median": median(&times)});
+    }
+    Ok(out)
+}
+
+/// Runs a child that prints one JSON object as its last stdout line.
+fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
+    let out = cmd.output().context("starting the child process")?;
+    if !out.status.success() {
+        bail!(
+            "child failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("child printed {last:?}"))
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Deterministic ids in `1000..vocab`, like the reference script's.
+fn pseudo_random_ids(n: usize, vocab: usize) -> Vec<u32> {
+    let mut x = 12345u64;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            1000 + ((x >> 33) as usize % vocab.saturating_sub(1000).max(1)) as u32
+        })
+        .collect()
+}
+
+/// A K-BERT-like visible matrix: in every block of 8 tokens, 3 form a branch that sees only
+/// itself and its anchor (as `benches/encoder.rs` builds it).
+fn kbert_like_visible(b: usize, l: usize) -> candle_core::Result<Tensor> {
+    let mut m = vec![1u8; l * l];
+    for block in (0..l).step_by(8) {
+        let (anchor, branch) = (block + 4, (block + 5).min(l)..(block + 8).min(l));
+        for i in 0..l {
+            for j in branch.clone() {
+                let same = branch.contains(&i) || i == anchor;
+                m[i * l + j] = u8::from(same);
+                m[j * l + i] = u8::from(same);
+            }
+        }
+    }
+    let all: Vec<u8> = (0..b).flat_map(|_| m.iter().copied()).collect();
+    Tensor::from_vec(all, (b, l, l), &Device::Cpu)
+}
