@@ -292,6 +292,7 @@ fn transe_vectors_make_related_senses_coherent_without_an_edge() {
         norm: Norm::L2,
         entity,
         relation: vec![0.0; 3 * terms],
+        reciprocal: false,
     };
     let embedded = Linker::build(kg.with_embeddings(vectors), detect_all()).unwrap();
     assert!(embedded.has_embeddings());

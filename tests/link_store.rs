@@ -43,6 +43,7 @@ fn vectors_in_the_store_artifacts_are_used_for_coherence() {
         norm: Norm::L1,
         entity: vec![0.5; terms * 4],
         relation: vec![0.0; kg.stats().relations as usize * 4],
+        reciprocal: false,
     };
     let artifacts = kg.artifact_dir().unwrap();
     drop(plain); // releases the store's lock

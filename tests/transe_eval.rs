@@ -12,6 +12,7 @@ fn line_model(dim: usize, norm: Norm) -> TransE {
         norm,
         entity: positions.iter().flat_map(|&p| vec![p; dim]).collect(),
         relation: vec![1.0; dim],
+        reciprocal: false,
     }
 }
 
@@ -80,4 +81,30 @@ fn diverged_vectors_rank_last() {
     model.relation = vec![f32::NAN; 2];
     let ranks = eval::rank_triples(&model, &[[0, 0, 1]], &Filter::new(&[[0, 0, 1]]));
     assert_eq!(ranks[0].tail.filtered, 5.0);
+}
+
+#[test]
+fn reciprocal_models_answer_head_questions_with_the_inverse_vector() {
+    // Same line, but the inverse of "+1" is learned as "-2" instead of being "-1": a head
+    // question (?, +1, t) now looks at t - 2.
+    let model = TransE {
+        relation: [vec![1.0; 4], vec![-2.0; 4]].concat(),
+        reciprocal: true,
+        ..line_model(4, Norm::L1)
+    };
+    assert_eq!(model.num_relations(), 1);
+    let test = [[0, 0, 2]];
+    let ranks = eval::rank_triples(&model, &test, &Filter::new(&test));
+    // Tail question (0, +1, ?) answer 2: anchor 1; 1 and 4 sit there, 0 and 2 are 1 away
+    // (tie with the answer) -> raw 1 + 2 + 1/2.
+    assert_eq!(ranks[0].tail.raw, 3.5);
+    // Head question (?, +1, 2) answer 0: anchor 2 - 2 = 0, exactly the answer -> rank 1.
+    // (Without the reciprocal vector the anchor would be 1 and the rank 3.5.)
+    assert_eq!(
+        ranks[0].head,
+        Rank {
+            raw: 1.0,
+            filtered: 1.0
+        }
+    );
 }

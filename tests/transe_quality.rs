@@ -72,3 +72,25 @@ fn margin_loss_with_sgd_beats_random_vectors_by_far() {
         "random MRR {random:.3}, trained {trained:.3}"
     );
 }
+
+#[test]
+fn softmax_loss_with_reciprocal_relations_beats_random_vectors_by_far() {
+    let data = umls();
+    let config = TrainConfig {
+        dim: 32,
+        epochs: 15,
+        negatives: 32,
+        batch_size: 256,
+        loss: Loss::Softmax,
+        lr: 0.1,
+        norm: zhishi::kg::transe::Norm::L2,
+        entity_norm: EntityNorm::Free,
+        reciprocal: true,
+        ..TrainConfig::default()
+    };
+    let (random, trained) = mrr_before_and_after(&data, config);
+    assert!(
+        trained > random + 0.3,
+        "random MRR {random:.3}, trained {trained:.3}"
+    );
+}

@@ -73,6 +73,10 @@ struct Hyper {
     /// Entity constraint: unit L2 norm after every update, or none.
     #[arg(long, value_enum)]
     entity_norm: Option<EntityNormArg>,
+    /// Learn a vector per inverse relation and answer head questions with it (LibKGE's
+    /// reciprocal relations model).
+    #[arg(long)]
+    reciprocal: bool,
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -91,6 +95,8 @@ struct Hyper {
 enum LossArg {
     Margin,
     SelfAdversarial,
+    /// Cross-entropy of the positive against its negatives (LibKGE's `kl`).
+    Softmax,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -130,6 +136,7 @@ impl Hyper {
             loss: self.loss.map_or(d.loss, |l| match l {
                 LossArg::Margin => Loss::Margin,
                 LossArg::SelfAdversarial => Loss::SelfAdversarial,
+                LossArg::Softmax => Loss::Softmax,
             }),
             adversarial_temperature: self
                 .adversarial_temperature
@@ -146,6 +153,7 @@ impl Hyper {
                 EntityNormArg::Unit => EntityNorm::Unit,
                 EntityNormArg::None => EntityNorm::Free,
             }),
+            reciprocal: self.reciprocal || d.reciprocal,
         }
     }
 

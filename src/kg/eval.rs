@@ -199,6 +199,7 @@ fn padded(model: &TransE) -> TransE {
         norm: model.norm,
         entity: pad(&model.entity),
         relation: pad(&model.relation),
+        reciprocal: model.reciprocal,
     }
 }
 
@@ -234,15 +235,11 @@ fn rank_block(
     scores: &mut Vec<f32>,
 ) -> Vec<Rank> {
     let dim = model.dim;
-    // Anchor = h + r for tail questions, t - r for head questions; score = ||anchor - e||.
+    // Anchor = h + r for tail questions, t - r (or t + r⁻¹) for head questions; score =
+    // ||anchor - e||.
     let mut anchors = vec![0f32; block.len() * dim];
     for (q, anchor) in block.iter().zip(anchors.chunks_mut(dim)) {
-        let [h, r, t] = q.triple;
-        if q.head_side {
-            kernels::sub(anchor, model.entity(t), model.relation(r));
-        } else {
-            kernels::add(anchor, model.entity(h), model.relation(r));
-        }
+        model.anchor(q.head_side, q.triple, anchor);
     }
     // Scores of every entity for every question of the block: the counts and the filter
     // both read this buffer instead of fetching entity rows again (the filter lists of

@@ -18,8 +18,13 @@ pub struct TransE {
     pub norm: Norm,
     /// Entity vectors, row-major `[num_entities, dim]`.
     pub entity: Vec<f32>,
-    /// Relation vectors, row-major `[num_relations, dim]`.
+    /// Relation vectors, row-major `[num_relations, dim]`, or `[2 * num_relations, dim]` with
+    /// `reciprocal`.
     pub relation: Vec<f32>,
+    /// Reciprocal relations (Lacroix et al. 2018; LibKGE's `reciprocal_relations_model`): row
+    /// `num_relations + r` is a separate vector for `r`'s inverse, and a head question
+    /// `(?, r, t)` is answered as the tail question `(t, r⁻¹, ?)`.
+    pub reciprocal: bool,
 }
 
 impl TransE {
@@ -28,9 +33,14 @@ impl TransE {
         self.entity.len() / self.dim.max(1)
     }
 
-    /// Number of relation rows.
+    /// Number of relations (rows of `relation`, halved with reciprocal relations).
     pub fn num_relations(&self) -> usize {
-        self.relation.len() / self.dim.max(1)
+        let rows = self.relation.len() / self.dim.max(1);
+        if self.reciprocal {
+            rows / 2
+        } else {
+            rows
+        }
     }
 
     /// Vector of entity `id` (panics if out of range, like slice indexing).
@@ -45,6 +55,20 @@ impl TransE {
         &self.relation[start..start + self.dim]
     }
 
+    /// Writes the point the answer entity should sit at: `h + r` for a tail question, `t - r`
+    /// (or `t + r⁻¹` with reciprocal relations) for a head question `(?, r, t)`. The score of a
+    /// candidate `e` is then `||anchor - e||`.
+    pub fn anchor(&self, head_side: bool, [h, r, t]: [u32; 3], out: &mut [f32]) {
+        match (head_side, self.reciprocal) {
+            (false, _) => kernels::add(out, self.entity(h), self.relation(r)),
+            (true, false) => kernels::sub(out, self.entity(t), self.relation(r)),
+            (true, true) => {
+                let inverse = r + self.num_relations() as u32;
+                kernels::add(out, self.entity(t), self.relation(inverse))
+            }
+        }
+    }
+
     /// `||h + r - t||`: low for plausible triples.
     pub fn distance(&self, head: u32, relation: u32, tail: u32) -> f32 {
         let mut anchor = vec![0.0; self.dim];
@@ -57,12 +81,17 @@ impl TransE {
         let metadata = HashMap::from([
             ("norm".to_string(), norm_name(self.norm).to_string()),
             ("dim".to_string(), self.dim.to_string()),
+            ("reciprocal".to_string(), self.reciprocal.to_string()),
         ]);
         write_matrices(
             path,
             &[
                 ("entity", &self.entity, self.num_entities()),
-                ("relation", &self.relation, self.num_relations()),
+                (
+                    "relation",
+                    &self.relation,
+                    self.relation.len() / self.dim.max(1),
+                ),
             ],
             self.dim,
             metadata,
@@ -87,18 +116,26 @@ impl TransE {
                 "relation dim {relation_dim} differs from entity dim {dim}"
             )));
         }
+        let reciprocal = file.metadata.get("reciprocal").is_some_and(|v| v == "true");
+        if reciprocal && (relation.len() / dim.max(1)) % 2 != 0 {
+            return Err(file
+                .invalid("reciprocal relations need an even number of relation rows".to_string()));
+        }
         Ok(TransE {
             dim,
             norm,
             entity,
             relation,
+            reciprocal,
         })
     }
 
-    /// Writes OpenKE's text format: `entity2vec.vec` and `relation2vec.vec` in `dir`.
+    /// Writes OpenKE's text format: `entity2vec.vec` and `relation2vec.vec` in `dir` (the
+    /// forward relations only, one row per relation, with reciprocal relations).
     pub fn write_openke_vectors(&self, dir: &Path) -> Result<(), TransEError> {
         write_vec_text(&dir.join("entity2vec.vec"), &self.entity, self.dim)?;
-        write_vec_text(&dir.join("relation2vec.vec"), &self.relation, self.dim)
+        let forward = &self.relation[..self.num_relations() * self.dim];
+        write_vec_text(&dir.join("relation2vec.vec"), forward, self.dim)
     }
 }
 
@@ -234,6 +271,7 @@ mod tests {
             norm: Norm::L2,
             entity: vec![1.0, 0.0, 0.5, -0.25],
             relation: vec![0.0, 1.5],
+            reciprocal: false,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("transe.safetensors");
@@ -243,5 +281,27 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("entity2vec.vec")).unwrap();
         assert_eq!(text, "1\t0\n0.5\t-0.25\n");
         assert_eq!(model.distance(0, 0, 1), (0.25f32 + 1.75 * 1.75).sqrt());
+    }
+
+    #[test]
+    fn reciprocal_vectors_round_trip_and_export_forward_relations_only() {
+        let model = TransE {
+            dim: 2,
+            norm: Norm::L1,
+            entity: vec![1.0, 0.0, 0.5, -0.25],
+            relation: vec![0.0, 1.5, -1.0, 2.0],
+            reciprocal: true,
+        };
+        assert_eq!(model.num_relations(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transe.safetensors");
+        model.save(&path).unwrap();
+        assert_eq!(TransE::load(&path).unwrap(), model);
+        model.write_openke_vectors(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("relation2vec.vec")).unwrap();
+        assert_eq!(text, "0\t1.5\n");
+        let mut anchor = [0.0; 2];
+        model.anchor(true, [0, 0, 1], &mut anchor);
+        assert_eq!(anchor, [-0.5, 1.75], "t + r⁻¹");
     }
 }

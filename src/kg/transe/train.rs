@@ -35,6 +35,9 @@ pub enum Loss {
     /// RotatE's `-log σ(γ - d(pos)) - Σ softmax(α (γ - d(neg))) log σ(d(neg) - γ)`, halved, mean over
     /// positives; `γ` is the margin and `α` the adversarial temperature.
     SelfAdversarial,
+    /// Cross-entropy of the positive among itself and its negatives, scores `-d`:
+    /// `-log softmax(-d)[pos]`, mean over positives (LibKGE's negative sampling with `kl` loss).
+    Softmax,
 }
 
 /// How the corrupted side of a negative triple is chosen.
@@ -94,6 +97,10 @@ pub struct TrainConfig {
     pub optimizer: Optimizer,
     /// Entity-norm constraint.
     pub entity_norm: EntityNorm,
+    /// Learn a separate vector for each relation's inverse and answer head questions with it
+    /// (see [`TransE::reciprocal`]).
+    #[serde(default)]
+    pub reciprocal: bool,
 }
 
 impl Default for TrainConfig {
@@ -114,6 +121,7 @@ impl Default for TrainConfig {
             corruption: Corruption::Bernoulli,
             optimizer: Optimizer::Adagrad,
             entity_norm: EntityNorm::Unit,
+            reciprocal: false,
         }
     }
 }
@@ -309,11 +317,17 @@ impl Trainer {
             v.chunks_mut(dim).for_each(kernels::normalize);
             v
         };
+        let relation_rows = if config.reciprocal {
+            2 * num_relations
+        } else {
+            num_relations
+        };
         let model = TransE {
             dim,
             norm: config.norm,
             entity: init(num_entities),
-            relation: init(num_relations),
+            relation: init(relation_rows),
+            reciprocal: config.reciprocal,
         };
         let (entity_state, relation_state) = match config.optimizer {
             Optimizer::Sgd => (Vec::new(), Vec::new()),
@@ -374,16 +388,16 @@ impl Trainer {
     /// every batch with the positives done so far in this epoch and that batch's loss.
     pub fn train_epoch(&mut self, on_batch: &mut dyn FnMut(usize, f64)) -> EpochStats {
         let epoch = self.epochs_done as u64;
-        let (num_entities, num_relations, dim) = (
+        let (num_entities, relation_rows, dim) = (
             self.model.num_entities(),
-            self.model.num_relations(),
+            self.model.relation.len() / self.config.dim,
             self.config.dim,
         );
         if self.shards.len() != SHARDS {
             self.shards = (0..SHARDS)
                 .map(|_| Shard {
                     entity: SparseGrad::new(num_entities, dim),
-                    relation: SparseGrad::new(num_relations, dim),
+                    relation: SparseGrad::new(relation_rows, dim),
                     anchor: vec![0.0; dim],
                     grad_anchor: vec![0.0; dim],
                     ..Shard::default()
@@ -468,13 +482,10 @@ impl Trainer {
                 format!("{:016x}", self.fingerprint),
             ),
         ]);
+        let relation_rows = self.model.relation.len() / self.config.dim;
         let mut matrices = vec![
             ("entity", &self.model.entity[..], self.model.num_entities()),
-            (
-                "relation",
-                &self.model.relation[..],
-                self.model.num_relations(),
-            ),
+            ("relation", &self.model.relation[..], relation_rows),
         ];
         if self.config.optimizer == Optimizer::Adagrad {
             matrices.push((
@@ -482,11 +493,7 @@ impl Trainer {
                 &self.entity_state[..],
                 self.model.num_entities(),
             ));
-            matrices.push((
-                "relation_state",
-                &self.relation_state[..],
-                self.model.num_relations(),
-            ));
+            matrices.push(("relation_state", &self.relation_state[..], relation_rows));
         }
         write_matrices(path, &matrices, self.config.dim, metadata)
     }
@@ -629,13 +636,8 @@ multiversion! {
             // The anchor is the point the answer entity should sit at: h + r for a tail
             // question, t - r for a head question. Either way d = ||anchor - e||.
             let corrupt_head = rng.unit() < head_prob[r as usize];
-            let positive = if corrupt_head {
-                kernels::sub(anchor, model.entity(t), model.relation(r));
-                h
-            } else {
-                kernels::add(anchor, model.entity(h), model.relation(r));
-                t
-            };
+            model.anchor(corrupt_head, [h, r, t], anchor);
+            let positive = if corrupt_head { h } else { t };
             let pos_distance = kernels::distance(config.norm, anchor, model.entity(positive));
             for n in negs.iter_mut() {
                 let mut e = rng.below(num_entities) as u32;
@@ -684,6 +686,24 @@ multiversion! {
                     *loss += f64::from((neg_loss - log_sigmoid(gamma - pos_distance)) * scale);
                     sigmoid(pos_distance - gamma) * scale
                 }
+                Loss::Softmax => {
+                    let scale = 1.0 / batch_len as f32;
+                    // p_i = softmax(-d)_i over the positive and the negatives; the loss
+                    // -log p_pos has d/dd_pos = 1 - p_pos and d/dd_neg = -p_neg.
+                    let min = neg_distance.iter().fold(pos_distance, |m, &d| m.min(d));
+                    let pos_weight = (min - pos_distance).exp();
+                    let mut total = pos_weight;
+                    for (c, &d) in neg_coef.iter_mut().zip(neg_distance.iter()) {
+                        *c = (min - d).exp();
+                        total += *c;
+                    }
+                    for c in neg_coef.iter_mut() {
+                        *c = -*c / total * scale;
+                    }
+                    let p_pos = pos_weight / total;
+                    *loss += f64::from(-(p_pos.max(f32::MIN_POSITIVE)).ln() * scale);
+                    (1.0 - p_pos) * scale
+                }
             };
             grad_anchor.fill(0.0);
             if pos_coef != 0.0 {
@@ -694,7 +714,12 @@ multiversion! {
                     kernels::distance_grad(config.norm, c, d, anchor, model.entity(n), grad_anchor, entity.row(n));
                 }
             }
-            if corrupt_head {
+            if corrupt_head && model.reciprocal {
+                // anchor = t + r⁻¹
+                kernels::add_assign(entity.row(t), grad_anchor);
+                let inverse = r + model.num_relations() as u32;
+                kernels::add_assign(relation.row(inverse), grad_anchor);
+            } else if corrupt_head {
                 // anchor = t - r
                 kernels::add_assign(entity.row(t), grad_anchor);
                 relation.row(r).iter_mut().zip(grad_anchor.iter()).for_each(|(g, a)| *g -= a);
