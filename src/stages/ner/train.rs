@@ -389,13 +389,9 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         .collect();
     let dev_examples = featurize(&featurizer, &chars(&dev_sents), &[])?;
     let device = Device::Cpu;
-    let ernie = match &entities {
-        Some(v) => {
-            let layers = read_config(&r.model)?.num_hidden_layers;
-            let table = EntityTable::new(&v.tensor(&device)?)?;
-            Some((c.knowledge.aggregator_layers(layers), table))
-        }
-        None => None,
+    let ernie = match (&entities, meta.knowledge.ernie_layers) {
+        (Some(v), Some(layers)) => Some((layers, EntityTable::new(&v.tensor(&device)?)?)),
+        _ => None,
     };
     let (network, varmap, cfg) =
         pretrained_network(&r.model, &labels, c.head.crf, c.train.seed, &device, ernie)?;
