@@ -1,11 +1,14 @@
 //! Every parameter of the NER network — embeddings, every encoder layer, classifier and CRF —
 //! receives a non-zero gradient from the training loss, with and without the CRF and with
-//! K-BERT inputs (soft positions and a visible matrix). candle-nn's LayerNorm and
+//! K-BERT inputs (soft positions and a visible matrix), and through ERNIE-THU aggregators
+//! (word embeddings and entity-side weights alike). candle-nn's LayerNorm and
 //! `softmax_last_dim` would silently stop these gradients.
 use candle_core::{DType, Device, Var};
 use candle_nn::{VarBuilder, VarMap};
-use zhishi::knowledge::CharVocab;
-use zhishi::model::{BertConfig, Kernels};
+use zhishi::kg::store::{NamedTriple, TermKind};
+use zhishi::kg::transe::TrainConfig;
+use zhishi::knowledge::{CharVocab, EntityAligner, EntityVectors};
+use zhishi::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use zhishi::stages::ner::features::{Batch, Featurizer, Knowledge};
 use zhishi::stages::ner::network::NerNetwork;
 use zhishi::stages::ner::{LabelMap, TagScheme};
@@ -22,6 +25,15 @@ fn chars(s: &str) -> Vec<String> {
 
 /// Names of the parameters whose gradient is missing or all zero.
 fn params_without_gradient(crf: bool, knowledge: Knowledge) -> Vec<String> {
+    params_without_gradient_in(crf, knowledge, None)
+}
+
+/// The same with an ERNIE encoder of `n` aggregator layers over `table`.
+fn params_without_gradient_in(
+    crf: bool,
+    knowledge: Knowledge,
+    ernie: Option<(usize, EntityTable)>,
+) -> Vec<String> {
     let cfg = BertConfig {
         vocab_size: VOCAB.len(),
         hidden_size: 16,
@@ -35,7 +47,11 @@ fn params_without_gradient(crf: bool, knowledge: Knowledge) -> Vec<String> {
     let labels = LabelMap::new(TagScheme::Bio, ["Symptom".to_string()]);
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let net = NerNetwork::load(vb, &cfg, &labels, crf).unwrap();
+    let (cfg, table) = match ernie {
+        Some((n, table)) => (aggregator_config(&cfg, n), Some(table)),
+        None => (cfg, None),
+    };
+    let net = NerNetwork::load_with_entities(vb, &cfg, &labels, crf, table).unwrap();
     let vocab = CharVocab::from_tokens(VOCAB.iter().copied()).unwrap();
     let f = Featurizer::new(vocab, 12, 6, knowledge);
     // 患者头痛发热: O O B I B I (头痛, 发热 are symptoms).
@@ -102,5 +118,59 @@ fn every_parameter_gets_a_gradient_with_kbert_knowledge() {
     assert_eq!(
         params_without_gradient(true, knowledge),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn gradients_reach_word_embeddings_and_ernie_entity_weights_through_the_crf() {
+    let spo = [("头痛", "类别", "症状"), ("发热", "类别", "症状")];
+    let kg = MemoryKg::from_triples(spo);
+    let linker = Linker::build(
+        kg,
+        LinkOptions {
+            nil_threshold: 0.0,
+            ..LinkOptions::default()
+        },
+    )
+    .unwrap();
+    let triples: Vec<NamedTriple> = spo
+        .iter()
+        .map(|(s, p, o)| NamedTriple {
+            subject: s.to_string(),
+            predicate: p.to_string(),
+            object: o.to_string(),
+            object_kind: TermKind::Literal,
+        })
+        .collect();
+    let config = TrainConfig {
+        epochs: 2,
+        negatives: 2,
+        batch_size: 2,
+        ..TrainConfig::default()
+    };
+    let vectors = EntityVectors::train(&triples, config).unwrap();
+    let table = EntityTable::new(&vectors.tensor(&Device::Cpu).unwrap()).unwrap();
+    let knowledge = Knowledge::Ernie {
+        aligner: Box::new(EntityAligner::new(linker, vectors)),
+        inject: None,
+    };
+    // Both layers aggregate. 头痛 and 发热 each carry an entity, so the entity attention of
+    // the first layer mixes two entities and its output feeds the second layer. Only the
+    // second (last) layer's entity output is unused by the head: its entity-side output
+    // projection and LayerNorm are the one place no gradient can reach. (A key bias adds the
+    // same amount to every score of a softmax row, so its true gradient is zero; whether
+    // rounding leaves it a tiny non-zero one is not what this test is about.)
+    let missing: Vec<String> = params_without_gradient_in(true, knowledge, Some((2, table)))
+        .into_iter()
+        .filter(|n| !n.ends_with("key.bias"))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "encoder.layer.1.output.LayerNorm_ent.bias",
+            "encoder.layer.1.output.LayerNorm_ent.weight",
+            "encoder.layer.1.output.dense_ent.bias",
+            "encoder.layer.1.output.dense_ent.weight",
+        ]
     );
 }

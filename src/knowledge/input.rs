@@ -2,11 +2,12 @@
 //! (token ids, positions, segment ids and, with K-BERT knowledge, who sees whom), and an
 //! [`InputBatch`] that pads a set of them into the tensors [`crate::model::BertModel`] takes.
 //! NER, relation extraction and QA all featurize into an `InputSequence`, so every encoder
-//! configuration (plain, K-BERT) reaches every head the same way.
+//! configuration (plain, K-BERT, ERNIE entities, both) reaches every head the same way
+//! through [`crate::model::Encoder`].
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::VisibleMatrix;
-use crate::model::EncoderInput;
+use crate::model::{EncoderInput, EntityTable};
 
 /// One example's encoder input, without padding.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,6 +20,9 @@ pub struct InputSequence {
     pub token_types: Vec<u32>,
     /// Who sees whom (K-BERT); `None` means every token sees every token.
     pub visible: Option<VisibleMatrix>,
+    /// ERNIE entity of each token: a row of the entity table, `-1` for none (ERNIE-THU puts
+    /// a linked entity on the first token of its mention). Empty means no entity anywhere.
+    pub entities: Vec<i64>,
 }
 
 impl InputSequence {
@@ -30,6 +34,7 @@ impl InputSequence {
             positions,
             token_types: Vec::new(),
             visible: None,
+            entities: Vec::new(),
         }
     }
 
@@ -58,6 +63,11 @@ pub struct InputBatch {
     /// `[B, L, L]` visible matrix, when some sequence carries one. Sequences without one see
     /// all their real tokens; padding rows see only themselves.
     pub visible: Option<Tensor>,
+    /// `[B, L]` entity rows (i64, `-1` = none, padding included), when some sequence has
+    /// entities.
+    pub entity_ids: Option<Tensor>,
+    /// `[B, L]` 1 for tokens that carry an entity (u32), alongside `entity_ids`.
+    pub entity_mask: Option<Tensor>,
     /// `L`, the padded length.
     pub len: usize,
     /// Real tokens in the batch.
@@ -78,6 +88,8 @@ impl InputBatch {
         let mut types = vec![0u32; if any_types { b * l } else { 0 }];
         let any_visible = sequences.iter().any(|s| s.visible.is_some());
         let mut vis = vec![0u8; if any_visible { b * l * l } else { 0 }];
+        let any_entities = sequences.iter().any(|s| !s.entities.is_empty());
+        let mut ents = vec![-1i64; if any_entities { b * l } else { 0 }];
         for (i, s) in sequences.iter().enumerate() {
             let n = s.len();
             let row = i * l..i * l + n;
@@ -85,7 +97,16 @@ impl InputBatch {
             mask[row.clone()].fill(1);
             pos[row.clone()].copy_from_slice(&s.positions);
             if !s.token_types.is_empty() {
-                types[row].copy_from_slice(&s.token_types);
+                types[row.clone()].copy_from_slice(&s.token_types);
+            }
+            if !s.entities.is_empty() {
+                if s.entities.len() != n {
+                    candle_core::bail!(
+                        "sequence {i} has {} entity slots for {n} tokens",
+                        s.entities.len()
+                    );
+                }
+                ents[row].copy_from_slice(&s.entities);
             }
             if any_visible {
                 for r in 0..l {
@@ -100,6 +121,15 @@ impl InputBatch {
             }
         }
         let tokens = sequences.iter().map(|s| s.len()).sum();
+        let entity_mask: Vec<u32> = ents.iter().map(|&e| u32::from(e >= 0)).collect();
+        let (entity_ids, entity_mask) = if any_entities {
+            (
+                Some(Tensor::from_vec(ents, (b, l), device)?),
+                Some(Tensor::from_vec(entity_mask, (b, l), device)?),
+            )
+        } else {
+            (None, None)
+        };
         Ok(Self {
             input_ids: Tensor::from_vec(ids, (b, l), device)?,
             attention_mask: Tensor::from_vec(mask, (b, l), device)?,
@@ -114,6 +144,8 @@ impl InputBatch {
             } else {
                 None
             },
+            entity_ids,
+            entity_mask,
             len: l,
             tokens,
             padded_tokens: b * l,
@@ -128,6 +160,20 @@ impl InputBatch {
             attention_mask: Some(&self.attention_mask),
             visible_matrix: self.visible.as_ref(),
             ..EncoderInput::new(&self.input_ids)
+        }
+    }
+
+    /// `[B, L, 100]` entity vectors looked up in `table` (zero vectors where there is no
+    /// entity) and the `[B, L]` entity mask; all zeros when no sequence has entities.
+    pub fn entity_vectors(&self, table: &EntityTable) -> Result<(Tensor, Tensor)> {
+        let (b, l) = self.input_ids.dims2()?;
+        let device = self.input_ids.device();
+        match (&self.entity_ids, &self.entity_mask) {
+            (Some(ids), Some(mask)) => Ok((table.lookup(ids)?, mask.clone())),
+            _ => Ok((
+                Tensor::zeros((b, l, table.dim()), table.dtype(), device)?,
+                Tensor::zeros((b, l), DType::U32, device)?,
+            )),
         }
     }
 }
@@ -164,10 +210,46 @@ mod tests {
     }
 
     #[test]
+    fn entities_are_padded_with_minus_one_and_masked() {
+        let a = InputSequence {
+            entities: vec![-1, 1, -1],
+            ..InputSequence::plain(vec![2, 7, 3])
+        };
+        let b = InputSequence::plain(vec![2, 3]);
+        let batch = InputBatch::new(&[&a, &b], &Device::Cpu).unwrap();
+        let ids = batch.entity_ids.as_ref().unwrap().to_vec2::<i64>().unwrap();
+        assert_eq!(ids, [vec![-1, 1, -1], vec![-1, -1, -1]]);
+        let mask = batch
+            .entity_mask
+            .as_ref()
+            .unwrap()
+            .to_vec2::<u32>()
+            .unwrap();
+        assert_eq!(mask, [vec![0, 1, 0], vec![0, 0, 0]]);
+        let table = Tensor::new(&[[1f32, 2.0], [3.0, 4.0]], &Device::Cpu).unwrap();
+        let table = EntityTable::new(&table).unwrap();
+        let (vectors, _) = batch.entity_vectors(&table).unwrap();
+        let v = vectors.to_vec3::<f32>().unwrap();
+        assert_eq!(v[0], [vec![0.0, 0.0], vec![3.0, 4.0], vec![0.0, 0.0]]);
+        assert_eq!(v[1], vec![vec![0.0, 0.0]; 3]);
+
+        let wrong = InputSequence {
+            entities: vec![-1],
+            ..InputSequence::plain(vec![2, 3])
+        };
+        let err = InputBatch::new(&[&wrong], &Device::Cpu).unwrap_err();
+        assert!(
+            err.to_string().contains("1 entity slots for 2 tokens"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn plain_batches_carry_no_optional_tensors() {
         let a = InputSequence::plain(vec![2, 3]);
         let batch = InputBatch::new(&[&a], &Device::Cpu).unwrap();
         assert!(batch.token_type_ids.is_none() && batch.visible.is_none());
+        assert!(batch.entity_ids.is_none() && batch.entity_mask.is_none());
         let pos = batch.position_ids.to_vec2::<u32>().unwrap();
         assert_eq!(pos, [vec![0, 1]]);
     }

@@ -1,8 +1,10 @@
 //! Knowledge injection: turning a sentence and the knowledge selected for its words into
 //! encoder inputs. [`kbert`] builds the K-BERT sentence tree input (soft positions and a
 //! visible matrix); [`tree`] holds the tree itself, [`visible`] the compact visible matrix and
-//! [`vocab`] the character-to-id lookup the flattening needs, and [`input`] the padded
-//! encoder batches every task stage feeds the model.
+//! [`vocab`] the character-to-id lookup the flattening needs, [`ernie`] the ERNIE-THU entity
+//! alignment and vectors, and [`input`] the padded encoder batches every task stage feeds the
+//! model.
+pub mod ernie;
 pub mod input;
 pub mod kbert;
 pub mod select;
@@ -10,6 +12,7 @@ pub mod tree;
 pub mod visible;
 pub mod vocab;
 
+pub use ernie::{EntityAligner, EntityMention, EntityVectors, ErnieError};
 pub use input::{InputBatch, InputSequence};
 pub use kbert::{flatten, InjectionMode, KbertConfig, KbertError, KbertInput};
 pub use select::tree_from_text;

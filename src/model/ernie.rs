@@ -32,6 +32,20 @@ pub fn entity_config(cfg: &BertConfig) -> BertConfig {
     }
 }
 
+/// `cfg` with its top `aggregators` layers turned into `norm` (knowledgeable aggregator)
+/// layers and the others `sim`: how a plain BERT checkpoint becomes an ERNIE encoder whose
+/// fresh entity-side weights are learnt during fine-tuning.
+pub fn aggregator_config(cfg: &BertConfig, aggregators: usize) -> BertConfig {
+    let n = cfg.num_hidden_layers;
+    let k = aggregators.min(n);
+    let mut types = vec![LayerType::Sim; n - k];
+    types.extend(std::iter::repeat_n(LayerType::Norm, k));
+    BertConfig {
+        layer_types: Some(types),
+        ..cfg.clone()
+    }
+}
+
 /// Fusion of tokens and entities: `act(dense(tokens) + dense_ent(entities))` (`intermediate.*`).
 #[derive(Debug, Clone)]
 pub struct ErnieIntermediate {

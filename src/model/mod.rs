@@ -10,6 +10,7 @@ use std::path::PathBuf;
 pub mod bert;
 pub mod config;
 pub mod device;
+pub mod encoder;
 pub mod ernie;
 pub mod kernels;
 pub mod load;
@@ -18,7 +19,8 @@ pub mod tokenize;
 pub use bert::{AttentionBias, BertModel, EncoderInput};
 pub use config::{BertConfig, HiddenAct, Kernels, LayerType};
 pub use device::parse_device;
-pub use ernie::{gather_entities, load_entity_table, ErnieInput, ErnieModel};
+pub use encoder::{Encoder, EntityTable};
+pub use ernie::{aggregator_config, gather_entities, load_entity_table, ErnieInput, ErnieModel};
 pub use load::{load_bert, load_ernie};
 pub use tokenize::{BertTokenizer, Encoded};
 

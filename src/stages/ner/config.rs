@@ -62,13 +62,39 @@ pub enum KnowledgeMode {
     Plain,
     /// K-BERT tree injection of facts about linked mentions.
     Kbert,
+    /// ERNIE-THU: TransE vectors of linked entities fused into the top `ernie_layers` layers.
+    Ernie,
+    /// K-BERT injection and ERNIE fusion together (injected tokens carry no entity).
+    Both,
+}
+
+impl KnowledgeMode {
+    /// Whether facts are injected K-BERT style.
+    pub fn injects(self) -> bool {
+        matches!(self, Self::Kbert | Self::Both)
+    }
+
+    /// Whether the encoder fuses entity vectors (ERNIE).
+    pub fn fuses_entities(self) -> bool {
+        matches!(self, Self::Ernie | Self::Both)
+    }
+
+    /// The name in the TOML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Kbert => "kbert",
+            Self::Ernie => "ernie",
+            Self::Both => "both",
+        }
+    }
 }
 
 /// `[knowledge]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KnowledgeTable {
-    /// `plain` or `kbert`.
+    /// `plain`, `kbert`, `ernie` or `both`.
     #[serde(default)]
     pub mode: KnowledgeMode,
     /// Triples file (`subject<TAB>predicate<TAB>object`, e.g. K-BERT's `Medical.spo`).
@@ -83,6 +109,28 @@ pub struct KnowledgeTable {
     /// Mentions the linker scores below this are not linked.
     #[serde(default = "default_nil_threshold")]
     pub nil_threshold: f32,
+    /// ERNIE: a TransE directory (`zhishi transe train --export DIR` layout:
+    /// `transe.safetensors` + `entity2id.txt`, 100-wide vectors). When it does not exist the
+    /// vectors are trained on `kg` and written there; when absent they are trained in-process
+    /// for this run only. Either way the trained model keeps its own copy.
+    #[serde(default)]
+    pub transe: Option<PathBuf>,
+    /// ERNIE: TransE epochs when the vectors are trained here (other settings are
+    /// `zhishi transe train`'s defaults: self-adversarial loss, 64 negatives, Adagrad, seed
+    /// `train.seed`).
+    #[serde(default = "default_transe_epochs")]
+    pub transe_epochs: usize,
+    /// ERNIE: how many of the top encoder layers become knowledgeable aggregators (`norm`
+    /// layers); default half of them, rounded up.
+    #[serde(default)]
+    pub ernie_layers: Option<usize>,
+}
+
+impl KnowledgeTable {
+    /// The number of aggregator layers for an encoder of `num_layers` layers.
+    pub fn aggregator_layers(&self, num_layers: usize) -> usize {
+        self.ernie_layers.unwrap_or(num_layers.div_ceil(2))
+    }
 }
 
 impl Default for KnowledgeTable {
@@ -93,8 +141,15 @@ impl Default for KnowledgeTable {
             max_entities: default_max_entities(),
             with_predicate: false,
             nil_threshold: default_nil_threshold(),
+            transe: None,
+            transe_epochs: default_transe_epochs(),
+            ernie_layers: None,
         }
     }
+}
+
+fn default_transe_epochs() -> usize {
+    100
 }
 
 fn default_max_entities() -> usize {

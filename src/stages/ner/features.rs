@@ -1,12 +1,13 @@
 //! From characters to encoder inputs: long sentences are cut into overlapping windows (never
 //! silently truncated), each window is flattened into `[CLS] chars [SEP]`, with K-BERT
-//! knowledge injected after linked mentions when configured, and every character keeps the
-//! index of its token so labels and predictions skip injected knowledge tokens.
+//! knowledge injected after linked mentions and ERNIE entities on the first token of linked
+//! mentions when configured, and every character keeps the index of its token so labels and
+//! predictions skip injected knowledge tokens.
 use candle_core::{Device, Result, Tensor};
 
 use crate::knowledge::{
-    flatten, tree_from_text, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig,
-    SentenceTree, TreeWord,
+    flatten, tree_from_text, CharVocab, EntityAligner, InjectionMode, InputBatch, InputSequence,
+    KbertConfig, SentenceTree, TreeWord,
 };
 use crate::text::{Linker, MemoryKg};
 
@@ -25,6 +26,31 @@ pub enum Knowledge {
         /// Inject `predicate + object` instead of the object alone.
         with_predicate: bool,
     },
+    /// ERNIE-THU: linked entities' rows on their mentions' first tokens, optionally with
+    /// K-BERT injection through the same linker (mode `both`).
+    Ernie {
+        /// Links mentions and maps their entities to rows of the entity vectors.
+        aligner: Box<EntityAligner<MemoryKg>>,
+        /// K-BERT injection as well: `(max_entities, with_predicate)`.
+        inject: Option<(usize, bool)>,
+    },
+}
+
+impl Knowledge {
+    /// The linker and `(max_entities, with_predicate)` of K-BERT injection, if any.
+    fn injection(&self) -> Option<(&Linker<MemoryKg>, usize, bool)> {
+        match self {
+            Knowledge::Plain => None,
+            Knowledge::Kbert {
+                linker,
+                max_entities,
+                with_predicate,
+            } => Some((linker, *max_entities, *with_predicate)),
+            Knowledge::Ernie { aligner, inject } => {
+                inject.map(|(k, with_predicate)| (aligner.linker(), k, with_predicate))
+            }
+        }
+    }
 }
 
 /// One window of one sentence, encoded.
@@ -123,8 +149,9 @@ impl Featurizer {
 
     fn encode_window(&self, chars: &[String]) -> std::result::Result<Example, NerError> {
         let text: String = chars.concat();
-        let tree = match &self.knowledge {
-            Knowledge::Plain => SentenceTree {
+        let injection = self.knowledge.injection();
+        let tree = match injection {
+            None => SentenceTree {
                 words: chars
                     .iter()
                     .map(|c| TreeWord {
@@ -133,17 +160,10 @@ impl Featurizer {
                     })
                     .collect(),
             },
-            Knowledge::Kbert {
-                linker,
-                max_entities,
-                with_predicate,
-            } => tree_from_text(linker, &text, *max_entities, *with_predicate)
+            Some((linker, k, with_predicate)) => tree_from_text(linker, &text, k, with_predicate)
                 .map_err(|e| NerError::Knowledge(e.to_string()))?,
         };
-        let max_entities = match &self.knowledge {
-            Knowledge::Kbert { max_entities, .. } => *max_entities,
-            Knowledge::Plain => 0,
-        };
+        let max_entities = injection.map_or(0, |(_, k, _)| k);
         let config = KbertConfig::new(self.max_len)
             .mode(InjectionMode::Improved)
             .max_entities(max_entities);
@@ -158,14 +178,18 @@ impl Featurizer {
             at += c.chars().count();
         }
         let knowledge = input.knowledge_mask[..n].contains(&1);
+        let entities = match &self.knowledge {
+            Knowledge::Ernie { aligner, .. } => aligner.align(&text, &input.char_to_token, n),
+            _ => Vec::new(),
+        };
         Ok(Example {
             sentence: 0,
             offset: 0,
             input: InputSequence {
-                input_ids: input.input_ids[..n].to_vec(),
                 positions: input.soft_positions[..n].to_vec(),
-                token_types: Vec::new(),
                 visible: knowledge.then_some(input.visible),
+                entities,
+                ..InputSequence::plain(input.input_ids[..n].to_vec())
             },
             char_tokens,
             labels: Vec::new(),
@@ -272,5 +296,57 @@ mod tests {
         let vis = batch.input.visible.unwrap().to_vec3::<u32>().unwrap();
         assert_eq!(vis[0][1][5], 0, "患 does not see the injected 症");
         assert_eq!(vis[0][3][5], 1, "头 sees its own knowledge");
+    }
+
+    #[test]
+    fn ernie_entities_sit_on_mention_starts_and_never_on_injected_tokens() {
+        use crate::kg::store::{NamedTriple, TermKind};
+        use crate::knowledge::EntityVectors;
+        let spo = [("头痛", "类别", "症状"), ("发热", "类别", "症状")];
+        let triples: Vec<NamedTriple> = spo
+            .iter()
+            .map(|(s, p, o)| NamedTriple {
+                subject: s.to_string(),
+                predicate: p.to_string(),
+                object: o.to_string(),
+                object_kind: TermKind::Literal,
+            })
+            .collect();
+        let config = crate::kg::transe::TrainConfig {
+            epochs: 1,
+            negatives: 1,
+            batch_size: 2,
+            ..Default::default()
+        };
+        let vectors = EntityVectors::train(&triples, config).unwrap();
+        let (headache, fever) = (vectors.row("头痛").unwrap(), vectors.row("发热").unwrap());
+        let linker = Linker::build(
+            MemoryKg::from_triples(spo),
+            crate::text::LinkOptions {
+                nil_threshold: 0.0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let vocab = CharVocab::from_tokens([
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "发", "热", "症", "状",
+        ])
+        .unwrap();
+        let knowledge = Knowledge::Ernie {
+            aligner: Box::new(EntityAligner::new(linker, vectors)),
+            inject: Some((1, false)),
+        };
+        let f = Featurizer::new(vocab, 16, 8, knowledge);
+        // [CLS] 患 者 头 痛 症 状 发 热 症 状 [SEP]: 症状 injected after each symptom.
+        let ex = f.encode(0, &chars("患者头痛发热"), &[]).unwrap();
+        assert_eq!(
+            ex[0].input.input_ids,
+            [2, 4, 5, 6, 7, 10, 11, 8, 9, 10, 11, 3]
+        );
+        let (h, v) = (i64::from(headache), i64::from(fever));
+        assert_eq!(
+            ex[0].input.entities,
+            [-1, -1, -1, h, -1, -1, -1, v, -1, -1, -1, -1]
+        );
     }
 }

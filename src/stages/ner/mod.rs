@@ -1,5 +1,5 @@
 //! Named-entity recognition: adds [`crate::doc::Entity`] spans to a text. A BERT encoder
-//! (plain or with K-BERT knowledge) scores each character's tag, a linear-chain CRF (or an
+//! (plain, with K-BERT knowledge, ERNIE-THU entity fusion or both) scores each character's tag, a linear-chain CRF (or an
 //! arg-max) decodes them under the tagging scheme's constraints, and entities come out as
 //! character offsets.
 //!
@@ -64,6 +64,9 @@ pub enum NerError {
     /// Knowledge injection (linking, flattening) failed.
     #[error("knowledge injection: {0}")]
     Knowledge(String),
+    /// ERNIE entity vectors could not be trained, read or written.
+    #[error("entity vectors: {0}")]
+    Entities(#[from] crate::knowledge::ErnieError),
     /// A tensor operation failed.
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

@@ -1,7 +1,8 @@
 //! A trained NER model directory and inference over raw texts. The directory holds
 //! `model.safetensors` (encoder, classifier, CRF), the encoder's `config.json` and
 //! `vocab.txt`, `ner.json` (labels, windowing, knowledge) and `train.toml` (the configuration
-//! that produced it).
+//! that produced it); ERNIE models add their fixed entity vectors (`transe.safetensors` +
+//! `entity2id.txt`, see [`crate::knowledge::ernie`]).
 use std::path::Path;
 
 use candle_core::{DType, Device};
@@ -19,8 +20,8 @@ use super::predict::{featurize, predict_labels, score};
 use super::tags::LabelMap;
 use super::NerError;
 use crate::doc::Entity;
-use crate::knowledge::CharVocab;
-use crate::model::{load::read_config, Kernels};
+use crate::knowledge::{CharVocab, EntityAligner, EntityVectors};
+use crate::model::{aggregator_config, load::read_config, EntityTable, Kernels};
 use crate::text::{LinkOptions, Linker, MemoryKg};
 
 /// Weights of a saved model.
@@ -46,47 +47,70 @@ pub struct ModelMeta {
 }
 
 /// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir` and the
-/// KG when K-BERT injection is on.
-pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer, NerError> {
+/// KG when knowledge is on; ERNIE modes need the entity `vectors`.
+pub fn build_featurizer(
+    vocab_dir: &Path,
+    meta: &ModelMeta,
+    vectors: Option<EntityVectors>,
+) -> Result<Featurizer, NerError> {
     let vocab = CharVocab::from_file(vocab_dir)
         .map_err(|e| NerError::ModelDir {
             path: vocab_dir.to_path_buf(),
             message: e.to_string(),
         })?
         .with_lowercase_fallback(true);
-    let knowledge = match meta.knowledge.mode {
+    let k = &meta.knowledge;
+    let knowledge = match k.mode {
         KnowledgeMode::Plain => Knowledge::Plain,
-        KnowledgeMode::Kbert => {
-            let path = meta
-                .knowledge
-                .kg
-                .as_ref()
-                .ok_or_else(|| NerError::ModelDir {
-                    path: vocab_dir.to_path_buf(),
-                    message: "K-BERT knowledge without a kg file".into(),
-                })?;
-            // Strict: a bad line in the model's KG is an error, not a silently smaller KG.
-            let options = ImportOptions {
-                format: Format::Tsv,
-                strict: true,
-                ..ImportOptions::default()
-            };
-            let (kg, _) = MemoryKg::read_files(std::slice::from_ref(path), &options)
-                .map_err(|e| NerError::Knowledge(e.to_string()))?;
-            let options = LinkOptions {
-                nil_threshold: meta.knowledge.nil_threshold,
-                ..LinkOptions::default()
-            };
-            let linker =
-                Linker::build(kg, options).map_err(|e| NerError::Knowledge(e.to_string()))?;
-            Knowledge::Kbert {
-                linker: Box::new(linker),
-                max_entities: meta.knowledge.max_entities,
-                with_predicate: meta.knowledge.with_predicate,
+        KnowledgeMode::Kbert => Knowledge::Kbert {
+            linker: Box::new(knowledge_linker(vocab_dir, meta)?),
+            max_entities: k.max_entities,
+            with_predicate: k.with_predicate,
+        },
+        KnowledgeMode::Ernie | KnowledgeMode::Both => {
+            let vectors = vectors.ok_or_else(|| NerError::ModelDir {
+                path: vocab_dir.to_path_buf(),
+                message: format!("knowledge mode {:?} without entity vectors", k.mode.name()),
+            })?;
+            let linker = knowledge_linker(vocab_dir, meta)?;
+            Knowledge::Ernie {
+                aligner: Box::new(EntityAligner::new(linker, vectors)),
+                inject: k
+                    .mode
+                    .injects()
+                    .then_some((k.max_entities, k.with_predicate)),
             }
         }
     };
     Ok(Featurizer::new(vocab, meta.max_len, meta.stride, knowledge))
+}
+
+/// The linker over the model's KG (`knowledge.kg`, read strictly).
+fn knowledge_linker(dir: &Path, meta: &ModelMeta) -> Result<Linker<MemoryKg>, NerError> {
+    let path = meta
+        .knowledge
+        .kg
+        .as_ref()
+        .ok_or_else(|| NerError::ModelDir {
+            path: dir.to_path_buf(),
+            message: format!(
+                "knowledge mode {:?} without a kg file",
+                meta.knowledge.mode.name()
+            ),
+        })?;
+    // Strict: a bad line in the model's KG is an error, not a silently smaller KG.
+    let options = ImportOptions {
+        format: Format::Tsv,
+        strict: true,
+        ..ImportOptions::default()
+    };
+    let (kg, _) = MemoryKg::read_files(std::slice::from_ref(path), &options)
+        .map_err(|e| NerError::Knowledge(e.to_string()))?;
+    let options = LinkOptions {
+        nil_threshold: meta.knowledge.nil_threshold,
+        ..LinkOptions::default()
+    };
+    Linker::build(kg, options).map_err(|e| NerError::Knowledge(e.to_string()))
 }
 
 /// A loaded NER model: thread-safe, runs the fused inference kernels.
@@ -122,14 +146,27 @@ impl NerModel {
         cfg.kernels = Kernels::Fast;
         cfg.layer_types = None;
         let device = device.clone();
+        let vectors = if meta.knowledge.mode.fuses_entities() {
+            cfg = aggregator_config(
+                &cfg,
+                meta.knowledge.aggregator_layers(cfg.num_hidden_layers),
+            );
+            Some(EntityVectors::load(dir)?)
+        } else {
+            None
+        };
+        let table = vectors
+            .as_ref()
+            .map(|v| EntityTable::new(&v.tensor(&device)?))
+            .transpose()?;
         let weights = dir.join(WEIGHTS_FILE);
         if !weights.is_file() {
             return Err(bad(format!("{WEIGHTS_FILE} is missing")));
         }
         // SAFETY: the file is only read, and not modified while the model lives.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device)? };
-        let network = NerNetwork::load(vb, &cfg, &meta.labels, meta.crf)?;
-        let featurizer = build_featurizer(dir, &meta)?;
+        let network = NerNetwork::load_with_entities(vb, &cfg, &meta.labels, meta.crf, table)?;
+        let featurizer = build_featurizer(dir, &meta, vectors)?;
         Ok(Self {
             network,
             featurizer,

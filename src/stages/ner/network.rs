@@ -1,19 +1,20 @@
-//! The NER network: the BERT encoder, a linear token-classification head over each
-//! character's token, and an optional CRF on top. Parameter names are the encoder
-//! checkpoint's (`embeddings.*`, `encoder.*`) plus `classifier.*` and `crf.*`.
+//! The NER network: the encoder ([`Encoder`]: BERT, or ERNIE-THU with a fixed entity table),
+//! a linear token-classification head over each character's token, and an optional CRF on
+//! top. Parameter names are the encoder checkpoint's (`embeddings.*`, `encoder.*`, ERNIE's
+//! entity-side `*_ent.*`) plus `classifier.*` and `crf.*`.
 use candle_core::{Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
 use super::crf::{Crf, CrfScores};
 use super::features::Batch;
 use super::tags::LabelMap;
-use crate::model::{BertConfig, BertModel};
+use crate::model::{BertConfig, Encoder, EntityTable};
 use crate::train::Dropout;
 
 /// Encoder + classifier (+ CRF).
 #[derive(Debug, Clone)]
 pub struct NerNetwork {
-    encoder: BertModel,
+    encoder: Encoder,
     classifier: Linear,
     crf: Option<Crf>,
     freeze_encoder: bool,
@@ -23,7 +24,19 @@ impl NerNetwork {
     /// Loads (or, from a `VarMap`, creates) every parameter: the encoder at the root,
     /// `classifier.{weight,bias}` and, with `crf`, `crf.{transitions,start,end}`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig, labels: &LabelMap, crf: bool) -> Result<Self> {
-        let encoder = BertModel::load(vb.clone(), cfg)?;
+        Self::load_with_entities(vb, cfg, labels, crf, None)
+    }
+
+    /// Like [`NerNetwork::load`]; with an entity table the encoder is ERNIE-THU with the
+    /// layer kinds of `cfg.layer_types` (see [`crate::model::aggregator_config`]).
+    pub fn load_with_entities(
+        vb: VarBuilder,
+        cfg: &BertConfig,
+        labels: &LabelMap,
+        crf: bool,
+        entities: Option<EntityTable>,
+    ) -> Result<Self> {
+        let encoder = Encoder::load(vb.clone(), cfg, entities)?;
         let classifier = candle_nn::linear(cfg.hidden_size, labels.len(), vb.pp("classifier"))?;
         let crf = if crf {
             Some(Crf::load(vb.pp("crf"), labels)?)
@@ -51,7 +64,7 @@ impl NerNetwork {
 
     /// Emission scores of the labelled characters, `[N, K]` in the batch's character order.
     pub fn emissions(&self, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
-        let mut hidden = self.encoder.forward(&batch.input.encoder_input())?;
+        let mut hidden = self.encoder.forward(&batch.input)?;
         if self.freeze_encoder {
             hidden = hidden.detach();
         }

@@ -1,6 +1,8 @@
 //! Training and evaluating an NER model from its TOML file: reads and checks the
-//! configuration, builds the label map, featurizes the data (windows, K-BERT injection),
-//! creates the network from the pretrained encoder and runs [`crate::train::Trainer`].
+//! configuration, builds the label map, featurizes the data (windows, K-BERT injection, ERNIE
+//! entities), creates the network from the pretrained encoder (ERNIE: the top layers become
+//! aggregators with fresh entity-side weights, TransE vectors fixed) and runs
+//! [`crate::train::Trainer`].
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -17,10 +19,15 @@ use super::predict::{featurize, predict_labels, score};
 use super::tags::{LabelMap, Tag, TagScheme};
 use super::NerError;
 use crate::config::{load, ConfigSource, Loaded};
+use crate::kg::import::{Format, ImportOptions};
+use crate::kg::transe::TrainConfig as TransEConfig;
+use crate::knowledge::ernie::VECTORS_FILE;
+use crate::knowledge::EntityVectors;
+use crate::model::ernie::ernie_only_tensors;
 use crate::model::load::{
     expected_tensors, find_weights, read_checkpoint, read_config, select_tensors,
 };
-use crate::model::{BertConfig, Kernels};
+use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::train::{
     AdamWConfig, BatchLoss, Dropout, Evaluation, Param, Rng, TrainError, TrainOptions, TrainReport,
     TrainTask, Trainer,
@@ -45,6 +52,7 @@ struct Resolved {
     dev: PathBuf,
     test: Option<PathBuf>,
     kg: Option<PathBuf>,
+    transe: Option<PathBuf>,
     output_dir: PathBuf,
     toml: String,
 }
@@ -63,17 +71,36 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, NerError> {
         .map(|p| source.existing_path("data.test", p))
         .transpose()?;
     let kg = match (c.knowledge.mode, &c.knowledge.kg) {
-        (KnowledgeMode::Kbert, None) => {
+        (KnowledgeMode::Plain, _) => None,
+        (mode, None) => {
             return Err(source
                 .error(
                     "knowledge.kg",
-                    "a triples file is required when mode = \"kbert\"",
+                    format!("a triples file is required when mode = {:?}", mode.name()),
                 )
                 .into())
         }
-        (KnowledgeMode::Kbert, Some(p)) => Some(source.existing_path("knowledge.kg", p)?),
-        (KnowledgeMode::Plain, _) => None,
+        (_, Some(p)) => Some(source.existing_path("knowledge.kg", p)?),
     };
+    let transe = c.knowledge.transe.as_ref().map(|p| source.resolve(p));
+    if c.knowledge.mode.fuses_entities() {
+        let layers = read_config(&model)?.num_hidden_layers;
+        if let Some(n) = c.knowledge.ernie_layers {
+            if n == 0 || n > layers {
+                return Err(source
+                    .error(
+                        "knowledge.ernie_layers",
+                        format!("must be between 1 and the encoder's {layers} layers, found {n}"),
+                    )
+                    .into());
+            }
+        }
+        if c.knowledge.transe_epochs == 0 {
+            return Err(source
+                .error("knowledge.transe_epochs", "must be at least 1")
+                .into());
+        }
+    }
     let output_dir = source.resolve(&c.train.output_dir);
     let mut toml = std::fs::read_to_string(path).unwrap_or_default();
     if !overrides.is_empty() {
@@ -86,9 +113,44 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, NerError> {
         dev,
         test,
         kg,
+        transe,
         output_dir,
         toml,
     })
+}
+
+/// The ERNIE entity vectors of a run: read from `knowledge.transe` when it holds them, else
+/// TransE trained on `knowledge.kg` (and written to `knowledge.transe` when it is set).
+fn entity_vectors(r: &Resolved) -> Result<Option<EntityVectors>, NerError> {
+    let k = &r.config.knowledge;
+    if !k.mode.fuses_entities() {
+        return Ok(None);
+    }
+    if let Some(dir) = &r.transe {
+        if dir.join(VECTORS_FILE).is_file() {
+            return Ok(Some(EntityVectors::load(dir)?));
+        }
+    }
+    let Some(kg) = &r.kg else {
+        return Ok(None); // `resolve` requires a kg for every knowledge mode
+    };
+    let options = ImportOptions {
+        format: Format::Tsv,
+        strict: true,
+        ..ImportOptions::default()
+    };
+    let (triples, _) = crate::kg::import::read_files(std::slice::from_ref(kg), &options)
+        .map_err(|e| NerError::Knowledge(e.to_string()))?;
+    let config = TransEConfig {
+        epochs: k.transe_epochs,
+        seed: r.config.train.seed,
+        ..TransEConfig::default()
+    };
+    let vectors = EntityVectors::train(&triples, config)?;
+    if let Some(dir) = &r.transe {
+        vectors.save(dir)?;
+    }
+    Ok(Some(vectors))
 }
 
 fn check(c: &NerConfig, source: &ConfigSource) -> Result<(), NerError> {
@@ -173,6 +235,7 @@ struct NerTask {
     train: Vec<Example>,
     dev_sentences: Vec<Sentence>,
     dev_examples: Vec<Example>,
+    entities: Option<EntityVectors>,
     device: Device,
 }
 
@@ -220,24 +283,36 @@ impl TrainTask for NerTask {
             .map_err(|e| TrainError::Task(e.to_string()))?;
         std::fs::write(dir.join(META_FILE), meta).map_err(io(dir.join(META_FILE)))?;
         std::fs::write(dir.join(TOML_FILE), &self.toml).map_err(io(dir.join(TOML_FILE)))?;
+        if let Some(vectors) = &self.entities {
+            vectors
+                .save(dir)
+                .map_err(|e| TrainError::Task(e.to_string()))?;
+        }
         Ok(())
     }
 }
 
 /// Creates the network's variables and fills the encoder's from the pretrained checkpoint.
+/// With `ernie = Some((n, table))` the top `n` layers become ERNIE aggregators whose
+/// entity-side weights start fresh (seeded `normal(0, 0.02)`, zero biases, unit LayerNorms).
 fn pretrained_network(
     encoder_dir: &Path,
     labels: &LabelMap,
     crf: bool,
     seed: u64,
     device: &Device,
+    ernie: Option<(usize, EntityTable)>,
 ) -> Result<(NerNetwork, VarMap, BertConfig), NerError> {
     let mut cfg = read_config(encoder_dir)?;
     cfg.kernels = Kernels::Differentiable;
     cfg.layer_types = None;
+    let (cfg, table) = match ernie {
+        Some((n, table)) => (aggregator_config(&cfg, n), Some(table)),
+        None => (cfg, None),
+    };
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-    let network = NerNetwork::load(vb, &cfg, labels, crf)?;
+    let network = NerNetwork::load_with_entities(vb, &cfg, labels, crf, table)?;
     let weights = find_weights(encoder_dir)?;
     let tensors = select_tensors(
         read_checkpoint(&weights)?,
@@ -263,8 +338,12 @@ fn pretrained_network(
         })
         .unwrap_or_default();
     fresh.sort_by(|a, b| a.0.cmp(&b.0));
+    let entity_side: Vec<String> = ernie_only_tensors(&cfg).into_iter().map(|t| t.0).collect();
     for (name, var) in fresh {
-        if name.ends_with(".weight") && name.starts_with("classifier") {
+        let random = name.starts_with("classifier") || entity_side.contains(&name);
+        if name.contains("LayerNorm") {
+            var.set(&var.ones_like()?)?;
+        } else if name.ends_with(".weight") && random {
             let values: Vec<f32> = (0..var.elem_count()).map(|_| 0.02 * rng.normal()).collect();
             var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
         } else {
@@ -287,6 +366,12 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
     let train_ids = label_ids(&labels, &train_sents, &r.train)?;
     let mut knowledge = c.knowledge.clone();
     knowledge.kg = r.kg.clone();
+    // The model keeps its own copy of the entity vectors and a fixed layer count.
+    knowledge.transe = None;
+    if knowledge.mode.fuses_entities() {
+        let layers = read_config(&r.model)?.num_hidden_layers;
+        knowledge.ernie_layers = Some(knowledge.aggregator_layers(layers));
+    }
     let meta = ModelMeta {
         labels: labels.clone(),
         max_len: c.data.max_len,
@@ -294,7 +379,8 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         crf: c.head.crf,
         knowledge,
     };
-    let featurizer: Featurizer = build_featurizer(&r.model, &meta)?;
+    let entities = entity_vectors(&r)?;
+    let featurizer: Featurizer = build_featurizer(&r.model, &meta, entities.clone())?;
     let chars =
         |s: &[Sentence]| -> Vec<Vec<String>> { s.iter().map(|x| x.chars.clone()).collect() };
     let train: Vec<Example> = featurize(&featurizer, &chars(&train_sents), &train_ids)?
@@ -303,8 +389,12 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         .collect();
     let dev_examples = featurize(&featurizer, &chars(&dev_sents), &[])?;
     let device = Device::Cpu;
+    let ernie = match (&entities, meta.knowledge.ernie_layers) {
+        (Some(v), Some(layers)) => Some((layers, EntityTable::new(&v.tensor(&device)?)?)),
+        _ => None,
+    };
     let (network, varmap, cfg) =
-        pretrained_network(&r.model, &labels, c.head.crf, c.train.seed, &device)?;
+        pretrained_network(&r.model, &labels, c.head.crf, c.train.seed, &device, ernie)?;
     if c.data.max_len > cfg.max_position_embeddings {
         return Err(NerError::ModelDir {
             path: r.model.clone(),
@@ -345,6 +435,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         train,
         dev_sentences: dev_sents,
         dev_examples,
+        entities,
         device,
     };
     let trainer = Trainer::new(params, options);
