@@ -6,3 +6,4 @@ pub mod kbqa;
 pub mod link;
 pub mod ner;
 pub mod segment;
+pub mod task;

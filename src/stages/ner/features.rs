@@ -4,28 +4,10 @@
 //! index of its token so labels and predictions skip injected knowledge tokens.
 use candle_core::{Device, Result, Tensor};
 
-use crate::knowledge::{
-    flatten, tree_from_text, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig,
-    SentenceTree, TreeWord,
-};
-use crate::text::{Linker, MemoryKg};
+use crate::knowledge::{flatten, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig};
+pub use crate::stages::task::Knowledge;
 
 use super::NerError;
-
-/// Knowledge added to the input.
-pub enum Knowledge {
-    /// Characters only.
-    Plain,
-    /// K-BERT: each linked mention is followed by its `max_entities` most relevant facts.
-    Kbert {
-        /// Links mentions in each window's text.
-        linker: Box<Linker<MemoryKg>>,
-        /// Facts injected per mention.
-        max_entities: usize,
-        /// Inject `predicate + object` instead of the object alone.
-        with_predicate: bool,
-    },
-}
 
 /// One window of one sentence, encoded.
 #[derive(Debug, Clone)]
@@ -122,28 +104,11 @@ impl Featurizer {
     }
 
     fn encode_window(&self, chars: &[String]) -> std::result::Result<Example, NerError> {
-        let text: String = chars.concat();
-        let tree = match &self.knowledge {
-            Knowledge::Plain => SentenceTree {
-                words: chars
-                    .iter()
-                    .map(|c| TreeWord {
-                        word: c.clone(),
-                        injected: Vec::new(),
-                    })
-                    .collect(),
-            },
-            Knowledge::Kbert {
-                linker,
-                max_entities,
-                with_predicate,
-            } => tree_from_text(linker, &text, *max_entities, *with_predicate)
-                .map_err(|e| NerError::Knowledge(e.to_string()))?,
-        };
-        let max_entities = match &self.knowledge {
-            Knowledge::Kbert { max_entities, .. } => *max_entities,
-            Knowledge::Plain => 0,
-        };
+        let tree = self
+            .knowledge
+            .tree(chars)
+            .map_err(|e| NerError::Knowledge(e.to_string()))?;
+        let max_entities = self.knowledge.max_entities();
         let config = KbertConfig::new(self.max_len)
             .mode(InjectionMode::Improved)
             .max_entities(max_entities);
@@ -219,6 +184,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::{Linker, MemoryKg};
 
     fn vocab() -> CharVocab {
         CharVocab::from_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "头", "痛", "发", "热"])

@@ -6,11 +6,10 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
-use crate::kg::import::{Format, ImportOptions};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::config::{KnowledgeMode, KnowledgeTable};
+use super::config::KnowledgeTable;
 use super::data::Sentence;
 use super::features::{Featurizer, Knowledge};
 use super::metrics::NerMetrics;
@@ -21,7 +20,7 @@ use super::NerError;
 use crate::doc::Entity;
 use crate::knowledge::CharVocab;
 use crate::model::{load::read_config, Kernels};
-use crate::text::{LinkOptions, Linker, MemoryKg};
+use crate::stages::task::KnowledgeError;
 
 /// Weights of a saved model.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -54,38 +53,13 @@ pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer
             message: e.to_string(),
         })?
         .with_lowercase_fallback(true);
-    let knowledge = match meta.knowledge.mode {
-        KnowledgeMode::Plain => Knowledge::Plain,
-        KnowledgeMode::Kbert => {
-            let path = meta
-                .knowledge
-                .kg
-                .as_ref()
-                .ok_or_else(|| NerError::ModelDir {
-                    path: vocab_dir.to_path_buf(),
-                    message: "K-BERT knowledge without a kg file".into(),
-                })?;
-            // Strict: a bad line in the model's KG is an error, not a silently smaller KG.
-            let options = ImportOptions {
-                format: Format::Tsv,
-                strict: true,
-                ..ImportOptions::default()
-            };
-            let (kg, _) = MemoryKg::read_files(std::slice::from_ref(path), &options)
-                .map_err(|e| NerError::Knowledge(e.to_string()))?;
-            let options = LinkOptions {
-                nil_threshold: meta.knowledge.nil_threshold,
-                ..LinkOptions::default()
-            };
-            let linker =
-                Linker::build(kg, options).map_err(|e| NerError::Knowledge(e.to_string()))?;
-            Knowledge::Kbert {
-                linker: Box::new(linker),
-                max_entities: meta.knowledge.max_entities,
-                with_predicate: meta.knowledge.with_predicate,
-            }
-        }
-    };
+    let knowledge = Knowledge::from_table(&meta.knowledge).map_err(|e| match e {
+        KnowledgeError::NoKg => NerError::ModelDir {
+            path: vocab_dir.to_path_buf(),
+            message: e.to_string(),
+        },
+        other => NerError::Knowledge(other.to_string()),
+    })?;
     Ok(Featurizer::new(vocab, meta.max_len, meta.stride, knowledge))
 }
 

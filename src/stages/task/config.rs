@@ -1,0 +1,188 @@
+//! The TOML tables every trainable task stage shares (`[task]`, `[encoder]`, `[knowledge]`,
+//! `[train]`), with their defaults next to the fields.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::train::{AdamWConfig, TrainOptions};
+
+/// `[task]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskTable {
+    /// The task kind (`"ner"`, `"relation"`).
+    pub kind: String,
+}
+
+/// `[encoder]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderTable {
+    /// Hugging Face model directory (`config.json`, weights, `vocab.txt`), e.g. `"${M3E_DIR}"`.
+    pub model: PathBuf,
+    /// Train only the head, keeping the encoder fixed.
+    #[serde(default)]
+    pub freeze: bool,
+    /// Dropout before the classifier during training.
+    #[serde(default = "default_dropout")]
+    pub dropout: f32,
+}
+
+fn default_dropout() -> f32 {
+    0.1
+}
+
+/// How knowledge enters the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KnowledgeMode {
+    /// Characters only.
+    #[default]
+    Plain,
+    /// K-BERT tree injection of facts about linked mentions.
+    Kbert,
+}
+
+/// `[knowledge]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeTable {
+    /// `plain` or `kbert`.
+    #[serde(default)]
+    pub mode: KnowledgeMode,
+    /// Triples file (`subject<TAB>predicate<TAB>object`, e.g. K-BERT's `Medical.spo`).
+    #[serde(default)]
+    pub kg: Option<PathBuf>,
+    /// Facts injected per linked mention.
+    #[serde(default = "default_max_entities")]
+    pub max_entities: usize,
+    /// Inject `predicate + object` rather than the object alone.
+    #[serde(default)]
+    pub with_predicate: bool,
+    /// Mentions the linker scores below this are not linked.
+    #[serde(default = "default_nil_threshold")]
+    pub nil_threshold: f32,
+}
+
+impl Default for KnowledgeTable {
+    fn default() -> Self {
+        Self {
+            mode: KnowledgeMode::Plain,
+            kg: None,
+            max_entities: default_max_entities(),
+            with_predicate: false,
+            nil_threshold: default_nil_threshold(),
+        }
+    }
+}
+
+fn default_max_entities() -> usize {
+    2
+}
+
+fn default_nil_threshold() -> f32 {
+    0.0
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainTable {
+    /// Where `best/` (the model) and `last/` (the resumable state) are written.
+    pub output_dir: PathBuf,
+    /// Passes over the training data.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Examples (windows, pairs) per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Batches per optimiser step.
+    #[serde(default = "default_one")]
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Fraction of steps warming up.
+    #[serde(default = "default_warmup")]
+    pub warmup_ratio: f64,
+    /// AdamW decoupled weight decay (not on biases and LayerNorms).
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// Global gradient-norm clip (0 disables).
+    #[serde(default = "default_one_f64")]
+    pub max_grad_norm: f64,
+    /// Seed for shuffling and dropout.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Compute threads (0: the machine's default).
+    #[serde(default)]
+    pub threads: usize,
+    /// Evaluate every N optimiser steps (0: after each epoch).
+    #[serde(default)]
+    pub eval_every: usize,
+    /// Stop after this many evaluations without dev improvement (0: never).
+    #[serde(default)]
+    pub patience: usize,
+    /// Stop after this many optimiser steps.
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+    /// Continue from `output_dir/last` when it exists.
+    #[serde(default)]
+    pub resume: bool,
+    /// Draw a progress bar.
+    #[serde(default = "default_true")]
+    pub progress: bool,
+}
+
+impl TrainTable {
+    /// The loop's options, writing into `output_dir` (already resolved against the TOML).
+    pub fn options(&self, output_dir: PathBuf) -> TrainOptions {
+        TrainOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            grad_accum: self.grad_accum,
+            lr: self.lr,
+            warmup_ratio: self.warmup_ratio,
+            adamw: AdamWConfig {
+                weight_decay: self.weight_decay,
+                ..AdamWConfig::default()
+            },
+            max_grad_norm: self.max_grad_norm,
+            seed: self.seed,
+            eval_every: self.eval_every,
+            patience: self.patience,
+            max_steps: self.max_steps,
+            output_dir,
+            resume: self.resume,
+            progress: self.progress,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_epochs() -> usize {
+    3
+}
+fn default_batch_size() -> usize {
+    32
+}
+fn default_one() -> usize {
+    1
+}
+fn default_one_f64() -> f64 {
+    1.0
+}
+fn default_lr() -> f64 {
+    1e-4
+}
+fn default_warmup() -> f64 {
+    0.1
+}
+fn default_weight_decay() -> f64 {
+    0.01
+}
+fn default_seed() -> u64 {
+    42
+}
