@@ -89,4 +89,3 @@ fn default_true() -> bool {
 fn default_crf_lr_scale() -> f64 {
     100.0
 }
-

@@ -41,7 +41,8 @@ pub fn pretrained_varmap(
         .unwrap_or_default();
     fresh.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, var) in fresh {
-        let random = name.ends_with(".weight") && random_prefixes.iter().any(|p| name.starts_with(p));
+        let random =
+            name.ends_with(".weight") && random_prefixes.iter().any(|p| name.starts_with(p));
         if random {
             let values: Vec<f32> = (0..var.elem_count()).map(|_| 0.02 * rng.normal()).collect();
             var.set(&Tensor::from_vec(values, var.shape(), device)?)?;

@@ -54,11 +54,12 @@ impl Knowledge {
                     strict: true,
                     ..ImportOptions::default()
                 };
-                let (kg, _) = MemoryKg::read_files(std::slice::from_ref(path), &options)
-                    .map_err(|source| KnowledgeError::Import {
+                let (kg, _) = MemoryKg::read_files(std::slice::from_ref(path), &options).map_err(
+                    |source| KnowledgeError::Import {
                         path: path.clone(),
                         source,
-                    })?;
+                    },
+                )?;
                 let options = LinkOptions {
                     nil_threshold: table.nil_threshold,
                     ..LinkOptions::default()
