@@ -16,6 +16,7 @@ use crate::stages::facts::{FactsOptions, FactsStage};
 use crate::stages::kbqa::{KbqaStage, KbqaStageOptions};
 use crate::stages::link::LinkStage;
 use crate::stages::ner::{NerStage, NerStageOptions};
+use crate::stages::relation::{RelationStage, RelationStageOptions};
 use crate::stages::segment::{SegmentStage, SegmentStageOptions};
 use crate::text::{KnowledgeSource, LinkError, LinkOptions, Linker, MemoryKg, SourceError};
 
@@ -265,6 +266,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Appends the `relation` stage (a trained model directory; pairs from `opts.pairs_from`).
+    pub fn relation(mut self, opts: RelationStageOptions) -> Self {
+        self.spec.relation = Some(opts);
+        self.spec.pipeline.stages.push(StageName::Relation);
+        self
+    }
+
     /// Worker threads for CPU stages (0 = rayon's global pool).
     pub fn threads(mut self, threads: usize) -> Self {
         self.spec.pipeline.threads = threads;
@@ -286,7 +294,8 @@ impl PipelineBuilder {
 
     /// Checks the stage order (as the TOML path does), loads resources and builds the stages.
     pub fn build(self) -> Result<Pipeline, PipelineError> {
-        if let Some((key, message)) = self.spec.pipeline.order_problem(self.kg.is_some()) {
+        let order = self.spec.pipeline.order_problem(self.kg.is_some());
+        if let Some((key, message)) = order.or_else(|| self.spec.relation_problem()) {
             return Err(PipelineError::Invalid { key, message });
         }
         build(&self.spec, self.kg)
@@ -340,6 +349,15 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
                     return Err(PipelineError::Stage {
                         stage: "kbqa",
                         message: "needs a [kbqa] table with `model = \"DIR\"`".into(),
+                    })
+                }
+            },
+            StageName::Relation => match &spec.relation {
+                Some(opts) => Box::new(RelationStage::load(opts, &device)?),
+                None => {
+                    return Err(PipelineError::Stage {
+                        stage: "relation",
+                        message: "needs a [relation] table with `model = \"DIR\"`".into(),
                     })
                 }
             },

@@ -27,6 +27,7 @@ use crate::kg::import::Format;
 use crate::stages::facts::FactsOptions;
 use crate::stages::kbqa::KbqaStageOptions;
 use crate::stages::ner::NerStageOptions;
+use crate::stages::relation::RelationStageOptions;
 use crate::stages::segment::SegmentStageOptions;
 use crate::text::LinkOptions;
 
@@ -51,6 +52,8 @@ pub struct PipelineSpec {
     pub ner: Option<NerStageOptions>,
     /// Options of the `kbqa` stage.
     pub kbqa: Option<KbqaStageOptions>,
+    /// Options of the `relation` stage.
+    pub relation: Option<RelationStageOptions>,
 }
 
 /// `[pipeline]`: which stages run, in which order, and how.
@@ -136,6 +139,8 @@ pub enum StageName {
     Ner,
     /// Question answering over the KG with a trained model.
     Kbqa,
+    /// Relations between entities or mentions with a trained model.
+    Relation,
 }
 
 impl StageName {
@@ -147,13 +152,19 @@ impl StageName {
             StageName::Facts => "facts",
             StageName::Ner => "ner",
             StageName::Kbqa => "kbqa",
+            StageName::Relation => "relation",
         }
     }
 
-    /// Document fields the stage reads, which an earlier stage must produce.
+    /// Document fields the stage reads, which an earlier stage must produce. (`relation`
+    /// reads what its `pairs_from` option names: see [`PipelineSpec::relation_problem`].)
     pub fn requires(self) -> &'static [Field] {
         match self {
-            StageName::Segment | StageName::Link | StageName::Ner | StageName::Kbqa => &[],
+            StageName::Segment
+            | StageName::Link
+            | StageName::Ner
+            | StageName::Kbqa
+            | StageName::Relation => &[],
             StageName::Facts => &[Field::Mentions],
         }
     }
@@ -166,6 +177,7 @@ impl StageName {
             StageName::Facts => &[Field::Facts],
             StageName::Ner => &[Field::Entities],
             StageName::Kbqa => &[Field::Answers],
+            StageName::Relation => &[Field::Relations],
         }
     }
 
@@ -229,7 +241,8 @@ impl PipelineSpec {
     /// Checks stage order, stage options and the KG, and resolves model paths (in place) and
     /// the KG's paths against `source`'s directory. Returns where the KG lives, if anywhere.
     pub fn check(&mut self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
-        if let Some((key, message)) = self.pipeline.order_problem(self.kg.is_some()) {
+        let order = self.pipeline.order_problem(self.kg.is_some());
+        if let Some((key, message)) = order.or_else(|| self.relation_problem()) {
             return Err(source.error(&key, message));
         }
         let stages = &self.pipeline.stages;
@@ -239,6 +252,7 @@ impl PipelineSpec {
             ("facts", self.facts.is_some(), StageName::Facts),
             ("ner", self.ner.is_some(), StageName::Ner),
             ("kbqa", self.kbqa.is_some(), StageName::Kbqa),
+            ("relation", self.relation.is_some(), StageName::Relation),
         ] {
             if configured && !stages.contains(&name) {
                 return Err(source.error(
@@ -265,6 +279,15 @@ impl PipelineSpec {
             };
             kbqa.model = source.existing_path("kbqa.model", &kbqa.model)?;
         }
+        if stages.contains(&StageName::Relation) {
+            let Some(relation) = &mut self.relation else {
+                return Err(source.error(
+                    "pipeline.stages",
+                    "stage `relation` needs a [relation] table with `model = \"DIR\"` (a trained model)",
+                ));
+            };
+            relation.model = source.existing_path("relation.model", &relation.model)?;
+        }
         if let Err(e) = crate::model::parse_device(&self.pipeline.device) {
             return Err(source.error("pipeline.device", e.to_string()));
         }
@@ -272,6 +295,31 @@ impl PipelineSpec {
             return Err(source.error("pipeline.batch_size", "expected a batch size of at least 1"));
         }
         self.kg.as_ref().map(|kg| kg.locate(source)).transpose()
+    }
+}
+
+impl PipelineSpec {
+    /// The `relation` stage reads the field its `pairs_from` names (`entities` by default):
+    /// the problem, as `(dotted key, message)`, when no earlier stage produces it.
+    pub fn relation_problem(&self) -> Option<(String, String)> {
+        let stages = &self.pipeline.stages;
+        let i = stages.iter().position(|s| *s == StageName::Relation)?;
+        let need = self
+            .relation
+            .as_ref()
+            .map(|r| r.pairs_from)
+            .unwrap_or_default()
+            .field();
+        let produced = stages[..i].iter().any(|s| s.produces().contains(&need));
+        (!produced).then(|| {
+            (
+                format!("pipeline.stages[{i}]"),
+                format!(
+                    "stage `relation` reads `{}` (relation.pairs_from), which no earlier stage produces (expected a stage producing it before `relation`)",
+                    need.name()
+                ),
+            )
+        })
     }
 }
 

@@ -5,53 +5,10 @@
 //! predictions skip injected knowledge tokens.
 use candle_core::{Device, Result, Tensor};
 
-use crate::knowledge::{
-    flatten, tree_from_text, CharVocab, EntityAligner, InjectionMode, InputBatch, InputSequence,
-    KbertConfig, SentenceTree, TreeWord,
-};
-use crate::text::{Linker, MemoryKg};
+use crate::knowledge::{flatten, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig};
+pub use crate::stages::task::Knowledge;
 
 use super::NerError;
-
-/// Knowledge added to the input.
-pub enum Knowledge {
-    /// Characters only.
-    Plain,
-    /// K-BERT: each linked mention is followed by its `max_entities` most relevant facts.
-    Kbert {
-        /// Links mentions in each window's text.
-        linker: Box<Linker<MemoryKg>>,
-        /// Facts injected per mention.
-        max_entities: usize,
-        /// Inject `predicate + object` instead of the object alone.
-        with_predicate: bool,
-    },
-    /// ERNIE-THU: linked entities' rows on their mentions' first tokens, optionally with
-    /// K-BERT injection through the same linker (mode `both`).
-    Ernie {
-        /// Links mentions and maps their entities to rows of the entity vectors.
-        aligner: Box<EntityAligner<MemoryKg>>,
-        /// K-BERT injection as well: `(max_entities, with_predicate)`.
-        inject: Option<(usize, bool)>,
-    },
-}
-
-impl Knowledge {
-    /// The linker and `(max_entities, with_predicate)` of K-BERT injection, if any.
-    fn injection(&self) -> Option<(&Linker<MemoryKg>, usize, bool)> {
-        match self {
-            Knowledge::Plain => None,
-            Knowledge::Kbert {
-                linker,
-                max_entities,
-                with_predicate,
-            } => Some((linker, *max_entities, *with_predicate)),
-            Knowledge::Ernie { aligner, inject } => {
-                inject.map(|(k, with_predicate)| (aligner.linker(), k, with_predicate))
-            }
-        }
-    }
-}
 
 /// One window of one sentence, encoded.
 #[derive(Debug, Clone)]
@@ -149,21 +106,11 @@ impl Featurizer {
 
     fn encode_window(&self, chars: &[String]) -> std::result::Result<Example, NerError> {
         let text: String = chars.concat();
-        let injection = self.knowledge.injection();
-        let tree = match injection {
-            None => SentenceTree {
-                words: chars
-                    .iter()
-                    .map(|c| TreeWord {
-                        word: c.clone(),
-                        injected: Vec::new(),
-                    })
-                    .collect(),
-            },
-            Some((linker, k, with_predicate)) => tree_from_text(linker, &text, k, with_predicate)
-                .map_err(|e| NerError::Knowledge(e.to_string()))?,
-        };
-        let max_entities = injection.map_or(0, |(_, k, _)| k);
+        let tree = self
+            .knowledge
+            .tree(chars)
+            .map_err(|e| NerError::Knowledge(e.to_string()))?;
+        let max_entities = self.knowledge.max_entities();
         let config = KbertConfig::new(self.max_len)
             .mode(InjectionMode::Improved)
             .max_entities(max_entities);
@@ -243,6 +190,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::{Linker, MemoryKg};
 
     fn vocab() -> CharVocab {
         CharVocab::from_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "头", "痛", "发", "热"])

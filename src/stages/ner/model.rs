@@ -7,11 +7,10 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
-use crate::kg::import::{Format, ImportOptions};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::config::{KnowledgeMode, KnowledgeTable};
+use super::config::KnowledgeTable;
 use super::data::Sentence;
 use super::features::{Featurizer, Knowledge};
 use super::metrics::NerMetrics;
@@ -20,9 +19,9 @@ use super::predict::{featurize, predict_labels, score};
 use super::tags::LabelMap;
 use super::NerError;
 use crate::doc::Entity;
-use crate::knowledge::{CharVocab, EntityAligner, EntityVectors};
+use crate::knowledge::{CharVocab, EntityVectors};
 use crate::model::{aggregator_config, load::read_config, EntityTable, Kernels};
-use crate::text::{LinkOptions, Linker, MemoryKg};
+use crate::stages::task::KnowledgeError;
 
 /// Weights of a saved model.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -59,58 +58,14 @@ pub fn build_featurizer(
             message: e.to_string(),
         })?
         .with_lowercase_fallback(true);
-    let k = &meta.knowledge;
-    let knowledge = match k.mode {
-        KnowledgeMode::Plain => Knowledge::Plain,
-        KnowledgeMode::Kbert => Knowledge::Kbert {
-            linker: Box::new(knowledge_linker(vocab_dir, meta)?),
-            max_entities: k.max_entities,
-            with_predicate: k.with_predicate,
+    let knowledge = Knowledge::from_table(&meta.knowledge, vectors).map_err(|e| match e {
+        KnowledgeError::NoKg(_) | KnowledgeError::NoEntityVectors(_) => NerError::ModelDir {
+            path: vocab_dir.to_path_buf(),
+            message: e.to_string(),
         },
-        KnowledgeMode::Ernie | KnowledgeMode::Both => {
-            let vectors = vectors.ok_or_else(|| NerError::ModelDir {
-                path: vocab_dir.to_path_buf(),
-                message: format!("knowledge mode {:?} without entity vectors", k.mode.name()),
-            })?;
-            let linker = knowledge_linker(vocab_dir, meta)?;
-            Knowledge::Ernie {
-                aligner: Box::new(EntityAligner::new(linker, vectors)),
-                inject: k
-                    .mode
-                    .injects()
-                    .then_some((k.max_entities, k.with_predicate)),
-            }
-        }
-    };
+        other => NerError::Knowledge(other.to_string()),
+    })?;
     Ok(Featurizer::new(vocab, meta.max_len, meta.stride, knowledge))
-}
-
-/// The linker over the model's KG (`knowledge.kg`, read strictly).
-fn knowledge_linker(dir: &Path, meta: &ModelMeta) -> Result<Linker<MemoryKg>, NerError> {
-    let path = meta
-        .knowledge
-        .kg
-        .as_ref()
-        .ok_or_else(|| NerError::ModelDir {
-            path: dir.to_path_buf(),
-            message: format!(
-                "knowledge mode {:?} without a kg file",
-                meta.knowledge.mode.name()
-            ),
-        })?;
-    // Strict: a bad line in the model's KG is an error, not a silently smaller KG.
-    let options = ImportOptions {
-        format: Format::Tsv,
-        strict: true,
-        ..ImportOptions::default()
-    };
-    let (kg, _) = MemoryKg::read_files(std::slice::from_ref(path), &options)
-        .map_err(|e| NerError::Knowledge(e.to_string()))?;
-    let options = LinkOptions {
-        nil_threshold: meta.knowledge.nil_threshold,
-        ..LinkOptions::default()
-    };
-    Linker::build(kg, options).map_err(|e| NerError::Knowledge(e.to_string()))
 }
 
 /// A loaded NER model: thread-safe, runs the fused inference kernels.

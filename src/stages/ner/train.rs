@@ -5,7 +5,7 @@
 //! [`crate::train::Trainer`].
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use serde::Serialize;
 
@@ -23,15 +23,10 @@ use crate::kg::import::{Format, ImportOptions};
 use crate::kg::transe::TrainConfig as TransEConfig;
 use crate::knowledge::ernie::VECTORS_FILE;
 use crate::knowledge::EntityVectors;
-use crate::model::ernie::ernie_only_tensors;
-use crate::model::load::{
-    expected_tensors, find_weights, read_checkpoint, read_config, select_tensors,
-};
+use crate::model::load::read_config;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
-use crate::train::{
-    AdamWConfig, BatchLoss, Dropout, Evaluation, Param, Rng, TrainError, TrainOptions, TrainReport,
-    TrainTask, Trainer,
-};
+use crate::stages::task::{pretrained_varmap, trainable_params};
+use crate::train::{BatchLoss, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for NER: the loop's report and the best model's dev metrics.
 #[derive(Debug, Clone, Serialize)]
@@ -313,43 +308,7 @@ fn pretrained_network(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let network = NerNetwork::load_with_entities(vb, &cfg, labels, crf, table)?;
-    let weights = find_weights(encoder_dir)?;
-    let tensors = select_tensors(
-        read_checkpoint(&weights)?,
-        &expected_tensors(&cfg),
-        &weights,
-    )?;
-    let mut varmap_mut = varmap.clone();
-    let loaded: Vec<String> = tensors.keys().cloned().collect();
-    for (name, t) in tensors {
-        varmap_mut.set_one(&name, t.to_dtype(DType::F32)?)?;
-    }
-    // The head starts like BERT's (`normal(0, 0.02)` weights, zero biases) from the run's seed,
-    // so a run is reproducible (candle's own initialisers are not seeded).
-    let mut rng = Rng::new(seed);
-    let mut fresh: Vec<(String, Var)> = varmap
-        .data()
-        .lock()
-        .map(|m| {
-            m.iter()
-                .filter(|(n, _)| !loaded.contains(n))
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    fresh.sort_by(|a, b| a.0.cmp(&b.0));
-    let entity_side: Vec<String> = ernie_only_tensors(&cfg).into_iter().map(|t| t.0).collect();
-    for (name, var) in fresh {
-        let random = name.starts_with("classifier") || entity_side.contains(&name);
-        if name.contains("LayerNorm") {
-            var.set(&var.ones_like()?)?;
-        } else if name.ends_with(".weight") && random {
-            let values: Vec<f32> = (0..var.elem_count()).map(|_| 0.02 * rng.normal()).collect();
-            var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
-        } else {
-            var.set(&var.zeros_like()?)?;
-        }
-    }
+    pretrained_varmap(&varmap, encoder_dir, &cfg, &["classifier"], seed, device)?;
     Ok((network, varmap, cfg))
 }
 
@@ -405,27 +364,14 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         });
     }
     let network = network.freeze_encoder(c.encoder.freeze);
-    let params = trainable_params(&varmap, c.encoder.freeze, c.head.crf_lr_scale);
+    let params = trainable_params(
+        &varmap,
+        c.encoder.freeze,
+        &["classifier.", "crf."],
+        &[("crf.", c.head.crf_lr_scale)],
+    );
     let t = &c.train;
-    let options = TrainOptions {
-        epochs: t.epochs,
-        batch_size: t.batch_size,
-        grad_accum: t.grad_accum,
-        lr: t.lr,
-        warmup_ratio: t.warmup_ratio,
-        adamw: AdamWConfig {
-            weight_decay: t.weight_decay,
-            ..AdamWConfig::default()
-        },
-        max_grad_norm: t.max_grad_norm,
-        seed: t.seed,
-        eval_every: t.eval_every,
-        patience: t.patience,
-        max_steps: t.max_steps,
-        output_dir: r.output_dir.clone(),
-        resume: t.resume,
-        progress: t.progress,
-    };
+    let options = t.options(r.output_dir.clone());
     let task = NerTask {
         network,
         varmap,
@@ -447,26 +393,6 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         train: report,
         model_dir,
     })
-}
-
-/// The trainable parameters in name order (deterministic): the head only when the encoder is
-/// frozen; the CRF's learning rate scaled.
-fn trainable_params(varmap: &VarMap, freeze: bool, crf_lr_scale: f64) -> Vec<Param> {
-    let vars = varmap.data().lock().map(|m| m.clone()).unwrap_or_default();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    names
-        .into_iter()
-        .filter(|n| !freeze || n.starts_with("classifier.") || n.starts_with("crf."))
-        .map(|n| {
-            let p = Param::new(n.clone(), vars[n].clone());
-            if n.starts_with("crf.") {
-                p.with_lr_scale(crf_lr_scale)
-            } else {
-                p
-            }
-        })
-        .collect()
 }
 
 /// Evaluates the trained model of a configuration (`OUTPUT/best`) on `split` (`dev`, `test`

@@ -1,0 +1,73 @@
+//! The relation-extraction training configuration, mirroring the TOML file table for table
+//! (`[task]`, `[encoder]`, `[knowledge]`, `[data]`, `[train]`); see `pipelines/sanwen-re.toml`.
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::data::DataFormat;
+use crate::stages::task::{EncoderTable, KnowledgeTable, TaskTable, TrainTable};
+
+/// A whole relation-extraction training file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelationConfig {
+    /// `[task]`: `kind = "relation"`.
+    pub task: TaskTable,
+    /// `[encoder]`: the pretrained model.
+    pub encoder: EncoderTable,
+    /// `[knowledge]`: what is injected (default: nothing).
+    #[serde(default)]
+    pub knowledge: KnowledgeTable,
+    /// `[data]`: files, labels, markers.
+    pub data: DataTable,
+    /// `[train]`: the loop's settings.
+    pub train: TrainTable,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataTable {
+    /// `sanwen` (`head<TAB>tail<TAB>relation<TAB>sentence`) or `duie` (JSON lines).
+    pub format: DataFormat,
+    /// Training file.
+    pub train: PathBuf,
+    /// Dev file (evaluation during training, early stopping).
+    pub dev: PathBuf,
+    /// Test file (`zhishi eval --split test`).
+    #[serde(default)]
+    pub test: Option<PathBuf>,
+    /// The label meaning "no relation": excluded from precision, recall and F1, and never
+    /// written by the pipeline stage.
+    #[serde(default = "default_no_relation")]
+    pub no_relation: String,
+    /// Longest input in tokens (`[CLS]`, `[SEP]` and the four markers included); longer
+    /// sentences keep a window around the pair.
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Vocabulary tokens marking the head and the tail.
+    #[serde(default = "default_markers")]
+    pub markers: [String; 2],
+    /// Train on N examples spread evenly over the training file (0 = all).
+    #[serde(default)]
+    pub max_train: usize,
+    /// DuIE: no-relation pairs made per sentence, closest first.
+    #[serde(default = "default_max_negatives")]
+    pub max_negatives: usize,
+}
+
+fn default_no_relation() -> String {
+    "unknown".into()
+}
+
+fn default_max_len() -> usize {
+    256
+}
+
+fn default_markers() -> [String; 2] {
+    ["#".into(), "$".into()]
+}
+
+fn default_max_negatives() -> usize {
+    2
+}

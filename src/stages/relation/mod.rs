@@ -1,0 +1,87 @@
+//! Relation extraction: adds [`crate::doc::Relation`]s between pairs of arguments of a text.
+//! The head and tail are wrapped in marker tokens (ERNIE-THU style), the encoder (plain or
+//! with K-BERT knowledge) reads the marked sentence, and a linear classifier over the hidden
+//! states of `[CLS]` and the two opening markers picks the relation, or the no-relation label.
+//!
+//! Training runs through [`crate::train`] from a TOML file ([`config::RelationConfig`], see
+//! `pipelines/sanwen-re.toml`); a trained model directory loads with [`RelationModel::load`];
+//! the `relation` pipeline stage ([`RelationStage`]) proposes pairs from NER entities or
+//! linked mentions and keeps the related ones.
+pub mod config;
+pub mod data;
+pub mod features;
+pub mod metrics;
+pub mod model;
+pub mod network;
+pub mod stage;
+pub mod train;
+
+pub use config::RelationConfig;
+pub use data::{DataFormat, RelationExample};
+pub use metrics::{LabelScore, RelationMetrics};
+pub use model::{PairInput, Prediction, RelationModel};
+pub use stage::{PairSource, RelationStage, RelationStageOptions};
+pub use train::{evaluate_config, train_config, RelationTrainReport};
+
+use std::path::PathBuf;
+
+/// What can go wrong reading relation data, training, loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum RelationError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A data file has a malformed line.
+    #[error("{}:{line}: {message}", path.display())]
+    Data {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What was expected.
+        message: String,
+    },
+    /// The training configuration is invalid (names file, line and key).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The encoder could not be loaded.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// A model directory is incomplete or inconsistent.
+    #[error("model {path}: {message}")]
+    ModelDir {
+        /// The model directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An entity marker is not in the encoder's vocabulary.
+    #[error("entity marker {0:?} is not in the vocabulary (expected a token of vocab.txt, e.g. \"#\" or \"[unused1]\")")]
+    Marker(String),
+    /// A head or tail span does not lie inside its text.
+    #[error("{role} span {start}..{end} does not lie inside a text of {len} characters")]
+    Span {
+        /// `head` or `tail`.
+        role: &'static str,
+        /// First character.
+        start: usize,
+        /// One past the last character.
+        end: usize,
+        /// Characters in the text.
+        len: usize,
+    },
+    /// Knowledge injection (linking, flattening) failed.
+    #[error("knowledge injection: {0}")]
+    Knowledge(String),
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The training loop failed.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+}

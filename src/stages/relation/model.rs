@@ -1,0 +1,273 @@
+//! A trained relation model directory and inference over (text, head, tail) pairs. The
+//! directory holds `model.safetensors` (encoder and classifier), the encoder's `config.json`
+//! and `vocab.txt`, `relation.json` (labels, no-relation label, markers, window, knowledge) and
+//! `train.toml` (the configuration that produced it).
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::data::RelationExample;
+use super::features::{Batch, Example, Featurizer};
+use super::metrics::{score, RelationMetrics};
+use super::network::RelationNetwork;
+use super::RelationError;
+use crate::doc::Span;
+use crate::knowledge::CharVocab;
+use crate::model::{load::read_config, Kernels};
+use crate::stages::task::{Knowledge, KnowledgeError, KnowledgeTable};
+use crate::train::Dropout;
+
+/// Weights of a saved model.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Settings of a saved model.
+pub const META_FILE: &str = "relation.json";
+/// The training configuration a saved model came from.
+pub const TOML_FILE: &str = "train.toml";
+/// Pairs encoded per forward pass at prediction time.
+pub const PREDICT_BATCH: usize = 64;
+
+/// What a model needs besides its weights (`relation.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Label names by id.
+    pub labels: Vec<String>,
+    /// The no-relation label (one of `labels`).
+    pub no_relation: String,
+    /// Longest input in tokens.
+    pub max_len: usize,
+    /// Head and tail marker tokens.
+    pub markers: [String; 2],
+    /// Knowledge injection; `kg` is an absolute path.
+    pub knowledge: KnowledgeTable,
+}
+
+impl ModelMeta {
+    /// The id of `label`, if it is one of the model's labels.
+    pub fn id(&self, label: &str) -> Option<u32> {
+        self.labels
+            .iter()
+            .position(|l| l == label)
+            .map(|i| i as u32)
+    }
+
+    /// The id of the no-relation label.
+    pub fn no_relation_id(&self) -> u32 {
+        self.id(&self.no_relation).unwrap_or(0)
+    }
+}
+
+/// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir` and the
+/// KG when K-BERT injection is on.
+pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer, RelationError> {
+    let vocab = CharVocab::from_file(vocab_dir)
+        .map_err(|e| RelationError::ModelDir {
+            path: vocab_dir.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .with_lowercase_fallback(true);
+    let knowledge = Knowledge::from_table(&meta.knowledge, None).map_err(|e| match e {
+        KnowledgeError::NoKg(_) | KnowledgeError::NoEntityVectors(_) => RelationError::ModelDir {
+            path: vocab_dir.to_path_buf(),
+            message: e.to_string(),
+        },
+        other => RelationError::Knowledge(other.to_string()),
+    })?;
+    let [h, t] = &meta.markers;
+    Featurizer::new(vocab, [h.as_str(), t.as_str()], meta.max_len, knowledge)
+}
+
+/// Encodes labelled examples (in parallel); a label outside `meta` is an error naming the line
+/// of `path`.
+pub fn featurize(
+    featurizer: &Featurizer,
+    meta: &ModelMeta,
+    examples: &[RelationExample],
+    path: &Path,
+) -> Result<Vec<Example>, RelationError> {
+    examples
+        .par_iter()
+        .map(|e| {
+            let label = meta.id(&e.label).ok_or_else(|| RelationError::Data {
+                path: path.to_path_buf(),
+                line: e.line,
+                message: format!(
+                    "relation {:?} is not one of the model's labels {:?}",
+                    e.label, meta.labels
+                ),
+            })?;
+            let chars: Vec<String> = e.text.chars().map(String::from).collect();
+            featurizer.encode(&chars, e.head, e.tail, label)
+        })
+        .collect()
+}
+
+/// The label id and its probability for each example, batched by length.
+pub fn predict_examples(
+    network: &RelationNetwork,
+    examples: &[Example],
+    device: &Device,
+) -> Result<Vec<Prediction>, RelationError> {
+    let mut out = vec![
+        Prediction {
+            label: 0,
+            score: 0.0
+        };
+        examples.len()
+    ];
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| examples[i].len());
+    let off = Dropout::disabled();
+    for chunk in order.chunks(PREDICT_BATCH) {
+        let batch_examples: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+        let batch = Batch::new(&batch_examples, device)?;
+        let rows: Vec<Vec<f32>> = network.logits(&batch, &off)?.to_vec2()?;
+        for (&i, row) in chunk.iter().zip(rows) {
+            out[i] = Prediction::from_logits(&row);
+        }
+    }
+    Ok(out)
+}
+
+/// A classified pair: the label id and its softmax probability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// The predicted label id.
+    pub label: u32,
+    /// Its probability.
+    pub score: f32,
+}
+
+impl Prediction {
+    /// The arg-max of `logits` (the first on a tie) and its softmax probability.
+    pub fn from_logits(logits: &[f32]) -> Self {
+        let (label, max) =
+            logits
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+                    if x > best.1 {
+                        (i, x)
+                    } else {
+                        best
+                    }
+                });
+        let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
+        Self {
+            label: label as u32,
+            score: 1.0 / sum,
+        }
+    }
+}
+
+/// One pair to classify: a text and two character spans of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairInput<'a> {
+    /// The sentence.
+    pub text: &'a str,
+    /// The head (subject) span.
+    pub head: Span,
+    /// The tail (object) span.
+    pub tail: Span,
+}
+
+/// A loaded relation model: thread-safe, runs the fused inference kernels.
+pub struct RelationModel {
+    network: RelationNetwork,
+    featurizer: Featurizer,
+    meta: ModelMeta,
+    device: Device,
+}
+
+impl RelationModel {
+    /// Loads a model directory written by training (`OUTPUT/best`) onto the CPU.
+    pub fn load(dir: &Path) -> Result<Self, RelationError> {
+        Self::load_on(dir, &Device::Cpu)
+    }
+
+    /// Loads a model directory written by training onto `device` (see
+    /// [`crate::model::parse_device`]).
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Self, RelationError> {
+        let bad = |message: String| RelationError::ModelDir {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let meta_path = dir.join(META_FILE);
+        let text = std::fs::read_to_string(&meta_path).map_err(|source| RelationError::Io {
+            path: meta_path.clone(),
+            source,
+        })?;
+        let meta: ModelMeta =
+            serde_json::from_str(&text).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
+        if meta.id(&meta.no_relation).is_none() {
+            return Err(bad(format!(
+                "{META_FILE}: no_relation {:?} is not one of the labels",
+                meta.no_relation
+            )));
+        }
+        let mut cfg = read_config(dir)?;
+        cfg.kernels = Kernels::Fast;
+        cfg.layer_types = None;
+        let weights = dir.join(WEIGHTS_FILE);
+        if !weights.is_file() {
+            return Err(bad(format!("{WEIGHTS_FILE} is missing")));
+        }
+        // SAFETY: the file is only read, and not modified while the model lives.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
+        let network = RelationNetwork::load(vb, &cfg, meta.labels.len())?;
+        let featurizer = build_featurizer(dir, &meta)?;
+        Ok(Self {
+            network,
+            featurizer,
+            meta,
+            device: device.clone(),
+        })
+    }
+
+    /// Label names by id.
+    pub fn labels(&self) -> &[String] {
+        &self.meta.labels
+    }
+
+    /// The no-relation label.
+    pub fn no_relation(&self) -> &str {
+        &self.meta.no_relation
+    }
+
+    /// The name of label `id`.
+    pub fn label(&self, id: u32) -> &str {
+        self.meta.labels.get(id as usize).map_or("", String::as_str)
+    }
+
+    /// Classifies every pair.
+    pub fn predict(&self, pairs: &[PairInput<'_>]) -> Result<Vec<Prediction>, RelationError> {
+        let examples: Vec<Example> = pairs
+            .par_iter()
+            .map(|p| {
+                let chars: Vec<String> = p.text.chars().map(String::from).collect();
+                self.featurizer.encode(&chars, p.head, p.tail, 0)
+            })
+            .collect::<Result<_, _>>()?;
+        predict_examples(&self.network, &examples, &self.device)
+    }
+
+    /// Metrics on labelled examples read from `path` (named in errors).
+    pub fn evaluate(
+        &self,
+        examples: &[RelationExample],
+        path: &Path,
+    ) -> Result<RelationMetrics, RelationError> {
+        let encoded = featurize(&self.featurizer, &self.meta, examples, path)?;
+        let predicted = predict_examples(&self.network, &encoded, &self.device)?;
+        let gold: Vec<u32> = encoded.iter().map(|e| e.label).collect();
+        let predicted: Vec<u32> = predicted.iter().map(|p| p.label).collect();
+        Ok(score(
+            &self.meta.labels,
+            self.meta.no_relation_id(),
+            &gold,
+            &predicted,
+        ))
+    }
+}

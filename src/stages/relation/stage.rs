@@ -1,0 +1,185 @@
+//! The `relation` pipeline stage: relations between the document's NER entities or linked
+//! mentions (`pairs_from`) into `relations`. Every ordered pair of non-overlapping arguments
+//! at most `max_distance` characters apart is a candidate (closest pairs first, at most
+//! `max_pairs` per document); candidates are classified in batches, and those the model does
+//! not call no-relation, scored at least `min_score`, are kept.
+use std::path::PathBuf;
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use super::model::{PairInput, RelationModel};
+use crate::doc::{Argument, Document, Relation, Span};
+use crate::pipeline::{Field, PipelineError, Stage};
+
+/// Where candidate arguments come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PairSource {
+    /// `entities` from the `ner` stage.
+    #[default]
+    Entities,
+    /// `mentions` from the `link` stage (arguments carry the linked entity).
+    Mentions,
+}
+
+impl PairSource {
+    /// The document field the stage reads.
+    pub fn field(self) -> Field {
+        match self {
+            PairSource::Entities => Field::Entities,
+            PairSource::Mentions => Field::Mentions,
+        }
+    }
+}
+
+/// `[relation]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelationStageOptions {
+    /// A model directory written by `zhishi train` on a `kind = "relation"` config (its `best/`).
+    pub model: PathBuf,
+    /// `entities` (NER) or `mentions` (linking).
+    #[serde(default)]
+    pub pairs_from: PairSource,
+    /// Candidates whose arguments are more characters apart are not classified.
+    #[serde(default = "default_max_distance")]
+    pub max_distance: usize,
+    /// At most this many candidates per document, closest first.
+    #[serde(default = "default_max_pairs")]
+    pub max_pairs: usize,
+    /// Relations scored below this are dropped.
+    #[serde(default)]
+    pub min_score: f32,
+}
+
+fn default_max_distance() -> usize {
+    64
+}
+
+fn default_max_pairs() -> usize {
+    64
+}
+
+/// Classifies the relation of argument pairs.
+pub struct RelationStage {
+    model: RelationModel,
+    options: RelationStageOptions,
+}
+
+/// The candidate pairs `(head, tail)` among `args`: ordered, non-overlapping, at most
+/// `max_distance` characters apart, closest first (then in text order), at most `max_pairs`.
+pub fn candidate_pairs(
+    args: &[Argument],
+    max_distance: usize,
+    max_pairs: usize,
+) -> Vec<(usize, usize)> {
+    let mut pairs: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        for (j, b) in args.iter().enumerate() {
+            if i == j || (a.start < b.end && b.start < a.end) {
+                continue;
+            }
+            let gap = b.start.saturating_sub(a.end) + a.start.saturating_sub(b.end);
+            if gap <= max_distance {
+                pairs.push((gap, i, j));
+            }
+        }
+    }
+    pairs.sort_by_key(|&(gap, i, j)| (gap, args[i].start.min(args[j].start), i, j));
+    pairs
+        .into_iter()
+        .take(max_pairs)
+        .map(|(_, i, j)| (i, j))
+        .collect()
+}
+
+/// The arguments of a document: its entities or its linked mentions.
+pub fn arguments(doc: &Document, source: PairSource) -> Vec<Argument> {
+    match source {
+        PairSource::Entities => doc
+            .entities
+            .iter()
+            .map(|e| Argument {
+                start: e.start,
+                end: e.end,
+                text: e.text.clone(),
+                entity: None,
+            })
+            .collect(),
+        PairSource::Mentions => doc
+            .mentions
+            .iter()
+            .map(|m| Argument {
+                start: m.start,
+                end: m.end,
+                text: m.text.clone(),
+                entity: Some(m.entity.clone()),
+            })
+            .collect(),
+    }
+}
+
+impl RelationStage {
+    /// Loads the trained model onto `device`.
+    pub fn load(options: &RelationStageOptions, device: &Device) -> Result<Self, PipelineError> {
+        let model =
+            RelationModel::load_on(&options.model, device).map_err(|e| PipelineError::Stage {
+                stage: "relation",
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            model,
+            options: options.clone(),
+        })
+    }
+}
+
+impl Stage for RelationStage {
+    fn name(&self) -> &'static str {
+        "relation"
+    }
+
+    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+        let o = &self.options;
+        let args: Vec<Vec<Argument>> = docs.iter().map(|d| arguments(d, o.pairs_from)).collect();
+        // (document, head, tail) of every candidate, in document order.
+        let mut owners: Vec<(usize, usize, usize)> = Vec::new();
+        let mut pairs: Vec<PairInput<'_>> = Vec::new();
+        for (d, (doc, args)) in docs.iter().zip(&args).enumerate() {
+            for (h, t) in candidate_pairs(args, o.max_distance, o.max_pairs) {
+                owners.push((d, h, t));
+                pairs.push(PairInput {
+                    text: &doc.text,
+                    head: Span::new(args[h].start, args[h].end),
+                    tail: Span::new(args[t].start, args[t].end),
+                });
+            }
+        }
+        let predictions = self
+            .model
+            .predict(&pairs)
+            .map_err(|e| PipelineError::Stage {
+                stage: "relation",
+                message: e.to_string(),
+            })?;
+        let mut found: Vec<Vec<Relation>> = vec![Vec::new(); docs.len()];
+        for (&(d, h, t), p) in owners.iter().zip(predictions) {
+            let label = self.model.label(p.label);
+            if label == self.model.no_relation() || p.score < o.min_score {
+                continue;
+            }
+            found[d].push(Relation {
+                head: args[d][h].clone(),
+                tail: args[d][t].clone(),
+                label: label.to_string(),
+                score: p.score,
+            });
+        }
+        for (doc, mut relations) in docs.iter_mut().zip(found) {
+            relations.sort_by_key(|r| (r.head.start, r.tail.start));
+            doc.relations = relations;
+        }
+        Ok(())
+    }
+}

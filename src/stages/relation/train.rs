@@ -1,0 +1,346 @@
+//! Training and evaluating a relation model from its TOML file: reads and checks the
+//! configuration, builds the label map (the no-relation label first), featurizes the pairs
+//! (markers, windows, K-BERT injection), creates the network from the pretrained encoder and
+//! runs [`crate::train::Trainer`].
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use serde::Serialize;
+
+use super::config::RelationConfig;
+use super::data::{read, Corpus, RelationExample};
+use super::features::{Batch, Example};
+use super::metrics::{score, RelationMetrics};
+use super::model::{
+    build_featurizer, featurize, predict_examples, ModelMeta, RelationModel, META_FILE, TOML_FILE,
+    WEIGHTS_FILE,
+};
+use super::network::RelationNetwork;
+use super::RelationError;
+use crate::config::{load, ConfigError, ConfigSource, Loaded};
+use crate::model::load::read_config;
+use crate::model::Kernels;
+use crate::stages::task::{pretrained_varmap, trainable_params, KnowledgeMode};
+use crate::train::{BatchLoss, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
+
+/// The outcome of `zhishi train` for relation extraction.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelationTrainReport {
+    /// Dev metrics of the best checkpoint (as [`RelationMetrics`] serialises them).
+    pub dev: serde_json::Value,
+    /// Steps, throughput, early stopping.
+    pub train: TrainReport,
+    /// Training pairs used (after `data.max_train`).
+    pub train_examples: usize,
+    /// Training pairs whose head or tail name occurs several times in the sentence.
+    pub train_ambiguous: usize,
+    /// Where the best model was saved.
+    pub model_dir: PathBuf,
+}
+
+/// A configuration with every path resolved and checked.
+struct Resolved {
+    config: RelationConfig,
+    model: PathBuf,
+    train: PathBuf,
+    dev: PathBuf,
+    test: Option<PathBuf>,
+    kg: Option<PathBuf>,
+    output_dir: PathBuf,
+    toml: String,
+}
+
+fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, RelationError> {
+    let Loaded { value, source } = load::<RelationConfig>(path, overrides)?;
+    check(&value, &source)?;
+    let c = &value;
+    let model = source.existing_path("encoder.model", &c.encoder.model)?;
+    let train = source.existing_path("data.train", &c.data.train)?;
+    let dev = source.existing_path("data.dev", &c.data.dev)?;
+    let test = c
+        .data
+        .test
+        .as_ref()
+        .map(|p| source.existing_path("data.test", p))
+        .transpose()?;
+    let kg = match (c.knowledge.mode, &c.knowledge.kg) {
+        (KnowledgeMode::Kbert, None) => {
+            return Err(source
+                .error(
+                    "knowledge.kg",
+                    "a triples file is required when mode = \"kbert\"",
+                )
+                .into())
+        }
+        (KnowledgeMode::Kbert, Some(p)) => Some(source.existing_path("knowledge.kg", p)?),
+        (KnowledgeMode::Plain, _) => None,
+        (mode @ (KnowledgeMode::Ernie | KnowledgeMode::Both), _) => {
+            return Err(source
+                .error(
+                    "knowledge.mode",
+                    format!(
+                        "{:?} is not available for relation extraction yet (expected \"plain\" or \"kbert\")",
+                        mode.name()
+                    ),
+                )
+                .into())
+        }
+    };
+    let output_dir = source.resolve(&c.train.output_dir);
+    let mut toml = std::fs::read_to_string(path).unwrap_or_default();
+    if !overrides.is_empty() {
+        toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
+    }
+    Ok(Resolved {
+        config: value,
+        model,
+        train,
+        dev,
+        test,
+        kg,
+        output_dir,
+        toml,
+    })
+}
+
+fn check(c: &RelationConfig, source: &ConfigSource) -> Result<(), RelationError> {
+    let problem = if c.task.kind != "relation" {
+        Some((
+            "task.kind",
+            format!("expected \"relation\", found {:?}", c.task.kind),
+        ))
+    } else if c.data.max_len < 8 {
+        Some((
+            "data.max_len",
+            "must be at least 8 ([CLS], [SEP], four markers and two characters)".into(),
+        ))
+    } else if c.data.no_relation.is_empty() {
+        Some((
+            "data.no_relation",
+            "expected a label, e.g. \"unknown\"".into(),
+        ))
+    } else if c.data.markers[0] == c.data.markers[1] {
+        Some((
+            "data.markers",
+            "the head and tail markers must differ".into(),
+        ))
+    } else if c.train.batch_size == 0 {
+        Some(("train.batch_size", "must be at least 1".into()))
+    } else if c.train.epochs == 0 {
+        Some(("train.epochs", "must be at least 1".into()))
+    } else if !(0.0..1.0).contains(&c.encoder.dropout) {
+        Some(("encoder.dropout", "must be in [0, 1)".into()))
+    } else {
+        None
+    };
+    match problem {
+        Some((key, message)) => Err(source.error(key, message).into()),
+        None => Ok(()),
+    }
+}
+
+/// The label set: the no-relation label first, then the other labels of `sets` sorted.
+pub fn label_set(no_relation: &str, sets: &[&[RelationExample]]) -> Vec<String> {
+    let mut labels: Vec<String> = sets
+        .iter()
+        .flat_map(|s| s.iter())
+        .map(|e| e.label.clone())
+        .filter(|l| l != no_relation)
+        .collect();
+    labels.sort();
+    labels.dedup();
+    labels.insert(0, no_relation.to_string());
+    labels
+}
+
+/// `n` examples spread evenly over `examples` (all of them when `n` is 0 or not smaller).
+pub fn spread(examples: Vec<RelationExample>, n: usize) -> Vec<RelationExample> {
+    let len = examples.len();
+    if n == 0 || n >= len {
+        return examples;
+    }
+    examples
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| (i * n) % len < n)
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// Everything one training run holds.
+struct RelationTask {
+    network: RelationNetwork,
+    varmap: VarMap,
+    meta: ModelMeta,
+    encoder_dir: PathBuf,
+    toml: String,
+    train: Vec<Example>,
+    dev: Vec<Example>,
+    device: Device,
+}
+
+impl TrainTask for RelationTask {
+    fn train_lengths(&self) -> Vec<usize> {
+        self.train.iter().map(Example::len).collect()
+    }
+
+    fn batch_loss(&self, batch: &[usize], dropout: &Dropout) -> Result<BatchLoss, TrainError> {
+        let examples: Vec<&Example> = batch.iter().map(|&i| &self.train[i]).collect();
+        let b = Batch::new(&examples, &self.device)?;
+        Ok(BatchLoss {
+            loss: self.network.loss(&b, dropout)?,
+            tokens: b.input.tokens,
+            padded_tokens: b.input.padded_tokens,
+        })
+    }
+
+    fn evaluate(&self) -> Result<Evaluation, TrainError> {
+        let predicted = predict_examples(&self.network, &self.dev, &self.device)
+            .map_err(|e| TrainError::Task(e.to_string()))?;
+        let gold: Vec<u32> = self.dev.iter().map(|e| e.label).collect();
+        let predicted: Vec<u32> = predicted.iter().map(|p| p.label).collect();
+        let m = score(
+            &self.meta.labels,
+            self.meta.no_relation_id(),
+            &gold,
+            &predicted,
+        );
+        Ok(Evaluation {
+            score: m.f1,
+            metrics: serde_json::to_value(&m).unwrap_or_default(),
+        })
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        let io = |path: PathBuf| move |source| TrainError::Io { path, source };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        self.varmap.save(dir.join(WEIGHTS_FILE))?;
+        for name in ["config.json", "vocab.txt"] {
+            let from = self.encoder_dir.join(name);
+            std::fs::copy(&from, dir.join(name)).map_err(io(from))?;
+        }
+        let meta = serde_json::to_string_pretty(&self.meta)
+            .map_err(|e| TrainError::Task(e.to_string()))?;
+        std::fs::write(dir.join(META_FILE), meta).map_err(io(dir.join(META_FILE)))?;
+        std::fs::write(dir.join(TOML_FILE), &self.toml).map_err(io(dir.join(TOML_FILE)))?;
+        Ok(())
+    }
+}
+
+fn read_split(c: &RelationConfig, path: &Path) -> Result<Corpus, RelationError> {
+    read(
+        path,
+        c.data.format,
+        &c.data.no_relation,
+        c.data.max_negatives,
+    )
+}
+
+/// Trains the model a relation configuration describes; `overrides` are `--set` values.
+pub fn train_config(
+    path: &Path,
+    overrides: &[String],
+) -> Result<RelationTrainReport, RelationError> {
+    let r = resolve(path, overrides)?;
+    let c = &r.config;
+    let train_corpus = read_split(c, &r.train)?;
+    let train_ambiguous = train_corpus.ambiguous;
+    let train_examples = spread(train_corpus.examples, c.data.max_train);
+    let dev_examples = read_split(c, &r.dev)?.examples;
+    let labels = label_set(&c.data.no_relation, &[&train_examples, &dev_examples]);
+    let mut knowledge = c.knowledge.clone();
+    knowledge.kg = r.kg.clone();
+    let meta = ModelMeta {
+        labels,
+        no_relation: c.data.no_relation.clone(),
+        max_len: c.data.max_len,
+        markers: c.data.markers.clone(),
+        knowledge,
+    };
+    let mut cfg = read_config(&r.model)?;
+    if c.data.max_len > cfg.max_position_embeddings {
+        return Err(RelationError::ModelDir {
+            path: r.model.clone(),
+            message: format!(
+                "data.max_len {} exceeds the encoder's max_position_embeddings {}",
+                c.data.max_len, cfg.max_position_embeddings
+            ),
+        });
+    }
+    let featurizer = build_featurizer(&r.model, &meta)?;
+    let train = featurize(&featurizer, &meta, &train_examples, &r.train)?;
+    let dev = featurize(&featurizer, &meta, &dev_examples, &r.dev)?;
+    let device = Device::Cpu;
+    cfg.kernels = Kernels::Differentiable;
+    cfg.layer_types = None;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let network =
+        RelationNetwork::load(vb, &cfg, meta.labels.len())?.freeze_encoder(c.encoder.freeze);
+    pretrained_varmap(
+        &varmap,
+        &r.model,
+        &cfg,
+        &["classifier"],
+        c.train.seed,
+        &device,
+    )?;
+    let params = trainable_params(&varmap, c.encoder.freeze, &["classifier."], &[]);
+    let t = &c.train;
+    let task = RelationTask {
+        network,
+        varmap,
+        meta,
+        encoder_dir: r.model.clone(),
+        toml: r.toml.clone(),
+        train,
+        dev,
+        device,
+    };
+    let trainer = Trainer::new(params, t.options(r.output_dir.clone()));
+    let dropout = Dropout::new(c.encoder.dropout, t.seed.wrapping_add(1));
+    let report = trainer.run(&task, &dropout)?;
+    Ok(RelationTrainReport {
+        dev: report.best_metrics.clone().unwrap_or_default(),
+        train_examples: task.train.len(),
+        train_ambiguous,
+        train: report,
+        model_dir: trainer.best_dir(),
+    })
+}
+
+/// Evaluates the trained model of a configuration (`OUTPUT/best`) on `split` (`dev`, `test`
+/// or `train`).
+pub fn evaluate_config(
+    path: &Path,
+    overrides: &[String],
+    split: &str,
+) -> Result<RelationMetrics, RelationError> {
+    let r = resolve(path, overrides)?;
+    let invalid = |key: &str, message: String| {
+        RelationError::Config(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: None,
+            key: key.into(),
+            message,
+        })
+    };
+    let file = match split {
+        "train" => r.train.clone(),
+        "dev" => r.dev.clone(),
+        "test" => r
+            .test
+            .clone()
+            .ok_or_else(|| invalid("data.test", "no test file is configured".into()))?,
+        other => {
+            return Err(invalid(
+                "--split",
+                format!("unknown split {other:?}; expected train, dev or test"),
+            ))
+        }
+    };
+    let corpus = read_split(&r.config, &file)?;
+    let model = RelationModel::load(&r.output_dir.join("best"))?;
+    model.evaluate(&corpus.examples, &file)
+}

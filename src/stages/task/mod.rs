@@ -1,0 +1,12 @@
+//! What the trainable task stages (NER, relation extraction) share: the `[task]`,
+//! `[encoder]`, `[knowledge]` and `[train]` tables of their training TOML, the knowledge
+//! injection those tables describe, and the encoder's initialisation from a pretrained
+//! checkpoint with a seeded head. A stage adds its own `[data]`/`[head]` tables, features and
+//! network on top.
+pub mod config;
+pub mod init;
+pub mod knowledge;
+
+pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
+pub use init::{pretrained_varmap, trainable_params};
+pub use knowledge::{Knowledge, KnowledgeError};

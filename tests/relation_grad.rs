@@ -1,0 +1,93 @@
+//! Every parameter of the relation network — embeddings, every encoder layer and the pooled
+//! classifier — receives a non-zero gradient from the training loss, with plain and with
+//! K-BERT inputs (soft positions and a visible matrix). candle-nn's LayerNorm and
+//! `softmax_last_dim` would silently stop these gradients.
+use candle_core::{DType, Device, Var};
+use candle_nn::{VarBuilder, VarMap};
+use zhishi::doc::Span;
+use zhishi::knowledge::CharVocab;
+use zhishi::model::{BertConfig, Kernels};
+use zhishi::stages::relation::features::{Batch, Featurizer};
+use zhishi::stages::relation::network::RelationNetwork;
+use zhishi::stages::task::Knowledge;
+use zhishi::text::{LinkOptions, Linker, MemoryKg};
+use zhishi::train::Dropout;
+
+const VOCAB: &[&str] = &[
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "#", "$", "张", "三", "住", "在", "北", "京", "城", "市",
+];
+
+fn chars(s: &str) -> Vec<String> {
+    s.chars().map(String::from).collect()
+}
+
+/// Names of the parameters whose gradient is missing or all zero.
+fn params_without_gradient(knowledge: Knowledge) -> Vec<String> {
+    let cfg = BertConfig {
+        vocab_size: VOCAB.len(),
+        hidden_size: 16,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        max_position_embeddings: 24,
+        kernels: Kernels::Differentiable,
+        ..BertConfig::default()
+    };
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = RelationNetwork::load(vb, &cfg, 3).unwrap();
+    let vocab = CharVocab::from_tokens(VOCAB.iter().copied()).unwrap();
+    let f = Featurizer::new(vocab, ["#", "$"], 20, knowledge).unwrap();
+    let text = chars("张三住在北京");
+    let a = f
+        .encode(&text, Span::new(0, 2), Span::new(4, 6), 1)
+        .unwrap();
+    let b = f
+        .encode(&text, Span::new(4, 6), Span::new(0, 2), 0)
+        .unwrap();
+    let batch = Batch::new(&[&a, &b], &Device::Cpu).unwrap();
+    let loss = net.loss(&batch, &Dropout::new(0.1, 3)).unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = varmap.data().lock().unwrap().clone();
+    let mut missing: Vec<String> = vars
+        .iter()
+        .filter(|(_, v): &(&String, &Var)| {
+            grads.get(v.as_tensor()).is_none_or(|g| {
+                g.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    == 0.0
+            })
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    missing.sort();
+    assert!(vars.len() > 30, "{} parameters", vars.len());
+    missing
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_with_plain_inputs() {
+    assert_eq!(
+        params_without_gradient(Knowledge::Plain),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_with_kbert_inputs() {
+    let kg = MemoryKg::from_triples([("北京", "类型", "城市")]);
+    let options = LinkOptions {
+        nil_threshold: 0.0,
+        ..Default::default()
+    };
+    let knowledge = Knowledge::Kbert {
+        linker: Box::new(Linker::build(kg, options).unwrap()),
+        max_entities: 1,
+        with_predicate: false,
+    };
+    assert_eq!(params_without_gradient(knowledge), Vec::<String>::new());
+}

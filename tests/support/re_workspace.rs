@@ -1,0 +1,148 @@
+//! A throw-away relation-extraction workspace for tests: a tiny fixed-weight BERT model
+//! directory whose vocabulary covers the toy corpus, SanWen-format train/dev files and a
+//! training TOML that refers to them.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use zhishi::model::{BertConfig, BertModel};
+use zhishi::train::Rng;
+
+/// Toy SanWen lines `(head, tail, relation, sentence)`: where people live, family and friends.
+pub const TRAIN: &[(&str, &str, &str, &str)] = &[
+    ("张三", "北京", "Located", "张三住在北京"),
+    ("李四", "上海", "Located", "李四住在上海"),
+    ("王五", "杭州", "Located", "王五在杭州工作。"),
+    ("张三", "李四", "Family", "张三是李四的父亲"),
+    ("王五", "李四", "Family", "王五是李四的母亲"),
+    ("张三", "王五", "Social", "张三和王五是朋友"),
+    ("李四", "张三", "Social", "李四和张三是朋友"),
+    ("北京", "张三", "unknown", "张三住在北京"),
+    ("上海", "李四", "unknown", "李四住在上海"),
+    ("张三", "上海", "unknown", "张三住在北京，李四住在上海"),
+];
+
+/// Every character of the toy corpus and of the test sentences.
+pub const CHARS: &str = "张三李四王五住在北京上海杭州工作。是的父亲母和朋友，#$";
+
+/// SanWen lines for `examples`.
+pub fn sanwen(examples: &[(&str, &str, &str, &str)]) -> String {
+    examples
+        .iter()
+        .map(|(h, t, r, s)| format!("{h}\t{t}\t{r}\t{s}\n"))
+        .collect()
+}
+
+/// The tiny encoder's configuration.
+pub fn tiny_config() -> BertConfig {
+    BertConfig {
+        vocab_size: 5 + CHARS.chars().count(),
+        hidden_size: 16,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        max_position_embeddings: 48,
+        ..BertConfig::default()
+    }
+}
+
+/// The tiny vocabulary: special tokens, then [`CHARS`].
+pub fn vocab_tokens() -> Vec<String> {
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .map(String::from)
+        .to_vec();
+    vocab.extend(CHARS.chars().map(String::from));
+    vocab
+}
+
+/// A model directory with a random tiny BERT, its `config.json` and `vocab.txt`.
+pub fn tiny_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = tiny_config();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    BertModel::load(vb, &cfg).unwrap();
+    // Fixed weights, so every workspace holds the same "pretrained" encoder.
+    let mut rng = Rng::new(11);
+    let vars = varmap.data().lock().unwrap().clone();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| {
+                if name.contains("LayerNorm.weight") {
+                    1.0
+                } else {
+                    0.3 * rng.normal()
+                }
+            })
+            .collect();
+        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    varmap.save(dir.join("model.safetensors")).unwrap();
+    let config = serde_json::json!({
+        "vocab_size": cfg.vocab_size, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 48,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.join("vocab.txt"), vocab_tokens().join("\n")).unwrap();
+}
+
+/// A workspace with the tiny model, train/dev files, a tiny KG and a training TOML.
+pub struct Workspace {
+    _tmp: tempfile::TempDir,
+    /// The workspace directory.
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace whose TOML ends with `extra` lines in `[train]`.
+    pub fn new(extra: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        tiny_model(&root.join("model"));
+        std::fs::write(root.join("train.txt"), sanwen(TRAIN)).unwrap();
+        std::fs::write(root.join("dev.txt"), sanwen(&TRAIN[..4])).unwrap();
+        std::fs::write(
+            root.join("kg.spo"),
+            "张三\t类型\t人\n李四\t类型\t人\n王五\t类型\t人\n北京\t类型\t城市\n上海\t类型\t城市\n杭州\t类型\t城市\n",
+        )
+        .unwrap();
+        let toml = format!(
+            r#"[task]
+kind = "relation"
+
+[encoder]
+model = "model"
+dropout = 0.0
+
+[data]
+format = "sanwen"
+train = "train.txt"
+dev = "dev.txt"
+test = "dev.txt"
+max_len = 40
+
+[train]
+output_dir = "out"
+epochs = 30
+batch_size = 4
+lr = 5e-3
+warmup_ratio = 0.0
+seed = 7
+progress = false
+{extra}
+"#
+        );
+        std::fs::write(root.join("re.toml"), toml).unwrap();
+        Self { _tmp: tmp, root }
+    }
+
+    /// The training TOML.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("re.toml")
+    }
+}
