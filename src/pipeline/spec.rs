@@ -27,6 +27,7 @@ use crate::kg::import::Format;
 use crate::stages::facts::FactsOptions;
 use crate::stages::kbqa::KbqaStageOptions;
 use crate::stages::ner::NerStageOptions;
+use crate::stages::qa::QaStageOptions;
 use crate::stages::segment::SegmentStageOptions;
 use crate::text::LinkOptions;
 
@@ -51,6 +52,8 @@ pub struct PipelineSpec {
     pub ner: Option<NerStageOptions>,
     /// Options of the `kbqa` stage.
     pub kbqa: Option<KbqaStageOptions>,
+    /// Options of the `qa` stage.
+    pub qa: Option<QaStageOptions>,
 }
 
 /// `[pipeline]`: which stages run, in which order, and how.
@@ -136,6 +139,8 @@ pub enum StageName {
     Ner,
     /// Question answering over the KG with a trained model.
     Kbqa,
+    /// Extractive question answering over the document text with a trained model.
+    Qa,
 }
 
 impl StageName {
@@ -147,13 +152,18 @@ impl StageName {
             StageName::Facts => "facts",
             StageName::Ner => "ner",
             StageName::Kbqa => "kbqa",
+            StageName::Qa => "qa",
         }
     }
 
     /// Document fields the stage reads, which an earlier stage must produce.
     pub fn requires(self) -> &'static [Field] {
         match self {
-            StageName::Segment | StageName::Link | StageName::Ner | StageName::Kbqa => &[],
+            StageName::Segment
+            | StageName::Link
+            | StageName::Ner
+            | StageName::Kbqa
+            | StageName::Qa => &[],
             StageName::Facts => &[Field::Mentions],
         }
     }
@@ -165,7 +175,7 @@ impl StageName {
             StageName::Link => &[Field::Mentions],
             StageName::Facts => &[Field::Facts],
             StageName::Ner => &[Field::Entities],
-            StageName::Kbqa => &[Field::Answers],
+            StageName::Kbqa | StageName::Qa => &[Field::Answers],
         }
     }
 
@@ -239,6 +249,7 @@ impl PipelineSpec {
             ("facts", self.facts.is_some(), StageName::Facts),
             ("ner", self.ner.is_some(), StageName::Ner),
             ("kbqa", self.kbqa.is_some(), StageName::Kbqa),
+            ("qa", self.qa.is_some(), StageName::Qa),
         ] {
             if configured && !stages.contains(&name) {
                 return Err(source.error(
@@ -264,6 +275,15 @@ impl PipelineSpec {
                 ));
             };
             kbqa.model = source.existing_path("kbqa.model", &kbqa.model)?;
+        }
+        if stages.contains(&StageName::Qa) {
+            let Some(qa) = &mut self.qa else {
+                return Err(source.error(
+                    "pipeline.stages",
+                    "stage `qa` needs a [qa] table with `model = \"DIR\"` (a trained model)",
+                ));
+            };
+            qa.model = source.existing_path("qa.model", &qa.model)?;
         }
         if let Err(e) = crate::model::parse_device(&self.pipeline.device) {
             return Err(source.error("pipeline.device", e.to_string()));
