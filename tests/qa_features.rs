@@ -91,7 +91,7 @@ fn inputs_are_cls_question_sep_window_sep_with_segment_ids() {
 #[test]
 fn long_contexts_are_windowed_with_a_stride_and_labels_point_at_cls_outside() {
     // max_len 10 with a 2-token question leaves 5 context tokens per window.
-    let (_dir, f) = featurizer(10, 3, 8);
+    let (_dir, f) = featurizer(10, 3, 2);
     assert_eq!(f.windows(17, 2), [(0, 5), (3, 5), (6, 5), (9, 5), (12, 5)]);
     assert_eq!(f.windows(3, 2), [(0, 3)]);
     assert_eq!(f.windows(0, 2), [(0, 0)]);

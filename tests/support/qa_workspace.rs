@@ -158,12 +158,12 @@ max_answer_len = 6
 
 [train]
 output_dir = "out"
-epochs = 30
+epochs = 60
 batch_size = 4
 lr = 5e-3
 warmup_ratio = 0.0
 seed = 7
-eval_every = 20
+eval_every = 40
 progress = false
 {extra}
 "#

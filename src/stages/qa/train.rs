@@ -37,7 +37,7 @@ pub struct QaTrainReport {
     pub train: TrainReport,
     /// What the training file held (questions, moved / unlocated answers).
     pub train_data: DataSummary,
-    /// Training questions without a located answer (not trained on).
+    /// Training questions that are empty or have no located answer (not trained on).
     pub skipped_questions: usize,
     /// Training windows (several per long context).
     pub train_windows: usize,
@@ -274,17 +274,17 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
         decode: c.decode,
     };
     let featurizer = build_featurizer(&r.model, meta.window)?;
-    // Train on the first located gold answer of each question; questions without one are
-    // counted and skipped.
+    // Train on the first located gold answer of each question; empty questions and questions
+    // without a located answer are counted and skipped.
     let trainable: Vec<&QaRecord> = train_set
         .records
         .iter()
-        .filter(|q| q.answers.iter().any(|a| a.span.is_some()))
+        .filter(|q| !q.question.trim().is_empty() && q.answers.iter().any(|a| a.span.is_some()))
         .collect();
     let skipped_questions = train_set.records.len() - trainable.len();
     if skipped_questions > 0 {
         tracing::warn!(
-            "{}: {skipped_questions} training questions have no answer located in their context; not trained on",
+            "{}: {skipped_questions} training questions are empty or have no answer located in their context; not trained on",
             r.train.display()
         );
     }
