@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use zhishi::config;
-use zhishi::stages::{kbqa, ner, relation};
+use zhishi::stages::{kbqa, ner, qa, relation};
 
 /// Arguments of `zhishi train`.
 #[derive(Parser, Debug)]
@@ -114,8 +114,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
             v["report"] = serde_json::to_value(&r)?;
             v
         }
+        "qa" => {
+            let r = qa::train_config(&args.config, &args.set)
+                .with_context(|| format!("training {}", args.config.display()))?;
+            let mut v = r.dev.clone();
+            v["task"] = json!("qa");
+            v["split"] = json!("dev");
+            v["report"] = serde_json::to_value(&r)?;
+            v
+        }
         other => bail!(
-            "{}: task.kind {other:?} is not trainable (known: \"ner\", \"kbqa\", \"relation\")",
+            "{}: task.kind {other:?} is not trainable (known: \"ner\", \"kbqa\", \"relation\", \"qa\")",
             args.config.display()
         ),
     };
@@ -153,8 +162,16 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
             v["split"] = json!(args.split);
             v
         }
+        "qa" => {
+            let m = qa::evaluate_config(&args.config, &args.set, &args.split)
+                .with_context(|| format!("evaluating {}", args.config.display()))?;
+            let mut v = serde_json::to_value(&m)?;
+            v["task"] = json!("qa");
+            v["split"] = json!(args.split);
+            v
+        }
         other => bail!(
-            "{}: task.kind {other:?} cannot be evaluated (known: \"ner\", \"kbqa\", \"relation\")",
+            "{}: task.kind {other:?} cannot be evaluated (known: \"ner\", \"kbqa\", \"relation\", \"qa\")",
             args.config.display()
         ),
     };

@@ -16,6 +16,7 @@ use crate::stages::facts::{FactsOptions, FactsStage};
 use crate::stages::kbqa::{KbqaStage, KbqaStageOptions};
 use crate::stages::link::LinkStage;
 use crate::stages::ner::{NerStage, NerStageOptions};
+use crate::stages::qa::{QaStage, QaStageOptions};
 use crate::stages::relation::{RelationStage, RelationStageOptions};
 use crate::stages::segment::{SegmentStage, SegmentStageOptions};
 use crate::text::{KnowledgeSource, LinkError, LinkOptions, Linker, MemoryKg, SourceError};
@@ -273,6 +274,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Appends the extractive `qa` stage (a trained model directory).
+    pub fn qa(mut self, opts: QaStageOptions) -> Self {
+        self.spec.qa = Some(opts);
+        self.spec.pipeline.stages.push(StageName::Qa);
+        self
+    }
+
     /// Worker threads for CPU stages (0 = rayon's global pool).
     pub fn threads(mut self, threads: usize) -> Self {
         self.spec.pipeline.threads = threads;
@@ -358,6 +366,15 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
                     return Err(PipelineError::Stage {
                         stage: "relation",
                         message: "needs a [relation] table with `model = \"DIR\"`".into(),
+                    })
+                }
+            },
+            StageName::Qa => match &spec.qa {
+                Some(opts) => Box::new(QaStage::load(opts, &device)?),
+                None => {
+                    return Err(PipelineError::Stage {
+                        stage: "qa",
+                        message: "needs a [qa] table with `model = \"DIR\"`".into(),
                     })
                 }
             },

@@ -27,6 +27,7 @@ use crate::kg::import::Format;
 use crate::stages::facts::FactsOptions;
 use crate::stages::kbqa::KbqaStageOptions;
 use crate::stages::ner::NerStageOptions;
+use crate::stages::qa::QaStageOptions;
 use crate::stages::relation::RelationStageOptions;
 use crate::stages::segment::SegmentStageOptions;
 use crate::text::LinkOptions;
@@ -54,6 +55,8 @@ pub struct PipelineSpec {
     pub kbqa: Option<KbqaStageOptions>,
     /// Options of the `relation` stage.
     pub relation: Option<RelationStageOptions>,
+    /// Options of the `qa` stage.
+    pub qa: Option<QaStageOptions>,
 }
 
 /// `[pipeline]`: which stages run, in which order, and how.
@@ -141,6 +144,8 @@ pub enum StageName {
     Kbqa,
     /// Relations between entities or mentions with a trained model.
     Relation,
+    /// Extractive question answering over the document text with a trained model.
+    Qa,
 }
 
 impl StageName {
@@ -153,6 +158,7 @@ impl StageName {
             StageName::Ner => "ner",
             StageName::Kbqa => "kbqa",
             StageName::Relation => "relation",
+            StageName::Qa => "qa",
         }
     }
 
@@ -164,7 +170,8 @@ impl StageName {
             | StageName::Link
             | StageName::Ner
             | StageName::Kbqa
-            | StageName::Relation => &[],
+            | StageName::Relation
+            | StageName::Qa => &[],
             StageName::Facts => &[Field::Mentions],
         }
     }
@@ -176,7 +183,7 @@ impl StageName {
             StageName::Link => &[Field::Mentions],
             StageName::Facts => &[Field::Facts],
             StageName::Ner => &[Field::Entities],
-            StageName::Kbqa => &[Field::Answers],
+            StageName::Kbqa | StageName::Qa => &[Field::Answers],
             StageName::Relation => &[Field::Relations],
         }
     }
@@ -253,6 +260,7 @@ impl PipelineSpec {
             ("ner", self.ner.is_some(), StageName::Ner),
             ("kbqa", self.kbqa.is_some(), StageName::Kbqa),
             ("relation", self.relation.is_some(), StageName::Relation),
+            ("qa", self.qa.is_some(), StageName::Qa),
         ] {
             if configured && !stages.contains(&name) {
                 return Err(source.error(
@@ -287,6 +295,15 @@ impl PipelineSpec {
                 ));
             };
             relation.model = source.existing_path("relation.model", &relation.model)?;
+        }
+        if stages.contains(&StageName::Qa) {
+            let Some(qa) = &mut self.qa else {
+                return Err(source.error(
+                    "pipeline.stages",
+                    "stage `qa` needs a [qa] table with `model = \"DIR\"` (a trained model)",
+                ));
+            };
+            qa.model = source.existing_path("qa.model", &qa.model)?;
         }
         if let Err(e) = crate::model::parse_device(&self.pipeline.device) {
             return Err(source.error("pipeline.device", e.to_string()));

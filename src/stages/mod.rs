@@ -1,10 +1,12 @@
 //! The pipeline's stages, one file (or directory) each: what the stage's TOML table holds, how
 //! it is built, and how it fills its part of a [`crate::doc::Document`]. Task stages (`ner`,
-//! `kbqa`, `relation`) are also trained and evaluated from their own TOML (`zhishi train` / `zhishi eval`).
+//! `kbqa`, `relation`, `qa`) are also trained and evaluated from their own TOML (`zhishi train` /
+//! `zhishi eval`).
 pub mod facts;
 pub mod kbqa;
 pub mod link;
 pub mod ner;
+pub mod qa;
 pub mod relation;
 pub mod segment;
 pub mod task;

@@ -1,0 +1,150 @@
+//! A trained QA model directory and inference over (question, context) pairs. The directory
+//! holds `model.safetensors` (encoder and span head), the encoder's `config.json`, its
+//! tokenizer (`vocab.txt`, and `tokenizer.json` when the encoder had one), `qa.json`
+//! (windowing and decoding) and `train.toml` (the configuration that produced it).
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::config::{DecodeOptions, WindowOptions};
+use super::data::QaRecord;
+use super::decode::to_answers;
+use super::features::QaFeaturizer;
+use super::metrics::QaMetrics;
+use super::network::QaNetwork;
+use super::predict::{evaluate, featurize, predict_spans};
+use super::QaError;
+use crate::doc::Answer;
+use crate::model::{load::read_config, BertTokenizer, Kernels};
+
+/// Weights of a saved model.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Settings of a saved model.
+pub const META_FILE: &str = "qa.json";
+/// The training configuration a saved model came from.
+pub const TOML_FILE: &str = "train.toml";
+/// Tokenizer files copied from the encoder directory when present (`vocab.txt` is required).
+pub const TOKENIZER_FILES: &[&str] = &["vocab.txt", "tokenizer.json"];
+
+/// What a model needs besides its weights (`qa.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// How inputs are windowed.
+    pub window: WindowOptions,
+    /// How spans are searched.
+    pub decode: DecodeOptions,
+}
+
+/// The featurizer for `window` with the tokenizer in `dir`.
+pub fn build_featurizer(dir: &Path, window: WindowOptions) -> Result<QaFeaturizer, QaError> {
+    let tokenizer = BertTokenizer::from_dir(dir)?;
+    QaFeaturizer::new(tokenizer, window).map_err(|message| QaError::ModelDir {
+        path: dir.to_path_buf(),
+        message,
+    })
+}
+
+/// A loaded QA model: thread-safe, runs the fused inference kernels.
+pub struct QaModel {
+    network: QaNetwork,
+    featurizer: QaFeaturizer,
+    meta: ModelMeta,
+    device: Device,
+}
+
+impl QaModel {
+    /// Loads a model directory written by training (`OUTPUT/best`) onto the CPU.
+    pub fn load(dir: &Path) -> Result<Self, QaError> {
+        Self::load_on(dir, &Device::Cpu)
+    }
+
+    /// Loads a model directory written by training onto `device`.
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Self, QaError> {
+        let bad = |message: String| QaError::ModelDir {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let meta_path = dir.join(META_FILE);
+        let text = std::fs::read_to_string(&meta_path).map_err(|source| QaError::Io {
+            path: meta_path.clone(),
+            source,
+        })?;
+        let meta: ModelMeta =
+            serde_json::from_str(&text).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
+        let mut cfg = read_config(dir)?;
+        cfg.kernels = Kernels::Fast;
+        cfg.layer_types = None;
+        let weights = dir.join(WEIGHTS_FILE);
+        if !weights.is_file() {
+            return Err(bad(format!("{WEIGHTS_FILE} is missing")));
+        }
+        // SAFETY: the file is only read, and not modified while the model lives.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
+        let network = QaNetwork::load(vb, &cfg)?;
+        let featurizer = build_featurizer(dir, meta.window)?;
+        Ok(Self {
+            network,
+            featurizer,
+            meta,
+            device: device.clone(),
+        })
+    }
+
+    /// The windowing and decoding settings.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// Changes the decoding settings (e.g. from the `qa` stage's table).
+    pub fn with_decode(mut self, decode: DecodeOptions) -> Self {
+        self.meta.decode = decode;
+        self
+    }
+
+    /// The `top_k` best answers to each `(question, context)` pair, best first, as character
+    /// spans of the context; the score is a probability over the n-best candidates.
+    pub fn predict(
+        &self,
+        pairs: &[(&str, &str)],
+        top_k: usize,
+    ) -> Result<Vec<Vec<Answer>>, QaError> {
+        let windows = featurize(&self.featurizer, pairs.iter().map(|&(q, c)| (q, c, None)))?;
+        let k = self.meta.decode.n_best.max(top_k);
+        let spans = predict_spans(
+            &self.network,
+            &windows,
+            pairs.len(),
+            &self.meta.decode,
+            k,
+            &self.device,
+        )?;
+        Ok(pairs
+            .iter()
+            .zip(spans)
+            .map(|(&(_, context), ranked)| {
+                let mut answers = to_answers(context, &ranked);
+                answers.truncate(top_k);
+                answers
+            })
+            .collect())
+    }
+
+    /// CMRC 2018 scores on labelled questions.
+    pub fn evaluate(&self, records: &[QaRecord]) -> Result<QaMetrics, QaError> {
+        let windows = featurize(
+            &self.featurizer,
+            records
+                .iter()
+                .map(|r| (r.question.as_str(), r.context.as_str(), None)),
+        )?;
+        evaluate(
+            &self.network,
+            records,
+            &windows,
+            &self.meta.decode,
+            &self.device,
+        )
+    }
+}

@@ -1,0 +1,92 @@
+//! The `qa` pipeline stage: extractive answers to each document's `question` from its `text`
+//! (the context) with a trained [`QaModel`], into `answers` (best first, character spans of
+//! `text`). A document without a question is an error (`zhishi run --question-field F`
+//! fills it), which the runner sends to the errors file.
+use std::path::PathBuf;
+
+use candle_core::Device;
+use serde::Deserialize;
+
+use crate::doc::Document;
+use crate::pipeline::{PipelineError, Stage};
+
+use super::config::DecodeOptions;
+use super::QaModel;
+
+/// `[qa]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QaStageOptions {
+    /// A model directory written by `zhishi train` on a `kind = "qa"` config (its `best/`).
+    pub model: PathBuf,
+    /// Answers kept per question, best first.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Longest answer in tokens (default: the model's).
+    #[serde(default)]
+    pub max_answer_len: Option<usize>,
+}
+
+fn default_top_k() -> usize {
+    1
+}
+
+/// Answers questions about the document text.
+pub struct QaStage {
+    model: QaModel,
+    top_k: usize,
+}
+
+fn stage_error(message: String) -> PipelineError {
+    PipelineError::Stage {
+        stage: "qa",
+        message,
+    }
+}
+
+impl QaStage {
+    /// Loads the trained model onto `device`.
+    pub fn load(opts: &QaStageOptions, device: &Device) -> Result<Self, PipelineError> {
+        let mut model =
+            QaModel::load_on(&opts.model, device).map_err(|e| stage_error(e.to_string()))?;
+        if let Some(max_answer_len) = opts.max_answer_len {
+            let decode = DecodeOptions {
+                max_answer_len,
+                ..model.meta().decode
+            };
+            model = model.with_decode(decode);
+        }
+        Ok(Self {
+            model,
+            top_k: opts.top_k.max(1),
+        })
+    }
+}
+
+impl Stage for QaStage {
+    fn name(&self) -> &'static str {
+        "qa"
+    }
+
+    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+        let pairs = docs
+            .iter()
+            .map(|d| match &d.question {
+                Some(q) => Ok((q.as_str(), d.text.as_str())),
+                None => Err(stage_error(format!(
+                    "document {}has no question (pass --question-field FIELD to zhishi run)",
+                    d.id.as_deref()
+                        .map_or(String::new(), |id| format!("{id:?} "))
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let answers = self
+            .model
+            .predict(&pairs, self.top_k)
+            .map_err(|e| stage_error(e.to_string()))?;
+        for (doc, answers) in docs.iter_mut().zip(answers) {
+            doc.answers = answers;
+        }
+        Ok(())
+    }
+}

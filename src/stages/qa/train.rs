@@ -1,0 +1,415 @@
+//! Training and evaluating a QA model from its TOML file: reads and checks the configuration,
+//! reads the SQuAD files (reporting answers whose offsets are wrong), featurizes the windows,
+//! creates the network from the pretrained encoder and runs [`crate::train::Trainer`], which
+//! keeps the checkpoint with the best dev F1.
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use serde::Serialize;
+
+use super::config::QaConfig;
+use super::data::{read, DataSummary, QaRecord, QaSet};
+use super::features::{Batch, Window};
+use super::metrics::QaMetrics;
+use super::model::{
+    build_featurizer, ModelMeta, QaModel, META_FILE, TOKENIZER_FILES, TOML_FILE, WEIGHTS_FILE,
+};
+use super::network::QaNetwork;
+use super::predict::{evaluate, featurize};
+use super::QaError;
+use crate::config::{load, ConfigError, ConfigSource, Loaded};
+use crate::model::load::{
+    expected_tensors, find_weights, read_checkpoint, read_config, select_tensors,
+};
+use crate::model::{BertConfig, Kernels};
+use crate::train::{
+    AdamWConfig, BatchLoss, Dropout, Evaluation, Param, Rng, TrainError, TrainOptions, TrainReport,
+    TrainTask, Trainer,
+};
+
+/// The outcome of `zhishi train` for QA.
+#[derive(Debug, Clone, Serialize)]
+pub struct QaTrainReport {
+    /// Dev metrics of the best checkpoint (as [`QaMetrics`] serialises them).
+    pub dev: serde_json::Value,
+    /// Steps, throughput, history.
+    pub train: TrainReport,
+    /// What the training file held (questions, moved / unlocated answers).
+    pub train_data: DataSummary,
+    /// Training questions that are empty or have no located answer (not trained on).
+    pub skipped_questions: usize,
+    /// Training windows (several per long context).
+    pub train_windows: usize,
+    /// What the dev file held.
+    pub dev_data: DataSummary,
+    /// Where the best model was saved.
+    pub model_dir: PathBuf,
+}
+
+/// A configuration with every path resolved and checked.
+struct Resolved {
+    config: QaConfig,
+    path: PathBuf,
+    model: PathBuf,
+    train: PathBuf,
+    dev: PathBuf,
+    test: Option<PathBuf>,
+    output_dir: PathBuf,
+    toml: String,
+}
+
+fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, QaError> {
+    let Loaded { value, source } = load::<QaConfig>(path, overrides)?;
+    check(&value, &source)?;
+    let c = &value;
+    let model = source.existing_path("encoder.model", &c.encoder.model)?;
+    let train = source.existing_path("data.train", &c.data.train)?;
+    let dev = source.existing_path("data.dev", &c.data.dev)?;
+    let test = c
+        .data
+        .test
+        .as_ref()
+        .map(|p| source.existing_path("data.test", p))
+        .transpose()?;
+    let output_dir = source.resolve(&c.train.output_dir);
+    let mut toml = std::fs::read_to_string(path).unwrap_or_default();
+    if !overrides.is_empty() {
+        toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
+    }
+    Ok(Resolved {
+        config: value,
+        path: path.to_path_buf(),
+        model,
+        train,
+        dev,
+        test,
+        output_dir,
+        toml,
+    })
+}
+
+fn check(c: &QaConfig, source: &ConfigSource) -> Result<(), QaError> {
+    let fail = |key: &str, message: String| -> Result<(), QaError> {
+        Err(source.error(key, message).into())
+    };
+    if c.task.kind != "qa" {
+        return fail(
+            "task.kind",
+            format!("expected \"qa\", found {:?}", c.task.kind),
+        );
+    }
+    let d = &c.data;
+    if d.max_query_len == 0 {
+        return fail("data.max_query_len", "must be at least 1".into());
+    }
+    if d.max_len < d.max_query_len + 4 {
+        return fail(
+            "data.max_len",
+            format!(
+                "must be at least max_query_len + 4 = {} ([CLS] question [SEP] context [SEP])",
+                d.max_query_len + 4
+            ),
+        );
+    }
+    if d.doc_stride == 0 {
+        return fail("data.doc_stride", "must be at least 1".into());
+    }
+    if c.decode.n_best == 0 {
+        return fail("decode.n_best", "must be at least 1".into());
+    }
+    if c.decode.max_answer_len == 0 {
+        return fail("decode.max_answer_len", "must be at least 1".into());
+    }
+    if c.train.batch_size == 0 {
+        return fail("train.batch_size", "must be at least 1".into());
+    }
+    if c.train.epochs == 0 {
+        return fail("train.epochs", "must be at least 1".into());
+    }
+    if !(0.0..1.0).contains(&c.encoder.dropout) {
+        return fail("encoder.dropout", "must be in [0, 1)".into());
+    }
+    Ok(())
+}
+
+/// Everything one QA training run holds.
+struct QaTask {
+    network: QaNetwork,
+    varmap: VarMap,
+    meta: ModelMeta,
+    encoder_dir: PathBuf,
+    toml: String,
+    train: Vec<Window>,
+    dev: Vec<QaRecord>,
+    dev_windows: Vec<Window>,
+    device: Device,
+}
+
+impl TrainTask for QaTask {
+    fn train_lengths(&self) -> Vec<usize> {
+        self.train.iter().map(Window::len).collect()
+    }
+
+    fn batch_loss(&self, batch: &[usize], dropout: &Dropout) -> Result<BatchLoss, TrainError> {
+        let windows: Vec<&Window> = batch.iter().map(|&i| &self.train[i]).collect();
+        let b = Batch::new(&windows, &self.device)?;
+        Ok(BatchLoss {
+            loss: self.network.loss(&b, dropout)?,
+            tokens: b.input.tokens,
+            padded_tokens: b.input.padded_tokens,
+        })
+    }
+
+    fn evaluate(&self) -> Result<Evaluation, TrainError> {
+        let m = evaluate(
+            &self.network,
+            &self.dev,
+            &self.dev_windows,
+            &self.meta.decode,
+            &self.device,
+        )
+        .map_err(|e| TrainError::Task(e.to_string()))?;
+        Ok(Evaluation {
+            score: m.f1,
+            metrics: serde_json::to_value(&m).unwrap_or_default(),
+        })
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        let io = |path: PathBuf| move |source| TrainError::Io { path, source };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        self.varmap.save(dir.join(WEIGHTS_FILE))?;
+        std::fs::copy(
+            self.encoder_dir.join("config.json"),
+            dir.join("config.json"),
+        )
+        .map_err(io(self.encoder_dir.join("config.json")))?;
+        for name in TOKENIZER_FILES {
+            let from = self.encoder_dir.join(name);
+            if from.is_file() {
+                std::fs::copy(&from, dir.join(name)).map_err(io(from))?;
+            }
+        }
+        let meta = serde_json::to_string_pretty(&self.meta)
+            .map_err(|e| TrainError::Task(e.to_string()))?;
+        std::fs::write(dir.join(META_FILE), meta).map_err(io(dir.join(META_FILE)))?;
+        std::fs::write(dir.join(TOML_FILE), &self.toml).map_err(io(dir.join(TOML_FILE)))?;
+        Ok(())
+    }
+}
+
+/// Creates the network's variables and fills the encoder's from the pretrained checkpoint;
+/// the span head starts like BERT's (`normal(0, 0.02)` weights, zero bias) from `seed`.
+fn pretrained_network(
+    encoder_dir: &Path,
+    seed: u64,
+    device: &Device,
+) -> Result<(QaNetwork, VarMap, BertConfig), QaError> {
+    let mut cfg = read_config(encoder_dir)?;
+    cfg.kernels = Kernels::Differentiable;
+    cfg.layer_types = None;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let network = QaNetwork::load(vb, &cfg)?;
+    let weights = find_weights(encoder_dir)?;
+    let tensors = select_tensors(
+        read_checkpoint(&weights)?,
+        &expected_tensors(&cfg),
+        &weights,
+    )?;
+    let mut varmap_mut = varmap.clone();
+    let loaded: Vec<String> = tensors.keys().cloned().collect();
+    for (name, t) in tensors {
+        varmap_mut.set_one(&name, t.to_dtype(DType::F32)?)?;
+    }
+    let mut rng = Rng::new(seed);
+    let mut fresh: Vec<(String, Var)> = varmap
+        .data()
+        .lock()
+        .map(|m| {
+            m.iter()
+                .filter(|(n, _)| !loaded.contains(n))
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    fresh.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in fresh {
+        if name.ends_with(".weight") {
+            let values: Vec<f32> = (0..var.elem_count()).map(|_| 0.02 * rng.normal()).collect();
+            var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
+        } else {
+            var.set(&var.zeros_like()?)?;
+        }
+    }
+    Ok((network, varmap, cfg))
+}
+
+/// Reads a split, keeping its first `max` questions (0 = all), and logs its answer issues.
+fn read_split(path: &Path, max: usize) -> Result<QaSet, QaError> {
+    let mut set = read(path)?;
+    if max > 0 {
+        set.records.truncate(max);
+        let kept: std::collections::HashSet<&str> =
+            set.records.iter().map(|r| r.id.as_str()).collect();
+        let issues = std::mem::take(&mut set.issues);
+        set.issues = issues
+            .into_iter()
+            .filter(|i| kept.contains(i.id.as_str()))
+            .collect();
+    }
+    set.log_issues();
+    Ok(set)
+}
+
+/// Trains the model a QA configuration describes; `overrides` are `--set` values.
+pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, QaError> {
+    let r = resolve(path, overrides)?;
+    let c = &r.config;
+    let train_set = read_split(&r.train, c.data.max_train)?;
+    let dev_set = read_split(&r.dev, c.data.max_eval)?;
+    let meta = ModelMeta {
+        window: c.data.window(),
+        decode: c.decode,
+    };
+    let featurizer = build_featurizer(&r.model, meta.window)?;
+    // Train on the first located gold answer of each question; empty questions and questions
+    // without a located answer are counted and skipped.
+    let trainable: Vec<&QaRecord> = train_set
+        .records
+        .iter()
+        .filter(|q| !q.question.trim().is_empty() && q.answers.iter().any(|a| a.span.is_some()))
+        .collect();
+    let skipped_questions = train_set.records.len() - trainable.len();
+    if skipped_questions > 0 {
+        tracing::warn!(
+            "{}: {skipped_questions} training questions are empty or have no answer located in their context; not trained on",
+            r.train.display()
+        );
+    }
+    let train = featurize(
+        &featurizer,
+        trainable.iter().map(|q| {
+            let span = q.answers.iter().find_map(|a| a.span);
+            (q.question.as_str(), q.context.as_str(), span)
+        }),
+    )?;
+    let dev_windows = featurize(
+        &featurizer,
+        dev_set
+            .records
+            .iter()
+            .map(|q| (q.question.as_str(), q.context.as_str(), None)),
+    )?;
+    let device = Device::Cpu;
+    let (network, varmap, cfg) = pretrained_network(&r.model, c.train.seed, &device)?;
+    if c.data.max_len > cfg.max_position_embeddings {
+        return Err(ConfigError::Invalid {
+            path: r.path.clone(),
+            line: None,
+            key: "data.max_len".into(),
+            message: format!(
+                "{} exceeds the encoder's max_position_embeddings {}",
+                c.data.max_len, cfg.max_position_embeddings
+            ),
+        }
+        .into());
+    }
+    let network = network.freeze_encoder(c.encoder.freeze);
+    let params = trainable_params(&varmap, c.encoder.freeze);
+    let t = &c.train;
+    let options = TrainOptions {
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        grad_accum: t.grad_accum,
+        lr: t.lr,
+        warmup_ratio: t.warmup_ratio,
+        adamw: AdamWConfig {
+            weight_decay: t.weight_decay,
+            ..AdamWConfig::default()
+        },
+        max_grad_norm: t.max_grad_norm,
+        seed: t.seed,
+        eval_every: t.eval_every,
+        patience: t.patience,
+        max_steps: t.max_steps,
+        output_dir: r.output_dir.clone(),
+        resume: t.resume,
+        progress: t.progress,
+    };
+    let train_windows = train.len();
+    let task = QaTask {
+        network,
+        varmap,
+        meta,
+        encoder_dir: r.model.clone(),
+        toml: r.toml.clone(),
+        train,
+        dev: dev_set.records.clone(),
+        dev_windows,
+        device,
+    };
+    let trainer = Trainer::new(params, options);
+    let dropout = Dropout::new(c.encoder.dropout, t.seed.wrapping_add(1));
+    let report = trainer.run(&task, &dropout)?;
+    Ok(QaTrainReport {
+        dev: report.best_metrics.clone().unwrap_or_default(),
+        train: report,
+        train_data: train_set.summary(),
+        skipped_questions,
+        train_windows,
+        dev_data: dev_set.summary(),
+        model_dir: trainer.best_dir(),
+    })
+}
+
+/// The trainable parameters in name order (deterministic): only the span head when the
+/// encoder is frozen.
+fn trainable_params(varmap: &VarMap, freeze: bool) -> Vec<Param> {
+    let vars = varmap.data().lock().map(|m| m.clone()).unwrap_or_default();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter(|n| !freeze || n.starts_with("qa_outputs."))
+        .map(|n| Param::new(n.clone(), vars[n].clone()))
+        .collect()
+}
+
+/// Evaluates the trained model of a configuration (`OUTPUT/best`) on `split` (`train`,
+/// `dev` or `test`), keeping the first `data.max_eval` questions of dev and test.
+pub fn evaluate_config(
+    path: &Path,
+    overrides: &[String],
+    split: &str,
+) -> Result<QaMetrics, QaError> {
+    let r = resolve(path, overrides)?;
+    let invalid = |key: &str, message: String| {
+        QaError::Config(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: None,
+            key: key.into(),
+            message,
+        })
+    };
+    let (file, max) = match split {
+        "train" => (r.train.clone(), r.config.data.max_train),
+        "dev" => (r.dev.clone(), r.config.data.max_eval),
+        "test" => (
+            r.test
+                .clone()
+                .ok_or_else(|| invalid("data.test", "no test file is configured".into()))?,
+            r.config.data.max_eval,
+        ),
+        other => {
+            return Err(invalid(
+                "--split",
+                format!("unknown split {other:?}; expected train, dev or test"),
+            ))
+        }
+    };
+    let set = read_split(&file, max)?;
+    let model = QaModel::load(&r.output_dir.join("best"))?;
+    model.evaluate(&set.records)
+}

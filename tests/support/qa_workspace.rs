@@ -1,0 +1,179 @@
+//! A throw-away extractive-QA workspace for tests: a tiny fixed-weight BERT model directory
+//! whose vocabulary covers the toy data, SQuAD-format train/dev files and a training TOML.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use zhishi::model::{BertConfig, BertModel};
+use zhishi::train::Rng;
+
+/// Toy paragraphs: (context, [(question, answer, answer_start)]). Contexts are longer than
+/// one window, and mix Chinese with Latin words and digits.
+pub const PARAGRAPHS: &[(&str, &[(&str, &str, usize)])] = &[
+    (
+        "张三住在北京，李四住在上海。王五在杭州工作。",
+        &[
+            ("张三住在哪里？", "北京", 4),
+            ("李四住在哪里？", "上海", 11),
+            ("王五在哪里工作？", "杭州", 17),
+        ],
+    ),
+    (
+        "Nexon公司成立于1994年，总部在东京。",
+        &[
+            ("Nexon公司成立于哪一年？", "1994年", 10),
+            ("Nexon的总部在哪里？", "东京", 19),
+        ],
+    ),
+];
+
+/// Word pieces in the vocabulary besides the toy data's characters.
+const PIECES: &[&str] = &["nexon", "1994"];
+
+/// The vocabulary: specials, word pieces, then every character of the toy data.
+pub fn vocab() -> Vec<String> {
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .chain(PIECES)
+        .map(|s| s.to_string())
+        .collect();
+    for (context, qas) in PARAGRAPHS {
+        let texts = std::iter::once(*context).chain(qas.iter().map(|q| q.0));
+        for c in texts.flat_map(str::chars) {
+            let c = c.to_lowercase().to_string();
+            if !c.trim().is_empty() && !vocab.contains(&c) {
+                vocab.push(c);
+            }
+        }
+    }
+    vocab
+}
+
+/// The tiny encoder's configuration.
+pub fn tiny_config() -> BertConfig {
+    BertConfig {
+        vocab_size: vocab().len(),
+        hidden_size: 16,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        max_position_embeddings: 64,
+        ..BertConfig::default()
+    }
+}
+
+/// A model directory with a random tiny BERT (fixed seed), `config.json` and `vocab.txt`.
+pub fn tiny_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = tiny_config();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    BertModel::load(vb, &cfg).unwrap();
+    let mut rng = Rng::new(11);
+    let vars = varmap.data().lock().unwrap().clone();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| {
+                if name.contains("LayerNorm.weight") {
+                    1.0
+                } else {
+                    0.3 * rng.normal()
+                }
+            })
+            .collect();
+        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    varmap.save(dir.join("model.safetensors")).unwrap();
+    let config = serde_json::json!({
+        "vocab_size": cfg.vocab_size, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.join("vocab.txt"), vocab().join("\n")).unwrap();
+}
+
+/// The toy paragraphs as SQuAD v1 JSON.
+pub fn squad_json() -> serde_json::Value {
+    let paragraphs: Vec<serde_json::Value> = PARAGRAPHS
+        .iter()
+        .enumerate()
+        .map(|(p, (context, qas))| {
+            let qas: Vec<serde_json::Value> = qas
+                .iter()
+                .enumerate()
+                .map(|(q, (question, answer, start))| {
+                    serde_json::json!({
+                        "id": format!("TOY_{p}_QUERY_{q}"),
+                        "question": question,
+                        "answers": [{"text": answer, "answer_start": start}],
+                    })
+                })
+                .collect();
+            serde_json::json!({"id": format!("TOY_{p}"), "context": context, "qas": qas})
+        })
+        .collect();
+    serde_json::json!({"version": "v1.0", "data": [{"title": "toy", "paragraphs": paragraphs}]})
+}
+
+/// A workspace with the tiny model, train/dev files (the same toy questions) and a TOML.
+pub struct Workspace {
+    _tmp: tempfile::TempDir,
+    /// The workspace directory.
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace whose TOML ends with `extra` lines in `[train]`.
+    pub fn new(extra: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        tiny_model(&root.join("model"));
+        let json = squad_json().to_string();
+        std::fs::write(root.join("train.json"), &json).unwrap();
+        std::fs::write(root.join("dev.json"), &json).unwrap();
+        let toml = format!(
+            r#"[task]
+kind = "qa"
+
+[encoder]
+model = "model"
+dropout = 0.0
+
+[data]
+train = "train.json"
+dev = "dev.json"
+test = "dev.json"
+max_len = 24
+doc_stride = 6
+max_query_len = 10
+
+[decode]
+n_best = 5
+max_answer_len = 6
+
+[train]
+output_dir = "out"
+epochs = 60
+batch_size = 4
+lr = 5e-3
+warmup_ratio = 0.0
+seed = 7
+eval_every = 40
+progress = false
+{extra}
+"#
+        );
+        std::fs::write(root.join("qa.toml"), toml).unwrap();
+        Self { _tmp: tmp, root }
+    }
+
+    /// The training TOML.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("qa.toml")
+    }
+}
