@@ -1653,7 +1653,10 @@ mod tests {
         assert_eq!(names(&a, Pattern::default()), expected);
         let copy = a.db_dir.clone();
         drop(a);
-        assert!(!copy.exists(), "the private copy is deleted with the handle");
+        assert!(
+            !copy.exists(),
+            "the private copy is deleted with the handle"
+        );
         let fresh = Store::open(dir.path()).unwrap();
         assert_eq!(fresh.stats().triples, 3);
     }

@@ -16,7 +16,7 @@ pub mod load;
 pub mod tokenize;
 
 pub use bert::{AttentionBias, BertModel, EncoderInput};
-pub use config::{BertConfig, HiddenAct, Kernels, LayerType};
+pub use config::{BertConfig, HiddenAct, Kernels, LayerType, Precision};
 pub use device::parse_device;
 pub use ernie::{gather_entities, load_entity_table, ErnieInput, ErnieModel};
 pub use load::{load_bert, load_ernie};
