@@ -92,3 +92,29 @@ fn asking_for_cuda_without_the_feature_is_a_clear_error() {
         .failure()
         .stderr(contains("rebuild with `--features cuda`"));
 }
+
+#[test]
+fn bf16_precision_encodes_close_to_f32_and_unknown_precisions_are_rejected() {
+    let input = "{\"input_ids\": [[2, 17, 33, 5, 3]]}\n";
+    let run = |precision: &str| -> Vec<f32> {
+        let out = encode()
+            .args(["--precision", precision])
+            .write_stdin(input)
+            .assert()
+            .success();
+        let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        let h: Vec<Vec<Vec<f32>>> = serde_json::from_value(v["last_hidden_state"].clone()).unwrap();
+        h.concat().concat()
+    };
+    let (f32s, bf16s) = (run("f32"), run("bf16"));
+    assert_eq!(f32s.len(), 5 * 32);
+    for (a, b) in f32s.iter().zip(&bf16s) {
+        assert!((a - b).abs() < 3e-2, "{a} vs {b}");
+    }
+    encode()
+        .args(["--precision", "fp8"])
+        .write_stdin(input)
+        .assert()
+        .failure()
+        .stderr(contains("expected f32 or bf16"));
+}

@@ -5,11 +5,13 @@
 //! positions) and a per-example visible matrix `[B, L, L]`, added as `(1 - m) * -10000` to the
 //! attention scores of every layer together with the padding mask, and it runs either fused CPU
 //! kernels for inference or differentiable candle ops for training ([`Kernels`]).
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct, Kernels};
-use super::kernels::{self, Act, AttnShape};
+use super::kernels::{self, bf16::PackedBf16, Act, AttnShape};
 
 /// The additive bias for masked attention scores (BERT's convention).
 pub const MASK_BIAS: f64 = -10000.0;
@@ -19,6 +21,8 @@ pub const MASK_BIAS: f64 = -10000.0;
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
+    /// The weight packed for the bf16 kernel ([`Kernels::FastBf16`] on a capable CPU).
+    packed: Option<Arc<PackedBf16>>,
 }
 
 impl Linear {
@@ -32,7 +36,31 @@ impl Linear {
         Ok(Self {
             weight: l.weight().clone(),
             bias,
+            packed: None,
         })
+    }
+
+    /// Readies the layer for `kernels`: with [`Kernels::FastBf16`] on a CPU with AVX512-BF16
+    /// (and an f32 CPU weight) the weight is packed to bf16 once, here; otherwise the layer
+    /// keeps the f32 path.
+    pub fn prepare(self, kernels: Kernels) -> Result<Self> {
+        self.prepare_with(kernels, kernels::bf16::available())
+    }
+
+    /// [`Self::prepare`] with the CPU check given (`false` exercises the fallback).
+    pub(crate) fn prepare_with(mut self, kernels: Kernels, bf16_cpu: bool) -> Result<Self> {
+        self.packed = None;
+        if kernels == Kernels::FastBf16 && bf16_cpu && kernels::supported(&self.weight) {
+            let out = self.bias.dim(0)?;
+            let packed = kernels::with_slice(&self.weight, |w| PackedBf16::pack(w, out))?;
+            self.packed = Some(Arc::new(packed));
+        }
+        Ok(self)
+    }
+
+    /// Whether forward passes run the bf16 kernel.
+    pub fn is_bf16(&self) -> bool {
+        self.packed.is_some()
     }
 
     /// Stacks several layers with the same input into one (their outputs side by side).
@@ -42,11 +70,22 @@ impl Linear {
         Ok(Self {
             weight: Tensor::cat(&ws, 0)?,
             bias: Tensor::cat(&bs, 0)?,
+            packed: None,
         })
     }
 
     /// Fused-kernel forward on row-major data: `act(x · Wᵀ + b + residual)`.
-    fn forward_fast(&self, x: &[f32], residual: Option<&[f32]>, act: Act) -> Result<Vec<f32>> {
+    pub(crate) fn forward_fast(
+        &self,
+        x: &[f32],
+        residual: Option<&[f32]>,
+        act: Act,
+    ) -> Result<Vec<f32>> {
+        if let Some(packed) = &self.packed {
+            return kernels::with_slice(&self.bias, |b| {
+                kernels::linear_bf16(x, packed, b, residual, act)
+            });
+        }
         kernels::with_slice(&self.weight, |w| {
             kernels::with_slice(&self.bias, |b| kernels::linear(x, w, b, residual, act))
         })?
@@ -99,7 +138,7 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.kernels == Kernels::Fast && kernels::supported(x) {
+        if self.kernels.is_fast() && kernels::supported(x) {
             let mut data = kernels::with_slice(x, |s| s.to_vec())?;
             self.forward_in_place(&mut data)?;
             return Tensor::from_vec(data, x.shape(), x.device());
@@ -242,9 +281,10 @@ impl BertSelfAttention {
         let query = Linear::load(vb.pp("query"), h, h)?;
         let key = Linear::load(vb.pp("key"), h, h)?;
         let value = Linear::load(vb.pp("value"), h, h)?;
-        let projections = match cfg.kernels {
-            Kernels::Fast => Projections::Fused(Linear::concat(&[query, key, value])?),
-            Kernels::Differentiable => Projections::Separate { query, key, value },
+        let projections = if cfg.kernels.is_fast() {
+            Projections::Fused(Linear::concat(&[query, key, value])?.prepare(cfg.kernels)?)
+        } else {
+            Projections::Separate { query, key, value }
         };
         Ok(Self {
             projections,
@@ -310,7 +350,8 @@ impl BertSelfOutput {
     /// Loads `dense` and `LayerNorm`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         Ok(Self {
-            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.hidden_size)?,
+            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.hidden_size)?
+                .prepare(cfg.kernels)?,
             layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
         })
     }
@@ -369,7 +410,8 @@ impl BertIntermediate {
     /// Loads `dense`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         Ok(Self {
-            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?,
+            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?
+                .prepare(cfg.kernels)?,
             act: cfg.hidden_act,
         })
     }
@@ -403,7 +445,8 @@ impl BertOutput {
     /// Loads `dense` and `LayerNorm`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         Ok(Self {
-            dense: Linear::load(vb.pp("dense"), cfg.intermediate_size, cfg.hidden_size)?,
+            dense: Linear::load(vb.pp("dense"), cfg.intermediate_size, cfg.hidden_size)?
+                .prepare(cfg.kernels)?,
             layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
         })
     }
@@ -481,7 +524,7 @@ impl BertEncoder {
 
     /// Runs every layer over `[B, L, H]`.
     pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
-        if self.kernels == Kernels::Fast && kernels::supported(x) {
+        if self.kernels.is_fast() && kernels::supported(x) {
             return self.forward_fast(x, bias);
         }
         let mut h = x.clone();
@@ -577,5 +620,57 @@ impl BertModel {
             self.embeddings
                 .forward(input.input_ids, input.token_type_ids, input.position_ids)?;
         self.encoder.forward(&x, &bias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer() -> Linear {
+        // w [3, 2] and bias [3], with values bf16 cannot hold exactly.
+        let w = Tensor::new(&[[0.1f32, 0.2], [0.3, 0.4], [0.5, 0.6]], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[0.01f32, 0.02, 0.03], &Device::Cpu).unwrap();
+        Linear {
+            weight: w,
+            bias: b,
+            packed: None,
+        }
+    }
+
+    #[test]
+    fn without_bf16_instructions_fast_bf16_layers_keep_the_f32_path() {
+        let x = [1.1f32, -0.7];
+        let f32_layer = layer().prepare_with(Kernels::Fast, true).unwrap();
+        let fallback = layer().prepare_with(Kernels::FastBf16, false).unwrap();
+        assert!(!f32_layer.is_bf16() && !fallback.is_bf16());
+        let want = f32_layer.forward_fast(&x, None, Act::Identity).unwrap();
+        assert_eq!(
+            fallback.forward_fast(&x, None, Act::Identity).unwrap(),
+            want
+        );
+        let expected = [1.1 * 0.1 - 0.7 * 0.2 + 0.01, 1.1 * 0.3 - 0.7 * 0.4 + 0.02];
+        assert!((want[0] - expected[0]).abs() < 1e-6 && (want[1] - expected[1]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn training_kernels_never_pack_weights() {
+        let l = layer().prepare_with(Kernels::Differentiable, true).unwrap();
+        assert!(!l.is_bf16());
+    }
+
+    #[test]
+    fn fast_bf16_packs_the_weight_on_a_capable_cpu() {
+        let l = layer().prepare(Kernels::FastBf16).unwrap();
+        assert_eq!(l.is_bf16(), kernels::bf16::available());
+        if l.is_bf16() {
+            let y = l.forward_fast(&[1.1, -0.7], None, Act::Identity).unwrap();
+            let exact = 1.1f32 * 0.1 - 0.7 * 0.2 + 0.01;
+            assert!(
+                y[0] != exact && (y[0] - exact).abs() < 5e-3,
+                "{} vs {exact}",
+                y[0]
+            );
+        }
     }
 }

@@ -13,6 +13,10 @@ use candle_core::{DType, Device, Storage, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+pub mod bf16;
+
+use bf16::PackedBf16;
+
 /// Whether the fused kernels can run on this tensor (f32 on the CPU).
 pub fn supported(t: &Tensor) -> bool {
     matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32
@@ -89,6 +93,35 @@ pub fn linear(x: &[f32], w: &[f32], bias: &[f32], residual: Option<&[f32]>, act:
     let out = bias.len();
     let k = w.len() / out;
     let rows = x.len() / k;
+    fused_linear(rows, bias, residual, act, |dst| {
+        gemm_acc(dst, x, w, rows, k, out)
+    })
+}
+
+/// [`linear`] with the weight pre-packed in bf16 ([`PackedBf16`]): `x` is rounded to bf16,
+/// products accumulate in f32; bias, residual and activation as in [`linear`].
+pub fn linear_bf16(
+    x: &[f32],
+    w: &PackedBf16,
+    bias: &[f32],
+    residual: Option<&[f32]>,
+    act: Act,
+) -> Vec<f32> {
+    assert_eq!(w.out(), bias.len());
+    let rows = x.len() / w.k();
+    fused_linear(rows, bias, residual, act, |dst| w.matmul_acc(dst, x))
+}
+
+/// Writes `bias + residual` into a fresh `[rows, out]` buffer, lets `gemm` accumulate the
+/// product onto it, then applies `act`.
+fn fused_linear(
+    rows: usize,
+    bias: &[f32],
+    residual: Option<&[f32]>,
+    act: Act,
+    gemm: impl FnOnce(&mut [f32]),
+) -> Vec<f32> {
+    let out = bias.len();
     let mut dst = Vec::with_capacity(rows * out);
     match residual {
         Some(r) => {
@@ -102,7 +135,7 @@ pub fn linear(x: &[f32], w: &[f32], bias: &[f32], residual: Option<&[f32]>, act:
             }
         }
     }
-    gemm_acc(&mut dst, x, w, rows, k, out);
+    gemm(&mut dst);
     match act {
         Act::Identity => {}
         Act::Gelu => dst.par_chunks_mut(1 << 14).for_each(gelu_in_place),
@@ -133,7 +166,67 @@ pub fn erf(x: f32) -> f32 {
     x * p / q
 }
 
+/// `e^x`, branch-free so loops over it vectorise (Cephes' `expf`: `x = n ln 2 + r` with
+/// `|r| <= ln 2 / 2`, a degree-7 polynomial for `e^r`, and `2^n` built in the exponent bits).
+/// Relative error below 3e-7 over `[-87.3, 88]`; below that (including `-inf`, the masked
+/// attention scores) it returns 0 where `f32::exp` returns 0 or a subnormal under 1.2e-38;
+/// above 88 it saturates at `e^88`.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOW: f32 = -87.336_55;
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const SHIFTER: f32 = 12_582_912.0;
+    let xc = x.clamp(LOW, 88.0);
+    let t = xc * std::f32::consts::LOG2_E + SHIFTER;
+    let n = t - SHIFTER;
+    let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(
+        (t.to_bits().wrapping_sub(SHIFTER.to_bits()) as i32 + 127).wrapping_shl(23) as u32,
+    );
+    if x < LOW {
+        0.0
+    } else {
+        y * scale
+    }
+}
+
+/// Runs `$body` compiled for AVX-512 when the CPU has it (the crate is built for baseline
+/// x86-64, where these loops vectorise only to SSE2), else as is.
+macro_rules! with_avx512 {
+    ($body:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // Safety: the feature was just detected.
+                unsafe { wide(|| $body) }
+            } else {
+                $body
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $body
+        }
+    }};
+}
+
 fn gelu_in_place(xs: &mut [f32]) {
+    with_avx512!(gelu_slice(xs))
+}
+
+#[inline(always)]
+fn gelu_slice(xs: &mut [f32]) {
     for v in xs {
         *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
@@ -144,14 +237,34 @@ pub fn layer_norm_in_place(xs: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32
     let width = gamma.len();
     xs.par_chunks_mut(width * 64).for_each(|block| {
         for row in block.chunks_exact_mut(width) {
-            let mean = row.iter().sum::<f32>() / width as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
-            let inv = 1.0 / (var + eps).sqrt();
-            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-                *v = (*v - mean) * inv * g + b;
-            }
+            with_avx512!(layer_norm_row(row, gamma, beta, eps));
         }
     });
+}
+
+/// Sum of `xs` in [`LANES`] partial sums, so the loop vectorises.
+#[inline(always)]
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut sums = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for (s, &v) in sums.iter_mut().zip(c) {
+            *s += f(v);
+        }
+    }
+    sums.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let width = row.len() as f32;
+    let mean = lane_sum(row, |v| v) / width;
+    let var = lane_sum(row, |v| (v - mean) * (v - mean)) / width;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = (*v - mean) * inv * g + b;
+    }
 }
 
 /// Shapes for [`attention`].
@@ -259,14 +372,39 @@ pub fn attention(qkv: &[f32], bias: &[f32], s: AttnShape) -> Vec<f32> {
 
 /// `row = softmax(row + bias)` in place.
 fn softmax_with_bias(row: &mut [f32], bias: &[f32]) {
-    let mut max = f32::NEG_INFINITY;
-    for (v, b) in row.iter_mut().zip(bias) {
+    with_avx512!(softmax_body(row, bias))
+}
+
+/// Lanes of the explicit vector accumulators in [`softmax_body`] (float sums and maxima do
+/// not vectorise otherwise: the compiler keeps their sequential order).
+const LANES: usize = 16;
+
+#[inline(always)]
+fn softmax_body(row: &mut [f32], bias: &[f32]) {
+    let n = row.len() / LANES * LANES;
+    let (head, tail) = row.split_at_mut(n);
+    let mut maxes = [f32::NEG_INFINITY; LANES];
+    for (c, b) in head.chunks_exact_mut(LANES).zip(bias.chunks_exact(LANES)) {
+        for ((v, b), m) in c.iter_mut().zip(b).zip(&mut maxes) {
+            *v += b;
+            *m = m.max(*v);
+        }
+    }
+    let mut max = maxes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    for (v, b) in tail.iter_mut().zip(&bias[n..]) {
         *v += b;
         max = max.max(*v);
     }
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
+    let mut sums = [0f32; LANES];
+    for c in head.chunks_exact_mut(LANES) {
+        for (v, s) in c.iter_mut().zip(&mut sums) {
+            *v = exp(*v - max);
+            *s += *v;
+        }
+    }
+    let mut sum: f32 = sums.iter().sum();
+    for v in tail.iter_mut() {
+        *v = exp(*v - max);
         sum += *v;
     }
     let inv = 1.0 / sum;

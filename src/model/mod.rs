@@ -17,7 +17,7 @@ pub mod load;
 pub mod tokenize;
 
 pub use bert::{AttentionBias, BertModel, EncoderInput};
-pub use config::{BertConfig, HiddenAct, Kernels, LayerType};
+pub use config::{BertConfig, HiddenAct, Kernels, LayerType, Precision};
 pub use device::parse_device;
 pub use encoder::{Encoder, EntityTable};
 pub use ernie::{aggregator_config, gather_entities, load_entity_table, ErnieInput, ErnieModel};

@@ -1,8 +1,8 @@
 //! `zhishi bench encoder`: forward-pass speed of the encoder against PyTorch `transformers`,
 //! side by side in one invocation.
 //!
-//! Each round runs, for every thread count, a fresh `zhishi bench encoder-run` child (plain and
-//! K-BERT input at the same shape) and then `shared/reference/bert_forward.py --bench` on the
+//! Each round runs, for every thread count, a fresh `zhishi bench encoder-run` child per
+//! `--precision` (plain and K-BERT input at the same shape) and then `shared/reference/bert_forward.py --bench` on the
 //! same model, batch and length. Rounds interleave the two implementations so machine noise
 //! hits both alike; the result is the median of the rounds' medians per configuration, with
 //! the zhishi/PyTorch ratio. Prints one JSON object.
@@ -15,7 +15,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use clap::Args;
 use serde_json::{json, Value};
-use zhishi::model::{load_bert, BertConfig, BertModel, EncoderInput, Kernels};
+use zhishi::model::{load_bert, BertConfig, BertModel, EncoderInput, Kernels, Precision};
 
 /// Arguments of `zhishi bench encoder`.
 #[derive(Args, Debug)]
@@ -35,6 +35,9 @@ pub struct EncoderBenchArgs {
     /// Timed forward passes per measurement (after 3 warm-up passes).
     #[arg(long, default_value_t = 20)]
     pub iters: usize,
+    /// zhishi precisions to time (`f32`, `bf16`), each against the same PyTorch run.
+    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    pub precision: Vec<Precision>,
     /// Interleaved rounds of every measurement; the median round counts.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
@@ -69,47 +72,58 @@ pub struct EncoderRunArgs {
     seq: usize,
     #[arg(long)]
     iters: usize,
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
+
+/// One measured configuration: implementation, precision, input kind, threads.
+type Key = (String, String, String, usize);
 
 /// Runs the side-by-side benchmark and returns its JSON.
 pub fn bench_encoder(args: &EncoderBenchArgs) -> anyhow::Result<Value> {
-    if args.threads.is_empty() || args.rounds == 0 || args.iters == 0 {
-        bail!("--threads, --rounds and --iters must be non-empty / positive");
+    if args.threads.is_empty() || args.precision.is_empty() || args.rounds == 0 || args.iters == 0 {
+        bail!("--threads, --precision, --rounds and --iters must be non-empty / positive");
     }
     let exe = std::env::current_exe().context("locating the zhishi binary")?;
-    // rows[(impl, input, threads)] = per-round medians in ms.
-    let mut rows: Vec<((String, String, usize), Vec<f64>)> = Vec::new();
-    let mut push =
-        |key: (String, String, usize), ms: f64| match rows.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(ms),
-            None => rows.push((key, vec![ms])),
-        };
+    // rows[(impl, precision, input, threads)] = per-round medians in ms.
+    let mut rows: Vec<(Key, Vec<f64>)> = Vec::new();
+    let mut push = |key: Key, ms: f64| match rows.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, v)) => v.push(ms),
+        None => rows.push((key, vec![ms])),
+    };
     let mut torch_version = Value::Null;
     for round in 0..args.rounds {
         for &t in &args.threads {
-            let out = child_json(
-                Command::new(&exe)
-                    .args(["bench", "encoder-run", "--model"])
-                    .arg(&args.model)
-                    .args([
-                        "--threads",
-                        &t.to_string(),
-                        "--batch",
-                        &args.batch.to_string(),
-                    ])
-                    .args([
-                        "--seq",
-                        &args.seq.to_string(),
-                        "--iters",
-                        &args.iters.to_string(),
-                    ])
-                    .env("RAYON_NUM_THREADS", t.to_string()),
-            )?;
-            for input in ["plain", "kbert"] {
-                let ms = out[input]["ms_per_batch_median"]
-                    .as_f64()
-                    .unwrap_or(f64::NAN);
-                push(("zhishi".into(), input.into(), t), ms);
+            for &precision in &args.precision {
+                let out = child_json(
+                    Command::new(&exe)
+                        .args(["bench", "encoder-run", "--model"])
+                        .arg(&args.model)
+                        .args([
+                            "--threads",
+                            &t.to_string(),
+                            "--batch",
+                            &args.batch.to_string(),
+                        ])
+                        .args([
+                            "--seq",
+                            &args.seq.to_string(),
+                            "--iters",
+                            &args.iters.to_string(),
+                            "--precision",
+                            &precision.to_string(),
+                        ])
+                        .env("RAYON_NUM_THREADS", t.to_string()),
+                )?;
+                for input in ["plain", "kbert"] {
+                    let ms = out[input]["ms_per_batch_median"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN);
+                    push(
+                        ("zhishi".into(), precision.to_string(), input.into(), t),
+                        ms,
+                    );
+                }
             }
             if !args.no_python {
                 let py = child_json(
@@ -125,28 +139,29 @@ pub fn bench_encoder(args: &EncoderBenchArgs) -> anyhow::Result<Value> {
                 .with_context(|| format!("running {} (--no-python skips it)", args.python))?;
                 torch_version = py["torch"].clone();
                 let ms = py["ms_per_batch_median"].as_f64().unwrap_or(f64::NAN);
-                push(("pytorch".into(), "plain".into(), t), ms);
+                push(("pytorch".into(), "f32".into(), "plain".into(), t), ms);
             }
             eprintln!("round {}/{} threads {t} done", round + 1, args.rounds);
         }
     }
     let tokens = (args.batch * args.seq) as f64;
-    let median_of = |key: &(String, String, usize)| -> Option<f64> {
-        rows.iter().find(|(k, _)| k == key).map(|(_, v)| median(v))
-    };
+    let median_of =
+        |key: &Key| -> Option<f64> { rows.iter().find(|(k, _)| k == key).map(|(_, v)| median(v)) };
     let mut results = Vec::new();
-    for ((imp, input, t), rounds) in &rows {
+    for ((imp, precision, input, t), rounds) in &rows {
         let ms = median(rounds);
         let mut row = json!({
-            "impl": imp, "input": input, "threads": t, "ms_per_batch_median": ms,
-            "tokens_per_s": tokens / ms * 1e3, "rounds_ms": rounds,
+            "impl": imp, "precision": precision, "input": input, "threads": t,
+            "ms_per_batch_median": ms, "tokens_per_s": tokens / ms * 1e3, "rounds_ms": rounds,
         });
         if imp == "zhishi" {
-            if let Some(torch) = median_of(&("pytorch".into(), "plain".into(), *t)) {
+            let torch_key = ("pytorch".into(), "f32".into(), "plain".into(), *t);
+            if let Some(torch) = median_of(&torch_key) {
                 row["speedup_vs_pytorch_plain"] = json!(torch / ms);
             }
             if input == "kbert" {
-                if let Some(plain) = median_of(&("zhishi".into(), "plain".into(), *t)) {
+                let plain_key = ("zhishi".into(), precision.clone(), "plain".into(), *t);
+                if let Some(plain) = median_of(&plain_key) {
                     row["cost_vs_plain"] = json!(ms / plain);
                 }
             }
@@ -166,8 +181,9 @@ pub fn run_child(args: &EncoderRunArgs) -> anyhow::Result<Value> {
         .num_threads(args.threads)
         .build()
         .context("building the thread pool")?;
+    let kernels = Kernels::inference(args.precision);
     let model = match &args.model {
-        Some(dir) => load_bert(dir, &Device::Cpu, DType::F32, Kernels::Fast)
+        Some(dir) => load_bert(dir, &Device::Cpu, DType::F32, kernels)
             .with_context(|| format!("loading {}", dir.display()))?,
         None => {
             let cfg = BertConfig {
@@ -176,6 +192,7 @@ pub fn run_child(args: &EncoderRunArgs) -> anyhow::Result<Value> {
                 num_hidden_layers: 4,
                 num_attention_heads: 8,
                 intermediate_size: 2048,
+                kernels,
                 ..BertConfig::default()
             };
             BertModel::load(
@@ -189,7 +206,7 @@ pub fn run_child(args: &EncoderRunArgs) -> anyhow::Result<Value> {
     let ids = Tensor::from_vec(ids, (b, l), &Device::Cpu)?;
     let mask = Tensor::ones((b, l), DType::U32, &Device::Cpu)?;
     let vis = kbert_like_visible(b, l)?;
-    let mut out = json!({"threads": args.threads});
+    let mut out = json!({"threads": args.threads, "precision": args.precision.to_string()});
     for (name, visible) in [("plain", None), ("kbert", Some(&vis))] {
         let input = EncoderInput {
             attention_mask: Some(&mask),
