@@ -360,6 +360,7 @@ mod tests {
             norm: crate::kg::transe::Norm::L1,
             entity: vec![0.0; 8],
             relation: vec![0.0; 4],
+            reciprocal: false,
         };
         let err =
             EntityVectors::new(vec!["a".into(), "b".into()], transe, Path::new("x")).unwrap_err();

@@ -190,6 +190,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knowledge::EntityAligner;
     use crate::text::{Linker, MemoryKg};
 
     fn vocab() -> CharVocab {
