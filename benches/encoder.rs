@@ -1,6 +1,7 @@
 //! Encoder speed: forward passes of an m3e-small-shaped BERT (4 layers, H 512, 8 heads,
-//! FFN 2048) on batch 8 x 128 tokens, plain and with a K-BERT visible matrix, on 1 and 2
-//! threads, plus a breakdown of one layer by kernel.
+//! FFN 2048) on batch 8 x 128 tokens, plain and with a K-BERT visible matrix, in f32 and bf16
+//! (`Kernels::FastBf16`, where the CPU has AVX512-BF16), on 1 and 2 threads, plus a breakdown
+//! of one layer by kernel (the dense layers in both precisions).
 //!
 //! Weights are random (speed does not depend on their values), or the real checkpoint when
 //! `ZHISHI_BENCH_MODEL=DIR` is set. Results go to stdout and to
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use criterion::{criterion_group, criterion_main, Criterion};
-use zhishi::model::kernels::{self, Act, AttnShape};
+use zhishi::model::kernels::{self, bf16::PackedBf16, Act, AttnShape};
 use zhishi::model::{load_bert, BertConfig, BertModel, EncoderInput, Kernels};
 
 const BATCH: usize = 8;
@@ -31,15 +32,19 @@ fn m3e_small_shape() -> BertConfig {
     }
 }
 
-fn model() -> (BertModel, String) {
+fn model(kernels: Kernels) -> (BertModel, String) {
     if let Ok(dir) = std::env::var("ZHISHI_BENCH_MODEL") {
-        let m = load_bert(dir.as_ref(), &Device::Cpu, DType::F32, Kernels::Fast)
+        let m = load_bert(dir.as_ref(), &Device::Cpu, DType::F32, kernels)
             .expect("ZHISHI_BENCH_MODEL must be a BERT directory");
         return (m, dir);
     }
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let m = BertModel::load(vb, &m3e_small_shape()).expect("random model");
+    let cfg = BertConfig {
+        kernels,
+        ..m3e_small_shape()
+    };
+    let m = BertModel::load(vb, &cfg).expect("random model");
     (m, "m3e-small-shape (random weights)".into())
 }
 
@@ -96,8 +101,8 @@ fn measure(c: &mut Criterion, name: &str, mut f: impl FnMut()) -> f64 {
 }
 
 fn bench(c: &mut Criterion) {
-    let (model, name) = model();
-    let cfg = model.config().clone();
+    let models = [Kernels::Fast, Kernels::FastBf16].map(model);
+    let cfg = models[0].0.config().clone();
     let ids = input_ids(cfg.vocab_size);
     let mask = Tensor::ones((BATCH, SEQ), DType::U32, &Device::Cpu).expect("mask");
     let vis = visible_matrix();
@@ -107,21 +112,28 @@ fn bench(c: &mut Criterion) {
             .num_threads(threads)
             .build()
             .expect("thread pool");
-        for kbert in [false, true] {
-            let input = EncoderInput {
-                attention_mask: Some(&mask),
-                visible_matrix: kbert.then_some(&vis),
-                ..EncoderInput::new(&ids)
-            };
-            let label = if kbert { "kbert" } else { "plain" };
-            let med = measure(c, &format!("encoder/{label}/t{threads}"), || {
-                pool.install(|| model.forward(&input).expect("forward"));
-            });
-            results.push(serde_json::json!({
-                "impl": "zhishi", "model": name, "input": label, "batch": BATCH, "seq": SEQ,
-                "threads": threads, "ms_per_batch_median": med * 1e3,
-                "tokens_per_s": (BATCH * SEQ) as f64 / med,
-            }));
+        for ((model, name), precision) in models.iter().zip(["f32", "bf16"]) {
+            for kbert in [false, true] {
+                let input = EncoderInput {
+                    attention_mask: Some(&mask),
+                    visible_matrix: kbert.then_some(&vis),
+                    ..EncoderInput::new(&ids)
+                };
+                let label = if kbert { "kbert" } else { "plain" };
+                let med = measure(
+                    c,
+                    &format!("encoder/{precision}/{label}/t{threads}"),
+                    || {
+                        pool.install(|| model.forward(&input).expect("forward"));
+                    },
+                );
+                results.push(serde_json::json!({
+                    "impl": "zhishi", "model": name, "precision": precision, "input": label,
+                    "batch": BATCH, "seq": SEQ,
+                    "threads": threads, "ms_per_batch_median": med * 1e3,
+                    "tokens_per_s": (BATCH * SEQ) as f64 / med,
+                }));
+            }
         }
         results.push(layer_breakdown(c, &pool, threads, &cfg));
     }
@@ -162,7 +174,7 @@ fn layer_breakdown(
         }) * 1e3
     };
     let mut ln = x.clone();
-    serde_json::json!({
+    let mut row = serde_json::json!({
         "impl": "zhishi", "breakdown": "one layer, ms", "threads": threads,
         "qkv_linear": t("qkv", &mut || { kernels::linear(&x, &w_qkv, &b3, None, Act::Identity); }),
         "attention": t("attention", &mut || { kernels::attention(&qkv, &bias, shape); }),
@@ -171,7 +183,22 @@ fn layer_breakdown(
         "ffn_in_linear_only": t("ffn_in_nogelu", &mut || { kernels::linear(&x, &w_i, &bi, None, Act::Identity); }),
         "ffn_out_linear_residual": t("ffn_out", &mut || { kernels::linear(&inter, &w_f, &b1, Some(&x), Act::Identity); }),
         "layer_norm": t("layer_norm", &mut || { kernels::layer_norm_in_place(&mut ln, &b1, &b1, 1e-12); }),
-    })
+    });
+    let packed = |w: &[f32], out: usize| PackedBf16::new(w, out);
+    if let (Some(p_qkv), Some(p_o), Some(p_i), Some(p_f)) = (
+        packed(&w_qkv, 3 * h),
+        packed(&w_o, h),
+        packed(&w_i, i),
+        packed(&w_f, h),
+    ) {
+        row["bf16"] = serde_json::json!({
+            "qkv_linear": t("qkv_bf16", &mut || { kernels::linear_bf16(&x, &p_qkv, &b3, None, Act::Identity); }),
+            "attn_out_linear_residual": t("attn_out_bf16", &mut || { kernels::linear_bf16(&x, &p_o, &b1, Some(&x), Act::Identity); }),
+            "ffn_in_linear_gelu": t("ffn_in_bf16", &mut || { kernels::linear_bf16(&x, &p_i, &bi, None, Act::Gelu); }),
+            "ffn_out_linear_residual": t("ffn_out_bf16", &mut || { kernels::linear_bf16(&inter, &p_f, &b1, Some(&x), Act::Identity); }),
+        });
+    }
+    row
 }
 
 criterion_group! {

@@ -186,8 +186,8 @@ impl ErnieFusionLayer {
 pub enum ErnieLayer {
     /// A plain BERT layer; entities pass through.
     Sim(BertLayer),
-    /// A fusion layer (`mix` or `norm`).
-    Fusion(ErnieFusionLayer),
+    /// A fusion layer (`mix` or `norm`), boxed: it is several times a plain layer's size.
+    Fusion(Box<ErnieFusionLayer>),
 }
 
 /// Inputs of one ERNIE batch.
@@ -221,8 +221,12 @@ impl ErnieModel {
                 let vb = enc.pp(format!("layer.{i}"));
                 Ok(match kind {
                     LayerType::Sim => ErnieLayer::Sim(BertLayer::load(vb, cfg)?),
-                    LayerType::Mix => ErnieLayer::Fusion(ErnieFusionLayer::load(vb, cfg, false)?),
-                    LayerType::Norm => ErnieLayer::Fusion(ErnieFusionLayer::load(vb, cfg, true)?),
+                    LayerType::Mix => {
+                        ErnieLayer::Fusion(Box::new(ErnieFusionLayer::load(vb, cfg, false)?))
+                    }
+                    LayerType::Norm => {
+                        ErnieLayer::Fusion(Box::new(ErnieFusionLayer::load(vb, cfg, true)?))
+                    }
                 })
             })
             .collect::<Result<Vec<_>>>()?;

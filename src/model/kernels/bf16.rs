@@ -90,7 +90,10 @@ impl PackedBf16 {
     /// Packs without checking the CPU (the layout is portable; only [`Self::matmul_acc`]
     /// needs the instructions).
     pub fn pack(w: &[f32], out: usize) -> Self {
-        assert!(out > 0 && w.len() % out == 0, "weight is not [out, k]");
+        assert!(
+            out > 0 && w.len().is_multiple_of(out),
+            "weight is not [out, k]"
+        );
         let k = w.len() / out;
         let pairs = k.div_ceil(2);
         let panels = out.div_ceil(NR);
