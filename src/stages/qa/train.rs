@@ -4,7 +4,7 @@
 //! keeps the checkpoint with the best dev F1.
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use serde::Serialize;
 
@@ -19,12 +19,11 @@ use super::network::QaNetwork;
 use super::predict::{evaluate, featurize};
 use super::QaError;
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
-use crate::model::load::{
-    expected_tensors, find_weights, read_checkpoint, read_config, select_tensors,
-};
+use crate::model::load::read_config;
 use crate::model::{BertConfig, Kernels};
+use crate::stages::task::pretrained_varmap;
 use crate::train::{
-    AdamWConfig, BatchLoss, Dropout, Evaluation, Param, Rng, TrainError, TrainOptions, TrainReport,
+    AdamWConfig, BatchLoss, Dropout, Evaluation, Param, TrainError, TrainOptions, TrainReport,
     TrainTask, Trainer,
 };
 
@@ -212,37 +211,7 @@ fn pretrained_network(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let network = QaNetwork::load(vb, &cfg)?;
-    let weights = find_weights(encoder_dir)?;
-    let tensors = select_tensors(
-        read_checkpoint(&weights)?,
-        &expected_tensors(&cfg),
-        &weights,
-    )?;
-    let mut varmap_mut = varmap.clone();
-    let loaded: Vec<String> = tensors.keys().cloned().collect();
-    for (name, t) in tensors {
-        varmap_mut.set_one(&name, t.to_dtype(DType::F32)?)?;
-    }
-    let mut rng = Rng::new(seed);
-    let mut fresh: Vec<(String, Var)> = varmap
-        .data()
-        .lock()
-        .map(|m| {
-            m.iter()
-                .filter(|(n, _)| !loaded.contains(n))
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    fresh.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, var) in fresh {
-        if name.ends_with(".weight") {
-            let values: Vec<f32> = (0..var.elem_count()).map(|_| 0.02 * rng.normal()).collect();
-            var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
-        } else {
-            var.set(&var.zeros_like()?)?;
-        }
-    }
+    pretrained_varmap(&varmap, encoder_dir, &cfg, &["qa_outputs"], seed, device)?;
     Ok((network, varmap, cfg))
 }
 
