@@ -183,11 +183,13 @@ impl ErnieFusionLayer {
 
 /// One ERNIE layer of either kind.
 #[derive(Debug, Clone)]
+// A model holds a dozen layers, built once: boxing to even out the variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ErnieLayer {
     /// A plain BERT layer; entities pass through.
     Sim(BertLayer),
-    /// A fusion layer (`mix` or `norm`), boxed: it is several times a plain layer's size.
-    Fusion(Box<ErnieFusionLayer>),
+    /// A fusion layer (`mix` or `norm`).
+    Fusion(ErnieFusionLayer),
 }
 
 /// Inputs of one ERNIE batch.
@@ -221,12 +223,8 @@ impl ErnieModel {
                 let vb = enc.pp(format!("layer.{i}"));
                 Ok(match kind {
                     LayerType::Sim => ErnieLayer::Sim(BertLayer::load(vb, cfg)?),
-                    LayerType::Mix => {
-                        ErnieLayer::Fusion(Box::new(ErnieFusionLayer::load(vb, cfg, false)?))
-                    }
-                    LayerType::Norm => {
-                        ErnieLayer::Fusion(Box::new(ErnieFusionLayer::load(vb, cfg, true)?))
-                    }
+                    LayerType::Mix => ErnieLayer::Fusion(ErnieFusionLayer::load(vb, cfg, false)?),
+                    LayerType::Norm => ErnieLayer::Fusion(ErnieFusionLayer::load(vb, cfg, true)?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
