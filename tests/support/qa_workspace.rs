@@ -8,9 +8,12 @@ use candle_nn::{VarBuilder, VarMap};
 use zhishi::model::{BertConfig, BertModel};
 use zhishi::train::Rng;
 
+/// One toy question: (question, answer, answer_start).
+pub type ToyQuestion = (&'static str, &'static str, usize);
+
 /// Toy paragraphs: (context, [(question, answer, answer_start)]). Contexts are longer than
 /// one window, and mix Chinese with Latin words and digits.
-pub const PARAGRAPHS: &[(&str, &[(&str, &str, usize)])] = &[
+pub const PARAGRAPHS: &[(&str, &[ToyQuestion])] = &[
     (
         "张三住在北京，李四住在上海。王五在杭州工作。",
         &[
