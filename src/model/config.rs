@@ -39,9 +39,10 @@ pub enum Kernels {
     Differentiable,
     /// [`Kernels::Fast`] with the dense layers in bf16: weights rounded and packed once at
     /// load, activations rounded per layer, products accumulated in f32 (AVX512-BF16
-    /// `VDPBF16PS`). It changes the numbers slightly (about 1e-2 absolute on m3e-small's hidden
-    /// states; see the README), so it is opt-in. On CPUs without AVX512-BF16 it runs exactly
-    /// as `Fast`.
+    /// `VDPBF16PS`). It changes the numbers slightly (on m3e-small up to 3e-2 absolute in the
+    /// hidden states, cosine 0.99999 to f32; see the README), so it is opt-in. On CPUs without
+    /// AVX512-BF16 it runs exactly as `Fast`. ERNIE models run their layers with candle ops, so
+    /// for them it is `Fast`.
     FastBf16,
 }
 

@@ -15,7 +15,7 @@
 //!   The dense GEMMs run near the f32 FMA peak, like PyTorch's MKL: f32 alone is ~1.1x PyTorch.
 //! - bf16: the bf16 dense GEMMs 68% (~70% of the `VDPBF16PS` peak), attention ~11% (f32 `gemm`
 //!   8%, softmax 2.7%), rounding activations to bf16 2%, GELU 1.7%, LayerNorm 0.7%, buffer
-//!   allocation and copies ~5%. 2.1x PyTorch on 1 thread (README, "Encoder speed").
+//!   allocation and copies ~5%. 1.5-2.1x PyTorch on 1 thread (README, "Encoder speed").
 //!
 //! The attention GEMMs stay f32 (and single-threaded per (example, head) task) in both modes:
 //! they are ~4% of the FLOPs; bf16 there would save at most a few percent.
