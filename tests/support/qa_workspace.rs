@@ -3,10 +3,10 @@
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
-use zhishi::model::{BertConfig, BertModel};
-use zhishi::train::Rng;
+use zhishi::model::BertConfig;
+
+#[path = "tiny_encoder.rs"]
+mod tiny_encoder;
 
 /// One toy question: (question, answer, answer_start).
 pub type ToyQuestion = (&'static str, &'static str, usize);
@@ -68,36 +68,7 @@ pub fn tiny_config() -> BertConfig {
 
 /// A model directory with a random tiny BERT (fixed seed), `config.json` and `vocab.txt`.
 pub fn tiny_model(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = tiny_config();
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    BertModel::load(vb, &cfg).unwrap();
-    let mut rng = Rng::new(11);
-    let vars = varmap.data().lock().unwrap().clone();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &vars[name];
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| {
-                if name.contains("LayerNorm.weight") {
-                    1.0
-                } else {
-                    0.3 * rng.normal()
-                }
-            })
-            .collect();
-        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
-            .unwrap();
-    }
-    varmap.save(dir.join("model.safetensors")).unwrap();
-    let config = serde_json::json!({
-        "vocab_size": cfg.vocab_size, "hidden_size": 16, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64,
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    std::fs::write(dir.join("vocab.txt"), vocab().join("\n")).unwrap();
+    tiny_encoder::write_tiny_encoder(dir, &tiny_config(), &vocab());
 }
 
 /// The toy paragraphs as SQuAD v1 JSON.
