@@ -25,7 +25,7 @@ use crate::knowledge::ernie::VECTORS_FILE;
 use crate::knowledge::EntityVectors;
 use crate::model::load::read_config;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
-use crate::stages::task::{pretrained_varmap, trainable_params};
+use crate::stages::task::{pretrained_varmap, trainable_params, ModelDir};
 use crate::train::{BatchLoss, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for NER: the loop's report and the best model's dev metrics.
@@ -267,17 +267,15 @@ impl TrainTask for NerTask {
     }
 
     fn save(&self, dir: &Path) -> Result<(), TrainError> {
-        let io = |path: PathBuf| move |source| TrainError::Io { path, source };
-        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
-        self.varmap.save(dir.join(WEIGHTS_FILE))?;
-        for name in ["config.json", "vocab.txt"] {
-            let from = self.encoder_dir.join(name);
-            std::fs::copy(&from, dir.join(name)).map_err(io(from))?;
+        ModelDir {
+            weights_file: WEIGHTS_FILE,
+            encoder_dir: &self.encoder_dir,
+            tokenizer_files: &[],
+            required_tokenizer_files: &["vocab.txt"],
+            meta: (META_FILE, &self.meta),
+            toml: (TOML_FILE, &self.toml),
         }
-        let meta = serde_json::to_string_pretty(&self.meta)
-            .map_err(|e| TrainError::Task(e.to_string()))?;
-        std::fs::write(dir.join(META_FILE), meta).map_err(io(dir.join(META_FILE)))?;
-        std::fs::write(dir.join(TOML_FILE), &self.toml).map_err(io(dir.join(TOML_FILE)))?;
+        .save(dir, &self.varmap)?;
         if let Some(vectors) = &self.entities {
             vectors
                 .save(dir)

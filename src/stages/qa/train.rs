@@ -21,7 +21,7 @@ use super::QaError;
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
 use crate::model::load::read_config;
 use crate::model::{BertConfig, Kernels};
-use crate::stages::task::pretrained_varmap;
+use crate::stages::task::{pretrained_varmap, ModelDir};
 use crate::train::{
     AdamWConfig, BatchLoss, Dropout, Evaluation, Param, TrainError, TrainOptions, TrainReport,
     TrainTask, Trainer,
@@ -176,25 +176,15 @@ impl TrainTask for QaTask {
     }
 
     fn save(&self, dir: &Path) -> Result<(), TrainError> {
-        let io = |path: PathBuf| move |source| TrainError::Io { path, source };
-        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
-        self.varmap.save(dir.join(WEIGHTS_FILE))?;
-        std::fs::copy(
-            self.encoder_dir.join("config.json"),
-            dir.join("config.json"),
-        )
-        .map_err(io(self.encoder_dir.join("config.json")))?;
-        for name in TOKENIZER_FILES {
-            let from = self.encoder_dir.join(name);
-            if from.is_file() {
-                std::fs::copy(&from, dir.join(name)).map_err(io(from))?;
-            }
+        ModelDir {
+            weights_file: WEIGHTS_FILE,
+            encoder_dir: &self.encoder_dir,
+            tokenizer_files: TOKENIZER_FILES,
+            required_tokenizer_files: &[],
+            meta: (META_FILE, &self.meta),
+            toml: (TOML_FILE, &self.toml),
         }
-        let meta = serde_json::to_string_pretty(&self.meta)
-            .map_err(|e| TrainError::Task(e.to_string()))?;
-        std::fs::write(dir.join(META_FILE), meta).map_err(io(dir.join(META_FILE)))?;
-        std::fs::write(dir.join(TOML_FILE), &self.toml).map_err(io(dir.join(TOML_FILE)))?;
-        Ok(())
+        .save(dir, &self.varmap)
     }
 }
 

@@ -6,7 +6,9 @@
 pub mod config;
 pub mod init;
 pub mod knowledge;
+pub mod model_dir;
 
 pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
 pub use init::{pretrained_varmap, trainable_params};
 pub use knowledge::{Knowledge, KnowledgeError};
+pub use model_dir::ModelDir;
