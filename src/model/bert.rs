@@ -12,6 +12,7 @@ use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct, Kernels};
 use super::kernels::{self, bf16::PackedBf16, Act, AttnShape};
+use crate::train::Dropout;
 
 /// The additive bias for masked attention scores (BERT's convention).
 pub const MASK_BIAS: f64 = -10000.0;
@@ -293,8 +294,9 @@ impl BertSelfAttention {
         })
     }
 
-    /// `[B, L, H]` -> attention context `[B, L, H]` (candle ops).
-    pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
+    /// `[B, L, H]` -> attention context `[B, L, H]` (candle ops), with `dropout` on the
+    /// attention probabilities.
+    pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
         let (b, l, h) = x.dims3()?;
         let (q, k, v) = match &self.projections {
             Projections::Separate { query, key, value } => {
@@ -319,7 +321,7 @@ impl BertSelfAttention {
         let scores = (q.matmul(&k.t()?)? * scale)?;
         let mask = bias.tensor().to_dtype(scores.dtype())?.unsqueeze(1)?;
         let scores = scores.broadcast_add(&mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = dropout.forward(&candle_nn::ops::softmax(&scores, D::Minus1)?)?;
         probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -356,10 +358,10 @@ impl BertSelfOutput {
         })
     }
 
-    /// `LayerNorm(dense(context) + input)`.
-    pub fn forward(&self, context: &Tensor, input: &Tensor) -> Result<Tensor> {
-        self.layer_norm
-            .forward(&self.dense.forward(context)?.add(input)?)
+    /// `LayerNorm(dropout(dense(context)) + input)`.
+    pub fn forward(&self, context: &Tensor, input: &Tensor, dropout: &Dropout) -> Result<Tensor> {
+        let projected = dropout.forward(&self.dense.forward(context)?)?;
+        self.layer_norm.forward(&projected.add(input)?)
     }
 
     fn forward_fast(&self, context: &[f32], input: &[f32]) -> Result<Vec<f32>> {
@@ -388,9 +390,9 @@ impl BertAttention {
     }
 
     /// `[B, L, H]` -> `[B, L, H]`.
-    pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
-        let context = self.self_attention.forward(x, bias)?;
-        self.output.forward(&context, x)
+    pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
+        let context = self.self_attention.forward(x, bias, dropout)?;
+        self.output.forward(&context, x, dropout)
     }
 
     fn forward_fast(&self, x: &[f32], bias: &[f32], shape: AttnShape) -> Result<Vec<f32>> {
@@ -451,9 +453,10 @@ impl BertOutput {
         })
     }
 
-    /// `LayerNorm(dense(x) + input)`.
-    pub fn forward(&self, x: &Tensor, input: &Tensor) -> Result<Tensor> {
-        self.layer_norm.forward(&self.dense.forward(x)?.add(input)?)
+    /// `LayerNorm(dropout(dense(x)) + input)`.
+    pub fn forward(&self, x: &Tensor, input: &Tensor, dropout: &Dropout) -> Result<Tensor> {
+        let projected = dropout.forward(&self.dense.forward(x)?)?;
+        self.layer_norm.forward(&projected.add(input)?)
     }
 
     fn forward_fast(&self, x: &[f32], input: &[f32]) -> Result<Vec<f32>> {
@@ -481,11 +484,12 @@ impl BertLayer {
         })
     }
 
-    /// `[B, L, H]` -> `[B, L, H]` with candle ops.
-    pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
-        let h = self.attention.forward(x, bias)?;
+    /// `[B, L, H]` -> `[B, L, H]` with candle ops; `dropout` as in BERT's training (attention
+    /// probabilities and both projections before their residuals).
+    pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
+        let h = self.attention.forward(x, bias, dropout)?;
         let i = self.intermediate.forward(&h)?;
-        self.output.forward(&i, &h)
+        self.output.forward(&i, &h, dropout)
     }
 
     /// The same on row-major data with the fused kernels.
@@ -522,14 +526,15 @@ impl BertEncoder {
         })
     }
 
-    /// Runs every layer over `[B, L, H]`.
-    pub fn forward(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
-        if self.kernels.is_fast() && kernels::supported(x) {
+    /// Runs every layer over `[B, L, H]` (the fused kernels serve inference only: with an
+    /// active `dropout` the candle path runs).
+    pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
+        if self.kernels.is_fast() && kernels::supported(x) && !dropout.is_active() {
             return self.forward_fast(x, bias);
         }
         let mut h = x.clone();
         for layer in &self.layers {
-            h = layer.forward(&h, bias)?;
+            h = layer.forward(&h, bias, dropout)?;
         }
         Ok(h)
     }
@@ -611,15 +616,21 @@ impl BertModel {
         &self.embeddings
     }
 
-    /// `last_hidden_state [B, L, H]` of one batch.
+    /// `last_hidden_state [B, L, H]` of one batch (inference: no dropout).
     pub fn forward(&self, input: &EncoderInput) -> Result<Tensor> {
+        self.forward_train(input, &Dropout::disabled())
+    }
+
+    /// [`BertModel::forward`] in training mode: `dropout` on the embeddings' output and inside
+    /// every layer, where BERT puts `hidden_dropout_prob` and `attention_probs_dropout_prob`.
+    pub fn forward_train(&self, input: &EncoderInput, dropout: &Dropout) -> Result<Tensor> {
         let (b, l) = input.input_ids.dims2()?;
         let device = input.input_ids.device();
         let bias = AttentionBias::new(input.attention_mask, input.visible_matrix, (b, l), device)?;
         let x =
             self.embeddings
                 .forward(input.input_ids, input.token_type_ids, input.position_ids)?;
-        self.encoder.forward(&x, &bias)
+        self.encoder.forward(&dropout.forward(&x)?, &bias, dropout)
     }
 }
 

@@ -8,6 +8,7 @@ use super::bert::BertModel;
 use super::config::BertConfig;
 use super::ernie::{ErnieInput, ErnieModel};
 use crate::knowledge::InputBatch;
+use crate::train::Dropout;
 
 /// Entity vectors (TransE, fixed during fine-tuning as in ERNIE-THU), with a zero row in front
 /// so that "no entity" (`-1`) looks up a zero vector.
@@ -112,10 +113,16 @@ impl Encoder {
         }
     }
 
-    /// `last_hidden_state [B, L, H]` of a batch (entity ids are ignored by plain BERT).
+    /// `last_hidden_state [B, L, H]` of a batch (entity ids are ignored by plain BERT), for
+    /// inference.
     pub fn forward(&self, batch: &InputBatch) -> Result<Tensor> {
+        self.forward_train(batch, &Dropout::disabled())
+    }
+
+    /// [`Encoder::forward`] with `dropout` inside the encoder (training).
+    pub fn forward_train(&self, batch: &InputBatch, dropout: &Dropout) -> Result<Tensor> {
         match self {
-            Self::Bert(m) => m.forward(&batch.encoder_input()),
+            Self::Bert(m) => m.forward_train(&batch.encoder_input(), dropout),
             Self::Ernie { model, entities } => {
                 let (vectors, mask) = batch.entity_vectors(entities)?;
                 let input = ErnieInput {
@@ -123,7 +130,7 @@ impl Encoder {
                     entities: &vectors,
                     entity_mask: &mask,
                 };
-                Ok(model.forward(&input)?.0)
+                Ok(model.forward_train(&input, dropout)?.0)
             }
         }
     }

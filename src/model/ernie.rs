@@ -17,6 +17,7 @@ use super::bert::{
     EncoderInput, LayerNorm, Linear,
 };
 use super::config::{BertConfig, HiddenAct, LayerType};
+use crate::train::Dropout;
 
 /// Width of the entity vectors (TransE, fixed at 100 in ERNIE-THU's code).
 pub const ENTITY_DIM: usize = 100;
@@ -97,19 +98,19 @@ impl ErnieOutput {
         })
     }
 
-    /// Fused `[B, L, I]` plus both residuals -> (tokens `[B, L, H]`, entities `[B, L, 100]`).
+    /// Fused `[B, L, I]` plus both residuals -> (tokens `[B, L, H]`, entities `[B, L, 100]`),
+    /// with `dropout` on both projections.
     pub fn forward(
         &self,
         fused: &Tensor,
         tokens: &Tensor,
         entities: &Tensor,
+        dropout: &Dropout,
     ) -> Result<(Tensor, Tensor)> {
-        let t = self
-            .layer_norm
-            .forward(&self.dense.forward(fused)?.add(tokens)?)?;
-        let e = self
-            .layer_norm_ent
-            .forward(&self.dense_ent.forward(fused)?.add(entities)?)?;
+        let t = dropout.forward(&self.dense.forward(fused)?)?;
+        let t = self.layer_norm.forward(&t.add(tokens)?)?;
+        let e = dropout.forward(&self.dense_ent.forward(fused)?)?;
+        let e = self.layer_norm_ent.forward(&e.add(entities)?)?;
         Ok((t, e))
     }
 }
@@ -132,9 +133,14 @@ impl EntityAttention {
     }
 
     /// `[B, L, 100]` -> `[B, L, 100]`, attending only to tokens that carry an entity.
-    pub fn forward(&self, entities: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
-        let context = self.self_attention.forward(entities, bias)?;
-        self.output.forward(&context, entities)
+    pub fn forward(
+        &self,
+        entities: &Tensor,
+        bias: &AttentionBias,
+        dropout: &Dropout,
+    ) -> Result<Tensor> {
+        let context = self.self_attention.forward(entities, bias, dropout)?;
+        self.output.forward(&context, entities, dropout)
     }
 }
 
@@ -169,15 +175,16 @@ impl ErnieFusionLayer {
         entities: &Tensor,
         entity_bias: &AttentionBias,
         ent_mask: &Tensor,
+        dropout: &Dropout,
     ) -> Result<(Tensor, Tensor)> {
-        let t = self.attention.forward(tokens, bias)?;
+        let t = self.attention.forward(tokens, bias, dropout)?;
         let e = match &self.entity_attention {
-            Some(att) => att.forward(entities, entity_bias)?,
+            Some(att) => att.forward(entities, entity_bias, dropout)?,
             None => entities.clone(),
         };
         let e = e.broadcast_mul(ent_mask)?;
         let fused = self.intermediate.forward(&t, &e)?;
-        self.output.forward(&fused, &t, &e)
+        self.output.forward(&fused, &t, &e, dropout)
     }
 }
 
@@ -240,23 +247,30 @@ impl ErnieModel {
         &self.config
     }
 
-    /// `(last_hidden_state [B, L, H], entity_hidden_state [B, L, 100])`.
+    /// `(last_hidden_state [B, L, H], entity_hidden_state [B, L, 100])` (inference: no dropout).
     pub fn forward(&self, input: &ErnieInput) -> Result<(Tensor, Tensor)> {
+        self.forward_train(input, &Dropout::disabled())
+    }
+
+    /// [`ErnieModel::forward`] in training mode, with `dropout` where BERT has it (and on the
+    /// entity-side projections).
+    pub fn forward_train(&self, input: &ErnieInput, dropout: &Dropout) -> Result<(Tensor, Tensor)> {
         let tok = &input.tokens;
         let (b, l) = tok.input_ids.dims2()?;
         let dev = tok.input_ids.device();
         let bias = AttentionBias::new(tok.attention_mask, tok.visible_matrix, (b, l), dev)?;
         let entity_bias = AttentionBias::new(Some(input.entity_mask), None, (b, l), dev)?;
-        let mut h = self
+        let h = self
             .embeddings
             .forward(tok.input_ids, tok.token_type_ids, tok.position_ids)?;
+        let mut h = dropout.forward(&h)?;
         let ent_mask = input.entity_mask.to_dtype(h.dtype())?.unsqueeze(2)?;
         let mut e = input.entities.to_dtype(h.dtype())?;
         for layer in &self.layers {
             match layer {
-                ErnieLayer::Sim(l) => h = l.forward(&h, &bias)?,
+                ErnieLayer::Sim(l) => h = l.forward(&h, &bias, dropout)?,
                 ErnieLayer::Fusion(l) => {
-                    (h, e) = l.forward(&h, &bias, &e, &entity_bias, &ent_mask)?;
+                    (h, e) = l.forward(&h, &bias, &e, &entity_bias, &ent_mask, dropout)?;
                 }
             }
         }

@@ -40,6 +40,11 @@ impl Dropout {
         }
     }
 
+    /// Whether dropout changes anything (`p > 0`: training).
+    pub fn is_active(&self) -> bool {
+        self.p > 0.0
+    }
+
     /// Applies dropout to `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.p <= 0.0 {

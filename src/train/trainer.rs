@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::adamw::{AdamW, AdamWConfig, Param};
-use super::batching::length_bucketed_batches;
+use super::batching::Batching;
 use super::checkpoint::{self, LoopState};
 use super::dropout::Dropout;
 use super::grads::{clip_scale, GradBuffer};
@@ -56,6 +56,8 @@ pub struct TrainOptions {
     pub epochs: usize,
     /// Examples per micro-batch.
     pub batch_size: usize,
+    /// How examples are grouped into batches.
+    pub batching: Batching,
     /// Micro-batches per optimiser step.
     pub grad_accum: usize,
     /// Peak learning rate.
@@ -160,7 +162,7 @@ impl Trainer {
         let mut log = EvalLog::default();
         let mut stopped_early = false;
         'epochs: while state.epoch < o.epochs {
-            let batches = length_bucketed_batches(
+            let batches = o.batching.batches(
                 &lengths,
                 o.batch_size,
                 &mut Rng::derive(o.seed, state.epoch as u64),

@@ -64,7 +64,7 @@ impl NerNetwork {
 
     /// Emission scores of the labelled characters, `[N, K]` in the batch's character order.
     pub fn emissions(&self, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
-        let mut hidden = self.encoder.forward(&batch.input)?;
+        let mut hidden = self.encoder.forward_train(&batch.input, dropout)?;
         if self.freeze_encoder {
             hidden = hidden.detach();
         }

@@ -41,7 +41,9 @@ impl QaNetwork {
 
     /// Start and end logits `[B, L]` of every token; padding gets a large negative logit.
     pub fn logits(&self, input: &InputBatch, dropout: &Dropout) -> Result<(Tensor, Tensor)> {
-        let mut hidden = self.encoder.forward(&input.encoder_input())?;
+        let mut hidden = self
+            .encoder
+            .forward_train(&input.encoder_input(), dropout)?;
         if self.freeze_encoder {
             hidden = hidden.detach();
         }

@@ -23,8 +23,7 @@ use crate::model::load::read_config;
 use crate::model::{BertConfig, Kernels};
 use crate::stages::task::{pretrained_varmap, ModelDir};
 use crate::train::{
-    AdamWConfig, BatchLoss, Dropout, Evaluation, Param, TrainError, TrainOptions, TrainReport,
-    TrainTask, Trainer,
+    BatchLoss, Dropout, Evaluation, Param, TrainError, TrainReport, TrainTask, Trainer,
 };
 
 /// The outcome of `zhishi train` for QA.
@@ -278,25 +277,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
     let network = network.freeze_encoder(c.encoder.freeze);
     let params = trainable_params(&varmap, c.encoder.freeze);
     let t = &c.train;
-    let options = TrainOptions {
-        epochs: t.epochs,
-        batch_size: t.batch_size,
-        grad_accum: t.grad_accum,
-        lr: t.lr,
-        warmup_ratio: t.warmup_ratio,
-        adamw: AdamWConfig {
-            weight_decay: t.weight_decay,
-            ..AdamWConfig::default()
-        },
-        max_grad_norm: t.max_grad_norm,
-        seed: t.seed,
-        eval_every: t.eval_every,
-        patience: t.patience,
-        max_steps: t.max_steps,
-        output_dir: r.output_dir.clone(),
-        resume: t.resume,
-        progress: t.progress,
-    };
+    let options = t.options(r.output_dir.clone());
     let train_windows = train.len();
     let task = QaTask {
         network,

@@ -41,7 +41,9 @@ impl RelationNetwork {
 
     /// `[B, K]` label scores of a batch.
     pub fn logits(&self, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
-        let mut hidden = self.encoder.forward(&batch.input.encoder_input())?;
+        let mut hidden = self
+            .encoder
+            .forward_train(&batch.input.encoder_input(), dropout)?;
         if self.freeze_encoder {
             hidden = hidden.detach();
         }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::{AdamWConfig, TrainOptions};
+use crate::train::{AdamWConfig, Batching, TrainOptions};
 
 /// `[task]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,7 +23,9 @@ pub struct EncoderTable {
     /// Train only the head, keeping the encoder fixed.
     #[serde(default)]
     pub freeze: bool,
-    /// Dropout before the classifier during training.
+    /// Dropout probability during training, before the classifier and inside the encoder
+    /// (embeddings, attention probabilities and both projections of every layer, where BERT
+    /// applies `hidden_dropout_prob` / `attention_probs_dropout_prob`).
     #[serde(default = "default_dropout")]
     pub dropout: f32,
 }
@@ -151,6 +153,10 @@ pub struct TrainTable {
     /// Examples (windows, pairs) per batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// `"bucketed"` (similar lengths share a batch: least padding) or `"random"` (consecutive
+    /// shuffled examples, like a PyTorch `DataLoader`).
+    #[serde(default)]
+    pub batching: Batching,
     /// Batches per optimiser step.
     #[serde(default = "default_one")]
     pub grad_accum: usize,
@@ -195,6 +201,7 @@ impl TrainTable {
         TrainOptions {
             epochs: self.epochs,
             batch_size: self.batch_size,
+            batching: self.batching,
             grad_accum: self.grad_accum,
             lr: self.lr,
             warmup_ratio: self.warmup_ratio,
