@@ -419,7 +419,6 @@ impl NameIndex {
         let chars = rest.chars().take_while(|&c| c != TRIE_END_MARKER);
         let (mut end, mut end_chars) = (start, 0);
         for (pattern, len) in trie.0.common_prefix_search(chars) {
-            let len = len as usize;
             if len == 1 {
                 continue; // reported above
             }
