@@ -413,8 +413,8 @@ impl NameIndex {
             return;
         }
         // A double-array walk: two array reads per char, stopping at the first char no
-        // name continues with (a hash-map trie cost ~60 ns per char in cache misses; an
-        // anchored overlapping search of the automaton cost about as much as segmenting).
+        // name continues with (an anchored overlapping search of the automaton cost about as
+        // much as segmenting the text).
         let Some(trie) = &self.trie else { return };
         let chars = rest.chars().take_while(|&c| c != TRIE_END_MARKER);
         let (mut end, mut end_chars) = (start, 0);
