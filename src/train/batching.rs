@@ -1,7 +1,8 @@
 //! Batching of one epoch. Length-bucketed (the default): examples of similar length share a
 //! batch, so each batch pads to its own longest example and little compute goes to padding.
-//! The order is seeded: examples are shuffled, cut into pools of `POOL_BATCHES` batches, each
-//! pool sorted by length and cut into batches, and the batches shuffled again. Random: the
+//! The order is seeded: examples are shuffled, cut into pools of `pool` batches, each pool
+//! sorted by length and cut into batches, and the batches shuffled again. Small pools keep
+//! batches mixed (each spans a slice of its pool's length range), large pools pad least. Random: the
 //! shuffled examples cut into consecutive batches, as a PyTorch `DataLoader(shuffle=True)` does.
 use serde::{Deserialize, Serialize};
 
@@ -16,16 +17,63 @@ pub enum Batching {
     Bucketed,
     /// Consecutive runs of the shuffled examples ([`random_batches`]).
     Random,
+    /// Similar lengths together, each batch holding about the same number of tokens
+    /// ([`token_budget_batches`]): little padding, and every optimiser step sees as much text
+    /// (with plain length buckets a batch of short sentences gets as large an Adam step as a
+    /// batch of long ones holding thirty times the tokens).
+    Tokens,
 }
 
 impl Batching {
-    /// The batches of one epoch under this policy.
-    pub fn batches(self, lengths: &[usize], batch_size: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    /// The batches of one epoch under this policy (`pool`: batches per sorting pool when
+    /// bucketed).
+    pub fn batches(
+        self,
+        lengths: &[usize],
+        batch_size: usize,
+        pool: usize,
+        rng: &mut Rng,
+    ) -> Vec<Vec<usize>> {
         match self {
-            Batching::Bucketed => length_bucketed_batches(lengths, batch_size, rng),
+            Batching::Bucketed => length_bucketed_batches(lengths, batch_size, pool, rng),
             Batching::Random => random_batches(lengths.len(), batch_size, rng),
+            Batching::Tokens => token_budget_batches(lengths, batch_size, pool, rng),
         }
     }
+}
+
+/// Length-sorted pools (as [`length_bucketed_batches`]) cut into batches whose padded size
+/// stays within `batch_size ×` the mean example length, so the batches number about as many
+/// as with `batch_size` examples each but hold about equal tokens.
+pub fn token_budget_batches(
+    lengths: &[usize],
+    batch_size: usize,
+    pool: usize,
+    rng: &mut Rng,
+) -> Vec<Vec<usize>> {
+    let batch_size = batch_size.max(1);
+    let mean = lengths.iter().sum::<usize>() as f64 / lengths.len().max(1) as f64;
+    let budget = (batch_size as f64 * mean).ceil() as usize;
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    rng.shuffle(&mut order);
+    let mut batches = Vec::new();
+    for pool in order.chunks_mut(batch_size * pool.max(1)) {
+        pool.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+        let mut batch: Vec<usize> = Vec::new();
+        for &i in pool.iter() {
+            // Sorted longest first: the batch's first example sets its padded width.
+            let width = batch.first().map_or(lengths[i], |&f| lengths[f]);
+            if !batch.is_empty() && (batch.len() + 1) * width > budget {
+                batches.push(std::mem::take(&mut batch));
+            }
+            batch.push(i);
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+    }
+    rng.shuffle(&mut batches);
+    batches
 }
 
 /// The shuffled indices `0..n` cut into consecutive batches of `batch_size` (the last shorter).
@@ -38,21 +86,22 @@ pub fn random_batches(n: usize, batch_size: usize, rng: &mut Rng) -> Vec<Vec<usi
         .collect()
 }
 
-/// Batches per sorting pool: large enough for tight buckets, small enough that a batch's
-/// neighbours still vary from epoch to epoch.
-pub const POOL_BATCHES: usize = 50;
+/// Default batches per sorting pool (see [`length_bucketed_batches`]).
+pub const POOL_BATCHES: usize = 8;
 
-/// The batches (lists of example indices) of one epoch for examples of the given `lengths`.
+/// The batches (lists of example indices) of one epoch for examples of the given `lengths`,
+/// sorted by length within pools of `pool` batches.
 pub fn length_bucketed_batches(
     lengths: &[usize],
     batch_size: usize,
+    pool: usize,
     rng: &mut Rng,
 ) -> Vec<Vec<usize>> {
     let batch_size = batch_size.max(1);
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     rng.shuffle(&mut order);
     let mut batches = Vec::new();
-    for pool in order.chunks_mut(batch_size * POOL_BATCHES) {
+    for pool in order.chunks_mut(batch_size * pool.max(1)) {
         pool.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
         batches.extend(pool.chunks(batch_size).map(<[usize]>::to_vec));
     }
@@ -67,7 +116,7 @@ mod tests {
     #[test]
     fn every_example_once_in_tight_buckets() {
         let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 200 + 5).collect();
-        let batches = length_bucketed_batches(&lengths, 10, &mut Rng::new(1));
+        let batches = length_bucketed_batches(&lengths, 10, 50, &mut Rng::new(1));
         let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
         seen.sort();
         assert_eq!(seen, (0..1000).collect::<Vec<_>>());
@@ -80,7 +129,35 @@ mod tests {
         assert!((padded as f64) < 1.1 * real as f64, "{padded} vs {real}");
         assert_ne!(
             batches,
-            length_bucketed_batches(&lengths, 10, &mut Rng::new(2))
+            length_bucketed_batches(&lengths, 10, 50, &mut Rng::new(2))
+        );
+    }
+
+    #[test]
+    fn token_budget_batches_hold_about_equal_tokens() {
+        let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 200 + 5).collect();
+        let batches = token_budget_batches(&lengths, 10, 8, &mut Rng::new(1));
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        let mean = lengths.iter().sum::<usize>() as f64 / 1000.0;
+        let budget = (10.0 * mean).ceil() as usize;
+        for b in &batches {
+            let padded = b.len() * b.iter().map(|&i| lengths[i]).max().unwrap_or(0);
+            // Only a lone example longer than the budget may exceed it.
+            assert!(padded <= budget || b.len() == 1, "{padded} > {budget}");
+        }
+        // Short examples share big batches, long ones small batches.
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert!(
+            sizes.iter().max() > Some(&20) && sizes.iter().min() < Some(&8),
+            "{sizes:?}"
+        );
+        // About as many steps as fixed batches of 10 (each padded within its pool).
+        assert!(
+            (90..=140).contains(&batches.len()),
+            "{} batches",
+            batches.len()
         );
     }
 

@@ -15,7 +15,7 @@ pub mod schedule;
 pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig, Param};
-pub use batching::{length_bucketed_batches, random_batches, Batching};
+pub use batching::{length_bucketed_batches, random_batches, Batching, POOL_BATCHES};
 pub use dropout::Dropout;
 pub use rng::Rng;
 pub use schedule::LinearSchedule;

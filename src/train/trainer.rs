@@ -58,6 +58,8 @@ pub struct TrainOptions {
     pub batch_size: usize,
     /// How examples are grouped into batches.
     pub batching: Batching,
+    /// Batches per length-sorting pool when bucketed.
+    pub bucket_pool: usize,
     /// Micro-batches per optimiser step.
     pub grad_accum: usize,
     /// Peak learning rate.
@@ -165,6 +167,7 @@ impl Trainer {
             let batches = o.batching.batches(
                 &lengths,
                 o.batch_size,
+                o.bucket_pool,
                 &mut Rng::derive(o.seed, state.epoch as u64),
             );
             let groups: Vec<&[Vec<usize>]> = batches.chunks(accum).collect();

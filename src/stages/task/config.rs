@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::{AdamWConfig, Batching, TrainOptions};
+use crate::train::{AdamWConfig, Batching, TrainOptions, POOL_BATCHES};
 
 /// `[task]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -157,6 +157,10 @@ pub struct TrainTable {
     /// shuffled examples, like a PyTorch `DataLoader`).
     #[serde(default)]
     pub batching: Batching,
+    /// Batches per length-sorting pool when bucketed: small pools keep each batch's lengths
+    /// mixed (better steps), large pools pad least (faster steps).
+    #[serde(default = "default_bucket_pool")]
+    pub bucket_pool: usize,
     /// Batches per optimiser step.
     #[serde(default = "default_one")]
     pub grad_accum: usize,
@@ -202,6 +206,7 @@ impl TrainTable {
             epochs: self.epochs,
             batch_size: self.batch_size,
             batching: self.batching,
+            bucket_pool: self.bucket_pool,
             grad_accum: self.grad_accum,
             lr: self.lr,
             warmup_ratio: self.warmup_ratio,
@@ -221,6 +226,9 @@ impl TrainTable {
     }
 }
 
+fn default_bucket_pool() -> usize {
+    POOL_BATCHES
+}
 fn default_true() -> bool {
     true
 }
