@@ -5,9 +5,8 @@
 //! `entity2id.txt`, see [`crate::knowledge::ernie`]).
 use std::path::Path;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 
-use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::config::KnowledgeTable;
@@ -20,8 +19,8 @@ use super::tags::LabelMap;
 use super::NerError;
 use crate::doc::Entity;
 use crate::knowledge::{CharVocab, EntityVectors};
-use crate::model::{aggregator_config, load::read_config, EntityTable, Kernels};
-use crate::stages::task::KnowledgeError;
+use crate::model::{aggregator_config, EntityTable};
+use crate::stages::task::{map_weights, read_trained, KnowledgeError};
 
 /// Weights of a saved model.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -86,20 +85,7 @@ impl NerModel {
     /// [`crate::model::parse_device`]). The fused kernels run on the CPU; other devices use
     /// candle's own ops.
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self, NerError> {
-        let bad = |message: String| NerError::ModelDir {
-            path: dir.to_path_buf(),
-            message,
-        };
-        let meta_path = dir.join(META_FILE);
-        let text = std::fs::read_to_string(&meta_path).map_err(|source| NerError::Io {
-            path: meta_path.clone(),
-            source,
-        })?;
-        let meta: ModelMeta =
-            serde_json::from_str(&text).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
-        let mut cfg = read_config(dir)?;
-        cfg.kernels = Kernels::Fast;
-        cfg.layer_types = None;
+        let (meta, mut cfg): (ModelMeta, _) = read_trained(dir, META_FILE)?;
         let device = device.clone();
         let vectors = if meta.knowledge.mode.fuses_entities() {
             cfg = aggregator_config(
@@ -114,12 +100,7 @@ impl NerModel {
             .as_ref()
             .map(|v| EntityTable::new(&v.tensor(&device)?))
             .transpose()?;
-        let weights = dir.join(WEIGHTS_FILE);
-        if !weights.is_file() {
-            return Err(bad(format!("{WEIGHTS_FILE} is missing")));
-        }
-        // SAFETY: the file is only read, and not modified while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device)? };
+        let vb = map_weights(dir, WEIGHTS_FILE, &device)?;
         let network = NerNetwork::load_with_entities(vb, &cfg, &meta.labels, meta.crf, table)?;
         let featurizer = build_featurizer(dir, &meta, vectors)?;
         Ok(Self {

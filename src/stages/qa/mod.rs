@@ -68,3 +68,15 @@ pub enum QaError {
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
 }
+
+impl From<crate::stages::task::OpenError> for QaError {
+    fn from(e: crate::stages::task::OpenError) -> Self {
+        use crate::stages::task::OpenError;
+        match e {
+            OpenError::Io { path, source } => Self::Io { path, source },
+            OpenError::Invalid { path, message } => Self::ModelDir { path, message },
+            OpenError::Model(e) => Self::Model(e),
+            OpenError::Candle(e) => Self::Candle(e),
+        }
+    }
+}

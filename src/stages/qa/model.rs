@@ -4,8 +4,7 @@
 //! (windowing and decoding) and `train.toml` (the configuration that produced it).
 use std::path::Path;
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::config::{DecodeOptions, WindowOptions};
@@ -17,7 +16,8 @@ use super::network::QaNetwork;
 use super::predict::{evaluate, featurize, predict_spans};
 use super::QaError;
 use crate::doc::Answer;
-use crate::model::{load::read_config, BertTokenizer, Kernels};
+use crate::model::BertTokenizer;
+use crate::stages::task::{map_weights, read_trained};
 
 /// Weights of a saved model.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -62,26 +62,8 @@ impl QaModel {
 
     /// Loads a model directory written by training onto `device`.
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self, QaError> {
-        let bad = |message: String| QaError::ModelDir {
-            path: dir.to_path_buf(),
-            message,
-        };
-        let meta_path = dir.join(META_FILE);
-        let text = std::fs::read_to_string(&meta_path).map_err(|source| QaError::Io {
-            path: meta_path.clone(),
-            source,
-        })?;
-        let meta: ModelMeta =
-            serde_json::from_str(&text).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
-        let mut cfg = read_config(dir)?;
-        cfg.kernels = Kernels::Fast;
-        cfg.layer_types = None;
-        let weights = dir.join(WEIGHTS_FILE);
-        if !weights.is_file() {
-            return Err(bad(format!("{WEIGHTS_FILE} is missing")));
-        }
-        // SAFETY: the file is only read, and not modified while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
+        let (meta, cfg): (ModelMeta, _) = read_trained(dir, META_FILE)?;
+        let vb = map_weights(dir, WEIGHTS_FILE, device)?;
         let network = QaNetwork::load(vb, &cfg)?;
         let featurizer = build_featurizer(dir, meta.window)?;
         Ok(Self {

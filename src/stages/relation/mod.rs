@@ -85,3 +85,15 @@ pub enum RelationError {
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
 }
+
+impl From<crate::stages::task::OpenError> for RelationError {
+    fn from(e: crate::stages::task::OpenError) -> Self {
+        use crate::stages::task::OpenError;
+        match e {
+            OpenError::Io { path, source } => Self::Io { path, source },
+            OpenError::Invalid { path, message } => Self::ModelDir { path, message },
+            OpenError::Model(e) => Self::Model(e),
+            OpenError::Candle(e) => Self::Candle(e),
+        }
+    }
+}

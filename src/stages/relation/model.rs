@@ -4,8 +4,7 @@
 //! `train.toml` (the configuration that produced it).
 use std::path::Path;
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::Device;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +15,7 @@ use super::network::RelationNetwork;
 use super::RelationError;
 use crate::doc::Span;
 use crate::knowledge::CharVocab;
-use crate::model::{load::read_config, Kernels};
-use crate::stages::task::{Knowledge, KnowledgeError, KnowledgeTable};
+use crate::stages::task::{map_weights, read_trained, Knowledge, KnowledgeError, KnowledgeTable};
 use crate::train::Dropout;
 
 /// Weights of a saved model.
@@ -190,32 +188,17 @@ impl RelationModel {
     /// Loads a model directory written by training onto `device` (see
     /// [`crate::model::parse_device`]).
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self, RelationError> {
-        let bad = |message: String| RelationError::ModelDir {
-            path: dir.to_path_buf(),
-            message,
-        };
-        let meta_path = dir.join(META_FILE);
-        let text = std::fs::read_to_string(&meta_path).map_err(|source| RelationError::Io {
-            path: meta_path.clone(),
-            source,
-        })?;
-        let meta: ModelMeta =
-            serde_json::from_str(&text).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
+        let (meta, cfg): (ModelMeta, _) = read_trained(dir, META_FILE)?;
         if meta.id(&meta.no_relation).is_none() {
-            return Err(bad(format!(
-                "{META_FILE}: no_relation {:?} is not one of the labels",
-                meta.no_relation
-            )));
+            return Err(RelationError::ModelDir {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "{META_FILE}: no_relation {:?} is not one of the labels",
+                    meta.no_relation
+                ),
+            });
         }
-        let mut cfg = read_config(dir)?;
-        cfg.kernels = Kernels::Fast;
-        cfg.layer_types = None;
-        let weights = dir.join(WEIGHTS_FILE);
-        if !weights.is_file() {
-            return Err(bad(format!("{WEIGHTS_FILE} is missing")));
-        }
-        // SAFETY: the file is only read, and not modified while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
+        let vb = map_weights(dir, WEIGHTS_FILE, device)?;
         let network = RelationNetwork::load(vb, &cfg, meta.labels.len())?;
         let featurizer = build_featurizer(dir, &meta)?;
         Ok(Self {

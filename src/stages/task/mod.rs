@@ -11,4 +11,4 @@ pub mod model_dir;
 pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
 pub use init::{pretrained_varmap, trainable_params};
 pub use knowledge::{Knowledge, KnowledgeError};
-pub use model_dir::ModelDir;
+pub use model_dir::{map_weights, read_trained, ModelDir, OpenError};

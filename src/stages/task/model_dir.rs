@@ -1,11 +1,16 @@
 //! Writing a trained task model's directory, the same for every stage: the weights, the
 //! encoder's `config.json` and tokenizer files, the stage's own settings as JSON, and the
-//! training TOML that made it. Each stage's `load` reads its own settings back.
+//! training TOML that made it; and reading it back ([`read_trained`], [`map_weights`]), each
+//! stage then building its own network from the settings.
 use std::path::{Path, PathBuf};
 
-use candle_nn::VarMap;
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::model::load::read_config;
+use crate::model::{BertConfig, Kernels, ModelError};
 use crate::train::TrainError;
 
 /// What one model directory holds besides the weights.
@@ -50,4 +55,71 @@ impl<M: Serialize> ModelDir<'_, M> {
         std::fs::write(dir.join(toml_file), toml).map_err(io(dir.join(toml_file)))?;
         Ok(())
     }
+}
+
+/// Why a trained model directory could not be opened. Each stage turns this into its own
+/// `Io` / `ModelDir` / `Model` / `Candle` errors, so messages stay the stage's.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file is missing or malformed.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The model directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The encoder config could not be read.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The weights could not be mapped.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Reads back what [`ModelDir::save`] wrote, for inference: the stage's settings file and the
+/// encoder config set up for the fused kernels (ERNIE layer types cleared; a stage that fuses
+/// entities sets them again).
+pub fn read_trained<M: DeserializeOwned>(
+    dir: &Path,
+    meta_file: &str,
+) -> Result<(M, BertConfig), OpenError> {
+    let meta_path = dir.join(meta_file);
+    let text = std::fs::read_to_string(&meta_path).map_err(|source| OpenError::Io {
+        path: meta_path.clone(),
+        source,
+    })?;
+    let meta = serde_json::from_str(&text).map_err(|e| OpenError::Invalid {
+        path: dir.to_path_buf(),
+        message: format!("{meta_file}: {e}"),
+    })?;
+    let mut cfg = read_config(dir)?;
+    cfg.kernels = Kernels::Fast;
+    cfg.layer_types = None;
+    Ok((meta, cfg))
+}
+
+/// Memory-maps a trained directory's weights file (f32) onto `device`.
+pub fn map_weights(
+    dir: &Path,
+    weights_file: &str,
+    device: &Device,
+) -> Result<VarBuilder<'static>, OpenError> {
+    let weights = dir.join(weights_file);
+    if !weights.is_file() {
+        return Err(OpenError::Invalid {
+            path: dir.to_path_buf(),
+            message: format!("{weights_file} is missing"),
+        });
+    }
+    // SAFETY: the file is only read, and not modified while the model lives.
+    Ok(unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? })
 }
