@@ -2,7 +2,10 @@
 //! classifier — receives a non-zero gradient from the training loss, with plain and with
 //! K-BERT inputs (soft positions and a visible matrix). candle-nn's LayerNorm and
 //! `softmax_last_dim` would silently stop these gradients.
-use candle_core::{DType, Device, Var};
+#[path = "support/grad_check.rs"]
+mod grad_check;
+
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use zhishi::doc::Span;
 use zhishi::knowledge::CharVocab;
@@ -48,25 +51,7 @@ fn params_without_gradient(knowledge: Knowledge) -> Vec<String> {
     let batch = Batch::new(&[&a, &b], &Device::Cpu).unwrap();
     let loss = net.loss(&batch, &Dropout::new(0.1, 3)).unwrap();
     let grads = loss.backward().unwrap();
-    let vars = varmap.data().lock().unwrap().clone();
-    let mut missing: Vec<String> = vars
-        .iter()
-        .filter(|(_, v): &(&String, &Var)| {
-            grads.get(v.as_tensor()).is_none_or(|g| {
-                g.abs()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-                    == 0.0
-            })
-        })
-        .map(|(n, _)| n.clone())
-        .collect();
-    missing.sort();
-    assert!(vars.len() > 30, "{} parameters", vars.len());
-    missing
+    grad_check::params_without_gradient(&varmap, &grads)
 }
 
 #[test]
