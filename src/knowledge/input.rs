@@ -1,6 +1,10 @@
 //! Encoder inputs as the task stages build them: one unpadded [`InputSequence`] per example
 //! (token ids, positions, segment ids and, with K-BERT knowledge, who sees whom), and an
-//! [`InputBatch`] that pads a set of them into the tensors [`crate::model::BertModel`] takes.
+//! [`InputBatch`] that lays a set of them out as the tensors [`crate::model::BertModel`] takes:
+//! one sequence per row, padded ([`Layout::Padded`]), or several short sequences back to back
+//! in a row ([`Layout::Packed`]), kept apart by a block-diagonal visible matrix and positions
+//! that restart at each sequence, so each sequence is encoded exactly as if it were alone
+//! while almost no compute goes to padding.
 //! NER, relation extraction and QA all featurize into an `InputSequence`, so every encoder
 //! configuration (plain, K-BERT, ERNIE entities, both) reaches every head the same way
 //! through [`crate::model::Encoder`].
@@ -49,7 +53,18 @@ impl InputSequence {
     }
 }
 
-/// Sequences padded to the longest of them, as `[B, L]` (and `[B, L, L]`) tensors.
+/// How the sequences of a batch are laid out in rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// One sequence per row, padded to the longest.
+    #[default]
+    Padded,
+    /// Sequences packed back to back into as few rows as the longest of them allows (first
+    /// fit, longest first); attention never crosses from one sequence to another.
+    Packed,
+}
+
+/// Sequences laid out as `[B, L]` (and `[B, L, L]`) tensors, one per row or packed.
 #[derive(Debug, Clone)]
 pub struct InputBatch {
     /// `[B, L]` token ids (0 at padding).
@@ -68,8 +83,11 @@ pub struct InputBatch {
     pub entity_ids: Option<Tensor>,
     /// `[B, L]` 1 for tokens that carry an entity (u32), alongside `entity_ids`.
     pub entity_mask: Option<Tensor>,
-    /// `L`, the padded length.
+    /// `L`, the row length.
     pub len: usize,
+    /// For each sequence (in the order given), the flat index into `[B·L]` of its first token;
+    /// its token `t` sits at `starts[i] + t`.
+    pub starts: Vec<usize>,
     /// Real tokens in the batch.
     pub tokens: usize,
     /// Tokens including padding (`B·L`).
@@ -77,46 +95,70 @@ pub struct InputBatch {
 }
 
 impl InputBatch {
-    /// Pads `sequences` to the longest of them (at least 1).
+    /// Pads `sequences` to the longest of them (at least 1), one per row.
     pub fn new(sequences: &[&InputSequence], device: &Device) -> Result<Self> {
-        let b = sequences.len();
+        Self::with_layout(sequences, Layout::Padded, device)
+    }
+
+    /// Lays `sequences` out as `layout` says.
+    pub fn with_layout(
+        sequences: &[&InputSequence],
+        layout: Layout,
+        device: &Device,
+    ) -> Result<Self> {
         let l = sequences.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
+        let rows = match layout {
+            Layout::Padded => (0..sequences.len()).map(|i| vec![i]).collect(),
+            Layout::Packed => pack_rows(sequences, l),
+        };
+        let b = rows.len();
         let mut ids = vec![0u32; b * l];
         let mut mask = vec![0u32; b * l];
         let mut pos = vec![0u32; b * l];
         let any_types = sequences.iter().any(|s| !s.token_types.is_empty());
         let mut types = vec![0u32; if any_types { b * l } else { 0 }];
-        let any_visible = sequences.iter().any(|s| s.visible.is_some());
+        let any_visible = layout == Layout::Packed || sequences.iter().any(|s| s.visible.is_some());
         let mut vis = vec![0u8; if any_visible { b * l * l } else { 0 }];
         let any_entities = sequences.iter().any(|s| !s.entities.is_empty());
         let mut ents = vec![-1i64; if any_entities { b * l } else { 0 }];
-        for (i, s) in sequences.iter().enumerate() {
-            let n = s.len();
-            let row = i * l..i * l + n;
-            ids[row.clone()].copy_from_slice(&s.input_ids);
-            mask[row.clone()].fill(1);
-            pos[row.clone()].copy_from_slice(&s.positions);
-            if !s.token_types.is_empty() {
-                types[row.clone()].copy_from_slice(&s.token_types);
-            }
-            if !s.entities.is_empty() {
-                if s.entities.len() != n {
-                    candle_core::bail!(
-                        "sequence {i} has {} entity slots for {n} tokens",
-                        s.entities.len()
-                    );
+        let mut starts = vec![0; sequences.len()];
+        for (r, row) in rows.iter().enumerate() {
+            let mut at = 0;
+            for &i in row {
+                let s = sequences[i];
+                let n = s.len();
+                starts[i] = r * l + at;
+                let span = r * l + at..r * l + at + n;
+                ids[span.clone()].copy_from_slice(&s.input_ids);
+                mask[span.clone()].fill(1);
+                pos[span.clone()].copy_from_slice(&s.positions);
+                if !s.token_types.is_empty() {
+                    types[span.clone()].copy_from_slice(&s.token_types);
                 }
-                ents[row].copy_from_slice(&s.entities);
+                if !s.entities.is_empty() {
+                    if s.entities.len() != n {
+                        candle_core::bail!(
+                            "sequence {i} has {} entity slots for {n} tokens",
+                            s.entities.len()
+                        );
+                    }
+                    ents[span].copy_from_slice(&s.entities);
+                }
+                if any_visible {
+                    // The sequence's own block; everything outside it stays invisible.
+                    for q in 0..n {
+                        let line = (r * l + at + q) * l + at;
+                        for (k, seen) in vis[line..line + n].iter_mut().enumerate() {
+                            *seen = u8::from(s.visible.as_ref().is_none_or(|v| v.get(q, k)));
+                        }
+                    }
+                }
+                at += n;
             }
             if any_visible {
-                for r in 0..l {
-                    for c in 0..l {
-                        let seen = match &s.visible {
-                            Some(v) => r < n && c < n && v.get(r, c),
-                            None => r < n && c < n,
-                        };
-                        vis[(i * l + r) * l + c] = u8::from(seen || r == c);
-                    }
+                // Every row (padding included) sees at least itself.
+                for q in 0..l {
+                    vis[(r * l + q) * l + q] = 1;
                 }
             }
         }
@@ -147,6 +189,7 @@ impl InputBatch {
             entity_ids,
             entity_mask,
             len: l,
+            starts,
             tokens,
             padded_tokens: b * l,
         })
@@ -176,6 +219,25 @@ impl InputBatch {
             )),
         }
     }
+}
+
+/// Groups sequences into rows of at most `capacity` tokens: longest first, each into the
+/// first row with room (ties keep input order, so the packing is deterministic).
+fn pack_rows(sequences: &[&InputSequence], capacity: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..sequences.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sequences[i].len()));
+    let mut rows: Vec<(usize, Vec<usize>)> = Vec::new();
+    for i in order {
+        let n = sequences[i].len();
+        match rows.iter_mut().find(|(used, _)| used + n <= capacity) {
+            Some((used, row)) => {
+                *used += n;
+                row.push(i);
+            }
+            None => rows.push((n, vec![i])),
+        }
+    }
+    rows.into_iter().map(|(_, row)| row).collect()
 }
 
 #[cfg(test)]
@@ -242,6 +304,48 @@ mod tests {
             err.to_string().contains("1 entity slots for 2 tokens"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn packed_rows_keep_sequences_apart() {
+        let long = InputSequence::plain(vec![2, 5, 6, 7, 3]);
+        let a = InputSequence::plain(vec![2, 8, 3]);
+        let mut v = VisibleMatrix::new(2);
+        v.set(0, 0);
+        v.set(1, 1);
+        let b = InputSequence {
+            visible: Some(v),
+            entities: vec![-1, 4],
+            ..InputSequence::plain(vec![2, 3])
+        };
+        let batch =
+            InputBatch::with_layout(&[&a, &long, &b], Layout::Packed, &Device::Cpu).unwrap();
+        // Rows of 5: [long], [a b].
+        assert_eq!(batch.len, 5);
+        assert_eq!(batch.starts, [5, 0, 8]);
+        assert_eq!((batch.tokens, batch.padded_tokens), (10, 10));
+        let ids = batch.input_ids.to_vec2::<u32>().unwrap();
+        assert_eq!(ids, [vec![2, 5, 6, 7, 3], vec![2, 8, 3, 2, 3]]);
+        let pos = batch.position_ids.to_vec2::<u32>().unwrap();
+        assert_eq!(pos, [vec![0, 1, 2, 3, 4], vec![0, 1, 2, 0, 1]]);
+        let ents = batch.entity_ids.as_ref().unwrap().to_vec2::<i64>().unwrap();
+        assert_eq!(ents, [vec![-1; 5], vec![-1, -1, -1, -1, 4]]);
+        let vis = batch.visible.unwrap().to_vec3::<u32>().unwrap();
+        assert_eq!(vis[0], vec![vec![1; 5]; 5]);
+        assert_eq!(
+            vis[1],
+            [
+                vec![1, 1, 1, 0, 0],
+                vec![1, 1, 1, 0, 0],
+                vec![1, 1, 1, 0, 0],
+                vec![0, 0, 0, 1, 0],
+                vec![0, 0, 0, 0, 1],
+            ]
+        );
+        // The padded layout of the same sequences: one row each, starts at row starts.
+        let padded = InputBatch::new(&[&a, &long, &b], &Device::Cpu).unwrap();
+        assert_eq!(padded.starts, [0, 5, 10]);
+        assert_eq!(padded.padded_tokens, 15);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod visible;
 pub mod vocab;
 
 pub use ernie::{EntityAligner, EntityMention, EntityVectors, ErnieError};
-pub use input::{InputBatch, InputSequence};
+pub use input::{InputBatch, InputSequence, Layout};
 pub use kbert::{flatten, InjectionMode, KbertConfig, KbertError, KbertInput};
 pub use select::tree_from_text;
 pub use tree::{knowledge_string, SentenceTree, TreeWord};

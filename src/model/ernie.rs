@@ -259,7 +259,10 @@ impl ErnieModel {
         let (b, l) = tok.input_ids.dims2()?;
         let dev = tok.input_ids.device();
         let bias = AttentionBias::new(tok.attention_mask, tok.visible_matrix, (b, l), dev)?;
-        let entity_bias = AttentionBias::new(Some(input.entity_mask), None, (b, l), dev)?;
+        // Entities attend to the entities their token may see: with packed rows (or K-BERT
+        // trees) the visible matrix keeps each sequence's entities to themselves.
+        let entity_bias =
+            AttentionBias::new(Some(input.entity_mask), tok.visible_matrix, (b, l), dev)?;
         let h = self
             .embeddings
             .forward(tok.input_ids, tok.token_type_ids, tok.position_ids)?;

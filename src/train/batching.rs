@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rng::Rng;
+use crate::knowledge::Layout;
 
 /// How an epoch's examples are grouped into batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -22,6 +23,9 @@ pub enum Batching {
     /// (with plain length buckets a batch of short sentences gets as large an Adam step as a
     /// batch of long ones holding thirty times the tokens).
     Tokens,
+    /// Random batches ([`random_batches`]) packed several examples to a row
+    /// ([`Layout::Packed`]): the batches of `Random`, the compute of little padding.
+    Packed,
 }
 
 impl Batching {
@@ -36,8 +40,16 @@ impl Batching {
     ) -> Vec<Vec<usize>> {
         match self {
             Batching::Bucketed => length_bucketed_batches(lengths, batch_size, pool, rng),
-            Batching::Random => random_batches(lengths.len(), batch_size, rng),
+            Batching::Random | Batching::Packed => random_batches(lengths.len(), batch_size, rng),
             Batching::Tokens => token_budget_batches(lengths, batch_size, pool, rng),
+        }
+    }
+
+    /// How a batch's examples are laid out in encoder rows.
+    pub fn layout(self) -> Layout {
+        match self {
+            Batching::Packed => Layout::Packed,
+            _ => Layout::Padded,
         }
     }
 }

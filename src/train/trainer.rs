@@ -16,6 +16,7 @@ use super::grads::{clip_scale, GradBuffer};
 use super::rng::Rng;
 use super::schedule::LinearSchedule;
 use super::TrainError;
+use crate::knowledge::Layout;
 
 /// The loss of one training batch and how many tokens it covered.
 #[derive(Debug, Clone)]
@@ -41,8 +42,13 @@ pub struct Evaluation {
 pub trait TrainTask {
     /// Length in tokens of every training example (for bucketing).
     fn train_lengths(&self) -> Vec<usize>;
-    /// The training-mode loss of the examples `batch`, using `dropout`.
-    fn batch_loss(&self, batch: &[usize], dropout: &Dropout) -> Result<BatchLoss, TrainError>;
+    /// The training-mode loss of the examples `batch` laid out as `layout`, using `dropout`.
+    fn batch_loss(
+        &self,
+        batch: &[usize],
+        layout: Layout,
+        dropout: &Dropout,
+    ) -> Result<BatchLoss, TrainError>;
     /// Evaluates the current parameters on the dev set (no dropout).
     fn evaluate(&self) -> Result<Evaluation, TrainError>;
     /// Saves a loadable model (weights, configuration, label maps) into `dir`.
@@ -180,7 +186,7 @@ impl Trainer {
                 grads.clear();
                 let mut group_loss = 0.0;
                 for batch in group {
-                    let b = task.batch_loss(batch, dropout)?;
+                    let b = task.batch_loss(batch, o.batching.layout(), dropout)?;
                     let value = b.loss.to_scalar::<f32>()?;
                     if !value.is_finite() {
                         return Err(TrainError::NonFinite {

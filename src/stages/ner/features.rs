@@ -5,7 +5,9 @@
 //! predictions skip injected knowledge tokens.
 use candle_core::{Device, Result, Tensor};
 
-use crate::knowledge::{flatten, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig};
+use crate::knowledge::{
+    flatten, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig, Layout,
+};
 pub use crate::stages::task::Knowledge;
 
 use super::NerError;
@@ -144,10 +146,10 @@ impl Featurizer {
     }
 }
 
-/// A padded batch of examples as tensors.
+/// A batch of examples as tensors.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// The padded encoder input.
+    /// The encoder input (padded or packed).
     pub input: InputBatch,
     /// Flat indices into `[B·L]` of the labelled characters' tokens, example by example.
     pub char_index: Tensor,
@@ -160,9 +162,13 @@ pub struct Batch {
 impl Batch {
     /// Pads `examples` to the longest of them.
     pub fn new(examples: &[&Example], device: &Device) -> Result<Self> {
+        Self::with_layout(examples, Layout::Padded, device)
+    }
+
+    /// Lays `examples` out as `layout` says (the loss does not depend on it).
+    pub fn with_layout(examples: &[&Example], layout: Layout, device: &Device) -> Result<Self> {
         let sequences: Vec<&InputSequence> = examples.iter().map(|e| &e.input).collect();
-        let input = InputBatch::new(&sequences, device)?;
-        let l = input.len;
+        let input = InputBatch::with_layout(&sequences, layout, device)?;
         let mut char_index = Vec::new();
         let mut char_counts = Vec::with_capacity(examples.len());
         let mut labels = Vec::with_capacity(examples.len());
@@ -170,7 +176,7 @@ impl Batch {
             let mut gold = Vec::new();
             for (ch, label) in e.labelled() {
                 if let Some(tok) = e.char_tokens[ch] {
-                    char_index.push((i * l + tok) as u32);
+                    char_index.push((input.starts[i] + tok) as u32);
                     gold.push(label);
                 }
             }

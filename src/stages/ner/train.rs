@@ -23,6 +23,7 @@ use crate::kg::import::{Format, ImportOptions};
 use crate::kg::transe::TrainConfig as TransEConfig;
 use crate::knowledge::ernie::VECTORS_FILE;
 use crate::knowledge::EntityVectors;
+use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::{pretrained_varmap, trainable_params, ModelDir};
@@ -239,9 +240,14 @@ impl TrainTask for NerTask {
         self.train.iter().map(Example::len).collect()
     }
 
-    fn batch_loss(&self, batch: &[usize], dropout: &Dropout) -> Result<BatchLoss, TrainError> {
+    fn batch_loss(
+        &self,
+        batch: &[usize],
+        layout: Layout,
+        dropout: &Dropout,
+    ) -> Result<BatchLoss, TrainError> {
         let examples: Vec<&Example> = batch.iter().map(|&i| &self.train[i]).collect();
-        let b = Batch::new(&examples, &self.device)?;
+        let b = Batch::with_layout(&examples, layout, &self.device)?;
         Ok(BatchLoss {
             loss: self.network.loss(&b, dropout)?,
             tokens: b.input.tokens,

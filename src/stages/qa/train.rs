@@ -19,11 +19,12 @@ use super::network::QaNetwork;
 use super::predict::{evaluate, featurize};
 use super::QaError;
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
+use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::{BertConfig, Kernels};
 use crate::stages::task::{pretrained_varmap, ModelDir};
 use crate::train::{
-    BatchLoss, Dropout, Evaluation, Param, TrainError, TrainReport, TrainTask, Trainer,
+    BatchLoss, Batching, Dropout, Evaluation, Param, TrainError, TrainReport, TrainTask, Trainer,
 };
 
 /// The outcome of `zhishi train` for QA.
@@ -149,7 +150,14 @@ impl TrainTask for QaTask {
         self.train.iter().map(Window::len).collect()
     }
 
-    fn batch_loss(&self, batch: &[usize], dropout: &Dropout) -> Result<BatchLoss, TrainError> {
+    /// Windows are always padded: they mostly fill `data.max_len`, so packing gains nothing
+    /// (`train.batching = "packed"` is refused when the run is set up).
+    fn batch_loss(
+        &self,
+        batch: &[usize],
+        _layout: Layout,
+        dropout: &Dropout,
+    ) -> Result<BatchLoss, TrainError> {
         let windows: Vec<&Window> = batch.iter().map(|&i| &self.train[i]).collect();
         let b = Batch::new(&windows, &self.device)?;
         Ok(BatchLoss {
@@ -225,6 +233,17 @@ fn read_split(path: &Path, max: usize) -> Result<QaSet, QaError> {
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, QaError> {
     let r = resolve(path, overrides)?;
     let c = &r.config;
+    if c.train.batching == Batching::Packed {
+        return Err(ConfigError::Invalid {
+            path: r.path.clone(),
+            line: None,
+            key: "train.batching".into(),
+            message: "\"packed\" is for short examples (NER, relation); QA windows fill \
+                      data.max_len, so use \"bucketed\" or \"random\""
+                .into(),
+        }
+        .into());
+    }
     let train_set = read_split(&r.train, c.data.max_train)?;
     let dev_set = read_split(&r.dev, c.data.max_eval)?;
     let meta = ModelMeta {

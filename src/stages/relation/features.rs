@@ -18,8 +18,8 @@ use candle_core::{Device, Result, Tensor};
 use super::RelationError;
 use crate::doc::Span;
 use crate::knowledge::{
-    flatten, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig, SentenceTree,
-    TokenIds, TreeWord,
+    flatten, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig, Layout,
+    SentenceTree, TokenIds, TreeWord,
 };
 use crate::stages::task::Knowledge;
 
@@ -286,10 +286,10 @@ struct Mark {
     opening: Option<usize>,
 }
 
-/// A padded batch of examples as tensors.
+/// A batch of examples as tensors.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// The padded encoder input.
+    /// The encoder input (padded or packed).
     pub input: InputBatch,
     /// Flat indices into `[B·L]`: `[CLS]`, head marker, tail marker of each example.
     pub pooled_index: Tensor,
@@ -300,12 +300,16 @@ pub struct Batch {
 impl Batch {
     /// Pads `examples` to the longest of them.
     pub fn new(examples: &[&Example], device: &Device) -> Result<Self> {
+        Self::with_layout(examples, Layout::Padded, device)
+    }
+
+    /// Lays `examples` out as `layout` says (the loss does not depend on it).
+    pub fn with_layout(examples: &[&Example], layout: Layout, device: &Device) -> Result<Self> {
         let sequences: Vec<&InputSequence> = examples.iter().map(|e| &e.input).collect();
-        let input = InputBatch::new(&sequences, device)?;
-        let l = input.len;
+        let input = InputBatch::with_layout(&sequences, layout, device)?;
         let mut index = Vec::with_capacity(examples.len() * 3);
-        for (i, e) in examples.iter().enumerate() {
-            index.extend([i * l, i * l + e.head_token, i * l + e.tail_token].map(|x| x as u32));
+        for (e, &at) in examples.iter().zip(&input.starts) {
+            index.extend([at, at + e.head_token, at + e.tail_token].map(|x| x as u32));
         }
         let labels: Vec<u32> = examples.iter().map(|e| e.label).collect();
         let n = index.len();

@@ -47,11 +47,13 @@ impl RelationNetwork {
         if self.freeze_encoder {
             hidden = hidden.detach();
         }
-        let (b, l, h) = hidden.dims3()?;
+        let (rows, l, h) = hidden.dims3()?;
+        // One pooled row per example (packed batches hold several examples per encoder row).
+        let examples = batch.input.starts.len();
         let pooled = hidden
-            .reshape((b * l, h))?
+            .reshape((rows * l, h))?
             .index_select(&batch.pooled_index, 0)?
-            .reshape((b, POOLED * h))?;
+            .reshape((examples, POOLED * h))?;
         self.classifier.forward(&dropout.forward(&pooled)?)
     }
 

@@ -19,6 +19,7 @@ use super::model::{
 use super::network::RelationNetwork;
 use super::RelationError;
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
+use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Kernels;
 use crate::stages::task::{pretrained_varmap, trainable_params, KnowledgeMode, ModelDir};
@@ -185,9 +186,14 @@ impl TrainTask for RelationTask {
         self.train.iter().map(Example::len).collect()
     }
 
-    fn batch_loss(&self, batch: &[usize], dropout: &Dropout) -> Result<BatchLoss, TrainError> {
+    fn batch_loss(
+        &self,
+        batch: &[usize],
+        layout: Layout,
+        dropout: &Dropout,
+    ) -> Result<BatchLoss, TrainError> {
         let examples: Vec<&Example> = batch.iter().map(|&i| &self.train[i]).collect();
-        let b = Batch::new(&examples, &self.device)?;
+        let b = Batch::with_layout(&examples, layout, &self.device)?;
         Ok(BatchLoss {
             loss: self.network.loss(&b, dropout)?,
             tokens: b.input.tokens,

@@ -153,8 +153,10 @@ pub struct TrainTable {
     /// Examples (windows, pairs) per batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// `"bucketed"` (similar lengths share a batch: least padding) or `"random"` (consecutive
-    /// shuffled examples, like a PyTorch `DataLoader`).
+    /// `"bucketed"` (similar lengths share a batch: least padding), `"random"` (consecutive
+    /// shuffled examples, like a PyTorch `DataLoader`), `"tokens"` (buckets of about equal
+    /// tokens) or `"packed"` (random batches, short examples packed several to an encoder
+    /// row: NER and relation only).
     #[serde(default)]
     pub batching: Batching,
     /// Batches per length-sorting pool when bucketed: small pools keep each batch's lengths
