@@ -2,5 +2,6 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    zhishi::train::allocator::keep_freed_memory();
     cli::main()
 }
