@@ -7,13 +7,14 @@
 #   M3E_DIR=/path/to/m3e-small benches/ner_vs_pytorch.sh resume  [MAX_TRAIN] [EPOCHS]
 #   M3E_DIR=/path/to/m3e-small benches/ner_vs_pytorch.sh medical [MAX_TRAIN] [EPOCHS]
 # Env: PY (reference python), BIN (zhishi binary), CRF=true|false (zhishi head; default false
-# = the reference's linear head), KNOWLEDGE=plain|kbert (medical only), THREADS (default 2).
+# = the reference's linear head), KNOWLEDGE=plain|kbert (medical only), THREADS (default 2),
+# BATCHING=bucketed|random|tokens|packed (zhishi's train.batching; default: the TOML's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:-resume}; N=${2:-0}; E=${3:-3}
 PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
 BIN=${BIN:-target/release/zhishi}
-THREADS=${THREADS:-2}; CRF=${CRF:-false}; KNOWLEDGE=${KNOWLEDGE:-plain}
+THREADS=${THREADS:-2}; CRF=${CRF:-false}; KNOWLEDGE=${KNOWLEDGE:-plain}; BATCHING=${BATCHING:-}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
 case "$NAME" in
   resume)  D=../shared/data/ner/resume; FMT=bmes; TOML=pipelines/resume-ner.toml
@@ -22,13 +23,14 @@ case "$NAME" in
            TR=$D/train.tsv; DV=$D/dev.tsv; TE=$D/test.tsv ;;
   *) echo "unknown data set $NAME (resume|medical)" >&2; exit 2 ;;
 esac
-TAG=$NAME-n$N-e$E-crf$CRF-$KNOWLEDGE
+TAG=$NAME-n$N-e$E-crf$CRF-$KNOWLEDGE${BATCHING:+-$BATCHING}
 OUT=target/bench-ner-$TAG; mkdir -p "$OUT"
 $PY ../shared/reference/ner_finetune.py --model "$M3E_DIR" --format $FMT --epochs "$E" \
     --max-train "$N" --threads "$THREADS" --batch-size 32 --lr 1e-4 --max-len 256 --seed 42 \
     --train $TR --dev $DV --test $TE > "$OUT/pytorch.json"
 SETS=(--set train.epochs="$E" --set data.max_train="$N" --set head.crf="$CRF" --set train.threads="$THREADS"
       --set train.output_dir="../$OUT/zhishi" --set train.progress=false --set knowledge.mode="$KNOWLEDGE")
+[ -n "$BATCHING" ] && SETS+=(--set train.batching="$BATCHING")
 $BIN train $TOML "${SETS[@]}" > "$OUT/zhishi-train.json"
 $BIN eval $TOML --split test "${SETS[@]}" > "$OUT/zhishi-test.json"
 python3 - "$OUT" "$TAG" <<'PYEOF'
