@@ -5,12 +5,12 @@
 //! `softmax_last_dim` would silently stop these gradients.
 #[path = "support/grad_check.rs"]
 mod grad_check;
+#[path = "support/symptom_kg.rs"]
+mod symptom_kg;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use zhishi::kg::store::{NamedTriple, TermKind};
-use zhishi::kg::transe::TrainConfig;
-use zhishi::knowledge::{CharVocab, EntityAligner, EntityVectors};
+use zhishi::knowledge::{CharVocab, EntityAligner};
 use zhishi::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use zhishi::stages::ner::features::{Batch, Featurizer, Knowledge};
 use zhishi::stages::ner::network::NerNetwork;
@@ -108,32 +108,8 @@ fn every_parameter_gets_a_gradient_with_kbert_knowledge() {
 
 #[test]
 fn gradients_reach_word_embeddings_and_ernie_entity_weights_through_the_crf() {
-    let spo = [("头痛", "类别", "症状"), ("发热", "类别", "症状")];
-    let kg = MemoryKg::from_triples(spo);
-    let linker = Linker::build(
-        kg,
-        LinkOptions {
-            nil_threshold: 0.0,
-            ..LinkOptions::default()
-        },
-    )
-    .unwrap();
-    let triples: Vec<NamedTriple> = spo
-        .iter()
-        .map(|(s, p, o)| NamedTriple {
-            subject: s.to_string(),
-            predicate: p.to_string(),
-            object: o.to_string(),
-            object_kind: TermKind::Literal,
-        })
-        .collect();
-    let config = TrainConfig {
-        epochs: 2,
-        negatives: 2,
-        batch_size: 2,
-        ..TrainConfig::default()
-    };
-    let vectors = EntityVectors::train(&triples, config).unwrap();
+    let linker = symptom_kg::linker();
+    let vectors = symptom_kg::vectors();
     let table = EntityTable::new(&vectors.tensor(&Device::Cpu).unwrap()).unwrap();
     let knowledge = Knowledge::Ernie {
         aligner: Box::new(EntityAligner::new(linker, vectors)),

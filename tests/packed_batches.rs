@@ -2,25 +2,23 @@
 //! change what is computed: the loss and every parameter's gradient of a packed batch equal
 //! those of the same examples padded one per row (NER with and without CRF, plain, K-BERT and
 //! ERNIE inputs; relation extraction), while the batch holds fewer padded tokens.
+#[path = "support/symptom_kg.rs"]
+mod symptom_kg;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use zhishi::doc::Span;
-use zhishi::kg::store::{NamedTriple, TermKind};
-use zhishi::kg::transe::TrainConfig;
-use zhishi::knowledge::{CharVocab, EntityAligner, EntityVectors, Layout};
+use zhishi::knowledge::{CharVocab, EntityAligner, Layout};
 use zhishi::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use zhishi::stages::ner::features::{Batch, Example, Featurizer, Knowledge};
 use zhishi::stages::ner::network::NerNetwork;
 use zhishi::stages::ner::{LabelMap, TagScheme};
 use zhishi::stages::relation;
-use zhishi::text::{LinkOptions, Linker, MemoryKg};
 use zhishi::train::Dropout;
 
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "发", "热", "症", "状", "#", "$",
 ];
-
-const SPO: [(&str, &str, &str); 2] = [("头痛", "类别", "症状"), ("发热", "类别", "症状")];
 
 fn chars(s: &str) -> Vec<String> {
     s.chars().map(String::from).collect()
@@ -37,33 +35,6 @@ fn tiny_config() -> BertConfig {
         kernels: Kernels::Differentiable,
         ..BertConfig::default()
     }
-}
-
-fn linker() -> Linker<MemoryKg> {
-    let options = LinkOptions {
-        nil_threshold: 0.0,
-        ..LinkOptions::default()
-    };
-    Linker::build(MemoryKg::from_triples(SPO), options).unwrap()
-}
-
-fn vectors() -> EntityVectors {
-    let triples: Vec<NamedTriple> = SPO
-        .iter()
-        .map(|(s, p, o)| NamedTriple {
-            subject: s.to_string(),
-            predicate: p.to_string(),
-            object: o.to_string(),
-            object_kind: TermKind::Literal,
-        })
-        .collect();
-    let config = TrainConfig {
-        epochs: 2,
-        negatives: 2,
-        batch_size: 2,
-        ..TrainConfig::default()
-    };
-    EntityVectors::train(&triples, config).unwrap()
 }
 
 /// Loss and gradients (by parameter name) of one batch.
@@ -176,7 +147,7 @@ fn packed_ner_batches_train_exactly_like_padded_ones() {
 #[test]
 fn packed_kbert_batches_keep_each_sentence_tree_to_itself() {
     let knowledge = Knowledge::Kbert {
-        linker: Box::new(linker()),
+        linker: Box::new(symptom_kg::linker()),
         max_entities: 1,
         with_predicate: false,
     };
@@ -186,10 +157,10 @@ fn packed_kbert_batches_keep_each_sentence_tree_to_itself() {
 
 #[test]
 fn packed_ernie_batches_keep_entities_on_their_tokens() {
-    let vectors = vectors();
+    let vectors = symptom_kg::vectors();
     let table = EntityTable::new(&vectors.tensor(&Device::Cpu).unwrap()).unwrap();
     let knowledge = Knowledge::Ernie {
-        aligner: Box::new(EntityAligner::new(linker(), vectors)),
+        aligner: Box::new(EntityAligner::new(symptom_kg::linker(), vectors)),
         inject: None,
     };
     let [padded, packed] = ner_outcomes(false, knowledge, Some(table));
