@@ -27,7 +27,7 @@ use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::{pretrained_varmap, trainable_params, ModelDir};
-use crate::train::{BatchLoss, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
+use crate::train::{BatchLoss, Batching, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for NER: the loop's report and the best model's dev metrics.
 #[derive(Debug, Clone, Serialize)]
@@ -375,7 +375,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         &[("crf.", c.head.crf_lr_scale)],
     );
     let t = &c.train;
-    let options = t.options(r.output_dir.clone());
+    let options = t.options(r.output_dir.clone(), Batching::Packed);
     let task = NerTask {
         network,
         varmap,

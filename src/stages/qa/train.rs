@@ -233,7 +233,7 @@ fn read_split(path: &Path, max: usize) -> Result<QaSet, QaError> {
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, QaError> {
     let r = resolve(path, overrides)?;
     let c = &r.config;
-    if c.train.batching == Batching::Packed {
+    if c.train.batching == Some(Batching::Packed) {
         return Err(ConfigError::Invalid {
             path: r.path.clone(),
             line: None,
@@ -296,7 +296,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
     let network = network.freeze_encoder(c.encoder.freeze);
     let params = trainable_params(&varmap, c.encoder.freeze);
     let t = &c.train;
-    let options = t.options(r.output_dir.clone());
+    let options = t.options(r.output_dir.clone(), Batching::Bucketed);
     let train_windows = train.len();
     let task = QaTask {
         network,

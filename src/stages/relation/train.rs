@@ -23,7 +23,7 @@ use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Kernels;
 use crate::stages::task::{pretrained_varmap, trainable_params, KnowledgeMode, ModelDir};
-use crate::train::{BatchLoss, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
+use crate::train::{BatchLoss, Batching, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for relation extraction.
 #[derive(Debug, Clone, Serialize)]
@@ -301,7 +301,7 @@ pub fn train_config(
         dev,
         device,
     };
-    let trainer = Trainer::new(params, t.options(r.output_dir.clone()));
+    let trainer = Trainer::new(params, t.options(r.output_dir.clone(), Batching::Packed));
     let dropout = Dropout::new(c.encoder.dropout, t.seed.wrapping_add(1));
     let report = trainer.run(&task, &dropout)?;
     Ok(RelationTrainReport {

@@ -156,9 +156,10 @@ pub struct TrainTable {
     /// `"bucketed"` (similar lengths share a batch: least padding), `"random"` (consecutive
     /// shuffled examples, like a PyTorch `DataLoader`), `"tokens"` (buckets of about equal
     /// tokens) or `"packed"` (random batches, short examples packed several to an encoder
-    /// row: NER and relation only).
+    /// row: NER and relation only). Unset: each task's default (`"packed"` for NER and
+    /// relation extraction, `"bucketed"` for QA).
     #[serde(default)]
-    pub batching: Batching,
+    pub batching: Option<Batching>,
     /// Batches per length-sorting pool when bucketed: small pools keep each batch's lengths
     /// mixed (better steps), large pools pad least (faster steps).
     #[serde(default = "default_bucket_pool")]
@@ -202,12 +203,13 @@ pub struct TrainTable {
 }
 
 impl TrainTable {
-    /// The loop's options, writing into `output_dir` (already resolved against the TOML).
-    pub fn options(&self, output_dir: PathBuf) -> TrainOptions {
+    /// The loop's options, writing into `output_dir` (already resolved against the TOML), with
+    /// the task's `default_batching` unless the TOML sets one.
+    pub fn options(&self, output_dir: PathBuf, default_batching: Batching) -> TrainOptions {
         TrainOptions {
             epochs: self.epochs,
             batch_size: self.batch_size,
-            batching: self.batching,
+            batching: self.batching.unwrap_or(default_batching),
             bucket_pool: self.bucket_pool,
             grad_accum: self.grad_accum,
             lr: self.lr,
