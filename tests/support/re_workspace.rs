@@ -21,6 +21,8 @@ pub const TRAIN: &[(&str, &str, &str, &str)] = &[
     ("北京", "张三", "unknown", "张三住在北京"),
     ("上海", "李四", "unknown", "李四住在上海"),
     ("张三", "上海", "unknown", "张三住在北京，李四住在上海"),
+    // Family is directed: the reverse pair has no relation.
+    ("李四", "张三", "unknown", "张三是李四的父亲"),
 ];
 
 /// Every character of the toy corpus and of the test sentences.
