@@ -178,7 +178,8 @@ fn trains_then_answers_unseen_questions_with_the_gold_triple() {
             object: "武汉大学出版社".into(),
         })
     );
-    assert!(answers[0].score > answers[1].score);
+    // Weaker alternatives, if any survive the NIL threshold, score lower.
+    assert!(answers[1..].iter().all(|a| a.score < answers[0].score));
     assert_eq!(
         top_triple(&model, "叶莉的丈夫是谁？").map(|t| t.object),
         Some("姚明".to_string())

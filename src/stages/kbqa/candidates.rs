@@ -30,6 +30,9 @@ pub const FEATURES: [&str; N_FEATURES] = [
 /// Number of features per candidate.
 pub const N_FEATURES: usize = 14;
 
+/// Index of the linker's score of the subject entity.
+pub const LINK_SCORE: usize = 0;
+
 /// Index of the encoder cosine feature (filled by the model, not here).
 pub const COSINE: usize = 13;
 
@@ -94,7 +97,7 @@ pub fn gather<S: KnowledgeSource>(
                 let predicate = fold(&fact.predicate);
                 let object = fold(&fact.object);
                 let mut f = [0f32; N_FEATURES];
-                f[0] = c.score;
+                f[LINK_SCORE] = c.score;
                 f[1] = (crank == 0) as u8 as f32;
                 f[2] = (rank == 0) as u8 as f32;
                 f[3] = rank as f32;

@@ -18,6 +18,9 @@ pub struct Metrics {
     pub recall: f64,
     /// Number of questions.
     pub questions: usize,
+    /// Fraction of questions given an answer (the rest fell below the NIL threshold or
+    /// mentioned no KG entity).
+    pub answered: f64,
 }
 
 fn fold(s: &str) -> Vec<char> {
@@ -66,7 +69,9 @@ pub fn score_answer(predicted: Option<&str>, gold: &str) -> (bool, f64, f64, f64
 pub fn metrics<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, &'a str)>) -> Metrics {
     let mut sums = [0f64; 4];
     let mut n = 0usize;
+    let mut answered = 0usize;
     for (predicted, gold) in pairs {
+        answered += predicted.is_some() as usize;
         let (exact, p, r, f) = score_answer(predicted, gold);
         sums[0] += exact as u8 as f64;
         sums[1] += f;
@@ -81,6 +86,7 @@ pub fn metrics<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, &'a str)>) 
         precision: sums[2] / d,
         recall: sums[3] / d,
         questions: n,
+        answered: answered as f64 / d,
     }
 }
 

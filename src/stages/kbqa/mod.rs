@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
-use crate::doc::{Answer, Triple};
+use crate::doc::Answer;
 use crate::kg::import::ImportError;
 use crate::kg::store::{Store, StoreError};
 use crate::model::ModelError;
@@ -201,31 +201,41 @@ impl QuestionPreparer {
 
 /// Answers of one question from its candidates and their scores, best first: the candidates'
 /// softmax probabilities summed per distinct answer text, each answer with its best triple.
+/// An answer's `score` is its confidence: that probability times the linker's score of the
+/// triple's subject, so an answer found only through a weak link (`你`, `时间`) scores low even
+/// when the scorer is sure of the predicate.
 pub fn rank_answers(input: &Prepared, scores: &[f32]) -> Vec<Answer> {
     let probs = softmax(scores);
-    let mut answers: Vec<(f32, f32, &Triple)> = Vec::new();
+    let mut answers: Vec<(f32, f32, &candidates::Candidate)> = Vec::new();
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
     for i in order {
-        let triple = &input.gathered.candidates[i].triple;
+        let candidate = &input.gathered.candidates[i];
         match answers
             .iter_mut()
-            .find(|(_, _, t)| t.object == triple.object)
+            .find(|(_, _, c)| c.triple.object == candidate.triple.object)
         {
             Some(a) => a.0 += probs[i],
-            None => answers.push((probs[i], probs[i], triple)),
+            None => answers.push((probs[i], probs[i], candidate)),
         }
     }
     answers.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
     answers
         .into_iter()
-        .map(|(score, _, triple)| Answer {
-            text: triple.object.clone(),
+        .map(|(probability, _, candidate)| Answer {
+            text: candidate.triple.object.clone(),
             span: None,
-            score,
-            triple: Some(triple.clone()),
+            score: probability * candidate.features[candidates::LINK_SCORE],
+            triple: Some(candidate.triple.clone()),
         })
         .collect()
+}
+
+/// [`rank_answers`] without the answers whose confidence is below `nil_threshold`.
+pub fn confident_answers(input: &Prepared, scores: &[f32], nil_threshold: f32) -> Vec<Answer> {
+    let mut answers = rank_answers(input, scores);
+    answers.retain(|a| a.score >= nil_threshold);
+    answers
 }
 
 /// A trained KBQA model: pipeline plus scorer. `Send + Sync`; `answer` takes `&self`.
@@ -244,15 +254,32 @@ impl KbqaModel {
 
     /// Loads a model directory written by [`train`] with the encoder on `device`.
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self, KbqaError> {
+        Self::load_with(dir, device, None, None)
+    }
+
+    /// [`KbqaModel::load_on`] answering from `store` instead of the store it was trained on, and
+    /// with `nil_threshold` instead of the recorded one, when given.
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        store: Option<&Path>,
+        nil_threshold: Option<f32>,
+    ) -> Result<Self, KbqaError> {
         let meta_path = dir.join(META_FILE);
         let text = std::fs::read_to_string(&meta_path).map_err(|source| KbqaError::Io {
             path: meta_path.clone(),
             source,
         })?;
-        let meta: ModelMeta = serde_json::from_str(&text).map_err(|e| KbqaError::ModelDir {
+        let mut meta: ModelMeta = serde_json::from_str(&text).map_err(|e| KbqaError::ModelDir {
             path: meta_path.clone(),
             message: e.to_string(),
         })?;
+        if let Some(store) = store {
+            meta.store = store.to_path_buf();
+        }
+        if let Some(threshold) = nil_threshold {
+            meta.link.nil_threshold = threshold;
+        }
         if meta.features != FEATURES {
             return Err(KbqaError::ModelDir {
                 path: meta_path,
@@ -311,7 +338,7 @@ impl KbqaModel {
     }
 
     /// Answers to `question`, best first, each with its supporting triple (empty when no
-    /// entity of the KG is mentioned).
+    /// entity of the KG is mentioned, or none is linked confidently enough).
     pub fn answer(&self, question: &str) -> Result<Vec<Answer>, KbqaError> {
         Ok(self.answer_batch(&[question])?.pop().unwrap_or_default())
     }
@@ -321,7 +348,7 @@ impl KbqaModel {
         let prepared = self.pipeline.prepare(questions)?;
         Ok(prepared
             .par_iter()
-            .map(|p| rank_answers(p, &self.scorer.scores(p)))
+            .map(|p| confident_answers(p, &self.scorer.scores(p), self.meta.link.nil_threshold))
             .collect())
     }
 }
@@ -331,3 +358,67 @@ const _: fn() = || {
     fn shared<T: Send + Sync>() {}
     shared::<KbqaModel>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::candidates::{Candidate, Gathered, N_FEATURES};
+    use super::*;
+    use crate::doc::Triple;
+
+    fn candidate(mention: usize, link_score: f32, predicate: &str, object: &str) -> Candidate {
+        let mut features = [0.0; N_FEATURES];
+        features[candidates::LINK_SCORE] = link_score;
+        Candidate {
+            mention,
+            entity: mention as u32,
+            triple: Triple {
+                subject: format!("e{mention}"),
+                predicate: predicate.into(),
+                object: object.into(),
+            },
+            features,
+        }
+    }
+
+    fn prepared(candidates: Vec<Candidate>) -> Prepared {
+        Prepared {
+            gathered: Gathered {
+                mentions: vec![(0, 1), (2, 4)],
+                candidates,
+            },
+            ..Prepared::default()
+        }
+    }
+
+    #[test]
+    fn confidence_is_answer_probability_times_link_score() {
+        let input = prepared(vec![
+            candidate(0, 0.9, "作者", "甲"),
+            candidate(1, 0.5, "作者", "乙"),
+        ]);
+        // Equal scorer scores: each answer has probability 0.5.
+        let answers = rank_answers(&input, &[0.0, 0.0]);
+        let scores: Vec<(String, f32)> =
+            answers.iter().map(|a| (a.text.clone(), a.score)).collect();
+        assert_eq!(scores.len(), 2);
+        assert!((scores[0].1 - 0.45).abs() < 1e-6, "{scores:?}");
+        assert!((scores[1].1 - 0.25).abs() < 1e-6, "{scores:?}");
+    }
+
+    #[test]
+    fn a_question_linked_only_weakly_gets_no_answer() {
+        // The scorer is sure of the predicate, but the subject came from a weak link (a generic
+        // word, as when the question's real topic is not in the KG).
+        let input = prepared(vec![
+            candidate(0, 0.05, "出版社", "某出版社"),
+            candidate(0, 0.05, "作者", "某人"),
+        ]);
+        let scores = [8.0, 0.0];
+        assert_eq!(confident_answers(&input, &scores, 0.0).len(), 2);
+        assert!(confident_answers(&input, &scores, 0.1).is_empty());
+        let strong = prepared(vec![candidate(1, 0.9, "出版社", "某出版社")]);
+        let kept = confident_answers(&strong, &[8.0], 0.1);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].text, "某出版社");
+    }
+}

@@ -19,6 +19,9 @@ pub struct KbqaStageOptions {
     /// Answers kept per question, best first.
     #[serde(default = "default_top_k")]
     pub top_k: usize,
+    /// Overrides the model's NIL threshold: answers less confident than this are dropped.
+    #[serde(default)]
+    pub nil_threshold: Option<f32>,
 }
 
 fn default_top_k() -> usize {
@@ -35,10 +38,13 @@ impl KbqaStage {
     /// Loads the trained model (its encoder and store are named in the model directory), with
     /// the encoder on `device`.
     pub fn load(opts: &KbqaStageOptions, device: &Device) -> Result<Self, PipelineError> {
-        let model = KbqaModel::load_on(&opts.model, device).map_err(|e| PipelineError::Stage {
-            stage: "kbqa",
-            message: e.to_string(),
-        })?;
+        let model =
+            KbqaModel::load_with(&opts.model, device, None, opts.nil_threshold).map_err(|e| {
+                PipelineError::Stage {
+                    stage: "kbqa",
+                    message: e.to_string(),
+                }
+            })?;
         Ok(Self {
             model,
             top_k: opts.top_k.max(1),

@@ -119,16 +119,45 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Imports the gold triples of the question file into `store` unless it already exists.
-fn ensure_store(store: &Path, data: &Path, import: bool) -> Result<(), KbqaError> {
-    if store.exists() || !import {
+/// Imports the gold triples of the question file (of its first `kg.gold_questions` questions,
+/// when given) into the store unless it already exists or `kg.import_gold` is off.
+fn ensure_store(paths: &Resolved, c: &KbqaConfig) -> Result<(), KbqaError> {
+    let (store, data, questions) = (&paths.store, &paths.data, c.kg.gold_questions);
+    if store.exists() || !c.kg.import_gold {
         return Ok(());
     }
     let opts = ImportOptions {
         format: Format::Nlpcc,
         ..ImportOptions::default()
     };
-    import_files(store, &[data.to_path_buf()], &opts, &mut |_| {})?;
+    let Some(n) = questions else {
+        import_files(store, &[data.to_path_buf()], &opts, &mut |_| {})?;
+        return Ok(());
+    };
+    // The first `n` question blocks, in the file's own format, so the importer reads them
+    // exactly as it reads the whole file.
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| KbqaError::Io { path, source }
+    };
+    let text = std::fs::read_to_string(data).map_err(io(data))?;
+    let mut part = String::new();
+    let mut seen = 0;
+    for line in text.lines() {
+        if line.starts_with("<question id=") {
+            seen += 1;
+            if seen > n {
+                break;
+            }
+        }
+        part.push_str(line);
+        part.push('\n');
+    }
+    let mut name = store.as_os_str().to_owned();
+    name.push(format!(".first-{n}.kbqa.training-data"));
+    let subset = PathBuf::from(name);
+    std::fs::write(&subset, part).map_err(io(&subset))?;
+    import_files(store, &[subset], &opts, &mut |_| {})?;
     Ok(())
 }
 
@@ -186,7 +215,7 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
     let c = &config.value;
     let questions = read_questions(&paths.data)?;
     let [train_qs, dev_qs, _] = split(&questions, c.data.train_questions, c.data.dev_questions);
-    ensure_store(&paths.store, &paths.data, c.kg.import_gold)?;
+    ensure_store(&paths, c)?;
     let pipeline = QuestionPreparer::open(
         &paths.store,
         &paths.encoder,
@@ -270,7 +299,15 @@ pub fn evaluate(config: &Loaded<KbqaConfig>, which: Split) -> Result<Metrics, Kb
         Split::Dev => parts[1],
         Split::Test => parts[2],
     };
-    let model = KbqaModel::load(&paths.output)?;
+    // The config's store and threshold, which may differ from the training run's (e.g. a store
+    // without the test questions' triples, to measure refusals).
+    ensure_store(&paths, c)?;
+    let model = KbqaModel::load_with(
+        &paths.output,
+        &Device::Cpu,
+        Some(&absolute(&paths.store)),
+        Some(c.link.nil_threshold),
+    )?;
     evaluate_model(&model, part)
 }
 
