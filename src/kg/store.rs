@@ -266,6 +266,19 @@ pub struct NamedTriple {
     pub object_kind: TermKind,
 }
 
+impl NamedTriple {
+    /// A triple whose object may be a literal (the kind every text importer gives), from names
+    /// taken as they are.
+    pub fn literal(subject: &str, predicate: &str, object: &str) -> Self {
+        NamedTriple {
+            subject: subject.to_string(),
+            predicate: predicate.to_string(),
+            object: object.to_string(),
+            object_kind: TermKind::Literal,
+        }
+    }
+}
+
 /// Triples buffered by a writer before they are merged into the indexes (12 bytes each).
 pub const DEFAULT_PENDING_TRIPLES: usize = 8_000_000;
 
@@ -1432,12 +1445,7 @@ pub(crate) mod test_support {
 
     /// A literal-object triple by name.
     pub(crate) fn triple(s: &str, p: &str, o: &str) -> NamedTriple {
-        NamedTriple {
-            subject: s.into(),
-            predicate: p.into(),
-            object: o.into(),
-            object_kind: TermKind::Literal,
-        }
+        NamedTriple::literal(s, p, o)
     }
 
     /// A new store in a temporary directory holding `triples` (keep the directory alive).

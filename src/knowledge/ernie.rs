@@ -309,18 +309,12 @@ impl<S: KnowledgeSource> EntityAligner<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kg::store::TermKind;
     use crate::kg::transe::TrainConfig;
     use crate::text::{LinkOptions, MemoryKg};
 
     fn triples(spo: &[(&str, &str, &str)]) -> Vec<NamedTriple> {
         spo.iter()
-            .map(|(s, p, o)| NamedTriple {
-                subject: s.to_string(),
-                predicate: p.to_string(),
-                object: o.to_string(),
-                object_kind: TermKind::Literal,
-            })
+            .map(|(s, p, o)| NamedTriple::literal(s, p, o))
             .collect()
     }
 

@@ -1,6 +1,6 @@
 //! A two-fact medical KG (头痛 and 发热 are symptoms) for knowledge-input tests: its linker
 //! (every name linked, no NIL threshold) and TransE vectors trained on it for two epochs.
-use zhishi::kg::store::{NamedTriple, TermKind};
+use zhishi::kg::store::NamedTriple;
 use zhishi::kg::transe::TrainConfig;
 use zhishi::knowledge::EntityVectors;
 use zhishi::text::{LinkOptions, Linker, MemoryKg};
@@ -21,12 +21,7 @@ pub fn linker() -> Linker<MemoryKg> {
 pub fn vectors() -> EntityVectors {
     let triples: Vec<NamedTriple> = SPO
         .iter()
-        .map(|(s, p, o)| NamedTriple {
-            subject: s.to_string(),
-            predicate: p.to_string(),
-            object: o.to_string(),
-            object_kind: TermKind::Literal,
-        })
+        .map(|(s, p, o)| NamedTriple::literal(s, p, o))
         .collect();
     let config = TrainConfig {
         epochs: 2,

@@ -255,17 +255,12 @@ mod tests {
 
     #[test]
     fn ernie_entities_sit_on_mention_starts_and_never_on_injected_tokens() {
-        use crate::kg::store::{NamedTriple, TermKind};
+        use crate::kg::store::NamedTriple;
         use crate::knowledge::EntityVectors;
         let spo = [("头痛", "类别", "症状"), ("发热", "类别", "症状")];
         let triples: Vec<NamedTriple> = spo
             .iter()
-            .map(|(s, p, o)| NamedTriple {
-                subject: s.to_string(),
-                predicate: p.to_string(),
-                object: o.to_string(),
-                object_kind: TermKind::Literal,
-            })
+            .map(|(s, p, o)| NamedTriple::literal(s, p, o))
             .collect();
         let config = crate::kg::transe::TrainConfig {
             epochs: 1,
