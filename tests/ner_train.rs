@@ -145,6 +145,33 @@ fn toml_errors_name_file_line_and_key() {
     assert!(msg.contains(":13") && msg.contains("data.max_len"), "{msg}");
 }
 
+/// MSRA has no dev file: `data.dev_holdout = N` takes the last N training sentences as dev
+/// and leaves them out of training; exactly one of `dev` and `dev_holdout` must be set.
+#[test]
+fn a_dev_set_can_be_held_out_of_the_training_file() {
+    let ws = Workspace::new("");
+    let config = ws.config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("dev = \"dev.bmes\"", "dev_holdout = 2"),
+    )
+    .unwrap();
+    ner::train_config(&config, &["train.epochs=2".into()]).unwrap();
+    // The last two toy sentences hold 2 + 3 entities, the first four 2 + 2 + 2 + 3.
+    let dev = ner::evaluate_config(&config, &[], "dev").unwrap();
+    assert_eq!(dev.micro.gold, 5);
+    let train = ner::evaluate_config(&config, &[], "train").unwrap();
+    assert_eq!(train.micro.gold, 9);
+
+    let too_many = ner::train_config(&config, &["data.dev_holdout=6".into()]).unwrap_err();
+    assert!(too_many.to_string().contains("only 6"), "{too_many}");
+    let both = ner::train_config(&config, &["data.dev=\"train.bmes\"".into()]).unwrap_err();
+    assert!(both.to_string().contains("not both"), "{both}");
+    let neither = ner::train_config(&config, &["data.dev_holdout=0".into()]).unwrap_err();
+    assert!(neither.to_string().contains("data.dev"), "{neither}");
+}
+
 /// The pipeline shares one loaded model between worker threads.
 #[test]
 fn a_loaded_model_can_be_shared_between_threads() {

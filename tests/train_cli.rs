@@ -83,3 +83,54 @@ fn unknown_task_kinds_and_keys_are_errors() {
         .failure()
         .stderr(contains("ner.toml").and(contains("crf_lr")));
 }
+
+/// Every training TOML shipped in `pipelines/` deserialises into its task's schema (unknown or
+/// misspelt keys are errors there), with `${M3E_DIR}` standing for any model directory.
+#[test]
+fn every_shipped_training_toml_matches_its_schema() {
+    use std::path::Path;
+    use zhishi::config::from_str;
+    use zhishi::stages::{
+        kbqa::KbqaConfig, ner::NerConfig, qa::QaConfig, relation::RelationConfig,
+    };
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("${M3E_DIR}", "model");
+        let doc: toml::Table = toml::from_str(&text).unwrap();
+        let Some(kind) = doc
+            .get("task")
+            .and_then(|t| t.get("kind"))
+            .and_then(|k| k.as_str())
+        else {
+            continue;
+        };
+        let result = match kind {
+            "ner" => from_str::<NerConfig>(&path, &text, &[]).map(drop),
+            "relation" => from_str::<RelationConfig>(&path, &text, &[]).map(drop),
+            "qa" => from_str::<QaConfig>(&path, &text, &[]).map(drop),
+            "kbqa" => from_str::<KbqaConfig>(&path, &text, &[]).map(drop),
+            other => panic!("{}: unknown task kind {other}", path.display()),
+        };
+        result.unwrap_or_else(|e| panic!("{e}"));
+        checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    checked.sort();
+    for required in [
+        "cmrc2018-qa.toml",
+        "kbert-medical-ner.toml",
+        "msra-ner.toml",
+        "nlpcc-kbqa.toml",
+        "resume-ner.toml",
+        "sanwen-re.toml",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == required),
+            "{required}: {checked:?}"
+        );
+    }
+}

@@ -41,8 +41,13 @@ pub struct DataTable {
     pub scheme: Option<TagScheme>,
     /// Training file.
     pub train: PathBuf,
-    /// Dev file (evaluation during training, early stopping).
-    pub dev: PathBuf,
+    /// Dev file (evaluation during training, early stopping). Leave it out and set
+    /// `dev_holdout` for corpora without a dev split (MSRA).
+    #[serde(default)]
+    pub dev: Option<PathBuf>,
+    /// Hold out the last N sentences of the training file as the dev set (0 = use `dev`).
+    #[serde(default)]
+    pub dev_holdout: usize,
     /// Test file (`zhishi eval --split test`).
     #[serde(default)]
     pub test: Option<PathBuf>,
@@ -52,7 +57,7 @@ pub struct DataTable {
     /// Characters between window starts (default: half a window).
     #[serde(default)]
     pub stride: Option<usize>,
-    /// Use only the first N training sentences (0 = all).
+    /// Use only the first N training sentences (0 = all); counted after `dev_holdout`.
     #[serde(default)]
     pub max_train: usize,
 }

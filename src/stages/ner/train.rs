@@ -42,12 +42,46 @@ pub struct NerTrainReport {
     pub model_dir: PathBuf,
 }
 
+/// Where the dev sentences come from.
+#[derive(Debug, Clone)]
+enum DevSource {
+    /// A file of their own.
+    File(PathBuf),
+    /// The last N sentences of the training file, which training then leaves out.
+    Holdout(usize),
+}
+
+/// The training and dev sentences of a configuration, a held-out dev set split off the end of
+/// the training file before `max_train` applies.
+fn read_train_dev(r: &Resolved) -> Result<(Vec<Sentence>, Vec<Sentence>), NerError> {
+    let format = r.config.data.format;
+    let mut train = read(&r.train, format)?;
+    let dev = match &r.dev {
+        DevSource::File(path) => read(path, format)?,
+        DevSource::Holdout(n) => {
+            if *n >= train.len() {
+                return Err(NerError::Config(crate::config::ConfigError::Invalid {
+                    path: r.train.clone(),
+                    line: None,
+                    key: "data.dev_holdout".into(),
+                    message: format!(
+                        "holds out {n} sentences but the training file has only {}",
+                        train.len()
+                    ),
+                }));
+            }
+            train.split_off(train.len() - n)
+        }
+    };
+    Ok((train, dev))
+}
+
 /// A configuration with every path resolved and checked.
 struct Resolved {
     config: NerConfig,
     model: PathBuf,
     train: PathBuf,
-    dev: PathBuf,
+    dev: DevSource,
     test: Option<PathBuf>,
     kg: Option<PathBuf>,
     transe: Option<PathBuf>,
@@ -61,7 +95,27 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, NerError> {
     let c = &value;
     let model = source.existing_path("encoder.model", &c.encoder.model)?;
     let train = source.existing_path("data.train", &c.data.train)?;
-    let dev = source.existing_path("data.dev", &c.data.dev)?;
+    let dev = match (&c.data.dev, c.data.dev_holdout) {
+        (Some(p), 0) => DevSource::File(source.existing_path("data.dev", p)?),
+        (None, n) if n > 0 => DevSource::Holdout(n),
+        (Some(_), _) => {
+            return Err(source
+                .error(
+                    "data.dev_holdout",
+                    "set either data.dev or data.dev_holdout, not both",
+                )
+                .into())
+        }
+        (None, _) => {
+            return Err(source
+                .error(
+                    "data.dev",
+                    "a dev file is required, or data.dev_holdout = N to hold out the last N \
+                     training sentences",
+                )
+                .into())
+        }
+    };
     let test = c
         .data
         .test
@@ -322,11 +376,10 @@ fn pretrained_network(
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport, NerError> {
     let r = resolve(path, overrides)?;
     let c = &r.config;
-    let mut train_sents = read(&r.train, c.data.format)?;
+    let (mut train_sents, dev_sents) = read_train_dev(&r)?;
     if c.data.max_train > 0 {
         train_sents.truncate(c.data.max_train);
     }
-    let dev_sents = read(&r.dev, c.data.format)?;
     let labels = label_map(c.data.scheme, &[&train_sents, &dev_sents]);
     let train_ids = label_ids(&labels, &train_sents, &r.train)?;
     let mut knowledge = c.knowledge.clone();
@@ -409,17 +462,20 @@ pub fn evaluate_config(
     split: &str,
 ) -> Result<NerMetrics, NerError> {
     let r = resolve(path, overrides)?;
-    let file = match split {
-        "train" => r.train.clone(),
-        "dev" => r.dev.clone(),
-        "test" => r.test.clone().ok_or_else(|| {
-            NerError::Config(crate::config::ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line: None,
-                key: "data.test".into(),
-                message: "no test file is configured".into(),
-            })
-        })?,
+    let sentences = match split {
+        "train" => read_train_dev(&r)?.0,
+        "dev" => read_train_dev(&r)?.1,
+        "test" => {
+            let file = r.test.clone().ok_or_else(|| {
+                NerError::Config(crate::config::ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line: None,
+                    key: "data.test".into(),
+                    message: "no test file is configured".into(),
+                })
+            })?;
+            read(&file, r.config.data.format)?
+        }
         other => {
             return Err(NerError::Config(crate::config::ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -429,7 +485,6 @@ pub fn evaluate_config(
             }))
         }
     };
-    let sentences = read(&file, r.config.data.format)?;
     let model = NerModel::load(&r.output_dir.join("best"))?;
     model.evaluate(&sentences)
 }
