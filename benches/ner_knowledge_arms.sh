@@ -7,7 +7,8 @@
 #    "train_tokens_per_s"}.
 #   M3E_DIR=/path/to/m3e-small benches/ner_knowledge_arms.sh [MAX_TRAIN] [EPOCHS] [ARM...]
 # ARMs: pytorch plain-linear plain-crf kbert-linear kbert-crf ernie-linear ernie-crf both-linear
-# both-crf (default: all but both-*). Env: PY, BIN, THREADS (default 2).
+# both-crf (default: all but both-*). Env: PY, BIN, THREADS (default 2), SEED (default 42; other
+# seeds write to target/ner-arms-n<N>-e<E>-s<SEED>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000}; E=${2:-2}; shift 2 || true
@@ -16,14 +17,15 @@ ARMS=("$@")
 PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}
+SEED=${SEED:-42}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
 D=../shared/data/ner/kbert_medical
-OUT=target/ner-arms-n$N-e$E; mkdir -p "$OUT"
+OUT=target/ner-arms-n$N-e$E; [ "$SEED" = 42 ] || OUT=$OUT-s$SEED; mkdir -p "$OUT"
 for arm in "${ARMS[@]}"; do
   echo "$(date -u +%T) arm $arm (load $(cut -d' ' -f1 /proc/loadavg))" >&2
   if [ "$arm" = pytorch ]; then
     $PY ../shared/reference/ner_finetune.py --model "$M3E_DIR" --format bio_tsv --epochs "$E" \
-        --max-train "$N" --threads "$THREADS" --batch-size 32 --lr 1e-4 --max-len 256 --seed 42 \
+        --max-train "$N" --threads "$THREADS" --batch-size 32 --lr 1e-4 --max-len 256 --seed "$SEED" \
         --train $D/train.tsv --dev $D/dev.tsv --test $D/test.tsv > "$OUT/pytorch.json"
     python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(json.dumps({"arm":"pytorch-linear","test_f1":p["test_f1"],"dev_f1":p["dev_f1"],"train_wall_s":p["train_wall_s"],"train_tokens":p["train_tokens"],"train_tokens_per_s":p["train_tokens_per_s"]}))' "$OUT/pytorch.json" >> "$OUT/arms.jsonl"
     continue
@@ -32,7 +34,7 @@ for arm in "${ARMS[@]}"; do
   case $mode in plain|kbert) TOML=pipelines/kbert-medical-ner.toml ;; *) TOML=pipelines/ernie-medical-ner.toml ;; esac
   crf=false; [ "$head" = crf ] && crf=true
   SETS=(--set train.epochs="$E" --set data.max_train="$N" --set head.crf="$crf"
-        --set train.threads="$THREADS" --set train.output_dir="../$OUT/$arm"
+        --set train.threads="$THREADS" --set train.seed="$SEED" --set train.output_dir="../$OUT/$arm"
         --set train.progress=false --set knowledge.mode="$mode")
   $BIN train $TOML "${SETS[@]}" > "$OUT/$arm-train.json"
   $BIN eval $TOML --split test "${SETS[@]}" > "$OUT/$arm-test.json"
