@@ -298,3 +298,56 @@ fn transe_vectors_make_related_senses_coherent_without_an_edge() {
     assert!(embedded.has_embeddings());
     assert_eq!(apple(&embedded), "苹果（公司）");
 }
+
+#[test]
+fn linking_given_words_matches_linking_the_text() {
+    let kg = kg(&[
+        ("lumia1020", "品牌", "诺基亚"),
+        ("北京", "类别", "城市"),
+        ("北京大学", "位于", "北京"),
+        ("iPhone 7", "品牌", "苹果"),
+        ("你", "类别", "代词"),
+    ]);
+    let texts = [
+        "我用ＬＵＭＩＡ 1020拍了😀北京\n的照片，iPhone 7也不错！",
+        "北京大学在北京。你去过吗？",
+        "  ",
+        "",
+    ];
+    let no_pronouns = LinkOptions {
+        exclude_pos: vec!["r".into()],
+        ..detect_all()
+    };
+    for opts in [detect_all(), no_pronouns] {
+        let linker = Linker::build(kg.clone(), opts).unwrap();
+        for text in texts {
+            let tagged = linker.segmenter().segment(text, true);
+            let words = tagged.iter().map(|t| (t.text, t.pos.as_deref()));
+            assert_eq!(linker.link_words(text, words), linker.link(text), "{text}");
+            // Untagged words serve when no POS filter needs tags; otherwise the linker segments.
+            let untagged = linker.segmenter().segment(text, false);
+            let words = untagged.iter().map(|t| (t.text, None));
+            assert_eq!(linker.link_words(text, words), linker.link(text), "{text}");
+        }
+    }
+}
+
+#[test]
+fn given_words_set_the_boundaries_and_words_that_do_not_tile_are_ignored() {
+    let linker = Linker::build(kg(&[("天安", "类别", "地名")]), detect_all()).unwrap();
+    let text = "我爱北京天安门";
+    assert!(texts(&linker, text).is_empty());
+    let cut = ["我", "爱", "北京", "天安", "门"];
+    let mentions = linker.link_words(text, cut.iter().map(|w| (*w, None)));
+    let found: Vec<&str> = mentions.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(found, ["天安"]);
+    // A word missing, out of order or not from the text: segmented as `link` does.
+    for words in [
+        &["我", "爱", "北京", "天安"][..],
+        &["爱", "我", "北京", "天安", "门"],
+        &["我", "爱", "南京", "天安", "门"],
+    ] {
+        let mentions = linker.link_words(text, words.iter().map(|w| (*w, None)));
+        assert_eq!(mentions, linker.link(text), "{words:?}");
+    }
+}

@@ -278,6 +278,28 @@ fn the_builder_makes_the_same_pipeline_as_the_toml() {
 }
 
 #[test]
+fn link_after_segment_reuses_its_tokens_and_finds_the_same_mentions() {
+    let corpus = std::fs::read_to_string(repo().join("corpora/sample.txt")).unwrap();
+    let mut texts: Vec<&str> = corpus.lines().collect();
+    texts.push("Ｉ　ｌｏｖｅ 北京 和 Shanghai！\n《哈姆雷特》");
+    let build = |segment: bool| {
+        let mut builder = Pipeline::builder().kg_triples([repo().join("kg/demo.tsv")]);
+        if segment {
+            builder = builder.segment(SegmentStageOptions::default());
+        }
+        builder.link(LinkOptions::default()).build().unwrap()
+    };
+    let (with_segment, alone) = (build(true), build(false));
+    let with_segment = with_segment.process_batch(&texts).unwrap();
+    let alone = alone.process_batch(&texts).unwrap();
+    assert!(with_segment.iter().any(|d| !d.mentions.is_empty()));
+    for ((a, b), text) in with_segment.iter().zip(&alone).zip(&texts) {
+        assert!(text.trim().is_empty() || !a.tokens.is_empty(), "{text}");
+        assert_eq!(a.mentions, b.mentions, "{text}");
+    }
+}
+
+#[test]
 fn concurrent_process_calls_match_sequential_results() {
     let pipeline =
         Arc::new(Pipeline::from_toml(&repo().join("pipelines/quickstart.toml")).unwrap());

@@ -330,14 +330,27 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
     };
     let device = crate::model::parse_device(&spec.pipeline.device)?;
     let mut stages: Vec<Box<dyn Stage>> = Vec::with_capacity(stages_listed.len());
+    // Whether a `segment` stage before `link` produces exactly the linker's own segmentation
+    // (its segmenter, with the POS tags the linker's filter needs), so `link` can reuse it.
+    let mut linker_tokens_ready = false;
     for name in stages_listed {
         let stage: Box<dyn Stage> = match name {
-            StageName::Segment => Box::new(SegmentStage::new(
-                &spec.segment.clone().unwrap_or_default(),
-                kg.as_ref(),
-                linker.as_ref(),
-            )?),
-            StageName::Link => Box::new(LinkStage::new(shared(&linker, *name)?)),
+            StageName::Segment => {
+                let stage = SegmentStage::new(
+                    &spec.segment.clone().unwrap_or_default(),
+                    kg.as_ref(),
+                    linker.as_ref(),
+                )?;
+                let needs_pos = linker
+                    .as_ref()
+                    .is_some_and(|l| !l.options().exclude_pos.is_empty());
+                linker_tokens_ready =
+                    stage.shares_linker_segmenter() && (stage.tags_pos() || !needs_pos);
+                Box::new(stage)
+            }
+            StageName::Link => Box::new(
+                LinkStage::new(shared(&linker, *name)?).reusing_tokens(linker_tokens_ready),
+            ),
             StageName::Facts => Box::new(FactsStage::new(
                 shared(&linker, *name)?,
                 spec.facts.clone().unwrap_or_default(),

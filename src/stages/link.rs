@@ -11,12 +11,24 @@ use crate::text;
 /// Links each document's mentions with a shared linker.
 pub struct LinkStage {
     linker: Arc<KgLinker>,
+    reuse_tokens: bool,
 }
 
 impl LinkStage {
-    /// The stage over `linker` (built once per pipeline).
+    /// The stage over `linker` (built once per pipeline); it segments every text itself.
     pub fn new(linker: Arc<KgLinker>) -> Self {
-        Self { linker }
+        Self {
+            linker,
+            reuse_tokens: false,
+        }
+    }
+
+    /// Links the words already in each document's `tokens` instead of segmenting again: for a
+    /// pipeline whose `segment` stage ran the linker's own segmenter earlier (the mentions are
+    /// then the same as without it; a document whose tokens do not tile its text is segmented).
+    pub fn reusing_tokens(mut self, reuse: bool) -> Self {
+        self.reuse_tokens = reuse;
+        self
     }
 }
 
@@ -27,12 +39,16 @@ impl Stage for LinkStage {
 
     fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
         docs.par_iter_mut().for_each(|doc| {
-            doc.mentions = self
-                .linker
-                .link(&doc.text)
-                .into_iter()
-                .map(to_doc)
-                .collect();
+            let mentions = if self.reuse_tokens && !doc.tokens.is_empty() {
+                let words = doc
+                    .tokens
+                    .iter()
+                    .map(|t| (t.text.as_str(), t.pos.as_deref()));
+                self.linker.link_words(&doc.text, words)
+            } else {
+                self.linker.link(&doc.text)
+            };
+            doc.mentions = mentions.into_iter().map(to_doc).collect();
         });
         Ok(())
     }
@@ -58,5 +74,47 @@ fn to_doc(m: text::Mention) -> Mention {
                 score: c.score,
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::Token;
+    use crate::text::{KnowledgeSource, LinkOptions, Linker, MemoryKg};
+
+    #[test]
+    fn reusing_tokens_links_the_words_the_document_holds() {
+        let kg: Arc<dyn KnowledgeSource> =
+            Arc::new(MemoryKg::from_triples([("天安", "类别", "地名")]));
+        let opts = LinkOptions {
+            nil_threshold: 0.0,
+            ..LinkOptions::default()
+        };
+        let linker = Arc::new(Linker::build(kg, opts).unwrap());
+        let mut doc = Document::new("我爱北京天安门");
+        let mut start = 0;
+        for word in ["我", "爱", "北京", "天安", "门"] {
+            let end = start + word.chars().count();
+            doc.tokens.push(Token {
+                text: word.into(),
+                start,
+                end,
+                pos: None,
+            });
+            start = end;
+        }
+        let mut docs = vec![doc.clone()];
+        LinkStage::new(Arc::clone(&linker))
+            .process(&mut docs)
+            .unwrap();
+        assert!(docs[0].mentions.is_empty(), "jieba keeps 天安门 whole");
+        let mut docs = vec![doc];
+        LinkStage::new(linker)
+            .reusing_tokens(true)
+            .process(&mut docs)
+            .unwrap();
+        let found: Vec<&str> = docs[0].mentions.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(found, ["天安"]);
     }
 }

@@ -12,7 +12,7 @@ use super::candidates::{IndexError, MatchKind, NameIndex, WindowKey};
 use super::disambiguate::{
     rarity, EntityProfile, Features, ScoreWeights, SentenceChars, PROFILE_FACTS,
 };
-use super::normalize::{normalize, normalize_key, NormalizeOptions};
+use super::normalize::{normalize, normalize_into, normalize_key, NormalizeOptions, Normalized};
 use super::segment::{NormToken, SegmentOptions, Segmenter};
 use super::source::{derived_aliases, EntityId, EntityInfo, Fact, KnowledgeSource, SourceError};
 use crate::kg::transe::TransE;
@@ -356,19 +356,59 @@ impl<S: KnowledgeSource> Linker<S> {
     /// Finds and links the mentions of `text`, in text order.
     pub fn link(&self, text: &str) -> Vec<Mention> {
         let norm = normalize(text, self.opts.normalize);
-        let s = norm.as_str();
-        if s.is_empty() || self.index.is_empty() {
+        if norm.as_str().is_empty() || self.index.is_empty() {
             return Vec::new();
         }
-        let tokens = self
-            .segmenter
-            .segment_normalized(s, !self.opts.exclude_pos.is_empty());
-        let sentences = sentence_windows(s, &tokens);
-        let raws = self.detect(s, &tokens, &sentences);
+        let tokens = self.segment(&norm);
+        self.link_segmented(text, &norm, &tokens)
+    }
+
+    /// [`Linker::link`] for a text already cut into `words` (each with its POS tag, if tagged),
+    /// e.g. by a pipeline's `segment` stage running this linker's [`Linker::segmenter`]: the
+    /// words are the text's own slices in order, as [`Segmenter::segment`] returns them, and
+    /// their boundaries are the word boundaries mentions respect. Linking then skips its own
+    /// segmentation. Words that do not tile the text (whitespace aside, when the linker strips
+    /// it), or that lack the POS tags `exclude_pos` needs, are ignored and the text is
+    /// segmented as [`Linker::link`] does.
+    pub fn link_words<'w>(
+        &self,
+        text: &str,
+        words: impl IntoIterator<Item = (&'w str, Option<&'w str>)>,
+    ) -> Vec<Mention> {
+        let norm = normalize(text, self.opts.normalize);
+        if norm.as_str().is_empty() || self.index.is_empty() {
+            return Vec::new();
+        }
+        let need_pos = !self.opts.exclude_pos.is_empty();
+        match tile_words(norm.as_str(), self.opts.normalize, words, need_pos) {
+            Some(tokens) => self.link_segmented(text, &norm, &tokens),
+            None => {
+                let tokens = self.segment(&norm);
+                self.link_segmented(text, &norm, &tokens)
+            }
+        }
+    }
+
+    /// The linker's own segmentation of a normalised text (tagged when `exclude_pos` needs it).
+    fn segment<'s>(&'s self, norm: &'s Normalized) -> Vec<NormToken<'s>> {
+        self.segmenter
+            .segment_normalized(norm.as_str(), !self.opts.exclude_pos.is_empty())
+    }
+
+    /// Links the normalised text `norm` of `text`, cut into `tokens`.
+    fn link_segmented(
+        &self,
+        text: &str,
+        norm: &Normalized,
+        tokens: &[NormToken<'_>],
+    ) -> Vec<Mention> {
+        let s = norm.as_str();
+        let sentences = sentence_windows(s, tokens);
+        let raws = self.detect(s, tokens, &sentences);
         let mut scored = self.score(s, &sentences, raws);
         scored.retain(|m| m.cands[0].score >= self.opts.nil_threshold);
         let kept = resolve_overlaps(scored, self.opts.overlap);
-        let mut mentions = to_mentions(text, &norm, kept);
+        let mut mentions = to_mentions(text, norm, kept);
         for m in &mut mentions {
             for c in &mut m.candidates {
                 if let Some(p) = self.profiles.get(&c.id) {
@@ -705,6 +745,39 @@ fn sort_candidates(cands: &mut [Candidate]) {
     cands.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
 }
 
+/// The normalised tokens of `words` if, normalised one by one, they tile the normalised text
+/// `s` exactly (and carry tags when `need_pos`); `None` otherwise.
+fn tile_words<'w>(
+    s: &str,
+    opts: NormalizeOptions,
+    words: impl IntoIterator<Item = (&'w str, Option<&'w str>)>,
+    need_pos: bool,
+) -> Option<Vec<NormToken<'w>>> {
+    let mut tokens = Vec::new();
+    let mut folded = String::new();
+    let mut at = 0;
+    for (word, pos) in words {
+        if need_pos && pos.is_none() {
+            return None;
+        }
+        folded.clear();
+        normalize_into(word, opts, &mut folded);
+        if folded.is_empty() {
+            continue;
+        }
+        if !s[at..].starts_with(folded.as_str()) {
+            return None;
+        }
+        tokens.push(NormToken {
+            start: at,
+            end: at + folded.len(),
+            pos,
+        });
+        at += folded.len();
+    }
+    (at == s.len()).then_some(tokens)
+}
+
 /// Splits the normalised text into context windows: sentences ending at
 /// terminal punctuation, cut at token boundaries every [`MAX_SENTENCE_CHARS`].
 fn sentence_windows(s: &str, tokens: &[NormToken<'_>]) -> Vec<(usize, usize)> {
@@ -759,7 +832,7 @@ fn resolve_overlaps(mut mentions: Vec<Scored>, policy: OverlapPolicy) -> Vec<Sco
 }
 
 /// Maps scored mentions back to the original text.
-fn to_mentions(text: &str, norm: &super::normalize::Normalized, kept: Vec<Scored>) -> Vec<Mention> {
+fn to_mentions(text: &str, norm: &Normalized, kept: Vec<Scored>) -> Vec<Mention> {
     let mut out = Vec::with_capacity(kept.len());
     let (mut byte_cursor, mut char_cursor) = (0usize, 0usize);
     for m in kept {

@@ -137,10 +137,15 @@ pub fn normalize(text: &str, opts: NormalizeOptions) -> Normalized {
 /// Normalises a name (no offset map): the key under which names are matched.
 pub fn normalize_key(name: &str, opts: NormalizeOptions) -> String {
     let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        fold_char(c, opts, &mut out);
-    }
+    normalize_into(name, opts, &mut out);
     out
+}
+
+/// Appends the normalised form of `text` to `out` (no offset map, no allocation when `out` has room).
+pub fn normalize_into(text: &str, opts: NormalizeOptions, out: &mut String) {
+    for c in text.chars() {
+        fold_char(c, opts, out);
+    }
 }
 
 #[cfg(test)]
