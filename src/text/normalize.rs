@@ -66,6 +66,10 @@ impl Normalized {
 
 /// Maps one char to its normalised form (written to `out`); returns false if it is dropped.
 fn fold_char(c: char, opts: NormalizeOptions, out: &mut String) -> bool {
+    if is_plain_han(c) {
+        out.push(c);
+        return true;
+    }
     if opts.strip_whitespace && c.is_whitespace() {
         return false;
     }
@@ -88,11 +92,18 @@ fn fold_char(c: char, opts: NormalizeOptions, out: &mut String) -> bool {
     true
 }
 
+/// Whether `c` is a CJK unified ideograph of the basic block: no fold changes it, and
+/// checking that first skips the Unicode whitespace and case tables for most Chinese text.
+fn is_plain_han(c: char) -> bool {
+    ('\u{4E00}'..='\u{9FFF}').contains(&c)
+}
+
 /// Whether [`fold_char`] would change or drop `c`.
 fn folds(c: char, opts: NormalizeOptions) -> bool {
-    (opts.strip_whitespace && c.is_whitespace())
-        || (opts.fold_width && matches!(c, '\u{3000}' | '\u{FF01}'..='\u{FF5E}'))
-        || (opts.fold_case && c.is_uppercase())
+    !is_plain_han(c)
+        && ((opts.strip_whitespace && c.is_whitespace())
+            || (opts.fold_width && matches!(c, '\u{3000}' | '\u{FF01}'..='\u{FF5E}'))
+            || (opts.fold_case && c.is_uppercase()))
 }
 
 /// Normalises `text` for matching and records the offset map back to it.
