@@ -12,7 +12,9 @@ use super::candidates::{IndexError, MatchKind, NameIndex, WindowKey};
 use super::disambiguate::{
     rarity, EntityProfile, Features, ScoreWeights, SentenceChars, PROFILE_FACTS,
 };
-use super::normalize::{normalize, normalize_into, normalize_key, NormalizeOptions, Normalized};
+use super::normalize::{
+    is_han, normalize, normalize_into, normalize_key, NormalizeOptions, Normalized,
+};
 use super::segment::{NormToken, SegmentOptions, Segmenter};
 use super::source::{derived_aliases, EntityId, EntityInfo, Fact, KnowledgeSource, SourceError};
 use crate::kg::transe::TransE;
@@ -380,13 +382,9 @@ impl<S: KnowledgeSource> Linker<S> {
             return Vec::new();
         }
         let need_pos = !self.opts.exclude_pos.is_empty();
-        match tile_words(norm.as_str(), self.opts.normalize, words, need_pos) {
-            Some(tokens) => self.link_segmented(text, &norm, &tokens),
-            None => {
-                let tokens = self.segment(&norm);
-                self.link_segmented(text, &norm, &tokens)
-            }
-        }
+        let tokens = tile_words(norm.as_str(), self.opts.normalize, words, need_pos)
+            .unwrap_or_else(|| self.segment(&norm));
+        self.link_segmented(text, &norm, &tokens)
     }
 
     /// The linker's own segmentation of a normalised text (tagged when `exclude_pos` needs it).
@@ -728,11 +726,6 @@ impl<S: KnowledgeSource> Linker<S> {
         ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0)));
         Ok(ranked.into_iter().take(k).map(|(_, kn)| kn).collect())
     }
-}
-
-/// Whether `c` is a CJK unified ideograph (basic block or extension A).
-fn is_han(c: char) -> bool {
-    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
 }
 
 /// Index of the token exactly covering `[st, en)`, if one does.

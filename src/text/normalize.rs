@@ -66,7 +66,7 @@ impl Normalized {
 
 /// Maps one char to its normalised form (written to `out`); returns false if it is dropped.
 fn fold_char(c: char, opts: NormalizeOptions, out: &mut String) -> bool {
-    if is_plain_han(c) {
+    if is_han(c) {
         out.push(c);
         return true;
     }
@@ -92,15 +92,16 @@ fn fold_char(c: char, opts: NormalizeOptions, out: &mut String) -> bool {
     true
 }
 
-/// Whether `c` is a CJK unified ideograph of the basic block: no fold changes it, and
-/// checking that first skips the Unicode whitespace and case tables for most Chinese text.
-fn is_plain_han(c: char) -> bool {
-    ('\u{4E00}'..='\u{9FFF}').contains(&c)
+/// Whether `c` is a CJK unified ideograph (basic block or extension A). No fold changes one,
+/// so [`fold_char`] checks this first and skips the Unicode whitespace and case tables for most
+/// Chinese text.
+pub(crate) fn is_han(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
 }
 
 /// Whether [`fold_char`] would change or drop `c`.
 fn folds(c: char, opts: NormalizeOptions) -> bool {
-    !is_plain_han(c)
+    !is_han(c)
         && ((opts.strip_whitespace && c.is_whitespace())
             || (opts.fold_width && matches!(c, '\u{3000}' | '\u{FF01}'..='\u{FF5E}'))
             || (opts.fold_case && c.is_uppercase()))

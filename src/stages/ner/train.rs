@@ -463,8 +463,15 @@ pub fn evaluate_config(
 ) -> Result<NerMetrics, NerError> {
     let r = resolve(path, overrides)?;
     let sentences = match split {
-        "train" => read_train_dev(&r)?.0,
-        "dev" => read_train_dev(&r)?.1,
+        // Only a held-out dev set needs the other file read too.
+        "train" => match &r.dev {
+            DevSource::File(_) => read(&r.train, r.config.data.format)?,
+            DevSource::Holdout(_) => read_train_dev(&r)?.0,
+        },
+        "dev" => match &r.dev {
+            DevSource::File(file) => read(file, r.config.data.format)?,
+            DevSource::Holdout(_) => read_train_dev(&r)?.1,
+        },
         "test" => {
             let file = r.test.clone().ok_or_else(|| {
                 NerError::Config(crate::config::ConfigError::Invalid {
