@@ -37,8 +37,12 @@ pub struct NameIndex {
     automaton: Option<AhoCorasick>,
     /// Entities named by each automaton pattern.
     pattern_entities: Vec<Box<[EntityId]>>,
-    anagram: FxHashMap<Box<str>, Box<[EntityId]>>,
-    pinyin: FxHashMap<Box<str>, Box<[EntityId]>>,
+    /// Names by the hash of their anagram key ([`WindowKey::anagram_hash`]), each with its
+    /// sorted chars to confirm a window's match.
+    anagram: FuzzyBuckets<char>,
+    /// Names by the hash of their pinyin key ([`WindowKey::pinyin_hash`]), each with its
+    /// toneless syllables to confirm a window's match.
+    pinyin: FuzzyBuckets<u16>,
     /// One bit per hashed anagram key ([`WindowKey::anagram_hash`]): a clear
     /// bit proves a window has no anagram candidate without building its key.
     anagram_filter: Bitset,
@@ -55,6 +59,26 @@ pub struct NameIndex {
     /// some KG, so a one-char start filter would pass almost every word start).
     single_chars: FxHashMap<char, u32>,
     fuzzy: bool,
+}
+
+/// Fuzzy keys (sorted chars, or syllable ids) by their hash: the keys sharing one hash, each
+/// with the entities it names. A window is looked up by the hash its [`WindowKey`] already
+/// holds and confirmed against the key itself, so no key string is built per window.
+type FuzzyBuckets<K> = FxHashMap<u64, Box<[(Box<[K]>, Box<[EntityId]>)]>>;
+
+/// [`FuzzyBuckets`] while the index is built.
+type GrowingBuckets<K> = FxHashMap<u64, Vec<(Box<[K]>, Vec<EntityId>)>>;
+
+/// Adds `ids` under `key` (hashed `hash`) to buckets being built.
+fn add_fuzzy<K: PartialEq>(buckets: &mut GrowingBuckets<K>, hash: u64, key: &[K], ids: &[EntityId])
+where
+    Box<[K]>: for<'a> From<&'a [K]>,
+{
+    let bucket = buckets.entry(hash).or_default();
+    match bucket.iter_mut().find(|(k, _)| **k == *key) {
+        Some((_, known)) => known.extend_from_slice(ids),
+        None => bucket.push((key.into(), ids.to_vec())),
+    }
 }
 
 /// A Bloom filter with two probes, taken from the top and the bottom bits
@@ -170,17 +194,22 @@ fn syllables() -> &'static [u16] {
     })
 }
 
+/// The toneless pinyin syllable id of `c` (0: none).
+fn syllable_of(c: char) -> u16 {
+    let code = c as u32;
+    if (HAN_FIRST..=HAN_LAST).contains(&code) {
+        syllables()[(code - HAN_FIRST) as usize]
+    } else {
+        0
+    }
+}
+
 impl WindowKey {
     /// Extends the window by one char.
     pub fn push(&mut self, c: char) {
         self.chars += 1;
         self.anagram = self.anagram.wrapping_add(mix(c as u64));
-        let code = c as u32;
-        let syllable = if (HAN_FIRST..=HAN_LAST).contains(&code) {
-            syllables()[(code - HAN_FIRST) as usize]
-        } else {
-            0
-        };
+        let syllable = syllable_of(c);
         self.no_pinyin |= syllable == 0;
         self.pinyin = self
             .pinyin
@@ -271,20 +300,22 @@ impl NameIndex {
         let mut keys: Vec<(String, Vec<EntityId>)> = by_key.into_iter().collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
-        let mut anagram: FxHashMap<String, Vec<EntityId>> = FxHashMap::default();
-        let mut pinyin: FxHashMap<String, Vec<EntityId>> = FxHashMap::default();
+        let mut anagram = FxHashMap::default();
+        let mut pinyin = FxHashMap::default();
         let (mut anagram_filter, mut pinyin_filter) = (Bitset::new(), Bitset::new());
         if fuzzy {
-            let mut buf = String::new();
+            let (mut chars, mut syllables) = (Vec::new(), Vec::new());
             for (key, ids) in &keys {
                 let hashes = WindowKey::of(key);
-                if anagram_key(key, &mut buf) {
-                    anagram.entry(buf.clone()).or_default().extend(ids);
-                    anagram_filter.insert(hashes.anagram_hash().unwrap_or_default());
+                if let Some(hash) = hashes.anagram_hash() {
+                    anagram_chars(key, &mut chars);
+                    add_fuzzy(&mut anagram, hash, &chars, ids);
+                    anagram_filter.insert(hash);
                 }
-                if pinyin_key(key, &mut buf) {
-                    pinyin.entry(buf.clone()).or_default().extend(ids);
-                    pinyin_filter.insert(hashes.pinyin_hash().unwrap_or_default());
+                if let Some(hash) = hashes.pinyin_hash() {
+                    pinyin_syllables(key, &mut syllables);
+                    add_fuzzy(&mut pinyin, hash, &syllables, ids);
+                    pinyin_filter.insert(hash);
                 }
             }
         }
@@ -330,11 +361,17 @@ impl NameIndex {
                     })?,
             )
         };
-        let freeze = |m: FxHashMap<String, Vec<EntityId>>| {
+        fn freeze<K>(m: GrowingBuckets<K>) -> FuzzyBuckets<K> {
             m.into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_slice()))
+                .map(|(hash, bucket)| {
+                    let bucket = bucket
+                        .into_iter()
+                        .map(|(key, ids)| (key, ids.into_boxed_slice()))
+                        .collect();
+                    (hash, bucket)
+                })
                 .collect()
-        };
+        }
         Ok(NameIndex {
             automaton,
             pattern_entities: keys
@@ -444,75 +481,53 @@ impl NameIndex {
                     .is_some_and(|h| self.pinyin_filter.contains(h)))
     }
 
-    /// Fuzzy candidates for a normalised window, each with how it matched.
-    /// `buf` is scratch space reused across calls.
+    /// Fuzzy candidates for a normalised window whose hashes are `key`, each with how it
+    /// matched: names with the same chars in another order (3 to 16 chars), and names that
+    /// read the same in toneless pinyin (2 chars or more, all Han).
     pub fn fuzzy_matches(
         &self,
         window: &str,
-        buf: &mut String,
+        key: &WindowKey,
         out: &mut Vec<(EntityId, MatchKind)>,
     ) {
         if !self.fuzzy {
             return;
         }
-        if anagram_key(window, buf) {
-            if let Some(ids) = self.anagram.get(buf.as_str()) {
+        if let Some(bucket) = key.anagram_hash().and_then(|h| self.anagram.get(&h)) {
+            let mut chars = ['\0'; ANAGRAM_MAX_CHARS];
+            let n = chars
+                .iter_mut()
+                .zip(window.chars())
+                .map(|(d, c)| *d = c)
+                .count();
+            chars[..n].sort_unstable();
+            for (_, ids) in bucket.iter().filter(|(k, _)| **k == chars[..n]) {
                 out.extend(ids.iter().map(|&id| (id, MatchKind::Anagram)));
             }
         }
-        if pinyin_key(window, buf) {
-            if let Some(ids) = self.pinyin.get(buf.as_str()) {
+        if let Some(bucket) = key.pinyin_hash().and_then(|h| self.pinyin.get(&h)) {
+            let spelled = window.chars().map(syllable_of);
+            for (_, ids) in bucket
+                .iter()
+                .filter(|(k, _)| k.iter().copied().eq(spelled.clone()))
+            {
                 out.extend(ids.iter().map(|&id| (id, MatchKind::Pinyin)));
             }
         }
     }
 }
 
-/// Writes the sorted chars of `s` to `buf`; false if `s` is too short.
-fn anagram_key(s: &str, buf: &mut String) -> bool {
-    // Windows are short (<= 10 chars): sort on the stack, no allocation.
-    let mut chars = ['\0'; ANAGRAM_MAX_CHARS];
-    let mut n = 0;
-    for c in s.chars() {
-        if n == chars.len() {
-            return false;
-        }
-        chars[n] = c;
-        n += 1;
-    }
-    if n < ANAGRAM_MIN_CHARS {
-        return false;
-    }
-    chars[..n].sort_unstable();
-    buf.clear();
-    buf.extend(&chars[..n]);
-    true
+/// The sorted chars of `s` (the anagram key) into `out`.
+fn anagram_chars(s: &str, out: &mut Vec<char>) {
+    out.clear();
+    out.extend(s.chars());
+    out.sort_unstable();
 }
 
-/// Writes the toneless pinyin of `s` (syllables joined by `'`) to `buf`;
-/// false unless `s` is all Han chars and long enough.
-fn pinyin_key(s: &str, buf: &mut String) -> bool {
-    buf.clear();
-    if !s
-        .chars()
-        .all(|c| (HAN_FIRST..=HAN_LAST).contains(&(c as u32)))
-    {
-        return false;
-    }
-    let mut n = 0;
-    for c in s.chars() {
-        match c.to_pinyin() {
-            Some(p) => {
-                if n > 0 {
-                    buf.push('\'');
-                }
-                buf.push_str(p.plain());
-                n += 1;
-            }
-            None => return false,
-        }
-    }
-    n >= PINYIN_MIN_CHARS
+/// The toneless syllable ids of `s` (the pinyin key) into `out`.
+fn pinyin_syllables(s: &str, out: &mut Vec<u16>) {
+    out.clear();
+    out.extend(s.chars().map(syllable_of));
 }
 
 #[cfg(test)]
@@ -568,13 +583,16 @@ mod tests {
     #[test]
     fn swapped_chars_and_homophones_are_fuzzy_candidates() {
         let idx = index(&[("山西大学", 7), ("苦恋", 8)]);
-        let mut buf = String::new();
         let mut out = Vec::new();
-        idx.fuzzy_matches("西山大学", &mut buf, &mut out);
-        assert_eq!(out, [(7, MatchKind::Anagram)]);
+        for window in ["西山大学", "苦练"] {
+            idx.fuzzy_matches(window, &WindowKey::of(window), &mut out);
+        }
+        assert_eq!(out, [(7, MatchKind::Anagram), (8, MatchKind::Pinyin)]);
         out.clear();
-        idx.fuzzy_matches("苦练", &mut buf, &mut out);
-        assert_eq!(out, [(8, MatchKind::Pinyin)]);
+        for window in ["西山大", "苦", "苦练x", "哭脸了"] {
+            idx.fuzzy_matches(window, &WindowKey::of(window), &mut out);
+        }
+        assert_eq!(out, []);
     }
 
     #[test]

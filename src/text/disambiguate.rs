@@ -8,6 +8,7 @@
 use super::candidates::MatchKind;
 use super::normalize::{normalize_key, NormalizeOptions};
 use super::source::{EntityId, Fact};
+use rustc_hash::FxHashMap;
 
 /// Most facts per entity kept for context scoring.
 pub const PROFILE_FACTS: usize = 48;
@@ -18,21 +19,28 @@ const PROFILE_MAX_CHARS: usize = 16;
 const STOP_CHARS: &str = "的是了在和与及之其么什吗呢啊吧哪谁个这那有为也都就把被从对中上下里一\
     ,.!?;:'\"()[]<>-_/\\|，。！？；：、“”‘’（）《》【】…·~～ ";
 
-/// [`STOP_CHARS`] sorted, for binary search (a linear `str::contains` per
-/// char showed up at ~4% of linking time).
-fn stop_chars() -> &'static [char] {
-    static SORTED: std::sync::OnceLock<Vec<char>> = std::sync::OnceLock::new();
-    SORTED.get_or_init(|| {
-        let mut v: Vec<char> = STOP_CHARS.chars().collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+/// One bit per char of the Basic Multilingual Plane: set for [`STOP_CHARS`] and whitespace
+/// (every stop char and every whitespace char lies in the BMP). An 8 KiB table, since a
+/// search per char of every sentence showed up at several percent of linking time.
+fn non_content_table() -> &'static [u64; 1024] {
+    static TABLE: std::sync::OnceLock<Box<[u64; 1024]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = Box::new([0u64; 1024]);
+        let whitespace = (0..0x1_0000u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace());
+        for c in STOP_CHARS.chars().chain(whitespace) {
+            let code = c as usize;
+            table[code / 64] |= 1 << (code % 64);
+        }
+        table
     })
 }
 
 /// Whether `c` can carry context.
 fn content_char(c: char) -> bool {
-    !c.is_whitespace() && stop_chars().binary_search(&c).is_err()
+    let code = c as usize;
+    code >= 0x1_0000 || non_content_table()[code / 64] & (1 << (code % 64)) == 0
 }
 
 /// What the linker keeps about one entity.
@@ -101,6 +109,9 @@ impl EntityProfile {
         let mut predicates: Vec<(Box<[char]>, f32)> = Vec::new();
         let mut objects = Vec::new();
         let mut neighbours = Vec::new();
+        // Only what can raise a context score is kept: a predicate or object weighted 0
+        // (one nearly every entity has, like HowNet's `义原`) adds nothing, and an object
+        // needs two chars to count at all.
         for fact in facts.iter().take(PROFILE_FACTS) {
             let (wp, wo) = weight(fact);
             if let Some(p) = char_set(&fact.predicate, opts) {
@@ -108,11 +119,14 @@ impl EntityProfile {
                     predicates.push((p, wp));
                 }
             }
-            if let Some(o) = char_set(&fact.object, opts) {
-                objects.push((o, wo));
+            if wo > 0.0 {
+                if let Some(o) = char_set(&fact.object, opts).filter(|o| o.len() >= 2) {
+                    objects.push((o, wo));
+                }
             }
             neighbours.push(fact.object_id);
         }
+        predicates.retain(|(_, w)| *w > 0.0);
         neighbours.sort_unstable();
         neighbours.dedup();
         EntityProfile {
@@ -131,16 +145,92 @@ impl EntityProfile {
     }
 }
 
+/// The linker's entity profiles by id. Store ids are dense, so an id usually finds its
+/// profile through a slot array (one read, no hashing); sparse ids fall back to a hash map.
+#[derive(Debug, Default)]
+pub struct ProfileTable {
+    slots: ProfileSlots,
+    profiles: Vec<EntityProfile>,
+}
+
+#[derive(Debug)]
+enum ProfileSlots {
+    /// Index + 1 of each id's profile (0: none).
+    Dense(Vec<u32>),
+    Sparse(FxHashMap<EntityId, u32>),
+}
+
+impl Default for ProfileSlots {
+    fn default() -> Self {
+        ProfileSlots::Dense(Vec::new())
+    }
+}
+
+/// Ids up to this many times the number of profiles (plus a little) get a dense slot array.
+const DENSE_IDS_PER_PROFILE: usize = 4;
+
+impl ProfileTable {
+    /// A table of `(id, profile)` pairs (ids distinct; a repeated id keeps its last profile).
+    pub fn new(items: Vec<(EntityId, EntityProfile)>) -> Self {
+        let max_id = items.iter().map(|(id, _)| *id as usize).max().unwrap_or(0);
+        let dense = max_id < DENSE_IDS_PER_PROFILE * items.len() + 1024;
+        let mut slots = if dense {
+            ProfileSlots::Dense(vec![0; max_id + 1])
+        } else {
+            ProfileSlots::Sparse(FxHashMap::default())
+        };
+        let mut profiles = Vec::with_capacity(items.len());
+        for (id, profile) in items {
+            profiles.push(profile);
+            let slot = profiles.len() as u32;
+            match &mut slots {
+                ProfileSlots::Dense(v) => v[id as usize] = slot,
+                ProfileSlots::Sparse(m) => {
+                    m.insert(id, slot);
+                }
+            }
+        }
+        ProfileTable { slots, profiles }
+    }
+
+    /// The profile of entity `id`, if it has one.
+    pub fn get(&self, id: EntityId) -> Option<&EntityProfile> {
+        let slot = match &self.slots {
+            ProfileSlots::Dense(v) => v.get(id as usize).copied().unwrap_or(0),
+            ProfileSlots::Sparse(m) => m.get(&id).copied().unwrap_or(0),
+        };
+        slot.checked_sub(1).map(|i| &self.profiles[i as usize])
+    }
+
+    /// Number of distinct profiled ids.
+    pub fn len(&self) -> usize {
+        match &self.slots {
+            ProfileSlots::Dense(v) => v.iter().filter(|&&s| s != 0).count(),
+            ProfileSlots::Sparse(m) => m.len(),
+        }
+    }
+
+    /// Whether no entity has a profile.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Bits in [`SentenceChars`]' membership filter (one per `char % FILTER_BITS`).
 const FILTER_BITS: usize = 1024;
+
+/// Distinct chars up to which [`SentenceChars`] stays unsorted (a linear scan of a few
+/// dozen chars behind the filter beats sorting them for every sentence).
+const UNSORTED_MAX: usize = 64;
 
 /// The content chars of a sentence, for context overlap.
 #[derive(Debug, Clone)]
 pub struct SentenceChars {
+    /// Distinct content chars: in sentence order up to [`UNSORTED_MAX`], else sorted.
     chars: Vec<char>,
     /// Bit `c % FILTER_BITS` is set for every char of the sentence: a clear
     /// bit answers most membership tests (the sentence holds a few dozen
-    /// chars, an entity's profile hundreds) without the binary search.
+    /// chars, an entity's profile hundreds) without a scan.
     filter: [u64; FILTER_BITS / 64],
 }
 
@@ -153,20 +243,35 @@ impl Default for SentenceChars {
 impl SentenceChars {
     /// Collects the content chars of a (normalised) sentence.
     pub fn new(sentence: &str) -> Self {
-        let mut chars: Vec<char> = sentence.chars().filter(|&c| content_char(c)).collect();
-        chars.sort_unstable();
-        chars.dedup();
-        let mut filter = [0u64; FILTER_BITS / 64];
-        for &c in &chars {
+        let mut set = SentenceChars {
+            chars: Vec::new(),
+            filter: [0u64; FILTER_BITS / 64],
+        };
+        for c in sentence.chars().filter(|&c| content_char(c)) {
             let bit = c as usize % FILTER_BITS;
-            filter[bit / 64] |= 1 << (bit % 64);
+            let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+            // Past UNSORTED_MAX chars, duplicates are removed by the sort below.
+            let long = set.chars.len() > UNSORTED_MAX;
+            if long || set.filter[word] & mask == 0 || !set.chars.contains(&c) {
+                set.filter[word] |= mask;
+                set.chars.push(c);
+            }
         }
-        SentenceChars { chars, filter }
+        if set.chars.len() > UNSORTED_MAX {
+            set.chars.sort_unstable();
+            set.chars.dedup();
+        }
+        set
     }
 
     fn contains(&self, c: char) -> bool {
         let bit = c as usize % FILTER_BITS;
-        self.filter[bit / 64] & (1 << (bit % 64)) != 0 && self.chars.binary_search(&c).is_ok()
+        self.filter[bit / 64] & (1 << (bit % 64)) != 0
+            && if self.chars.len() > UNSORTED_MAX {
+                self.chars.binary_search(&c).is_ok()
+            } else {
+                self.chars.contains(&c)
+            }
     }
 
     /// Fraction of `set` found in the sentence outside the mention itself.
@@ -396,6 +501,51 @@ mod tests {
             object: o.into(),
             object_id: 0,
         }
+    }
+
+    #[test]
+    fn the_content_char_table_agrees_with_its_definition() {
+        let stop: std::collections::HashSet<char> = STOP_CHARS.chars().collect();
+        for c in (0..=char::MAX as u32).filter_map(char::from_u32) {
+            let expected = !c.is_whitespace() && !stop.contains(&c);
+            assert_eq!(content_char(c), expected, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn sentence_chars_answer_membership_short_and_long() {
+        let short = SentenceChars::new("李明的出生日期是？");
+        assert!(short.contains('李') && short.contains('期'));
+        assert!(!short.contains('的') && !short.contains('王'));
+        // 200 distinct Han chars, each twice: past the unsorted limit.
+        let text: String = (0x4E00u32..0x4EC8)
+            .chain(0x4E00..0x4EC8)
+            .filter_map(char::from_u32)
+            .collect();
+        let long = SentenceChars::new(&text);
+        for c in text.chars() {
+            assert_eq!(long.contains(c), content_char(c), "{c}");
+        }
+        assert!(!long.contains('王'));
+        assert_eq!(
+            long.chars.len(),
+            text.chars().filter(|&c| content_char(c)).count() / 2
+        );
+    }
+
+    #[test]
+    fn profile_tables_find_dense_and_sparse_ids() {
+        let opts = NormalizeOptions::default();
+        let profile = |name: &str| EntityProfile::new(name, 1, &[], opts);
+        let dense = ProfileTable::new(vec![(3, profile("甲")), (0, profile("乙"))]);
+        assert_eq!(dense.get(3).map(|p| &*p.name), Some("甲"));
+        assert_eq!(dense.get(0).map(|p| &*p.name), Some("乙"));
+        assert!(dense.get(1).is_none() && dense.get(99).is_none());
+        assert_eq!(dense.len(), 2);
+        let sparse = ProfileTable::new(vec![(4_000_000_000, profile("丙"))]);
+        assert!(matches!(sparse.slots, ProfileSlots::Sparse(_)));
+        assert_eq!(sparse.get(4_000_000_000).map(|p| &*p.name), Some("丙"));
+        assert!(sparse.get(0).is_none());
     }
 
     #[test]

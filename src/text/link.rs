@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::candidates::{IndexError, MatchKind, NameIndex, WindowKey};
 use super::disambiguate::{
-    rarity, EntityProfile, Features, ScoreWeights, SentenceChars, PROFILE_FACTS,
+    rarity, EntityProfile, Features, ProfileTable, ScoreWeights, SentenceChars, PROFILE_FACTS,
 };
 use super::normalize::{
     is_han, normalize, normalize_into, normalize_key, NormalizeOptions, Normalized,
@@ -165,7 +165,7 @@ pub struct Linker<S> {
     opts: LinkOptions,
     segmenter: Segmenter,
     index: NameIndex,
-    profiles: FxHashMap<EntityId, EntityProfile>,
+    profiles: ProfileTable,
     /// TransE entity vectors scaled to unit length, when the KG has them.
     vectors: Option<UnitVectors>,
 }
@@ -313,9 +313,9 @@ impl<S: KnowledgeSource> Linker<S> {
                 (*id, profile)
             })
             .collect();
-        let profiles: FxHashMap<EntityId, EntityProfile> = profiles.into_iter().collect();
+        let profiles = ProfileTable::new(profiles);
         let vectors = source.embeddings()?.map(UnitVectors::new);
-        names.retain(|(_, id)| profiles.contains_key(id));
+        names.retain(|(_, id)| profiles.get(*id).is_some());
 
         let mut segmenter = Segmenter::new(SegmentOptions {
             hmm: opts.hmm,
@@ -409,7 +409,7 @@ impl<S: KnowledgeSource> Linker<S> {
         let mut mentions = to_mentions(text, norm, kept);
         for m in &mut mentions {
             for c in &mut m.candidates {
-                if let Some(p) = self.profiles.get(&c.id) {
+                if let Some(p) = self.profiles.get(c.id) {
                     c.name = p.name.to_string();
                 }
             }
@@ -463,7 +463,6 @@ impl<S: KnowledgeSource> Linker<S> {
         };
         let sentence_of = |pos: usize| sentences.partition_point(|&(_, e)| e <= pos);
         let mut raws = Vec::new();
-        let mut exact_spans: FxHashSet<(usize, usize)> = FxHashSet::default();
         let mut on_match = |st: usize, en: usize, ids| {
             let crosses = if self.opts.respect_boundaries {
                 match boundary(st, en) {
@@ -475,11 +474,6 @@ impl<S: KnowledgeSource> Linker<S> {
             };
             let chars = s[st..en].chars().count();
             if chars < self.opts.min_chars {
-                return;
-            }
-            // One pattern per span: a span seen again is the same match
-            // (the anchored overlapping walk can report it twice).
-            if !exact_spans.insert((st, en)) {
                 return;
             }
             raws.push(Raw {
@@ -501,8 +495,11 @@ impl<S: KnowledgeSource> Linker<S> {
         } else {
             self.index.exact_matches(s, &mut on_match);
         }
+        // Exact matches by span (the unanchored scan reports them by end); a span is one
+        // string, so one name pattern: no span is reported twice.
+        raws.sort_unstable_by_key(|r| (r.start, r.end));
+        let exact = raws.len();
         if self.index.has_fuzzy() {
-            let mut buf = String::new();
             let mut found = Vec::new();
             // Key hashes per token, combined per window: most windows fail
             // the index's filters after a few arithmetic operations.
@@ -522,14 +519,17 @@ impl<S: KnowledgeSource> Linker<S> {
                     }
                     if chars < self.opts.min_chars.max(2)
                         || !self.index.may_fuzzy_match(&key)
-                        || exact_spans.contains(&(st, en))
+                        || raws[..exact]
+                            .binary_search_by_key(&(st, en), |r| (r.start, r.end))
+                            .is_ok()
                     {
                         continue;
                     }
                     found.clear();
-                    self.index.fuzzy_matches(window, &mut buf, &mut found);
-                    found
-                        .retain(|(id, _)| self.profiles.get(id).is_some_and(|p| &*p.key != window));
+                    self.index.fuzzy_matches(window, &key, &mut found);
+                    found.retain(|(id, _)| {
+                        self.profiles.get(*id).is_some_and(|p| &*p.key != window)
+                    });
                     if found.is_empty() {
                         continue;
                     }
@@ -568,7 +568,7 @@ impl<S: KnowledgeSource> Linker<S> {
             let total: f32 = raw
                 .cands
                 .iter()
-                .filter_map(|(id, _)| self.profiles.get(&id))
+                .filter_map(|(id, _)| self.profiles.get(id))
                 .map(|p| p.degree as f32)
                 .sum::<f32>()
                 .max(1.0);
@@ -576,7 +576,7 @@ impl<S: KnowledgeSource> Linker<S> {
                 .cands
                 .iter()
                 .filter_map(|(id, kind)| {
-                    let p = self.profiles.get(&id)?;
+                    let p = self.profiles.get(id)?;
                     let alias = kind == MatchKind::Exact && &*p.key != mention;
                     let mut f = Features::basic(kind, mention, p.degree, alias);
                     f.prior_share = p.degree as f32 / total;
@@ -664,8 +664,8 @@ impl<S: KnowledgeSource> Linker<S> {
         if a == b {
             return 0.0;
         }
-        let edge = self.profiles.get(&a).is_some_and(|p| p.links_to(b))
-            || self.profiles.get(&b).is_some_and(|p| p.links_to(a));
+        let edge = self.profiles.get(a).is_some_and(|p| p.links_to(b))
+            || self.profiles.get(b).is_some_and(|p| p.links_to(a));
         if edge {
             return 1.0;
         }
