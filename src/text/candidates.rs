@@ -70,10 +70,12 @@ type FuzzyBuckets<K> = FxHashMap<u64, Box<[(Box<[K]>, Box<[EntityId]>)]>>;
 type GrowingBuckets<K> = FxHashMap<u64, Vec<(Box<[K]>, Vec<EntityId>)>>;
 
 /// Adds `ids` under `key` (hashed `hash`) to buckets being built.
-fn add_fuzzy<K: PartialEq>(buckets: &mut GrowingBuckets<K>, hash: u64, key: &[K], ids: &[EntityId])
-where
-    Box<[K]>: for<'a> From<&'a [K]>,
-{
+fn add_fuzzy<K: PartialEq + Clone>(
+    buckets: &mut GrowingBuckets<K>,
+    hash: u64,
+    key: &[K],
+    ids: &[EntityId],
+) {
     let bucket = buckets.entry(hash).or_default();
     match bucket.iter_mut().find(|(k, _)| **k == *key) {
         Some((_, known)) => known.extend_from_slice(ids),
@@ -304,16 +306,15 @@ impl NameIndex {
         let mut pinyin = FxHashMap::default();
         let (mut anagram_filter, mut pinyin_filter) = (Bitset::new(), Bitset::new());
         if fuzzy {
-            let (mut chars, mut syllables) = (Vec::new(), Vec::new());
             for (key, ids) in &keys {
                 let hashes = WindowKey::of(key);
                 if let Some(hash) = hashes.anagram_hash() {
-                    anagram_chars(key, &mut chars);
-                    add_fuzzy(&mut anagram, hash, &chars, ids);
+                    let (chars, n) = anagram_key(key);
+                    add_fuzzy(&mut anagram, hash, &chars[..n], ids);
                     anagram_filter.insert(hash);
                 }
                 if let Some(hash) = hashes.pinyin_hash() {
-                    pinyin_syllables(key, &mut syllables);
+                    let syllables: Vec<u16> = key.chars().map(syllable_of).collect();
                     add_fuzzy(&mut pinyin, hash, &syllables, ids);
                     pinyin_filter.insert(hash);
                 }
@@ -494,13 +495,7 @@ impl NameIndex {
             return;
         }
         if let Some(bucket) = key.anagram_hash().and_then(|h| self.anagram.get(&h)) {
-            let mut chars = ['\0'; ANAGRAM_MAX_CHARS];
-            let n = chars
-                .iter_mut()
-                .zip(window.chars())
-                .map(|(d, c)| *d = c)
-                .count();
-            chars[..n].sort_unstable();
+            let (chars, n) = anagram_key(window);
             for (_, ids) in bucket.iter().filter(|(k, _)| **k == chars[..n]) {
                 out.extend(ids.iter().map(|&id| (id, MatchKind::Anagram)));
             }
@@ -517,17 +512,13 @@ impl NameIndex {
     }
 }
 
-/// The sorted chars of `s` (the anagram key) into `out`.
-fn anagram_chars(s: &str, out: &mut Vec<char>) {
-    out.clear();
-    out.extend(s.chars());
-    out.sort_unstable();
-}
-
-/// The toneless syllable ids of `s` (the pinyin key) into `out`.
-fn pinyin_syllables(s: &str, out: &mut Vec<u16>) {
-    out.clear();
-    out.extend(s.chars().map(syllable_of));
+/// The anagram key of `s`: its first [`ANAGRAM_MAX_CHARS`] chars sorted, and how many there
+/// are (a text with an anagram hash has no more).
+fn anagram_key(s: &str) -> ([char; ANAGRAM_MAX_CHARS], usize) {
+    let mut chars = ['\0'; ANAGRAM_MAX_CHARS];
+    let n = chars.iter_mut().zip(s.chars()).map(|(d, c)| *d = c).count();
+    chars[..n].sort_unstable();
+    (chars, n)
 }
 
 #[cfg(test)]

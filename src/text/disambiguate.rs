@@ -170,7 +170,7 @@ impl Default for ProfileSlots {
 const DENSE_IDS_PER_PROFILE: usize = 4;
 
 impl ProfileTable {
-    /// A table of `(id, profile)` pairs (ids distinct; a repeated id keeps its last profile).
+    /// A table of `(id, profile)` pairs; ids are distinct (the linker profiles each entity once).
     pub fn new(items: Vec<(EntityId, EntityProfile)>) -> Self {
         let max_id = items.iter().map(|(id, _)| *id as usize).max().unwrap_or(0);
         let dense = max_id < DENSE_IDS_PER_PROFILE * items.len() + 1024;
@@ -202,17 +202,14 @@ impl ProfileTable {
         slot.checked_sub(1).map(|i| &self.profiles[i as usize])
     }
 
-    /// Number of distinct profiled ids.
+    /// Number of profiles.
     pub fn len(&self) -> usize {
-        match &self.slots {
-            ProfileSlots::Dense(v) => v.iter().filter(|&&s| s != 0).count(),
-            ProfileSlots::Sparse(m) => m.len(),
-        }
+        self.profiles.len()
     }
 
     /// Whether no entity has a profile.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.profiles.is_empty()
     }
 }
 
