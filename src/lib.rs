@@ -13,4 +13,5 @@ pub mod pipeline;
 pub mod serve;
 pub mod stages;
 pub mod text;
+pub mod textfile;
 pub mod train;

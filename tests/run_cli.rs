@@ -2,58 +2,13 @@
 //! line numbers, `kill -9` at any moment then `--resume` gives the uninterrupted output, torn
 //! output tails are cut, shards partition the records, stdin/stdout streaming.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn quickstart() -> PathBuf {
-    repo().join("pipelines/quickstart.toml")
-}
-
-fn zhishi() -> Command {
-    let mut cmd = Command::cargo_bin("zhishi").unwrap();
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
-
-/// `n` distinct real sentences: the sample corpus with a numbered suffix.
-fn corpus(n: usize) -> String {
-    let sample = std::fs::read_to_string(repo().join("corpora/sample.txt")).unwrap();
-    let lines: Vec<&str> = sample.lines().filter(|l| !l.trim().is_empty()).collect();
-    (0..n)
-        .map(|i| format!("{}（第{i}条）\n", lines[i % lines.len()]))
-        .collect()
-}
-
-fn run_ok(args: &[&str]) {
-    let out = zhishi().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `zhishi run` on the quickstart pipeline from `input` to `output`, plus `extra` flags.
-fn run_quickstart(input: &Path, output: &Path, extra: &[&str]) {
-    let pipeline = quickstart();
-    let mut args = vec![
-        "run",
-        pipeline.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run_ok(&args);
-}
+#[path = "support/run_cli.rs"]
+mod support;
+use support::{corpus, quickstart, repo, run_ok, run_quickstart, wait_for_progress, zhishi};
 
 fn texts(jsonl: &str) -> Vec<String> {
     jsonl
@@ -123,25 +78,6 @@ fn bad_records_go_to_the_errors_file_with_line_numbers_and_the_run_continues() {
         .contains("missing field `text`"));
 }
 
-/// Polls the checkpoint until the run has written some documents but not all.
-fn wait_for_progress(checkpoint: &Path, min_docs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(bytes) = std::fs::read(checkpoint) {
-            if let Ok(c) = serde_json::from_slice::<Value>(&bytes) {
-                if c["done"] == true {
-                    return false;
-                }
-                if c["docs"].as_u64().unwrap_or(0) >= min_docs {
-                    return true;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    false
-}
-
 #[test]
 fn kill_9_then_resume_gives_the_uninterrupted_output_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,16 +112,17 @@ fn kill_9_then_resume_gives_the_uninterrupted_output_exactly_once() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        if wait_for_progress(&checkpoint, min_docs) {
+        if wait_for_progress(&mut child, &checkpoint, min_docs) {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
         }
         child.wait().unwrap();
-        if round == 1 {
-            // A torn write past the checkpoint: half a record, as a crash mid-write leaves it.
+        if round == 1 && dir.path().join("killed.jsonl.partial").exists() {
+            // A torn write past the checkpoint: half a record, as a crash mid-write leaves it
+            // (the run writes into OUTPUT.partial until it is finished).
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
-                .open(&output)
+                .open(dir.path().join("killed.jsonl.partial"))
                 .unwrap();
             std::io::Write::write_all(&mut f, "{\"text\":\"半".as_bytes()).unwrap();
         }
@@ -194,9 +131,7 @@ fn kill_9_then_resume_gives_the_uninterrupted_output_exactly_once() {
 
     // Without --resume an interrupted run is not silently overwritten.
     let refused = zhishi().args(args(false)).output().unwrap();
-    let finished = serde_json::from_slice::<Value>(&std::fs::read(&checkpoint).unwrap()).unwrap()
-        ["done"]
-        == true;
+    let finished = !checkpoint.exists();
     if !finished {
         assert!(!refused.status.success());
         assert!(String::from_utf8_lossy(&refused.stderr).contains("pass --resume"));
@@ -209,6 +144,11 @@ fn kill_9_then_resume_gives_the_uninterrupted_output_exactly_once() {
         got == want,
         "resumed output differs from the uninterrupted run"
     );
+    assert!(
+        !checkpoint.exists(),
+        "a finished run removes its checkpoint"
+    );
+    assert!(!dir.path().join("killed.jsonl.partial").exists());
 }
 
 #[test]

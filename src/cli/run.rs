@@ -52,7 +52,8 @@ pub struct RunArgs {
     /// Process only shard K of N (0-based): records i with i % N == K.
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
-    /// Where bad records go (default: OUTPUT with extension .errors.jsonl, or ./errors.jsonl).
+    /// Where bad records go (default: OUTPUT with extension .errors.jsonl; standard error when
+    /// the output is standard output or a device).
     #[arg(long, value_name = "PATH")]
     errors: Option<PathBuf>,
     /// Longest accepted record in bytes.
@@ -163,16 +164,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.json || !tty {
         eprintln!("{summary}");
     } else {
+        let bad = match &report.errors_path {
+            Some(path) => format!("{} bad records in {}", report.errors, path.display()),
+            None => format!("{} bad records", report.errors),
+        };
         eprintln!(
-            "{} documents ({} this run) in {:.1}s: {:.0} docs/s, {:.0} chars/s; {} bad records in {}",
+            "{} documents ({} this run) in {:.1}s: {:.0} docs/s, {:.0} chars/s; {bad}",
             report.docs,
             report.docs_this_run,
             report.seconds,
             report.docs_this_run as f64 / secs,
             report.chars as f64 / secs,
-            report.errors,
-            report.errors_path.display()
         );
+    }
+    if report.docs == 0 && report.errors > 0 {
+        eprintln!(
+            "zhishi run: no record succeeded ({} bad records)",
+            report.errors
+        );
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! Batch processing of corpora: streaming record reading ([`reader`]), the crash-safe run
-//! loop ([`run`]) and its checkpoint ([`checkpoint`]).
+//! loop ([`run`]), the files it writes ([`files`]) and its checkpoint ([`checkpoint`]).
 pub mod checkpoint;
+pub mod files;
 pub mod reader;
 pub mod run;
 

@@ -2,7 +2,7 @@
 //! [`Pipeline`], write one JSON document per line in input order, send bad records to an
 //! errors file, and checkpoint after every batch so `--resume` finishes a killed run with each
 //! record in the output exactly once.
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::doc::Document;
 use crate::pipeline::{Pipeline, PipelineError};
 
-use super::checkpoint::{self, Checkpoint, CHECKPOINT_VERSION};
+use super::checkpoint::{self, Checkpoint, InputIdentity, Saved, CHECKPOINT_VERSION};
+use super::files::{open_partial, open_stream, publish, RunFiles, Target};
 use super::reader::{ReaderOptions, Record, RecordReader};
 
 /// Text bytes gathered before a batch is processed even if it has fewer documents.
@@ -73,8 +74,8 @@ pub struct RunOptions {
     pub input: Input,
     /// The output.
     pub output: Output,
-    /// The errors file; default `OUTPUT` with extension `.errors.jsonl` (or `errors.jsonl`
-    /// when writing to standard output).
+    /// The errors file; default `OUTPUT` with extension `.errors.jsonl`, or standard error
+    /// when the output is standard output or a device.
     pub errors: Option<PathBuf>,
     /// How input lines become documents.
     pub reader: ReaderOptions,
@@ -120,8 +121,9 @@ pub struct RunReport {
     pub seconds: f64,
     /// Whether the run continued from a checkpoint.
     pub resumed: bool,
-    /// The errors file.
-    pub errors_path: PathBuf,
+    /// The errors file, when bad records were written to one (`None`: no bad records, or
+    /// they went to standard error).
+    pub errors_path: Option<PathBuf>,
 }
 
 /// What can stop a run.
@@ -135,6 +137,9 @@ pub enum RunError {
         /// The OS error.
         error: io::Error,
     },
+    /// The paths given would make the run overwrite its input or one of its own files.
+    #[error("{0}")]
+    Paths(String),
     /// `--resume` cannot continue this run, or an interrupted run would be overwritten.
     #[error("{0}")]
     Resume(String),
@@ -150,12 +155,10 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> RunError + '_ {
     }
 }
 
-/// The default errors file for an output.
-pub fn default_errors_path(output: &Output) -> PathBuf {
-    match output {
-        Output::Stdout => PathBuf::from("errors.jsonl"),
-        Output::File(path) => path.with_extension("errors.jsonl"),
-    }
+/// The default errors file for an output file: its path with extension `.errors.jsonl`.
+/// (With standard output or a device as output, bad records go to standard error.)
+pub fn default_errors_path(output: &Path) -> PathBuf {
+    output.with_extension("errors.jsonl")
 }
 
 /// One line of the errors file.
@@ -168,127 +171,175 @@ struct ErrorLine<'a> {
     excerpt: &'a str,
 }
 
-/// Counts a writer's bytes so the checkpoint can record lengths without `stat` calls.
-struct Counted<W: Write> {
-    inner: BufWriter<W>,
+/// A writer that counts its bytes so the checkpoint can record lengths without `stat` calls.
+struct Counted {
+    name: PathBuf,
+    inner: BufWriter<Box<dyn Write>>,
+    file: Option<File>,
     len: u64,
 }
 
-impl<W: Write> Counted<W> {
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.inner.write_all(line)?;
-        self.inner.write_all(b"\n")?;
-        self.len += line.len() as u64 + 1;
-        Ok(())
-    }
-}
-
-/// The errors file, created on the first bad record (a clean run leaves none behind).
-struct ErrorsFile {
-    path: PathBuf,
-    out: Option<Counted<File>>,
-    len: u64,
-}
-
-impl ErrorsFile {
-    /// Keeps the first `len` bytes of an existing file (a resumed run's errors); a fresh run
-    /// (`len` 0) removes a stale file from an earlier run.
-    fn open(path: &Path, len: u64) -> Result<Self, RunError> {
-        let out = if len > 0 {
-            Some(Counted {
-                inner: BufWriter::new(open_truncated(path, len)?),
-                len,
-            })
-        } else {
-            if path.is_file() {
-                std::fs::remove_file(path).map_err(io_err(path))?;
-            }
-            None
-        };
-        Ok(Self {
-            path: path.to_path_buf(),
-            out,
+impl Counted {
+    fn new(name: &Path, file: Option<File>, writer: Box<dyn Write>, len: u64) -> Self {
+        Self {
+            name: name.to_path_buf(),
+            inner: BufWriter::with_capacity(1 << 20, writer),
+            file,
             len,
+        }
+    }
+
+    /// Opens `target` for writing after `len` vouched-for bytes.
+    fn open(target: &Target, std: fn() -> Box<dyn Write>, len: u64) -> Result<Self, RunError> {
+        Ok(match target {
+            Target::Std => Counted::new(Path::new("-"), None, std(), 0),
+            Target::Stream(path) => {
+                let file = open_stream(path)?;
+                Counted::new(path, None, Box::new(file), 0)
+            }
+            Target::File { partial, .. } => {
+                let file = open_partial(partial, len)?;
+                let sync = file.try_clone().map_err(io_err(partial))?;
+                Counted::new(partial, Some(sync), Box::new(file), len)
+            }
         })
     }
 
     fn write_line(&mut self, line: &[u8]) -> Result<(), RunError> {
+        let name = &self.name;
+        self.inner.write_all(line).map_err(io_err(name))?;
+        self.inner.write_all(b"\n").map_err(io_err(name))?;
+        self.len += line.len() as u64 + 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RunError> {
+        self.inner.flush().map_err(io_err(&self.name))
+    }
+
+    /// Flushes and, for a file, makes its bytes durable before it is renamed into place.
+    fn sync(&mut self) -> Result<(), RunError> {
+        self.flush()?;
+        match &self.file {
+            Some(file) => file.sync_all().map_err(io_err(&self.name)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The bad-record sink, opened on the first bad record (a clean run creates no file).
+struct ErrorsSink {
+    target: Target,
+    out: Option<Counted>,
+    len: u64,
+}
+
+impl ErrorsSink {
+    fn new(target: &Target, len: u64) -> Result<Self, RunError> {
+        let mut sink = Self {
+            target: target.clone(),
+            out: None,
+            len,
+        };
+        if len > 0 {
+            sink.out = Some(Counted::open(target, || Box::new(io::stderr()), len)?);
+        }
+        Ok(sink)
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<(), RunError> {
         if self.out.is_none() {
-            self.out = Some(Counted {
-                inner: BufWriter::new(open_truncated(&self.path, 0)?),
-                len: 0,
-            });
+            self.out = Some(Counted::open(&self.target, || Box::new(io::stderr()), 0)?);
         }
         if let Some(out) = &mut self.out {
-            out.write_line(line).map_err(io_err(&self.path))?;
-            self.len = out.len;
+            out.write_line(line)?;
+            if matches!(self.target, Target::File { .. }) {
+                self.len = out.len;
+            }
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), RunError> {
-        match &mut self.out {
-            Some(out) => out.inner.flush().map_err(io_err(&self.path)),
-            None => Ok(()),
-        }
+        self.out.as_mut().map_or(Ok(()), Counted::flush)
     }
 
-    fn len(&self) -> u64 {
-        self.len
+    fn sync(&mut self) -> Result<(), RunError> {
+        self.out.as_mut().map_or(Ok(()), Counted::sync)
     }
 }
 
 /// Runs `pipeline` over the input; `on_progress` sees a snapshot after every batch.
+///
+/// Nothing is written before the paths are checked ([`RunFiles::plan`]); documents and bad
+/// records go to `NAME.partial` files that are renamed into place at the end, and the
+/// checkpoint is removed once they are.
 pub fn run(
     pipeline: &Pipeline,
     opts: &RunOptions,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let errors_path = opts
-        .errors
-        .clone()
-        .unwrap_or_else(|| default_errors_path(&opts.output));
-    let ckpt_path = match &opts.output {
-        Output::File(path) => Some(checkpoint::checkpoint_path(path)),
-        Output::Stdout => None,
-    };
-    let (input_path, input_len) = match &opts.input {
-        Input::File(path) => (
-            path.clone(),
-            Some(std::fs::metadata(path).map_err(io_err(path))?.len()),
-        ),
-        Input::Stdin => (PathBuf::from("-"), None),
-    };
-    let mut state = start_state(opts, &input_path, input_len, ckpt_path.as_deref())?;
-    let resumed = state.input_offset > 0 || state.docs > 0 || state.errors > 0;
-    if state.done {
-        return Ok(RunReport {
-            docs: state.docs,
-            docs_this_run: 0,
-            errors: state.errors,
-            chars: 0,
-            bytes: 0,
-            seconds: started.elapsed().as_secs_f64(),
-            resumed,
-            errors_path,
-        });
-    }
-
-    let mut errors_out = ErrorsFile::open(&errors_path, state.errors_len)?;
-    let mut out: Counted<Box<dyn Write>> = match &opts.output {
-        Output::Stdout => Counted {
-            inner: BufWriter::with_capacity(1 << 20, Box::new(io::stdout())),
+    let files = RunFiles::plan(opts)?;
+    let identity = match &opts.input {
+        Input::File(path) => InputIdentity::of(path).map_err(io_err(path))?,
+        Input::Stdin => InputIdentity {
+            path: PathBuf::from("-"),
             len: 0,
-        },
-        Output::File(path) => Counted {
-            inner: BufWriter::with_capacity(
-                1 << 20,
-                Box::new(open_truncated(path, state.output_len)?),
-            ),
-            len: state.output_len,
+            modified_ns: None,
+            head_sha256: String::new(),
         },
     };
+    let input_len = matches!(opts.input, Input::File(_)).then_some(identity.len);
+    let fresh = Checkpoint {
+        version: CHECKPOINT_VERSION,
+        pipeline: pipeline.fingerprint().to_string(),
+        input: identity,
+        reader: opts.reader.clone(),
+        shard: opts.shard.map(|s| s.to_string()),
+        errors_path: files.errors.display_path().map(Path::to_path_buf),
+        input_offset: 0,
+        lines: 0,
+        records: 0,
+        output_len: 0,
+        errors_len: 0,
+        docs: 0,
+        errors: 0,
+        done: false,
+    };
+    let (mut state, resumed) = start_state(opts, &files, fresh)?;
+    let report = |state: &Checkpoint, docs_this_run, chars, bytes| RunReport {
+        docs: state.docs,
+        docs_this_run,
+        errors: state.errors,
+        chars,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        resumed,
+        errors_path: match &files.errors {
+            Target::File { path, .. } if state.errors_len > 0 => Some(path.clone()),
+            Target::Stream(path) if state.errors > 0 => Some(path.clone()),
+            _ => None,
+        },
+    };
+    if state.done {
+        // Killed while putting a finished run's files in place: finish that.
+        if state.errors_len > 0 {
+            put_in_place(&files.errors, state.errors_len)?;
+        }
+        put_in_place(&files.output, state.output_len)?;
+        if let Some(ckpt) = &files.checkpoint {
+            std::fs::remove_file(ckpt).map_err(io_err(ckpt))?;
+        }
+        return Ok(report(&state, 0, 0, 0));
+    }
+    if let (Some(path), false) = (&files.checkpoint, resumed) {
+        // Recorded before any partial file exists, so a partial file without a checkpoint
+        // is never one of ours.
+        checkpoint::save(path, &state).map_err(io_err(path))?;
+    }
+    let mut out = Counted::open(&files.output, || Box::new(io::stdout()), state.output_len)?;
+    let mut errors_out = ErrorsSink::new(&files.errors, state.errors_len)?;
     let reader: Box<dyn BufRead> = match &opts.input {
         Input::Stdin => Box::new(BufReader::with_capacity(1 << 20, io::stdin())),
         Input::File(path) => {
@@ -298,6 +349,7 @@ pub fn run(
             Box::new(BufReader::with_capacity(1 << 20, file))
         }
     };
+    let input_name = state.input.path.clone();
     let mut records =
         RecordReader::new(reader, opts.reader.clone(), state.input_offset, state.lines);
     let start_offset = state.input_offset;
@@ -307,7 +359,7 @@ pub fn run(
 
     loop {
         let batch = read_batch(&mut records, &mut state.records, opts.shard, batch_size)
-            .map_err(io_err(&input_path))?;
+            .map_err(io_err(&input_name))?;
         if batch.records.is_empty() && batch.bad.is_empty() && batch.at_end {
             break;
         }
@@ -318,8 +370,7 @@ pub fn run(
                 .collect()
         });
         for (line, (_, doc)) in lines.iter().zip(&docs) {
-            out.write_line(line)
-                .map_err(io_err(output_name(&opts.output)))?;
+            out.write_line(line)?;
             chars += doc.text.chars().count() as u64;
         }
         for (record, message, kind) in batch
@@ -338,9 +389,7 @@ pub fn run(
             let json = serde_json::to_vec(&line).unwrap_or_default();
             errors_out.write_line(&json)?;
         }
-        out.inner
-            .flush()
-            .map_err(io_err(output_name(&opts.output)))?;
+        out.flush()?;
         errors_out.flush()?;
         docs_this_run += docs.len() as u64;
         state.docs += docs.len() as u64;
@@ -348,9 +397,8 @@ pub fn run(
         state.input_offset = records.offset();
         state.lines = records.lines();
         state.output_len = out.len;
-        state.errors_len = errors_out.len();
-        state.done = batch.at_end;
-        if let Some(path) = &ckpt_path {
+        state.errors_len = errors_out.len;
+        if let Some(path) = &files.checkpoint {
             checkpoint::save(path, &state).map_err(io_err(path))?;
         }
         on_progress(&Progress {
@@ -365,140 +413,164 @@ pub fn run(
             break;
         }
     }
-    if let (Some(path), false) = (&ckpt_path, state.done) {
-        state.done = true;
-        checkpoint::save(path, &state).map_err(io_err(path))?;
-    }
-    Ok(RunReport {
-        docs: state.docs,
+    finish(&files, &mut state, &mut out, &mut errors_out)?;
+    Ok(report(
+        &state,
         docs_this_run,
-        errors: state.errors,
         chars,
-        bytes: state.input_offset - start_offset,
-        seconds: started.elapsed().as_secs_f64(),
-        resumed,
-        errors_path,
-    })
+        state.input_offset - start_offset,
+    ))
 }
 
-fn output_name(output: &Output) -> &Path {
-    match output {
-        Output::Stdout => Path::new("-"),
-        Output::File(path) => path,
+/// Makes the finished files durable, records that the run is done, renames the partial
+/// files into place and removes the checkpoint. A kill at any point of this is finished by
+/// `--resume`.
+fn finish(
+    files: &RunFiles,
+    state: &mut Checkpoint,
+    out: &mut Counted,
+    errors_out: &mut ErrorsSink,
+) -> Result<(), RunError> {
+    out.sync()?;
+    errors_out.sync()?;
+    state.done = true;
+    let Some(ckpt) = &files.checkpoint else {
+        return Ok(());
+    };
+    checkpoint::save(ckpt, state).map_err(io_err(ckpt))?;
+    match &files.errors {
+        Target::File { path, partial } if state.errors_len > 0 => publish(partial, path)?,
+        Target::File { path, .. } if path.exists() => tracing::warn!(
+            "{} is from an earlier run and was left as it was (this run had no bad records)",
+            path.display()
+        ),
+        _ => {}
+    }
+    if let Target::File { path, partial } = &files.output {
+        publish(partial, path)?;
+    }
+    std::fs::remove_file(ckpt).map_err(io_err(ckpt))
+}
+
+/// Renames a finished run's partial file into place (cut to the `len` bytes the checkpoint
+/// vouches for), or checks that an earlier attempt already did.
+fn put_in_place(target: &Target, len: u64) -> Result<(), RunError> {
+    let Target::File { path, partial } = target else {
+        return Ok(());
+    };
+    if partial.exists() {
+        open_partial(partial, len)?
+            .sync_all()
+            .map_err(io_err(partial))?;
+        return publish(partial, path);
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == len => Ok(()),
+        _ => Err(RunError::Resume(format!(
+            "the run finished, but neither {} nor its {len}-byte result {} is there: it was moved or changed; delete the checkpoint to start over",
+            partial.display(),
+            path.display()
+        ))),
     }
 }
 
-/// The checkpoint to start from: a fresh one, or the saved one when resuming.
+/// The checkpoint to start from and whether it continues an earlier run: a fresh one, or
+/// the saved one when resuming (after checking that it still describes this run).
 fn start_state(
     opts: &RunOptions,
-    input_path: &Path,
-    input_len: Option<u64>,
-    ckpt_path: Option<&Path>,
-) -> Result<Checkpoint, RunError> {
-    let fresh = Checkpoint {
-        version: CHECKPOINT_VERSION,
-        input: input_path.to_path_buf(),
-        input_len: input_len.unwrap_or(0),
-        shard: opts.shard.map(|s| s.to_string()),
-        input_offset: 0,
-        lines: 0,
-        records: 0,
-        output_len: 0,
-        errors_len: 0,
-        docs: 0,
-        errors: 0,
-        done: false,
-    };
-    let Some(ckpt_path) = ckpt_path else {
+    files: &RunFiles,
+    fresh: Checkpoint,
+) -> Result<(Checkpoint, bool), RunError> {
+    let Some(ckpt_path) = &files.checkpoint else {
         if opts.resume {
             return Err(RunError::Resume(
-                "--resume needs --output FILE (standard output cannot be resumed)".into(),
+                "--resume needs --output FILE (standard output, devices and pipes cannot be resumed)"
+                    .into(),
             ));
         }
-        return Ok(fresh);
+        return Ok((fresh, false));
     };
     let saved = checkpoint::load(ckpt_path).map_err(io_err(ckpt_path))?;
-    if !opts.resume {
-        if let Some(saved) = saved.filter(|c| !c.done) {
-            return Err(RunError::Resume(format!(
-                "{} holds an interrupted run ({} documents written): pass --resume to finish it, or delete it to start over",
-                ckpt_path.display(),
-                saved.docs
-            )));
-        }
-        return Ok(fresh);
-    }
-    if opts.input == Input::Stdin {
+    if opts.resume && opts.input == Input::Stdin {
         return Err(RunError::Resume(
             "--resume needs --input FILE (standard input cannot be re-read)".into(),
         ));
     }
-    let Some(saved) = saved else {
-        tracing::info!(
-            "no checkpoint at {}; starting from the beginning",
-            ckpt_path.display()
-        );
-        return Ok(fresh);
+    let saved = match saved {
+        Saved::Old(version) => {
+            return Err(RunError::Resume(format!(
+                "{} was written by an older zhishi (checkpoint version {version}) and cannot be verified: delete it to start over",
+                ckpt_path.display()
+            )))
+        }
+        Saved::None => {
+            for target in [&files.output, &files.errors] {
+                if let Target::File { partial, .. } = target {
+                    if partial.exists() {
+                        return Err(RunError::Paths(format!(
+                            "{} exists but {} does not, so it is not this run's file: move it away",
+                            partial.display(),
+                            ckpt_path.display()
+                        )));
+                    }
+                }
+            }
+            if opts.resume {
+                tracing::info!(
+                    "no checkpoint at {}; starting from the beginning",
+                    ckpt_path.display()
+                );
+            }
+            return Ok((fresh, false));
+        }
+        Saved::Current(saved) => saved,
     };
-    let mismatch = |what: &str, then: String, now: String| {
+    if !opts.resume {
+        if saved.done {
+            return Ok((fresh, false)); // killed while renaming a finished run: start anew
+        }
+        return Err(RunError::Resume(format!(
+            "{} holds an interrupted run ({} documents written): pass --resume to finish it, or delete it to start over",
+            ckpt_path.display(),
+            saved.docs
+        )));
+    }
+    let refuse = |what: String| {
         RunError::Resume(format!(
-            "cannot resume from {}: the {what} was {then}, now {now}",
+            "cannot resume from {}: {what}; finish it with the same settings, or delete the checkpoint to start over",
             ckpt_path.display()
         ))
     };
-    if saved.version != CHECKPOINT_VERSION {
-        return Err(mismatch(
-            "checkpoint version",
-            saved.version.to_string(),
-            CHECKPOINT_VERSION.to_string(),
+    if saved.pipeline != fresh.pipeline {
+        return Err(refuse(
+            "the pipeline's settings changed since the run started (its stages, their options or the KG; --set included)".into(),
         ));
     }
-    if saved.input != fresh.input {
-        return Err(mismatch(
-            "input",
-            saved.input.display().to_string(),
-            fresh.input.display().to_string(),
-        ));
-    }
-    if saved.input_len != fresh.input_len {
-        return Err(mismatch(
-            "input size",
-            saved.input_len.to_string(),
-            fresh.input_len.to_string(),
-        ));
-    }
-    if saved.shard != fresh.shard {
-        return Err(mismatch(
-            "shard",
-            format!("{:?}", saved.shard),
-            format!("{:?}", fresh.shard),
-        ));
-    }
-    Ok(saved)
-}
-
-/// Opens `path` for writing, cut to `len` bytes (dropping a torn tail), positioned at its end.
-fn open_truncated(path: &Path, len: u64) -> Result<File, RunError> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(len == 0)
-        .open(path)
-        .map_err(io_err(path))?;
-    let meta = file.metadata().map_err(io_err(path))?;
-    if !meta.is_file() {
-        return Ok(file); // a device or pipe such as /dev/null: nothing to cut
-    }
-    let actual = meta.len();
-    if actual < len {
-        return Err(RunError::Resume(format!(
-            "{} is {actual} bytes but the checkpoint recorded {len}: it was changed after the run stopped",
-            path.display()
+    if let Some(change) = fresh.input.difference(&saved.input) {
+        return Err(refuse(format!(
+            "the input {} changed: {change}",
+            fresh.input.path.display()
         )));
     }
-    file.set_len(len).map_err(io_err(path))?;
-    file.seek(SeekFrom::Start(len)).map_err(io_err(path))?;
-    Ok(file)
+    if saved.reader != fresh.reader {
+        return Err(refuse(format!(
+            "the reader settings changed (then {:?}, now {:?})",
+            saved.reader, fresh.reader
+        )));
+    }
+    if saved.shard != fresh.shard {
+        return Err(refuse(format!(
+            "the shard was {:?}, now {:?}",
+            saved.shard, fresh.shard
+        )));
+    }
+    if saved.errors_path != fresh.errors_path {
+        return Err(refuse(format!(
+            "the errors file was {:?}, now {:?}",
+            saved.errors_path, fresh.errors_path
+        )));
+    }
+    Ok((saved, true))
 }
 
 /// A bad record with its message and kind.
@@ -521,7 +593,7 @@ fn read_batch<R: BufRead>(
     batch_size: usize,
 ) -> io::Result<Batch> {
     let mut batch = Batch {
-        records: Vec::with_capacity(batch_size),
+        records: Vec::with_capacity(batch_size.min(4096)),
         bad: Vec::new(),
         at_end: false,
     };

@@ -345,7 +345,7 @@ pub fn detect_format(path: &Path) -> Result<Format, ImportError> {
             path: path.to_path_buf(),
             source,
         })?;
-    let head = String::from_utf8_lossy(&head);
+    let head = String::from_utf8_lossy(crate::textfile::strip_bom_bytes(&head));
     let first = head.lines().map(str::trim).find(|l| !l.is_empty());
     let Some(first) = first else {
         return Err(ImportError::Format {
@@ -425,7 +425,14 @@ fn import_one(
         file_report.lines += chunk.len() as u64;
         let parsed: Vec<(u64, Result<Option<NamedTriple>, String>)> = chunk
             .par_iter()
-            .map(|(number, bytes)| (*number, decode_line(bytes).and_then(|l| parser(l, *number))))
+            .map(|(number, bytes)| {
+                let bytes = if *number == 1 {
+                    crate::textfile::strip_bom_bytes(bytes)
+                } else {
+                    bytes
+                };
+                (*number, decode_line(bytes).and_then(|l| parser(l, *number)))
+            })
             .collect();
         let mut batch = Vec::with_capacity(parsed.len());
         for (number, result) in parsed {
@@ -589,9 +596,12 @@ fn read_id_map(path: &Path) -> Result<HashMap<u32, String>, ImportError> {
         path: path.to_path_buf(),
         reason: format!("line {line}: {reason}"),
     };
-    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
+    let text = crate::textfile::read(path).map_err(|e| match e {
+        crate::textfile::TextFileError::Io { path, source } => ImportError::Io { path, source },
+        crate::textfile::TextFileError::Utf8 { line, column, .. } => format_err(
+            line,
+            format!("invalid UTF-8 at byte {column} of the line; expected UTF-8 text"),
+        ),
     })?;
     let mut lines = text.lines().enumerate();
     let count: usize = match lines.next() {
@@ -601,7 +611,9 @@ fn read_id_map(path: &Path) -> Result<HashMap<u32, String>, ImportError> {
             .map_err(|_| format_err(1, format!("expected the entry count, found {first:?}")))?,
         None => return Err(format_err(1, "empty file; expected the entry count".into())),
     };
-    let mut map = HashMap::with_capacity(count);
+    // The header is only a claim: never reserve more than the file has lines for (a header of
+    // 99999999999999 once asked for petabytes).
+    let mut map = HashMap::with_capacity(count.min(text.lines().count()));
     for (index, line) in lines {
         if line.trim().is_empty() {
             continue;

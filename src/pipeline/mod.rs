@@ -91,6 +91,7 @@ pub struct Pipeline {
 
 struct Inner {
     name: String,
+    fingerprint: String,
     batch_size: usize,
     stages: Vec<Box<dyn Stage>>,
     pool: Option<rayon::ThreadPool>,
@@ -132,6 +133,12 @@ impl Pipeline {
     /// The stages in execution order.
     pub fn stage_names(&self) -> Vec<&'static str> {
         self.inner.stages.iter().map(|s| s.name()).collect()
+    }
+
+    /// A hash of every setting that shapes the output (stages and their options, KG location;
+    /// not `threads` or `batch_size`): a resumed run refuses to continue under other settings.
+    pub fn fingerprint(&self) -> &str {
+        &self.inner.fingerprint
     }
 
     /// The batch size the TOML asked for (what `zhishi run` feeds at once).
@@ -412,11 +419,22 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
     Ok(Pipeline {
         inner: Arc::new(Inner {
             name: spec.pipeline.name.clone(),
+            fingerprint: fingerprint(spec),
             batch_size: spec.pipeline.batch_size,
             stages,
             pool,
         }),
     })
+}
+
+/// SHA-256 (hex, first 16 bytes) of the checked spec without its speed-only settings.
+fn fingerprint(spec: &PipelineSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let mut settings = spec.clone();
+    settings.pipeline.threads = 0;
+    settings.pipeline.batch_size = 0;
+    let digest = Sha256::digest(format!("{settings:?}").as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn shared(

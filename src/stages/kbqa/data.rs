@@ -19,10 +19,7 @@ pub struct Question {
 
 /// Reads every question of an NLPCC KBQA file, in file order.
 pub fn read_questions(path: &Path) -> Result<Vec<Question>, KbqaError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KbqaError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::textfile::read(path)?;
     parse_questions(&text).map_err(|(line, message)| KbqaError::Data {
         path: path.to_path_buf(),
         line,

@@ -47,6 +47,9 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// What can go wrong training, loading or running the KBQA stage.
 #[derive(Debug, thiserror::Error)]
 pub enum KbqaError {
+    /// A data file could not be read as UTF-8 text (names the file and line).
+    #[error(transparent)]
+    Read(#[from] crate::textfile::TextFileError),
     /// The TOML configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),

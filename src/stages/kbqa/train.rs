@@ -140,7 +140,7 @@ fn ensure_store(paths: &Resolved, c: &KbqaConfig) -> Result<(), KbqaError> {
         let path = path.to_path_buf();
         move |source| KbqaError::Io { path, source }
     };
-    let text = std::fs::read_to_string(data).map_err(io(data))?;
+    let text = crate::textfile::read(data)?;
     let mut part = String::new();
     let mut seen = 0;
     for line in text.lines() {

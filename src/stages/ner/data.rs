@@ -38,10 +38,7 @@ pub enum DataFormat {
 
 /// Reads a data file in `format`; tags are checked to be `O` or `P-TYPE`.
 pub fn read(path: &Path, format: DataFormat) -> Result<Vec<Sentence>, NerError> {
-    let text = std::fs::read_to_string(path).map_err(|source| NerError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::textfile::read(path)?;
     let sentences = match format {
         DataFormat::CharPerLine => parse_char_per_line(&text, path)?,
         DataFormat::KbertTsv => parse_kbert_tsv(&text, path)?,
@@ -170,6 +167,23 @@ mod tests {
         assert_eq!(s[0].text(), "高勇：");
         assert_eq!(s[0].tags, ["B-NAME", "E-NAME", "O"]);
         assert_eq!((s[1].line, s[1].text()), (5, "男".to_string()));
+    }
+
+    #[test]
+    fn item7_a_byte_order_mark_keeps_the_first_character_and_bad_utf8_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.bmes");
+        std::fs::write(&path, "\u{feff}高 B-NAME\n勇 E-NAME\n\n男 O\n").unwrap();
+        let s = read(&path, DataFormat::CharPerLine).unwrap();
+        assert_eq!(s[0].chars, ["高", "勇"]);
+        std::fs::write(&path, b"\xe9\xab\x98 B-NAME\n\xff E-NAME\n").unwrap();
+        let err = read(&path, DataFormat::CharPerLine)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("train.bmes:2: invalid UTF-8 at byte 1 of the line; expected UTF-8 text"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -167,10 +167,7 @@ struct RawAnswer {
 /// the JSON path and line; a duplicate question id is an error naming the id. Empty
 /// questions (the CMRC trial file has two) are kept and counted in [`DataSummary`].
 pub fn read(path: &Path) -> Result<QaSet, QaError> {
-    let text = std::fs::read_to_string(path).map_err(|source| QaError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::textfile::read(path)?;
     parse(path, &text)
 }
 
@@ -226,6 +223,13 @@ pub fn parse(path: &Path, text: &str) -> Result<QaSet, QaError> {
             }
         }
     }
+    if records.is_empty() {
+        return Err(QaError::Data {
+            path: path.to_path_buf(),
+            at: "data".into(),
+            message: "no questions; expected SQuAD v1 JSON with data[].paragraphs[].qas[]".into(),
+        });
+    }
     Ok(QaSet {
         path: path.to_path_buf(),
         records,
@@ -277,5 +281,20 @@ mod tests {
         // Not in the context, or -1 as some CMRC dev answers have.
         assert_eq!(locate(&ctx, "鲈鱼", -1), (None, Some(None)));
         assert_eq!(locate(&ctx, "", 0), (None, Some(None)));
+    }
+
+    #[test]
+    fn a_squad_file_with_a_byte_order_mark_reads_and_an_empty_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trial.json");
+        let json = r#"{"version":"v1","data":[{"title":"t","paragraphs":[{"context":"北京是首都",
+            "qas":[{"id":"q1","question":"首都？","answers":[{"text":"北京","answer_start":0}]}]}]}]}"#;
+        std::fs::write(&path, format!("\u{feff}{json}")).unwrap();
+        assert_eq!(read(&path).unwrap().records.len(), 1);
+        std::fs::write(&path, "").unwrap();
+        assert!(read(&path).is_err());
+        std::fs::write(&path, r#"{"version":"v1","data":[]}"#).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("no questions"), "{err}");
     }
 }

@@ -29,6 +29,9 @@ use std::path::PathBuf;
 /// What can go wrong reading QA data, training, loading or running a model.
 #[derive(Debug, thiserror::Error)]
 pub enum QaError {
+    /// A data file could not be read as UTF-8 text (names the file and line).
+    #[error(transparent)]
+    Read(#[from] crate::textfile::TextFileError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -61,10 +61,7 @@ pub fn read(
     no_relation: &str,
     max_negatives: usize,
 ) -> Result<Corpus, RelationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RelationError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::textfile::read(path)?;
     let corpus = match format {
         DataFormat::Sanwen => parse_sanwen(&text, path)?,
         DataFormat::Duie => parse_duie(&text, path, no_relation, max_negatives)?,

@@ -28,6 +28,9 @@ use std::path::PathBuf;
 /// What can go wrong reading relation data, training, loading or running a model.
 #[derive(Debug, thiserror::Error)]
 pub enum RelationError {
+    /// A data file could not be read as UTF-8 text (names the file and line).
+    #[error(transparent)]
+    Read(#[from] crate::textfile::TextFileError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
