@@ -23,10 +23,10 @@ pub struct KbertArgs {
     #[arg(long, value_name = "DIR")]
     db: Option<PathBuf>,
     /// Length of every output sequence (padded or cut to it).
-    #[arg(long, value_name = "L")]
+    #[arg(long, value_name = "L", value_parser = super::bounds::count_in::<2, 8192>)]
     max_length: usize,
     /// At most this many knowledge strings after one word.
-    #[arg(long, value_name = "K", default_value_t = KbertConfig::DEFAULT_MAX_ENTITIES)]
+    #[arg(long, value_name = "K", default_value_t = KbertConfig::DEFAULT_MAX_ENTITIES, value_parser = super::bounds::count_in::<0, 64>)]
     max_entities: usize,
     /// Inject predicate + object instead of the object alone (for `[predicate, object]` pairs).
     #[arg(long)]

@@ -67,7 +67,7 @@ struct ImportArgs {
     #[arg(long)]
     strict: bool,
     /// Lines per parsed and applied batch.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = super::bounds::count_in::<1, 10_000_000>)]
     batch_lines: usize,
     /// sled page-cache size in MiB.
     #[arg(long, default_value_t = 64)]
@@ -143,7 +143,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let options = ImportOptions {
         format: args.format,
         strict: args.strict,
-        batch_lines: args.batch_lines.max(1),
+        batch_lines: args.batch_lines,
         store: StoreOptions {
             cache_bytes: args.cache_mb * 1024 * 1024,
         },

@@ -32,7 +32,7 @@ pub struct LinkArgs {
     #[arg(long, value_parser = parse_overlap, default_value = "best-score")]
     overlap: OverlapPolicy,
     /// Drop links whose calibrated score is below this (NIL).
-    #[arg(long, default_value_t = LinkOptions::default().nil_threshold)]
+    #[arg(long, default_value_t = LinkOptions::default().nil_threshold, value_parser = super::bounds::unit_f32)]
     nil_threshold: f32,
     /// Shortest mention, in chars.
     #[arg(long, default_value_t = 1)]

@@ -12,7 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use zhishi::corpus::{
     self, Input, InputFormat, Output, Progress, ReaderOptions, RunOptions, Shard,
 };
+use zhishi::pipeline::spec::{MAX_BATCH_SIZE, MAX_THREADS};
 use zhishi::pipeline::Pipeline;
+
+use super::bounds::count_in;
 
 /// Seconds between progress log lines when stderr is not a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -41,10 +44,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "F")]
     question_field: Option<String>,
     /// Worker threads (overrides `pipeline.threads`; 0 = one per core).
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = count_in::<0, MAX_THREADS>)]
     threads: Option<usize>,
     /// Documents per batch (overrides `pipeline.batch_size`).
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = count_in::<1, MAX_BATCH_SIZE>)]
     batch_size: Option<usize>,
     /// Finish an interrupted run from its checkpoint (`OUTPUT.checkpoint.json`).
     #[arg(long)]
@@ -56,8 +59,8 @@ pub struct RunArgs {
     /// the output is standard output or a device).
     #[arg(long, value_name = "PATH")]
     errors: Option<PathBuf>,
-    /// Longest accepted record in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Longest accepted record in bytes (at most 1 GiB).
+    #[arg(long, value_name = "N", default_value_t = 1 << 20, value_parser = count_in::<1, { 1 << 30 }>)]
     max_record_bytes: usize,
     /// Override a pipeline TOML value: `--set dotted.key=value` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]

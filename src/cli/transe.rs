@@ -35,25 +35,25 @@ enum TranseCommand {
 #[derive(Args, Debug, Clone)]
 struct Hyper {
     /// Embedding dimension.
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = super::bounds::count_in::<1, 4096>)]
     dim: Option<usize>,
     /// Training epochs (with --resume: the total to reach).
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = super::bounds::count_in::<1, 1_000_000>)]
     epochs: Option<usize>,
     /// Learning rate.
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::positive_f32)]
     lr: Option<f32>,
     /// Margin (margin loss) or gamma (self-adversarial loss).
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::positive_f32)]
     margin: Option<f32>,
     /// Distance: 1 (L1) or 2 (L2).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
     norm: Option<u8>,
     /// Negatives per positive.
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = super::bounds::count_in::<1, 4096>)]
     negatives: Option<usize>,
     /// Positives per batch.
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = super::bounds::count_in::<1, { 1 << 20 }>)]
     batch_size: Option<usize>,
     /// Random seed.
     #[arg(long)]
@@ -62,7 +62,7 @@ struct Hyper {
     #[arg(long, value_enum)]
     loss: Option<LossArg>,
     /// Softmax temperature of the self-adversarial loss.
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::positive_f32)]
     adversarial_temperature: Option<f32>,
     /// Negative corruption: uniform head/tail or Bernoulli ("bern").
     #[arg(long, value_enum)]
@@ -78,7 +78,7 @@ struct Hyper {
     #[arg(long)]
     reciprocal: bool,
     /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = super::bounds::count_in::<1, 1024>)]
     threads: Option<usize>,
     /// Save a checkpoint to this file every --checkpoint-every epochs.
     #[arg(long)]

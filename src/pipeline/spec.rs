@@ -34,6 +34,12 @@ use crate::text::LinkOptions;
 
 use super::stage::Field;
 
+/// Largest `pipeline.batch_size` (and `zhishi run --batch-size`): documents held at once.
+pub const MAX_BATCH_SIZE: usize = 100_000;
+
+/// Largest `pipeline.threads`.
+pub const MAX_THREADS: usize = 1024;
+
 /// A whole pipeline file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -308,8 +314,26 @@ impl PipelineSpec {
         if let Err(e) = crate::model::parse_device(&self.pipeline.device) {
             return Err(source.error("pipeline.device", e.to_string()));
         }
-        if self.pipeline.batch_size == 0 {
-            return Err(source.error("pipeline.batch_size", "expected a batch size of at least 1"));
+        if !(1..=MAX_BATCH_SIZE).contains(&self.pipeline.batch_size) {
+            return Err(source.error(
+                "pipeline.batch_size",
+                format!(
+                    "{} documents; expected a batch size from 1 to {MAX_BATCH_SIZE}",
+                    self.pipeline.batch_size
+                ),
+            ));
+        }
+        if self.pipeline.threads > MAX_THREADS {
+            return Err(source.error(
+                "pipeline.threads",
+                format!(
+                    "{} threads; expected 0 (one per core) to {MAX_THREADS}",
+                    self.pipeline.threads
+                ),
+            ));
+        }
+        if let Some((key, message)) = self.link.as_ref().and_then(LinkOptions::problem) {
+            return Err(source.error(&format!("link.{key}"), message));
         }
         self.kg.as_ref().map(|kg| kg.locate(source)).transpose()
     }

@@ -437,6 +437,12 @@ impl Default for ScoreWeights {
 }
 
 impl ScoreWeights {
+    /// The position in [`ScoreWeights::to_vec`] order (0 = bias) of the first weight that is
+    /// NaN or infinite.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        self.to_vec().iter().position(|w| !w.is_finite())
+    }
+
     /// Weights as a vector: bias first, then [`Features::to_vec`] order.
     pub fn to_vec(&self) -> [f32; N_FEATURES + 1] {
         [

@@ -71,6 +71,42 @@ pub struct LinkOptions {
     pub weights: ScoreWeights,
 }
 
+impl LinkOptions {
+    /// The first option out of its range, as `(key in [link], what was expected)`: NaN or
+    /// infinite scores and weights, a NIL threshold outside 0..=1, no candidates, mentions of
+    /// zero characters.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if !(0.0..=1.0).contains(&self.nil_threshold) {
+            return Some((
+                "nil_threshold",
+                format!(
+                    "{} is not a score; expected a number from 0 to 1",
+                    self.nil_threshold
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&self.max_candidates) {
+            return Some((
+                "max_candidates",
+                format!("{} candidates; expected 1 to 1000", self.max_candidates),
+            ));
+        }
+        if !(1..=1000).contains(&self.min_chars) {
+            return Some((
+                "min_chars",
+                format!("{} characters; expected 1 to 1000", self.min_chars),
+            ));
+        }
+        if let Some(index) = self.weights.first_non_finite() {
+            return Some((
+                "weights",
+                format!("weight {index} (0 = bias) is not a finite number"),
+            ));
+        }
+        None
+    }
+}
+
 impl Default for LinkOptions {
     fn default() -> Self {
         LinkOptions {
@@ -98,6 +134,14 @@ pub enum LinkError {
     /// The name automaton could not be built.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// An option is out of its range (`link.KEY` and what was expected).
+    #[error("link.{key}: {message}")]
+    Options {
+        /// The option's key in `[link]`.
+        key: &'static str,
+        /// What was expected.
+        message: String,
+    },
 }
 
 /// A linked entity.
@@ -255,6 +299,9 @@ struct Scored {
 impl<S: KnowledgeSource> Linker<S> {
     /// Builds the linker: reads every name and each named entity's facts once.
     pub fn build(source: S, opts: LinkOptions) -> Result<Self, LinkError> {
+        if let Some((key, message)) = opts.problem() {
+            return Err(LinkError::Options { key, message });
+        }
         let mut names: Vec<(String, EntityId)> = Vec::new();
         source.for_each_name(&mut |name, id| {
             names.push((name.to_string(), id));
