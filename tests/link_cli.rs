@@ -109,5 +109,72 @@ fn a_bad_jsonl_line_is_reported_with_its_number() {
         .write_stdin("{\"q\": \"北京\"}\nnot json\n")
         .assert()
         .failure()
-        .stderr(predicates::str::contains("line 2: not a JSON object"));
+        .stderr(predicates::str::contains("line 2: invalid JSON"));
+}
+
+#[test]
+fn item9_oversize_and_bad_lines_are_reported_with_their_line_and_the_rest_is_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(&dir);
+    let long = "北京".repeat(100);
+    let input = format!(
+        "{{\"text\": \"我住在北京。\"}}\n\n{{\"text\": \"{long}\"}}\nnot json\n{{\"text\": \"山西大学在太原\"}}\n"
+    );
+    let out = Command::cargo_bin("zhishi")
+        .unwrap()
+        .args([
+            "link",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "--text-field",
+            "text",
+        ])
+        .args(["--max-record-bytes", "200"])
+        .write_stdin(input)
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 5, "one output line per input line");
+    assert_eq!(mention_texts(&got[0]), ["北京"]);
+    assert_eq!(mention_texts(&got[1]), Vec::<&str>::new());
+    assert_eq!(got[2]["line"], 3);
+    assert!(got[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("over the limit of 200 bytes"));
+    assert_eq!(got[3]["line"], 4);
+    assert!(got[3]["error"].as_str().unwrap().contains("invalid JSON"));
+    assert_eq!(mention_texts(&got[4]), ["山西大学"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 3: record is"), "{stderr}");
+    assert!(stderr.contains("line 4: invalid JSON"), "{stderr}");
+}
+
+#[test]
+fn item9_a_line_of_20000_mentions_links_every_one() {
+    // 20,000 mentions of one name in one line: overlap resolution used to compare every
+    // mention with every kept one (O(m^2)); now one ordered lookup each.
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(&dir);
+    let line = "北京，".repeat(20_000);
+    let out = Command::cargo_bin("zhishi")
+        .unwrap()
+        .args([
+            "link",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "--knowledge",
+            "1",
+        ])
+        .write_stdin(format!("{line}\n"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let got = lines(&out.stdout);
+    assert_eq!(got[0]["mentions"].as_array().unwrap().len(), 20_000);
 }

@@ -8,13 +8,18 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use rayon::prelude::*;
-use serde_json::Value;
+use serde::Serialize;
 
+use zhishi::corpus::reader::RecordReader;
+use zhishi::corpus::{InputFormat, ReaderOptions};
 use zhishi::kg::store::Store;
-use zhishi::text::{KnowledgeSource, LinkOptions, Linker, Mention, OverlapPolicy};
+use zhishi::text::{Knowledge, KnowledgeSource, LinkOptions, Linker, Mention, OverlapPolicy};
 
 /// Lines linked in parallel per batch; output order is the input order.
 const BATCH_LINES: usize = 4096;
+
+/// Text bytes gathered before a batch is linked even if it has fewer lines.
+const BATCH_BYTES: usize = 16 << 20;
 
 /// Arguments of `zhishi link`.
 #[derive(Args, Debug)]
@@ -49,6 +54,10 @@ pub struct LinkArgs {
     /// Add the K most relevant triples of each linked entity (`knowledge` field).
     #[arg(long, value_name = "K", default_value_t = 0)]
     knowledge: usize,
+    /// Longest accepted input line in bytes (at most 1 GiB); longer lines are reported and
+    /// skipped, never loaded whole.
+    #[arg(long, value_name = "N", default_value_t = 1 << 20, value_parser = super::bounds::count_in::<1, { 1 << 30 }>)]
+    max_record_bytes: usize,
     /// Input file (default: stdin).
     file: Option<PathBuf>,
 }
@@ -79,61 +88,107 @@ pub fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
     };
     let linker = Linker::build(store, opts).context("building the linker from the store")?;
     let input: Box<dyn BufRead> = match &args.file {
-        Some(path) => Box::new(BufReader::new(
+        Some(path) => Box::new(BufReader::with_capacity(
+            1 << 20,
             File::open(path).with_context(|| format!("opening {}", path.display()))?,
         )),
-        None => Box::new(BufReader::new(io::stdin().lock())),
+        None => Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock())),
     };
+    let reader_opts = ReaderOptions {
+        format: match args.text_field {
+            Some(_) => InputFormat::Jsonl,
+            None => InputFormat::Txt,
+        },
+        text_field: args.text_field.clone().unwrap_or_else(|| "text".into()),
+        id_field: None,
+        question_field: None,
+        max_record_bytes: args.max_record_bytes,
+    };
+    let mut records = RecordReader::new(input, reader_opts, 0, 0);
     let mut out = BufWriter::new(io::stdout().lock());
-    let mut batch: Vec<String> = Vec::with_capacity(BATCH_LINES);
-    let mut first_line = 1usize;
-    let mut lines = input.lines();
+    let (mut lines_out, mut linked, mut bad) = (0u64, 0u64, 0u64);
     loop {
-        batch.clear();
-        for line in lines.by_ref().take(BATCH_LINES) {
-            batch.push(line.context("reading input")?);
+        let mut batch = Vec::with_capacity(BATCH_LINES);
+        let mut bytes = 0usize;
+        while batch.len() < BATCH_LINES && bytes < BATCH_BYTES {
+            let Some(record) = records.next_record().context("reading input")? else {
+                break;
+            };
+            bytes += record.content.as_ref().map_or(0, |d| d.text.len());
+            batch.push(record);
         }
         if batch.is_empty() {
             break;
         }
-        let rendered: Vec<anyhow::Result<String>> = batch
+        let rendered: Vec<Result<String, String>> = batch
             .par_iter()
-            .enumerate()
-            .map(|(i, line)| render(&linker, &args, line, first_line + i))
+            .map(|record| match &record.content {
+                Ok(doc) => render(&linker, &args, &doc.text).map_err(|e| format!("{e:#}")),
+                Err(e) => Err(e.to_string()),
+            })
             .collect();
-        for r in rendered {
-            writeln!(out, "{}", r?)?;
+        for (record, line) in batch.iter().zip(rendered) {
+            // One output line per input line: blank input lines give empty results.
+            while lines_out + 1 < record.line {
+                writeln!(out, "{}", empty_line(args.json))?;
+                lines_out += 1;
+            }
+            match line {
+                Ok(line) => {
+                    writeln!(out, "{line}")?;
+                    linked += 1;
+                }
+                Err(error) => {
+                    let where_ = match &args.file {
+                        Some(path) => format!("{}:{}", path.display(), record.line),
+                        None => format!("line {}", record.line),
+                    };
+                    eprintln!("zhishi link: {where_}: {error}");
+                    let json = serde_json::json!({ "line": record.line, "error": error });
+                    writeln!(
+                        out,
+                        "{}",
+                        if args.json {
+                            json.to_string()
+                        } else {
+                            String::new()
+                        }
+                    )?;
+                    bad += 1;
+                }
+            }
+            lines_out = record.line;
         }
-        first_line += batch.len();
+    }
+    while lines_out < records.lines() {
+        writeln!(out, "{}", empty_line(args.json))?;
+        lines_out += 1;
     }
     out.flush()?;
+    if bad > 0 {
+        bail!(
+            "{bad} input lines could not be linked ({linked} were); each is reported above and stands as {{\"line\", \"error\"}} in the output"
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The output line of a blank input line.
+fn empty_line(json: bool) -> &'static str {
+    if json {
+        r#"{"mentions":[]}"#
+    } else {
+        ""
+    }
 }
 
 /// Links one input line and renders the output line.
 fn render<S: KnowledgeSource>(
     linker: &Linker<S>,
     args: &LinkArgs,
-    line: &str,
-    line_no: usize,
+    text: &str,
 ) -> anyhow::Result<String> {
-    let text = match &args.text_field {
-        None => line.to_string(),
-        Some(field) => {
-            if line.trim().is_empty() {
-                String::new()
-            } else {
-                let record: Value = serde_json::from_str(line)
-                    .with_context(|| format!("line {line_no}: not a JSON object"))?;
-                match record.get(field) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(_) => bail!("line {line_no}: field `{field}` is not a string"),
-                    None => bail!("line {line_no}: no field `{field}`"),
-                }
-            }
-        }
-    };
-    let mentions = linker.link(&text);
+    let mentions = linker.link(text);
     if !args.json {
         let parts: Vec<String> = mentions
             .iter()
@@ -141,23 +196,30 @@ fn render<S: KnowledgeSource>(
             .collect();
         return Ok(parts.join("\t"));
     }
-    let mut json = Vec::with_capacity(mentions.len());
-    for m in &mentions {
-        json.push(mention_json(linker, &text, m, args.knowledge)?);
+    let mut out = Vec::with_capacity(mentions.len());
+    for mention in &mentions {
+        let knowledge = if args.knowledge > 0 {
+            Some(linker.select_knowledge(text, mention, args.knowledge)?)
+        } else {
+            None
+        };
+        out.push(MentionOut { mention, knowledge });
     }
-    Ok(serde_json::json!({ "mentions": json }).to_string())
+    Ok(serde_json::to_string(&LineOut { mentions: out })?)
 }
 
-fn mention_json<S: KnowledgeSource>(
-    linker: &Linker<S>,
-    text: &str,
-    m: &Mention,
-    k: usize,
-) -> anyhow::Result<Value> {
-    let mut value = serde_json::to_value(m)?;
-    if k > 0 {
-        let knowledge = linker.select_knowledge(text, m, k)?;
-        value["knowledge"] = serde_json::to_value(knowledge)?;
-    }
-    Ok(value)
+/// One output line: serialised straight to text (a `serde_json::Value` per mention cost
+/// ~10 KB each on lines with hundreds of thousands of mentions).
+#[derive(Serialize)]
+struct LineOut<'a> {
+    mentions: Vec<MentionOut<'a>>,
+}
+
+/// A mention with, when asked for, its most relevant facts.
+#[derive(Serialize)]
+struct MentionOut<'a> {
+    #[serde(flatten)]
+    mention: &'a Mention,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    knowledge: Option<Vec<Knowledge>>,
 }

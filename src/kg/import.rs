@@ -217,20 +217,33 @@ pub fn read_files(
     files: &[PathBuf],
     options: &ImportOptions,
 ) -> Result<(Vec<NamedTriple>, ImportReport), ImportError> {
-    let started = Instant::now();
     let mut triples = Vec::new();
+    let report = read_files_with(files, options, &mut |batch| {
+        triples.extend_from_slice(batch)
+    })?;
+    Ok((triples, report))
+}
+
+/// Parses `files` like [`read_files`] but hands each parsed chunk's valid triples to `sink`
+/// instead of collecting them, so a caller can keep what it needs (e.g. distinct triples).
+pub fn read_files_with(
+    files: &[PathBuf],
+    options: &ImportOptions,
+    sink: &mut dyn FnMut(&[NamedTriple]),
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
     let mut report = parse_files(
         files,
         options,
         &mut |batch| {
-            triples.extend_from_slice(batch);
+            sink(batch);
             Ok(())
         },
         &mut |_| {},
     )?;
     report.new_triples = report.parsed_triples;
     report.seconds = started.elapsed().as_secs_f64();
-    Ok((triples, report))
+    Ok(report)
 }
 
 /// Parses every file, handing each chunk's valid triples to `sink`; fails if none is valid.

@@ -37,14 +37,25 @@ impl FactsStage {
 
     fn facts_of(&self, doc: &Document) -> Result<Vec<Fact>, PipelineError> {
         let mut out = Vec::new();
+        // Byte offset of every char, once per document, so each mention's context window is
+        // cut in O(window): the stage stays linear in document length and mention count.
+        let bytes: Vec<usize> = doc
+            .text
+            .char_indices()
+            .map(|(b, _)| b)
+            .chain([doc.text.len()])
+            .collect();
+        let chars = bytes.len() - 1;
         for (index, m) in doc.mentions.iter().enumerate() {
+            let (start, end) = (m.start.min(chars), m.end.min(chars));
+            let context = text::fact_context(&doc.text, bytes[start], bytes[end.max(start)]);
             let entity = text::EntityRef {
                 id: m.entity.id,
                 name: m.entity.name.clone(),
             };
             let ranked =
                 self.linker
-                    .select_facts(&doc.text, &m.text, &entity, self.opts.per_mention)?;
+                    .select_facts(context, &m.text, &entity, self.opts.per_mention)?;
             out.extend(ranked.into_iter().map(|k| Fact {
                 mention: index,
                 subject: m.entity.name.clone(),

@@ -10,7 +10,8 @@ pub mod source;
 pub mod store_source;
 
 pub use link::{
-    Candidate, EntityRef, Knowledge, LinkError, LinkOptions, Linker, Mention, OverlapPolicy,
+    fact_context, Candidate, EntityRef, Knowledge, LinkError, LinkOptions, Linker, Mention,
+    OverlapPolicy,
 };
 pub use normalize::{normalize, NormalizeOptions, Normalized};
 pub use segment::{SegmentOptions, Segmenter, Token};

@@ -74,28 +74,15 @@ pub struct MemoryKg {
 
 impl MemoryKg {
     /// Builds a KG; subjects become entities, alias predicates add aliases.
+    /// A triple given again is kept once, as `zhishi kg import` keeps it.
     pub fn from_triples<'a>(
         triples: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
     ) -> Self {
-        let mut kg = MemoryKg::default();
+        let mut builder = Builder::default();
         for (s, p, o) in triples {
-            let (s, p, o) = (s.trim(), p.trim(), o.trim());
-            if s.is_empty() || p.is_empty() || o.is_empty() {
-                continue;
-            }
-            let sid = kg.intern(s);
-            let oid = kg.intern(o);
-            kg.is_entity[sid as usize] = true;
-            kg.degree[sid as usize] += 1;
-            if oid != sid {
-                kg.degree[oid as usize] += 1;
-            }
-            kg.facts[sid as usize].push((p.to_string(), oid));
-            if DEFAULT_ALIAS_PREDICATES.contains(&p) && o != s {
-                kg.aliases.push((o.to_string(), sid));
-            }
+            builder.add(s, p, o);
         }
-        kg
+        builder.kg
     }
 
     fn intern(&mut self, name: &str) -> EntityId {
@@ -124,17 +111,53 @@ impl MemoryKg {
 
     /// Reads triple files (any importer format, with its validation and bad-line report)
     /// into memory: the KG of a pipeline's `[kg] triples` or of a K-BERT NER model.
+    /// Triples are added as each chunk is parsed, and duplicates are kept once, so memory
+    /// follows the distinct triples, not the file.
     pub fn read_files(
         files: &[std::path::PathBuf],
         options: &crate::kg::import::ImportOptions,
     ) -> Result<(Self, crate::kg::import::ImportReport), crate::kg::import::ImportError> {
-        let (triples, report) = crate::kg::import::read_files(files, options)?;
-        let kg = Self::from_triples(
-            triples
-                .iter()
-                .map(|t| (t.subject.as_str(), t.predicate.as_str(), t.object.as_str())),
-        );
-        Ok((kg, report))
+        let mut builder = Builder::default();
+        let report = crate::kg::import::read_files_with(files, options, &mut |batch| {
+            for t in batch {
+                builder.add(&t.subject, &t.predicate, &t.object);
+            }
+        })?;
+        Ok((builder.kg, report))
+    }
+}
+
+/// Builds a [`MemoryKg`] triple by triple, keeping each distinct triple once.
+#[derive(Default)]
+struct Builder {
+    kg: MemoryKg,
+    predicates: HashMap<String, u32>,
+    seen: std::collections::HashSet<(EntityId, u32, EntityId)>,
+}
+
+impl Builder {
+    fn add(&mut self, s: &str, p: &str, o: &str) {
+        let (s, p, o) = (s.trim(), p.trim(), o.trim());
+        if s.is_empty() || p.is_empty() || o.is_empty() {
+            return;
+        }
+        let kg = &mut self.kg;
+        let sid = kg.intern(s);
+        let oid = kg.intern(o);
+        let next = self.predicates.len() as u32;
+        let pid = *self.predicates.entry(p.to_string()).or_insert(next);
+        if !self.seen.insert((sid, pid, oid)) {
+            return;
+        }
+        kg.is_entity[sid as usize] = true;
+        kg.degree[sid as usize] += 1;
+        if oid != sid {
+            kg.degree[oid as usize] += 1;
+        }
+        kg.facts[sid as usize].push((p.to_string(), oid));
+        if DEFAULT_ALIAS_PREDICATES.contains(&p) && o != s {
+            kg.aliases.push((o.to_string(), sid));
+        }
     }
 }
 
@@ -185,6 +208,23 @@ impl KnowledgeSource for MemoryKg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item10_duplicate_triples_are_kept_once_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kg.tsv");
+        std::fs::write(
+            &path,
+            "哈姆雷特\t作者\t莎士比亚\n".repeat(1000) + "哈姆雷特\t类型\t悲剧\n",
+        )
+        .unwrap();
+        let (kg, report) =
+            MemoryKg::read_files(&[path], &crate::kg::import::ImportOptions::default()).unwrap();
+        assert_eq!(report.parsed_triples, 1001);
+        let id = kg.id("哈姆雷特").unwrap();
+        assert_eq!(kg.facts(id, 100).unwrap().len(), 2);
+        assert_eq!(kg.entity(id).unwrap().unwrap().degree, 2);
+    }
 
     #[test]
     fn book_titles_and_qualifiers_give_aliases() {
