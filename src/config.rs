@@ -157,7 +157,10 @@ impl ConfigSource {
 
     /// The directory relative paths resolve against.
     pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or_else(|| Path::new("."))
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
     }
 
     /// `p` if absolute, else `p` relative to the TOML file's directory.
@@ -575,5 +578,16 @@ mod tests {
             Path::new("conf/kg/demo.tsv")
         );
         assert_eq!(loaded.source.resolve(Path::new("/abs")), Path::new("/abs"));
+    }
+
+    #[test]
+    fn a_file_in_the_current_folder_resolves_against_dot() {
+        let loaded = from_str::<Schema>(Path::new("p.toml"), TEXT, &[]).unwrap();
+        let err = loaded
+            .source
+            .existing_path("encoder.model", Path::new("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(relative paths resolve against .)"), "{err}");
     }
 }

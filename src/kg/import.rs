@@ -751,8 +751,10 @@ fn unescape_nt(s: &str) -> Result<String, String> {
             Some(u @ ('u' | 'U')) => {
                 let len = if u == 'u' { 4 } else { 8 };
                 let hex: String = chars.by_ref().take(len).collect();
-                let code = u32::from_str_radix(&hex, 16)
-                    .ok()
+                let complete = hex.len() == len && hex.chars().all(|c| c.is_ascii_hexdigit());
+                let code = complete
+                    .then(|| u32::from_str_radix(&hex, 16).ok())
+                    .flatten()
                     .and_then(char::from_u32)
                     .ok_or_else(|| format!("bad escape \\{u}{hex}"))?;
                 out.push(code);
@@ -826,6 +828,15 @@ mod tests {
             .unwrap_err()
             .contains("expected `.`"));
         assert!(parse_ntriples("a <p> <o> .").is_err());
+        // Escapes take exactly 4 (\u) or 8 (\U) hex digits.
+        for bad in [
+            r#"<a> <p> "\u12" ."#,
+            r#"<a> <p> "\u+012" ."#,
+            r#"<a> <p> "\U0001F60" ."#,
+        ] {
+            let err = parse_ntriples(bad).unwrap_err();
+            assert!(err.contains("bad escape"), "{bad}: {err}");
+        }
     }
 
     #[test]

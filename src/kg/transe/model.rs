@@ -184,6 +184,12 @@ pub(crate) fn write_matrices(
             )
         })
         .collect();
+    let mut metadata = metadata;
+    let mut named: Vec<(&str, &[u8])> = bytes
+        .iter()
+        .map(|(name, data, _)| (name.as_str(), data.as_slice()))
+        .collect();
+    metadata.insert(CHECKSUM_KEY.to_string(), checksum(&mut named));
     let invalid = |e: safetensors::SafeTensorError| TransEError::Format {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -212,6 +218,27 @@ pub(crate) struct TensorFile<'a> {
     pub metadata: HashMap<String, String>,
 }
 
+/// Metadata key of the SHA-256 over a file's tensors (files written before it have none).
+const CHECKSUM_KEY: &str = "sha256";
+
+/// SHA-256 (hex) over `(name, bytes)` pairs in name order.
+fn checksum(named: &mut [(&str, &[u8])]) -> String {
+    use sha2::{Digest, Sha256};
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let mut hasher = Sha256::new();
+    for (name, data) in named.iter() {
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((data.len() as u64).to_le_bytes());
+        hasher.update(data);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl<'a> TensorFile<'a> {
     /// Parses `bytes` read from `path`.
     pub fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<Self, TransEError> {
@@ -222,6 +249,19 @@ impl<'a> TensorFile<'a> {
         let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(invalid)?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(invalid)?;
+        if let Some(expected) = metadata.get(CHECKSUM_KEY) {
+            let views = tensors.tensors();
+            let mut named: Vec<(&str, &[u8])> = views
+                .iter()
+                .map(|(name, view)| (name.as_str(), view.data()))
+                .collect();
+            if checksum(&mut named) != *expected {
+                return Err(TransEError::Format {
+                    path: path.to_path_buf(),
+                    reason: "its vectors do not match the checksum written with them: the file is corrupted".into(),
+                });
+            }
+        }
         Ok(TensorFile {
             path,
             tensors,
@@ -281,6 +321,26 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("entity2vec.vec")).unwrap();
         assert_eq!(text, "1\t0\n0.5\t-0.25\n");
         assert_eq!(model.distance(0, 0, 1), (0.25f32 + 1.75 * 1.75).sqrt());
+    }
+
+    #[test]
+    fn a_bit_flipped_vectors_file_is_refused() {
+        let model = TransE {
+            dim: 2,
+            norm: Norm::L2,
+            entity: vec![1.0, 0.0, 0.5, -0.25],
+            relation: vec![0.0, 1.5],
+            reciprocal: false,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transe.safetensors");
+        model.save(&path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x10;
+        std::fs::write(&path, bytes).unwrap();
+        let err = TransE::load(&path).unwrap_err().to_string();
+        assert!(err.contains("corrupted"), "{err}");
     }
 
     #[test]
