@@ -1,6 +1,7 @@
 //! The routes: `POST /v1/process`, `GET /healthz`, the demo page at `/`, and JSON errors
 //! (`{"error": "..."}`, `application/json`) for every failure status, axum's own included.
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -112,50 +113,93 @@ async fn healthz(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// Why `POST /v1/process` failed; each maps to one status.
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    /// The body is over `max_body_bytes` (declared or counted).
+    #[error("request body over {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body did not arrive within `body_timeout`.
+    #[error("request body not received within {:.1}s", .0.as_secs_f64())]
+    BodyTimeout(Duration),
+    /// The connection failed while the body was read.
+    #[error("cannot read the request body: {0}")]
+    BodyRead(#[source] axum::BoxError),
+    /// The body is not a valid request.
+    #[error("invalid request: {0}; expected {{\"text\": \"...\"}} or {{\"texts\": [\"...\"]}}")]
+    InvalidJson(#[source] serde_json::Error),
+    /// Neither or both of `text` and `texts`.
+    #[error("expected exactly one of `text` and `texts`")]
+    TextOrTexts,
+    /// A batch over `max_batch`.
+    #[error("{count} texts in one request; at most {max}")]
+    TooManyTexts {
+        /// Texts sent.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not processed within `timeout`.
+    #[error("not processed within {:.1}s", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// The pipeline or its worker failed, or the service is stopping.
+    #[error(transparent)]
+    Work(#[from] WorkError),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BodyTooLarge { .. } | ApiError::TooManyTexts { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyRead(_) | ApiError::InvalidJson(_) | ApiError::TextOrTexts => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Work(WorkError::Closed | WorkError::Cancelled) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Work(WorkError::Pipeline(_) | WorkError::Worker(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status(), self.to_string())
+    }
+}
+
 /// The request body, within `max_body_bytes` (413) and `body_timeout` (408).
-async fn read_body(request: Request, opts: &ServeOptions) -> Result<Bytes, Response> {
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {} bytes", opts.max_body_bytes),
-        )
-    };
+async fn read_body(request: Request, opts: &ServeOptions) -> Result<Bytes, ApiError> {
+    let limit = opts.max_body_bytes;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > opts.max_body_bytes as u64) {
-        return Err(too_large());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
     }
-    let body = Limited::new(request.into_body(), opts.max_body_bytes);
+    let body = Limited::new(request.into_body(), limit);
     match tokio::time::timeout(opts.body_timeout, body.collect()).await {
-        Err(_) => Err(error(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "request body not received within {:.1}s",
-                opts.body_timeout.as_secs_f64()
-            ),
-        )),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("cannot read the request body: {e}"),
-        )),
+        Err(_) => Err(ApiError::BodyTimeout(opts.body_timeout)),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::BodyTooLarge { limit }),
+        Ok(Err(e)) => Err(ApiError::BodyRead(e)),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
 
 /// The documents a request asks for, and whether it was a batch.
-fn documents(body: &[u8], max_batch: usize) -> Result<(Vec<Document>, bool), Response> {
-    let request: ProcessRequest = serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "invalid request: {e}; expected {{\"text\": \"...\"}} or {{\"texts\": [\"...\"]}}"
-            ),
-        )
-    })?;
+fn documents(body: &[u8], max_batch: usize) -> Result<(Vec<Document>, bool), ApiError> {
+    let request: ProcessRequest = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
     match (request.text, request.texts) {
         (Some(text), None) => Ok((
             vec![Document {
@@ -168,40 +212,27 @@ fn documents(body: &[u8], max_batch: usize) -> Result<(Vec<Document>, bool), Res
         (None, Some(texts)) if texts.len() <= max_batch => {
             Ok((texts.into_iter().map(Document::new).collect(), true))
         }
-        (None, Some(texts)) => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{} texts in one request; at most {max_batch}", texts.len()),
-        )),
-        _ => Err(error(
-            StatusCode::BAD_REQUEST,
-            "expected exactly one of `text` and `texts`",
-        )),
+        (None, Some(texts)) => Err(ApiError::TooManyTexts {
+            count: texts.len(),
+            max: max_batch,
+        }),
+        _ => Err(ApiError::TextOrTexts),
     }
 }
 
-async fn process(State(state): State<AppState>, request: Request) -> Response {
-    let body = match read_body(request, &state.opts).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let (docs, batch) = match documents(&body, state.opts.max_batch) {
-        Ok(parsed) => parsed,
-        Err(response) => return response,
-    };
+async fn process(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let body = read_body(request, &state.opts).await?;
+    let (docs, batch) = documents(&body, state.opts.max_batch)?;
     drop(body);
     let timeout = state.opts.timeout;
-    match tokio::time::timeout(timeout, state.workers.run(docs)).await {
-        Err(_) => error(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("not processed within {:.1}s", timeout.as_secs_f64()),
-        ),
-        Ok(Err(e @ (WorkError::Closed | WorkError::Cancelled))) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Ok(Ok(documents)) if batch => Json(BatchResponse { documents }).into_response(),
-        Ok(Ok(mut docs)) => Json(docs.remove(0)).into_response(),
-    }
+    let mut documents = tokio::time::timeout(timeout, state.workers.run(docs))
+        .await
+        .map_err(|_| ApiError::Timeout(timeout))??;
+    Ok(if batch {
+        Json(BatchResponse { documents }).into_response()
+    } else {
+        Json(documents.remove(0)).into_response()
+    })
 }
 
 async fn page() -> Response {
