@@ -1,0 +1,244 @@
+//! The routes: `POST /v1/process`, `GET /healthz`, the demo page at `/`, and JSON errors
+//! (`{"error": "..."}`, `application/json`) for every failure status, axum's own included.
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::work::{WorkError, Workers};
+use super::ServeOptions;
+use crate::doc::Document;
+use crate::pipeline::Pipeline;
+
+/// Largest error body that [`json_errors`] rewrites into a JSON message.
+const MAX_ERROR_TEXT: usize = 16 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    workers: Arc<Workers>,
+    opts: Arc<ServeOptions>,
+}
+
+/// The service's routes over `pipeline`.
+pub(super) fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
+    let state = AppState {
+        workers: Arc::new(Workers::new(pipeline, opts.max_in_flight)),
+        opts: Arc::new(opts),
+    };
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/v1/process", post(process))
+        .fallback(not_found)
+        .layer(middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+/// `POST /v1/process` body: one document, or a batch under `texts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessRequest {
+    text: Option<String>,
+    id: Option<String>,
+    question: Option<String>,
+    texts: Option<Vec<String>>,
+}
+
+/// `POST /v1/process` answer to a batch (documents serialise exactly as single answers do).
+#[derive(Serialize)]
+struct BatchResponse {
+    documents: Vec<Document>,
+}
+
+/// `{"error": message}` with `status`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Rewrites any failure response that is not JSON yet (axum's rejections, e.g. a body over
+/// the limit, carry plain text) into `{"error": text}`, keeping status and other headers.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(json!({ "error": message }).to_string()))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let pipeline = state.workers.pipeline();
+    Json(json!({
+        "status": "ok",
+        "pipeline": pipeline.name(),
+        "stages": pipeline.stage_names(),
+        "work": state.workers.stats(),
+    }))
+    .into_response()
+}
+
+/// Why `POST /v1/process` failed; each maps to one status.
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    /// The body is over `max_body_bytes` (declared or counted).
+    #[error("request body over {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body did not arrive within `body_timeout`.
+    #[error("request body not received within {:.1}s", .0.as_secs_f64())]
+    BodyTimeout(Duration),
+    /// The connection failed while the body was read.
+    #[error("cannot read the request body: {0}")]
+    BodyRead(#[source] axum::BoxError),
+    /// The body is not a valid request.
+    #[error("invalid request: {0}; expected {{\"text\": \"...\"}} or {{\"texts\": [\"...\"]}}")]
+    InvalidJson(#[source] serde_json::Error),
+    /// Neither or both of `text` and `texts`.
+    #[error("expected exactly one of `text` and `texts`")]
+    TextOrTexts,
+    /// A batch over `max_batch`.
+    #[error("{count} texts in one request; at most {max}")]
+    TooManyTexts {
+        /// Texts sent.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not processed within `timeout`.
+    #[error("not processed within {:.1}s", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// The pipeline or its worker failed, or the service is stopping.
+    #[error(transparent)]
+    Work(#[from] WorkError),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BodyTooLarge { .. } | ApiError::TooManyTexts { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyRead(_) | ApiError::InvalidJson(_) | ApiError::TextOrTexts => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Work(WorkError::Closed | WorkError::Cancelled) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Work(WorkError::Pipeline(_) | WorkError::Worker(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status(), self.to_string())
+    }
+}
+
+/// The request body, within `max_body_bytes` (413) and `body_timeout` (408).
+async fn read_body(request: Request, opts: &ServeOptions) -> Result<Bytes, ApiError> {
+    let limit = opts.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let body = Limited::new(request.into_body(), limit);
+    match tokio::time::timeout(opts.body_timeout, body.collect()).await {
+        Err(_) => Err(ApiError::BodyTimeout(opts.body_timeout)),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::BodyTooLarge { limit }),
+        Ok(Err(e)) => Err(ApiError::BodyRead(e)),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// The documents a request asks for, and whether it was a batch.
+fn documents(body: &[u8], max_batch: usize) -> Result<(Vec<Document>, bool), ApiError> {
+    let request: ProcessRequest = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
+    match (request.text, request.texts) {
+        (Some(text), None) => Ok((
+            vec![Document {
+                id: request.id,
+                question: request.question,
+                ..Document::new(text)
+            }],
+            false,
+        )),
+        (None, Some(texts)) if texts.len() <= max_batch => {
+            Ok((texts.into_iter().map(Document::new).collect(), true))
+        }
+        (None, Some(texts)) => Err(ApiError::TooManyTexts {
+            count: texts.len(),
+            max: max_batch,
+        }),
+        _ => Err(ApiError::TextOrTexts),
+    }
+}
+
+async fn process(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let body = read_body(request, &state.opts).await?;
+    let (docs, batch) = documents(&body, state.opts.max_batch)?;
+    drop(body);
+    let timeout = state.opts.timeout;
+    let mut documents = tokio::time::timeout(timeout, state.workers.run(docs))
+        .await
+        .map_err(|_| ApiError::Timeout(timeout))??;
+    Ok(if batch {
+        Json(BatchResponse { documents }).into_response()
+    } else {
+        Json(documents.remove(0)).into_response()
+    })
+}
+
+async fn page() -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(include_str!("index.html")),
+    )
+        .into_response()
+}
