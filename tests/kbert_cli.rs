@@ -66,6 +66,17 @@ fn predicate_flag_and_compat_mode_follow_kbert() {
 }
 
 #[test]
+fn smaller_item_compat_trees_may_leave_out_the_texts_spaces_as_kberts_segmenter_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = r#"{"text": "北京 好", "tree": [{"word": "北京", "injected": [["首", "都"]]}, {"word": "好"}]}"#;
+    let line = kbert_line(&dir, &["--max-length", "6", "--compat"], input);
+    assert_eq!(
+        line["tokens"],
+        serde_json::json!(["[CLS]", "北", "京", "都", "好", "[PAD]"])
+    );
+}
+
+#[test]
 fn text_only_input_needs_a_store() {
     let dir = tempfile::tempdir().unwrap();
     Command::cargo_bin("zhishi")

@@ -363,3 +363,50 @@ fn neighbours_and_paths_on_the_demo_kg() {
         assert_eq!(v["path"][0]["object"], "症状");
     }
 }
+
+#[test]
+fn smaller_item_kg_stats_verify_reads_every_page_and_reports_a_damaged_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    import_demo(&db);
+    let out = run(&["kg", "stats", "--db", db.to_str().unwrap(), "--verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let healthy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(healthy["verified_records"].as_u64().unwrap() > healthy["triples"].as_u64().unwrap());
+    // Flip bytes of the sled file at pseudo-random places, 12 times: `kg stats` alone reads
+    // only the counters, `--verify` reads every page and must catch what plain stats misses.
+    let data = db.join("gen-1/db");
+    let pristine = std::fs::read(&data).unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut caught_only_by_verify = 0;
+    for _ in 0..12 {
+        let mut bytes = pristine.clone();
+        for _ in 0..8 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let i = (state % bytes.len() as u64) as usize;
+            bytes[i] ^= 0x5a;
+        }
+        std::fs::write(&data, &bytes).unwrap();
+        let plain = run(&["kg", "stats", "--db", db.to_str().unwrap()]);
+        let verify = run(&["kg", "stats", "--db", db.to_str().unwrap(), "--verify"]);
+        for out in [&plain, &verify] {
+            assert!(out.status.code().is_some(), "killed by a signal");
+            assert!(!stderr(out).contains("panicked"), "{}", stderr(out));
+        }
+        if plain.status.success() && !verify.status.success() {
+            assert!(
+                stderr(&verify).contains("is corrupt"),
+                "{}",
+                stderr(&verify)
+            );
+            caught_only_by_verify += 1;
+        }
+    }
+    std::fs::write(&data, &pristine).unwrap();
+    assert!(
+        caught_only_by_verify > 0,
+        "no damage that only --verify sees"
+    );
+}

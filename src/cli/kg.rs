@@ -24,13 +24,23 @@ enum KgCommand {
     /// Import triples from files into a store (created if missing), atomically.
     Import(ImportArgs),
     /// Print the store's counts as one JSON object.
-    Stats(DbArgs),
+    Stats(StatsArgs),
     /// Print the triples matching a pattern as JSON lines.
     Query(QueryArgs),
     /// Print the entities within K hops of an entity as JSON.
     Neighbors(NeighborsArgs),
     /// Print a shortest relation path between two entities as JSON.
     Path(PathArgs),
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Read every record and check the trees against the counters (O(store size)); a
+    /// damaged store is an error. Without it the counts come from the store's counters.
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Args, Debug)]
@@ -209,12 +219,18 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn stats(args: DbArgs) -> anyhow::Result<ExitCode> {
+fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let store = args.open()?;
+    let store = args.db.open()?;
     let open_seconds = started.elapsed().as_secs_f64();
     let s = store.stats();
+    let verified_records = if args.verify {
+        Some(store.verify()?)
+    } else {
+        None
+    };
     let out = json!({
+        "verified_records": verified_records,
         "entities": s.entities,
         "relations": s.relations,
         "triples": s.triples,

@@ -937,6 +937,63 @@ impl Store {
     pub fn disk_bytes(&self) -> u64 {
         self.trees.db.size_on_disk().unwrap_or(0)
     }
+
+    /// Reads every record of every tree (sled checks each page it reads) and checks the
+    /// trees against each other and the counters: O(store size), unlike [`Store::stats`].
+    /// Returns the number of records read, or [`StoreError::Corrupt`] naming the problem.
+    pub fn verify(&self) -> Result<u64, StoreError> {
+        let t = &self.trees;
+        let mut read = 0u64;
+        // Records of `tree`, or with `pairs` the (id, id) pairs its adjacency lists hold.
+        let mut count = |name: &str, tree: &sled::Tree, pairs: bool| -> Result<u64, StoreError> {
+            let mut n = 0u64;
+            for entry in tree.iter() {
+                let (_, value) = entry.map_err(|e| t.corrupt(format!("tree {name}: {e}")))?;
+                read += 1;
+                if !pairs {
+                    n += 1;
+                } else if value.len() % 8 == 0 {
+                    n += value.len() as u64 / 8;
+                } else {
+                    return Err(t.corrupt(format!("tree {name}: a list of {} bytes", value.len())));
+                }
+            }
+            Ok(n)
+        };
+        let s = self.stats;
+        let expect = [
+            ("terms", count("terms", &t.terms, false)?, s.terms),
+            (
+                "term_info",
+                count("term_info", &t.term_info, false)?,
+                s.terms,
+            ),
+            ("preds", count("preds", &t.preds, false)?, s.relations),
+            (
+                "pred_names",
+                count("pred_names", &t.pred_names, false)?,
+                s.relations,
+            ),
+            ("s_po", count("s_po", &t.s_po, true)?, s.triples),
+            ("o_sp", count("o_sp", &t.o_sp, true)?, s.triples),
+            ("p_os", count("p_os", &t.p_os, true)?, s.triples),
+        ];
+        count("aliases", &t.aliases, false)?;
+        count("meta", &t.meta, false)?;
+        for (name, found, counted) in expect {
+            if found != counted {
+                return Err(t.corrupt(format!(
+                    "tree {name} holds {found} entries, the store's counters say {counted}"
+                )));
+            }
+        }
+        for entry in t.term_info.iter() {
+            let (key, _) = entry.map_err(|e| t.corrupt(format!("tree term_info: {e}")))?;
+            let id = read_u32(&key).ok_or_else(|| t.corrupt("a term_info key is not a term id"))?;
+            t.term(id)?;
+        }
+        Ok(read)
+    }
 }
 
 impl StoreWriter {
