@@ -2,7 +2,30 @@
 //!
 //! Data flows text -> kg -> knowledge -> model: [`text`] segments and links mentions to the
 //! knowledge graph in [`kg`], [`knowledge`] turns linked facts into K-BERT inputs, and
-//! [`model`] runs the candle BERT / ERNIE-THU encoders.
+//! [`model`] runs the candle BERT / ERNIE-THU encoders. A [`Pipeline`] runs stages over
+//! [`Document`]s; every stage's output is a field of the document.
+//!
+//! ```
+//! use zhishi::{Document, Pipeline};
+//!
+//! # fn main() -> Result<(), zhishi::PipelineError> {
+//! // Segment, link against the shipped demo KG, and attach each entity's relevant facts.
+//! let pipeline = Pipeline::from_toml(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/quickstart.toml"))?;
+//! let doc: Document = pipeline.process("《哈姆雷特》是莎士比亚的悲剧。")?;
+//! let first = &doc.mentions[0];
+//! assert_eq!(first.text, "《哈姆雷特》");
+//! assert_eq!((first.start, first.end), (0, 6)); // character offsets, end exclusive
+//! assert!(doc.facts.iter().any(|f| f.mention == 0)); // facts point at their mention
+//!
+//! // Many documents at once: CPU stages run in parallel, model stages batch.
+//! let docs = pipeline.process_batch(&["莎士比亚是英国剧作家。", "没有实体的句子"])?;
+//! assert_eq!(docs.len(), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! Cargo features: `cli` (default; the `zhishi` binary, implies `serve`) and `serve` (the
+//! HTTP service, axum + tokio). A service that embeds only the library uses
+//! `default-features = false` and compiles neither.
 pub mod config;
 pub mod corpus;
 pub mod doc;
@@ -10,8 +33,13 @@ pub mod kg;
 pub mod knowledge;
 pub mod model;
 pub mod pipeline;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod stages;
 pub mod text;
 pub mod textfile;
 pub mod train;
+
+pub use doc::{Answer, Document, Entity, Fact, Mention, Relation, Token};
+pub use pipeline::{Pipeline, PipelineBuilder, PipelineError};
+pub use text::{LinkOptions, Linker};

@@ -109,8 +109,8 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// Loads, checks and builds the pipeline declared in `path`.
-    pub fn from_toml(path: &Path) -> Result<Self, PipelineError> {
-        Self::from_toml_with(path, &[])
+    pub fn from_toml(path: impl AsRef<Path>) -> Result<Self, PipelineError> {
+        Self::from_toml_with(path.as_ref(), &[])
     }
 
     /// Like [`Pipeline::from_toml`] with `--set dotted.key=value` overrides applied first.
@@ -156,8 +156,11 @@ impl Pipeline {
 
     /// Processes texts together (parallel CPU stages, batched model inference); the output
     /// order is the input order.
-    pub fn process_batch(&self, texts: &[&str]) -> Result<Vec<Document>, PipelineError> {
-        let mut docs: Vec<Document> = texts.iter().map(|t| Document::new(*t)).collect();
+    pub fn process_batch<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+    ) -> Result<Vec<Document>, PipelineError> {
+        let mut docs: Vec<Document> = texts.iter().map(|t| Document::new(t.as_ref())).collect();
         self.run(&mut docs)?;
         Ok(docs)
     }
