@@ -204,7 +204,7 @@ fn fuzz_openke() {
                 format: Format::Openke,
                 ..ImportOptions::default()
             };
-            let _ = import::read_files(&[kg.clone()], &opts);
+            let _ = import::read_files(std::slice::from_ref(&kg), &opts);
         },
     );
 }

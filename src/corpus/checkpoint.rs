@@ -116,6 +116,8 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// What a checkpoint file holds.
+// Read once per run and matched at once: boxing the checkpoint would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Saved {
     /// No checkpoint file.

@@ -1,0 +1,50 @@
+//! The public data sets (NER, RE, QA, KGs) some tests read are not in the repository: they
+//! live in `../shared/data` beside the checkout (as on CI), or wherever the environment
+//! variable `ZHISHI_SHARED_DATA` points (it names the `data` directory itself, e.g.
+//! `ZHISHI_SHARED_DATA=/data/zhishi-shared/data`). A test that needs a file from there asks
+//! [`shared_data`]; when the file is missing the test prints
+//! `skipped: <path> not found` and returns early, so `cargo test` passes on a bare clone.
+//! `ZHISHI_SHARED_DATA=/nonexistent cargo test` shows what is skipped without the data.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The shared data root: `$ZHISHI_SHARED_DATA` if set, else `<crate>/../shared/data`.
+pub fn root() -> PathBuf {
+    match std::env::var_os("ZHISHI_SHARED_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    }
+}
+
+/// `rel` (e.g. `re/sanwen/train.txt`) under [`root`] if it exists; otherwise prints
+/// `skipped: <path> not found` to stderr and returns `None` (the caller returns early).
+pub fn shared_data(rel: &str) -> Option<PathBuf> {
+    let path = root().join(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        // Straight to the process's stderr, past the test harness's output capture, so the
+        // skip shows in a plain `cargo test` run.
+        let _ = writeln!(std::io::stderr(), "skipped: {} not found", path.display());
+        None
+    }
+}
+
+/// `rel` under [`root`] if it exists, else the repository's `fixture` (a few hand-written
+/// lines under `tests/fixtures/`), saying so on stderr.
+pub fn shared_data_or_fixture(rel: &str, fixture: &str) -> PathBuf {
+    let path = root().join(rel);
+    if path.exists() {
+        return path;
+    }
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
+    let _ = writeln!(
+        std::io::stderr(),
+        "{} not found: using the fixture {}",
+        path.display(),
+        fixture.display()
+    );
+    fixture
+}
