@@ -217,6 +217,12 @@ fn large_text() -> String {
     "莎士比亚写了哈姆雷特。姚明是篮球运动员，出生于上海。".repeat(60_000 / 26)
 }
 
+/// ~870 KB of dense mentions (just under the default body limit): about a second of pipeline
+/// work even in a release build, 20x a 0.05 s time limit, so timeout tests do not hinge on speed.
+fn heavy_text() -> String {
+    "莎士比亚写了哈姆雷特。姚明是篮球运动员，出生于上海。".repeat(290_000 / 26)
+}
+
 #[test]
 fn item15_sigterm_lets_in_flight_requests_finish() {
     let mut server = Server::start(&["--shutdown-grace", "60"]);
@@ -243,8 +249,8 @@ fn item15_sigterm_lets_in_flight_requests_finish() {
 
 #[test]
 fn item16_timed_out_requests_keep_their_slot_until_their_work_ends() {
-    let server = Server::start(&["--timeout", "0.5", "--max-in-flight", "1"]);
-    let body = json!({ "text": large_text() });
+    let server = Server::start(&["--timeout", "0.05", "--max-in-flight", "1"]);
+    let body = json!({ "text": heavy_text() });
     // One after another: each times out while its document is still being processed.
     for _ in 0..3 {
         let response = post(server.addr, &body);
@@ -360,6 +366,6 @@ fn item17_every_error_status_answers_json() {
 
     // Not processed in time.
     let slow = Server::start(&["--timeout", "0.05"]);
-    let message = assert_json_error(&post(slow.addr, &json!({ "text": large_text() })), 504);
+    let message = assert_json_error(&post(slow.addr, &json!({ "text": heavy_text() })), 504);
     assert!(message.contains("not processed within"), "{message}");
 }
