@@ -318,7 +318,7 @@ fn fuzz_http_bodies() {
     use axum::http::Request;
     use tower::ServiceExt;
     let pipeline = zhishi::pipeline::Pipeline::from_toml(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.toml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.toml"),
     )
     .unwrap();
     let router = zhishi::serve::router(pipeline, zhishi::serve::ServeOptions::default());

@@ -49,7 +49,7 @@ fn load_error(toml: &str) -> String {
 
 #[test]
 fn quickstart_links_the_sample_corpus_against_the_shipped_kg() {
-    let pipeline = Pipeline::from_toml(&repo().join("pipelines/quickstart.toml")).unwrap();
+    let pipeline = Pipeline::from_toml(repo().join("pipelines/quickstart.toml")).unwrap();
     assert_eq!(pipeline.stage_names(), ["segment", "link", "facts"]);
     let doc = pipeline
         .process("《哈姆雷特》是莎士比亚最有名的悲剧之一，我上周又读了一遍。")
@@ -74,7 +74,7 @@ fn quickstart_links_the_sample_corpus_against_the_shipped_kg() {
 #[test]
 fn relative_kg_paths_resolve_next_to_the_toml_and_facts_follow_mentions() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = Pipeline::from_toml(&write_pipeline(dir.path(), GOOD)).unwrap();
+    let pipeline = Pipeline::from_toml(write_pipeline(dir.path(), GOOD)).unwrap();
     let doc = pipeline.process("姚明出生在上海。").unwrap();
     let linked: Vec<_> = doc
         .mentions
@@ -240,7 +240,7 @@ fn overrides_and_environment_variables_apply_before_checks() {
 #[test]
 fn the_builder_makes_the_same_pipeline_as_the_toml() {
     let dir = tempfile::tempdir().unwrap();
-    let from_toml = Pipeline::from_toml(&write_pipeline(dir.path(), GOOD)).unwrap();
+    let from_toml = Pipeline::from_toml(write_pipeline(dir.path(), GOOD)).unwrap();
     let built = Pipeline::builder()
         .kg_triples([dir.path().join("kg.tsv")])
         .segment(SegmentStageOptions::default())
@@ -301,8 +301,7 @@ fn link_after_segment_reuses_its_tokens_and_finds_the_same_mentions() {
 
 #[test]
 fn concurrent_process_calls_match_sequential_results() {
-    let pipeline =
-        Arc::new(Pipeline::from_toml(&repo().join("pipelines/quickstart.toml")).unwrap());
+    let pipeline = Arc::new(Pipeline::from_toml(repo().join("pipelines/quickstart.toml")).unwrap());
     let corpus = std::fs::read_to_string(repo().join("corpora/sample.txt")).unwrap();
     let texts: Vec<&str> = corpus.lines().filter(|l| !l.trim().is_empty()).collect();
     let sequential = pipeline.process_batch(&texts).unwrap();
