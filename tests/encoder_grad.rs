@@ -162,7 +162,7 @@ fn gradients_match_finite_differences_for_every_parameter() {
 /// the inference forward never drops anything.
 #[test]
 fn training_dropout_acts_inside_the_encoder_and_is_seeded() {
-    use zhishi::train::Dropout;
+    use zhishi::model::Dropout;
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);

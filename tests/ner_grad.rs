@@ -11,12 +11,12 @@ mod symptom_kg;
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use zhishi::knowledge::{CharVocab, EntityAligner};
+use zhishi::model::Dropout;
 use zhishi::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use zhishi::stages::ner::features::{Batch, Featurizer, Knowledge};
 use zhishi::stages::ner::network::NerNetwork;
 use zhishi::stages::ner::{LabelMap, TagScheme};
 use zhishi::text::{LinkOptions, Linker, MemoryKg};
-use zhishi::train::Dropout;
 
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "发", "热", "症", "状",

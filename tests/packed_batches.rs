@@ -9,12 +9,12 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use zhishi::doc::Span;
 use zhishi::knowledge::{CharVocab, EntityAligner, Layout};
+use zhishi::model::Dropout;
 use zhishi::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use zhishi::stages::ner::features::{Batch, Example, Featurizer, Knowledge};
 use zhishi::stages::ner::network::NerNetwork;
 use zhishi::stages::ner::{LabelMap, TagScheme};
 use zhishi::stages::relation;
-use zhishi::train::Dropout;
 
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "发", "热", "症", "状", "#", "$",

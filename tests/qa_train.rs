@@ -7,6 +7,7 @@ use assert_cmd::Command;
 use candle_core::{DType, Device, Var};
 use candle_nn::{VarBuilder, VarMap};
 use zhishi::doc::{Document, Span};
+use zhishi::model::Dropout;
 use zhishi::model::{BertTokenizer, Kernels};
 use zhishi::pipeline::Pipeline;
 use zhishi::stages::qa::config::WindowOptions;
@@ -14,7 +15,6 @@ use zhishi::stages::qa::data::read;
 use zhishi::stages::qa::features::{Batch, QaFeaturizer};
 use zhishi::stages::qa::network::QaNetwork;
 use zhishi::stages::qa::{self, QaModel, QaStageOptions};
-use zhishi::train::Dropout;
 
 #[path = "support/qa_workspace.rs"]
 mod qa_workspace;

@@ -9,12 +9,12 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use zhishi::doc::Span;
 use zhishi::knowledge::CharVocab;
+use zhishi::model::Dropout;
 use zhishi::model::{BertConfig, Kernels};
 use zhishi::stages::relation::features::{Batch, Featurizer};
 use zhishi::stages::relation::network::RelationNetwork;
 use zhishi::stages::task::Knowledge;
 use zhishi::text::{LinkOptions, Linker, MemoryKg};
-use zhishi::train::Dropout;
 
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "#", "$", "张", "三", "住", "在", "北", "京", "城", "市",

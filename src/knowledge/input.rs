@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::VisibleMatrix;
-use crate::model::{EncoderInput, EntityTable};
+use crate::model::{EncoderBatch, EncoderInput, EntityTable};
 
 /// One example's encoder input, without padding.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -218,6 +218,16 @@ impl InputBatch {
                 Tensor::zeros((b, l), DType::U32, device)?,
             )),
         }
+    }
+}
+
+impl EncoderBatch for InputBatch {
+    fn encoder_input(&self) -> EncoderInput<'_> {
+        InputBatch::encoder_input(self)
+    }
+
+    fn entity_vectors(&self, table: &EntityTable) -> Result<(Tensor, Tensor)> {
+        InputBatch::entity_vectors(self, table)
     }
 }
 

@@ -12,7 +12,7 @@ use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct, Kernels};
 use super::kernels::{self, bf16::PackedBf16, Act, AttnShape};
-use crate::train::Dropout;
+use super::Dropout;
 
 /// The additive bias for masked attention scores (BERT's convention).
 pub const MASK_BIAS: f64 = -10000.0;

@@ -1,14 +1,24 @@
 //! One encoder abstraction for every task head: a plain BERT (with or without K-BERT inputs)
-//! or an ERNIE-THU model with its fixed entity table, both run on an [`InputBatch`]. Heads
-//! call [`Encoder::forward`] and never look at which one they hold.
+//! or an ERNIE-THU model with its fixed entity table, both run on any [`EncoderBatch`] (the
+//! task stages pass `knowledge::InputBatch`). Heads call [`Encoder::forward`] and never look
+//! at which one they hold.
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::bert::BertModel;
+use super::bert::EncoderInput;
 use super::config::BertConfig;
 use super::ernie::{ErnieInput, ErnieModel};
-use crate::knowledge::InputBatch;
-use crate::train::Dropout;
+use super::Dropout;
+
+/// A batch the [`Encoder`] runs: the token tensors and, for ERNIE, each token's entity vector.
+pub trait EncoderBatch {
+    /// The token tensors (ids, positions, segments, padding mask, visible matrix).
+    fn encoder_input(&self) -> EncoderInput<'_>;
+    /// `[B, L, dim]` entity vectors looked up in `table` (zero where a token has none) and
+    /// the `[B, L]` entity mask.
+    fn entity_vectors(&self, table: &EntityTable) -> Result<(Tensor, Tensor)>;
+}
 
 /// Entity vectors (TransE, fixed during fine-tuning as in ERNIE-THU), with a zero row in front
 /// so that "no entity" (`-1`) looks up a zero vector.
@@ -115,12 +125,12 @@ impl Encoder {
 
     /// `last_hidden_state [B, L, H]` of a batch (entity ids are ignored by plain BERT), for
     /// inference.
-    pub fn forward(&self, batch: &InputBatch) -> Result<Tensor> {
+    pub fn forward(&self, batch: &impl EncoderBatch) -> Result<Tensor> {
         self.forward_train(batch, &Dropout::disabled())
     }
 
     /// [`Encoder::forward`] with `dropout` inside the encoder (training).
-    pub fn forward_train(&self, batch: &InputBatch, dropout: &Dropout) -> Result<Tensor> {
+    pub fn forward_train(&self, batch: &impl EncoderBatch, dropout: &Dropout) -> Result<Tensor> {
         match self {
             Self::Bert(m) => m.forward_train(&batch.encoder_input(), dropout),
             Self::Ernie { model, entities } => {

@@ -17,7 +17,7 @@ use super::bert::{
     EncoderInput, LayerNorm, Linear,
 };
 use super::config::{BertConfig, HiddenAct, LayerType};
-use crate::train::Dropout;
+use super::Dropout;
 
 /// Width of the entity vectors (TransE, fixed at 100 in ERNIE-THU's code).
 pub const ENTITY_DIM: usize = 100;
@@ -314,26 +314,6 @@ pub fn ernie_only_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
         }
     }
     out
-}
-
-/// Reads an entity table: a safetensors file whose single tensor is `[entities, 100]`.
-pub fn load_entity_table(path: &std::path::Path) -> std::result::Result<Tensor, super::ModelError> {
-    use super::ModelError;
-    let tensors = super::load::read_checkpoint(path)?;
-    let mut it = tensors.into_values();
-    let (Some(table), None) = (it.next(), it.next()) else {
-        return Err(ModelError::Input(format!(
-            "{}: an entity table must hold exactly one tensor",
-            path.display()
-        )));
-    };
-    match table.dims() {
-        [_, ENTITY_DIM] => Ok(table.to_dtype(candle_core::DType::F32)?),
-        found => Err(ModelError::Input(format!(
-            "{}: entity table has shape {found:?}, expected [entities, {ENTITY_DIM}]",
-            path.display()
-        ))),
-    }
 }
 
 /// Looks up entity vectors: `entity_ids [B][L]` index `table` rows, `-1` means no entity

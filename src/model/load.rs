@@ -117,6 +117,26 @@ pub fn find_weights(dir: &Path) -> Result<PathBuf, ModelError> {
         })
 }
 
+/// Reads an entity table: a safetensors file whose single tensor is `[entities, 100]`.
+pub fn load_entity_table(path: &std::path::Path) -> Result<Tensor, ModelError> {
+    let tensors = read_checkpoint(path)?;
+    let mut it = tensors.into_values();
+    let (Some(table), None) = (it.next(), it.next()) else {
+        return Err(ModelError::Input(format!(
+            "{}: an entity table must hold exactly one tensor",
+            path.display()
+        )));
+    };
+    match table.dims() {
+        [_, super::ernie::ENTITY_DIM] => Ok(table.to_dtype(candle_core::DType::F32)?),
+        found => Err(ModelError::Input(format!(
+            "{}: entity table has shape {found:?}, expected [entities, {}]",
+            path.display(),
+            super::ernie::ENTITY_DIM
+        ))),
+    }
+}
+
 /// Reads every tensor of a `.safetensors` file or a PyTorch pickle (`.bin`, `.pt`) to the CPU.
 pub fn read_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
     let wrap = |source| ModelError::Weights {

@@ -10,18 +10,22 @@ use std::path::PathBuf;
 pub mod bert;
 pub mod config;
 pub mod device;
+pub mod dropout;
 pub mod encoder;
 pub mod ernie;
 pub mod kernels;
 pub mod load;
+pub mod rng;
 pub mod tokenize;
 
 pub use bert::{AttentionBias, BertModel, EncoderInput};
 pub use config::{BertConfig, HiddenAct, Kernels, LayerType, Precision};
 pub use device::parse_device;
-pub use encoder::{Encoder, EntityTable};
-pub use ernie::{aggregator_config, gather_entities, load_entity_table, ErnieInput, ErnieModel};
-pub use load::{load_bert, load_ernie};
+pub use dropout::Dropout;
+pub use encoder::{Encoder, EncoderBatch, EntityTable};
+pub use ernie::{aggregator_config, gather_entities, ErnieInput, ErnieModel};
+pub use load::{load_bert, load_entity_table, load_ernie};
+pub use rng::Rng;
 pub use tokenize::{BertTokenizer, Encoded};
 
 /// What can go wrong loading or running the encoder.

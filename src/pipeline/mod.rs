@@ -22,13 +22,10 @@ use crate::stages::segment::{SegmentStage, SegmentStageOptions};
 use crate::text::{KnowledgeSource, LinkError, LinkOptions, Linker, MemoryKg, SourceError};
 
 pub mod spec;
-pub mod stage;
 
+pub use crate::stages::{Field, Stage, StageError};
+pub use crate::text::KgLinker;
 pub use spec::{KgLocation, PipelineSpec, RunSpec, StageName};
-pub use stage::{Field, Stage};
-
-/// The linker every KG stage of a pipeline shares.
-pub type KgLinker = Linker<Arc<dyn KnowledgeSource>>;
 
 /// What can go wrong building or running a pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -67,14 +64,9 @@ pub enum PipelineError {
     /// The compute device named by `pipeline.device` is unknown or unavailable.
     #[error("pipeline.device: {0}")]
     Device(#[from] crate::model::ModelError),
-    /// A model stage failed to load or to run.
-    #[error("stage `{stage}`: {message}")]
-    Stage {
-        /// The stage.
-        stage: &'static str,
-        /// What went wrong.
-        message: String,
-    },
+    /// A stage failed to load or to run.
+    #[error(transparent)]
+    Stage(#[from] StageError),
     /// A builder was asked for a stage that needs a KG without one.
     #[error("stage `{stage}` needs a knowledge graph; give the builder one (kg_triples, kg_store or kg_source)")]
     NoKg {
@@ -368,36 +360,37 @@ fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineE
             StageName::Ner => match &spec.ner {
                 Some(opts) => Box::new(NerStage::load(opts, &device)?),
                 None => {
-                    return Err(PipelineError::Stage {
-                        stage: "ner",
-                        message: "needs a [ner] table with `model = \"DIR\"`".into(),
+                    return Err(PipelineError::Invalid {
+                        key: "ner".into(),
+                        message: "stage `ner` needs a [ner] table with `model = \"DIR\"`".into(),
                     })
                 }
             },
             StageName::Kbqa => match &spec.kbqa {
                 Some(opts) => Box::new(KbqaStage::load(opts, &device)?),
                 None => {
-                    return Err(PipelineError::Stage {
-                        stage: "kbqa",
-                        message: "needs a [kbqa] table with `model = \"DIR\"`".into(),
+                    return Err(PipelineError::Invalid {
+                        key: "kbqa".into(),
+                        message: "stage `kbqa` needs a [kbqa] table with `model = \"DIR\"`".into(),
                     })
                 }
             },
             StageName::Relation => match &spec.relation {
                 Some(opts) => Box::new(RelationStage::load(opts, &device)?),
                 None => {
-                    return Err(PipelineError::Stage {
-                        stage: "relation",
-                        message: "needs a [relation] table with `model = \"DIR\"`".into(),
+                    return Err(PipelineError::Invalid {
+                        key: "relation".into(),
+                        message: "stage `relation` needs a [relation] table with `model = \"DIR\"`"
+                            .into(),
                     })
                 }
             },
             StageName::Qa => match &spec.qa {
                 Some(opts) => Box::new(QaStage::load(opts, &device)?),
                 None => {
-                    return Err(PipelineError::Stage {
-                        stage: "qa",
-                        message: "needs a [qa] table with `model = \"DIR\"`".into(),
+                    return Err(PipelineError::Invalid {
+                        key: "qa".into(),
+                        message: "stage `qa` needs a [qa] table with `model = \"DIR\"`".into(),
                     })
                 }
             },

@@ -32,7 +32,7 @@ use crate::stages::relation::RelationStageOptions;
 use crate::stages::segment::SegmentStageOptions;
 use crate::text::LinkOptions;
 
-use super::stage::Field;
+use crate::stages::Field;
 
 /// Largest `pipeline.batch_size` (and `zhishi run --batch-size`): documents held at once.
 pub const MAX_BATCH_SIZE: usize = 100_000;

@@ -6,8 +6,9 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::doc::{Document, Fact};
-use crate::pipeline::{KgLinker, PipelineError, Stage};
+use crate::stages::{Stage, StageError};
 use crate::text;
+use crate::text::KgLinker;
 
 /// `[facts]` options.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -35,7 +36,7 @@ impl FactsStage {
         Self { linker, opts }
     }
 
-    fn facts_of(&self, doc: &Document) -> Result<Vec<Fact>, PipelineError> {
+    fn facts_of(&self, doc: &Document) -> Result<Vec<Fact>, StageError> {
         let mut out = Vec::new();
         // Byte offset of every char, once per document, so each mention's context window is
         // cut in O(window): the stage stays linear in document length and mention count.
@@ -53,9 +54,10 @@ impl FactsStage {
                 id: m.entity.id,
                 name: m.entity.name.clone(),
             };
-            let ranked =
-                self.linker
-                    .select_facts(context, &m.text, &entity, self.opts.per_mention)?;
+            let ranked = self
+                .linker
+                .select_facts(context, &m.text, &entity, self.opts.per_mention)
+                .map_err(|e| StageError::new("facts", e))?;
             out.extend(ranked.into_iter().map(|k| Fact {
                 mention: index,
                 subject: m.entity.name.clone(),
@@ -73,7 +75,7 @@ impl Stage for FactsStage {
         "facts"
     }
 
-    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         docs.par_iter_mut().try_for_each(|doc| {
             doc.facts = self.facts_of(doc)?;
             Ok(())

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::doc::{Candidate, Document, EntityRef, Mention};
-use crate::pipeline::{KgLinker, PipelineError, Stage};
+use crate::stages::{Stage, StageError};
 use crate::text;
+use crate::text::KgLinker;
 
 /// Links each document's mentions with a shared linker.
 pub struct LinkStage {
@@ -37,7 +38,7 @@ impl Stage for LinkStage {
         "link"
     }
 
-    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         docs.par_iter_mut().for_each(|doc| {
             let mentions = if self.reuse_tokens && !doc.tokens.is_empty() {
                 let words = doc

@@ -9,4 +9,7 @@ pub mod ner;
 pub mod qa;
 pub mod relation;
 pub mod segment;
+pub mod stage;
 pub mod task;
+
+pub use stage::{Field, Stage, StageError};

@@ -5,7 +5,8 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::doc::{Document, Token};
-use crate::pipeline::{KgLinker, PipelineError, Stage};
+use crate::stages::{Stage, StageError};
+use crate::text::KgLinker;
 use crate::text::{KnowledgeSource, SegmentOptions, Segmenter};
 
 /// `[segment]` options.
@@ -50,7 +51,7 @@ impl SegmentStage {
         opts: &SegmentStageOptions,
         kg: Option<&Arc<dyn KnowledgeSource>>,
         linker: Option<&Arc<KgLinker>>,
-    ) -> Result<Self, PipelineError> {
+    ) -> Result<Self, StageError> {
         let kg_words = opts.kg_words && kg.is_some();
         if let Some(linker) = linker {
             let link = linker.options();
@@ -67,7 +68,8 @@ impl SegmentStage {
         });
         if let (true, Some(kg)) = (kg_words, kg) {
             let mut names = Vec::new();
-            kg.for_each_name(&mut |name, _| names.push(name.to_string()))?;
+            kg.for_each_name(&mut |name, _| names.push(name.to_string()))
+                .map_err(|e| StageError::new("segment", e))?;
             segmenter.add_words(names.iter().map(String::as_str));
         }
         Ok(Self {
@@ -100,7 +102,7 @@ impl Stage for SegmentStage {
         "segment"
     }
 
-    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         let segmenter = self.segmenter();
         docs.par_iter_mut().for_each(|doc| {
             doc.tokens = segmenter

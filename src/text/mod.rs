@@ -16,3 +16,6 @@ pub use link::{
 pub use normalize::{normalize, NormalizeOptions, Normalized};
 pub use segment::{SegmentOptions, Segmenter, Token};
 pub use source::{EntityId, EntityInfo, Fact, KnowledgeSource, MemoryKg, SourceError};
+
+/// The linker every KG stage of a pipeline shares: one per pipeline, over its KG.
+pub type KgLinker = Linker<std::sync::Arc<dyn KnowledgeSource>>;

@@ -7,43 +7,11 @@
 //! `p -= lr/(1-β₁ᵗ) · m / (sqrt(v)/sqrt(1-β₂ᵗ) + ε)`.
 use std::cell::RefCell;
 
-use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor};
 use rayon::prelude::*;
 
 use super::grads::GradBuffer;
-
-/// One trainable parameter: its checkpoint name, its variable and whether weight decay applies.
-#[derive(Debug, Clone)]
-pub struct Param {
-    /// Checkpoint name, e.g. `encoder.layer.0.attention.self.query.weight`.
-    pub name: String,
-    /// The variable updated in place.
-    pub var: Var,
-    /// Weight decay applies (false for biases and LayerNorm weights).
-    pub decay: bool,
-    /// Multiplies the learning rate for this parameter (e.g. a CRF that starts at zero).
-    pub lr_scale: f64,
-}
-
-impl Param {
-    /// A parameter whose decay follows BERT's rule: no decay for biases and LayerNorm weights.
-    pub fn new(name: impl Into<String>, var: Var) -> Self {
-        let name = name.into();
-        let decay = !(name.ends_with("bias") || name.contains("LayerNorm"));
-        Self {
-            name,
-            var,
-            decay,
-            lr_scale: 1.0,
-        }
-    }
-
-    /// The same parameter with its learning rate multiplied by `scale`.
-    pub fn with_lr_scale(mut self, scale: f64) -> Self {
-        self.lr_scale = scale;
-        self
-    }
-}
+use super::param::Param;
 
 /// AdamW hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -250,7 +218,7 @@ impl InplaceOp1 for Update<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Var};
 
     /// One AdamW step on a 2-vector, checked against the formula worked by hand.
     #[test]

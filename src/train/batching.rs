@@ -6,8 +6,8 @@
 //! shuffled examples cut into consecutive batches, as a PyTorch `DataLoader(shuffle=True)` does.
 use serde::{Deserialize, Serialize};
 
-use super::rng::Rng;
 use crate::knowledge::Layout;
+use crate::model::Rng;
 
 /// How an epoch's examples are grouped into batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::adamw::{AdamW, Param};
+use super::adamw::AdamW;
+use super::param::Param;
 use super::TrainError;
 
 /// Parameters file of a training checkpoint.

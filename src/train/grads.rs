@@ -2,7 +2,7 @@
 //! of an accumulation step, with the global L2 norm used for clipping.
 use candle_core::backprop::GradStore;
 
-use super::adamw::Param;
+use super::param::Param;
 use crate::model::kernels::with_slice;
 
 /// Summed gradients of every parameter, in the order of the parameter list.

@@ -9,16 +9,14 @@ pub mod adamw;
 pub mod allocator;
 pub mod batching;
 pub mod checkpoint;
-pub mod dropout;
 pub mod grads;
-pub mod rng;
+pub mod param;
 pub mod schedule;
 pub mod trainer;
 
-pub use adamw::{AdamW, AdamWConfig, Param};
+pub use adamw::{AdamW, AdamWConfig};
 pub use batching::{length_bucketed_batches, random_batches, Batching, POOL_BATCHES};
-pub use dropout::Dropout;
-pub use rng::Rng;
+pub use param::Param;
 pub use schedule::LinearSchedule;
 pub use trainer::{BatchLoss, Evaluation, TrainOptions, TrainReport, TrainTask, Trainer};
 

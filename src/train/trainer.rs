@@ -8,15 +8,16 @@ use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::adamw::{AdamW, AdamWConfig, Param};
+use super::adamw::{AdamW, AdamWConfig};
 use super::batching::Batching;
 use super::checkpoint::{self, LoopState};
-use super::dropout::Dropout;
 use super::grads::{clip_scale, GradBuffer};
-use super::rng::Rng;
+use super::param::Param;
 use super::schedule::LinearSchedule;
 use super::TrainError;
 use crate::knowledge::Layout;
+use crate::model::Dropout;
+use crate::model::Rng;
 
 /// The loss of one training batch and how many tokens it covered.
 #[derive(Debug, Clone)]

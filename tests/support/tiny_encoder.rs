@@ -4,8 +4,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use zhishi::model::Rng;
 use zhishi::model::{BertConfig, BertModel};
-use zhishi::train::Rng;
 
 /// Writes `model.safetensors`, `config.json` and `vocab.txt` (one token per line) for `cfg`.
 pub fn write_tiny_encoder(dir: &Path, cfg: &BertConfig, vocab: &[String]) {

@@ -6,7 +6,7 @@ use candle_core::Device;
 use serde::Deserialize;
 
 use crate::doc::Document;
-use crate::pipeline::{PipelineError, Stage};
+use crate::stages::{Stage, StageError};
 
 use super::KbqaModel;
 
@@ -37,14 +37,9 @@ pub struct KbqaStage {
 impl KbqaStage {
     /// Loads the trained model (its encoder and store are named in the model directory), with
     /// the encoder on `device`.
-    pub fn load(opts: &KbqaStageOptions, device: &Device) -> Result<Self, PipelineError> {
-        let model =
-            KbqaModel::load_with(&opts.model, device, None, opts.nil_threshold).map_err(|e| {
-                PipelineError::Stage {
-                    stage: "kbqa",
-                    message: e.to_string(),
-                }
-            })?;
+    pub fn load(opts: &KbqaStageOptions, device: &Device) -> Result<Self, StageError> {
+        let model = KbqaModel::load_with(&opts.model, device, None, opts.nil_threshold)
+            .map_err(|e| StageError::new("kbqa", e))?;
         Ok(Self {
             model,
             top_k: opts.top_k.max(1),
@@ -57,7 +52,7 @@ impl Stage for KbqaStage {
         "kbqa"
     }
 
-    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         let questions: Vec<&str> = docs
             .iter()
             .map(|d| d.question.as_deref().unwrap_or(&d.text))
@@ -65,10 +60,7 @@ impl Stage for KbqaStage {
         let answers = self
             .model
             .answer_batch(&questions)
-            .map_err(|e| PipelineError::Stage {
-                stage: "kbqa",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| StageError::new("kbqa", e))?;
         for (doc, mut answers) in docs.iter_mut().zip(answers) {
             answers.truncate(self.top_k);
             doc.answers = answers;

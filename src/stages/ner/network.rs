@@ -8,8 +8,8 @@ use candle_nn::{Linear, Module, VarBuilder};
 use super::crf::{Crf, CrfScores};
 use super::features::Batch;
 use super::tags::LabelMap;
+use crate::model::Dropout;
 use crate::model::{BertConfig, Encoder, EntityTable};
-use crate::train::Dropout;
 
 /// Encoder + classifier (+ CRF).
 #[derive(Debug, Clone)]

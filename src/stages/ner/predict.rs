@@ -10,7 +10,7 @@ use super::metrics::{NerMetrics, SpanCounter};
 use super::network::NerNetwork;
 use super::tags::{spans, LabelMap, Tag};
 use super::NerError;
-use crate::train::Dropout;
+use crate::model::Dropout;
 
 /// Windows encoded per forward pass at prediction time.
 pub const PREDICT_BATCH: usize = 64;

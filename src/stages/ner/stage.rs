@@ -5,7 +5,7 @@ use candle_core::Device;
 use serde::Deserialize;
 
 use crate::doc::Document;
-use crate::pipeline::{PipelineError, Stage};
+use crate::stages::{Stage, StageError};
 
 use super::NerModel;
 
@@ -24,11 +24,9 @@ pub struct NerStage {
 
 impl NerStage {
     /// Loads the trained model onto `device`.
-    pub fn load(opts: &NerStageOptions, device: &Device) -> Result<Self, PipelineError> {
-        let model = NerModel::load_on(&opts.model, device).map_err(|e| PipelineError::Stage {
-            stage: "ner",
-            message: e.to_string(),
-        })?;
+    pub fn load(opts: &NerStageOptions, device: &Device) -> Result<Self, StageError> {
+        let model =
+            NerModel::load_on(&opts.model, device).map_err(|e| StageError::new("ner", e))?;
         Ok(Self { model })
     }
 }
@@ -38,15 +36,12 @@ impl Stage for NerStage {
         "ner"
     }
 
-    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let entities = self
             .model
             .predict(&texts)
-            .map_err(|e| PipelineError::Stage {
-                stage: "ner",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| StageError::new("ner", e))?;
         for (doc, entities) in docs.iter_mut().zip(entities) {
             doc.entities = entities;
         }

@@ -25,11 +25,10 @@ use crate::knowledge::ernie::VECTORS_FILE;
 use crate::knowledge::EntityVectors;
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
+use crate::model::Dropout;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::{pretrained_varmap, trainable_params, ModelDir};
-use crate::train::{
-    BatchLoss, Batching, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer,
-};
+use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for NER: the loop's report and the best model's dev metrics.
 #[derive(Debug, Clone, Serialize)]

@@ -8,8 +8,8 @@ use candle_nn::{Linear, Module, VarBuilder};
 
 use super::features::Batch;
 use crate::knowledge::InputBatch;
+use crate::model::Dropout;
 use crate::model::{BertConfig, BertModel};
-use crate::train::Dropout;
 
 /// Logit given to padding positions so they never win a softmax or an arg-max.
 const PAD_LOGIT: f64 = -1e4;

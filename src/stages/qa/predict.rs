@@ -10,7 +10,7 @@ use super::features::{Batch, QaFeaturizer, Window};
 use super::metrics::{QaCounter, QaMetrics};
 use super::network::QaNetwork;
 use super::QaError;
-use crate::train::Dropout;
+use crate::model::Dropout;
 
 /// Windows encoded per forward pass at prediction time.
 pub const PREDICT_BATCH: usize = 32;

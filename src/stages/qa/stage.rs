@@ -8,7 +8,7 @@ use candle_core::Device;
 use serde::Deserialize;
 
 use crate::doc::Document;
-use crate::pipeline::{PipelineError, Stage};
+use crate::stages::{Stage, StageError};
 
 use super::config::DecodeOptions;
 use super::QaModel;
@@ -37,18 +37,14 @@ pub struct QaStage {
     top_k: usize,
 }
 
-fn stage_error(message: String) -> PipelineError {
-    PipelineError::Stage {
-        stage: "qa",
-        message,
-    }
+fn stage_error(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StageError {
+    StageError::new("qa", source)
 }
 
 impl QaStage {
     /// Loads the trained model onto `device`.
-    pub fn load(opts: &QaStageOptions, device: &Device) -> Result<Self, PipelineError> {
-        let mut model =
-            QaModel::load_on(&opts.model, device).map_err(|e| stage_error(e.to_string()))?;
+    pub fn load(opts: &QaStageOptions, device: &Device) -> Result<Self, StageError> {
+        let mut model = QaModel::load_on(&opts.model, device).map_err(stage_error)?;
         if let Some(max_answer_len) = opts.max_answer_len {
             let decode = DecodeOptions {
                 max_answer_len,
@@ -68,7 +64,7 @@ impl Stage for QaStage {
         "qa"
     }
 
-    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         let pairs = docs
             .iter()
             .map(|d| match &d.question {
@@ -83,7 +79,7 @@ impl Stage for QaStage {
         let answers = self
             .model
             .predict(&pairs, self.top_k)
-            .map_err(|e| stage_error(e.to_string()))?;
+            .map_err(stage_error)?;
         for (doc, answers) in docs.iter_mut().zip(answers) {
             doc.answers = answers;
         }

@@ -21,10 +21,11 @@ use super::QaError;
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
+use crate::model::Dropout;
 use crate::model::{BertConfig, Kernels};
 use crate::stages::task::{pretrained_varmap, ModelDir};
 use crate::train::{
-    BatchLoss, Batching, Dropout, Evaluation, Param, TrainError, TrainReport, TrainTask, Trainer,
+    BatchLoss, Batching, Evaluation, Param, TrainError, TrainReport, TrainTask, Trainer,
 };
 
 /// The outcome of `zhishi train` for QA.

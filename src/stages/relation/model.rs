@@ -15,8 +15,8 @@ use super::network::RelationNetwork;
 use super::RelationError;
 use crate::doc::Span;
 use crate::knowledge::CharVocab;
+use crate::model::Dropout;
 use crate::stages::task::{map_weights, read_trained, Knowledge, KnowledgeError, KnowledgeTable};
-use crate::train::Dropout;
 
 /// Weights of a saved model.
 pub const WEIGHTS_FILE: &str = "model.safetensors";

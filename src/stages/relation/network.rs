@@ -6,8 +6,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
 use super::features::Batch;
+use crate::model::Dropout;
 use crate::model::{BertConfig, BertModel};
-use crate::train::Dropout;
 
 /// Hidden states pooled per example: `[CLS]`, head marker, tail marker.
 pub const POOLED: usize = 3;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{PairInput, RelationModel};
 use crate::doc::{Argument, Document, Relation, Span};
-use crate::pipeline::{Field, PipelineError, Stage};
+use crate::stages::{Field, Stage, StageError};
 
 /// Where candidate arguments come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -122,12 +122,9 @@ pub fn arguments(doc: &Document, source: PairSource) -> Vec<Argument> {
 
 impl RelationStage {
     /// Loads the trained model onto `device`.
-    pub fn load(options: &RelationStageOptions, device: &Device) -> Result<Self, PipelineError> {
-        let model =
-            RelationModel::load_on(&options.model, device).map_err(|e| PipelineError::Stage {
-                stage: "relation",
-                message: e.to_string(),
-            })?;
+    pub fn load(options: &RelationStageOptions, device: &Device) -> Result<Self, StageError> {
+        let model = RelationModel::load_on(&options.model, device)
+            .map_err(|e| StageError::new("relation", e))?;
         Ok(Self {
             model,
             options: options.clone(),
@@ -140,7 +137,7 @@ impl Stage for RelationStage {
         "relation"
     }
 
-    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         let o = &self.options;
         let args: Vec<Vec<Argument>> = docs.iter().map(|d| arguments(d, o.pairs_from)).collect();
         // (document, head, tail) of every candidate, in document order.
@@ -159,10 +156,7 @@ impl Stage for RelationStage {
         let predictions = self
             .model
             .predict(&pairs)
-            .map_err(|e| PipelineError::Stage {
-                stage: "relation",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| StageError::new("relation", e))?;
         let mut found: Vec<Vec<Relation>> = vec![Vec::new(); docs.len()];
         for (&(d, h, t), p) in owners.iter().zip(predictions) {
             let label = self.model.label(p.label);

@@ -21,11 +21,10 @@ use super::RelationError;
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
+use crate::model::Dropout;
 use crate::model::Kernels;
 use crate::stages::task::{pretrained_varmap, trainable_params, KnowledgeMode, ModelDir};
-use crate::train::{
-    BatchLoss, Batching, Dropout, Evaluation, TrainError, TrainReport, TrainTask, Trainer,
-};
+use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for relation extraction.
 #[derive(Debug, Clone, Serialize)]

@@ -7,8 +7,9 @@ use candle_nn::VarMap;
 
 use crate::model::ernie::ernie_only_tensors;
 use crate::model::load::{expected_tensors, find_weights, read_checkpoint, select_tensors};
+use crate::model::Rng;
 use crate::model::{BertConfig, ModelError};
-use crate::train::{Param, Rng};
+use crate::train::Param;
 
 /// Fills the encoder variables of `varmap` (created by the network's `load`) from the
 /// checkpoint in `encoder_dir`, and starts every other variable like BERT's heads:

@@ -5,8 +5,6 @@ use serde::Serialize;
 
 use crate::doc::Document;
 
-use super::PipelineError;
-
 /// A part of a [`Document`] that stages produce and consume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,5 +45,30 @@ pub trait Stage: Send + Sync {
 
     /// Adds this stage's output to every document of `docs` (a batch, in input order).
     /// CPU stages parallelise over the batch with rayon; model stages batch inference.
-    fn process(&self, docs: &mut [Document]) -> Result<(), PipelineError>;
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError>;
+}
+
+/// Why a stage could not be built, or failed on a batch: the stage and the error it met
+/// (kept as the source, so the whole chain reaches the user).
+#[derive(Debug, thiserror::Error)]
+#[error("stage `{stage}`: {source}")]
+pub struct StageError {
+    /// The stage's name.
+    pub stage: &'static str,
+    /// What went wrong.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StageError {
+    /// `source` met by `stage`.
+    pub fn new(
+        stage: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            stage,
+            source: source.into(),
+        }
+    }
 }
