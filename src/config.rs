@@ -107,10 +107,12 @@ pub fn from_str<T: DeserializeOwned>(
         path: path.to_path_buf(),
         text: text.to_string(),
     };
-    expand_env(doc.as_item_mut(), &mut Vec::new(), &unexpanded)?;
+    // Overrides first: `--set encoder.model=DIR` replaces `${M3E_DIR}` before it is expanded,
+    // so an unset variable that is overridden is no error.
     for arg in overrides {
         apply_override(&mut doc, arg)?;
     }
+    expand_env(doc.as_item_mut(), &mut Vec::new(), &unexpanded)?;
     let source = ConfigSource {
         path: path.to_path_buf(),
         text: if overrides.is_empty() {
@@ -564,6 +566,9 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("ZHISHI_CONFIG_TEST_UNSET"), "{err}");
+        // Overriding the key that holds the unset variable replaces it before expansion.
+        let loaded = parse(&text, &["encoder.model=/models/m3e"]).unwrap();
+        assert_eq!(loaded.value.encoder.model, "/models/m3e");
     }
 
     #[test]

@@ -57,10 +57,8 @@ fn each_input_line_gets_one_json_object_in_order() {
     assert!(mention_texts(&objs[1]).is_empty());
     assert_eq!(mention_texts(&objs[2]), ["北京"]);
     let m = &objs[0]["mentions"][0];
-    assert_eq!(
-        (m["start"].as_u64(), m["end"].as_u64()),
-        (Some(0), Some(12))
-    );
+    // Character offsets, as everywhere else (the pipeline's `Mention`).
+    assert_eq!((m["start"].as_u64(), m["end"].as_u64()), (Some(0), Some(4)));
     assert_eq!(m["entity"]["name"], "山西大学");
     assert_eq!(m["candidates"][0]["name"], "山西大学");
 }
@@ -87,9 +85,11 @@ fn jsonl_input_links_the_named_field_and_can_add_knowledge() {
         .stdout
         .clone();
     let objs = lines(&out);
-    let knowledge = &objs[0]["mentions"][0]["knowledge"][0];
-    assert_eq!(knowledge["predicate"], "建筑面积");
-    assert_eq!(knowledge["object"], "142万平方米");
+    let fact = &objs[0]["facts"][0];
+    assert_eq!(fact["mention"], 0);
+    assert_eq!(fact["subject"], "山西大学");
+    assert_eq!(fact["predicate"], "建筑面积");
+    assert_eq!(fact["object"], "142万平方米");
 }
 
 #[test]

@@ -322,3 +322,20 @@ fn concurrent_process_calls_match_sequential_results() {
         }
     });
 }
+
+#[test]
+fn a_missing_model_directory_names_the_training_command_that_makes_it() {
+    let err = Pipeline::from_toml(repo().join("pipelines/medical-ner.toml"))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    if std::path::Path::new(&repo().join("target/ner/kbert-medical/best")).exists() {
+        return; // a trained model is there: nothing to report
+    }
+    assert!(err.contains("key `ner.model`"), "{err}");
+    assert!(
+        err.contains("pipelines/kbert-medical-ner.toml` (it writes there)"),
+        "{err}"
+    );
+    assert!(err.contains("--set ner.model=DIR"), "{err}");
+}

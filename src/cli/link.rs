@@ -7,13 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use zhishi::corpus::reader::RecordReader;
 use zhishi::corpus::{InputFormat, ReaderOptions};
-use zhishi::kg::store::Store;
-use zhishi::text::{Knowledge, KnowledgeSource, LinkOptions, Linker, Mention, OverlapPolicy};
+use zhishi::doc::{Document, Fact, Mention};
+use zhishi::pipeline::Pipeline;
+use zhishi::stages::facts::FactsOptions;
+use zhishi::text::{LinkOptions, OverlapPolicy};
 
 /// Lines linked in parallel per batch; output order is the input order.
 const BATCH_LINES: usize = 4096;
@@ -24,7 +25,7 @@ const BATCH_BYTES: usize = 16 << 20;
 /// Arguments of `zhishi link`.
 #[derive(Args, Debug)]
 pub struct LinkArgs {
-    /// KG store directory (from `zhishi kg import`).
+    /// KG store directory (from `zhishi kg import`), or a triple file read into memory.
     #[arg(long)]
     db: PathBuf,
     /// Write one JSON object per input line (otherwise a readable summary).
@@ -33,8 +34,8 @@ pub struct LinkArgs {
     /// Input is JSONL; link the string in this field of each record.
     #[arg(long, value_name = "F")]
     text_field: Option<String>,
-    /// Overlap policy: all, longest or best-score.
-    #[arg(long, value_parser = parse_overlap, default_value = "best-score")]
+    /// Overlap policy: all, longest or best_score (as in `[link] overlap`).
+    #[arg(long, value_parser = parse_overlap, default_value = "best_score")]
     overlap: OverlapPolicy,
     /// Drop links whose calibrated score is below this (NIL).
     #[arg(long, default_value_t = LinkOptions::default().nil_threshold, value_parser = super::bounds::unit_f32)]
@@ -51,7 +52,8 @@ pub struct LinkArgs {
     /// Also accept mentions that cut through words.
     #[arg(long)]
     ignore_boundaries: bool,
-    /// Add the K most relevant triples of each linked entity (`knowledge` field).
+    /// Add the K most relevant triples of each linked entity (`facts`, as the pipeline's
+    /// `facts` stage writes them).
     #[arg(long, value_name = "K", default_value_t = 0)]
     knowledge: usize,
     /// Longest accepted input line in bytes (at most 1 GiB); longer lines are reported and
@@ -62,21 +64,20 @@ pub struct LinkArgs {
     file: Option<PathBuf>,
 }
 
+/// The TOML spellings (`[link] overlap`); `best-score` is accepted too.
 fn parse_overlap(s: &str) -> Result<OverlapPolicy, String> {
     match s {
         "all" => Ok(OverlapPolicy::All),
         "longest" => Ok(OverlapPolicy::Longest),
-        "best-score" | "best_score" => Ok(OverlapPolicy::BestScore),
+        "best_score" | "best-score" => Ok(OverlapPolicy::BestScore),
         other => Err(format!(
-            "unknown overlap policy `{other}` (all, longest, best-score)"
+            "unknown overlap policy `{other}` (all, longest, best_score)"
         )),
     }
 }
 
 /// Runs `zhishi link`.
 pub fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
-    let store =
-        Store::open(&args.db).with_context(|| format!("opening KG store {}", args.db.display()))?;
     let opts = LinkOptions {
         overlap: args.overlap,
         nil_threshold: args.nil_threshold,
@@ -86,7 +87,26 @@ pub fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
         respect_boundaries: !args.ignore_boundaries,
         ..LinkOptions::default()
     };
-    let linker = Linker::build(store, opts).context("building the linker from the store")?;
+    // The pipeline's own link (and facts) stages: the output is the pipeline's JSON, with
+    // character offsets, by construction.
+    let mut builder = Pipeline::builder().name("link").link(opts);
+    builder = if args.db.is_file() {
+        tracing::info!(
+            "{} is a triple file: reading it into memory (import it once with `zhishi kg import` for a store)",
+            args.db.display()
+        );
+        builder.kg_triples([&args.db])
+    } else {
+        builder.kg_store(&args.db)
+    };
+    if args.knowledge > 0 {
+        builder = builder.facts(FactsOptions {
+            per_mention: args.knowledge,
+        });
+    }
+    let pipeline = builder
+        .build()
+        .with_context(|| format!("loading the KG {}", args.db.display()))?;
     let input: Box<dyn BufRead> = match &args.file {
         Some(path) => Box::new(BufReader::with_capacity(
             1 << 20,
@@ -120,36 +140,37 @@ pub fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
         if batch.is_empty() {
             break;
         }
-        let rendered: Vec<Result<String, String>> = batch
-            .par_iter()
-            .map(|record| match &record.content {
-                Ok(doc) => render(&linker, &args, &doc.text).map_err(|e| format!("{e:#}")),
-                Err(e) => Err(e.to_string()),
-            })
+        let mut docs: Vec<Document> = batch
+            .iter_mut()
+            .filter_map(|r| r.content.as_mut().ok().map(std::mem::take))
             .collect();
-        for (record, line) in batch.iter().zip(rendered) {
+        pipeline.run(&mut docs).context("linking")?;
+        let mut docs = docs.into_iter();
+        for record in &batch {
             // One output line per input line: blank input lines give empty results.
             while lines_out + 1 < record.line {
                 writeln!(out, "{}", empty_line(args.json))?;
                 lines_out += 1;
             }
-            match line {
-                Ok(line) => {
-                    writeln!(out, "{line}")?;
+            match (&record.content, args.json) {
+                (Ok(_), json) => {
+                    let doc = docs.next().context("one document per good record")?;
+                    writeln!(out, "{}", render(&doc, json, args.knowledge > 0)?)?;
                     linked += 1;
                 }
-                Err(error) => {
+                (Err(error), json) => {
                     let where_ = match &args.file {
                         Some(path) => format!("{}:{}", path.display(), record.line),
                         None => format!("line {}", record.line),
                     };
                     eprintln!("zhishi link: {where_}: {error}");
-                    let json = serde_json::json!({ "line": record.line, "error": error });
+                    let line =
+                        serde_json::json!({ "line": record.line, "error": error.to_string() });
                     writeln!(
                         out,
                         "{}",
-                        if args.json {
-                            json.to_string()
+                        if json {
+                            line.to_string()
                         } else {
                             String::new()
                         }
@@ -182,44 +203,27 @@ fn empty_line(json: bool) -> &'static str {
     }
 }
 
-/// Links one input line and renders the output line.
-fn render<S: KnowledgeSource>(
-    linker: &Linker<S>,
-    args: &LinkArgs,
-    text: &str,
-) -> anyhow::Result<String> {
-    let mentions = linker.link(text);
-    if !args.json {
-        let parts: Vec<String> = mentions
+/// The output line of a linked document: the pipeline's `mentions` (and `facts`) JSON, or a
+/// readable `text->entity (score)` list.
+fn render(doc: &Document, json: bool, with_facts: bool) -> anyhow::Result<String> {
+    if !json {
+        let parts: Vec<String> = doc
+            .mentions
             .iter()
             .map(|m| format!("{}->{} ({:.2})", m.text, m.entity.name, m.score))
             .collect();
         return Ok(parts.join("\t"));
     }
-    let mut out = Vec::with_capacity(mentions.len());
-    for mention in &mentions {
-        let knowledge = if args.knowledge > 0 {
-            Some(linker.select_knowledge(text, mention, args.knowledge)?)
-        } else {
-            None
-        };
-        out.push(MentionOut { mention, knowledge });
-    }
-    Ok(serde_json::to_string(&LineOut { mentions: out })?)
+    Ok(serde_json::to_string(&LineOut {
+        mentions: &doc.mentions,
+        facts: with_facts.then_some(&doc.facts),
+    })?)
 }
 
-/// One output line: serialised straight to text (a `serde_json::Value` per mention cost
-/// ~10 KB each on lines with hundreds of thousands of mentions).
+/// One output line: the same `Mention` and `Fact` JSON as `zhishi run` and `zhishi serve`.
 #[derive(Serialize)]
 struct LineOut<'a> {
-    mentions: Vec<MentionOut<'a>>,
-}
-
-/// A mention with, when asked for, its most relevant facts.
-#[derive(Serialize)]
-struct MentionOut<'a> {
-    #[serde(flatten)]
-    mention: &'a Mention,
+    mentions: &'a [Mention],
     #[serde(skip_serializing_if = "Option::is_none")]
-    knowledge: Option<Vec<Knowledge>>,
+    facts: Option<&'a [Fact]>,
 }

@@ -18,7 +18,7 @@
 //! Unknown keys, wrong types, unknown stages, options for stages that are not listed, a stage
 //! whose input no earlier stage produces, a stage that needs `[kg]` without one, and missing
 //! files are errors naming the file, line and key. Paths resolve against the TOML's directory.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -282,7 +282,7 @@ impl PipelineSpec {
                     "stage `ner` needs a [ner] table with `model = \"DIR\"` (a trained model)",
                 ));
             };
-            ner.model = source.existing_path("ner.model", &ner.model)?;
+            ner.model = model_path(source, "ner", &ner.model)?;
         }
         if stages.contains(&StageName::Kbqa) {
             let Some(kbqa) = &mut self.kbqa else {
@@ -291,7 +291,7 @@ impl PipelineSpec {
                     "stage `kbqa` needs a [kbqa] table with `model = \"DIR\"` (a trained model)",
                 ));
             };
-            kbqa.model = source.existing_path("kbqa.model", &kbqa.model)?;
+            kbqa.model = model_path(source, "kbqa", &kbqa.model)?;
         }
         if stages.contains(&StageName::Relation) {
             let Some(relation) = &mut self.relation else {
@@ -300,7 +300,7 @@ impl PipelineSpec {
                     "stage `relation` needs a [relation] table with `model = \"DIR\"` (a trained model)",
                 ));
             };
-            relation.model = source.existing_path("relation.model", &relation.model)?;
+            relation.model = model_path(source, "relation", &relation.model)?;
         }
         if stages.contains(&StageName::Qa) {
             let Some(qa) = &mut self.qa else {
@@ -309,7 +309,7 @@ impl PipelineSpec {
                     "stage `qa` needs a [qa] table with `model = \"DIR\"` (a trained model)",
                 ));
             };
-            qa.model = source.existing_path("qa.model", &qa.model)?;
+            qa.model = model_path(source, "qa", &qa.model)?;
         }
         if let Err(e) = crate::model::parse_device(&self.pipeline.device) {
             return Err(source.error("pipeline.device", e.to_string()));
@@ -337,6 +337,69 @@ impl PipelineSpec {
         }
         self.kg.as_ref().map(|kg| kg.locate(source)).transpose()
     }
+}
+
+/// Resolves a stage's `model` path; when it does not exist, the error names the command that
+/// makes it: the training TOML beside this one whose output directory holds the path.
+fn model_path(source: &ConfigSource, stage: &str, model: &Path) -> Result<PathBuf, ConfigError> {
+    let key = format!("{stage}.model");
+    let resolved = source.resolve(model);
+    if resolved.exists() {
+        return Ok(resolved);
+    }
+    let hint = match training_config_for(source.dir(), &resolved) {
+        Some(config) => format!(
+            "train it with `zhishi train {}` (it writes there)",
+            config.display()
+        ),
+        None => format!(
+            "train a model with `zhishi train CONFIG.toml` ([task] kind = \"{stage}\"; `zhishi train --help`)"
+        ),
+    };
+    Err(source.error(
+        &key,
+        format!(
+            "model directory {} does not exist: {hint}, or point at one with `--set {key}=DIR`",
+            resolved.display()
+        ),
+    ))
+}
+
+/// The `*.toml` in `dir` whose `[train] output_dir` (or `output`) contains `model`.
+fn training_config_for(dir: &Path, model: &Path) -> Option<PathBuf> {
+    let normal = |p: &Path| -> PathBuf {
+        let mut out = PathBuf::new();
+        for part in p.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        out
+    };
+    let model = normal(model);
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    configs.sort();
+    configs.into_iter().find(|config| {
+        let Ok(text) = std::fs::read_to_string(config) else {
+            return false;
+        };
+        let Ok(table) = text.parse::<toml::Table>() else {
+            return false;
+        };
+        let train = table.get("train").and_then(|t| t.as_table());
+        let output = train
+            .and_then(|t| t.get("output_dir").or_else(|| t.get("output")))
+            .and_then(|v| v.as_str());
+        output.is_some_and(|out| model.starts_with(normal(&dir.join(out))))
+    })
 }
 
 impl PipelineSpec {
