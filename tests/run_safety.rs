@@ -357,3 +357,42 @@ fn a_run_where_no_record_succeeds_exits_non_zero() {
         2
     );
 }
+
+#[test]
+fn ids_are_input_line_numbers_blank_lines_included() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.txt"),
+        "北京欢迎你\n\n   \n《哈姆雷特》\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["--input", "in.txt", "--output", "-"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["1", "4"]);
+    // A JSONL id field wins over the line number.
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "\n{\"id\": \"a\", \"text\": \"北京\"}\n{\"text\": \"上海\"}\n",
+    )
+    .unwrap();
+    let out = run_in(
+        dir.path(),
+        &["--input", "in.jsonl", "--output", "-", "--id-field", "id"],
+    );
+    let ids: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].clone())
+        .collect();
+    assert_eq!(ids, ["a", "3"]);
+}

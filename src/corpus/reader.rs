@@ -38,7 +38,8 @@ pub struct ReaderOptions {
     pub format: InputFormat,
     /// JSONL field holding the text.
     pub text_field: String,
-    /// JSONL field copied to [`Document::id`], if any (string or number).
+    /// JSONL field copied to [`Document::id`], if any (string or number); without one (or
+    /// when a record lacks it) the id is the input line number.
     pub id_field: Option<String>,
     /// JSONL field copied to [`Document::question`], if any.
     pub question_field: Option<String>,
@@ -190,10 +191,15 @@ impl<R: BufRead> RecordReader<R> {
             if text.trim().is_empty() {
                 continue;
             }
-            let content = match self.opts.format {
+            let mut content = match self.opts.format {
                 InputFormat::Txt => Ok(Document::new(text)),
                 InputFormat::Jsonl => parse_json(text, &self.opts),
             };
+            if let Ok(doc) = &mut content {
+                // Without an id field the input line number is the id, so output documents
+                // line up with input lines even where blank lines were skipped.
+                doc.id.get_or_insert_with(|| self.line.to_string());
+            }
             return Ok(Some(Record {
                 line: self.line,
                 offset: start,
