@@ -116,4 +116,28 @@ fn a_plain_bert_checkpoint_initialises_the_token_encoder_and_fresh_aggregators()
         .unwrap();
     assert_eq!(h.dims(), [1, 4, 32]);
     assert_eq!(e.dims(), [1, 4, 100]);
+    // The fresh aggregator weights come from a fixed seed: loading again gives the same model.
+    let (again, _) = load_ernie(dir.path(), &Device::Cpu, DType::F32, Kernels::Fast).unwrap();
+    let input = ErnieInput {
+        tokens: EncoderInput::new(&ids),
+        entities: &Tensor::ones((1, 4, 100), DType::F32, &Device::Cpu).unwrap(),
+        entity_mask: &entity_mask,
+    };
+    let first = model
+        .forward(&input)
+        .unwrap()
+        .0
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let second = again
+        .forward(&input)
+        .unwrap()
+        .0
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(first, second);
 }

@@ -3,7 +3,7 @@
 //! This is the only module that talks to sled. Layout of a store directory:
 //!
 //! ```text
-//! DIR/STORE.json   {"format": "zhishi-kg-store", "version": 1, "generation": N}  (commit point)
+//! DIR/STORE.json   {"format": "zhishi-kg-store", "version": 3, "generation": N}  (commit point)
 //! DIR/LOCK         advisory lock: one process at a time opens the store (snapshots share it
 //!                  while they copy, see [`Store::open_snapshot`])
 //! DIR/gen-N/       the sled database of the current generation

@@ -11,6 +11,7 @@ use super::bert::BertModel;
 use super::config::{BertConfig, Kernels};
 use super::ernie::{ernie_only_tensors, ErnieModel};
 use super::ModelError;
+use super::Rng;
 
 /// Weight files looked for in a model directory, in order of preference.
 pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
@@ -55,7 +56,8 @@ pub fn load_bert(
 /// Loads an ERNIE-THU model from `dir`: the authors' own checkpoints load unchanged, and a
 /// plain BERT checkpoint initialises the token encoder while the entity-side (aggregator)
 /// weights it lacks start fresh (normal(0, `initializer_range` 0.02) weights, zero biases,
-/// unit LayerNorms). Returns the model and how many tensors were initialised fresh.
+/// unit LayerNorms), drawn from a fixed seed so the same checkpoint always gives the same
+/// model. Returns the model and how many tensors were initialised fresh.
 pub fn load_ernie(
     dir: &Path,
     device: &Device,
@@ -68,12 +70,13 @@ pub fn load_ernie(
     let mut tensors = canonicalize(read_checkpoint(&weights)?);
     let mut selected = take_expected(&mut tensors, &expected_tensors(&cfg), &weights)?;
     let mut fresh = 0;
+    let mut rng = Rng::new(FRESH_SEED);
     for (name, shape) in ernie_only_tensors(&cfg) {
         let t = match tensors.remove(&name) {
             Some(t) => check_shape(t, &name, &shape, &weights)?,
             None => {
                 fresh += 1;
-                fresh_tensor(&name, &shape)?
+                fresh_tensor(&name, &shape, &mut rng)?
             }
         };
         selected.insert(name, t);
@@ -83,15 +86,20 @@ pub fn load_ernie(
 }
 
 /// A freshly initialised parameter, following BERT's `init_bert_weights`.
-fn fresh_tensor(name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
+fn fresh_tensor(name: &str, shape: &[usize], rng: &mut Rng) -> candle_core::Result<Tensor> {
     if name.ends_with(".bias") {
         Tensor::zeros(shape, DType::F32, &Device::Cpu)
     } else if name.contains("LayerNorm") {
         Tensor::ones(shape, DType::F32, &Device::Cpu)
     } else {
-        Tensor::randn(0f32, 0.02, shape, &Device::Cpu)
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| 0.02 * rng.normal()).collect();
+        Tensor::from_vec(values, shape, &Device::Cpu)
     }
 }
+
+/// Seed of the weights [`load_ernie`] initialises fresh.
+const FRESH_SEED: u64 = 0;
 
 fn var_builder(
     tensors: HashMap<String, Tensor>,

@@ -90,7 +90,7 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, RelationError>
         }
     };
     let output_dir = source.resolve(&c.train.output_dir);
-    let mut toml = std::fs::read_to_string(path).unwrap_or_default();
+    let mut toml = source.text().to_string();
     if !overrides.is_empty() {
         toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
     }
