@@ -457,6 +457,79 @@ fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_string()
 }
 
+/// Deserializers for numbers that must lie in a range, for `#[serde(deserialize_with = ...)]`:
+/// a NaN, an infinity or an out-of-range value is an error at its key and line, never a
+/// setting that silently breaks training or linking.
+pub mod range {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn check<'de, D: Deserializer<'de>, T: PartialOrd + std::fmt::Display>(
+        value: T,
+        ok: bool,
+        expected: &str,
+    ) -> Result<T, D::Error> {
+        if ok {
+            Ok(value)
+        } else {
+            Err(D::Error::custom(format!(
+                "{value} is out of range; expected {expected}"
+            )))
+        }
+    }
+
+    /// A probability or fraction: 0 to 1.
+    pub fn unit_f32<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        let v = f32::deserialize(d)?;
+        check::<D, _>(v, (0.0..=1.0).contains(&v), "a number from 0 to 1")
+    }
+
+    /// [`unit_f32`] for an optional key.
+    pub fn opt_unit_f32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+        match Option::<f32>::deserialize(d)? {
+            Some(v) => check::<D, _>(v, (0.0..=1.0).contains(&v), "a number from 0 to 1").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A fraction: 0 to 1.
+    pub fn unit_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let v = f64::deserialize(d)?;
+        check::<D, _>(v, (0.0..=1.0).contains(&v), "a number from 0 to 1")
+    }
+
+    /// A finite number greater than 0 (a learning rate).
+    pub fn positive_f32<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        let v = f32::deserialize(d)?;
+        check::<D, _>(
+            v,
+            v.is_finite() && v > 0.0,
+            "a finite number greater than 0",
+        )
+    }
+
+    /// A finite number greater than 0 (a learning rate).
+    pub fn positive_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let v = f64::deserialize(d)?;
+        check::<D, _>(
+            v,
+            v.is_finite() && v > 0.0,
+            "a finite number greater than 0",
+        )
+    }
+
+    /// A finite number, 0 or more (a decay, a clip norm, a scale).
+    pub fn non_negative_f32<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        let v = f32::deserialize(d)?;
+        check::<D, _>(v, v.is_finite() && v >= 0.0, "a finite number, 0 or more")
+    }
+
+    /// A finite number, 0 or more (a decay, a clip norm, a scale).
+    pub fn non_negative_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let v = f64::deserialize(d)?;
+        check::<D, _>(v, v.is_finite() && v >= 0.0, "a finite number, 0 or more")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -339,3 +339,36 @@ fn a_missing_model_directory_names_the_training_command_that_makes_it() {
     );
     assert!(err.contains("--set ner.model=DIR"), "{err}");
 }
+
+#[test]
+fn item8_facts_are_ranked_against_the_text_around_each_mention() {
+    // Ranking used to re-normalise the whole document for every mention (quadratic); it now
+    // looks at the 256 characters on each side of the mention, as K-BERT injection does.
+    let dir = tempfile::tempdir().unwrap();
+    let kg = dir.path().join("kg.tsv");
+    std::fs::write(&kg, "山西大学\t所在地\t太原\n山西大学\t类型\t综合性大学\n").unwrap();
+    let pipeline = Pipeline::builder()
+        .kg_triples([&kg])
+        .segment(SegmentStageOptions::default())
+        .link(LinkOptions {
+            nil_threshold: 0.0,
+            ..LinkOptions::default()
+        })
+        .facts(FactsOptions { per_mention: 1 })
+        .build()
+        .unwrap();
+    let near = pipeline.process("山西大学在太原。").unwrap();
+    assert_eq!(near.facts[0].object, "太原");
+    assert!(near.facts[0].score > 0.0);
+    let filler = "今天天气很好，我们一起去公园散步。".repeat(20); // 340 characters
+    let far = pipeline
+        .process(&format!("山西大学。{filler}太原。"))
+        .unwrap();
+    let first = far.facts.iter().find(|f| f.mention == 0).unwrap();
+    assert_eq!(
+        first.score, 0.0,
+        "太原 is beyond the mention's window: {first:?}"
+    );
+    let window = zhishi::text::fact_context("甲乙山西大学丙丁", 6, 18);
+    assert_eq!(window, "甲乙山西大学丙丁", "a short text is its own window");
+}

@@ -174,3 +174,27 @@ fn smaller_item_os_errors_are_printed_once() {
     assert!(!out.status.success());
     assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
 }
+
+#[test]
+fn floats_in_training_configs_reject_nan_infinity_and_out_of_range_values() {
+    use zhishi::config;
+    let base = "[task]\nkind = \"ner\"\n\n[encoder]\nmodel = \"m\"\n\n[data]\ntrain = \"t.bmes\"\nformat = \"char_per_line\"\n\n[train]\noutput_dir = \"out\"\n";
+    let path = Path::new("conf/ner.toml");
+    assert!(config::from_str::<zhishi::stages::ner::NerConfig>(path, base, &[]).is_ok());
+    for (set, key) in [
+        ("train.lr=nan", "train.lr"),
+        ("train.lr=-1e-5", "train.lr"),
+        ("train.warmup_ratio=1.5", "train.warmup_ratio"),
+        ("train.max_grad_norm=inf", "train.max_grad_norm"),
+        ("encoder.dropout=2.0", "encoder.dropout"),
+        ("knowledge.nil_threshold=nan", "knowledge.nil_threshold"),
+    ] {
+        let err =
+            config::from_str::<zhishi::stages::ner::NerConfig>(path, base, &[set.to_string()])
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains(&format!("key `{key}`")), "{set}: {err}");
+        assert!(err.contains("out of range"), "{set}: {err}");
+    }
+}

@@ -106,6 +106,7 @@ pub struct CandidateOptions {
     /// default 0.3 was chosen on the NLPCC dev questions (see the README): of the questions
     /// whose subject is missing from the store it still answers 29% (69% with no threshold),
     /// and it costs 0.1 points of accuracy on the others.
+    #[serde(deserialize_with = "crate::config::range::unit_f32")]
     pub nil_threshold: f32,
 }
 
@@ -130,10 +131,16 @@ pub struct TrainSection {
     #[serde(default = "default_epochs")]
     pub epochs: usize,
     /// Adam learning rate.
-    #[serde(default = "default_lr")]
+    #[serde(
+        default = "default_lr",
+        deserialize_with = "crate::config::range::positive_f32"
+    )]
     pub lr: f32,
     /// L2 penalty on every weight.
-    #[serde(default = "default_l2")]
+    #[serde(
+        default = "default_l2",
+        deserialize_with = "crate::config::range::non_negative_f32"
+    )]
     pub l2: f32,
     /// Questions per optimiser step.
     #[serde(default = "default_train_batch")]

@@ -20,7 +20,7 @@ pub struct KbqaStageOptions {
     #[serde(default = "default_top_k")]
     pub top_k: usize,
     /// Overrides the model's NIL threshold: answers less confident than this are dropped.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::range::opt_unit_f32")]
     pub nil_threshold: Option<f32>,
 }
 

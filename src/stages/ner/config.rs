@@ -74,7 +74,10 @@ pub struct HeadTable {
     #[serde(default = "default_true")]
     pub crf: bool,
     /// The CRF's learning rate as a multiple of `train.lr` (its scores start at zero).
-    #[serde(default = "default_crf_lr_scale")]
+    #[serde(
+        default = "default_crf_lr_scale",
+        deserialize_with = "crate::config::range::non_negative_f64"
+    )]
     pub crf_lr_scale: f64,
 }
 

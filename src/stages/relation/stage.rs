@@ -49,7 +49,7 @@ pub struct RelationStageOptions {
     #[serde(default = "default_max_pairs")]
     pub max_pairs: usize,
     /// Relations scored below this are dropped.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::range::unit_f32")]
     pub min_score: f32,
 }
 

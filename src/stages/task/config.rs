@@ -26,7 +26,10 @@ pub struct EncoderTable {
     /// Dropout probability during training, before the classifier and inside the encoder
     /// (embeddings, attention probabilities and both projections of every layer, where BERT
     /// applies `hidden_dropout_prob` / `attention_probs_dropout_prob`).
-    #[serde(default = "default_dropout")]
+    #[serde(
+        default = "default_dropout",
+        deserialize_with = "crate::config::range::unit_f32"
+    )]
     pub dropout: f32,
 }
 
@@ -88,7 +91,10 @@ pub struct KnowledgeTable {
     #[serde(default)]
     pub with_predicate: bool,
     /// Mentions the linker scores below this are not linked.
-    #[serde(default = "default_nil_threshold")]
+    #[serde(
+        default = "default_nil_threshold",
+        deserialize_with = "crate::config::range::unit_f32"
+    )]
     pub nil_threshold: f32,
     /// ERNIE: a TransE directory (`zhishi transe train --export DIR` layout:
     /// `transe.safetensors` + `entity2id.txt`, 100-wide vectors). When it does not exist the
@@ -168,16 +174,28 @@ pub struct TrainTable {
     #[serde(default = "default_one")]
     pub grad_accum: usize,
     /// Peak learning rate.
-    #[serde(default = "default_lr")]
+    #[serde(
+        default = "default_lr",
+        deserialize_with = "crate::config::range::positive_f64"
+    )]
     pub lr: f64,
     /// Fraction of steps warming up.
-    #[serde(default = "default_warmup")]
+    #[serde(
+        default = "default_warmup",
+        deserialize_with = "crate::config::range::unit_f64"
+    )]
     pub warmup_ratio: f64,
     /// AdamW decoupled weight decay (not on biases and LayerNorms).
-    #[serde(default = "default_weight_decay")]
+    #[serde(
+        default = "default_weight_decay",
+        deserialize_with = "crate::config::range::non_negative_f64"
+    )]
     pub weight_decay: f64,
     /// Global gradient-norm clip (0 disables).
-    #[serde(default = "default_one_f64")]
+    #[serde(
+        default = "default_one_f64",
+        deserialize_with = "crate::config::range::non_negative_f64"
+    )]
     pub max_grad_norm: f64,
     /// Seed for shuffling and dropout.
     #[serde(default = "default_seed")]
