@@ -163,7 +163,7 @@ fn unknown_stages_are_rejected_with_the_known_ones_listed() {
         "{err}"
     );
     assert!(
-        err.contains("unknown variant `parse`, expected one of"),
+        err.contains("unknown stage `parse`, expected one of segment, link, facts"),
         "{err}"
     );
 }
@@ -371,4 +371,88 @@ fn item8_facts_are_ranked_against_the_text_around_each_mention() {
     );
     let window = zhishi::text::fact_context("甲乙山西大学丙丁", 6, 18);
     assert_eq!(window, "甲乙山西大学丙丁", "a short text is its own window");
+}
+
+#[test]
+fn the_stage_list_in_the_docs_is_the_registry() {
+    let docs = std::fs::read_to_string(repo().join("docs/pipelines.md")).unwrap();
+    let start = docs
+        .find("<!-- stages:start -->")
+        .expect("marker in docs/pipelines.md")
+        + 21;
+    let end = docs
+        .find("<!-- stages:end -->")
+        .expect("marker in docs/pipelines.md");
+    let table = zhishi::stages::registry::markdown_table();
+    assert_eq!(
+        docs[start..end].trim(),
+        table.trim(),
+        "docs/pipelines.md's stage list differs from the registry; paste:\n{table}"
+    );
+}
+
+/// A library user's own stage: counts the mentions into `answers`.
+struct MentionCount;
+
+impl zhishi::pipeline::Stage for MentionCount {
+    fn name(&self) -> &'static str {
+        "mention_count"
+    }
+
+    fn process(&self, docs: &mut [zhishi::Document]) -> Result<(), zhishi::pipeline::StageError> {
+        for doc in docs {
+            doc.answers = vec![zhishi::Answer {
+                text: doc.mentions.len().to_string(),
+                span: None,
+                score: 1.0,
+                triple: None,
+            }];
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_custom_stage_runs_in_order_and_its_inputs_are_checked() {
+    use zhishi::pipeline::Field;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kg.tsv"), KG).unwrap();
+    let pipeline = Pipeline::builder()
+        .kg_triples([dir.path().join("kg.tsv")])
+        .link(LinkOptions::default())
+        .custom_stage(MentionCount, &[Field::Mentions], &[Field::Answers])
+        .build()
+        .unwrap();
+    assert_eq!(pipeline.stage_names(), ["link", "mention_count"]);
+    let doc = pipeline.process("姚明出生在上海。").unwrap();
+    assert_eq!(doc.answers[0].text, doc.mentions.len().to_string());
+    assert!(!doc.mentions.is_empty());
+    // Before `link`, nothing produces the mentions it reads.
+    let Err(err) = Pipeline::builder()
+        .kg_triples([dir.path().join("kg.tsv")])
+        .custom_stage(MentionCount, &[Field::Mentions], &[Field::Answers])
+        .link(LinkOptions::default())
+        .build()
+    else {
+        panic!("a custom stage before its input must be refused");
+    };
+    assert!(
+        err.to_string()
+            .contains("stage `mention_count` reads `mentions`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_tables_and_keys_are_rejected_at_their_line() {
+    let err = load_error(&format!("{GOOD}\n[parser]\nx = 1\n"));
+    assert!(
+        err.contains("key `parser`: unknown table `parser`"),
+        "{err}"
+    );
+    let err = load_error(&format!("colour = 1\n{GOOD}"));
+    assert!(
+        err.starts_with("conf/p.toml:1: key `colour`: unknown key"),
+        "{err}"
+    );
 }

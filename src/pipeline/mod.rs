@@ -12,20 +12,20 @@ use crate::config::{self, ConfigError};
 use crate::doc::Document;
 use crate::kg::import::{self, ImportError, ImportOptions};
 use crate::kg::store::{Store, StoreError, StoreOptions};
-use crate::stages::facts::{FactsOptions, FactsStage};
-use crate::stages::kbqa::{KbqaStage, KbqaStageOptions};
-use crate::stages::link::LinkStage;
-use crate::stages::ner::{NerStage, NerStageOptions};
-use crate::stages::qa::{QaStage, QaStageOptions};
-use crate::stages::relation::{RelationStage, RelationStageOptions};
-use crate::stages::segment::{SegmentStage, SegmentStageOptions};
+use crate::stages::facts::FactsOptions;
+use crate::stages::kbqa::KbqaStageOptions;
+use crate::stages::ner::NerStageOptions;
+use crate::stages::qa::QaStageOptions;
+use crate::stages::registry::{self, StageContext};
+use crate::stages::relation::RelationStageOptions;
+use crate::stages::segment::SegmentStageOptions;
 use crate::text::{KnowledgeSource, LinkError, LinkOptions, Linker, MemoryKg, SourceError};
 
 pub mod spec;
 
 pub use crate::stages::{Field, Stage, StageError};
 pub use crate::text::KgLinker;
-pub use spec::{KgLocation, PipelineSpec, RunSpec, StageName};
+pub use spec::{KgLocation, PipelineSpec, RunSpec};
 
 /// What can go wrong building or running a pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ impl Pipeline {
     pub fn from_toml_with(path: &Path, overrides: &[String]) -> Result<Self, PipelineError> {
         let mut loaded = config::load::<PipelineSpec>(path, overrides)?;
         let kg = loaded.value.check(&loaded.source)?;
-        build(&loaded.value, kg.map(KgInput::Location))
+        build(&loaded.value, kg.map(KgInput::Location), Vec::new())
     }
 
     /// A builder for pipelines assembled in code.
@@ -184,11 +184,21 @@ enum KgInput {
     Source(Arc<dyn KnowledgeSource>),
 }
 
-/// Assembles a pipeline in code; the TOML path's stage-order checks apply.
+/// Assembles a pipeline in code; the TOML path's stage-order checks apply. Registered stages
+/// are added with their options ([`PipelineBuilder::stage`], or the named shortcuts), stages
+/// of your own with [`PipelineBuilder::custom_stage`].
 #[derive(Default)]
 pub struct PipelineBuilder {
     spec: PipelineSpec,
     kg: Option<KgInput>,
+    custom: Vec<CustomStage>,
+}
+
+/// A stage built by the library user, with what it reads and writes.
+struct CustomStage {
+    stage: Arc<dyn Stage>,
+    requires: Vec<Field>,
+    produces: Vec<Field>,
 }
 
 impl PipelineBuilder {
@@ -234,53 +244,66 @@ impl PipelineBuilder {
         self
     }
 
-    /// Appends the `segment` stage.
-    pub fn segment(mut self, opts: SegmentStageOptions) -> Self {
-        self.spec.segment = Some(opts);
-        self.spec.pipeline.stages.push(StageName::Segment);
+    /// Appends the registered stage `name` with `options` (its TOML table's type, e.g.
+    /// [`LinkOptions`] for `link`); checked like the TOML when the pipeline is built.
+    pub fn stage(mut self, name: &str, options: &impl serde::Serialize) -> Self {
+        self.spec
+            .tables
+            .insert(name.to_string(), registry::to_table(options));
+        self.spec.pipeline.stages.push(name.to_string());
         self
+    }
+
+    /// Appends a stage of your own: `stage` reads `requires` (which earlier stages must
+    /// produce) and writes `produces`; it runs in order with the registered ones.
+    pub fn custom_stage(
+        mut self,
+        stage: impl Stage + 'static,
+        requires: &[Field],
+        produces: &[Field],
+    ) -> Self {
+        self.spec.pipeline.stages.push(stage.name().to_string());
+        self.custom.push(CustomStage {
+            stage: Arc::new(stage),
+            requires: requires.to_vec(),
+            produces: produces.to_vec(),
+        });
+        self
+    }
+
+    /// Appends the `segment` stage.
+    pub fn segment(self, opts: SegmentStageOptions) -> Self {
+        self.stage("segment", &opts)
     }
 
     /// Appends the `link` stage.
-    pub fn link(mut self, opts: LinkOptions) -> Self {
-        self.spec.link = Some(opts);
-        self.spec.pipeline.stages.push(StageName::Link);
-        self
+    pub fn link(self, opts: LinkOptions) -> Self {
+        self.stage("link", &opts)
     }
 
     /// Appends the `facts` stage.
-    pub fn facts(mut self, opts: FactsOptions) -> Self {
-        self.spec.facts = Some(opts);
-        self.spec.pipeline.stages.push(StageName::Facts);
-        self
+    pub fn facts(self, opts: FactsOptions) -> Self {
+        self.stage("facts", &opts)
     }
 
     /// Appends the `ner` stage (a trained model directory).
-    pub fn ner(mut self, opts: NerStageOptions) -> Self {
-        self.spec.ner = Some(opts);
-        self.spec.pipeline.stages.push(StageName::Ner);
-        self
+    pub fn ner(self, opts: NerStageOptions) -> Self {
+        self.stage("ner", &opts)
     }
 
     /// Appends the `kbqa` stage (a trained model directory).
-    pub fn kbqa(mut self, opts: KbqaStageOptions) -> Self {
-        self.spec.kbqa = Some(opts);
-        self.spec.pipeline.stages.push(StageName::Kbqa);
-        self
+    pub fn kbqa(self, opts: KbqaStageOptions) -> Self {
+        self.stage("kbqa", &opts)
     }
 
     /// Appends the `relation` stage (a trained model directory; pairs from `opts.pairs_from`).
-    pub fn relation(mut self, opts: RelationStageOptions) -> Self {
-        self.spec.relation = Some(opts);
-        self.spec.pipeline.stages.push(StageName::Relation);
-        self
+    pub fn relation(self, opts: RelationStageOptions) -> Self {
+        self.stage("relation", &opts)
     }
 
     /// Appends the extractive `qa` stage (a trained model directory).
-    pub fn qa(mut self, opts: QaStageOptions) -> Self {
-        self.spec.qa = Some(opts);
-        self.spec.pipeline.stages.push(StageName::Qa);
-        self
+    pub fn qa(self, opts: QaStageOptions) -> Self {
+        self.stage("qa", &opts)
     }
 
     /// Worker threads for CPU stages (0 = rayon's global pool).
@@ -302,98 +325,92 @@ impl PipelineBuilder {
         self
     }
 
-    /// Checks the stage order (as the TOML path does), loads resources and builds the stages.
-    pub fn build(self) -> Result<Pipeline, PipelineError> {
-        let order = self.spec.pipeline.order_problem(self.kg.is_some());
-        if let Some((key, message)) = order.or_else(|| self.spec.relation_problem()) {
+    /// Checks the stage order and every stage's options (as the TOML path does), loads
+    /// resources and builds the stages.
+    pub fn build(mut self) -> Result<Pipeline, PipelineError> {
+        let custom: Vec<(String, Vec<Field>, Vec<Field>)> = self
+            .custom
+            .iter()
+            .map(|c| {
+                (
+                    c.stage.name().to_string(),
+                    c.requires.clone(),
+                    c.produces.clone(),
+                )
+            })
+            .collect();
+        let order = self
+            .spec
+            .pipeline
+            .order_problem(self.kg.is_some(), &self.spec.tables, &custom);
+        if let Some((key, message)) = order {
             return Err(PipelineError::Invalid { key, message });
         }
-        build(&self.spec, self.kg)
+        let resolve = |_: &str, path: &Path| Ok(path.to_path_buf());
+        for name in self.spec.pipeline.stages.clone() {
+            if let Some(kind) = registry::find(&name) {
+                kind.check(self.spec.tables.get_mut(&name), &resolve)
+                    .map_err(|e| PipelineError::Invalid {
+                        key: e.key,
+                        message: e.message,
+                    })?;
+            }
+        }
+        build(&self.spec, self.kg, self.custom)
     }
 }
 
-/// Builds a checked spec: the KG once, the shared linker when any stage needs it, the stages.
-fn build(spec: &PipelineSpec, kg: Option<KgInput>) -> Result<Pipeline, PipelineError> {
+/// Builds a checked spec: the KG once, the shared linker when any stage needs it, then each
+/// stage through its registered kind (or the builder's custom stage), in order.
+fn build(
+    spec: &PipelineSpec,
+    kg: Option<KgInput>,
+    custom: Vec<CustomStage>,
+) -> Result<Pipeline, PipelineError> {
     let kg: Option<Arc<dyn KnowledgeSource>> = match kg {
         None => None,
         Some(KgInput::Source(source)) => Some(source),
         Some(KgInput::Location(location)) => Some(load_kg(&location)?),
     };
     let stages_listed = &spec.pipeline.stages;
-    let linker = match stages_listed.iter().find(|s| s.needs_kg()) {
+    let kg_stage = stages_listed
+        .iter()
+        .find(|s| registry::find(s).is_some_and(|k| k.info().needs_kg));
+    let linker = match kg_stage {
         None => None,
         Some(stage) => {
-            let source = kg.clone().ok_or(PipelineError::NoKg {
-                stage: stage.as_str(),
+            let source = kg.clone().ok_or_else(|| PipelineError::Invalid {
+                key: "kg".into(),
+                message: format!("stage `{stage}` needs a knowledge graph; give the builder one (kg_triples, kg_store or kg_source)"),
             })?;
-            let opts = spec.link.clone().unwrap_or_default();
+            let opts =
+                registry::options::<LinkOptions>("link", spec.tables.get("link")).map_err(|e| {
+                    PipelineError::Invalid {
+                        key: e.key,
+                        message: e.message,
+                    }
+                })?;
             Some(Arc::new(Linker::build(source, opts)?))
         }
     };
     let device = crate::model::parse_device(&spec.pipeline.device)?;
     let mut stages: Vec<Box<dyn Stage>> = Vec::with_capacity(stages_listed.len());
-    // Whether a `segment` stage before `link` produces exactly the linker's own segmentation
-    // (its segmenter, with the POS tags the linker's filter needs), so `link` can reuse it.
-    let mut linker_tokens_ready = false;
     for name in stages_listed {
-        let stage: Box<dyn Stage> = match name {
-            StageName::Segment => {
-                let stage = SegmentStage::new(
-                    &spec.segment.clone().unwrap_or_default(),
-                    kg.as_ref(),
-                    linker.as_ref(),
-                )?;
-                let needs_pos = linker
-                    .as_ref()
-                    .is_some_and(|l| !l.options().exclude_pos.is_empty());
-                linker_tokens_ready =
-                    stage.shares_linker_segmenter() && (stage.tags_pos() || !needs_pos);
-                Box::new(stage)
+        let stage: Box<dyn Stage> = match custom.iter().find(|c| c.stage.name() == name) {
+            Some(c) => Box::new(Shared(Arc::clone(&c.stage))),
+            None => {
+                let kind = registry::find(name).ok_or_else(|| PipelineError::Invalid {
+                    key: "pipeline.stages".into(),
+                    message: format!("unknown stage `{name}`"),
+                })?;
+                let ctx = StageContext {
+                    kg: kg.as_ref(),
+                    linker: linker.as_ref(),
+                    device: &device,
+                    earlier: &stages,
+                };
+                kind.build(spec.tables.get(name.as_str()), &ctx)?
             }
-            StageName::Link => Box::new(
-                LinkStage::new(shared(&linker, *name)?).reusing_tokens(linker_tokens_ready),
-            ),
-            StageName::Facts => Box::new(FactsStage::new(
-                shared(&linker, *name)?,
-                spec.facts.clone().unwrap_or_default(),
-            )),
-            StageName::Ner => match &spec.ner {
-                Some(opts) => Box::new(NerStage::load(opts, &device)?),
-                None => {
-                    return Err(PipelineError::Invalid {
-                        key: "ner".into(),
-                        message: "stage `ner` needs a [ner] table with `model = \"DIR\"`".into(),
-                    })
-                }
-            },
-            StageName::Kbqa => match &spec.kbqa {
-                Some(opts) => Box::new(KbqaStage::load(opts, &device)?),
-                None => {
-                    return Err(PipelineError::Invalid {
-                        key: "kbqa".into(),
-                        message: "stage `kbqa` needs a [kbqa] table with `model = \"DIR\"`".into(),
-                    })
-                }
-            },
-            StageName::Relation => match &spec.relation {
-                Some(opts) => Box::new(RelationStage::load(opts, &device)?),
-                None => {
-                    return Err(PipelineError::Invalid {
-                        key: "relation".into(),
-                        message: "stage `relation` needs a [relation] table with `model = \"DIR\"`"
-                            .into(),
-                    })
-                }
-            },
-            StageName::Qa => match &spec.qa {
-                Some(opts) => Box::new(QaStage::load(opts, &device)?),
-                None => {
-                    return Err(PipelineError::Invalid {
-                        key: "qa".into(),
-                        message: "stage `qa` needs a [qa] table with `model = \"DIR\"`".into(),
-                    })
-                }
-            },
         };
         stages.push(stage);
     }
@@ -433,13 +450,17 @@ fn fingerprint(spec: &PipelineSpec) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn shared(
-    linker: &Option<Arc<KgLinker>>,
-    stage: StageName,
-) -> Result<Arc<KgLinker>, PipelineError> {
-    linker.clone().ok_or(PipelineError::NoKg {
-        stage: stage.as_str(),
-    })
+/// A custom stage shared by every pipeline built from the same builder settings.
+struct Shared(Arc<dyn Stage>);
+
+impl Stage for Shared {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
+        self.0.process(docs)
+    }
 }
 
 /// Opens a store or reads triple files into memory.

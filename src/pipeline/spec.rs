@@ -18,19 +18,14 @@
 //! Unknown keys, wrong types, unknown stages, options for stages that are not listed, a stage
 //! whose input no earlier stage produces, a stage that needs `[kg]` without one, and missing
 //! files are errors naming the file, line and key. Paths resolve against the TOML's directory.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::config::{ConfigError, ConfigSource};
 use crate::kg::import::Format;
-use crate::stages::facts::FactsOptions;
-use crate::stages::kbqa::KbqaStageOptions;
-use crate::stages::ner::NerStageOptions;
-use crate::stages::qa::QaStageOptions;
-use crate::stages::relation::RelationStageOptions;
-use crate::stages::segment::SegmentStageOptions;
-use crate::text::LinkOptions;
+use crate::stages::registry;
 
 use crate::stages::Field;
 
@@ -40,29 +35,19 @@ pub const MAX_BATCH_SIZE: usize = 100_000;
 /// Largest `pipeline.threads`.
 pub const MAX_THREADS: usize = 1024;
 
-/// A whole pipeline file.
+/// A whole pipeline file: `[pipeline]`, `[kg]`, and one options table per listed stage,
+/// named after it (`[segment]`, `[link]`, ...). Which tables may appear, and what each
+/// holds, comes from the stage registry ([`crate::stages::registry`]).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     /// Stage order and run settings.
     #[serde(default)]
     pub pipeline: RunSpec,
     /// The knowledge graph, for stages that need one.
     pub kg: Option<KgSpec>,
-    /// Options of the `segment` stage.
-    pub segment: Option<SegmentStageOptions>,
-    /// Options of the `link` stage.
-    pub link: Option<LinkOptions>,
-    /// Options of the `facts` stage.
-    pub facts: Option<FactsOptions>,
-    /// Options of the `ner` stage.
-    pub ner: Option<NerStageOptions>,
-    /// Options of the `kbqa` stage.
-    pub kbqa: Option<KbqaStageOptions>,
-    /// Options of the `relation` stage.
-    pub relation: Option<RelationStageOptions>,
-    /// Options of the `qa` stage.
-    pub qa: Option<QaStageOptions>,
+    /// Each stage's options table, by stage name.
+    #[serde(flatten)]
+    pub tables: BTreeMap<String, toml::Value>,
 }
 
 /// `[pipeline]`: which stages run, in which order, and how.
@@ -71,8 +56,8 @@ pub struct PipelineSpec {
 pub struct RunSpec {
     /// A name for logs and the service's health check.
     pub name: String,
-    /// Stages in execution order.
-    pub stages: Vec<StageName>,
+    /// Stages in execution order, by registered name.
+    pub stages: Vec<String>,
     /// Worker threads for CPU stages; 0 = one per core.
     pub threads: usize,
     /// Documents processed together (model stages batch inference over them).
@@ -94,10 +79,16 @@ impl Default for RunSpec {
 }
 
 impl RunSpec {
-    /// The first problem with the stage list, as `(dotted key, message)`: empty, a stage listed
-    /// twice, a stage whose input no earlier stage produces, or a KG stage without a KG.
-    /// Shared by the TOML checks and [`crate::pipeline::PipelineBuilder`].
-    pub fn order_problem(&self, has_kg: bool) -> Option<(String, String)> {
+    /// The first problem with the stage list, as `(dotted key, message)`: empty, an unknown
+    /// stage, a stage listed twice, a stage whose input no earlier stage produces (given its
+    /// options table in `tables`), or a KG stage without a KG. Shared by the TOML checks and
+    /// [`crate::pipeline::PipelineBuilder`], whose custom stages are `custom`.
+    pub fn order_problem(
+        &self,
+        has_kg: bool,
+        tables: &BTreeMap<String, toml::Value>,
+        custom: &[(String, Vec<Field>, Vec<Field>)],
+    ) -> Option<(String, String)> {
         let stages = &self.stages;
         if stages.is_empty() {
             return Some((
@@ -107,13 +98,35 @@ impl RunSpec {
             ));
         }
         let mut produced: Vec<Field> = Vec::new();
-        for (i, stage) in stages.iter().enumerate() {
+        for (i, name) in stages.iter().enumerate() {
             let key = format!("pipeline.stages[{i}]");
-            let name = stage.as_str();
-            if stages[..i].contains(stage) {
+            if stages[..i].contains(name) {
                 return Some((key, format!("stage `{name}` is listed twice")));
             }
-            if let Some(need) = stage.requires().iter().find(|f| !produced.contains(f)) {
+            let (requires, produces, needs_kg) =
+                match (registry::find(name), custom.iter().find(|c| &c.0 == name)) {
+                    (_, Some((_, requires, produces))) => {
+                        (requires.clone(), produces.clone(), false)
+                    }
+                    (Some(kind), None) => match kind.requires(tables.get(name.as_str())) {
+                        Ok(requires) => (
+                            requires,
+                            kind.info().produces.to_vec(),
+                            kind.info().needs_kg,
+                        ),
+                        Err(e) => return Some((e.key, e.message)),
+                    },
+                    (None, None) => {
+                        return Some((
+                            key,
+                            format!(
+                                "unknown stage `{name}`, expected one of {}",
+                                registry::names().join(", ")
+                            ),
+                        ))
+                    }
+                };
+            if let Some(need) = requires.iter().find(|f| !produced.contains(f)) {
                 return Some((
                     key,
                     format!(
@@ -122,81 +135,15 @@ impl RunSpec {
                     ),
                 ));
             }
-            if stage.needs_kg() && !has_kg {
+            if needs_kg && !has_kg {
                 return Some((
                     key,
                     format!("stage `{name}` needs a knowledge graph: add a [kg] table (builder: kg_triples, kg_store or kg_source)"),
                 ));
             }
-            produced.extend_from_slice(stage.produces());
+            produced.extend(produces);
         }
         None
-    }
-}
-
-/// The stages a pipeline can list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StageName {
-    /// jieba word segmentation.
-    Segment,
-    /// Entity linking against the KG.
-    Link,
-    /// Relevant KG facts for each linked mention.
-    Facts,
-    /// Named entities with a trained model.
-    Ner,
-    /// Question answering over the KG with a trained model.
-    Kbqa,
-    /// Relations between entities or mentions with a trained model.
-    Relation,
-    /// Extractive question answering over the document text with a trained model.
-    Qa,
-}
-
-impl StageName {
-    /// The name as written in TOML.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StageName::Segment => "segment",
-            StageName::Link => "link",
-            StageName::Facts => "facts",
-            StageName::Ner => "ner",
-            StageName::Kbqa => "kbqa",
-            StageName::Relation => "relation",
-            StageName::Qa => "qa",
-        }
-    }
-
-    /// Document fields the stage reads, which an earlier stage must produce. (`relation`
-    /// reads what its `pairs_from` option names: see [`PipelineSpec::relation_problem`].)
-    pub fn requires(self) -> &'static [Field] {
-        match self {
-            StageName::Segment
-            | StageName::Link
-            | StageName::Ner
-            | StageName::Kbqa
-            | StageName::Relation
-            | StageName::Qa => &[],
-            StageName::Facts => &[Field::Mentions],
-        }
-    }
-
-    /// Document fields the stage writes.
-    pub fn produces(self) -> &'static [Field] {
-        match self {
-            StageName::Segment => &[Field::Tokens],
-            StageName::Link => &[Field::Mentions],
-            StageName::Facts => &[Field::Facts],
-            StageName::Ner => &[Field::Entities],
-            StageName::Kbqa | StageName::Qa => &[Field::Answers],
-            StageName::Relation => &[Field::Relations],
-        }
-    }
-
-    /// Whether the stage needs the `[kg]` table.
-    pub fn needs_kg(self) -> bool {
-        matches!(self, StageName::Link | StageName::Facts)
     }
 }
 
@@ -254,62 +201,46 @@ impl PipelineSpec {
     /// Checks stage order, stage options and the KG, and resolves model paths (in place) and
     /// the KG's paths against `source`'s directory. Returns where the KG lives, if anywhere.
     pub fn check(&mut self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
-        let order = self.pipeline.order_problem(self.kg.is_some());
-        if let Some((key, message)) = order.or_else(|| self.relation_problem()) {
+        let order = self
+            .pipeline
+            .order_problem(self.kg.is_some(), &self.tables, &[]);
+        if let Some((key, message)) = order {
             return Err(source.error(&key, message));
         }
-        let stages = &self.pipeline.stages;
-        for (table, configured, name) in [
-            ("segment", self.segment.is_some(), StageName::Segment),
-            ("link", self.link.is_some(), StageName::Link),
-            ("facts", self.facts.is_some(), StageName::Facts),
-            ("ner", self.ner.is_some(), StageName::Ner),
-            ("kbqa", self.kbqa.is_some(), StageName::Kbqa),
-            ("relation", self.relation.is_some(), StageName::Relation),
-            ("qa", self.qa.is_some(), StageName::Qa),
-        ] {
-            if configured && !stages.contains(&name) {
+        for (table, value) in &self.tables {
+            let known = registry::find(table).is_some();
+            if !known || !value.is_table() {
+                return Err(source.error(
+                    table,
+                    format!(
+                        "unknown {} `{table}`, expected [pipeline], [kg] or a stage's table: {}",
+                        if value.is_table() { "table" } else { "key" },
+                        registry::names().join(", ")
+                    ),
+                ));
+            }
+            if !self.pipeline.stages.contains(table) {
                 return Err(source.error(
                     table,
                     format!("[{table}] configures a stage that is not in pipeline.stages"),
                 ));
             }
         }
-        if stages.contains(&StageName::Ner) {
-            let Some(ner) = &mut self.ner else {
-                return Err(source.error(
-                    "pipeline.stages",
-                    "stage `ner` needs a [ner] table with `model = \"DIR\"` (a trained model)",
-                ));
+        let resolve = |key: &str, path: &Path| -> Result<PathBuf, registry::OptionsError> {
+            model_path(source, key, path).map_err(|e| registry::OptionsError {
+                key: key.to_string(),
+                message: match e {
+                    ConfigError::Invalid { message, .. } => message,
+                    other => other.to_string(),
+                },
+            })
+        };
+        for name in self.pipeline.stages.clone() {
+            let Some(kind) = registry::find(&name) else {
+                continue; // reported by order_problem
             };
-            ner.model = model_path(source, "ner", &ner.model)?;
-        }
-        if stages.contains(&StageName::Kbqa) {
-            let Some(kbqa) = &mut self.kbqa else {
-                return Err(source.error(
-                    "pipeline.stages",
-                    "stage `kbqa` needs a [kbqa] table with `model = \"DIR\"` (a trained model)",
-                ));
-            };
-            kbqa.model = model_path(source, "kbqa", &kbqa.model)?;
-        }
-        if stages.contains(&StageName::Relation) {
-            let Some(relation) = &mut self.relation else {
-                return Err(source.error(
-                    "pipeline.stages",
-                    "stage `relation` needs a [relation] table with `model = \"DIR\"` (a trained model)",
-                ));
-            };
-            relation.model = model_path(source, "relation", &relation.model)?;
-        }
-        if stages.contains(&StageName::Qa) {
-            let Some(qa) = &mut self.qa else {
-                return Err(source.error(
-                    "pipeline.stages",
-                    "stage `qa` needs a [qa] table with `model = \"DIR\"` (a trained model)",
-                ));
-            };
-            qa.model = model_path(source, "qa", &qa.model)?;
+            kind.check(self.tables.get_mut(&name), &resolve)
+                .map_err(|e| source.error(&e.key, e.message))?;
         }
         if let Err(e) = crate::model::parse_device(&self.pipeline.device) {
             return Err(source.error("pipeline.device", e.to_string()));
@@ -332,17 +263,14 @@ impl PipelineSpec {
                 ),
             ));
         }
-        if let Some((key, message)) = self.link.as_ref().and_then(LinkOptions::problem) {
-            return Err(source.error(&format!("link.{key}"), message));
-        }
         self.kg.as_ref().map(|kg| kg.locate(source)).transpose()
     }
 }
 
 /// Resolves a stage's `model` path; when it does not exist, the error names the command that
 /// makes it: the training TOML beside this one whose output directory holds the path.
-fn model_path(source: &ConfigSource, stage: &str, model: &Path) -> Result<PathBuf, ConfigError> {
-    let key = format!("{stage}.model");
+fn model_path(source: &ConfigSource, key: &str, model: &Path) -> Result<PathBuf, ConfigError> {
+    let stage = key.split('.').next().unwrap_or(key);
     let resolved = source.resolve(model);
     if resolved.exists() {
         return Ok(resolved);
@@ -357,7 +285,7 @@ fn model_path(source: &ConfigSource, stage: &str, model: &Path) -> Result<PathBu
         ),
     };
     Err(source.error(
-        &key,
+        key,
         format!(
             "model directory {} does not exist: {hint}, or point at one with `--set {key}=DIR`",
             resolved.display()
@@ -400,31 +328,6 @@ fn training_config_for(dir: &Path, model: &Path) -> Option<PathBuf> {
             .and_then(|v| v.as_str());
         output.is_some_and(|out| model.starts_with(normal(&dir.join(out))))
     })
-}
-
-impl PipelineSpec {
-    /// The `relation` stage reads the field its `pairs_from` names (`entities` by default):
-    /// the problem, as `(dotted key, message)`, when no earlier stage produces it.
-    pub fn relation_problem(&self) -> Option<(String, String)> {
-        let stages = &self.pipeline.stages;
-        let i = stages.iter().position(|s| *s == StageName::Relation)?;
-        let need = self
-            .relation
-            .as_ref()
-            .map(|r| r.pairs_from)
-            .unwrap_or_default()
-            .field();
-        let produced = stages[..i].iter().any(|s| s.produces().contains(&need));
-        (!produced).then(|| {
-            (
-                format!("pipeline.stages[{i}]"),
-                format!(
-                    "stage `relation` reads `{}` (relation.pairs_from), which no earlier stage produces (expected a stage producing it before `relation`)",
-                    need.name()
-                ),
-            )
-        })
-    }
 }
 
 impl KgSpec {

@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::doc::{Document, Fact};
-use crate::stages::{Stage, StageError};
+use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::{Field, Stage, StageError};
 use crate::text;
 use crate::text::KgLinker;
 
 /// `[facts]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FactsOptions {
     /// Facts kept per mention, best first.
@@ -80,5 +81,47 @@ impl Stage for FactsStage {
             doc.facts = self.facts_of(doc)?;
             Ok(())
         })
+    }
+}
+
+/// The `facts` stage kind.
+pub struct FactsKind;
+
+/// Registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: FactsKind = FactsKind;
+
+impl StageKind for FactsKind {
+    fn info(&self) -> StageInfo {
+        StageInfo {
+            name: "facts",
+            summary: "each linked mention's KG triples most relevant to the text around it (what K-BERT injects)",
+            produces: &[Field::Facts],
+            needs_kg: true,
+        }
+    }
+
+    fn requires(&self, _: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
+        Ok(vec![Field::Mentions])
+    }
+
+    fn check(
+        &self,
+        table: Option<&mut toml::Value>,
+        _: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
+    ) -> Result<(), OptionsError> {
+        registry::options::<FactsOptions>("facts", table.as_deref()).map(|_| ())
+    }
+
+    fn build(
+        &self,
+        table: Option<&toml::Value>,
+        ctx: &StageContext<'_>,
+    ) -> Result<Box<dyn Stage>, StageError> {
+        let opts = registry::options::<FactsOptions>("facts", table)
+            .map_err(|e| StageError::new("facts", e))?;
+        let linker = ctx.linker.ok_or_else(|| {
+            StageError::new("facts", "needs the pipeline's knowledge graph ([kg])")
+        })?;
+        Ok(Box::new(FactsStage::new(Arc::clone(linker), opts)))
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::doc::{Candidate, Document, EntityRef, Mention};
-use crate::stages::{Stage, StageError};
+use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::{Field, Stage, StageError};
 use crate::text;
 use crate::text::KgLinker;
 
@@ -75,6 +76,57 @@ fn to_doc(m: text::Mention) -> Mention {
                 score: c.score,
             })
             .collect(),
+    }
+}
+
+/// The `link` stage kind. Its options table `[link]` configures the pipeline's one linker,
+/// which the pipeline builds before any stage (the `facts` and `segment` stages share it).
+pub struct LinkKind;
+
+/// Registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: LinkKind = LinkKind;
+
+impl StageKind for LinkKind {
+    fn info(&self) -> StageInfo {
+        StageInfo {
+            name: "link",
+            summary: "KG entity mentions with calibrated scores and candidates",
+            produces: &[Field::Mentions],
+            needs_kg: true,
+        }
+    }
+
+    fn requires(&self, _: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
+        Ok(Vec::new())
+    }
+
+    fn check(
+        &self,
+        table: Option<&mut toml::Value>,
+        _: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
+    ) -> Result<(), OptionsError> {
+        let opts = registry::options::<text::LinkOptions>("link", table.as_deref())?;
+        match opts.problem() {
+            Some((key, message)) => Err(OptionsError {
+                key: format!("link.{key}"),
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn build(
+        &self,
+        _: Option<&toml::Value>,
+        ctx: &StageContext<'_>,
+    ) -> Result<Box<dyn Stage>, StageError> {
+        let linker = ctx.linker.ok_or_else(|| {
+            StageError::new("link", "needs the pipeline's knowledge graph ([kg])")
+        })?;
+        let reuse = ctx.earlier.iter().any(|s| s.yields_linker_tokens());
+        Ok(Box::new(
+            LinkStage::new(Arc::clone(linker)).reusing_tokens(reuse),
+        ))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod kbqa;
 pub mod link;
 pub mod ner;
 pub mod qa;
+pub mod registry;
 pub mod relation;
 pub mod segment;
 pub mod stage;

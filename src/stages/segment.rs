@@ -2,15 +2,16 @@
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::doc::{Document, Token};
-use crate::stages::{Stage, StageError};
+use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::{Field, Stage, StageError};
 use crate::text::KgLinker;
 use crate::text::{KnowledgeSource, SegmentOptions, Segmenter};
 
 /// `[segment]` options.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SegmentStageOptions {
     /// Let jieba's HMM join words missing from its dictionary.
@@ -117,5 +118,51 @@ impl Stage for SegmentStage {
                 .collect();
         });
         Ok(())
+    }
+
+    fn yields_linker_tokens(&self) -> bool {
+        match &self.segmenter {
+            SegmenterRef::Linker(linker) => self.pos || linker.options().exclude_pos.is_empty(),
+            SegmenterRef::Own(_) => false,
+        }
+    }
+}
+
+/// The `segment` stage kind.
+pub struct SegmentKind;
+
+/// Registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: SegmentKind = SegmentKind;
+
+impl StageKind for SegmentKind {
+    fn info(&self) -> StageInfo {
+        StageInfo {
+            name: "segment",
+            summary: "jieba words with POS tags and character offsets (KG names stay whole with a `[kg]`)",
+            produces: &[Field::Tokens],
+            needs_kg: false,
+        }
+    }
+
+    fn requires(&self, _: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
+        Ok(Vec::new())
+    }
+
+    fn check(
+        &self,
+        table: Option<&mut toml::Value>,
+        _: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
+    ) -> Result<(), OptionsError> {
+        registry::options::<SegmentStageOptions>("segment", table.as_deref()).map(|_| ())
+    }
+
+    fn build(
+        &self,
+        table: Option<&toml::Value>,
+        ctx: &StageContext<'_>,
+    ) -> Result<Box<dyn Stage>, StageError> {
+        let opts = registry::options::<SegmentStageOptions>("segment", table)
+            .map_err(|e| StageError::new("segment", e))?;
+        Ok(Box::new(SegmentStage::new(&opts, ctx.kg, ctx.linker)?))
     }
 }

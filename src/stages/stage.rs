@@ -46,6 +46,13 @@ pub trait Stage: Send + Sync {
     /// Adds this stage's output to every document of `docs` (a batch, in input order).
     /// CPU stages parallelise over the batch with rayon; model stages batch inference.
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError>;
+
+    /// Whether the `tokens` this stage writes are exactly the pipeline linker's own
+    /// segmentation (with the POS tags its filter needs), so a later `link` stage can link
+    /// them instead of segmenting again.
+    fn yields_linker_tokens(&self) -> bool {
+        false
+    }
 }
 
 /// Why a stage could not be built, or failed on a batch: the stage and the error it met

@@ -3,15 +3,16 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::doc::Document;
-use crate::stages::{Stage, StageError};
+use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::{Field, Stage, StageError};
 
 use super::KbqaModel;
 
 /// `[kbqa]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KbqaStageOptions {
     /// A model directory written by `zhishi train` on a `kind = "kbqa"` config.
@@ -66,5 +67,45 @@ impl Stage for KbqaStage {
             doc.answers = answers;
         }
         Ok(())
+    }
+}
+
+/// The `kbqa` stage kind.
+pub struct KbqaKind;
+
+/// Registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: KbqaKind = KbqaKind;
+
+impl StageKind for KbqaKind {
+    fn info(&self) -> StageInfo {
+        StageInfo {
+            name: "kbqa",
+            summary: "answers to each document's question (or text) from the KG, from a trained KBQA model",
+            produces: &[Field::Answers],
+            needs_kg: false,
+        }
+    }
+
+    fn requires(&self, _: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
+        Ok(Vec::new())
+    }
+
+    fn check(
+        &self,
+        table: Option<&mut toml::Value>,
+        resolve: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
+    ) -> Result<(), OptionsError> {
+        registry::required_options::<KbqaStageOptions>("kbqa", table.as_deref())?;
+        registry::resolve_path("kbqa", "model", table, resolve)
+    }
+
+    fn build(
+        &self,
+        table: Option<&toml::Value>,
+        ctx: &StageContext<'_>,
+    ) -> Result<Box<dyn Stage>, StageError> {
+        let opts = registry::required_options::<KbqaStageOptions>("kbqa", table)
+            .map_err(|e| StageError::new("kbqa", e))?;
+        Ok(Box::new(KbqaStage::load(&opts, ctx.device)?))
     }
 }

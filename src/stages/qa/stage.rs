@@ -5,16 +5,17 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::doc::Document;
-use crate::stages::{Stage, StageError};
+use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::{Field, Stage, StageError};
 
 use super::config::DecodeOptions;
 use super::QaModel;
 
 /// `[qa]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QaStageOptions {
     /// A model directory written by `zhishi train` on a `kind = "qa"` config (its `best/`).
@@ -84,5 +85,45 @@ impl Stage for QaStage {
             doc.answers = answers;
         }
         Ok(())
+    }
+}
+
+/// The `qa` stage kind.
+pub struct QaKind;
+
+/// Registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: QaKind = QaKind;
+
+impl StageKind for QaKind {
+    fn info(&self) -> StageInfo {
+        StageInfo {
+            name: "qa",
+            summary: "extractive answers to each document's `question` from its text, from a trained model",
+            produces: &[Field::Answers],
+            needs_kg: false,
+        }
+    }
+
+    fn requires(&self, _: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
+        Ok(Vec::new())
+    }
+
+    fn check(
+        &self,
+        table: Option<&mut toml::Value>,
+        resolve: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
+    ) -> Result<(), OptionsError> {
+        registry::required_options::<QaStageOptions>("qa", table.as_deref())?;
+        registry::resolve_path("qa", "model", table, resolve)
+    }
+
+    fn build(
+        &self,
+        table: Option<&toml::Value>,
+        ctx: &StageContext<'_>,
+    ) -> Result<Box<dyn Stage>, StageError> {
+        let opts = registry::required_options::<QaStageOptions>("qa", table)
+            .map_err(|e| StageError::new("qa", e))?;
+        Ok(Box::new(QaStage::load(&opts, ctx.device)?))
     }
 }
