@@ -38,7 +38,7 @@ fn ernie_training_reduces_the_loss_and_the_saved_model_reloads_to_the_same_score
     let (ws, sets) = ernie_workspace("ernie");
     let report = ner::train_config(&ws.config(), &with(sets, &["train.epochs=30"])).unwrap();
     let history = &report.train.history;
-    let (first, last) = (history[0].1, history[history.len() - 1].1);
+    let (first, last) = (history[0].loss, history[history.len() - 1].loss);
     assert!(last < 0.3 * first, "loss {first} -> {last}");
 
     // The model directory is self-contained: entity vectors and names travel with it.

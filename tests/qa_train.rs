@@ -25,7 +25,7 @@ fn training_reduces_the_loss_and_learns_the_toy_questions() {
     let ws = Workspace::new("");
     let report = qa::train_config(&ws.config(), &[]).unwrap();
     let history = &report.train.history;
-    let (first, last) = (history[0].1, history[history.len() - 1].1);
+    let (first, last) = (history[0].loss, history[history.len() - 1].loss);
     assert!(last < 0.3 * first, "loss {first} -> {last}");
     assert_eq!(report.dev["em"], 1.0, "{}", report.dev);
     assert_eq!(report.dev["f1"], 1.0, "{}", report.dev);

@@ -33,7 +33,7 @@ fn training_reduces_the_loss_and_learns_the_toy_corpus() {
     let ws = Workspace::new("");
     let report = relation::train_config(&ws.config(), &[]).unwrap();
     let history = &report.train.history;
-    let (first, last) = (history[0].1, history[history.len() - 1].1);
+    let (first, last) = (history[0].loss, history[history.len() - 1].loss);
     assert!(last < 0.2 * first, "loss {first} -> {last}");
     assert_eq!(report.dev["f1"], 1.0, "{}", report.dev);
     assert_eq!(report.dev["accuracy"], 1.0, "{}", report.dev);
@@ -65,7 +65,7 @@ fn kbert_knowledge_trains_through_the_same_head() {
     .unwrap();
     let history = &report.train.history;
     assert!(
-        history[history.len() - 1].1 < 0.2 * history[0].1,
+        history[history.len() - 1].loss < 0.2 * history[0].loss,
         "{history:?}"
     );
     let meta = std::fs::read_to_string(report.model_dir.join("relation.json")).unwrap();

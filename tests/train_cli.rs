@@ -39,6 +39,14 @@ fn train_then_eval_print_metrics_json() {
     assert_eq!(train["task"], "ner");
     assert_eq!(train["f1"], 1.0, "{train}");
     assert!(train["tokens_per_s"].as_f64().unwrap() > 0.0);
+    // Named history entries, and the curves drawn beside the model.
+    assert_eq!(train["dev_metric"], "f1");
+    let last = train["history"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["step"].as_u64().unwrap() > 0, "{last}");
+    assert!(last["loss"].as_f64().is_some() && last["dev_score"].as_f64().is_some());
+    let model_dir = std::path::PathBuf::from(train["model_dir"].as_str().unwrap());
+    let svg = std::fs::read_to_string(model_dir.parent().unwrap().join("curves.svg")).unwrap();
+    assert!(svg.contains("dev f1"), "curves.svg beside best/");
 
     let out = zhishi()
         .args(["eval", ws.config().to_str().unwrap(), "--split", "test"])

@@ -68,6 +68,14 @@ fn train_saves_vectors_by_term_id_in_the_store_and_exports_openke_files() {
         stored
     );
 
+    // The settings and the final loss are in the report, the loss curve beside the export.
+    assert!(
+        report["final_loss"].as_f64().is_some_and(f64::is_finite),
+        "{report}"
+    );
+    assert_eq!(report["config"]["dim"], 16, "{report}");
+    let svg = std::fs::read_to_string(export.join("curves.svg")).unwrap();
+    assert!(svg.contains("training loss"));
     let vec_text = std::fs::read_to_string(export.join("entity2vec.vec")).unwrap();
     assert_eq!(vec_text.lines().count(), terms);
     assert!(vec_text.lines().all(|l| l.split('\t').count() == 16));

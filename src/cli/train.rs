@@ -91,6 +91,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "padded_tokens": r.train.padded_tokens,
                 "tokens_per_s": r.train.tokens_per_s,
                 "padded_tokens_per_s": r.train.padded_tokens_per_s,
+                "dev_metric": r.train.dev_metric,
                 "history": r.train.history,
                 "model_dir": r.model_dir,
             })

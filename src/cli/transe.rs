@@ -14,6 +14,7 @@ use zhishi::kg::transe::{
     Corruption, EntityNorm, Loss, Norm, Optimizer, TrainConfig, Trainer, TransE,
 };
 use zhishi::kg::{Pattern, Store};
+use zhishi::train::{write_curves, HistoryPoint};
 
 /// Arguments of `zhishi transe`.
 #[derive(Args, Debug)]
@@ -209,6 +210,9 @@ pub struct BenchArgs {
     /// Evaluate filtered MRR on the validation split every N epochs and test the best vectors.
     #[arg(long)]
     valid_every: Option<usize>,
+    /// Draw the loss per epoch (and the validation MRR where measured) into this SVG file.
+    #[arg(long, value_name = "SVG")]
+    curves: Option<PathBuf>,
     #[command(flatten)]
     hyper: Hyper,
 }
@@ -221,13 +225,14 @@ pub fn run(args: TranseArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Trains until the configured epochs are done; calls `after_epoch` after each one.
-/// Returns the training seconds (progress and `after_epoch` excluded).
+/// Trains until the configured epochs are done; calls `after_epoch` after each one (it may
+/// return a validation score for the curves). Returns the training seconds (progress and
+/// `after_epoch` excluded), the triples trained on, and one history point per epoch.
 fn train_loop(
     trainer: &mut Trainer,
     hyper: &Hyper,
-    mut after_epoch: impl FnMut(&Trainer) -> anyhow::Result<()>,
-) -> anyhow::Result<(f64, usize)> {
+    mut after_epoch: impl FnMut(&Trainer) -> anyhow::Result<Option<f64>>,
+) -> anyhow::Result<(f64, usize, Vec<HistoryPoint>)> {
     let total = trainer
         .config()
         .epochs
@@ -237,7 +242,7 @@ fn train_loop(
     bar.set_style(ProgressStyle::with_template(
         "[{elapsed_precise}] {wide_bar} {human_pos}/{human_len} triples, {per_sec} {msg}",
     )?);
-    let (mut seconds, mut triples) = (0.0, 0);
+    let (mut seconds, mut triples, mut history) = (0.0, 0, Vec::new());
     while !trainer.finished() {
         let epoch = trainer.epochs_done() + 1;
         let start = Instant::now();
@@ -255,10 +260,15 @@ fn train_loop(
                 trainer.save_checkpoint(path)?;
             }
         }
-        bar.suspend(|| after_epoch(trainer))?;
+        let valid = bar.suspend(|| after_epoch(trainer))?;
+        history.push(HistoryPoint {
+            step: epoch,
+            loss: stats.loss,
+            dev_score: valid.unwrap_or(f64::NAN),
+        });
     }
     bar.finish_and_clear();
-    Ok((seconds, triples))
+    Ok((seconds, triples, history))
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -273,12 +283,12 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     pool.install(|| -> anyhow::Result<ExitCode> {
         let mut best: Option<(f64, usize, TransE)> = None;
         let mut valid_seconds = 0.0;
-        let (train_seconds, triples) = train_loop(&mut trainer, &args.hyper, |trainer| {
+        let (train_seconds, triples, history) = train_loop(&mut trainer, &args.hyper, |trainer| {
             let Some(every) = args.valid_every else {
-                return Ok(());
+                return Ok(None);
             };
             if !trainer.epochs_done().is_multiple_of(every.max(1)) && !trainer.finished() {
-                return Ok(());
+                return Ok(None);
             }
             let start = Instant::now();
             let mrr = eval::evaluate(trainer.model(), &data.valid.triples, &filter)
@@ -292,7 +302,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             if best.as_ref().is_none_or(|(b, _, _)| mrr > *b) {
                 best = Some((mrr, trainer.epochs_done(), trainer.model().clone()));
             }
-            Ok(())
+            Ok(Some(mrr))
         })?;
         let (model, best_epoch) = match best {
             Some((_, epoch, model)) => (model, epoch),
@@ -318,8 +328,12 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "valid_seconds": round(valid_seconds, 2),
             "best_epoch": best_epoch,
             "threads": pool.current_num_threads(),
+            "final_loss": history.last().map(|h| h.loss),
             "config": config,
         });
+        if let Some(path) = &args.curves {
+            write_curves(path, &history, "MRR (valid, filtered)")?;
+        }
         println!("{line}");
         Ok(ExitCode::SUCCESS)
     })
@@ -344,9 +358,10 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let pool = args.hyper.pool()?;
     let mut trainer = args.hyper.trainer(num_terms, num_predicates, triples)?;
-    let (train_seconds, trained) =
-        pool.install(|| train_loop(&mut trainer, &args.hyper, |_| Ok(())))?;
+    let (train_seconds, trained, history) =
+        pool.install(|| train_loop(&mut trainer, &args.hyper, |_| Ok(None)))?;
     let epochs = trainer.epochs_done();
+    let config = trainer.config().clone();
     let model = trainer.into_model();
     let vectors = store.artifact_dir()?.join(VECTORS_FILE);
     model.save(&vectors)?;
@@ -362,6 +377,7 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             }
         }
         save_export(dir, &model, &entities, &relations)?;
+        write_curves(&dir.join("curves.svg"), &history, "MRR (not measured)")?;
     }
     let line = json!({
         "entities": num_terms,
@@ -372,6 +388,8 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         "triples_per_second": round(trained as f64 / train_seconds.max(1e-9), 1),
         "vectors": vectors.display().to_string(),
         "export": args.export.as_ref().map(|d| d.display().to_string()),
+        "final_loss": history.last().map(|h| h.loss),
+        "config": config,
     });
     println!("{line}");
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ pub mod adamw;
 pub mod allocator;
 pub mod batching;
 pub mod checkpoint;
+pub mod curves;
 pub mod grads;
 pub mod param;
 pub mod schedule;
@@ -16,6 +17,7 @@ pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use batching::{length_bucketed_batches, random_batches, Batching, POOL_BATCHES};
+pub use curves::{write_curves, HistoryPoint};
 pub use param::Param;
 pub use schedule::LinearSchedule;
 pub use trainer::{BatchLoss, Evaluation, TrainOptions, TrainReport, TrainTask, Trainer};

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::adamw::{AdamW, AdamWConfig};
 use super::batching::Batching;
 use super::checkpoint::{self, LoopState};
+use super::curves::{write_curves, HistoryPoint};
 use super::grads::{clip_scale, GradBuffer};
 use super::param::Param;
 use super::schedule::LinearSchedule;
@@ -54,6 +55,10 @@ pub trait TrainTask {
     fn evaluate(&self) -> Result<Evaluation, TrainError>;
     /// Saves a loadable model (weights, configuration, label maps) into `dir`.
     fn save(&self, dir: &Path) -> Result<(), TrainError>;
+    /// The name of [`Evaluation::score`] in reports and curves (e.g. `f1`).
+    fn metric_name(&self) -> &'static str {
+        "score"
+    }
 }
 
 /// Settings of the loop.
@@ -116,8 +121,11 @@ pub struct TrainReport {
     pub stopped_early: bool,
     /// Dev metrics of the best evaluation of this run (`None` if it made none).
     pub best_metrics: Option<serde_json::Value>,
-    /// Mean training loss since the previous evaluation, and the dev score, per evaluation.
-    pub history: Vec<(usize, f64, f64)>,
+    /// What `best_score` and every `dev_score` of `history` measure (e.g. `f1`).
+    pub dev_metric: &'static str,
+    /// Mean training loss since the previous evaluation, and the dev score, per evaluation
+    /// (also drawn into `output_dir/curves.svg`).
+    pub history: Vec<HistoryPoint>,
 }
 
 /// Runs a [`TrainTask`] over its trainable parameters.
@@ -258,6 +266,7 @@ impl Trainer {
             padded_tokens_per_s: state.padded_tokens as f64 / secs,
             stopped_early,
             best_metrics: log.best_metrics,
+            dev_metric: task.metric_name(),
             history: log.history,
         })
     }
@@ -289,7 +298,15 @@ impl Trainer {
         let mean_loss = log.loss_sum / log.loss_count.max(1) as f64;
         (log.loss_sum, log.loss_count) = (0.0, 0);
         let eval = task.evaluate()?;
-        log.history.push((state.step, mean_loss, eval.score));
+        log.history.push(HistoryPoint {
+            step: state.step,
+            loss: mean_loss,
+            dev_score: eval.score,
+        });
+        let curves = self.options.output_dir.join("curves.svg");
+        if let Err(e) = write_curves(&curves, &log.history, task.metric_name()) {
+            tracing::warn!("{e}");
+        }
         log.last_score = Some(eval.score);
         tracing::info!(
             step = state.step,
@@ -324,8 +341,8 @@ struct EvalLog {
     loss_sum: f64,
     /// Steps since the last evaluation.
     loss_count: usize,
-    /// `(step, mean loss, dev score)` per evaluation.
-    history: Vec<(usize, f64, f64)>,
+    /// Step, mean loss and dev score per evaluation.
+    history: Vec<HistoryPoint>,
     /// The latest dev score (shown in the progress bar).
     last_score: Option<f64>,
     /// Dev metrics of the best evaluation.

@@ -183,6 +183,10 @@ impl TrainTask for QaTask {
         })
     }
 
+    fn metric_name(&self) -> &'static str {
+        "f1"
+    }
+
     fn save(&self, dir: &Path) -> Result<(), TrainError> {
         ModelDir {
             weights_file: WEIGHTS_FILE,
