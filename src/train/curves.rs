@@ -41,16 +41,11 @@ pub fn write_curves(
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(260);
     let steps = history.iter().map(|h| h.step).max().unwrap_or(1).max(1);
-    let panels: [(
-        &DrawingArea<SVGBackend, _>,
-        String,
-        Vec<(usize, f64)>,
-        RGBColor,
-    ); 2] = [
+    let panels = [
         (
             &top,
             "training loss".to_string(),
-            history.iter().map(|h| (h.step, h.loss)).collect(),
+            history.iter().map(|h| (h.step, h.loss)).collect::<Vec<_>>(),
             RGBColor(31, 119, 180),
         ),
         (
