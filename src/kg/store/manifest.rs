@@ -1,0 +1,153 @@
+//! The store directory on disk: the `STORE.json` manifest (the commit point), the `LOCK`
+//! file, generation directories and the copies made of them.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+use serde::{Deserialize, Serialize};
+
+use super::error::io_err;
+use super::{StoreError, FORMAT_NAME, FORMAT_VERSION, LOCK_FILE, MANIFEST};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Manifest {
+    format: String,
+    version: u32,
+    pub(super) generation: u64,
+}
+
+pub(super) fn generation_dir(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("gen-{generation}"))
+}
+
+pub(super) fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
+    if !dir.exists() {
+        return Err(StoreError::Missing(dir.to_path_buf()));
+    }
+    let path = dir.join(MANIFEST);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::NotAStore(dir.to_path_buf()))
+        }
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        path: dir.to_path_buf(),
+        detail: format!("{MANIFEST} is not valid: {e}"),
+    })?;
+    if manifest.format != FORMAT_NAME {
+        return Err(StoreError::NotAStore(dir.to_path_buf()));
+    }
+    if manifest.version != FORMAT_VERSION {
+        return Err(StoreError::IncompatibleVersion {
+            path: dir.to_path_buf(),
+            found: manifest.version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    Ok(manifest)
+}
+
+pub(super) fn write_manifest(dir: &Path, generation: u64) -> Result<(), StoreError> {
+    let manifest = Manifest {
+        format: FORMAT_NAME.to_string(),
+        version: FORMAT_VERSION,
+        generation,
+    };
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| StoreError::Corrupt {
+        path: dir.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let tmp = dir.join(format!("{MANIFEST}.tmp"));
+    {
+        let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+    }
+    let path = dir.join(MANIFEST);
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    // Make the rename durable.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+pub(super) fn lock_dir(dir: &Path) -> Result<fs::File, StoreError> {
+    let file = open_lock_file(dir)?;
+    file.try_lock_exclusive().map_err(|_| StoreError::Locked {
+        path: dir.to_path_buf(),
+    })?;
+    Ok(file)
+}
+
+/// Takes the store's lock shared: many readers copying at once, no writer meanwhile.
+pub(super) fn lock_dir_shared(dir: &Path) -> Result<fs::File, StoreError> {
+    let file = open_lock_file(dir)?;
+    fs2::FileExt::try_lock_shared(&file).map_err(|_| StoreError::Locked {
+        path: dir.to_path_buf(),
+    })?;
+    Ok(file)
+}
+
+fn open_lock_file(dir: &Path) -> Result<fs::File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))
+}
+
+/// Copies the files of `from` (recursively) into `to`, which exists.
+pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
+    for entry in fs::read_dir(from).map_err(io_err(from))? {
+        let entry = entry.map_err(io_err(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(io_err(&src))?.is_dir() {
+            fs::create_dir(&dst).map_err(io_err(&dst))?;
+            copy_tree(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(io_err(&src))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes generation directories other than `keep` (left behind by interrupted writes).
+pub(super) fn remove_stale_generations(dir: &Path, keep: Option<u64>) -> Result<(), StoreError> {
+    let entries = fs::read_dir(dir).map_err(io_err(dir))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix("gen-") else {
+            continue;
+        };
+        let stale = name.ends_with(".tmp")
+            || rest
+                .parse::<u64>()
+                .is_ok_and(|generation| Some(generation) != keep);
+        if stale {
+            let path = entry.path();
+            fs::remove_dir_all(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(to).map_err(io_err(to))?;
+    for entry in fs::read_dir(from).map_err(io_err(from))? {
+        let entry = entry.map_err(io_err(from))?;
+        let target = to.join(entry.file_name());
+        let file_type = entry.file_type().map_err(io_err(&entry.path()))?;
+        if file_type.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(io_err(&target))?;
+        }
+    }
+    Ok(())
+}
