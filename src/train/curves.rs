@@ -37,6 +37,9 @@ pub fn write_curves(
         path: path.display().to_string(),
         message: e.to_string(),
     };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+    }
     let root = SVGBackend::new(path, (720, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(260);
@@ -102,7 +105,7 @@ mod tests {
     #[test]
     fn draws_both_panels_into_an_svg() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("curves.svg");
+        let path = dir.path().join("run/curves.svg"); // the directory is made when missing
         let history = [
             HistoryPoint {
                 step: 10,
