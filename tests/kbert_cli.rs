@@ -137,3 +137,23 @@ fn a_tree_that_does_not_spell_the_text_is_rejected() {
         .failure()
         .stderr(contains("stdin line 2").and(contains("must concatenate to the text")));
 }
+
+#[test]
+fn svg_draws_the_tree_and_visible_matrix_of_each_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg_dir = dir.path().join("trees");
+    let input = r#"{"text": "北京好", "tree": [{"word": "北京", "injected": [["是", "首都"], "城市"]}, {"word": "好", "injected": []}]}"#;
+    Command::cargo_bin("zhishi")
+        .unwrap()
+        .args(["kbert", "--max-length", "8"])
+        .arg("--vocab")
+        .arg(vocab_file(&dir))
+        .arg("--svg")
+        .arg(&svg_dir)
+        .write_stdin(format!("{input}\n"))
+        .assert()
+        .success();
+    let svg = std::fs::read_to_string(svg_dir.join("1.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+    assert!(svg.contains("visible matrix") && svg.contains("首"));
+}

@@ -39,6 +39,9 @@ pub struct KbertArgs {
     /// one. Required: ids are meaningless without the model's vocabulary.
     #[arg(long, value_name = "FILE")]
     vocab: PathBuf,
+    /// Also draw each line's tree and visible matrix as `DIR/N.svg` (N = input line number).
+    #[arg(long, value_name = "DIR")]
+    svg: Option<PathBuf>,
 }
 
 /// One input line: the sentence and, optionally, its tree.
@@ -118,6 +121,12 @@ pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
         };
         let input =
             flatten(&tree, &vocab, &config).with_context(|| format!("stdin line {number}"))?;
+        if let Some(dir) = &args.svg {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(format!("{number}.svg"));
+            std::fs::write(&path, zhishi::knowledge::tree_svg(&input)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         let visible_matrix = (0..input.visible.len())
             .map(|row| input.visible.row_string(row))
             .collect();

@@ -4,6 +4,7 @@
 //! [`vocab`] the character-to-id lookup the flattening needs, [`ernie`] the ERNIE-THU entity
 //! alignment and vectors, and [`input`] the padded encoder batches every task stage feeds the
 //! model.
+pub mod draw;
 pub mod ernie;
 pub mod input;
 pub mod kbert;
@@ -12,6 +13,7 @@ pub mod tree;
 pub mod visible;
 pub mod vocab;
 
+pub use draw::{tree_svg, DrawError};
 pub use ernie::{EntityAligner, EntityMention, EntityVectors, ErnieError};
 pub use input::{InputBatch, InputSequence, Layout};
 pub use kbert::{flatten, InjectionMode, KbertConfig, KbertError, KbertInput};
