@@ -95,6 +95,7 @@ impl StageKind for FactsKind {
         StageInfo {
             name: "facts",
             summary: "each linked mention's KG triples most relevant to the text around it (what K-BERT injects)",
+            reads: &[Field::Mentions],
             produces: &[Field::Facts],
             needs_kg: true,
         }

@@ -91,6 +91,7 @@ impl StageKind for LinkKind {
         StageInfo {
             name: "link",
             summary: "KG entity mentions with calibrated scores and candidates",
+            reads: &[],
             produces: &[Field::Mentions],
             needs_kg: true,
         }

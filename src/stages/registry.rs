@@ -27,6 +27,8 @@ pub struct StageInfo {
     pub name: &'static str,
     /// One line for the docs of the stage list.
     pub summary: &'static str,
+    /// Document fields it reads with default options (which an earlier stage must produce).
+    pub reads: &'static [Field],
     /// Document fields it writes.
     pub produces: &'static [Field],
     /// Whether it needs the pipeline's `[kg]`.
@@ -70,6 +72,60 @@ pub trait StageKind: Sync {
     ) -> Result<Box<dyn Stage>, StageError>;
 }
 
+/// The kind of a stage that runs a trained model: its options table `O` names the `model`
+/// directory (resolved against the TOML and required to exist) and `load` builds the stage.
+pub struct ModelStageKind<O> {
+    info: StageInfo,
+    requires: fn(&O) -> Vec<Field>,
+    load: LoadStage<O>,
+}
+
+/// Builds a model stage from its options on a device.
+pub type LoadStage<O> = fn(&O, &Device) -> Result<Box<dyn Stage>, StageError>;
+
+impl<O> ModelStageKind<O> {
+    /// A model stage described by `info`, reading what `requires` says for its options.
+    pub const fn new(info: StageInfo, requires: fn(&O) -> Vec<Field>, load: LoadStage<O>) -> Self {
+        Self {
+            info,
+            requires,
+            load,
+        }
+    }
+}
+
+impl<O: DeserializeOwned> StageKind for ModelStageKind<O> {
+    fn info(&self) -> StageInfo {
+        self.info
+    }
+
+    fn requires(&self, table: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
+        match table {
+            Some(_) => Ok((self.requires)(&required_options(self.info.name, table)?)),
+            None => Ok(self.info.reads.to_vec()),
+        }
+    }
+
+    fn check(
+        &self,
+        table: Option<&mut toml::Value>,
+        resolve: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
+    ) -> Result<(), OptionsError> {
+        required_options::<O>(self.info.name, table.as_deref())?;
+        resolve_path(self.info.name, "model", table, resolve)
+    }
+
+    fn build(
+        &self,
+        table: Option<&toml::Value>,
+        ctx: &StageContext<'_>,
+    ) -> Result<Box<dyn Stage>, StageError> {
+        let opts = required_options::<O>(self.info.name, table)
+            .map_err(|e| StageError::new(self.info.name, e))?;
+        (self.load)(&opts, ctx.device)
+    }
+}
+
 /// Every built-in stage kind, in the order the docs list them.
 pub static REGISTRY: &[&dyn StageKind] = &[
     &super::segment::KIND,
@@ -97,20 +153,10 @@ pub fn options<T: DeserializeOwned + Default>(
     name: &str,
     table: Option<&toml::Value>,
 ) -> Result<T, OptionsError> {
-    let Some(table) = table else {
-        return Ok(T::default());
-    };
-    serde_path_to_error::deserialize(table.clone()).map_err(|e| {
-        let path = e.path().to_string();
-        OptionsError {
-            key: if path == "." {
-                name.to_string()
-            } else {
-                format!("{name}.{path}")
-            },
-            message: first_line(&e.into_inner().to_string()),
-        }
-    })
+    match table {
+        Some(table) => from_table(name, table),
+        None => Ok(T::default()),
+    }
 }
 
 /// Reads a model stage's options: the table must exist (it names the model).
@@ -124,6 +170,11 @@ pub fn required_options<T: DeserializeOwned>(
             "stage `{name}` needs a [{name}] table with `model = \"DIR\"` (a trained model)"
         ),
     })?;
+    from_table(name, table)
+}
+
+/// Deserialises `[name]`'s table; errors name the dotted key inside it.
+fn from_table<T: DeserializeOwned>(name: &str, table: &toml::Value) -> Result<T, OptionsError> {
     serde_path_to_error::deserialize(table.clone()).map_err(|e| {
         let path = e.path().to_string();
         OptionsError {

@@ -139,6 +139,7 @@ impl StageKind for SegmentKind {
         StageInfo {
             name: "segment",
             summary: "jieba words with POS tags and character offsets (KG names stay whole with a `[kg]`)",
+            reads: &[],
             produces: &[Field::Tokens],
             needs_kg: false,
         }

@@ -6,7 +6,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::doc::Document;
-use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::registry::{ModelStageKind, StageInfo};
 use crate::stages::{Field, Stage, StageError};
 
 use super::KbqaModel;
@@ -70,42 +70,16 @@ impl Stage for KbqaStage {
     }
 }
 
-/// The `kbqa` stage kind.
-pub struct KbqaKind;
-
-/// Registered in [`crate::stages::registry::REGISTRY`].
-pub static KIND: KbqaKind = KbqaKind;
-
-impl StageKind for KbqaKind {
-    fn info(&self) -> StageInfo {
-        StageInfo {
-            name: "kbqa",
-            summary: "answers to each document's question (or text) from the KG, from a trained KBQA model",
-            produces: &[Field::Answers],
-            needs_kg: false,
-        }
-    }
-
-    fn requires(&self, _: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
-        Ok(Vec::new())
-    }
-
-    fn check(
-        &self,
-        table: Option<&mut toml::Value>,
-        resolve: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
-    ) -> Result<(), OptionsError> {
-        registry::required_options::<KbqaStageOptions>("kbqa", table.as_deref())?;
-        registry::resolve_path("kbqa", "model", table, resolve)
-    }
-
-    fn build(
-        &self,
-        table: Option<&toml::Value>,
-        ctx: &StageContext<'_>,
-    ) -> Result<Box<dyn Stage>, StageError> {
-        let opts = registry::required_options::<KbqaStageOptions>("kbqa", table)
-            .map_err(|e| StageError::new("kbqa", e))?;
-        Ok(Box::new(KbqaStage::load(&opts, ctx.device)?))
-    }
-}
+/// The `kbqa` stage kind, registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: ModelStageKind<KbqaStageOptions> = ModelStageKind::new(
+    StageInfo {
+        name: "kbqa",
+        summary:
+            "answers to each document's question (or text) from the KG, from a trained KBQA model",
+        reads: &[],
+        produces: &[Field::Answers],
+        needs_kg: false,
+    },
+    |_| Vec::new(),
+    |opts, device| Ok(Box::new(KbqaStage::load(opts, device)?)),
+);

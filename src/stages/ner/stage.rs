@@ -5,7 +5,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::doc::Document;
-use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::registry::{ModelStageKind, StageInfo};
 use crate::stages::{Field, Stage, StageError};
 
 use super::NerModel;
@@ -50,42 +50,15 @@ impl Stage for NerStage {
     }
 }
 
-/// The `ner` stage kind.
-pub struct NerKind;
-
-/// Registered in [`crate::stages::registry::REGISTRY`].
-pub static KIND: NerKind = NerKind;
-
-impl StageKind for NerKind {
-    fn info(&self) -> StageInfo {
-        StageInfo {
-            name: "ner",
-            summary: "named entities (BIO/BMES spans with labels) from a trained NER model",
-            produces: &[Field::Entities],
-            needs_kg: false,
-        }
-    }
-
-    fn requires(&self, _: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
-        Ok(Vec::new())
-    }
-
-    fn check(
-        &self,
-        table: Option<&mut toml::Value>,
-        resolve: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
-    ) -> Result<(), OptionsError> {
-        registry::required_options::<NerStageOptions>("ner", table.as_deref())?;
-        registry::resolve_path("ner", "model", table, resolve)
-    }
-
-    fn build(
-        &self,
-        table: Option<&toml::Value>,
-        ctx: &StageContext<'_>,
-    ) -> Result<Box<dyn Stage>, StageError> {
-        let opts = registry::required_options::<NerStageOptions>("ner", table)
-            .map_err(|e| StageError::new("ner", e))?;
-        Ok(Box::new(NerStage::load(&opts, ctx.device)?))
-    }
-}
+/// The `ner` stage kind, registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: ModelStageKind<NerStageOptions> = ModelStageKind::new(
+    StageInfo {
+        name: "ner",
+        summary: "named entities (BIO/BMES spans with labels) from a trained NER model",
+        reads: &[],
+        produces: &[Field::Entities],
+        needs_kg: false,
+    },
+    |_| Vec::new(),
+    |opts, device| Ok(Box::new(NerStage::load(opts, device)?)),
+);

@@ -8,7 +8,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::doc::Document;
-use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::registry::{ModelStageKind, StageInfo};
 use crate::stages::{Field, Stage, StageError};
 
 use super::config::DecodeOptions;
@@ -88,42 +88,16 @@ impl Stage for QaStage {
     }
 }
 
-/// The `qa` stage kind.
-pub struct QaKind;
-
-/// Registered in [`crate::stages::registry::REGISTRY`].
-pub static KIND: QaKind = QaKind;
-
-impl StageKind for QaKind {
-    fn info(&self) -> StageInfo {
-        StageInfo {
-            name: "qa",
-            summary: "extractive answers to each document's `question` from its text, from a trained model",
-            produces: &[Field::Answers],
-            needs_kg: false,
-        }
-    }
-
-    fn requires(&self, _: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
-        Ok(Vec::new())
-    }
-
-    fn check(
-        &self,
-        table: Option<&mut toml::Value>,
-        resolve: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
-    ) -> Result<(), OptionsError> {
-        registry::required_options::<QaStageOptions>("qa", table.as_deref())?;
-        registry::resolve_path("qa", "model", table, resolve)
-    }
-
-    fn build(
-        &self,
-        table: Option<&toml::Value>,
-        ctx: &StageContext<'_>,
-    ) -> Result<Box<dyn Stage>, StageError> {
-        let opts = registry::required_options::<QaStageOptions>("qa", table)
-            .map_err(|e| StageError::new("qa", e))?;
-        Ok(Box::new(QaStage::load(&opts, ctx.device)?))
-    }
-}
+/// The `qa` stage kind, registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: ModelStageKind<QaStageOptions> = ModelStageKind::new(
+    StageInfo {
+        name: "qa",
+        summary:
+            "extractive answers to each document's `question` from its text, from a trained model",
+        reads: &[],
+        produces: &[Field::Answers],
+        needs_kg: false,
+    },
+    |_| Vec::new(),
+    |opts, device| Ok(Box::new(QaStage::load(opts, device)?)),
+);

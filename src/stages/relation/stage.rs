@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{PairInput, RelationModel};
 use crate::doc::{Argument, Document, Relation, Span};
-use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
+use crate::stages::registry::{ModelStageKind, StageInfo};
 use crate::stages::{Field, Stage, StageError};
 
 /// Where candidate arguments come from.
@@ -179,45 +179,15 @@ impl Stage for RelationStage {
     }
 }
 
-/// The `relation` stage kind.
-pub struct RelationKind;
-
-/// Registered in [`crate::stages::registry::REGISTRY`].
-pub static KIND: RelationKind = RelationKind;
-
-impl StageKind for RelationKind {
-    fn info(&self) -> StageInfo {
-        StageInfo {
-            name: "relation",
-            summary: "relations between pairs of `entities` or linked `mentions` (`pairs_from`) from a trained model",
-            produces: &[Field::Relations],
-            needs_kg: false,
-        }
-    }
-
-    fn requires(&self, table: Option<&toml::Value>) -> Result<Vec<Field>, OptionsError> {
-        let opts: Option<RelationStageOptions> = table
-            .map(|t| registry::required_options("relation", Some(t)))
-            .transpose()?;
-        Ok(vec![opts.map(|o| o.pairs_from).unwrap_or_default().field()])
-    }
-
-    fn check(
-        &self,
-        table: Option<&mut toml::Value>,
-        resolve: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
-    ) -> Result<(), OptionsError> {
-        registry::required_options::<RelationStageOptions>("relation", table.as_deref())?;
-        registry::resolve_path("relation", "model", table, resolve)
-    }
-
-    fn build(
-        &self,
-        table: Option<&toml::Value>,
-        ctx: &StageContext<'_>,
-    ) -> Result<Box<dyn Stage>, StageError> {
-        let opts = registry::required_options::<RelationStageOptions>("relation", table)
-            .map_err(|e| StageError::new("relation", e))?;
-        Ok(Box::new(RelationStage::load(&opts, ctx.device)?))
-    }
-}
+/// The `relation` stage kind, registered in [`crate::stages::registry::REGISTRY`].
+pub static KIND: ModelStageKind<RelationStageOptions> = ModelStageKind::new(
+    StageInfo {
+        name: "relation",
+        summary: "relations between pairs of `entities` or linked `mentions` (`pairs_from`) from a trained model",
+        reads: &[Field::Entities],
+        produces: &[Field::Relations],
+        needs_kg: false,
+    },
+    |o| vec![o.pairs_from.field()],
+    |opts, device| Ok(Box::new(RelationStage::load(opts, device)?)),
+);
