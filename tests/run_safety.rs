@@ -396,3 +396,49 @@ fn ids_are_input_line_numbers_blank_lines_included() {
         .collect();
     assert_eq!(ids, ["a", "3"]);
 }
+
+#[test]
+fn a_killed_run_with_bad_records_resumes_with_every_error_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = corpus(3000)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i % 10 == 9 {
+                format!("{{\"text\": {i}}}\n")
+            } else {
+                format!("{{\"text\": {}}}\n", serde_json::to_string(l).unwrap())
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), &lines).unwrap();
+    let args =
+        |out: &'static str| vec!["--input", "in.jsonl", "--output", out, "--batch-size", "3"];
+    let reference = run_in(dir.path(), &args("ref.jsonl"));
+    assert!(reference.status.success(), "{}", stderr(&reference));
+    let mut child = zhishi()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(quickstart())
+        .args(args("o.jsonl"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed = wait_for_progress(&mut child, &dir.path().join("o.jsonl.checkpoint.json"), 600);
+    if killed {
+        child.kill().unwrap();
+    }
+    child.wait().unwrap();
+    assert!(killed, "the run finished before it could be killed");
+    assert!(dir.path().join("o.errors.jsonl.partial").exists());
+    let mut resume = args("o.jsonl");
+    resume.push("--resume");
+    let out = run_in(dir.path(), &resume);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(read("o.jsonl"), read("ref.jsonl"));
+    assert_eq!(read("o.errors.jsonl"), read("ref.errors.jsonl"));
+    assert_eq!(read("o.errors.jsonl").lines().count(), 300);
+    assert!(!dir.path().join("o.errors.jsonl.partial").exists());
+}
