@@ -411,3 +411,40 @@ fn smaller_item_kg_stats_verify_reads_every_page_and_reports_a_damaged_store() {
         "no damage that only --verify sees"
     );
 }
+
+#[test]
+fn neighbors_and_paths_print_graphviz_with_format_dot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    import_demo(&db);
+    let out = run(&[
+        "kg",
+        "neighbors",
+        "--db",
+        db.to_str().unwrap(),
+        "孙悟空",
+        "--format",
+        "dot",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph {"), "{dot}");
+    assert!(
+        dot.contains("label = \"孙悟空\"") && dot.contains("label = \"别名（绰号）\""),
+        "{dot}"
+    );
+    let out = run(&[
+        "kg",
+        "path",
+        "--db",
+        db.to_str().unwrap(),
+        "孙悟空",
+        "孙悟空",
+        "--format",
+        "dot",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("digraph {"));
+}

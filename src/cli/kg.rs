@@ -117,6 +117,19 @@ struct NeighborsArgs {
     /// Stop loading once this many nodes are reached (protects against hub nodes).
     #[arg(long, default_value_t = 200_000)]
     max_nodes: usize,
+    /// `json` (default), or `dot`: the neighbourhood's triples as a Graphviz graph
+    /// (`zhishi kg neighbors ... --format dot | dot -Tsvg > n.svg`).
+    #[arg(long, value_enum, default_value = "json")]
+    format: GraphFormat,
+}
+
+/// How `neighbors` and `path` print their result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GraphFormat {
+    /// One JSON object.
+    Json,
+    /// A Graphviz `digraph`, one edge per triple labelled with its predicate.
+    Dot,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +146,9 @@ struct PathArgs {
     /// Stop loading once this many nodes are reached (protects against hub nodes).
     #[arg(long, default_value_t = 200_000)]
     max_nodes: usize,
+    /// `json` (default), or `dot`: the path's triples as a Graphviz graph.
+    #[arg(long, value_enum, default_value = "json")]
+    format: GraphFormat,
 }
 
 /// Runs a `zhishi kg` subcommand.
@@ -321,6 +337,10 @@ fn neighbors(args: NeighborsArgs) -> anyhow::Result<ExitCode> {
         max_nodes: args.max_nodes,
     };
     let graph = KgGraph::load_neighbourhood(&store, &[id], args.hops, limits)?;
+    if args.format == GraphFormat::Dot {
+        print!("{}", dot(&store, graph.triples())?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut neighbours = Vec::new();
     for (other, distance) in graph.neighbours(id, args.hops) {
         neighbours.push(json!({"name": term_name(&store, other)?, "distance": distance}));
@@ -344,6 +364,10 @@ fn path(args: PathArgs) -> anyhow::Result<ExitCode> {
         max_nodes: args.max_nodes,
     };
     let found = graph::shortest_path(&store, from, to, args.max_hops, limits)?;
+    if args.format == GraphFormat::Dot {
+        print!("{}", dot(&store, found.iter().flatten())?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let out = match found {
         Some(path) => {
             let steps: anyhow::Result<Vec<_>> =
@@ -356,4 +380,30 @@ fn path(args: PathArgs) -> anyhow::Result<ExitCode> {
     };
     println!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `triples` as a Graphviz digraph: terms as nodes (by name), one edge per triple labelled
+/// with its predicate (petgraph's DOT writer does the quoting).
+fn dot<'a>(
+    store: &Store,
+    triples: impl Iterator<Item = &'a zhishi::kg::Triple>,
+) -> anyhow::Result<String> {
+    let mut graph = petgraph::Graph::<String, String>::new();
+    let mut nodes = std::collections::HashMap::new();
+    for t in triples {
+        let mut node = |id| -> anyhow::Result<petgraph::graph::NodeIndex> {
+            if let Some(&n) = nodes.get(&id) {
+                return Ok(n);
+            }
+            let n = graph.add_node(term_name(store, id)?);
+            nodes.insert(id, n);
+            Ok(n)
+        };
+        let (s, o) = (node(t.subject)?, node(t.object)?);
+        let predicate = store
+            .predicate_name(t.predicate)?
+            .unwrap_or_else(|| format!("#{}", t.predicate));
+        graph.add_edge(s, o, predicate);
+    }
+    Ok(format!("{}", petgraph::dot::Dot::new(&graph)))
 }

@@ -112,7 +112,12 @@ impl KgGraph {
         self.graph.add_edge(a, b, triple);
     }
 
-    /// Number of nodes loaded.
+    /// The loaded triples, each once.
+    pub fn triples(&self) -> impl Iterator<Item = &Triple> + '_ {
+        self.graph.edge_weights()
+    }
+
+    /// Number of loaded terms.
     pub fn node_count(&self) -> usize {
         self.graph.node_count()
     }
