@@ -1,71 +1,17 @@
 //! `zhishi serve` over real loopback HTTP: health check, processing equal to the library's
 //! results, concurrent load from a bounded set of client threads, size and time limits, bad
 //! requests, and graceful shutdown on SIGTERM.
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::{json, Value};
 use zhishi::pipeline::Pipeline;
 
-fn quickstart() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.toml")
-}
-
-/// A running `zhishi serve` on a free port; killed on drop if still running.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: BufReader<std::process::ChildStderr>,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut child = Command::cargo_bin("zhishi")
-            .unwrap()
-            .args([
-                "serve",
-                quickstart().to_str().unwrap(),
-                "--addr",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        // Owned by `Server` from here on, so its `Drop` reaps the child even if a check fails.
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr,
-        };
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = server.stderr.read_line(&mut line).unwrap();
-            assert!(n > 0, "server exited before listening");
-            if let Some(addr) = line
-                .trim()
-                .strip_prefix("zhishi serve: listening on http://")
-            {
-                server.addr = addr.parse().unwrap();
-                return server;
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "serve_support/mod.rs"]
+mod serve_support;
+use serve_support::{quickstart, Server};
 
 /// One HTTP/1.1 request on a fresh connection; returns the status and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
@@ -206,15 +152,11 @@ fn slow_requests_time_out_and_sigterm_stops_the_server_gracefully() {
         .unwrap()
         .contains("not processed within"));
 
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = server.child.wait().unwrap();
+    server.terminate();
+    let (status, _) = server
+        .wait_exit(Duration::from_secs(120))
+        .expect("the server stops after SIGTERM");
     assert!(status.success(), "{status:?}");
-    let mut rest = String::new();
-    server.stderr.read_to_string(&mut rest).unwrap();
+    let rest = server.stderr();
     assert!(rest.contains("zhishi serve: stopped"), "{rest}");
 }

@@ -304,15 +304,20 @@ impl<'a> TensorFile<'a> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn safetensors_round_trip_and_openke_text() {
-        let model = TransE {
+    /// Two 2-d entities and one relation.
+    fn tiny() -> TransE {
+        TransE {
             dim: 2,
             norm: Norm::L2,
             entity: vec![1.0, 0.0, 0.5, -0.25],
             relation: vec![0.0, 1.5],
             reciprocal: false,
-        };
+        }
+    }
+
+    #[test]
+    fn safetensors_round_trip_and_openke_text() {
+        let model = tiny();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("transe.safetensors");
         model.save(&path).unwrap();
@@ -325,13 +330,7 @@ mod tests {
 
     #[test]
     fn a_bit_flipped_vectors_file_is_refused() {
-        let model = TransE {
-            dim: 2,
-            norm: Norm::L2,
-            entity: vec![1.0, 0.0, 0.5, -0.25],
-            relation: vec![0.0, 1.5],
-            reciprocal: false,
-        };
+        let model = tiny();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("transe.safetensors");
         model.save(&path).unwrap();
