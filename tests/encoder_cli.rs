@@ -118,3 +118,63 @@ fn bf16_precision_encodes_close_to_f32_and_unknown_precisions_are_rejected() {
         .failure()
         .stderr(contains("expected f32 or bf16"));
 }
+
+/// The tiny fixture model with a 64-entry vocabulary, so text can be tokenised.
+fn tiny_model_with_vocab(dir: &std::path::Path) -> PathBuf {
+    let model = dir.join("tiny");
+    std::fs::create_dir_all(&model).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture(&format!("tiny-bert/{f}")), model.join(f)).unwrap();
+    }
+    let mut vocab = vec!["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    vocab.extend("北京是中国的首都上海一座城市你好".chars().map(String::from));
+    while vocab.len() < 64 {
+        vocab.push(format!("[unused{}]", vocab.len()));
+    }
+    std::fs::write(model.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+    model
+}
+
+#[test]
+fn text_lines_give_token_states_or_one_pooled_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model_with_vocab(dir.path());
+    let run = |extra: &[&str]| -> Value {
+        let out = Command::cargo_bin("zhishi")
+            .unwrap()
+            .arg("encode")
+            .arg("--model")
+            .arg(&model)
+            .args(extra)
+            .write_stdin("{\"text\": \"北京是中国的首都\"}\n")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let states = run(&[]);
+    assert_eq!(states["tokens"][0], "[CLS]");
+    let hidden = states["last_hidden_state"].as_array().unwrap();
+    assert_eq!(hidden.len(), 10, "[CLS] + 8 characters + [SEP]");
+    let mean = run(&["--pooling", "mean"]);
+    let vector: Vec<f64> = serde_json::from_value(mean["embedding"].clone()).unwrap();
+    assert_eq!(vector.len(), 32);
+    for (d, v) in vector.iter().enumerate() {
+        let expected = hidden.iter().map(|h| h[d].as_f64().unwrap()).sum::<f64>() / 10.0;
+        assert!((v - expected).abs() < 1e-5, "dim {d}: {v} vs {expected}");
+    }
+    let unit: Vec<f64> =
+        serde_json::from_value(run(&["--pooling", "mean", "--normalize"])["embedding"].clone())
+            .unwrap();
+    let norm = unit.iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    let cls = run(&["--pooling", "cls"]);
+    assert_eq!(cls["embedding"], states["last_hidden_state"][0]);
+}

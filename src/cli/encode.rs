@@ -1,5 +1,7 @@
-//! `zhishi encode`: runs the encoder over JSONL batches of token ids (for interoperability and
-//! parity checks against PyTorch).
+//! `zhishi encode`: runs the encoder over JSONL lines of text (`{"text": ...}`, tokenised with
+//! the model's own tokenizer; `--pooling mean|cls` gives one sentence vector, `--normalize`
+//! makes it unit length) or over batches of token ids (for interoperability and parity checks
+//! against PyTorch).
 //!
 //! Each input line holds one batch: `input_ids` `[B][L]` and optionally `token_type_ids`,
 //! `attention_mask`, `position_ids` (`[B][L]`) and `visible_matrix` (`[B][L][L]` of 0/1).
@@ -34,6 +36,31 @@ pub struct Args {
     /// up to ~3e-2 absolute difference in the hidden states; f32 elsewhere).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    /// For text lines: `none` (every token's hidden state), `mean` (the average over the
+    /// tokens, `[CLS]`/`[SEP]` included, as sentence-embedding models such as m3e do) or `cls`.
+    #[arg(long, value_enum, default_value = "none")]
+    pooling: Pooling,
+    /// For text lines with pooling: scale each vector to unit length (cosine = dot product).
+    #[arg(long)]
+    normalize: bool,
+}
+
+/// How a text line's hidden states become the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Pooling {
+    /// `{"tokens", "last_hidden_state": [L][H]}`.
+    None,
+    /// `{"embedding": [H]}`: the mean over the tokens.
+    Mean,
+    /// `{"embedding": [H]}`: the `[CLS]` state.
+    Cls,
+}
+
+/// A text line: `{"text": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextLine {
+    text: String,
 }
 
 /// One input line: a batch of token ids and optional side inputs.
@@ -87,20 +114,75 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let stdin = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut tokenizer: Option<model::BertTokenizer> = None;
     for (i, line) in stdin.lines().enumerate() {
         let line = line.context("reading stdin")?;
         if line.trim().is_empty() {
             continue;
         }
-        let batch: Batch =
-            serde_json::from_str(&line).with_context(|| format!("stdin line {}", i + 1))?;
-        let record = encode_batch(&encoder, &batch, &device)
-            .with_context(|| format!("stdin line {}", i + 1))?;
+        let at = || format!("stdin line {}", i + 1);
+        let value: serde_json::Value = serde_json::from_str(&line).with_context(at)?;
+        let record = if value.get("text").is_some() {
+            let text: TextLine = serde_json::from_value(value).with_context(at)?;
+            if tokenizer.is_none() {
+                tokenizer = Some(model::BertTokenizer::from_dir(&args.model).with_context(
+                    || format!("text input needs the tokenizer of {}", args.model.display()),
+                )?);
+            }
+            let tokenizer = tokenizer.as_ref().context("tokenizer")?;
+            encode_text(&encoder, tokenizer, &text.text, &args, &device).with_context(at)?
+        } else {
+            let batch: Batch = serde_json::from_value(value).with_context(at)?;
+            encode_batch(&encoder, &batch, &device).with_context(at)?
+        };
         serde_json::to_writer(&mut out, &record)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tokenises one text (cut to the model's longest input, keeping the final `[SEP]`), runs a
+/// plain BERT over it and pools as asked.
+fn encode_text(
+    encoder: &Encoder,
+    tokenizer: &model::BertTokenizer,
+    text: &str,
+    args: &Args,
+    device: &Device,
+) -> anyhow::Result<serde_json::Value> {
+    let Encoder::Bert(bert) = encoder else {
+        bail!("text input needs a plain BERT model (an ERNIE model also needs entity ids)");
+    };
+    let mut encoded = tokenizer.encode(text)?;
+    let max = bert.config().max_position_embeddings.max(2);
+    if encoded.ids.len() > max {
+        let sep = encoded.ids[encoded.ids.len() - 1];
+        let sep_token = encoded.tokens[encoded.tokens.len() - 1].clone();
+        encoded.ids.truncate(max - 1);
+        encoded.tokens.truncate(max - 1);
+        encoded.ids.push(sep);
+        encoded.tokens.push(sep_token);
+    }
+    let n = encoded.ids.len();
+    let ids = Tensor::from_vec(encoded.ids, (1, n), device)?;
+    let hidden = bert.forward(&EncoderInput::new(&ids))?.squeeze(0)?; // [L, H]
+    let pooled = match args.pooling {
+        Pooling::None => {
+            return Ok(serde_json::json!({
+                "tokens": encoded.tokens,
+                "last_hidden_state": hidden.to_vec2::<f32>()?,
+            }))
+        }
+        Pooling::Mean => hidden.mean(0)?,
+        Pooling::Cls => hidden.get(0)?,
+    };
+    let mut vector = pooled.to_vec1::<f32>()?;
+    if args.normalize {
+        let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        vector.iter_mut().for_each(|v| *v /= norm);
+    }
+    Ok(serde_json::json!({ "embedding": vector }))
 }
 
 /// Validates one batch against the model's config and runs it; returns the output record.
