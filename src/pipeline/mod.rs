@@ -192,6 +192,8 @@ pub struct PipelineBuilder {
     spec: PipelineSpec,
     kg: Option<KgInput>,
     custom: Vec<CustomStage>,
+    /// The first options that could not be turned into a table, reported by `build`.
+    invalid: Option<registry::OptionsError>,
 }
 
 /// A stage built by the library user, with what it reads and writes.
@@ -247,9 +249,14 @@ impl PipelineBuilder {
     /// Appends the registered stage `name` with `options` (its TOML table's type, e.g.
     /// [`LinkOptions`] for `link`); checked like the TOML when the pipeline is built.
     pub fn stage(mut self, name: &str, options: &impl serde::Serialize) -> Self {
-        self.spec
-            .tables
-            .insert(name.to_string(), registry::to_table(options));
+        match registry::to_table(name, options) {
+            Ok(table) => {
+                self.spec.tables.insert(name.to_string(), table);
+            }
+            Err(e) => {
+                self.invalid.get_or_insert(e);
+            }
+        }
         self.spec.pipeline.stages.push(name.to_string());
         self
     }
@@ -328,6 +335,12 @@ impl PipelineBuilder {
     /// Checks the stage order and every stage's options (as the TOML path does), loads
     /// resources and builds the stages.
     pub fn build(mut self) -> Result<Pipeline, PipelineError> {
+        if let Some(e) = self.invalid.take() {
+            return Err(PipelineError::Invalid {
+                key: e.key,
+                message: e.message,
+            });
+        }
         let custom: Vec<(String, Vec<Field>, Vec<Field>)> = self
             .custom
             .iter()

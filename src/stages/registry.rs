@@ -210,8 +210,11 @@ pub fn resolve_path(
 }
 
 /// A stage listed with its options as an options table (the builder's and the TOML's path).
-pub fn to_table(options: &impl serde::Serialize) -> toml::Value {
-    toml::Value::try_from(options).unwrap_or_else(|_| toml::Value::Table(Default::default()))
+pub fn to_table(name: &str, options: &impl serde::Serialize) -> Result<toml::Value, OptionsError> {
+    toml::Value::try_from(options).map_err(|e| OptionsError {
+        key: name.to_string(),
+        message: format!("the options cannot be written as a TOML table: {e}"),
+    })
 }
 
 fn first_line(message: &str) -> String {
