@@ -156,6 +156,11 @@ pub struct Fact {
     pub object: String,
     /// Relevance of the fact to the sentence (higher is more relevant).
     pub score: f32,
+    /// The model stages that fed this fact to their encoder (K-BERT injection), e.g.
+    /// `["ner"]`; empty when no stage injected it (not selected by the model's
+    /// `max_entities`, or cut for length).
+    #[serde(default)]
+    pub injected_by: Vec<String>,
 }
 
 /// A named entity found by NER.

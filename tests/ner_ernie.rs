@@ -5,7 +5,6 @@
 //! with their key.
 use zhishi::knowledge::EntityVectors;
 use zhishi::pipeline::Pipeline;
-use zhishi::stages::ner::data::{read, DataFormat};
 use zhishi::stages::ner::{self, NerModel};
 
 #[path = "support/ner_workspace.rs"]
@@ -36,7 +35,8 @@ fn with(mut sets: Vec<String>, more: &[&str]) -> Vec<String> {
 #[test]
 fn ernie_training_reduces_the_loss_and_the_saved_model_reloads_to_the_same_scores() {
     let (ws, sets) = ernie_workspace("ernie");
-    let report = ner::train_config(&ws.config(), &with(sets, &["train.epochs=30"])).unwrap();
+    let sets = with(sets, &["train.epochs=30"]);
+    let report = ner::train_config(&ws.config(), &sets).unwrap();
     let history = &report.train.history;
     let (first, last) = (history[0].loss, history[history.len() - 1].loss);
     assert!(last < 0.3 * first, "loss {first} -> {last}");
@@ -53,15 +53,34 @@ fn ernie_training_reduces_the_loss_and_the_saved_model_reloads_to_the_same_score
     // In-training scores (differentiable ops) equal the reloaded model's (fused kernels).
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
-    let a = NerModel::load(dir).unwrap();
-    let dev = read(&ws.root.join("dev.bmes"), DataFormat::CharPerLine).unwrap();
     assert_eq!(
         saved["dev"],
-        serde_json::to_value(a.evaluate(&dev).unwrap()).unwrap()
+        serde_json::to_value(ner::evaluate_config(&ws.config(), &sets, "dev").unwrap()).unwrap()
     );
-    let b = NerModel::load(dir).unwrap();
-    let texts = ["张三住在北京", "王五去了上海和杭州工作。"];
-    assert_eq!(a.predict(&texts).unwrap(), b.predict(&texts).unwrap());
+    let (a, b) = (NerModel::load(dir).unwrap(), NerModel::load(dir).unwrap());
+    let linker = zhishi::text::Linker::build(
+        zhishi::text::MemoryKg::from_triples(KG.lines().filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((f.next()?, f.next()?, f.next()?))
+        })),
+        zhishi::text::LinkOptions {
+            nil_threshold: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let docs: Vec<_> = ["张三住在北京", "王五去了上海和杭州工作。"]
+        .iter()
+        .map(|t| zhishi::text::annotate(&linker, t, 0).unwrap())
+        .collect();
+    assert_eq!(
+        a.predict_documents(&docs).unwrap(),
+        b.predict_documents(&docs).unwrap()
+    );
+    assert!(
+        a.predict(&["张三住在北京"]).is_err(),
+        "a knowledge model refuses unlinked text"
+    );
 }
 
 #[test]
@@ -73,7 +92,7 @@ fn the_ner_pipeline_stage_runs_an_ernie_model() {
     std::fs::write(
         &toml,
         format!(
-            "[pipeline]\nname = \"ernie-ner\"\nstages = [\"ner\"]\n\n[ner]\nmodel = {:?}\n",
+            "[pipeline]\nname = \"ernie-ner\"\nstages = [\"link\", \"ner\"]\n\n[kg]\ntriples = [\"kg.spo\"]\n\n[link]\nnil_threshold = 0.0\n\n[ner]\nmodel = {:?}\n",
             report.model_dir.display().to_string()
         ),
     )

@@ -10,13 +10,14 @@ mod symptom_kg;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use zhishi::knowledge::{CharVocab, EntityAligner};
+use zhishi::knowledge::CharVocab;
 use zhishi::model::Dropout;
 use zhishi::model::{aggregator_config, BertConfig, EntityTable, Kernels};
-use zhishi::stages::ner::features::{Batch, Featurizer, Knowledge};
+use zhishi::stages::ner::features::{Batch, Featurizer};
 use zhishi::stages::ner::network::NerNetwork;
 use zhishi::stages::ner::{LabelMap, TagScheme};
-use zhishi::text::{LinkOptions, Linker, MemoryKg};
+use zhishi::stages::task::Injection;
+use zhishi::text::annotate;
 
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "发", "热", "症", "状",
@@ -27,14 +28,14 @@ fn chars(s: &str) -> Vec<String> {
 }
 
 /// Names of the parameters whose gradient is missing or all zero.
-fn params_without_gradient(crf: bool, knowledge: Knowledge) -> Vec<String> {
+fn params_without_gradient(crf: bool, knowledge: Injection) -> Vec<String> {
     params_without_gradient_in(crf, knowledge, None)
 }
 
 /// The same with an ERNIE encoder of `n` aggregator layers over `table`.
 fn params_without_gradient_in(
     crf: bool,
-    knowledge: Knowledge,
+    knowledge: Injection,
     ernie: Option<(usize, EntityTable)>,
 ) -> Vec<String> {
     let cfg = BertConfig {
@@ -58,10 +59,22 @@ fn params_without_gradient_in(
     let vocab = CharVocab::from_tokens(VOCAB.iter().copied()).unwrap();
     let f = Featurizer::new(vocab, 12, 6, knowledge);
     // 患者头痛发热: O O B I B I (头痛, 发热 are symptoms).
+    // The documents as the pipeline's link + facts stages write them (one fact per mention).
+    let linker = symptom_kg::linker();
+    let doc = |text: &str| annotate(&linker, text, 1).unwrap();
     let a = f
-        .encode(0, &chars("患者头痛发热"), &[0, 0, 1, 2, 1, 2])
-        .unwrap();
-    let b = f.encode(1, &chars("头痛"), &[1, 2]).unwrap();
+        .encode(
+            0,
+            &doc("患者头痛发热"),
+            &chars("患者头痛发热"),
+            &[0, 0, 1, 2, 1, 2],
+        )
+        .unwrap()
+        .examples;
+    let b = f
+        .encode(1, &doc("头痛"), &chars("头痛"), &[1, 2])
+        .unwrap()
+        .examples;
     let batch = Batch::new(&[&a[0], &b[0]], &Device::Cpu).unwrap();
     let loss = net.loss(&batch, &Dropout::new(0.1, 3)).unwrap();
     let grads = loss.backward().unwrap();
@@ -71,7 +84,7 @@ fn params_without_gradient_in(
 #[test]
 fn every_parameter_gets_a_gradient_through_the_crf() {
     assert_eq!(
-        params_without_gradient(true, Knowledge::Plain),
+        params_without_gradient(true, Injection::plain()),
         Vec::<String>::new()
     );
 }
@@ -79,27 +92,14 @@ fn every_parameter_gets_a_gradient_through_the_crf() {
 #[test]
 fn every_parameter_gets_a_gradient_through_the_softmax_head() {
     assert_eq!(
-        params_without_gradient(false, Knowledge::Plain),
+        params_without_gradient(false, Injection::plain()),
         Vec::<String>::new()
     );
 }
 
 #[test]
 fn every_parameter_gets_a_gradient_with_kbert_knowledge() {
-    let kg = MemoryKg::from_triples([("头痛", "类别", "症状")]);
-    let linker = Linker::build(
-        kg,
-        LinkOptions {
-            nil_threshold: 0.0,
-            ..LinkOptions::default()
-        },
-    )
-    .unwrap();
-    let knowledge = Knowledge::Kbert {
-        linker: Box::new(linker),
-        max_entities: 1,
-        with_predicate: false,
-    };
+    let knowledge = Injection::kbert(1, false);
     assert_eq!(
         params_without_gradient(true, knowledge),
         Vec::<String>::new()
@@ -108,13 +108,9 @@ fn every_parameter_gets_a_gradient_with_kbert_knowledge() {
 
 #[test]
 fn gradients_reach_word_embeddings_and_ernie_entity_weights_through_the_crf() {
-    let linker = symptom_kg::linker();
     let vectors = symptom_kg::vectors();
     let table = EntityTable::new(&vectors.tensor(&Device::Cpu).unwrap()).unwrap();
-    let knowledge = Knowledge::Ernie {
-        aligner: Box::new(EntityAligner::new(linker, vectors)),
-        inject: None,
-    };
+    let knowledge = Injection::kbert(0, false).with_vectors(vectors);
     // Both layers aggregate. 头痛 and 发热 each carry an entity, so the entity attention of
     // the first layer mixes two entities and its output feeds the second layer. Only the
     // second (last) layer's entity output is unused by the head: its entity-side output

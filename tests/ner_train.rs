@@ -46,7 +46,11 @@ fn a_saved_model_reloads_to_the_predictions_made_during_training() {
     .unwrap();
     let a = NerModel::load(&report.model_dir).unwrap();
     let dev = read(&ws.root.join("dev.bmes"), DataFormat::CharPerLine).unwrap();
-    let reloaded = serde_json::to_value(a.evaluate(&dev).unwrap()).unwrap();
+    let docs: Vec<zhishi::doc::Document> = dev
+        .iter()
+        .map(|s| zhishi::doc::Document::new(s.chars.concat()))
+        .collect();
+    let reloaded = serde_json::to_value(a.evaluate(&dev, &docs).unwrap()).unwrap();
     assert_eq!(saved["dev"], reloaded);
     let b = NerModel::load(&report.model_dir).unwrap();
     let texts = ["张三住在北京", "王五去了上海和杭州工作。"];

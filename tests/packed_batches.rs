@@ -7,18 +7,25 @@ mod symptom_kg;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use zhishi::doc::Document;
 use zhishi::doc::Span;
-use zhishi::knowledge::{CharVocab, EntityAligner, Layout};
+use zhishi::knowledge::{CharVocab, Layout};
 use zhishi::model::Dropout;
 use zhishi::model::{aggregator_config, BertConfig, EntityTable, Kernels};
-use zhishi::stages::ner::features::{Batch, Example, Featurizer, Knowledge};
+use zhishi::stages::ner::features::{Batch, Example, Featurizer};
 use zhishi::stages::ner::network::NerNetwork;
 use zhishi::stages::ner::{LabelMap, TagScheme};
 use zhishi::stages::relation;
+use zhishi::stages::task::Injection;
 
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "发", "热", "症", "状", "#", "$",
 ];
+
+/// `text` with its mentions and one fact each, as a pipeline's link + facts stages write it.
+fn linked(text: &str) -> Document {
+    zhishi::text::annotate(&symptom_kg::linker(), text, 1).unwrap()
+}
 
 fn chars(s: &str) -> Vec<String> {
     s.chars().map(String::from).collect()
@@ -113,11 +120,11 @@ fn ner_examples(f: &Featurizer) -> Vec<Example> {
     sentences
         .iter()
         .enumerate()
-        .flat_map(|(i, (s, tags))| f.encode(i, &chars(s), tags).unwrap())
+        .flat_map(|(i, (s, tags))| f.encode(i, &linked(s), &chars(s), tags).unwrap().examples)
         .collect()
 }
 
-fn ner_outcomes(crf: bool, knowledge: Knowledge, ernie: Option<EntityTable>) -> [Outcome; 2] {
+fn ner_outcomes(crf: bool, knowledge: Injection, ernie: Option<EntityTable>) -> [Outcome; 2] {
     let labels = LabelMap::new(TagScheme::Bio, ["Symptom".to_string()]);
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
@@ -139,18 +146,14 @@ fn ner_outcomes(crf: bool, knowledge: Knowledge, ernie: Option<EntityTable>) -> 
 #[test]
 fn packed_ner_batches_train_exactly_like_padded_ones() {
     for crf in [false, true] {
-        let [padded, packed] = ner_outcomes(crf, Knowledge::Plain, None);
+        let [padded, packed] = ner_outcomes(crf, Injection::plain(), None);
         assert_same(&padded, &packed);
     }
 }
 
 #[test]
 fn packed_kbert_batches_keep_each_sentence_tree_to_itself() {
-    let knowledge = Knowledge::Kbert {
-        linker: Box::new(symptom_kg::linker()),
-        max_entities: 1,
-        with_predicate: false,
-    };
+    let knowledge = Injection::kbert(1, false);
     let [padded, packed] = ner_outcomes(true, knowledge, None);
     assert_same(&padded, &packed);
 }
@@ -159,10 +162,7 @@ fn packed_kbert_batches_keep_each_sentence_tree_to_itself() {
 fn packed_ernie_batches_keep_entities_on_their_tokens() {
     let vectors = symptom_kg::vectors();
     let table = EntityTable::new(&vectors.tensor(&Device::Cpu).unwrap()).unwrap();
-    let knowledge = Knowledge::Ernie {
-        aligner: Box::new(EntityAligner::new(symptom_kg::linker(), vectors)),
-        inject: None,
-    };
+    let knowledge = Injection::kbert(0, false).with_vectors(vectors);
     let [padded, packed] = ner_outcomes(false, knowledge, Some(table));
     assert_same(&padded, &packed);
 }
@@ -175,22 +175,19 @@ fn packed_relation_batches_train_exactly_like_padded_ones() {
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let net = RelationNetwork::load(vb, &tiny_config(), 3).unwrap();
     let vocab = CharVocab::from_tokens(VOCAB.iter().copied()).unwrap();
-    let f = Featurizer::new(
-        vocab,
-        ["#", "$"],
-        22,
-        zhishi::stages::task::Knowledge::Plain,
-    )
-    .unwrap();
-    let long = chars("患者头痛发热患者发热头痛患者头痛");
-    let short = chars("头痛发热");
+    let f = Featurizer::new(vocab, ["#", "$"], 22, Injection::plain()).unwrap();
+    let long = Document::new("患者头痛发热患者发热头痛患者头痛");
+    let short = Document::new("头痛发热");
     let examples = [
         f.encode(&long, Span::new(2, 4), Span::new(4, 6), 1)
-            .unwrap(),
+            .unwrap()
+            .0,
         f.encode(&short, Span::new(0, 2), Span::new(2, 4), 2)
-            .unwrap(),
+            .unwrap()
+            .0,
         f.encode(&short, Span::new(2, 4), Span::new(0, 2), 0)
-            .unwrap(),
+            .unwrap()
+            .0,
     ];
     let refs: Vec<_> = examples.iter().collect();
     let [padded, packed] = [Layout::Padded, Layout::Packed].map(|layout| {

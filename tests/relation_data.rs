@@ -4,13 +4,13 @@
 //! against hand-computed values.
 use std::path::Path;
 
-use zhishi::doc::Span;
+use zhishi::doc::{Document, Span};
 use zhishi::knowledge::CharVocab;
 use zhishi::stages::relation::data::{parse_duie, parse_sanwen, read, DataFormat};
 use zhishi::stages::relation::features::Featurizer;
 use zhishi::stages::relation::metrics::score;
-use zhishi::stages::task::Knowledge;
-use zhishi::text::{LinkOptions, Linker, MemoryKg};
+use zhishi::stages::task::Injection;
+use zhishi::text::{annotate, LinkOptions, Linker, MemoryKg};
 
 #[path = "support/shared_data.rs"]
 mod shared_data;
@@ -139,13 +139,18 @@ fn tokens(
     head: (usize, usize),
     tail: (usize, usize),
 ) -> (String, usize, usize) {
-    let e = f
-        .encode(
-            &chars(text),
-            Span::new(head.0, head.1),
-            Span::new(tail.0, tail.1),
-            0,
-        )
+    tokens_of(f, &Document::new(text), head, tail)
+}
+
+/// The tokens of the pair in `doc` (with its knowledge) and the two marker positions.
+fn tokens_of(
+    f: &Featurizer,
+    doc: &Document,
+    head: (usize, usize),
+    tail: (usize, usize),
+) -> (String, usize, usize) {
+    let (e, _) = f
+        .encode(doc, Span::new(head.0, head.1), Span::new(tail.0, tail.1), 0)
         .unwrap();
     let v = vocab();
     let names: Vec<String> = {
@@ -169,7 +174,7 @@ fn tokens(
 
 #[test]
 fn markers_wrap_head_and_tail_and_point_the_classifier_at_them() {
-    let f = Featurizer::new(vocab(), ["#", "$"], 32, Knowledge::Plain).unwrap();
+    let f = Featurizer::new(vocab(), ["#", "$"], 32, Injection::plain()).unwrap();
     assert_eq!(
         tokens(&f, "幽兰在山谷", (0, 2), (3, 5)),
         ("[CLS] # 幽 兰 # 在 $ 山 谷 $ [SEP]".to_string(), 1, 6)
@@ -184,20 +189,25 @@ fn markers_wrap_head_and_tail_and_point_the_classifier_at_them() {
         tokens(&f, "母亲岁时", (0, 2), (0, 4)),
         ("[CLS] $ # 母 亲 # 岁 时 $ [SEP]".to_string(), 2, 1)
     );
-    let e = f
-        .encode(&chars("幽兰在山谷"), Span::new(0, 2), Span::new(3, 5), 0)
+    let (e, _) = f
+        .encode(
+            &Document::new("幽兰在山谷"),
+            Span::new(0, 2),
+            Span::new(3, 5),
+            0,
+        )
         .unwrap();
     assert_eq!(e.input.positions, (0..11).collect::<Vec<u32>>());
     assert!(e.input.visible.is_none());
     assert!(f
-        .encode(&chars("幽兰"), Span::new(0, 2), Span::new(1, 3), 0)
+        .encode(&Document::new("幽兰"), Span::new(0, 2), Span::new(1, 3), 0)
         .is_err());
 }
 
 #[test]
 fn long_sentences_keep_both_arguments_in_the_window() {
     // max_len 14: 8 characters besides [CLS], [SEP] and the four markers.
-    let f = Featurizer::new(vocab(), ["#", "$"], 14, Knowledge::Plain).unwrap();
+    let f = Featurizer::new(vocab(), ["#", "$"], 14, Injection::plain()).unwrap();
     let text = "姥姥去世了去世了幽兰在山谷去世了";
     assert_eq!(f.window(16, Span::new(8, 10), Span::new(11, 13)), [(7, 15)]);
     assert_eq!(
@@ -230,19 +240,14 @@ fn kbert_knowledge_follows_the_mention_and_markers_stay_sentence_tokens() {
         nil_threshold: 0.0,
         ..Default::default()
     };
-    let knowledge = Knowledge::Kbert {
-        linker: Box::new(Linker::build(kg, options).unwrap()),
-        max_entities: 1,
-        with_predicate: false,
-    };
-    let f = Featurizer::new(vocab(), ["#", "$"], 32, knowledge).unwrap();
-    let (text, head, tail) = tokens(&f, "北京天安门", (0, 2), (2, 5));
+    let doc = annotate(&Linker::build(kg, options).unwrap(), "北京天安门", 1).unwrap();
+    let f = Featurizer::new(vocab(), ["#", "$"], 32, Injection::kbert(1, false)).unwrap();
+    let (text, head, tail) = tokens_of(&f, &doc, (0, 2), (2, 5));
     // 大学 hangs after 北京's last character, inside the head's markers.
     assert_eq!(text, "[CLS] # 北 京 大 学 # $ 天 安 门 $ [SEP]");
     assert_eq!((head, tail), (1, 7));
-    let e = f
-        .encode(&chars("北京天安门"), Span::new(0, 2), Span::new(2, 5), 0)
-        .unwrap();
+    let (e, injected) = f.encode(&doc, Span::new(0, 2), Span::new(2, 5), 0).unwrap();
+    assert_eq!(injected, [0], "the fact about 北京 was fed to the model");
     // The branch takes the positions after 京 (4, 5); the sentence continues from 4.
     assert_eq!(e.input.positions, [0, 1, 2, 3, 4, 5, 4, 5, 6, 7, 8, 9, 10]);
     let vis = e.input.visible.unwrap();

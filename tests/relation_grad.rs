@@ -7,25 +7,22 @@ mod grad_check;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
+use zhishi::doc::Document;
 use zhishi::doc::Span;
 use zhishi::knowledge::CharVocab;
 use zhishi::model::Dropout;
 use zhishi::model::{BertConfig, Kernels};
 use zhishi::stages::relation::features::{Batch, Featurizer};
 use zhishi::stages::relation::network::RelationNetwork;
-use zhishi::stages::task::Knowledge;
+use zhishi::stages::task::Injection;
 use zhishi::text::{LinkOptions, Linker, MemoryKg};
 
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "#", "$", "张", "三", "住", "在", "北", "京", "城", "市",
 ];
 
-fn chars(s: &str) -> Vec<String> {
-    s.chars().map(String::from).collect()
-}
-
 /// Names of the parameters whose gradient is missing or all zero.
-fn params_without_gradient(knowledge: Knowledge) -> Vec<String> {
+fn params_without_gradient(knowledge: Injection, doc: Document) -> Vec<String> {
     let cfg = BertConfig {
         vocab_size: VOCAB.len(),
         hidden_size: 16,
@@ -41,13 +38,8 @@ fn params_without_gradient(knowledge: Knowledge) -> Vec<String> {
     let net = RelationNetwork::load(vb, &cfg, 3).unwrap();
     let vocab = CharVocab::from_tokens(VOCAB.iter().copied()).unwrap();
     let f = Featurizer::new(vocab, ["#", "$"], 20, knowledge).unwrap();
-    let text = chars("张三住在北京");
-    let a = f
-        .encode(&text, Span::new(0, 2), Span::new(4, 6), 1)
-        .unwrap();
-    let b = f
-        .encode(&text, Span::new(4, 6), Span::new(0, 2), 0)
-        .unwrap();
+    let (a, _) = f.encode(&doc, Span::new(0, 2), Span::new(4, 6), 1).unwrap();
+    let (b, _) = f.encode(&doc, Span::new(4, 6), Span::new(0, 2), 0).unwrap();
     let batch = Batch::new(&[&a, &b], &Device::Cpu).unwrap();
     let loss = net.loss(&batch, &Dropout::new(0.1, 3)).unwrap();
     let grads = loss.backward().unwrap();
@@ -57,7 +49,7 @@ fn params_without_gradient(knowledge: Knowledge) -> Vec<String> {
 #[test]
 fn every_parameter_gets_a_gradient_with_plain_inputs() {
     assert_eq!(
-        params_without_gradient(Knowledge::Plain),
+        params_without_gradient(Injection::plain(), Document::new("张三住在北京")),
         Vec::<String>::new()
     );
 }
@@ -69,10 +61,11 @@ fn every_parameter_gets_a_gradient_with_kbert_inputs() {
         nil_threshold: 0.0,
         ..Default::default()
     };
-    let knowledge = Knowledge::Kbert {
-        linker: Box::new(Linker::build(kg, options).unwrap()),
-        max_entities: 1,
-        with_predicate: false,
-    };
-    assert_eq!(params_without_gradient(knowledge), Vec::<String>::new());
+    let doc =
+        zhishi::text::annotate(&Linker::build(kg, options).unwrap(), "张三住在北京", 1).unwrap();
+    assert_eq!(doc.facts.len(), 1, "北京 is linked and has its fact");
+    assert_eq!(
+        params_without_gradient(Injection::kbert(1, false), doc),
+        Vec::<String>::new()
+    );
 }

@@ -71,8 +71,21 @@ fn kbert_knowledge_trains_through_the_same_head() {
     let meta = std::fs::read_to_string(report.model_dir.join("relation.json")).unwrap();
     assert!(meta.contains("\"kbert\""), "{meta}");
     let model = RelationModel::load(&report.model_dir).unwrap();
-    let found = labels(&model, &[pair("李四住在上海", (0, 2), (4, 6))]);
-    assert_eq!(found, ["Located"]);
+    // A K-BERT model reads the knowledge of a linked document, as the pipeline gives it.
+    let (kg, _) = zhishi::text::MemoryKg::read_files(
+        &[ws.root.join("kg.spo")],
+        &zhishi::kg::import::ImportOptions::default(),
+    )
+    .unwrap();
+    let linker = zhishi::text::Linker::build(kg, Default::default()).unwrap();
+    let doc = zhishi::text::annotate(&linker, "李四住在上海", 1).unwrap();
+    let found = model
+        .predict_in_documents(&[doc], &[(0, Span::new(0, 2), Span::new(4, 6))])
+        .unwrap();
+    assert_eq!(model.label(found[0].0.label), "Located");
+    assert!(model
+        .predict(&[pair("李四住在上海", (0, 2), (4, 6))])
+        .is_err());
 }
 
 #[test]
@@ -92,7 +105,12 @@ fn a_saved_model_reloads_to_the_predictions_made_during_training() {
     let dev_path = ws.root.join("dev.txt");
     let dev = read(&dev_path, DataFormat::Sanwen, "unknown", 0).unwrap();
     let a = RelationModel::load(&report.model_dir).unwrap();
-    let reloaded = serde_json::to_value(a.evaluate(&dev.examples, &dev_path).unwrap()).unwrap();
+    let (docs, owners) = relation::model::example_documents(None, &dev.examples).unwrap();
+    let reloaded = serde_json::to_value(
+        a.evaluate(&dev.examples, (&docs, &owners), &dev_path)
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(saved["dev"], reloaded);
     let b = RelationModel::load(&report.model_dir).unwrap();
     let pairs = [

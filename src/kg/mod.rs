@@ -3,10 +3,12 @@
 pub mod dataset;
 pub mod eval;
 pub mod graph;
+pub mod identity;
 pub mod import;
 pub mod store;
 pub mod transe;
 
+pub use identity::{IdentityHasher, KgIdentity};
 pub use store::{
     Candidate, NamedTriple, Pattern, PredId, Stats, Store, StoreError, StoreOptions, StoreWriter,
     Term, TermId, TermKind, Triple,

@@ -6,9 +6,9 @@
 //!   ([`EntityVectors::load`]); a trained model directory keeps its own copy in the same
 //!   layout (`transe.safetensors` + `entity2id.txt`). ERNIE-THU keeps them fixed while
 //!   fine-tuning, and its fusion layers take exactly [`ENTITY_DIM`] = 100 wide vectors.
-//! * [`EntityAligner`]: links mentions with the project's [`Linker`] and puts each linked
-//!   entity's row on the FIRST token of its mention (ERNIE-THU's convention), `-1` on every
-//!   other token. With K-BERT injection as well (mode `both`), injected knowledge tokens carry
+//! * The alignment ([`crate::knowledge::DocumentKnowledge::entity_rows`]) puts each linked
+//!   mention's entity row on the FIRST token of its mention (ERNIE-THU's convention), `-1` on
+//!   every other token. With K-BERT injection as well (mode `both`), injected knowledge tokens carry
 //!   no entity: the entity already sits on the mention they hang from, and the injected
 //!   strings are mostly literals (types, values) without a vector of their own.
 use std::collections::HashMap;
@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use crate::kg::store::NamedTriple;
 use crate::kg::transe::{TrainConfig, Trainer, TransE, TransEError};
 use crate::model::ernie::ENTITY_DIM;
-use crate::text::{KnowledgeSource, Linker};
 
 /// The vectors file of an entity-vector directory (as `zhishi transe train --export` writes it).
 pub const VECTORS_FILE: &str = "transe.safetensors";
@@ -236,81 +235,11 @@ impl EntityVectors {
     }
 }
 
-/// A linked mention as ERNIE sees it: its characters and its entity's row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntityMention {
-    /// First character (Unicode scalar offset).
-    pub char_start: usize,
-    /// Character end (exclusive).
-    pub char_end: usize,
-    /// Row of the linked entity in the vectors.
-    pub row: u32,
-}
-
-/// Puts linked entities on tokens: a linker plus the row of each entity name.
-pub struct EntityAligner<S> {
-    linker: Linker<S>,
-    vectors: EntityVectors,
-}
-
-impl<S: KnowledgeSource> EntityAligner<S> {
-    /// An aligner linking with `linker` and looking entities up in `vectors` by name.
-    pub fn new(linker: Linker<S>, vectors: EntityVectors) -> Self {
-        Self { linker, vectors }
-    }
-
-    /// The linker (K-BERT injection shares it in mode `both`).
-    pub fn linker(&self) -> &Linker<S> {
-        &self.linker
-    }
-
-    /// The entity vectors.
-    pub fn vectors(&self) -> &EntityVectors {
-        &self.vectors
-    }
-
-    /// The linked mentions of `text` whose entity has a vector, in text order.
-    pub fn mentions(&self, text: &str) -> Vec<EntityMention> {
-        let mut out: Vec<EntityMention> = self
-            .linker
-            .link(text)
-            .into_iter()
-            .filter_map(|m| {
-                Some(EntityMention {
-                    char_start: m.char_start,
-                    char_end: m.char_end,
-                    row: self.vectors.row(&m.entity.name)?,
-                })
-            })
-            .collect();
-        out.sort_by_key(|m| m.char_start);
-        out
-    }
-
-    /// The entity row of each of `len` tokens (`-1` = none) of a flattened `text`, where
-    /// `char_to_token[c]` is the token of character `c`: each mention's entity goes on the
-    /// first of its characters that has a token; a token keeps the first entity put on it.
-    pub fn align(&self, text: &str, char_to_token: &[Option<usize>], len: usize) -> Vec<i64> {
-        let mut entities = vec![-1i64; len];
-        for m in self.mentions(text) {
-            let first = (m.char_start..m.char_end)
-                .find_map(|c| char_to_token.get(c).copied().flatten())
-                .filter(|&t| t < len);
-            if let Some(t) = first {
-                if entities[t] < 0 {
-                    entities[t] = i64::from(m.row);
-                }
-            }
-        }
-        entities
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kg::transe::TrainConfig;
-    use crate::text::{LinkOptions, MemoryKg};
+    use crate::text::{LinkOptions, Linker, MemoryKg};
 
     fn triples(spo: &[(&str, &str, &str)]) -> Vec<NamedTriple> {
         spo.iter()
@@ -373,21 +302,27 @@ mod tests {
         )
         .unwrap();
         let vectors = EntityVectors::train(&triples(MEDICAL), small_config()).unwrap();
-        let aligner = EntityAligner::new(linker, vectors);
         let text = "患者头痛发热，腹部压痛。";
-        let found: Vec<(usize, usize, u32)> = aligner
-            .mentions(text)
+        let doc = crate::text::annotate(&linker, text, 0).unwrap();
+        let found: Vec<(usize, usize, Option<u32>)> = doc
+            .mentions
             .iter()
-            .map(|m| (m.char_start, m.char_end, m.row))
+            .map(|m| (m.start, m.end, vectors.row(&m.entity.name)))
             .collect();
-        assert_eq!(found, [(2, 4, 0), (4, 6, 2), (7, 9, 3)]);
+        assert_eq!(found, [(2, 4, Some(0)), (4, 6, Some(2)), (7, 9, Some(3))]);
         // `[CLS]` is token 0, so character c is token c + 1.
         let char_to_token: Vec<Option<usize>> =
             (0..text.chars().count()).map(|c| Some(c + 1)).collect();
-        let entities = aligner.align(text, &char_to_token, 14);
+        let cut = crate::knowledge::DocumentKnowledge::new(&doc);
+        let whole = 0..cut.len();
+        let entities = cut.entity_rows(std::slice::from_ref(&whole), &vectors, &char_to_token, 14);
         assert_eq!(
             entities,
             [-1, -1, -1, 0, -1, 2, -1, -1, 3, -1, -1, -1, -1, -1]
         );
+        // A cut that starts inside the text sees the mentions inside it, shifted.
+        let part = 4..9;
+        let entities = cut.entity_rows(std::slice::from_ref(&part), &vectors, &char_to_token, 8);
+        assert_eq!(entities, [-1, 2, -1, -1, 3, -1, -1, -1]);
     }
 }

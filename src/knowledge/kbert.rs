@@ -120,6 +120,10 @@ pub struct KbertInput {
     pub char_to_token: Vec<Option<usize>>,
     /// Number of tokens before padding.
     pub real_len: usize,
+    /// The knowledge strings that made it into the input, as `(tree word, index in its
+    /// injected list)`: a string is missing when it repeats an earlier one of its word, is
+    /// beyond `max_entities`, is all whitespace, or was dropped to fit `max_length`.
+    pub injected: Vec<(usize, usize)>,
 }
 
 impl KbertInput {
@@ -173,6 +177,10 @@ struct Piece {
 struct Word {
     tokens: Vec<Piece>,
     branches: Vec<Vec<String>>,
+    /// The word's index in the tree (`None` for `[CLS]`/`[SEP]`).
+    origin: Option<usize>,
+    /// For each branch, the index of its string in the tree word's injected list.
+    branch_sources: Vec<usize>,
 }
 
 impl Word {
@@ -183,6 +191,8 @@ impl Word {
                 source: None,
             }],
             branches: Vec::new(),
+            origin: None,
+            branch_sources: Vec::new(),
         }
     }
 }
@@ -217,8 +227,9 @@ fn prepare(tree: &SentenceTree, config: &KbertConfig) -> Result<(Vec<Word>, usiz
         };
         char_start += tree_word.word.chars().count();
         let mut branches: Vec<Vec<String>> = Vec::new();
+        let mut branch_sources = Vec::new();
         let mut seen: Vec<&str> = Vec::new();
-        for injected in &tree_word.injected {
+        for (source, injected) in tree_word.injected.iter().enumerate() {
             if tokens.is_empty() || branches.len() == config.max_entities {
                 break;
             }
@@ -234,9 +245,15 @@ fn prepare(tree: &SentenceTree, config: &KbertConfig) -> Result<(Vec<Word>, usiz
                 .collect();
             if !branch.is_empty() {
                 branches.push(branch);
+                branch_sources.push(source);
             }
         }
-        words.push(Word { tokens, branches });
+        words.push(Word {
+            tokens,
+            branches,
+            origin: Some(index),
+            branch_sources,
+        });
     }
     if config.mode == InjectionMode::Improved {
         words.push(Word::special(SEP_TOKEN));
@@ -292,6 +309,9 @@ struct Flat {
 struct Span {
     sentence: Range<usize>,
     branches: Vec<Range<usize>>,
+    /// The word's tree index and its branches' injected-list indices.
+    origin: Option<usize>,
+    branch_sources: Vec<usize>,
 }
 
 /// The flat sequence with each word's token ranges, from which visibility follows.
@@ -332,7 +352,12 @@ impl Layout {
                 }
                 branches.push(start..flat.len());
             }
-            spans.push(Span { sentence, branches });
+            spans.push(Span {
+                sentence,
+                branches,
+                origin: word.origin,
+                branch_sources: word.branch_sources.clone(),
+            });
         }
         Self { flat, spans }
     }
@@ -356,7 +381,9 @@ impl Layout {
             set_bits(&mut sentence_row, span.sentence.clone());
         }
         for span in &self.spans {
-            let Span { sentence, branches } = span;
+            let Span {
+                sentence, branches, ..
+            } = span;
             if let Some(first) = sentence.clone().next() {
                 visible.row_mut(first).copy_from_slice(&sentence_row);
                 for branch in branches {
@@ -393,6 +420,18 @@ impl Layout {
         let len = config.max_length;
         let real_len = self.flat.len();
         let visible = self.visible(len, config.mode == InjectionMode::Improved);
+        let injected = self
+            .spans
+            .iter()
+            .filter_map(|span| Some((span.origin?, span)))
+            .flat_map(|(word, span)| {
+                span.branches
+                    .iter()
+                    .zip(&span.branch_sources)
+                    .filter(|(range, _)| !range.is_empty())
+                    .map(move |(_, &source)| (word, source))
+            })
+            .collect();
         let mut char_to_token = vec![None; char_count];
         for (index, flat) in self.flat.iter().enumerate() {
             if let Some(c) = flat.source {
@@ -420,6 +459,7 @@ impl Layout {
             visible,
             char_to_token,
             real_len,
+            injected,
         }
     }
 }

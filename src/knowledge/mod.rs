@@ -4,6 +4,7 @@
 //! [`vocab`] the character-to-id lookup the flattening needs, [`ernie`] the ERNIE-THU entity
 //! alignment and vectors, and [`input`] the padded encoder batches every task stage feeds the
 //! model.
+pub mod document;
 pub mod draw;
 pub mod ernie;
 pub mod input;
@@ -13,8 +14,9 @@ pub mod tree;
 pub mod visible;
 pub mod vocab;
 
+pub use document::{DocumentKnowledge, DocumentTree};
 pub use draw::{tree_svg, DrawError};
-pub use ernie::{EntityAligner, EntityMention, EntityVectors, ErnieError};
+pub use ernie::{EntityVectors, ErnieError};
 pub use input::{InputBatch, InputSequence, Layout};
 pub use kbert::{flatten, InjectionMode, KbertConfig, KbertError, KbertInput};
 pub use select::tree_from_text;

@@ -1,61 +1,28 @@
-//! Builds a K-BERT sentence tree from raw text: the linker finds and disambiguates the
-//! mentions, ranks each linked entity's triples against the sentence, and the best `k` become
-//! the branches of the mention's word. Unlike K-BERT, which injects every string match with
-//! an arbitrary choice of triples, only linked mentions above the NIL threshold get knowledge.
-use crate::knowledge::tree::{knowledge_string, SentenceTree, TreeWord};
-use crate::text::{KnowledgeSource, LinkError, Linker};
+//! Builds a K-BERT sentence tree from raw text the way a pipeline does: the linker finds
+//! and disambiguates the mentions and ranks each linked entity's triples against the text
+//! around it (the `link` and `facts` stages, [`crate::text::annotate`]), and the best `k`
+//! become the branches of the mention's word ([`DocumentKnowledge::tree`]). Unlike K-BERT,
+//! which injects every string match with an arbitrary choice of triples, only linked mentions
+//! above the NIL threshold get knowledge.
+use crate::knowledge::document::DocumentKnowledge;
+use crate::knowledge::tree::SentenceTree;
+use crate::text::{annotate, KnowledgeSource, LinkError, Linker};
 
-/// Segments `text` into words, making each linked mention one word carrying its `k` most
-/// relevant facts (best first) as `predicate + object` (`with_predicate`) or `object`.
-/// The words always concatenate to `text`.
+/// The tree of `text`: each linked mention is one word carrying its `k` most relevant facts
+/// (best first) as `predicate + object` (`with_predicate`) or `object`; every other
+/// character is a word of its own. The words always concatenate to `text`.
 pub fn tree_from_text<S: KnowledgeSource>(
     linker: &Linker<S>,
     text: &str,
     k: usize,
     with_predicate: bool,
 ) -> Result<SentenceTree, LinkError> {
-    let mut mentions = linker.link(text);
-    mentions.sort_by_key(|m| (m.start, std::cmp::Reverse(m.end)));
-    let mut words = Vec::new();
-    let mut cursor = 0;
-    for mention in &mentions {
-        if mention.start < cursor {
-            continue; // overlaps a mention already placed (overlap policy `all`)
-        }
-        push_plain_words(linker, &text[cursor..mention.start], &mut words);
-        let injected = linker
-            .select_knowledge(text, mention, k)?
-            .into_iter()
-            .map(|fact| knowledge_string(&fact.predicate, &fact.object, with_predicate))
-            .collect();
-        words.push(TreeWord {
-            word: text[mention.start..mention.end].to_string(),
-            injected,
-        });
-        cursor = mention.end;
-    }
-    push_plain_words(linker, &text[cursor..], &mut words);
-    Ok(SentenceTree { words })
-}
-
-/// Segments a stretch of text without mentions into knowledge-free words.
-fn push_plain_words<S: KnowledgeSource>(linker: &Linker<S>, gap: &str, words: &mut Vec<TreeWord>) {
-    if gap.is_empty() {
-        return;
-    }
-    let tokens = linker.segmenter().segment(gap, false);
-    let spelled: String = tokens.iter().map(|t| t.text).collect();
-    if spelled == gap {
-        words.extend(tokens.iter().map(|t| TreeWord {
-            word: t.text.to_string(),
-            injected: Vec::new(),
-        }));
-    } else {
-        words.push(TreeWord {
-            word: gap.to_string(),
-            injected: Vec::new(),
-        });
-    }
+    let doc = annotate(linker, text, k)?;
+    let cut = DocumentKnowledge::new(&doc);
+    let whole = 0..cut.len();
+    Ok(cut
+        .tree(std::slice::from_ref(&whole), k, with_predicate)
+        .tree)
 }
 
 #[cfg(test)]

@@ -352,11 +352,7 @@ impl PipelineBuilder {
                 )
             })
             .collect();
-        let order = self
-            .spec
-            .pipeline
-            .order_problem(self.kg.is_some(), &self.spec.tables, &custom);
-        if let Some((key, message)) = order {
+        if let Some((key, message)) = self.spec.pipeline.list_problem(&custom) {
             return Err(PipelineError::Invalid { key, message });
         }
         let resolve = |_: &str, path: &Path| Ok(path.to_path_buf());
@@ -368,6 +364,13 @@ impl PipelineBuilder {
                         message: e.message,
                     })?;
             }
+        }
+        let order = self
+            .spec
+            .pipeline
+            .order_problem(self.kg.is_some(), &self.spec.tables, &custom);
+        if let Some((key, message)) = order {
+            return Err(PipelineError::Invalid { key, message });
         }
         build(&self.spec, self.kg, self.custom)
     }
@@ -421,6 +424,7 @@ fn build(
                     linker: linker.as_ref(),
                     device: &device,
                     earlier: &stages,
+                    tables: &spec.tables,
                 };
                 kind.build(spec.tables.get(name.as_str()), &ctx)?
             }

@@ -79,14 +79,10 @@ impl Default for RunSpec {
 }
 
 impl RunSpec {
-    /// The first problem with the stage list, as `(dotted key, message)`: empty, an unknown
-    /// stage, a stage listed twice, a stage whose input no earlier stage produces (given its
-    /// options table in `tables`), or a KG stage without a KG. Shared by the TOML checks and
-    /// [`crate::pipeline::PipelineBuilder`], whose custom stages are `custom`.
-    pub fn order_problem(
+    /// The first problem with the list itself, before any options are read: empty, a stage
+    /// listed twice, or a name that is neither registered nor one of `custom`.
+    pub fn list_problem(
         &self,
-        has_kg: bool,
-        tables: &BTreeMap<String, toml::Value>,
         custom: &[(String, Vec<Field>, Vec<Field>)],
     ) -> Option<(String, String)> {
         let stages = &self.stages;
@@ -97,12 +93,41 @@ impl RunSpec {
                     .into(),
             ));
         }
-        let mut produced: Vec<Field> = Vec::new();
         for (i, name) in stages.iter().enumerate() {
             let key = format!("pipeline.stages[{i}]");
             if stages[..i].contains(name) {
                 return Some((key, format!("stage `{name}` is listed twice")));
             }
+            if registry::find(name).is_none() && !custom.iter().any(|c| &c.0 == name) {
+                return Some((
+                    key,
+                    format!(
+                        "unknown stage `{name}`, expected one of {}",
+                        registry::names().join(", ")
+                    ),
+                ));
+            }
+        }
+        None
+    }
+
+    /// The first problem with the stage list, as `(dotted key, message)`: empty, an unknown
+    /// stage, a stage listed twice, a stage whose input no earlier stage produces (given its
+    /// options table in `tables`), or a KG stage without a KG. Shared by the TOML checks and
+    /// [`crate::pipeline::PipelineBuilder`], whose custom stages are `custom`.
+    pub fn order_problem(
+        &self,
+        has_kg: bool,
+        tables: &BTreeMap<String, toml::Value>,
+        custom: &[(String, Vec<Field>, Vec<Field>)],
+    ) -> Option<(String, String)> {
+        if let Some(problem) = self.list_problem(custom) {
+            return Some(problem);
+        }
+        let stages = &self.stages;
+        let mut produced: Vec<Field> = Vec::new();
+        for (i, name) in stages.iter().enumerate() {
+            let key = format!("pipeline.stages[{i}]");
             let (requires, produces, needs_kg) =
                 match (registry::find(name), custom.iter().find(|c| &c.0 == name)) {
                     (_, Some((_, requires, produces))) => {
@@ -201,10 +226,7 @@ impl PipelineSpec {
     /// Checks stage order, stage options and the KG, and resolves model paths (in place) and
     /// the KG's paths against `source`'s directory. Returns where the KG lives, if anywhere.
     pub fn check(&mut self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
-        let order = self
-            .pipeline
-            .order_problem(self.kg.is_some(), &self.tables, &[]);
-        if let Some((key, message)) = order {
+        if let Some((key, message)) = self.pipeline.list_problem(&[]) {
             return Err(source.error(&key, message));
         }
         for (table, value) in &self.tables {
@@ -241,6 +263,13 @@ impl PipelineSpec {
             };
             kind.check(self.tables.get_mut(&name), &resolve)
                 .map_err(|e| source.error(&e.key, e.message))?;
+        }
+        // After the checks: a model stage's needs depend on its (now resolved) model.
+        let order = self
+            .pipeline
+            .order_problem(self.kg.is_some(), &self.tables, &[]);
+        if let Some((key, message)) = order {
+            return Err(source.error(&key, message));
         }
         if let Err(e) = crate::model::parse_device(&self.pipeline.device) {
             return Err(source.error("pipeline.device", e.to_string()));

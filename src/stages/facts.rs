@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{Document, Fact};
+use crate::doc::Document;
 use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
 use crate::stages::{Field, Stage, StageError};
 use crate::text;
@@ -36,39 +36,6 @@ impl FactsStage {
     pub fn new(linker: Arc<KgLinker>, opts: FactsOptions) -> Self {
         Self { linker, opts }
     }
-
-    fn facts_of(&self, doc: &Document) -> Result<Vec<Fact>, StageError> {
-        let mut out = Vec::new();
-        // Byte offset of every char, once per document, so each mention's context window is
-        // cut in O(window): the stage stays linear in document length and mention count.
-        let bytes: Vec<usize> = doc
-            .text
-            .char_indices()
-            .map(|(b, _)| b)
-            .chain([doc.text.len()])
-            .collect();
-        let chars = bytes.len() - 1;
-        for (index, m) in doc.mentions.iter().enumerate() {
-            let (start, end) = (m.start.min(chars), m.end.min(chars));
-            let context = text::fact_context(&doc.text, bytes[start], bytes[end.max(start)]);
-            let entity = text::EntityRef {
-                id: m.entity.id,
-                name: m.entity.name.clone(),
-            };
-            let ranked = self
-                .linker
-                .select_facts(context, &m.text, &entity, self.opts.per_mention)
-                .map_err(|e| StageError::new("facts", e))?;
-            out.extend(ranked.into_iter().map(|k| Fact {
-                mention: index,
-                subject: m.entity.name.clone(),
-                predicate: k.predicate,
-                object: k.object,
-                score: k.score,
-            }));
-        }
-        Ok(out)
-    }
 }
 
 impl Stage for FactsStage {
@@ -78,7 +45,8 @@ impl Stage for FactsStage {
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         docs.par_iter_mut().try_for_each(|doc| {
-            doc.facts = self.facts_of(doc)?;
+            doc.facts = text::document_facts(&self.linker, doc, self.opts.per_mention)
+                .map_err(|e| StageError::new("facts", e))?;
             Ok(())
         })
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::doc::{Candidate, Document, EntityRef, Mention};
+use crate::doc::Document;
 use crate::stages::registry::{self, OptionsError, StageContext, StageInfo, StageKind};
 use crate::stages::{Field, Stage, StageError};
 use crate::text;
@@ -40,42 +40,9 @@ impl Stage for LinkStage {
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
-        docs.par_iter_mut().for_each(|doc| {
-            let mentions = if self.reuse_tokens && !doc.tokens.is_empty() {
-                let words = doc
-                    .tokens
-                    .iter()
-                    .map(|t| (t.text.as_str(), t.pos.as_deref()));
-                self.linker.link_words(&doc.text, words)
-            } else {
-                self.linker.link(&doc.text)
-            };
-            doc.mentions = mentions.into_iter().map(to_doc).collect();
-        });
+        docs.par_iter_mut()
+            .for_each(|doc| text::link_document(&self.linker, doc, self.reuse_tokens));
         Ok(())
-    }
-}
-
-/// The linker's mention as the document model's.
-fn to_doc(m: text::Mention) -> Mention {
-    Mention {
-        start: m.char_start,
-        end: m.char_end,
-        text: m.text,
-        entity: EntityRef {
-            id: m.entity.id,
-            name: m.entity.name,
-        },
-        score: m.score,
-        candidates: m
-            .candidates
-            .into_iter()
-            .map(|c| Candidate {
-                id: c.id,
-                name: c.name,
-                score: c.score,
-            })
-            .collect(),
     }
 }
 

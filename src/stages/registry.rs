@@ -45,6 +45,9 @@ pub struct StageContext<'a> {
     pub device: &'a Device,
     /// The stages built so far, in order.
     pub earlier: &'a [Box<dyn Stage>],
+    /// Every listed stage's options table (checked), by stage name: a model stage compares
+    /// its training's knowledge settings with the `facts` stage's, for instance.
+    pub tables: &'a std::collections::BTreeMap<String, toml::Value>,
 }
 
 /// A kind of stage. Implemented in the stage's own module and listed in [`REGISTRY`].
@@ -80,8 +83,8 @@ pub struct ModelStageKind<O> {
     load: LoadStage<O>,
 }
 
-/// Builds a model stage from its options on a device.
-pub type LoadStage<O> = fn(&O, &Device) -> Result<Box<dyn Stage>, StageError>;
+/// Builds a model stage from its options and the pipeline's shared resources.
+pub type LoadStage<O> = fn(&O, &StageContext<'_>) -> Result<Box<dyn Stage>, StageError>;
 
 impl<O> ModelStageKind<O> {
     /// A model stage described by `info`, reading what `requires` says for its options.
@@ -122,7 +125,7 @@ impl<O: DeserializeOwned> StageKind for ModelStageKind<O> {
     ) -> Result<Box<dyn Stage>, StageError> {
         let opts = required_options::<O>(self.info.name, table)
             .map_err(|e| StageError::new(self.info.name, e))?;
-        (self.load)(&opts, ctx.device)
+        (self.load)(&opts, ctx)
     }
 }
 

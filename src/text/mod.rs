@@ -3,15 +3,17 @@
 //! disambiguation, knowledge selection for injection).
 pub mod candidates;
 pub mod disambiguate;
+pub mod document;
 pub mod link;
 pub mod normalize;
 pub mod segment;
 pub mod source;
 pub mod store_source;
 
+pub use document::{annotate, document_facts, link_document};
 pub use link::{
-    fact_context, Candidate, EntityRef, Knowledge, LinkError, LinkOptions, Linker, Mention,
-    OverlapPolicy,
+    fact_context, Candidate, EntityRef, LinkError, LinkOptions, Linker, Mention, OverlapPolicy,
+    RankedFact,
 };
 pub use normalize::{normalize, NormalizeOptions, Normalized};
 pub use segment::{SegmentOptions, Segmenter, Token};

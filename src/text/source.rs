@@ -6,6 +6,7 @@
 //! trait in `store_source.rs`; aliases follow the store's rules.
 use std::collections::HashMap;
 
+use crate::kg::identity::{IdentityHasher, KgIdentity};
 pub use crate::kg::store::{derived_aliases, DEFAULT_ALIAS_PREDICATES};
 use crate::kg::transe::TransE;
 
@@ -58,6 +59,11 @@ pub trait KnowledgeSource: Send + Sync {
     fn embeddings(&self) -> Result<Option<TransE>, SourceError> {
         Ok(None)
     }
+    /// The identity of the graph's content (see [`crate::kg::identity`]), `None` when the
+    /// source cannot tell. Trained models record it; pipelines compare it.
+    fn identity(&self) -> Result<Option<KgIdentity>, SourceError> {
+        Ok(None)
+    }
 }
 
 /// An in-memory KG built from `(subject, predicate, object)` strings.
@@ -70,6 +76,7 @@ pub struct MemoryKg {
     facts: Vec<Vec<(String, EntityId)>>,
     aliases: Vec<(String, EntityId)>,
     embeddings: Option<TransE>,
+    identity: IdentityHasher,
 }
 
 impl MemoryKg {
@@ -149,6 +156,7 @@ impl Builder {
         if !self.seen.insert((sid, pid, oid)) {
             return;
         }
+        kg.identity.add(s, p, o);
         kg.is_entity[sid as usize] = true;
         kg.degree[sid as usize] += 1;
         if oid != sid {
@@ -202,6 +210,10 @@ impl KnowledgeSource for MemoryKg {
 
     fn embeddings(&self) -> Result<Option<TransE>, SourceError> {
         Ok(self.embeddings.clone())
+    }
+
+    fn identity(&self) -> Result<Option<KgIdentity>, SourceError> {
+        Ok(Some(self.identity.identity()))
     }
 }
 

@@ -1,6 +1,8 @@
 //! [`KnowledgeSource`] for the sled KG store (and for shared handles to any source).
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::kg::identity::{IdentityHasher, KgIdentity};
 use crate::kg::store::{Pattern, Store, StoreError};
 use crate::kg::transe::TransE;
 
@@ -73,6 +75,33 @@ impl KnowledgeSource for Store {
                 message: e.to_string(),
             })
     }
+
+    /// Reads every triple once (O(store size), names cached per id).
+    fn identity(&self) -> Result<Option<KgIdentity>, SourceError> {
+        let err = backend("the triples (for the KG's identity)");
+        let mut terms: HashMap<u32, String> = HashMap::new();
+        let mut predicates: HashMap<u32, String> = HashMap::new();
+        let mut hasher = IdentityHasher::default();
+        for triple in self.triples(Pattern::default()) {
+            let t = triple.map_err(&err)?;
+            for id in [t.subject, t.object] {
+                if let std::collections::hash_map::Entry::Vacant(slot) = terms.entry(id) {
+                    let name = self.term(id).map_err(&err)?.map(|t| t.name);
+                    slot.insert(name.unwrap_or_default());
+                }
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = predicates.entry(t.predicate) {
+                let name = self.predicate_name(t.predicate).map_err(&err)?;
+                slot.insert(name.unwrap_or_default());
+            }
+            hasher.add(
+                &terms[&t.subject],
+                &predicates[&t.predicate],
+                &terms[&t.object],
+            );
+        }
+        Ok(Some(hasher.identity()))
+    }
 }
 
 impl<T: KnowledgeSource + ?Sized> KnowledgeSource for Arc<T> {
@@ -87,5 +116,37 @@ impl<T: KnowledgeSource + ?Sized> KnowledgeSource for Arc<T> {
     }
     fn embeddings(&self) -> Result<Option<TransE>, SourceError> {
         (**self).embeddings()
+    }
+    fn identity(&self) -> Result<Option<KgIdentity>, SourceError> {
+        (**self).identity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kg::store::{NamedTriple, StoreWriter};
+    use crate::text::MemoryKg;
+
+    #[test]
+    fn a_store_and_memory_agree_on_the_kgs_identity() {
+        let spo = [
+            ("头痛", "类别", "症状"),
+            ("阑尾炎", "部位", "腹部"),
+            ("头痛", "类别", "症状"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = StoreWriter::begin(dir.path()).unwrap();
+        let batch: Vec<NamedTriple> = spo
+            .iter()
+            .map(|(s, p, o)| NamedTriple::literal(s, p, o))
+            .collect();
+        writer.apply(&batch).unwrap();
+        writer.commit().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let memory = MemoryKg::from_triples(spo.iter().rev().copied());
+        let from_store = store.identity().unwrap().unwrap();
+        assert_eq!(from_store.triples, 2);
+        assert_eq!(Some(from_store), memory.identity().unwrap());
     }
 }

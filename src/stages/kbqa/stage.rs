@@ -81,5 +81,5 @@ pub static KIND: ModelStageKind<KbqaStageOptions> = ModelStageKind::new(
         needs_kg: false,
     },
     |_| Vec::new(),
-    |opts, device| Ok(Box::new(KbqaStage::load(opts, device)?)),
+    |opts, ctx| Ok(Box::new(KbqaStage::load(opts, ctx.device)?)),
 );

@@ -3,12 +3,16 @@
 //! knowledge injected after linked mentions and ERNIE entities on the first token of linked
 //! mentions when configured, and every character keeps the index of its token so labels and
 //! predictions skip injected knowledge tokens.
+use std::ops::Range;
+
 use candle_core::{Device, Result, Tensor};
 
+use crate::doc::Document;
 use crate::knowledge::{
-    flatten, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig, Layout,
+    flatten, CharVocab, DocumentKnowledge, InjectionMode, InputBatch, InputSequence, KbertConfig,
+    Layout,
 };
-pub use crate::stages::task::Knowledge;
+use crate::stages::task::Injection;
 
 use super::NerError;
 
@@ -48,24 +52,33 @@ impl Example {
     }
 }
 
-/// Turns sentences (as character strings) into windowed encoder inputs.
+/// The windows of one sentence and the document facts injected into any of them.
+#[derive(Debug, Clone, Default)]
+pub struct Encoded {
+    /// The windows, in order.
+    pub examples: Vec<Example>,
+    /// Indices into the document's `facts` of every fact fed to the encoder, ascending.
+    pub injected: Vec<usize>,
+}
+
+/// Turns sentences with their knowledge (a [`Document`] each) into windowed encoder inputs.
 pub struct Featurizer {
     vocab: CharVocab,
     max_len: usize,
     stride: usize,
-    knowledge: Knowledge,
+    injection: Injection,
 }
 
 impl Featurizer {
     /// A featurizer for inputs of at most `max_len` tokens (`[CLS]`/`[SEP]` included); windows
     /// of `max_len - 2` characters start every `stride` characters.
-    pub fn new(vocab: CharVocab, max_len: usize, stride: usize, knowledge: Knowledge) -> Self {
+    pub fn new(vocab: CharVocab, max_len: usize, stride: usize, injection: Injection) -> Self {
         let max_len = max_len.max(3);
         Self {
             vocab,
             max_len,
             stride: stride.clamp(1, max_len - 2),
-            knowledge,
+            injection,
         }
     }
 
@@ -84,54 +97,70 @@ impl Featurizer {
         }
     }
 
-    /// Encodes every window of one sentence; `labels` (one per character) may be empty.
+    /// Encodes every window of one sentence: `items` (one string per character, as the data
+    /// files give them) concatenate to `doc.text`, whose mentions and facts are the
+    /// knowledge; `labels` (one per item) may be empty.
     pub fn encode(
         &self,
         sentence: usize,
-        chars: &[String],
+        doc: &Document,
+        items: &[String],
         labels: &[u32],
-    ) -> std::result::Result<Vec<Example>, NerError> {
-        self.windows(chars.len())
-            .into_iter()
-            .map(|(offset, len)| {
-                let window = &chars[offset..offset + len];
-                let mut ex = self.encode_window(window)?;
-                ex.sentence = sentence;
-                ex.offset = offset;
-                if !labels.is_empty() {
-                    ex.labels = labels[offset..offset + len].to_vec();
-                }
-                Ok(ex)
-            })
-            .collect()
+    ) -> std::result::Result<Encoded, NerError> {
+        let cut = DocumentKnowledge::new(doc);
+        // Character offset where each item starts (and the end).
+        let mut starts = Vec::with_capacity(items.len() + 1);
+        let mut at = 0;
+        for item in items {
+            starts.push(at);
+            at += item.chars().count();
+        }
+        starts.push(at);
+        let mut out = Encoded::default();
+        for (offset, len) in self.windows(items.len()) {
+            let window = &items[offset..offset + len];
+            let chars = starts[offset]..starts[offset + len];
+            let (mut ex, injected) = self.encode_window(&cut, window, chars)?;
+            ex.sentence = sentence;
+            ex.offset = offset;
+            if !labels.is_empty() {
+                ex.labels = labels[offset..offset + len].to_vec();
+            }
+            out.examples.push(ex);
+            out.injected.extend(injected);
+        }
+        out.injected.sort_unstable();
+        out.injected.dedup();
+        Ok(out)
     }
 
-    fn encode_window(&self, chars: &[String]) -> std::result::Result<Example, NerError> {
-        let text: String = chars.concat();
-        let tree = self
-            .knowledge
-            .tree(chars)
-            .map_err(|e| NerError::Knowledge(e.to_string()))?;
-        let max_entities = self.knowledge.max_entities();
+    fn encode_window(
+        &self,
+        cut: &DocumentKnowledge<'_>,
+        items: &[String],
+        chars: Range<usize>,
+    ) -> std::result::Result<(Example, Vec<usize>), NerError> {
+        let ranges = [chars];
+        let tree = self.injection.tree(cut, &ranges);
         let config = KbertConfig::new(self.max_len)
             .mode(InjectionMode::Improved)
-            .max_entities(max_entities);
-        let input =
-            flatten(&tree, &self.vocab, &config).map_err(|e| NerError::Knowledge(e.to_string()))?;
+            .max_entities(self.injection.max_entities());
+        let input = flatten(&tree.tree, &self.vocab, &config)
+            .map_err(|e| NerError::Knowledge(e.to_string()))?;
         let n = input.real_len;
         // Character index (in `char`s) where each item starts.
-        let mut char_tokens = Vec::with_capacity(chars.len());
+        let mut char_tokens = Vec::with_capacity(items.len());
         let mut at = 0;
-        for c in chars {
+        for c in items {
             char_tokens.push(input.char_to_token.get(at).copied().flatten());
             at += c.chars().count();
         }
         let knowledge = input.knowledge_mask[..n].contains(&1);
-        let entities = match &self.knowledge {
-            Knowledge::Ernie { aligner, .. } => aligner.align(&text, &input.char_to_token, n),
-            _ => Vec::new(),
-        };
-        Ok(Example {
+        let entities = self
+            .injection
+            .entity_rows(cut, &ranges, &input.char_to_token, n);
+        let injected = tree.injected_facts(&input);
+        let example = Example {
             sentence: 0,
             offset: 0,
             input: InputSequence {
@@ -142,7 +171,8 @@ impl Featurizer {
             },
             char_tokens,
             labels: Vec::new(),
-        })
+        };
+        Ok((example, injected))
     }
 }
 
@@ -196,8 +226,17 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::EntityAligner;
-    use crate::text::{Linker, MemoryKg};
+    use crate::text::{annotate, LinkOptions, Linker, MemoryKg};
+
+    /// `text` linked over `spo` (NIL threshold 0) with one fact per mention.
+    fn linked(spo: &[(&str, &str, &str)], text: &str) -> Document {
+        let options = LinkOptions {
+            nil_threshold: 0.0,
+            ..Default::default()
+        };
+        let linker = Linker::build(MemoryKg::from_triples(spo.iter().copied()), options).unwrap();
+        annotate(&linker, text, 1).unwrap()
+    }
 
     fn vocab() -> CharVocab {
         CharVocab::from_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "头", "痛", "发", "热"])
@@ -210,12 +249,14 @@ mod tests {
 
     #[test]
     fn long_sentences_are_windowed_not_truncated() {
-        let f = Featurizer::new(vocab(), 6, 2, Knowledge::Plain);
+        let f = Featurizer::new(vocab(), 6, 2, Injection::plain());
         assert_eq!(f.windows(3), vec![(0, 3)]);
         assert_eq!(f.windows(9), vec![(0, 4), (2, 4), (4, 4), (6, 3)]);
+        let text = "头痛发热头痛";
         let ex = f
-            .encode(0, &chars("头痛发热头痛"), &[1, 2, 0, 0, 1, 2])
-            .unwrap();
+            .encode(0, &Document::new(text), &chars(text), &[1, 2, 0, 0, 1, 2])
+            .unwrap()
+            .examples;
         assert_eq!(ex.len(), 2);
         assert_eq!(ex[1].offset, 2);
         assert_eq!(ex[1].input.input_ids, [2, 6, 7, 4, 5, 3]);
@@ -225,23 +266,18 @@ mod tests {
 
     #[test]
     fn kbert_knowledge_tokens_get_no_labels() {
-        let kg = MemoryKg::from_triples([("头痛", "类别", "症状")]);
-        let options = crate::text::LinkOptions {
-            nil_threshold: 0.0,
-            ..Default::default()
-        };
+        let doc = linked(&[("头痛", "类别", "症状")], "患者头痛");
         let vocab = CharVocab::from_tokens([
             "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "症", "状",
         ])
         .unwrap();
-        let knowledge = Knowledge::Kbert {
-            linker: Box::new(Linker::build(kg, options).unwrap()),
-            max_entities: 1,
-            with_predicate: false,
-        };
-        let f = Featurizer::new(vocab, 16, 8, knowledge);
+        let f = Featurizer::new(vocab, 16, 8, Injection::kbert(1, false));
         // 患者头痛: O O B-Symptom I-Symptom; 症状 is injected after 头痛.
-        let ex = f.encode(0, &chars("患者头痛"), &[0, 0, 1, 2]).unwrap();
+        let encoded = f
+            .encode(0, &doc, &chars("患者头痛"), &[0, 0, 1, 2])
+            .unwrap();
+        assert_eq!(encoded.injected, [0], "the one fact was fed to the model");
+        let ex = encoded.examples;
         assert_eq!(ex[0].input.input_ids, [2, 4, 5, 6, 7, 8, 9, 3]);
         assert_eq!(ex[0].input.positions, [0, 1, 2, 3, 4, 5, 6, 5]);
         assert_eq!(ex[0].char_tokens, [Some(1), Some(2), Some(3), Some(4)]);
@@ -270,25 +306,22 @@ mod tests {
         };
         let vectors = EntityVectors::train(&triples, config).unwrap();
         let (headache, fever) = (vectors.row("头痛").unwrap(), vectors.row("发热").unwrap());
-        let linker = Linker::build(
-            MemoryKg::from_triples(spo),
-            crate::text::LinkOptions {
-                nil_threshold: 0.0,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let doc = linked(&spo, "患者头痛发热");
         let vocab = CharVocab::from_tokens([
             "[PAD]", "[UNK]", "[CLS]", "[SEP]", "患", "者", "头", "痛", "发", "热", "症", "状",
         ])
         .unwrap();
-        let knowledge = Knowledge::Ernie {
-            aligner: Box::new(EntityAligner::new(linker, vectors)),
-            inject: Some((1, false)),
-        };
-        let f = Featurizer::new(vocab, 16, 8, knowledge);
+        let f = Featurizer::new(
+            vocab,
+            16,
+            8,
+            Injection::kbert(1, false).with_vectors(vectors),
+        );
         // [CLS] 患 者 头 痛 症 状 发 热 症 状 [SEP]: 症状 injected after each symptom.
-        let ex = f.encode(0, &chars("患者头痛发热"), &[]).unwrap();
+        let ex = f
+            .encode(0, &doc, &chars("患者头痛发热"), &[])
+            .unwrap()
+            .examples;
         assert_eq!(
             ex[0].input.input_ids,
             [2, 4, 5, 6, 7, 10, 11, 8, 9, 10, 11, 3]

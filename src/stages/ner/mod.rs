@@ -19,7 +19,7 @@ pub mod train;
 
 pub use config::NerConfig;
 pub use metrics::{NerMetrics, Prf};
-pub use model::NerModel;
+pub use model::{NerModel, Tagged};
 pub use stage::{NerStage, NerStageOptions};
 pub use tags::{LabelMap, TagScheme};
 pub use train::{evaluate_config, train_config, NerTrainReport};
@@ -64,9 +64,14 @@ pub enum NerError {
         /// What is wrong.
         message: String,
     },
-    /// Knowledge injection (linking, flattening) failed.
+    /// Knowledge injection (flattening) failed, or a model was asked to run without the
+    /// knowledge it was trained with.
     #[error("knowledge injection: {0}")]
     Knowledge(String),
+    /// The knowledge of a training run or a model could not be set up (the KG, the linker,
+    /// or settings that differ from the model's).
+    #[error(transparent)]
+    KnowledgeSetup(#[from] crate::stages::task::KnowledgeError),
     /// ERNIE entity vectors could not be trained, read or written.
     #[error("entity vectors: {0}")]
     Entities(#[from] crate::knowledge::ErnieError),

@@ -9,18 +9,17 @@ use candle_core::Device;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::KnowledgeTable;
 use super::data::Sentence;
-use super::features::{Featurizer, Knowledge};
+use super::features::Featurizer;
 use super::metrics::NerMetrics;
 use super::network::NerNetwork;
 use super::predict::{featurize, predict_labels, score};
 use super::tags::LabelMap;
 use super::NerError;
-use crate::doc::Entity;
+use crate::doc::{Document, Entity};
 use crate::knowledge::{CharVocab, EntityVectors};
 use crate::model::{aggregator_config, EntityTable};
-use crate::stages::task::{map_weights, read_trained, KnowledgeError};
+use crate::stages::task::{map_weights, read_trained, Injection, KnowledgeRecord};
 
 /// Weights of a saved model.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -40,12 +39,12 @@ pub struct ModelMeta {
     pub stride: usize,
     /// Whether a CRF decodes.
     pub crf: bool,
-    /// Knowledge injection; `kg` is an absolute path.
-    pub knowledge: KnowledgeTable,
+    /// The knowledge it was trained with (no paths: the KG is named by its content).
+    pub knowledge: KnowledgeRecord,
 }
 
-/// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir` and the
-/// KG when knowledge is on; ERNIE modes need the entity `vectors`.
+/// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir`; ERNIE
+/// modes need the entity `vectors`.
 pub fn build_featurizer(
     vocab_dir: &Path,
     meta: &ModelMeta,
@@ -57,15 +56,24 @@ pub fn build_featurizer(
             message: e.to_string(),
         })?
         .with_lowercase_fallback(true);
-    let knowledge = Knowledge::from_table(&meta.knowledge, vectors).map_err(|e| match e {
-        KnowledgeError::NoKg(_) | KnowledgeError::NoEntityVectors(_) => NerError::ModelDir {
-            path: vocab_dir.to_path_buf(),
-            message: e.to_string(),
-        },
-        other => NerError::Knowledge(other.to_string()),
+    let injection = Injection::new(&meta.knowledge, vectors).map_err(|e| NerError::ModelDir {
+        path: vocab_dir.to_path_buf(),
+        message: e.to_string(),
     })?;
-    Ok(Featurizer::new(vocab, meta.max_len, meta.stride, knowledge))
+    Ok(Featurizer::new(vocab, meta.max_len, meta.stride, injection))
 }
+
+/// What the model found in one document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tagged {
+    /// The named entities, in text order.
+    pub entities: Vec<Entity>,
+    /// Indices into the document's `facts` of the facts fed to the encoder, ascending.
+    pub injected: Vec<usize>,
+}
+
+/// Label ids per character and injected facts per document.
+type LabelIds = (Vec<Vec<u32>>, Vec<Vec<usize>>);
 
 /// A loaded NER model: thread-safe, runs the fused inference kernels.
 pub struct NerModel {
@@ -116,31 +124,43 @@ impl NerModel {
         &self.meta.labels
     }
 
-    /// Label ids of every character of every sentence.
-    pub fn predict_ids(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<u32>>, NerError> {
-        let examples = featurize(&self.featurizer, sentences, &[])?;
-        let lengths: Vec<usize> = sentences.iter().map(Vec::len).collect();
-        predict_labels(
+    /// The knowledge the model was trained with.
+    pub fn knowledge(&self) -> &KnowledgeRecord {
+        &self.meta.knowledge
+    }
+
+    /// Label ids of every character of every document (`items[i]` are the characters of
+    /// `docs[i]`'s text) and, per document, the indices of the facts fed to the encoder.
+    fn predict_ids(&self, docs: &[Document], items: &[Vec<String>]) -> Result<LabelIds, NerError> {
+        let (examples, injected) = featurize(&self.featurizer, docs, items, &[])?;
+        let lengths: Vec<usize> = items.iter().map(Vec::len).collect();
+        let ids = predict_labels(
             &self.network,
             &examples,
             &lengths,
             self.meta.labels.len(),
             &self.device,
-        )
+        )?;
+        Ok((ids, injected))
     }
 
-    /// The entities of each text, with character offsets into it.
-    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<Entity>>, NerError> {
-        let sentences: Vec<Vec<String>> = texts
+    /// The entities of each document (character offsets into its text), with the knowledge
+    /// its `mentions` and `facts` carry (as the pipeline's `link`/`facts` stages or
+    /// [`crate::stages::task::Annotator`] wrote them), and the indices of the facts that
+    /// were fed to the encoder.
+    pub fn predict_documents(&self, docs: &[Document]) -> Result<Vec<Tagged>, NerError> {
+        let items: Vec<Vec<String>> = docs
             .iter()
-            .map(|t| t.chars().map(String::from).collect())
+            .map(|d| d.text.chars().map(String::from).collect())
             .collect();
-        let ids = self.predict_ids(&sentences)?;
-        Ok(sentences
+        let (ids, injected) = self.predict_ids(docs, &items)?;
+        Ok(items
             .iter()
             .zip(&ids)
-            .map(|(chars, ids)| {
-                self.meta
+            .zip(injected)
+            .map(|((chars, ids), injected)| {
+                let entities = self
+                    .meta
                     .labels
                     .spans(ids)
                     .into_iter()
@@ -151,15 +171,38 @@ impl NerModel {
                         label,
                         score: None,
                     })
-                    .collect()
+                    .collect();
+                Tagged { entities, injected }
             })
             .collect())
     }
 
-    /// Entity-level metrics on labelled sentences.
-    pub fn evaluate(&self, sentences: &[Sentence]) -> Result<NerMetrics, NerError> {
-        let chars: Vec<Vec<String>> = sentences.iter().map(|s| s.chars.clone()).collect();
-        let ids = self.predict_ids(&chars)?;
+    /// The entities of each text, for a model without knowledge; a model trained with
+    /// knowledge needs its documents linked ([`NerModel::predict_documents`]).
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<Entity>>, NerError> {
+        if self.meta.knowledge.mode != super::config::KnowledgeMode::Plain {
+            return Err(NerError::Knowledge(format!(
+                "the model was trained with knowledge (mode {}); give it linked documents (predict_documents, or a pipeline with link and facts stages)",
+                self.meta.knowledge.mode.name()
+            )));
+        }
+        let docs: Vec<Document> = texts.iter().map(|t| Document::new(*t)).collect();
+        Ok(self
+            .predict_documents(&docs)?
+            .into_iter()
+            .map(|tagged| tagged.entities)
+            .collect())
+    }
+
+    /// Entity-level metrics on labelled sentences, with `docs[i]` the knowledge of sentence
+    /// `i` (its text is the sentence's characters).
+    pub fn evaluate(
+        &self,
+        sentences: &[Sentence],
+        docs: &[Document],
+    ) -> Result<NerMetrics, NerError> {
+        let items: Vec<Vec<String>> = sentences.iter().map(|s| s.chars.clone()).collect();
+        let (ids, _) = self.predict_ids(docs, &items)?;
         Ok(score(&self.meta.labels, sentences, &ids))
     }
 }

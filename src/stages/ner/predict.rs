@@ -4,8 +4,12 @@
 //! decoded entity. Also the entity-level evaluation of a labelled corpus.
 use candle_core::Device;
 
+use crate::doc::Document;
+
 use super::data::Sentence;
-use super::features::{Batch, Example, Featurizer};
+use rayon::prelude::*;
+
+use super::features::{Batch, Encoded, Example, Featurizer};
 use super::metrics::{NerMetrics, SpanCounter};
 use super::network::NerNetwork;
 use super::tags::{spans, LabelMap, Tag};
@@ -18,18 +22,32 @@ pub const PREDICT_BATCH: usize = 64;
 /// Score given to `O` (and its negation to every other label) for characters without a token.
 const NO_TOKEN_O: f32 = 1e4;
 
-/// Encodes the windows of every sentence (`labels` per sentence, or empty when predicting).
+/// Encodes the windows of every sentence: `items[i]` are the characters of `docs[i]`'s text
+/// and `labels[i]` their gold label ids (or `labels` is empty when predicting). Returns the
+/// windows of all sentences and, per sentence, the indices of its document's facts that were
+/// injected.
 pub fn featurize(
     featurizer: &Featurizer,
-    sentences: &[Vec<String>],
+    docs: &[Document],
+    items: &[Vec<String>],
     labels: &[Vec<u32>],
-) -> Result<Vec<Example>, NerError> {
-    let mut out = Vec::new();
-    for (i, chars) in sentences.iter().enumerate() {
-        let gold = labels.get(i).map_or(&[][..], Vec::as_slice);
-        out.extend(featurizer.encode(i, chars, gold)?);
+) -> Result<(Vec<Example>, Vec<Vec<usize>>), NerError> {
+    let encoded: Vec<Encoded> = docs
+        .par_iter()
+        .zip(items)
+        .enumerate()
+        .map(|(i, (doc, chars))| {
+            let gold = labels.get(i).map_or(&[][..], Vec::as_slice);
+            featurizer.encode(i, doc, chars, gold)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut examples = Vec::new();
+    let mut injected = Vec::with_capacity(encoded.len());
+    for e in encoded {
+        examples.extend(e.examples);
+        injected.push(e.injected);
     }
-    Ok(out)
+    Ok((examples, injected))
 }
 
 /// Label ids of every character of every sentence (`lengths[i]` characters in sentence `i`).

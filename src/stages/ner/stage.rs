@@ -1,13 +1,17 @@
-//! The `ner` pipeline stage: named entities from a trained [`NerModel`] into `entities`.
+//! The `ner` pipeline stage: named entities from a trained [`NerModel`] into `entities`. A
+//! model trained with knowledge reads the `mentions` (ERNIE) and `facts` (K-BERT) that the
+//! pipeline's `link`/`facts` stages wrote, after checking that the pipeline's knowledge
+//! settings and KG are the ones it was trained with, and marks the facts it injected.
 use std::path::PathBuf;
 
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::doc::Document;
-use crate::stages::registry::{ModelStageKind, StageInfo};
+use crate::stages::registry::{ModelStageKind, StageContext, StageInfo};
+use crate::stages::task::{mark_injected, recorded_reads, MismatchPolicy};
 use crate::stages::{Field, Stage, StageError};
 
+use super::model::META_FILE;
 use super::NerModel;
 
 /// `[ner]` options.
@@ -16,6 +20,20 @@ use super::NerModel;
 pub struct NerStageOptions {
     /// A model directory written by `zhishi train` on a `kind = "ner"` config (its `best/`).
     pub model: PathBuf,
+    /// When the model's knowledge settings (linker options, facts per mention, KG content)
+    /// differ from the pipeline's: `"error"` (refuse to build) or `"warn"` (log and run).
+    #[serde(default)]
+    pub knowledge_mismatch: MismatchPolicy,
+}
+
+impl NerStageOptions {
+    /// The stage over the model directory `model`, refusing knowledge mismatches.
+    pub fn new(model: impl Into<PathBuf>) -> Self {
+        Self {
+            model: model.into(),
+            knowledge_mismatch: MismatchPolicy::Error,
+        }
+    }
 }
 
 /// Tags named entities.
@@ -24,10 +42,14 @@ pub struct NerStage {
 }
 
 impl NerStage {
-    /// Loads the trained model onto `device`.
-    pub fn load(opts: &NerStageOptions, device: &Device) -> Result<Self, StageError> {
+    /// Loads the trained model onto the pipeline's device and checks its knowledge against
+    /// the pipeline's.
+    pub fn load(opts: &NerStageOptions, ctx: &StageContext<'_>) -> Result<Self, StageError> {
         let model =
-            NerModel::load_on(&opts.model, device).map_err(|e| StageError::new("ner", e))?;
+            NerModel::load_on(&opts.model, ctx.device).map_err(|e| StageError::new("ner", e))?;
+        model
+            .knowledge()
+            .check_pipeline("ner", ctx, opts.knowledge_mismatch)?;
         Ok(Self { model })
     }
 }
@@ -38,13 +60,13 @@ impl Stage for NerStage {
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
-        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        let entities = self
+        let results = self
             .model
-            .predict(&texts)
+            .predict_documents(docs)
             .map_err(|e| StageError::new("ner", e))?;
-        for (doc, entities) in docs.iter_mut().zip(entities) {
-            doc.entities = entities;
+        for (doc, tagged) in docs.iter_mut().zip(results) {
+            doc.entities = tagged.entities;
+            mark_injected(doc, &tagged.injected, "ner");
         }
         Ok(())
     }
@@ -54,11 +76,11 @@ impl Stage for NerStage {
 pub static KIND: ModelStageKind<NerStageOptions> = ModelStageKind::new(
     StageInfo {
         name: "ner",
-        summary: "named entities (BIO/BMES spans with labels) from a trained NER model",
+        summary: "named entities (BIO/BMES spans with labels) from a trained NER model; a model trained with knowledge also reads `mentions` (and `facts` for K-BERT) and marks the facts it injected",
         reads: &[],
         produces: &[Field::Entities],
         needs_kg: false,
     },
-    |_| Vec::new(),
-    |opts, device| Ok(Box::new(NerStage::load(opts, device)?)),
+    |opts| recorded_reads(&opts.model, META_FILE),
+    |opts, ctx| Ok(Box::new(NerStage::load(opts, ctx)?)),
 );

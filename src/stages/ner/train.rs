@@ -27,7 +27,9 @@ use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
-use crate::stages::task::{pretrained_varmap, trainable_params, ModelDir};
+use crate::stages::task::{
+    documents, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir,
+};
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for NER: the loop's report and the best model's dev metrics.
@@ -385,30 +387,35 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
     }
     let labels = label_map(c.data.scheme, &[&train_sents, &dev_sents]);
     let train_ids = label_ids(&labels, &train_sents, &r.train)?;
-    let mut knowledge = c.knowledge.clone();
-    knowledge.kg = r.kg.clone();
-    // The model keeps its own copy of the entity vectors and a fixed layer count.
-    knowledge.transe = None;
-    if knowledge.mode.fuses_entities() {
+    let mut table = c.knowledge.clone();
+    table.kg = r.kg.clone();
+    let ernie_layers = if table.mode.fuses_entities() {
         let layers = read_config(&r.model)?.num_hidden_layers;
-        knowledge.ernie_layers = Some(knowledge.aggregator_layers(layers));
-    }
+        Some(table.aggregator_layers(layers))
+    } else {
+        None
+    };
+    // Training links its sentences as a pipeline's link + facts stages would.
+    let annotator = Annotator::from_table(&table, ernie_layers)?;
     let meta = ModelMeta {
         labels: labels.clone(),
         max_len: c.data.max_len,
         stride: c.data.stride.unwrap_or(c.data.max_len / 2),
         crf: c.head.crf,
-        knowledge,
+        knowledge: annotator
+            .as_ref()
+            .map_or_else(KnowledgeRecord::plain, |a| a.record().clone()),
     };
     let entities = entity_vectors(&r)?;
     let featurizer: Featurizer = build_featurizer(&r.model, &meta, entities.clone())?;
-    let chars =
-        |s: &[Sentence]| -> Vec<Vec<String>> { s.iter().map(|x| x.chars.clone()).collect() };
-    let train: Vec<Example> = featurize(&featurizer, &chars(&train_sents), &train_ids)?
+    let train_docs = documents(annotator.as_ref(), &texts(&train_sents))?;
+    let (train, _) = featurize(&featurizer, &train_docs, &chars(&train_sents), &train_ids)?;
+    let train: Vec<Example> = train
         .into_iter()
         .filter(|e| e.labelled().next().is_some())
         .collect();
-    let dev_examples = featurize(&featurizer, &chars(&dev_sents), &[])?;
+    let dev_docs = documents(annotator.as_ref(), &texts(&dev_sents))?;
+    let (dev_examples, _) = featurize(&featurizer, &dev_docs, &chars(&dev_sents), &[])?;
     let device = Device::Cpu;
     let ernie = match (&entities, meta.knowledge.ernie_layers) {
         (Some(v), Some(layers)) => Some((layers, EntityTable::new(&v.tensor(&device)?)?)),
@@ -496,5 +503,22 @@ pub fn evaluate_config(
         }
     };
     let model = NerModel::load(&r.output_dir.join("best"))?;
-    model.evaluate(&sentences)
+    let mut table = r.config.knowledge.clone();
+    table.kg = r.kg.clone();
+    let annotator = Annotator::from_table(&table, model.knowledge().ernie_layers)?;
+    if let Some(a) = &annotator {
+        a.record().same_as(model.knowledge())?;
+    }
+    let docs = documents(annotator.as_ref(), &texts(&sentences))?;
+    model.evaluate(&sentences, &docs)
+}
+
+/// Each sentence's characters.
+fn chars(sentences: &[Sentence]) -> Vec<Vec<String>> {
+    sentences.iter().map(|s| s.chars.clone()).collect()
+}
+
+/// Each sentence's text.
+fn texts(sentences: &[Sentence]) -> Vec<String> {
+    sentences.iter().map(|s| s.chars.concat()).collect()
 }

@@ -99,5 +99,5 @@ pub static KIND: ModelStageKind<QaStageOptions> = ModelStageKind::new(
         needs_kg: false,
     },
     |_| Vec::new(),
-    |opts, device| Ok(Box::new(QaStage::load(opts, device)?)),
+    |opts, ctx| Ok(Box::new(QaStage::load(opts, ctx.device)?)),
 );

@@ -16,12 +16,12 @@
 use candle_core::{Device, Result, Tensor};
 
 use super::RelationError;
-use crate::doc::Span;
+use crate::doc::{Document, Span};
 use crate::knowledge::{
-    flatten, CharVocab, InjectionMode, InputBatch, InputSequence, KbertConfig, Layout,
-    SentenceTree, TokenIds, TreeWord,
+    flatten, CharVocab, DocumentKnowledge, DocumentTree, InjectionMode, InputBatch, InputSequence,
+    KbertConfig, Layout, SentenceTree, TokenIds, TreeWord,
 };
-use crate::stages::task::Knowledge;
+use crate::stages::task::Injection;
 
 /// The tree word standing for the head marker (kept whole by the flattening).
 const HEAD_WORD: &str = "[SUB]";
@@ -60,7 +60,7 @@ pub struct Featurizer {
     vocab: CharVocab,
     markers: [u32; 2],
     max_len: usize,
-    knowledge: Knowledge,
+    injection: Injection,
 }
 
 impl Featurizer {
@@ -70,7 +70,7 @@ impl Featurizer {
         vocab: CharVocab,
         markers: [&str; 2],
         max_len: usize,
-        knowledge: Knowledge,
+        injection: Injection,
     ) -> std::result::Result<Self, RelationError> {
         let unk = vocab.token_id("[UNK]");
         let mut ids = [0u32; 2];
@@ -84,7 +84,7 @@ impl Featurizer {
             vocab,
             markers: ids,
             max_len: max_len.max(OVERHEAD + 2),
-            knowledge,
+            injection,
         })
     }
 
@@ -121,16 +121,18 @@ impl Featurizer {
         }
     }
 
-    /// Encodes one pair of `chars` (one string per character of the sentence); `label` is the
-    /// gold label id (0 when predicting).
+    /// Encodes one pair of `doc`'s text, with the knowledge its mentions and facts carry;
+    /// `label` is the gold label id (0 when predicting). Returns the example and the indices
+    /// of the document's facts injected into it.
     pub fn encode(
         &self,
-        chars: &[String],
+        doc: &Document,
         head: Span,
         tail: Span,
         label: u32,
-    ) -> std::result::Result<Example, RelationError> {
-        let n = chars.len();
+    ) -> std::result::Result<(Example, Vec<usize>), RelationError> {
+        let cut = DocumentKnowledge::new(doc);
+        let n = cut.len();
         for (role, s) in [("head", head), ("tail", tail)] {
             if s.start >= s.end || s.end > n {
                 return Err(RelationError::Span {
@@ -142,15 +144,15 @@ impl Featurizer {
             }
         }
         let ranges = self.window(n, head, tail);
-        // Window characters and where each sentence character landed in the window.
-        let mut window: Vec<String> = Vec::new();
+        // Where each sentence character landed in the window.
         let mut at = vec![None; n + 1];
+        let mut kept = 0;
         for &(s, e) in &ranges {
-            for (i, c) in chars.iter().enumerate().take(e).skip(s) {
-                at[i] = Some(window.len());
-                window.push(c.clone());
+            for (i, slot) in at.iter_mut().enumerate().take(e).skip(s) {
+                *slot = Some(kept + i - s);
             }
-            at[e] = Some(window.len());
+            kept += e - s;
+            at[e] = Some(kept);
         }
         // An argument cut by the window keeps the part inside it.
         let local = |s: Span| -> Span {
@@ -163,22 +165,20 @@ impl Featurizer {
             Span::new(start, end)
         };
         let (h, t) = (local(head), local(tail));
-        let tree = self
-            .knowledge
-            .tree(&window)
-            .map_err(|e| RelationError::Knowledge(e.to_string()))?;
+        let ranges: Vec<std::ops::Range<usize>> = ranges.iter().map(|&(s, e)| s..e).collect();
+        let tree = self.injection.tree(&cut, &ranges);
         let (tree, marker_chars) = insert_markers(&tree, h, t);
         let config = KbertConfig::new(self.max_len)
             .mode(InjectionMode::Improved)
-            .max_entities(self.knowledge.max_entities());
+            .max_entities(self.injection.max_entities());
         let [head_id, tail_id] = self.markers;
         let ids = |token: &str| match token {
             HEAD_WORD => head_id,
             TAIL_WORD => tail_id,
             other => self.vocab.token_id(other),
         };
-        let input =
-            flatten(&tree, &ids, &config).map_err(|e| RelationError::Knowledge(e.to_string()))?;
+        let input = flatten(&tree.tree, &ids, &config)
+            .map_err(|e| RelationError::Knowledge(e.to_string()))?;
         let token = |c: usize| {
             input
                 .char_to_token
@@ -190,7 +190,8 @@ impl Featurizer {
         let (head_token, tail_token) = (token(marker_chars[0])?, token(marker_chars[1])?);
         let len = input.real_len;
         let knowledge = input.knowledge_mask[..len].contains(&1);
-        Ok(Example {
+        let injected = tree.injected_facts(&input);
+        let example = Example {
             input: InputSequence {
                 positions: input.soft_positions[..len].to_vec(),
                 visible: knowledge.then_some(input.visible),
@@ -199,17 +200,19 @@ impl Featurizer {
             head_token,
             tail_token,
             label,
-        })
+        };
+        Ok((example, injected))
     }
 }
 
 /// Inserts marker words around `head` and `tail` (character spans of the tree's text), splitting
-/// words at the boundaries (a split word's knowledge stays with its last piece). Returns the new
-/// tree and the tree-text character offsets of the head's and the tail's opening markers.
+/// words at the boundaries (a split word's knowledge, and the facts behind it, stay with its
+/// last piece). Returns the new tree and the tree-text character offsets of the head's and the
+/// tail's opening markers.
 ///
 /// At one boundary closing markers come before opening ones; an inner span closes first and
 /// an outer span opens first, so nested and adjacent arguments stay well bracketed.
-pub fn insert_markers(tree: &SentenceTree, head: Span, tail: Span) -> (SentenceTree, [usize; 2]) {
+pub fn insert_markers(tree: &DocumentTree, head: Span, tail: Span) -> (DocumentTree, [usize; 2]) {
     let mut marks: Vec<Mark> = Vec::new();
     for (role, s, word) in [(0, head, HEAD_WORD), (1, tail, TAIL_WORD)] {
         // Opening: outer (longer) first; the head before the tail on equal spans.
@@ -229,11 +232,16 @@ pub fn insert_markers(tree: &SentenceTree, head: Span, tail: Span) -> (SentenceT
     }
     marks.sort_by_key(|m| (m.pos, m.order));
     let mut words: Vec<TreeWord> = Vec::new();
+    let mut facts: Vec<Vec<usize>> = Vec::new();
     let mut openings = [0usize; 2];
     let mut out_chars = 0usize;
     let mut k = 0;
     let mut pos = 0usize;
-    let mut push_marks = |pos: usize, k: &mut usize, words: &mut Vec<TreeWord>, out: &mut usize| {
+    let mut push_marks = |pos: usize,
+                          k: &mut usize,
+                          words: &mut Vec<TreeWord>,
+                          facts: &mut Vec<Vec<usize>>,
+                          out: &mut usize| {
         while *k < marks.len() && marks[*k].pos <= pos {
             let Mark { word, opening, .. } = marks[*k];
             if let Some(role) = opening {
@@ -243,11 +251,12 @@ pub fn insert_markers(tree: &SentenceTree, head: Span, tail: Span) -> (SentenceT
                 word: word.to_string(),
                 injected: Vec::new(),
             });
+            facts.push(Vec::new());
             *out += word.chars().count();
             *k += 1;
         }
     };
-    for w in &tree.words {
+    for (w, w_facts) in tree.tree.words.iter().zip(&tree.facts) {
         let mut piece = String::new();
         for c in w.word.chars() {
             if k < marks.len() && marks[k].pos <= pos {
@@ -257,8 +266,9 @@ pub fn insert_markers(tree: &SentenceTree, head: Span, tail: Span) -> (SentenceT
                         word: std::mem::take(&mut piece),
                         injected: Vec::new(),
                     });
+                    facts.push(Vec::new());
                 }
-                push_marks(pos, &mut k, &mut words, &mut out_chars);
+                push_marks(pos, &mut k, &mut words, &mut facts, &mut out_chars);
             }
             piece.push(c);
             pos += 1;
@@ -269,10 +279,17 @@ pub fn insert_markers(tree: &SentenceTree, head: Span, tail: Span) -> (SentenceT
                 word: piece,
                 injected: w.injected.clone(),
             });
+            facts.push(w_facts.clone());
         }
     }
-    push_marks(usize::MAX, &mut k, &mut words, &mut out_chars);
-    (SentenceTree { words }, openings)
+    push_marks(usize::MAX, &mut k, &mut words, &mut facts, &mut out_chars);
+    (
+        DocumentTree {
+            tree: SentenceTree { words },
+            facts,
+        },
+        openings,
+    )
 }
 
 /// A marker word to insert before the tree-text character `pos`.

@@ -81,6 +81,10 @@ pub enum RelationError {
     /// Knowledge injection (linking, flattening) failed.
     #[error("knowledge injection: {0}")]
     Knowledge(String),
+    /// The knowledge of a training run or a model could not be set up (the KG, the linker,
+    /// or settings that differ from the model's).
+    #[error(transparent)]
+    KnowledgeSetup(#[from] crate::stages::task::KnowledgeError),
     /// A tensor operation failed.
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

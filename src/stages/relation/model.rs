@@ -13,10 +13,13 @@ use super::features::{Batch, Example, Featurizer};
 use super::metrics::{score, RelationMetrics};
 use super::network::RelationNetwork;
 use super::RelationError;
+use crate::doc::Document;
 use crate::doc::Span;
 use crate::knowledge::CharVocab;
 use crate::model::Dropout;
-use crate::stages::task::{map_weights, read_trained, Knowledge, KnowledgeError, KnowledgeTable};
+use crate::stages::task::{
+    documents, map_weights, read_trained, Annotator, Injection, KnowledgeRecord,
+};
 
 /// Weights of a saved model.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -38,8 +41,8 @@ pub struct ModelMeta {
     pub max_len: usize,
     /// Head and tail marker tokens.
     pub markers: [String; 2],
-    /// Knowledge injection; `kg` is an absolute path.
-    pub knowledge: KnowledgeTable,
+    /// The knowledge it was trained with (no paths: the KG is named by its content).
+    pub knowledge: KnowledgeRecord,
 }
 
 impl ModelMeta {
@@ -57,8 +60,7 @@ impl ModelMeta {
     }
 }
 
-/// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir` and the
-/// KG when K-BERT injection is on.
+/// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir`.
 pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer, RelationError> {
     let vocab = CharVocab::from_file(vocab_dir)
         .map_err(|e| RelationError::ModelDir {
@@ -66,28 +68,47 @@ pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer
             message: e.to_string(),
         })?
         .with_lowercase_fallback(true);
-    let knowledge = Knowledge::from_table(&meta.knowledge, None).map_err(|e| match e {
-        KnowledgeError::NoKg(_) | KnowledgeError::NoEntityVectors(_) => RelationError::ModelDir {
-            path: vocab_dir.to_path_buf(),
-            message: e.to_string(),
-        },
-        other => RelationError::Knowledge(other.to_string()),
+    let injection = Injection::new(&meta.knowledge, None).map_err(|e| RelationError::ModelDir {
+        path: vocab_dir.to_path_buf(),
+        message: e.to_string(),
     })?;
     let [h, t] = &meta.markers;
-    Featurizer::new(vocab, [h.as_str(), t.as_str()], meta.max_len, knowledge)
+    Featurizer::new(vocab, [h.as_str(), t.as_str()], meta.max_len, injection)
 }
 
-/// Encodes labelled examples (in parallel); a label outside `meta` is an error naming the line
-/// of `path`.
+/// The documents of labelled examples, linked by `annotator` when the model uses knowledge
+/// (each distinct sentence once), and the document of each example.
+pub fn example_documents(
+    annotator: Option<&Annotator>,
+    examples: &[RelationExample],
+) -> Result<(Vec<Document>, Vec<usize>), RelationError> {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut texts: Vec<&str> = Vec::new();
+    let owners = examples
+        .iter()
+        .map(|e| {
+            *index.entry(e.text.as_str()).or_insert_with(|| {
+                texts.push(&e.text);
+                texts.len() - 1
+            })
+        })
+        .collect();
+    Ok((documents(annotator, &texts)?, owners))
+}
+
+/// Encodes labelled examples (in parallel), example `i` over `docs[owners[i]]`; a label
+/// outside `meta` is an error naming the line of `path`.
 pub fn featurize(
     featurizer: &Featurizer,
     meta: &ModelMeta,
     examples: &[RelationExample],
+    (docs, owners): (&[Document], &[usize]),
     path: &Path,
 ) -> Result<Vec<Example>, RelationError> {
     examples
         .par_iter()
-        .map(|e| {
+        .zip(owners)
+        .map(|(e, &owner)| {
             let label = meta.id(&e.label).ok_or_else(|| RelationError::Data {
                 path: path.to_path_buf(),
                 line: e.line,
@@ -96,8 +117,7 @@ pub fn featurize(
                     e.label, meta.labels
                 ),
             })?;
-            let chars: Vec<String> = e.text.chars().map(String::from).collect();
-            featurizer.encode(&chars, e.head, e.tail, label)
+            Ok(featurizer.encode(&docs[owner], e.head, e.tail, label)?.0)
         })
         .collect()
 }
@@ -224,25 +244,64 @@ impl RelationModel {
         self.meta.labels.get(id as usize).map_or("", String::as_str)
     }
 
-    /// Classifies every pair.
+    /// The knowledge the model was trained with.
+    pub fn knowledge(&self) -> &KnowledgeRecord {
+        &self.meta.knowledge
+    }
+
+    /// Classifies every pair, for a model without knowledge; a model trained with knowledge
+    /// needs linked documents ([`RelationModel::predict_in_documents`]).
     pub fn predict(&self, pairs: &[PairInput<'_>]) -> Result<Vec<Prediction>, RelationError> {
-        let examples: Vec<Example> = pairs
+        if self.meta.knowledge.mode != crate::stages::task::KnowledgeMode::Plain {
+            return Err(RelationError::Knowledge(format!(
+                "the model was trained with knowledge (mode {}); give it linked documents (predict_in_documents, or a pipeline with link and facts stages)",
+                self.meta.knowledge.mode.name()
+            )));
+        }
+        let docs: Vec<Document> = pairs.iter().map(|p| Document::new(p.text)).collect();
+        let pairs: Vec<(usize, Span, Span)> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.head, p.tail))
+            .collect();
+        Ok(self
+            .predict_in_documents(&docs, &pairs)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Classifies pairs `(document, head, tail)` of `docs`, with the knowledge their
+    /// `mentions` and `facts` carry; each prediction comes with the indices of its
+    /// document's facts that were fed to the encoder.
+    pub fn predict_in_documents(
+        &self,
+        docs: &[Document],
+        pairs: &[(usize, Span, Span)],
+    ) -> Result<Vec<(Prediction, Vec<usize>)>, RelationError> {
+        let encoded: Vec<(Example, Vec<usize>)> = pairs
             .par_iter()
-            .map(|p| {
-                let chars: Vec<String> = p.text.chars().map(String::from).collect();
-                self.featurizer.encode(&chars, p.head, p.tail, 0)
+            .map(|&(d, head, tail)| {
+                let doc = docs.get(d).ok_or_else(|| {
+                    RelationError::Knowledge(format!("pair names document {d} of {}", docs.len()))
+                })?;
+                self.featurizer.encode(doc, head, tail, 0)
             })
             .collect::<Result<_, _>>()?;
-        predict_examples(&self.network, &examples, &self.device)
+        let (examples, injected): (Vec<Example>, Vec<Vec<usize>>) = encoded.into_iter().unzip();
+        let predictions = predict_examples(&self.network, &examples, &self.device)?;
+        Ok(predictions.into_iter().zip(injected).collect())
     }
 
     /// Metrics on labelled examples read from `path` (named in errors).
+    /// `docs`/`owners` as [`example_documents`] gives them.
     pub fn evaluate(
         &self,
         examples: &[RelationExample],
+        (docs, owners): (&[Document], &[usize]),
         path: &Path,
     ) -> Result<RelationMetrics, RelationError> {
-        let encoded = featurize(&self.featurizer, &self.meta, examples, path)?;
+        let encoded = featurize(&self.featurizer, &self.meta, examples, (docs, owners), path)?;
         let predicted = predict_examples(&self.network, &encoded, &self.device)?;
         let gold: Vec<u32> = encoded.iter().map(|e| e.label).collect();
         let predicted: Vec<u32> = predicted.iter().map(|p| p.label).collect();

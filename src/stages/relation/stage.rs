@@ -5,12 +5,12 @@
 //! not call no-relation, scored at least `min_score`, are kept.
 use std::path::PathBuf;
 
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use super::model::{PairInput, RelationModel};
+use super::model::{RelationModel, META_FILE};
 use crate::doc::{Argument, Document, Relation, Span};
-use crate::stages::registry::{ModelStageKind, StageInfo};
+use crate::stages::registry::{ModelStageKind, StageContext, StageInfo};
+use crate::stages::task::{mark_injected, recorded_reads, MismatchPolicy};
 use crate::stages::{Field, Stage, StageError};
 
 /// Where candidate arguments come from.
@@ -52,6 +52,24 @@ pub struct RelationStageOptions {
     /// Relations scored below this are dropped.
     #[serde(default, deserialize_with = "crate::config::range::unit_f32")]
     pub min_score: f32,
+    /// When the model's knowledge settings (linker options, facts per mention, KG content)
+    /// differ from the pipeline's: `"error"` (refuse to build) or `"warn"` (log and run).
+    #[serde(default)]
+    pub knowledge_mismatch: MismatchPolicy,
+}
+
+impl RelationStageOptions {
+    /// The stage over the model directory `model` with the default candidate settings.
+    pub fn new(model: impl Into<PathBuf>) -> Self {
+        Self {
+            model: model.into(),
+            pairs_from: PairSource::default(),
+            max_distance: default_max_distance(),
+            max_pairs: default_max_pairs(),
+            min_score: 0.0,
+            knowledge_mismatch: MismatchPolicy::Error,
+        }
+    }
 }
 
 fn default_max_distance() -> usize {
@@ -122,10 +140,17 @@ pub fn arguments(doc: &Document, source: PairSource) -> Vec<Argument> {
 }
 
 impl RelationStage {
-    /// Loads the trained model onto `device`.
-    pub fn load(options: &RelationStageOptions, device: &Device) -> Result<Self, StageError> {
-        let model = RelationModel::load_on(&options.model, device)
+    /// Loads the trained model onto the pipeline's device and checks its knowledge against
+    /// the pipeline's.
+    pub fn load(
+        options: &RelationStageOptions,
+        ctx: &StageContext<'_>,
+    ) -> Result<Self, StageError> {
+        let model = RelationModel::load_on(&options.model, ctx.device)
             .map_err(|e| StageError::new("relation", e))?;
+        model
+            .knowledge()
+            .check_pipeline("relation", ctx, options.knowledge_mismatch)?;
         Ok(Self {
             model,
             options: options.clone(),
@@ -143,23 +168,25 @@ impl Stage for RelationStage {
         let args: Vec<Vec<Argument>> = docs.iter().map(|d| arguments(d, o.pairs_from)).collect();
         // (document, head, tail) of every candidate, in document order.
         let mut owners: Vec<(usize, usize, usize)> = Vec::new();
-        let mut pairs: Vec<PairInput<'_>> = Vec::new();
-        for (d, (doc, args)) in docs.iter().zip(&args).enumerate() {
+        let mut pairs: Vec<(usize, Span, Span)> = Vec::new();
+        for (d, args) in args.iter().enumerate() {
             for (h, t) in candidate_pairs(args, o.max_distance, o.max_pairs) {
                 owners.push((d, h, t));
-                pairs.push(PairInput {
-                    text: &doc.text,
-                    head: Span::new(args[h].start, args[h].end),
-                    tail: Span::new(args[t].start, args[t].end),
-                });
+                pairs.push((
+                    d,
+                    Span::new(args[h].start, args[h].end),
+                    Span::new(args[t].start, args[t].end),
+                ));
             }
         }
         let predictions = self
             .model
-            .predict(&pairs)
+            .predict_in_documents(docs, &pairs)
             .map_err(|e| StageError::new("relation", e))?;
         let mut found: Vec<Vec<Relation>> = vec![Vec::new(); docs.len()];
-        for (&(d, h, t), p) in owners.iter().zip(predictions) {
+        let mut injected: Vec<Vec<usize>> = vec![Vec::new(); docs.len()];
+        for (&(d, h, t), (p, facts)) in owners.iter().zip(predictions) {
+            injected[d].extend(facts);
             let label = self.model.label(p.label);
             if label == self.model.no_relation() || p.score < o.min_score {
                 continue;
@@ -171,9 +198,10 @@ impl Stage for RelationStage {
                 score: p.score,
             });
         }
-        for (doc, mut relations) in docs.iter_mut().zip(found) {
+        for ((doc, mut relations), injected) in docs.iter_mut().zip(found).zip(injected) {
             relations.sort_by_key(|r| (r.head.start, r.tail.start));
             doc.relations = relations;
+            mark_injected(doc, &injected, "relation");
         }
         Ok(())
     }
@@ -183,11 +211,16 @@ impl Stage for RelationStage {
 pub static KIND: ModelStageKind<RelationStageOptions> = ModelStageKind::new(
     StageInfo {
         name: "relation",
-        summary: "relations between pairs of `entities` or linked `mentions` (`pairs_from`) from a trained model",
+        summary: "relations between pairs of `entities` or linked `mentions` (`pairs_from`) from a trained model; a K-BERT model also reads `facts` and marks those it injected",
         reads: &[Field::Entities],
         produces: &[Field::Relations],
         needs_kg: false,
     },
-    |o| vec![o.pairs_from.field()],
-    |opts, device| Ok(Box::new(RelationStage::load(opts, device)?)),
+    |o| {
+        let mut reads = vec![o.pairs_from.field()];
+        reads.extend(recorded_reads(&o.model, META_FILE));
+        reads.dedup();
+        reads
+    },
+    |opts, ctx| Ok(Box::new(RelationStage::load(opts, ctx)?)),
 );

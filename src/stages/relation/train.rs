@@ -13,8 +13,8 @@ use super::data::{read, Corpus, RelationExample};
 use super::features::{Batch, Example};
 use super::metrics::{score, RelationMetrics};
 use super::model::{
-    build_featurizer, featurize, predict_examples, ModelMeta, RelationModel, META_FILE, TOML_FILE,
-    WEIGHTS_FILE,
+    build_featurizer, example_documents, featurize, predict_examples, ModelMeta, RelationModel,
+    META_FILE, TOML_FILE, WEIGHTS_FILE,
 };
 use super::network::RelationNetwork;
 use super::RelationError;
@@ -23,7 +23,9 @@ use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::Kernels;
-use crate::stages::task::{pretrained_varmap, trainable_params, KnowledgeMode, ModelDir};
+use crate::stages::task::{
+    pretrained_varmap, trainable_params, Annotator, KnowledgeMode, KnowledgeRecord, ModelDir,
+};
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for relation extraction.
@@ -257,14 +259,18 @@ pub fn train_config(
     let train_examples = spread(train_corpus.examples, c.data.max_train);
     let dev_examples = read_split(c, &r.dev)?.examples;
     let labels = label_set(&c.data.no_relation, &[&train_examples, &dev_examples]);
-    let mut knowledge = c.knowledge.clone();
-    knowledge.kg = r.kg.clone();
+    let mut table = c.knowledge.clone();
+    table.kg = r.kg.clone();
+    // Training links its sentences as a pipeline's link + facts stages would.
+    let annotator = Annotator::from_table(&table, None)?;
     let meta = ModelMeta {
         labels,
         no_relation: c.data.no_relation.clone(),
         max_len: c.data.max_len,
         markers: c.data.markers.clone(),
-        knowledge,
+        knowledge: annotator
+            .as_ref()
+            .map_or_else(KnowledgeRecord::plain, |a| a.record().clone()),
     };
     let mut cfg = read_config(&r.model)?;
     if c.data.max_len > cfg.max_position_embeddings {
@@ -277,8 +283,16 @@ pub fn train_config(
         });
     }
     let featurizer = build_featurizer(&r.model, &meta)?;
-    let train = featurize(&featurizer, &meta, &train_examples, &r.train)?;
-    let dev = featurize(&featurizer, &meta, &dev_examples, &r.dev)?;
+    let (docs, owners) = example_documents(annotator.as_ref(), &train_examples)?;
+    let train = featurize(
+        &featurizer,
+        &meta,
+        &train_examples,
+        (&docs, &owners),
+        &r.train,
+    )?;
+    let (docs, owners) = example_documents(annotator.as_ref(), &dev_examples)?;
+    let dev = featurize(&featurizer, &meta, &dev_examples, (&docs, &owners), &r.dev)?;
     let device = Device::Cpu;
     cfg.kernels = Kernels::Differentiable;
     cfg.layer_types = None;
@@ -350,5 +364,12 @@ pub fn evaluate_config(
     };
     let corpus = read_split(&r.config, &file)?;
     let model = RelationModel::load(&r.output_dir.join("best"))?;
-    model.evaluate(&corpus.examples, &file)
+    let mut table = r.config.knowledge.clone();
+    table.kg = r.kg.clone();
+    let annotator = Annotator::from_table(&table, None)?;
+    if let Some(a) = &annotator {
+        a.record().same_as(model.knowledge())?;
+    }
+    let (docs, owners) = example_documents(annotator.as_ref(), &corpus.examples)?;
+    model.evaluate(&corpus.examples, (&docs, &owners), &file)
 }

@@ -10,5 +10,8 @@ pub mod model_dir;
 
 pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
 pub use init::{pretrained_varmap, trainable_params};
-pub use knowledge::{Knowledge, KnowledgeError};
+pub use knowledge::{
+    documents, mark_injected, recorded_reads, Annotator, Injection, KnowledgeError,
+    KnowledgeRecord, MismatchPolicy,
+};
 pub use model_dir::{map_weights, read_trained, ModelDir, OpenError};

@@ -3,7 +3,7 @@
 //! [`Linker::select_facts`].
 use rustc_hash::FxHashSet;
 
-use super::{EntityRef, Knowledge, LinkError, Linker, Mention};
+use super::{EntityRef, LinkError, Linker, Mention, RankedFact};
 use crate::text::disambiguate::SentenceChars;
 use crate::text::normalize::{normalize, normalize_key};
 use crate::text::source::KnowledgeSource;
@@ -17,7 +17,7 @@ impl<S: KnowledgeSource> Linker<S> {
         text: &str,
         mention: &Mention,
         k: usize,
-    ) -> Result<Vec<Knowledge>, LinkError> {
+    ) -> Result<Vec<RankedFact>, LinkError> {
         let context = fact_context(text, mention.start, mention.end);
         self.select_facts(context, &mention.text, &mention.entity, k)
     }
@@ -30,14 +30,14 @@ impl<S: KnowledgeSource> Linker<S> {
         mention_text: &str,
         entity: &EntityRef,
         k: usize,
-    ) -> Result<Vec<Knowledge>, LinkError> {
+    ) -> Result<Vec<RankedFact>, LinkError> {
         let norm = self.opts.normalize;
         let sentence = SentenceChars::new(normalize(text, norm).as_str());
         let mention_key = normalize_key(mention_text, norm);
         let entity_key = normalize_key(&entity.name, norm);
         let facts = self.source.facts(entity.id, 4096)?;
         let mut seen = FxHashSet::default();
-        let mut ranked: Vec<(usize, Knowledge)> = Vec::new();
+        let mut ranked: Vec<(usize, RankedFact)> = Vec::new();
         for (i, fact) in facts.into_iter().enumerate() {
             let object_key = normalize_key(&fact.object, norm);
             if object_key == mention_key || object_key == entity_key {
@@ -49,7 +49,7 @@ impl<S: KnowledgeSource> Linker<S> {
             let score = sentence.fact_relevance(&fact.predicate, &fact.object, &mention_key, norm);
             ranked.push((
                 i,
-                Knowledge {
+                RankedFact {
                     predicate: fact.predicate,
                     object: fact.object,
                     score,

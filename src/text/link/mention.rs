@@ -1,5 +1,5 @@
 //! What linking returns: [`Mention`]s with their [`EntityRef`] and scored [`Candidate`]s,
-//! the [`Knowledge`] triples selected for a linked entity, and the mapping of scored
+//! the [`RankedFact`] triples selected for a linked entity, and the mapping of scored
 //! mentions back to the original text's byte and character offsets.
 use serde::Serialize;
 
@@ -59,7 +59,7 @@ pub struct Mention {
 
 /// A triple of a linked entity, ranked for knowledge injection.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Knowledge {
+pub struct RankedFact {
     /// Predicate name.
     pub predicate: String,
     /// Object name.

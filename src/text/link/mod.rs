@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use facts::{fact_context, FACT_CONTEXT_CHARS};
-pub use mention::{Candidate, EntityRef, Knowledge, Mention};
+pub use mention::{Candidate, EntityRef, Mention, RankedFact};
 pub use options::{LinkOptions, OverlapPolicy};
 
 use super::candidates::{IndexError, NameIndex};
