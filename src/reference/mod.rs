@@ -197,13 +197,21 @@ pub fn schema() -> Vec<SchemaTable> {
     vec![
         t(Pipeline, "pipeline", fields_of::<RunSpec>()),
         t(Pipeline, "kg", fields_of::<KgSpec>()),
-        t(Pipeline, "segment", fields_of::<segment::SegmentStageOptions>()),
+        t(
+            Pipeline,
+            "segment",
+            fields_of::<segment::SegmentStageOptions>(),
+        ),
         t(Pipeline, "link", fields_of::<LinkOptions>()),
         t(Pipeline, "link.normalize", fields_of::<NormalizeOptions>()),
         t(Pipeline, "link.weights", fields_of::<ScoreWeights>()),
         t(Pipeline, "facts", fields_of::<facts::FactsOptions>()),
         t(Pipeline, "ner", fields_of::<ner::NerStageOptions>()),
-        t(Pipeline, "relation", fields_of::<relation::RelationStageOptions>()),
+        t(
+            Pipeline,
+            "relation",
+            fields_of::<relation::RelationStageOptions>(),
+        ),
         t(Pipeline, "qa", fields_of::<qa::QaStageOptions>()),
         t(Pipeline, "kbqa", fields_of::<kbqa::KbqaStageOptions>()),
         t(Training, "task", fields_of::<task::TaskTable>()),
@@ -448,8 +456,8 @@ mod tests {
     fn malformed_lines_name_the_line() {
         let err = Reference::parse("### `[train]` (nope)\n").unwrap_err();
         assert_eq!(err.line, 1);
-        let err = Reference::parse("### `[train]` (training)\n| `a` | b | 3 | - | x |\n")
-            .unwrap_err();
+        let err =
+            Reference::parse("### `[train]` (training)\n| `a` | b | 3 | - | x |\n").unwrap_err();
         assert_eq!(err.line, 2, "{err}");
         assert!(err.message.contains("TOML literal"), "{err}");
     }

@@ -108,8 +108,7 @@ pub fn training(task: TrainingTask, mode: KnowledgeMode) -> Result<Template, Ini
         "are commented out.".into(),
         "Reference: docs/config.md. Relative paths resolve against this file's directory: the"
             .into(),
-        "data paths are those of the shipped configs in pipelines/ (../../shared/data)."
-            .into(),
+        "data paths are those of the shipped configs in pipelines/ (../../shared/data).".into(),
         "  M3E_DIR=/path/to/m3e-small zhishi train THIS.toml   (any key: --set train.epochs=1)"
             .into(),
     ];
@@ -130,7 +129,7 @@ pub fn pipeline() -> Result<Template, InitError> {
     ];
     let model_note = |stage: &str, kind: &str| {
         Some(format!(
-            "Add \"{stage}\" to pipeline.stages and uncomment to run a model from `zhishi train` ([task] kind = \"{kind}\")."
+            "Add \"{stage}\" to pipeline.stages and uncomment to run a model that `zhishi train` made from a `{kind}` training file."
         ))
     };
     let mut tables = Vec::new();
@@ -138,7 +137,10 @@ pub fn pipeline() -> Result<Template, InitError> {
         let (commented, note) = match name {
             "link.weights" => (
                 true,
-                Some("The link score's weights, fitted on NLPCC 2016: uncomment to change them.".to_string()),
+                Some(
+                    "The link score's weights, fitted on NLPCC 2016: uncomment to change them."
+                        .to_string(),
+                ),
             ),
             "ner" | "relation" | "qa" | "kbqa" => (true, model_note(name, name)),
             _ => (false, None),
@@ -155,10 +157,8 @@ pub fn pipeline() -> Result<Template, InitError> {
     let header = vec![
         "A `zhishi run` / `zhishi serve` pipeline, written by `zhishi init pipeline`. Every key is"
             .into(),
-        "at its default; keys without one are commented out. Reference: docs/config.md."
-            .into(),
-        "Relative paths resolve against this file's directory (here: a file in pipelines/)."
-            .into(),
+        "at its default; keys without one are commented out. Reference: docs/config.md.".into(),
+        "Relative paths resolve against this file's directory (here: a file in pipelines/).".into(),
         "  zhishi run THIS.toml --input corpora/sample.txt --output -".into(),
     ];
     Ok(Template { header, tables })
@@ -199,7 +199,11 @@ fn training_fills(task: TrainingTask, mode: KnowledgeMode) -> Result<Vec<Fill>, 
                 fills.push(example("knowledge", "kg", &path("kg/kbert/Medical.spo")));
                 fills.push(set("data", "format", "\"char_per_line\""));
                 for (key, file) in [("train", "train"), ("dev", "dev"), ("test", "test")] {
-                    fills.push(set("data", key, &path(&format!("ner/resume/{file}.char.bmes"))));
+                    fills.push(set(
+                        "data",
+                        key,
+                        &path(&format!("ner/resume/{file}.char.bmes")),
+                    ));
                 }
                 fills.push(set("train", "output_dir", "\"../target/ner/resume\""));
             } else {
@@ -214,7 +218,11 @@ fn training_fills(task: TrainingTask, mode: KnowledgeMode) -> Result<Vec<Fill>, 
                 }
                 fills.push(set("data", "format", "\"kbert_tsv\""));
                 for key in ["train", "dev", "test"] {
-                    fills.push(set("data", key, &path(&format!("ner/kbert_medical/{key}.tsv"))));
+                    fills.push(set(
+                        "data",
+                        key,
+                        &path(&format!("ner/kbert_medical/{key}.tsv")),
+                    ));
                 }
                 let out = format!("\"../target/ner/{}-medical\"", mode.name());
                 fills.push(set("train", "output_dir", &out));
@@ -246,7 +254,11 @@ fn training_fills(task: TrainingTask, mode: KnowledgeMode) -> Result<Vec<Fill>, 
                 return refuse("plain: QA has no [knowledge] table");
             }
             fills.push(set("encoder", "model", "\"${M3E_DIR}\""));
-            fills.push(set("data", "train", &path("qa/cmrc2018/cmrc2018_trial.json")));
+            fills.push(set(
+                "data",
+                "train",
+                &path("qa/cmrc2018/cmrc2018_trial.json"),
+            ));
             // The CMRC 2018 test split is not public: the dev file doubles as the test.
             for key in ["dev", "test"] {
                 fills.push(set("data", key, &path("qa/cmrc2018/cmrc2018_dev.json")));
@@ -277,12 +289,11 @@ fn table(
     commented: bool,
     note: Option<String>,
 ) -> Result<TemplateTable, InitError> {
-    let doc: &TableDoc =
-        reference
-            .table(scope, name)
-            .ok_or_else(|| InitError::Undocumented {
-                what: format!("[{name}] ({})", scope.name()),
-            })?;
+    let doc: &TableDoc = reference
+        .table(scope, name)
+        .ok_or_else(|| InitError::Undocumented {
+            what: format!("[{name}] ({})", scope.name()),
+        })?;
     for fill in fills {
         let (Fill::Set(t, k, _) | Fill::Example(t, k, _)) = fill;
         if *t == name && doc.key(k).is_none() {
@@ -317,7 +328,10 @@ fn table(
         };
         let mut comment = wrap(&key.meaning, 90);
         if key.allowed != "-" {
-            comment.extend(wrap(&format!("Allowed: {}.", key.allowed.trim_end_matches('.')), 90));
+            comment.extend(wrap(
+                &format!("Allowed: {}.", key.allowed.trim_end_matches('.')),
+                90,
+            ));
         }
         match &key.default {
             DefaultValue::Required => comment.push("Required.".into()),
@@ -394,7 +408,11 @@ impl Template {
                 for line in &entry.comment {
                     out.push_str(&format!("# {line}\n"));
                 }
-                let off = if entry.origin == Origin::Unset { "# " } else { off };
+                let off = if entry.origin == Origin::Unset {
+                    "# "
+                } else {
+                    off
+                };
                 out.push_str(&format!("{off}{} = {}\n", entry.key, entry.value));
             }
         }
