@@ -33,6 +33,7 @@ pub mod kg;
 pub mod knowledge;
 pub mod model;
 pub mod pipeline;
+pub mod reference;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod stages;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bounds;
 mod encode;
+mod init;
 mod kbert;
 mod kg;
 mod link;
@@ -45,6 +46,8 @@ enum Command {
     Train(train::Args),
     /// Evaluate a trained stage on a data split; prints one JSON object of metrics.
     Eval(train::EvalArgs),
+    /// Print a complete, commented training or pipeline TOML with every key at its default.
+    Init(init::InitArgs),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -68,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Transe(args) => transe::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => train::run_eval(args),
+        Command::Init(args) => init::run(args),
     };
     match result {
         Ok(code) => code,
