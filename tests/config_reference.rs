@@ -301,18 +301,25 @@ fn init_config_passes_each_tasks_checks_on_the_shipped_data() {
         // `zhishi eval` resolves and checks the whole file, reads the split, then stops at the
         // model directory, which nothing has trained: any error before that is the file's.
         let message = match task {
-            TrainingTask::Ner => match ner::evaluate_config(&path, &overrides, "dev") {
-                Err(ner::NerError::Config(e)) => panic!("{what}: {e}"),
-                other => format!("{:?}", other.err()),
-            },
-            TrainingTask::Relation => match relation::evaluate_config(&path, &overrides, "dev") {
-                Err(relation::RelationError::Config(e)) => panic!("{what}: {e}"),
-                other => format!("{:?}", other.err()),
-            },
-            TrainingTask::Qa => match qa::evaluate_config(&path, &overrides, "dev") {
-                Err(qa::QaError::Config(e)) => panic!("{what}: {e}"),
-                other => format!("{:?}", other.err()),
-            },
+            TrainingTask::Ner => {
+                match ner::evaluate_config(&path, &overrides, zhishi::stages::task::Split::Dev) {
+                    Err(ner::NerError::Config(e)) => panic!("{what}: {e}"),
+                    other => format!("{:?}", other.err()),
+                }
+            }
+            TrainingTask::Relation => {
+                match relation::evaluate_config(&path, &overrides, zhishi::stages::task::Split::Dev)
+                {
+                    Err(relation::RelationError::Config(e)) => panic!("{what}: {e}"),
+                    other => format!("{:?}", other.err()),
+                }
+            }
+            TrainingTask::Qa => {
+                match qa::evaluate_config(&path, &overrides, zhishi::stages::task::Split::Dev) {
+                    Err(qa::QaError::Config(e)) => panic!("{what}: {e}"),
+                    other => format!("{:?}", other.err()),
+                }
+            }
             TrainingTask::Kbqa => {
                 // Evaluating would build the store; check the question file instead.
                 let loaded =

@@ -163,9 +163,9 @@ fn a_dev_set_can_be_held_out_of_the_training_file() {
     .unwrap();
     ner::train_config(&config, &["train.epochs=2".into()]).unwrap();
     // The last two toy sentences hold 2 + 3 entities, the first four 2 + 2 + 2 + 3.
-    let dev = ner::evaluate_config(&config, &[], "dev").unwrap();
+    let dev = ner::evaluate_config(&config, &[], zhishi::stages::task::Split::Dev).unwrap();
     assert_eq!(dev.micro.gold, 5);
-    let train = ner::evaluate_config(&config, &[], "train").unwrap();
+    let train = ner::evaluate_config(&config, &[], zhishi::stages::task::Split::Train).unwrap();
     assert_eq!(train.micro.gold, 9);
 
     let too_many = ner::train_config(&config, &["data.dev_holdout=6".into()]).unwrap_err();

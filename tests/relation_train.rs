@@ -124,11 +124,12 @@ fn a_saved_model_reloads_to_the_predictions_made_during_training() {
 fn eval_scores_the_test_split_like_the_dev_evaluation() {
     let ws = Workspace::new("");
     let report = relation::train_config(&ws.config(), &[]).unwrap();
-    let m = relation::evaluate_config(&ws.config(), &[], "test").unwrap();
+    let m =
+        relation::evaluate_config(&ws.config(), &[], zhishi::stages::task::Split::Test).unwrap();
     // data.test is the dev file.
     assert_eq!(serde_json::to_value(&m).unwrap(), report.dev);
-    let err = relation::evaluate_config(&ws.config(), &[], "valid").unwrap_err();
-    assert!(err.to_string().contains("unknown split \"valid\""), "{err}");
+    let err = "valid".parse::<zhishi::stages::task::Split>().unwrap_err();
+    assert!(err.contains("unknown split \"valid\""), "{err}");
 }
 
 #[test]

@@ -12,5 +12,6 @@ pub mod relation;
 pub mod segment;
 pub mod stage;
 pub mod task;
+pub mod training;
 
 pub use stage::{Field, Stage, StageError};

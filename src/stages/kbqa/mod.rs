@@ -31,7 +31,7 @@ pub mod train;
 pub use config::{CandidateOptions, KbqaConfig};
 pub use metrics::Metrics;
 pub use stage::{KbqaStage, KbqaStageOptions};
-pub use train::{evaluate, train, Split, TrainReport};
+pub use train::{evaluate, train, Split, TrainReport, TASK};
 
 use candidates::{gather, COSINE, FEATURES};
 use embed::SentenceEncoder;

@@ -21,31 +21,8 @@ use super::{rank_answers, KbqaError, KbqaModel, ModelMeta, QuestionPreparer, CON
 /// Questions prepared per encoder/linker round (bounds memory, paces progress logs).
 const CHUNK: usize = 512;
 
-/// A part of the question file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    /// Training questions minus the dev part.
-    Train,
-    /// The end of the training questions.
-    Dev,
-    /// Everything after the training questions.
-    Test,
-}
-
-impl std::str::FromStr for Split {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "train" => Ok(Split::Train),
-            "dev" => Ok(Split::Dev),
-            "test" => Ok(Split::Test),
-            other => Err(format!(
-                "unknown split {other:?}; expected train, dev or test"
-            )),
-        }
-    }
-}
+pub use crate::stages::task::Split;
+use crate::stages::task::{TaskError, TaskKind, TaskReport, Trainable};
 
 /// One epoch of training.
 #[derive(Debug, Clone, Serialize)]
@@ -326,3 +303,28 @@ pub fn evaluate_model(model: &KbqaModel, questions: &[Question]) -> Result<Metri
             .map(|(t, q)| (t.as_deref(), q.answer.as_str())),
     ))
 }
+
+/// KBQA in the trainable-task registry ([`crate::stages::training::TASKS`]). It fits its
+/// scorer with its own loop (see [`train`]); its report goes into `details`.
+pub static TASK: Trainable = Trainable {
+    kind: TaskKind::Kbqa,
+    train: |path, overrides| {
+        let fail = |e: KbqaError| TaskError::new(TaskKind::Kbqa, e);
+        let loaded = crate::config::load::<KbqaConfig>(path, overrides)
+            .map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
+        let r = train(&loaded).map_err(fail)?;
+        let metrics = serde_json::to_value(r.dev).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
+        let mut report = TaskReport::new(TaskKind::Kbqa, Split::Dev, "accuracy", metrics);
+        report.model_dir = Some(r.output.clone());
+        report.details =
+            Some(serde_json::to_value(&r).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?);
+        Ok(report)
+    },
+    evaluate: |path, overrides, split| {
+        let loaded = crate::config::load::<KbqaConfig>(path, overrides)
+            .map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
+        let m = evaluate(&loaded, split).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
+        let metrics = serde_json::to_value(m).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
+        Ok(TaskReport::new(TaskKind::Kbqa, split, "accuracy", metrics))
+    },
+};

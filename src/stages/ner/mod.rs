@@ -22,7 +22,7 @@ pub use metrics::{NerMetrics, Prf};
 pub use model::{NerModel, Tagged};
 pub use stage::{NerStage, NerStageOptions};
 pub use tags::{LabelMap, TagScheme};
-pub use train::{evaluate_config, train_config, NerTrainReport};
+pub use train::{evaluate_config, train_config, NerTrainReport, TASK};
 
 use std::path::PathBuf;
 

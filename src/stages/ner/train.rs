@@ -28,7 +28,8 @@ use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::{
-    documents, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir,
+    documents, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir, Split,
+    TaskError, TaskKind, TaskReport, Trainable,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -469,20 +470,20 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
 pub fn evaluate_config(
     path: &Path,
     overrides: &[String],
-    split: &str,
+    split: Split,
 ) -> Result<NerMetrics, NerError> {
     let r = resolve(path, overrides)?;
     let sentences = match split {
         // Only a held-out dev set needs the other file read too.
-        "train" => match &r.dev {
+        Split::Train => match &r.dev {
             DevSource::File(_) => read(&r.train, r.config.data.format)?,
             DevSource::Holdout(_) => read_train_dev(&r)?.0,
         },
-        "dev" => match &r.dev {
+        Split::Dev => match &r.dev {
             DevSource::File(file) => read(file, r.config.data.format)?,
             DevSource::Holdout(_) => read_train_dev(&r)?.1,
         },
-        "test" => {
+        Split::Test => {
             let file = r.test.clone().ok_or_else(|| {
                 NerError::Config(crate::config::ConfigError::Invalid {
                     path: path.to_path_buf(),
@@ -492,14 +493,6 @@ pub fn evaluate_config(
                 })
             })?;
             read(&file, r.config.data.format)?
-        }
-        other => {
-            return Err(NerError::Config(crate::config::ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line: None,
-                key: "--split".into(),
-                message: format!("unknown split {other:?}; expected train, dev or test"),
-            }))
         }
     };
     let model = NerModel::load(&r.output_dir.join("best"))?;
@@ -522,3 +515,21 @@ fn chars(sentences: &[Sentence]) -> Vec<Vec<String>> {
 fn texts(sentences: &[Sentence]) -> Vec<String> {
     sentences.iter().map(|s| s.chars.concat()).collect()
 }
+
+/// NER in the trainable-task registry ([`crate::stages::training::TASKS`]).
+pub static TASK: Trainable = Trainable {
+    kind: TaskKind::Ner,
+    train: |path, overrides| {
+        let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Ner, e))?;
+        let mut report = TaskReport::new(TaskKind::Ner, Split::Dev, "f1", r.dev);
+        report.train = Some(r.train);
+        report.model_dir = Some(r.model_dir);
+        Ok(report)
+    },
+    evaluate: |path, overrides, split| {
+        let m = evaluate_config(path, overrides, split)
+            .map_err(|e| TaskError::new(TaskKind::Ner, e))?;
+        let metrics = serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Ner, e))?;
+        Ok(TaskReport::new(TaskKind::Ner, split, "f1", metrics))
+    },
+};

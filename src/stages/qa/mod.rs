@@ -22,7 +22,7 @@ pub use config::QaConfig;
 pub use metrics::QaMetrics;
 pub use model::QaModel;
 pub use stage::{QaStage, QaStageOptions};
-pub use train::{evaluate_config, train_config, QaTrainReport};
+pub use train::{evaluate_config, train_config, QaTrainReport, TASK};
 
 use std::path::PathBuf;
 

@@ -23,7 +23,9 @@ use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::{BertConfig, Kernels};
-use crate::stages::task::{pretrained_varmap, ModelDir};
+use crate::stages::task::{
+    pretrained_varmap, ModelDir, Split, TaskError, TaskKind, TaskReport, Trainable,
+};
 use crate::train::{
     BatchLoss, Batching, Evaluation, Param, TrainError, TrainReport, TrainTask, Trainer,
 };
@@ -346,7 +348,7 @@ fn trainable_params(varmap: &VarMap, freeze: bool) -> Vec<Param> {
 pub fn evaluate_config(
     path: &Path,
     overrides: &[String],
-    split: &str,
+    split: Split,
 ) -> Result<QaMetrics, QaError> {
     let r = resolve(path, overrides)?;
     let invalid = |key: &str, message: String| {
@@ -358,22 +360,41 @@ pub fn evaluate_config(
         })
     };
     let (file, max) = match split {
-        "train" => (r.train.clone(), r.config.data.max_train),
-        "dev" => (r.dev.clone(), r.config.data.max_eval),
-        "test" => (
+        Split::Train => (r.train.clone(), r.config.data.max_train),
+        Split::Dev => (r.dev.clone(), r.config.data.max_eval),
+        Split::Test => (
             r.test
                 .clone()
                 .ok_or_else(|| invalid("data.test", "no test file is configured".into()))?,
             r.config.data.max_eval,
         ),
-        other => {
-            return Err(invalid(
-                "--split",
-                format!("unknown split {other:?}; expected train, dev or test"),
-            ))
-        }
     };
     let set = read_split(&file, max)?;
     let model = QaModel::load(&r.output_dir.join("best"))?;
     model.evaluate(&set.records)
 }
+
+/// Extractive QA in the trainable-task registry ([`crate::stages::training::TASKS`]).
+pub static TASK: Trainable = Trainable {
+    kind: TaskKind::Qa,
+    train: |path, overrides| {
+        let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
+        let details = serde_json::json!({
+            "train_data": r.train_data,
+            "skipped_questions": r.skipped_questions,
+            "train_windows": r.train_windows,
+            "dev_data": r.dev_data,
+        });
+        let mut report = TaskReport::new(TaskKind::Qa, Split::Dev, "f1", r.dev);
+        report.details = Some(details);
+        report.train = Some(r.train);
+        report.model_dir = Some(r.model_dir);
+        Ok(report)
+    },
+    evaluate: |path, overrides, split| {
+        let m =
+            evaluate_config(path, overrides, split).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
+        let metrics = serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
+        Ok(TaskReport::new(TaskKind::Qa, split, "f1", metrics))
+    },
+};

@@ -21,7 +21,7 @@ pub use data::{DataFormat, RelationExample};
 pub use metrics::{LabelScore, RelationMetrics};
 pub use model::{PairInput, Prediction, RelationModel};
 pub use stage::{PairSource, RelationStage, RelationStageOptions};
-pub use train::{evaluate_config, train_config, RelationTrainReport};
+pub use train::{evaluate_config, train_config, RelationTrainReport, TASK};
 
 use std::path::PathBuf;
 

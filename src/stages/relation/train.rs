@@ -25,6 +25,7 @@ use crate::model::Dropout;
 use crate::model::Kernels;
 use crate::stages::task::{
     pretrained_varmap, trainable_params, Annotator, KnowledgeMode, KnowledgeRecord, ModelDir,
+    Split, TaskError, TaskKind, TaskReport, Trainable,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -337,7 +338,7 @@ pub fn train_config(
 pub fn evaluate_config(
     path: &Path,
     overrides: &[String],
-    split: &str,
+    split: Split,
 ) -> Result<RelationMetrics, RelationError> {
     let r = resolve(path, overrides)?;
     let invalid = |key: &str, message: String| {
@@ -349,18 +350,12 @@ pub fn evaluate_config(
         })
     };
     let file = match split {
-        "train" => r.train.clone(),
-        "dev" => r.dev.clone(),
-        "test" => r
+        Split::Train => r.train.clone(),
+        Split::Dev => r.dev.clone(),
+        Split::Test => r
             .test
             .clone()
             .ok_or_else(|| invalid("data.test", "no test file is configured".into()))?,
-        other => {
-            return Err(invalid(
-                "--split",
-                format!("unknown split {other:?}; expected train, dev or test"),
-            ))
-        }
     };
     let corpus = read_split(&r.config, &file)?;
     let model = RelationModel::load(&r.output_dir.join("best"))?;
@@ -373,3 +368,27 @@ pub fn evaluate_config(
     let (docs, owners) = example_documents(annotator.as_ref(), &corpus.examples)?;
     model.evaluate(&corpus.examples, (&docs, &owners), &file)
 }
+
+/// Relation extraction in the trainable-task registry ([`crate::stages::training::TASKS`]).
+pub static TASK: Trainable = Trainable {
+    kind: TaskKind::Relation,
+    train: |path, overrides| {
+        let fail = |e: RelationError| TaskError::new(TaskKind::Relation, e);
+        let r = train_config(path, overrides).map_err(fail)?;
+        let mut report = TaskReport::new(TaskKind::Relation, Split::Dev, "f1", r.dev);
+        report.details = Some(serde_json::json!({
+            "train_examples": r.train_examples,
+            "train_ambiguous": r.train_ambiguous,
+        }));
+        report.train = Some(r.train);
+        report.model_dir = Some(r.model_dir);
+        Ok(report)
+    },
+    evaluate: |path, overrides, split| {
+        let m = evaluate_config(path, overrides, split)
+            .map_err(|e| TaskError::new(TaskKind::Relation, e))?;
+        let metrics =
+            serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Relation, e))?;
+        Ok(TaskReport::new(TaskKind::Relation, split, "f1", metrics))
+    },
+};

@@ -5,13 +5,17 @@
 //! network on top.
 pub mod config;
 pub mod init;
+pub mod kind;
 pub mod knowledge;
 pub mod model_dir;
+pub mod trainable;
 
 pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
 pub use init::{pretrained_varmap, trainable_params};
+pub use kind::{Split, TaskKind};
 pub use knowledge::{
     documents, mark_injected, recorded_reads, Annotator, Injection, KnowledgeError,
     KnowledgeRecord, MismatchPolicy,
 };
 pub use model_dir::{map_weights, read_trained, ModelDir, OpenError};
+pub use trainable::{EvaluateFn, TaskError, TaskReport, TrainFn, Trainable};
