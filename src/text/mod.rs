@@ -11,7 +11,7 @@ pub mod store_source;
 
 pub use link::{
     fact_context, Candidate, EntityRef, Knowledge, LinkError, LinkOptions, Linker, Mention,
-    OverlapPolicy,
+    OverlapPolicy, FUNCTION_WORD_TAGS,
 };
 pub use normalize::{normalize, NormalizeOptions, Normalized};
 pub use segment::{SegmentOptions, Segmenter, Token};
