@@ -40,7 +40,11 @@ fn body_sentences(body: &str) -> Vec<String> {
     let value: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| {
         panic!("example request body is not JSON ({e}): {body}");
     });
-    let mut out: Vec<String> = value["text"].as_str().map(String::from).into_iter().collect();
+    let mut out: Vec<String> = value["text"]
+        .as_str()
+        .map(String::from)
+        .into_iter()
+        .collect();
     for t in value["texts"].as_array().into_iter().flatten() {
         out.push(t.as_str().unwrap().to_string());
     }
@@ -60,7 +64,11 @@ fn example_sentences(source: &str) -> Vec<String> {
             out.push(doc.text);
         }
     }
-    out.extend(between(source, "process(\"", "\")").into_iter().map(String::from));
+    out.extend(
+        between(source, "process(\"", "\")")
+            .into_iter()
+            .map(String::from),
+    );
     for list in between(source, "process_batch(&[", "])") {
         out.extend(between(list, "\"", "\"").into_iter().map(String::from));
     }
@@ -172,11 +180,11 @@ fn the_readme_own_kg_walkthrough_links_what_it_promises() {
         .collect();
     assert_eq!(linked, [("头痛", "头痛"), ("芬必得", "布洛芬")]);
     assert!(
-        doc.facts
-            .iter()
-            .any(|f| (f.subject.as_str(), f.predicate.as_str(), f.object.as_str())
+        doc.facts.iter().any(
+            |f| (f.subject.as_str(), f.predicate.as_str(), f.object.as_str())
                 == ("布洛芬", "适应症", "头痛")
-                && f.score > 0.0),
+                && f.score > 0.0
+        ),
         "{:?}",
         doc.facts
     );
