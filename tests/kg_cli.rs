@@ -435,3 +435,38 @@ fn neighbors_and_paths_print_graphviz_with_format_dot() {
         .unwrap()
         .starts_with("digraph {"));
 }
+
+#[test]
+fn neighbors_and_paths_draw_svg_with_format_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    import_demo(&db);
+    let db = db.to_str().unwrap();
+    let out = run(&["kg", "neighbors", "--db", db, "阿司匹林", "--format", "svg"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    // The entity, its two neighbours and the two predicates, one arrow per triple.
+    for word in ["阿司匹林", "治疗", "药物", "类别", "义原"] {
+        assert!(svg.contains(word), "{word}: {svg}");
+    }
+    assert_eq!(svg.matches("<polygon").count(), 2, "{svg}");
+
+    let out = run(&[
+        "kg",
+        "path",
+        "--db",
+        db,
+        "--format",
+        "svg",
+        "--",
+        "腰酸背痛",
+        "腰椎间盘突出",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    for word in ["腰酸背痛", "症状", "腰椎间盘突出"] {
+        assert!(svg.contains(word), "{word}: {svg}");
+    }
+    assert_eq!(svg.matches("<polygon").count(), 2, "{svg}");
+}
