@@ -22,13 +22,18 @@ const MARGIN: f64 = 130.0;
 const CENTRE: RGBColor = RGBColor(214, 39, 40);
 const TERM: RGBColor = RGBColor(31, 119, 180);
 
+/// Where [`radial_layout`] puts the terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// Each term with its position in pixels (the centre term at (0, 0)), in first-seen order.
+    pub terms: Vec<(String, (f64, f64))>,
+    /// Rings around the centre.
+    pub rings: usize,
+}
+
 /// Position of every term: `centre` at the middle, the others on rings by their hop distance
 /// from it (edges followed in either direction; terms not connected to it go on the outer ring).
-/// Returns the positions (centre at (0, 0)) in first-seen order and the number of rings.
-pub fn radial_layout(
-    centre: &str,
-    triples: &[(String, String, String)],
-) -> (Vec<(String, (f64, f64))>, usize) {
+pub fn radial_layout(centre: &str, triples: &[(String, String, String)]) -> Layout {
     let mut names: Vec<&str> = vec![centre];
     let mut index: HashMap<&str, usize> = HashMap::from([(centre, 0)]);
     let mut adjacent: Vec<Vec<usize>> = vec![Vec::new()];
@@ -90,17 +95,23 @@ pub fn radial_layout(
             position[i] = (r * a.sin(), -r * a.cos());
         }
     }
-    let placed = names
+    let terms = names
         .iter()
         .zip(position)
         .map(|(name, p)| (name.to_string(), p))
         .collect();
-    (placed, outer)
+    Layout {
+        terms,
+        rings: outer,
+    }
 }
 
 /// The SVG of `triples` (subject, predicate, object names) laid out around `centre`.
 pub fn graph_svg(centre: &str, triples: &[(String, String, String)]) -> Result<String, DrawError> {
-    let (placed, rings) = radial_layout(centre, triples);
+    let Layout {
+        terms: placed,
+        rings,
+    } = radial_layout(centre, triples);
     let half = rings as f64 * RING + MARGIN;
     let size = (2.0 * half).max(300.0) as u32;
     let mid = size as f64 / 2.0;
@@ -206,7 +217,10 @@ mod tests {
             t("阿司匹林", "义原", "药物"),
             t("青霉素", "义原", "药物"),
         ];
-        let (placed, rings) = radial_layout("阿司匹林", &triples);
+        let Layout {
+            terms: placed,
+            rings,
+        } = radial_layout("阿司匹林", &triples);
         assert_eq!(rings, 2);
         let radius: HashMap<&str, f64> = placed
             .iter()

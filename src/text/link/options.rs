@@ -55,8 +55,9 @@ pub struct LinkOptions {
 /// jieba's tags of pronouns and function words, the default [`LinkOptions::exclude_pos`]:
 /// `r` pronoun, `p` preposition, `c` conjunction, `u`/`uj`/`ul`/`uz`/`ud`/`ug`/`uv` particles,
 /// `y` modal particle, `e` interjection.
-pub const FUNCTION_WORD_TAGS: [&str; 12] =
-    ["r", "p", "c", "u", "uj", "ul", "uz", "ud", "ug", "uv", "y", "e"];
+pub const FUNCTION_WORD_TAGS: [&str; 12] = [
+    "r", "p", "c", "u", "uj", "ul", "uz", "ud", "ug", "uv", "y", "e",
+];
 
 impl LinkOptions {
     /// The first option out of its range, as `(key in [link], what was expected)`: NaN or
@@ -148,6 +149,9 @@ mod tests {
             exclude_pos: Vec::new(),
             ..defaults
         };
-        assert_eq!(linked(every_word), ["我们", "这", "和", "他", "的", "高血压"]);
+        assert_eq!(
+            linked(every_word),
+            ["我们", "这", "和", "他", "的", "高血压"]
+        );
     }
 }
