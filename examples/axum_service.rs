@@ -2,8 +2,8 @@
 //!
 //! ```sh
 //! cargo run --release --example axum_service      # listens on 127.0.0.1:3000
-//! curl -s localhost:3000/entities -d '姚明出生在上海。'
-//! curl -s localhost:3000/zhishi/v1/process -H 'content-type: application/json' -d '{"text":"姚明出生在上海。"}'
+//! curl -s localhost:3000/entities -d '胰岛素是治疗糖尿病的药物。'
+//! curl -s localhost:3000/zhishi/v1/process -H 'content-type: application/json' -d '{"text":"胰岛素是治疗糖尿病的药物。"}'
 //! ```
 //!
 //! The pipeline is built once (the KG and the linker load at start-up) and shared by every

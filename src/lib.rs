@@ -11,14 +11,14 @@
 //! # fn main() -> Result<(), zhishi::PipelineError> {
 //! // Segment, link against the shipped demo KG, and attach each entity's relevant facts.
 //! let pipeline = Pipeline::from_toml(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/quickstart.toml"))?;
-//! let doc: Document = pipeline.process("《哈姆雷特》是莎士比亚的悲剧。")?;
-//! let first = &doc.mentions[0];
-//! assert_eq!(first.text, "《哈姆雷特》");
-//! assert_eq!((first.start, first.end), (0, 6)); // character offsets, end exclusive
+//! let doc: Document = pipeline.process("我们都知道，阿司匹林是一种常用药物。")?;
+//! let first = &doc.mentions[0]; // 我们 (a pronoun) is not linked
+//! assert_eq!(first.text, "阿司匹林");
+//! assert_eq!((first.start, first.end), (6, 10)); // character offsets, end exclusive
 //! assert!(doc.facts.iter().any(|f| f.mention == 0)); // facts point at their mention
 //!
 //! // Many documents at once: CPU stages run in parallel, model stages batch.
-//! let docs = pipeline.process_batch(&["莎士比亚是英国剧作家。", "没有实体的句子"])?;
+//! let docs = pipeline.process_batch(&["青霉素是一种抗生素。", "没有实体的句子"])?;
 //! assert_eq!(docs.len(), 2);
 //! # Ok(()) }
 //! ```

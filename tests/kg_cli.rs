@@ -299,42 +299,29 @@ fn neighbours_and_paths_on_the_demo_kg() {
     let db_s = db.to_str().unwrap();
     import_demo(&db);
 
-    let out = run(&[
-        "kg",
-        "neighbors",
-        "--db",
-        db_s,
-        "机械设计基础",
-        "--hops",
-        "1",
-    ]);
+    let out = run(&["kg", "neighbors", "--db", db_s, "阿司匹林", "--hops", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["entity"], "机械设计基础");
+    assert_eq!(v["entity"], "阿司匹林");
     let names: Vec<&str> = v["neighbors"]
         .as_array()
         .unwrap()
         .iter()
         .map(|n| n["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"杨可桢，程光蕴，李仲生"), "{names:?}");
+    assert_eq!(names, ["治疗", "药物"], "its type and its HowNet sememe");
 
-    // Two medical concepts of the same type are linked through it.
-    let out = run(&[
-        "kg",
-        "path",
-        "--db",
-        db_s,
-        "--",
-        "颈椎变形",
-        "-谷氨酰转肽酶",
-    ]);
+    // Two symptoms are linked through their type.
+    let out = run(&["kg", "path", "--db", db_s, "--", "腰酸背痛", "腰椎间盘突出"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        v["length"],
-        serde_json::Value::Null,
-        "症状 and 检查 are different types: {v}"
-    );
+    assert_eq!(v["length"], 2, "{v}");
+    assert_eq!(v["path"][0]["object"], "症状");
+    // A symptom and a check: through a concept that is both (移动性浊音 类别 症状, 类别 检查).
+    let out = run(&["kg", "path", "--db", db_s, "--", "腰酸背痛", "腰椎CT"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["length"], 4, "{v}");
+    assert_eq!(v["path"][0]["object"], "症状");
+    assert_eq!(v["path"][3]["object"], "检查");
 
     let out = run(&[
         "kg",
@@ -357,9 +344,9 @@ fn neighbours_and_paths_on_the_demo_kg() {
     assert_eq!(lines.len(), 3);
     let first = &lines[0];
     let subject = first["subject"].as_str().unwrap();
-    let out = run(&["kg", "path", "--db", db_s, "--", subject, "颈椎变形"]);
+    let out = run(&["kg", "path", "--db", db_s, "--", subject, "腰酸背痛"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    if subject != "颈椎变形" {
+    if subject != "腰酸背痛" {
         assert_eq!(v["length"], 2, "{v}");
         assert_eq!(v["path"][0]["object"], "症状");
     }
@@ -422,7 +409,7 @@ fn neighbors_and_paths_print_graphviz_with_format_dot() {
         "neighbors",
         "--db",
         db.to_str().unwrap(),
-        "孙悟空",
+        "阿司匹林",
         "--format",
         "dot",
     ]);
@@ -430,7 +417,7 @@ fn neighbors_and_paths_print_graphviz_with_format_dot() {
     let dot = String::from_utf8(out.stdout).unwrap();
     assert!(dot.starts_with("digraph {"), "{dot}");
     assert!(
-        dot.contains("label = \"孙悟空\"") && dot.contains("label = \"别名（绰号）\""),
+        dot.contains("label = \"阿司匹林\"") && dot.contains("label = \"义原\""),
         "{dot}"
     );
     let out = run(&[
@@ -438,8 +425,8 @@ fn neighbors_and_paths_print_graphviz_with_format_dot() {
         "path",
         "--db",
         db.to_str().unwrap(),
-        "孙悟空",
-        "孙悟空",
+        "阿司匹林",
+        "高血压",
         "--format",
         "dot",
     ]);
@@ -447,4 +434,39 @@ fn neighbors_and_paths_print_graphviz_with_format_dot() {
     assert!(String::from_utf8(out.stdout)
         .unwrap()
         .starts_with("digraph {"));
+}
+
+#[test]
+fn neighbors_and_paths_draw_svg_with_format_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    import_demo(&db);
+    let db = db.to_str().unwrap();
+    let out = run(&["kg", "neighbors", "--db", db, "阿司匹林", "--format", "svg"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    // The entity, its two neighbours and the two predicates, one arrow per triple.
+    for word in ["阿司匹林", "治疗", "药物", "类别", "义原"] {
+        assert!(svg.contains(word), "{word}: {svg}");
+    }
+    assert_eq!(svg.matches("<polygon").count(), 2, "{svg}");
+
+    let out = run(&[
+        "kg",
+        "path",
+        "--db",
+        db,
+        "--format",
+        "svg",
+        "--",
+        "腰酸背痛",
+        "腰椎间盘突出",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    for word in ["腰酸背痛", "症状", "腰椎间盘突出"] {
+        assert!(svg.contains(word), "{word}: {svg}");
+    }
+    assert_eq!(svg.matches("<polygon").count(), 2, "{svg}");
 }

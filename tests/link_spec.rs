@@ -6,11 +6,12 @@ fn kg(triples: &[(&str, &str, &str)]) -> MemoryKg {
     MemoryKg::from_triples(triples.iter().copied())
 }
 
-/// Options that keep every detected mention (no NIL), to test detection alone.
+/// Options that keep every detected mention (no NIL, no POS filter), to test detection alone.
 fn detect_all() -> LinkOptions {
     LinkOptions {
         nil_threshold: 0.0,
         overlap: OverlapPolicy::All,
+        exclude_pos: Vec::new(),
         ..LinkOptions::default()
     }
 }
@@ -229,6 +230,13 @@ fn pos_and_length_filters_drop_generic_mentions() {
         ..detect_all()
     };
     let linker = Linker::build(kg.clone(), no_pronouns).unwrap();
+    assert_eq!(texts(&linker, text), ["北京"]);
+    // The default filter keeps pronouns and function words out.
+    let defaults = LinkOptions {
+        nil_threshold: 0.0,
+        ..LinkOptions::default()
+    };
+    let linker = Linker::build(kg.clone(), defaults).unwrap();
     assert_eq!(texts(&linker, text), ["北京"]);
     let two_chars = LinkOptions {
         min_chars: 2,

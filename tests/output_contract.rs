@@ -32,7 +32,7 @@ fn zhishi(args: &[&str], stdin: &str) -> Vec<u8> {
 fn link_run_and_serve_write_the_same_mentions_and_facts() {
     // Mentions after a half-width/full-width mix and an astral character, so byte and
     // character offsets differ.
-    let text = "𠀀读完《哈姆雷特》后，我们去看了莎士比亚的故居。";
+    let text = "𠀀听说阿司匹林和ＣＴ检查都很常见，我们去问了医生。";
     let quickstart = repo("pipelines/quickstart.toml");
     let demo = repo("kg/demo.tsv");
 

@@ -52,23 +52,40 @@ fn quickstart_links_the_sample_corpus_against_the_shipped_kg() {
     let pipeline = Pipeline::from_toml(repo().join("pipelines/quickstart.toml")).unwrap();
     assert_eq!(pipeline.stage_names(), ["segment", "link", "facts"]);
     let doc = pipeline
-        .process("《哈姆雷特》是莎士比亚最有名的悲剧之一，我上周又读了一遍。")
+        .process("腰酸背痛是腰椎间盘突出的常见症状，医生建议他做个腰椎CT检查。")
         .unwrap();
-    let hamlet = &doc.mentions[0];
+    let linked: Vec<_> = doc
+        .mentions
+        .iter()
+        .map(|m| (m.start, m.end, m.text.as_str(), m.entity.name.as_str()))
+        .collect();
+    // 他 is in no KG here, but a pronoun would stay unlinked anyway (`[link] exclude_pos`).
     assert_eq!(
-        (hamlet.start, hamlet.end, hamlet.text.as_str()),
-        (0, 6, "《哈姆雷特》")
+        linked,
+        [
+            (0, 4, "腰酸背痛", "腰酸背痛"),
+            (5, 11, "腰椎间盘突出", "腰椎间盘突出"),
+            (24, 28, "腰椎CT", "腰椎CT"),
+        ]
     );
-    assert_eq!(hamlet.entity.name, "《哈姆雷特》");
+    // KG names stay whole words.
     assert!(doc
         .tokens
         .iter()
-        .any(|t| t.text == "哈姆雷特" && t.start == 1 && t.end == 5));
-    assert!(!doc.facts.is_empty());
+        .any(|t| t.text == "腰椎间盘突出" && t.start == 5 && t.end == 11));
+    // Up to 2 facts per mention, the one the sentence speaks of first: both symptoms are
+    // 类别 症状, and the sentence says 症状.
+    let first_fact = |mention: usize| doc.facts.iter().find(|f| f.mention == mention).unwrap();
+    for mention in [0, 1] {
+        let f = first_fact(mention);
+        assert_eq!((f.predicate.as_str(), f.object.as_str()), ("类别", "症状"));
+        assert!(f.score > 0.0, "{f:?}");
+    }
+    assert_eq!(first_fact(2).object, "检查");
     assert!(doc
         .facts
         .iter()
-        .all(|f| f.mention == 0 && f.subject == "《哈姆雷特》"));
+        .all(|f| f.subject == doc.mentions[f.mention].entity.name));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The demo page in headless Chromium: a processed sentence shows highlighted mentions, their
-//! linked entities and injected facts. Needs `/usr/bin/chromium` (Debian: `apt-get install
+//! candidates and injected facts, served at the root and nested under a path prefix. Needs `/usr/bin/chromium` (Debian: `apt-get install
 //! chromium`), so it is ignored by default: `cargo test --test serve_browser -- --ignored`.
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use assert_cmd::cargo::CommandCargoExt;
 
 #[test]
 #[ignore = "needs Chromium: apt-get install chromium"]
-fn the_demo_page_highlights_mentions_entities_and_facts() {
+fn the_demo_page_shows_the_document_at_the_root_and_under_a_prefix() {
     let pipeline = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.toml");
     let mut server = Command::cargo_bin("zhishi")
         .unwrap()
@@ -29,8 +29,37 @@ fn the_demo_page_highlights_mentions_entities_and_facts() {
             break a.to_string();
         }
     };
+    let root = dump_dom(&format!("http://{addr}/?text={SENTENCE}"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_page_shows_the_document(&root);
+
+    // The same routes nested under a prefix, as examples/axum_service.rs mounts them: the
+    // page's relative URLs reach them.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addr = runtime.block_on(async {
+        let app = axum::Router::new().nest(
+            "/zhishi",
+            zhishi::serve::router(
+                zhishi::pipeline::Pipeline::from_toml(&pipeline).unwrap(),
+                zhishi::serve::ServeOptions::default(),
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    });
+    let nested = dump_dom(&format!("http://{addr}/zhishi?text={SENTENCE}"));
+    assert_page_shows_the_document(&nested);
+}
+
+/// 胰岛素是治疗糖尿病的药物。, percent-encoded.
+const SENTENCE: &str = "%E8%83%B0%E5%B2%9B%E7%B4%A0%E6%98%AF%E6%B2%BB%E7%96%97%E7%B3%96%E5%B0%BF%E7%97%85%E7%9A%84%E8%8D%AF%E7%89%A9%E3%80%82";
+
+/// The page's DOM after its scripts ran, from headless Chromium.
+fn dump_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let url = format!("http://{addr}/?text=%E3%80%8A%E5%93%88%E5%A7%86%E9%9B%B7%E7%89%B9%E3%80%8B%E6%98%AF%E8%8E%8E%E5%A3%AB%E6%AF%94%E4%BA%9A%E7%9A%84%E6%82%B2%E5%89%A7%E3%80%82");
     let out = Command::new("/usr/bin/chromium")
         .args([
             "--headless",
@@ -44,23 +73,36 @@ fn the_demo_page_highlights_mentions_entities_and_facts() {
             "--virtual-time-budget=10000",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--dump-dom", &url])
+        .args(["--dump-dom", url])
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_page_shows_the_document(dom: &str) {
     assert!(
         dom.contains("data-state=\"done\""),
         "page did not finish: {dom}"
     );
     assert!(
-        dom.contains("<mark class=\"mention\" data-entity=\"《哈姆雷特》\""),
+        dom.contains("pipeline quickstart: segment → link → facts"),
         "{dom}"
     );
-    assert!(dom.contains("<td>《哈姆雷特》</td>"), "{dom}");
+    // Both mentions highlighted, listed with their candidates, and their facts.
+    for name in ["胰岛素", "糖尿病"] {
+        assert!(
+            dom.contains(&format!(
+                "data-entity=\"{name}\">{name}<span class=\"label\">"
+            )),
+            "{name}: {dom}"
+        );
+        assert!(dom.contains(&format!("<td>{name}</td>")), "{name}: {dom}");
+    }
+    assert!(dom.contains("<td>义原</td><td>药物</td>"), "{dom}");
+    // Stages the pipeline lacks say so instead of showing empty tables.
+    assert!(dom.contains("This pipeline has no ner stage."), "{dom}");
     assert!(
-        dom.matches("<tr><td>").count() >= 2,
-        "entities and facts tables: {dom}"
+        dom.contains("This pipeline has no relation stage."),
+        "{dom}"
     );
 }

@@ -56,7 +56,7 @@ fn endpoints_answer_like_the_library_under_concurrent_load() {
 
     let (status, page) = http(server.addr, "GET", "/", b"");
     assert_eq!(status, 200);
-    assert!(String::from_utf8_lossy(&page).contains("/v1/process"));
+    assert!(String::from_utf8_lossy(&page).contains("v1/process"));
 
     let pipeline = Pipeline::from_toml(quickstart()).unwrap();
     let sample = std::fs::read_to_string(

@@ -117,8 +117,9 @@ struct NeighborsArgs {
     /// Stop loading once this many nodes are reached (protects against hub nodes).
     #[arg(long, default_value_t = 200_000)]
     max_nodes: usize,
-    /// `json` (default), or `dot`: the neighbourhood's triples as a Graphviz graph
-    /// (`zhishi kg neighbors ... --format dot | dot -Tsvg > n.svg`).
+    /// `json` (default); `dot`: the neighbourhood's triples as a Graphviz graph
+    /// (`zhishi kg neighbors ... --format dot | dot -Tsvg > n.svg`); `svg`: drawn around the
+    /// entity, rings by hop distance.
     #[arg(long, value_enum, default_value = "json")]
     format: GraphFormat,
 }
@@ -130,6 +131,9 @@ enum GraphFormat {
     Json,
     /// A Graphviz `digraph`, one edge per triple labelled with its predicate.
     Dot,
+    /// An SVG picture: a radial layout around the entity (`neighbors`) or the path's start
+    /// (`path`), one arrow per triple labelled with its predicate.
+    Svg,
 }
 
 #[derive(Args, Debug)]
@@ -146,7 +150,8 @@ struct PathArgs {
     /// Stop loading once this many nodes are reached (protects against hub nodes).
     #[arg(long, default_value_t = 200_000)]
     max_nodes: usize,
-    /// `json` (default), or `dot`: the path's triples as a Graphviz graph.
+    /// `json` (default); `dot`: the path's triples as a Graphviz graph; `svg`: drawn around
+    /// the start entity.
     #[arg(long, value_enum, default_value = "json")]
     format: GraphFormat,
 }
@@ -337,9 +342,16 @@ fn neighbors(args: NeighborsArgs) -> anyhow::Result<ExitCode> {
         max_nodes: args.max_nodes,
     };
     let graph = KgGraph::load_neighbourhood(&store, &[id], args.hops, limits)?;
-    if args.format == GraphFormat::Dot {
-        print!("{}", dot(&store, graph.triples())?);
-        return Ok(ExitCode::SUCCESS);
+    match args.format {
+        GraphFormat::Dot => {
+            print!("{}", dot(&store, graph.triples())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        GraphFormat::Svg => {
+            print!("{}", svg(&store, id, graph.triples())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        GraphFormat::Json => {}
     }
     let mut neighbours = Vec::new();
     for (other, distance) in graph.neighbours(id, args.hops) {
@@ -364,9 +376,16 @@ fn path(args: PathArgs) -> anyhow::Result<ExitCode> {
         max_nodes: args.max_nodes,
     };
     let found = graph::shortest_path(&store, from, to, args.max_hops, limits)?;
-    if args.format == GraphFormat::Dot {
-        print!("{}", dot(&store, found.iter().flatten())?);
-        return Ok(ExitCode::SUCCESS);
+    match args.format {
+        GraphFormat::Dot => {
+            print!("{}", dot(&store, found.iter().flatten())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        GraphFormat::Svg => {
+            print!("{}", svg(&store, from, found.iter().flatten())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        GraphFormat::Json => {}
     }
     let out = match found {
         Some(path) => {
@@ -406,4 +425,27 @@ fn dot<'a>(
         graph.add_edge(s, o, predicate);
     }
     Ok(format!("{}", petgraph::dot::Dot::new(&graph)))
+}
+
+/// `triples` drawn as an SVG around the term `centre` (`zhishi::kg::draw`).
+fn svg<'a>(
+    store: &Store,
+    centre: zhishi::kg::TermId,
+    triples: impl Iterator<Item = &'a zhishi::kg::Triple>,
+) -> anyhow::Result<String> {
+    let mut named = Vec::new();
+    for t in triples {
+        let predicate = store
+            .predicate_name(t.predicate)?
+            .unwrap_or_else(|| format!("#{}", t.predicate));
+        named.push((
+            term_name(store, t.subject)?,
+            predicate,
+            term_name(store, t.object)?,
+        ));
+    }
+    Ok(zhishi::kg::draw::graph_svg(
+        &term_name(store, centre)?,
+        &named,
+    )?)
 }

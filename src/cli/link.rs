@@ -14,7 +14,7 @@ use zhishi::corpus::{InputFormat, ReaderOptions};
 use zhishi::doc::{Document, Fact, Mention};
 use zhishi::pipeline::Pipeline;
 use zhishi::stages::facts::FactsOptions;
-use zhishi::text::{LinkOptions, OverlapPolicy};
+use zhishi::text::{LinkOptions, OverlapPolicy, FUNCTION_WORD_TAGS};
 
 /// Lines linked in parallel per batch; output order is the input order.
 const BATCH_LINES: usize = 4096;
@@ -43,8 +43,9 @@ pub struct LinkArgs {
     /// Shortest mention, in chars.
     #[arg(long, default_value_t = 1)]
     min_chars: usize,
-    /// Drop single-word mentions with these POS tags (comma-separated, e.g. r,v,d).
-    #[arg(long, value_delimiter = ',')]
+    /// Drop single-word mentions with these POS tags (comma-separated; default: pronouns and
+    /// function words; `--exclude-pos ''` links every word class).
+    #[arg(long, value_delimiter = ',', default_values_t = FUNCTION_WORD_TAGS.map(String::from))]
     exclude_pos: Vec<String>,
     /// Disable typo candidates (swapped chars, same pinyin).
     #[arg(long)]
@@ -82,7 +83,12 @@ pub fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
         overlap: args.overlap,
         nil_threshold: args.nil_threshold,
         min_chars: args.min_chars,
-        exclude_pos: args.exclude_pos.clone(),
+        exclude_pos: args
+            .exclude_pos
+            .iter()
+            .filter(|tag| !tag.is_empty())
+            .cloned()
+            .collect(),
         fuzzy: !args.no_fuzzy,
         respect_boundaries: !args.ignore_boundaries,
         ..LinkOptions::default()

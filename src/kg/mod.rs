@@ -1,6 +1,7 @@
 //! The knowledge graph: the sled store, importers, graph queries, and TransE embeddings
 //! (data sets, training, link-prediction evaluation).
 pub mod dataset;
+pub mod draw;
 pub mod eval;
 pub mod graph;
 pub mod identity;

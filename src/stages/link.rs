@@ -108,8 +108,10 @@ mod tests {
     fn reusing_tokens_links_the_words_the_document_holds() {
         let kg: Arc<dyn KnowledgeSource> =
             Arc::new(MemoryKg::from_triples([("天安", "类别", "地名")]));
+        // No POS filter: these words carry no tags, which a filter would need.
         let opts = LinkOptions {
             nil_threshold: 0.0,
+            exclude_pos: Vec::new(),
             ..LinkOptions::default()
         };
         let linker = Arc::new(Linker::build(kg, opts).unwrap());

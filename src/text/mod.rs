@@ -13,7 +13,7 @@ pub mod store_source;
 pub use document::{annotate, document_facts, link_document};
 pub use link::{
     fact_context, Candidate, EntityRef, LinkError, LinkOptions, Linker, Mention, OverlapPolicy,
-    RankedFact,
+    RankedFact, FUNCTION_WORD_TAGS,
 };
 pub use normalize::{normalize, NormalizeOptions, Normalized};
 pub use segment::{SegmentOptions, Segmenter, Token};

@@ -16,7 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use facts::{fact_context, FACT_CONTEXT_CHARS};
 pub use mention::{Candidate, EntityRef, Mention, RankedFact};
-pub use options::{LinkOptions, OverlapPolicy};
+pub use options::{LinkOptions, OverlapPolicy, FUNCTION_WORD_TAGS};
 
 use super::candidates::{IndexError, NameIndex};
 use super::disambiguate::{rarity, EntityProfile, ProfileTable, PROFILE_FACTS};

@@ -33,7 +33,10 @@ pub struct LinkOptions {
     pub overlap: OverlapPolicy,
     /// Shortest mention kept, in chars.
     pub min_chars: usize,
-    /// Drop single-word mentions whose POS tag is listed (e.g. `r`, `v`); enables tagging.
+    /// Drop single-word mentions whose jieba POS tag is listed; enables tagging. The default,
+    /// [`FUNCTION_WORD_TAGS`], keeps pronouns and function words (`我们`, `他`, `这`, `的`)
+    /// unlinked even when the KG has an entity of that name (a song called `我们`); `[]`
+    /// links them.
     pub exclude_pos: Vec<String>,
     /// Look up typo candidates (swapped chars, same pinyin).
     pub fuzzy: bool,
@@ -48,6 +51,13 @@ pub struct LinkOptions {
     /// Score model.
     pub weights: ScoreWeights,
 }
+
+/// jieba's tags of pronouns and function words, the default [`LinkOptions::exclude_pos`]:
+/// `r` pronoun, `p` preposition, `c` conjunction, `u`/`uj`/`ul`/`uz`/`ud`/`ug`/`uv` particles,
+/// `y` modal particle, `e` interjection.
+pub const FUNCTION_WORD_TAGS: [&str; 12] = [
+    "r", "p", "c", "u", "uj", "ul", "uz", "ud", "ug", "uv", "y", "e",
+];
 
 impl LinkOptions {
     /// The first option out of its range, as `(key in [link], what was expected)`: NaN or
@@ -94,11 +104,54 @@ impl Default for LinkOptions {
             respect_boundaries: true,
             overlap: OverlapPolicy::BestScore,
             min_chars: 1,
-            exclude_pos: Vec::new(),
+            exclude_pos: FUNCTION_WORD_TAGS.map(String::from).to_vec(),
             fuzzy: true,
             max_candidates: 5,
             nil_threshold: 0.25,
             weights: ScoreWeights::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::{Linker, MemoryKg};
+
+    /// A KG that names songs after pronouns and function words, as real music KGs do.
+    fn songs_named_like_pronouns() -> MemoryKg {
+        MemoryKg::from_triples([
+            ("我们", "类型", "歌曲"),
+            ("他", "类型", "歌曲"),
+            ("这", "类型", "歌曲"),
+            ("的", "类型", "歌曲"),
+            ("和", "类型", "歌曲"),
+            ("高血压", "义原", "疾病"),
+        ])
+    }
+
+    fn linked(opts: LinkOptions) -> Vec<String> {
+        let linker = Linker::build(songs_named_like_pronouns(), opts).unwrap();
+        let text = "我们都知道这和他的高血压有关。";
+        linker.link(text).into_iter().map(|m| m.text).collect()
+    }
+
+    #[test]
+    fn default_options_leave_pronouns_and_function_words_unlinked() {
+        // Even with no NIL cut: the tags, not the scores, keep them out.
+        let defaults = LinkOptions {
+            nil_threshold: 0.0,
+            overlap: OverlapPolicy::All,
+            ..LinkOptions::default()
+        };
+        assert_eq!(linked(defaults.clone()), ["高血压"]);
+        let every_word = LinkOptions {
+            exclude_pos: Vec::new(),
+            ..defaults
+        };
+        assert_eq!(
+            linked(every_word),
+            ["我们", "这", "和", "他", "的", "高血压"]
+        );
     }
 }
