@@ -97,3 +97,64 @@ fn default_true() -> bool {
 fn default_crf_lr_scale() -> f64 {
     100.0
 }
+
+impl crate::stages::task::TaskConfig for NerConfig {
+    const KIND: crate::stages::task::TaskKind = crate::stages::task::TaskKind::Ner;
+
+    fn task(&self) -> &TaskTable {
+        &self.task
+    }
+
+    fn encoder(&self) -> &EncoderTable {
+        &self.encoder
+    }
+
+    fn train(&self) -> &TrainTable {
+        &self.train
+    }
+
+    fn knowledge(&self) -> Option<&KnowledgeTable> {
+        Some(&self.knowledge)
+    }
+
+    fn data_paths(&self) -> crate::stages::task::DataPaths<'_> {
+        crate::stages::task::DataPaths {
+            train: &self.data.train,
+            dev: self.data.dev.as_deref(),
+            test: self.data.test.as_deref(),
+        }
+    }
+
+    fn check(
+        &self,
+        source: &crate::config::ConfigSource,
+    ) -> Result<(), crate::config::ConfigError> {
+        if self.data.max_len < 3 {
+            return Err(source.error(
+                "data.max_len",
+                "must be at least 3 ([CLS], one character, [SEP])",
+            ));
+        }
+        match (&self.data.dev, self.data.dev_holdout) {
+            (Some(_), 0) => {}
+            (None, n) if n > 0 => {}
+            (Some(_), _) => {
+                return Err(source.error(
+                    "data.dev_holdout",
+                    "set either data.dev or data.dev_holdout, not both",
+                ))
+            }
+            (None, _) => {
+                return Err(source.error(
+                    "data.dev",
+                    "a dev file is required, or data.dev_holdout = N to hold out the last N \
+                     training sentences",
+                ))
+            }
+        }
+        if self.knowledge.mode.fuses_entities() && self.knowledge.transe_epochs == 0 {
+            return Err(source.error("knowledge.transe_epochs", "must be at least 1"));
+        }
+        Ok(())
+    }
+}

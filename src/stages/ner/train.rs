@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use serde::Serialize;
 
-use super::config::{KnowledgeMode, NerConfig};
+use super::config::NerConfig;
 use super::data::{read, Sentence};
 use super::features::{Batch, Example, Featurizer};
 use super::metrics::NerMetrics;
@@ -18,7 +18,7 @@ use super::network::NerNetwork;
 use super::predict::{featurize, predict_labels, score};
 use super::tags::{LabelMap, Tag, TagScheme};
 use super::NerError;
-use crate::config::{load, ConfigSource, Loaded};
+
 use crate::kg::import::{Format, ImportOptions};
 use crate::kg::transe::TrainConfig as TransEConfig;
 use crate::knowledge::ernie::VECTORS_FILE;
@@ -78,67 +78,31 @@ fn read_train_dev(r: &Resolved) -> Result<(Vec<Sentence>, Vec<Sentence>), NerErr
     Ok((train, dev))
 }
 
-/// A configuration with every path resolved and checked.
+/// A NER configuration with every path resolved and checked, where its dev sentences come
+/// from, and its TransE directory.
 struct Resolved {
-    config: NerConfig,
-    model: PathBuf,
-    train: PathBuf,
+    base: crate::stages::task::Resolved<NerConfig>,
     dev: DevSource,
-    test: Option<PathBuf>,
-    kg: Option<PathBuf>,
     transe: Option<PathBuf>,
-    output_dir: PathBuf,
-    toml: String,
+}
+
+impl std::ops::Deref for Resolved {
+    type Target = crate::stages::task::Resolved<NerConfig>;
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
 }
 
 fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, NerError> {
-    let Loaded { value, source } = load::<NerConfig>(path, overrides)?;
-    check(&value, &source)?;
-    let c = &value;
-    let model = source.existing_path("encoder.model", &c.encoder.model)?;
-    let train = source.existing_path("data.train", &c.data.train)?;
-    let dev = match (&c.data.dev, c.data.dev_holdout) {
-        (Some(p), 0) => DevSource::File(source.existing_path("data.dev", p)?),
-        (None, n) if n > 0 => DevSource::Holdout(n),
-        (Some(_), _) => {
-            return Err(source
-                .error(
-                    "data.dev_holdout",
-                    "set either data.dev or data.dev_holdout, not both",
-                )
-                .into())
-        }
-        (None, _) => {
-            return Err(source
-                .error(
-                    "data.dev",
-                    "a dev file is required, or data.dev_holdout = N to hold out the last N \
-                     training sentences",
-                )
-                .into())
-        }
-    };
-    let test = c
-        .data
-        .test
-        .as_ref()
-        .map(|p| source.existing_path("data.test", p))
-        .transpose()?;
-    let kg = match (c.knowledge.mode, &c.knowledge.kg) {
-        (KnowledgeMode::Plain, _) => None,
-        (mode, None) => {
-            return Err(source
-                .error(
-                    "knowledge.kg",
-                    format!("a triples file is required when mode = {:?}", mode.name()),
-                )
-                .into())
-        }
-        (_, Some(p)) => Some(source.existing_path("knowledge.kg", p)?),
+    let base = crate::stages::task::resolve::<NerConfig>(path, overrides)?;
+    let (c, source) = (&base.config, &base.source);
+    let dev = match &base.dev {
+        Some(file) => DevSource::File(file.clone()),
+        None => DevSource::Holdout(c.data.dev_holdout),
     };
     let transe = c.knowledge.transe.as_ref().map(|p| source.resolve(p));
     if c.knowledge.mode.fuses_entities() {
-        let layers = read_config(&model)?.num_hidden_layers;
+        let layers = read_config(&base.encoder)?.num_hidden_layers;
         if let Some(n) = c.knowledge.ernie_layers {
             if n == 0 || n > layers {
                 return Err(source
@@ -149,28 +113,8 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, NerError> {
                     .into());
             }
         }
-        if c.knowledge.transe_epochs == 0 {
-            return Err(source
-                .error("knowledge.transe_epochs", "must be at least 1")
-                .into());
-        }
     }
-    let output_dir = source.resolve(&c.train.output_dir);
-    let mut toml = source.text().to_string();
-    if !overrides.is_empty() {
-        toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
-    }
-    Ok(Resolved {
-        config: value,
-        model,
-        train,
-        dev,
-        test,
-        kg,
-        transe,
-        output_dir,
-        toml,
-    })
+    Ok(Resolved { base, dev, transe })
 }
 
 /// The ERNIE entity vectors of a run: read from `knowledge.transe` when it holds them, else
@@ -205,37 +149,6 @@ fn entity_vectors(r: &Resolved) -> Result<Option<EntityVectors>, NerError> {
         vectors.save(dir)?;
     }
     Ok(Some(vectors))
-}
-
-fn check(c: &NerConfig, source: &ConfigSource) -> Result<(), NerError> {
-    if c.task.kind != "ner" {
-        return Err(source
-            .error(
-                "task.kind",
-                format!("expected \"ner\", found {:?}", c.task.kind),
-            )
-            .into());
-    }
-    if c.data.max_len < 3 {
-        return Err(source
-            .error(
-                "data.max_len",
-                "must be at least 3 ([CLS], one character, [SEP])",
-            )
-            .into());
-    }
-    if c.train.batch_size == 0 {
-        return Err(source
-            .error("train.batch_size", "must be at least 1")
-            .into());
-    }
-    if c.train.epochs == 0 {
-        return Err(source.error("train.epochs", "must be at least 1").into());
-    }
-    if !(0.0..1.0).contains(&c.encoder.dropout) {
-        return Err(source.error("encoder.dropout", "must be in [0, 1)").into());
-    }
-    Ok(())
 }
 
 /// Builds the label map from the training (and dev) tags.
@@ -391,7 +304,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
     let mut table = c.knowledge.clone();
     table.kg = r.kg.clone();
     let ernie_layers = if table.mode.fuses_entities() {
-        let layers = read_config(&r.model)?.num_hidden_layers;
+        let layers = read_config(&r.encoder)?.num_hidden_layers;
         Some(table.aggregator_layers(layers))
     } else {
         None
@@ -408,7 +321,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
             .map_or_else(KnowledgeRecord::plain, |a| a.record().clone()),
     };
     let entities = entity_vectors(&r)?;
-    let featurizer: Featurizer = build_featurizer(&r.model, &meta, entities.clone())?;
+    let featurizer: Featurizer = build_featurizer(&r.encoder, &meta, entities.clone())?;
     let train_docs = documents(annotator.as_ref(), &texts(&train_sents))?;
     let (train, _) = featurize(&featurizer, &train_docs, &chars(&train_sents), &train_ids)?;
     let train: Vec<Example> = train
@@ -422,11 +335,17 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         (Some(v), Some(layers)) => Some((layers, EntityTable::new(&v.tensor(&device)?)?)),
         _ => None,
     };
-    let (network, varmap, cfg) =
-        pretrained_network(&r.model, &labels, c.head.crf, c.train.seed, &device, ernie)?;
+    let (network, varmap, cfg) = pretrained_network(
+        &r.encoder,
+        &labels,
+        c.head.crf,
+        c.train.seed,
+        &device,
+        ernie,
+    )?;
     if c.data.max_len > cfg.max_position_embeddings {
         return Err(NerError::ModelDir {
-            path: r.model.clone(),
+            path: r.encoder.clone(),
             message: format!(
                 "data.max_len {} exceeds the encoder's max_position_embeddings {}",
                 c.data.max_len, cfg.max_position_embeddings
@@ -446,7 +365,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         network,
         varmap,
         meta,
-        encoder_dir: r.model.clone(),
+        encoder_dir: r.encoder.clone(),
         toml: r.toml.clone(),
         train,
         dev_sentences: dev_sents,

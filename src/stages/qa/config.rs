@@ -112,3 +112,63 @@ fn default_n_best() -> usize {
 fn default_max_answer_len() -> usize {
     50
 }
+
+impl crate::stages::task::TaskConfig for QaConfig {
+    const KIND: crate::stages::task::TaskKind = crate::stages::task::TaskKind::Qa;
+
+    fn task(&self) -> &TaskTable {
+        &self.task
+    }
+
+    fn encoder(&self) -> &EncoderTable {
+        &self.encoder
+    }
+
+    fn train(&self) -> &TrainTable {
+        &self.train
+    }
+
+    fn data_paths(&self) -> crate::stages::task::DataPaths<'_> {
+        crate::stages::task::DataPaths {
+            train: &self.data.train,
+            dev: Some(&self.data.dev),
+            test: self.data.test.as_deref(),
+        }
+    }
+
+    fn check(
+        &self,
+        source: &crate::config::ConfigSource,
+    ) -> Result<(), crate::config::ConfigError> {
+        let d = &self.data;
+        if d.max_query_len == 0 {
+            return Err(source.error("data.max_query_len", "must be at least 1"));
+        }
+        if d.max_len < d.max_query_len + 4 {
+            return Err(source.error(
+                "data.max_len",
+                format!(
+                    "must be at least max_query_len + 4 = {} ([CLS] question [SEP] context [SEP])",
+                    d.max_query_len + 4
+                ),
+            ));
+        }
+        if d.doc_stride == 0 {
+            return Err(source.error("data.doc_stride", "must be at least 1"));
+        }
+        if self.decode.n_best == 0 {
+            return Err(source.error("decode.n_best", "must be at least 1"));
+        }
+        if self.decode.max_answer_len == 0 {
+            return Err(source.error("decode.max_answer_len", "must be at least 1"));
+        }
+        if self.train.batching == Some(crate::train::Batching::Packed) {
+            return Err(source.error(
+                "train.batching",
+                "\"packed\" is for short examples (NER, relation); QA windows fill data.max_len, \
+                 so use \"bucketed\" or \"random\"",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -18,7 +18,7 @@ use super::model::{
 use super::network::QaNetwork;
 use super::predict::{evaluate, featurize};
 use super::QaError;
-use crate::config::{load, ConfigError, ConfigSource, Loaded};
+use crate::config::ConfigError;
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
@@ -49,90 +49,11 @@ pub struct QaTrainReport {
     pub model_dir: PathBuf,
 }
 
-/// A configuration with every path resolved and checked.
-struct Resolved {
-    config: QaConfig,
-    path: PathBuf,
-    model: PathBuf,
-    train: PathBuf,
-    dev: PathBuf,
-    test: Option<PathBuf>,
-    output_dir: PathBuf,
-    toml: String,
-}
+/// A QA configuration with every path resolved and checked.
+type Resolved = crate::stages::task::Resolved<QaConfig>;
 
 fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, QaError> {
-    let Loaded { value, source } = load::<QaConfig>(path, overrides)?;
-    check(&value, &source)?;
-    let c = &value;
-    let model = source.existing_path("encoder.model", &c.encoder.model)?;
-    let train = source.existing_path("data.train", &c.data.train)?;
-    let dev = source.existing_path("data.dev", &c.data.dev)?;
-    let test = c
-        .data
-        .test
-        .as_ref()
-        .map(|p| source.existing_path("data.test", p))
-        .transpose()?;
-    let output_dir = source.resolve(&c.train.output_dir);
-    let mut toml = source.text().to_string();
-    if !overrides.is_empty() {
-        toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
-    }
-    Ok(Resolved {
-        config: value,
-        path: path.to_path_buf(),
-        model,
-        train,
-        dev,
-        test,
-        output_dir,
-        toml,
-    })
-}
-
-fn check(c: &QaConfig, source: &ConfigSource) -> Result<(), QaError> {
-    let fail = |key: &str, message: String| -> Result<(), QaError> {
-        Err(source.error(key, message).into())
-    };
-    if c.task.kind != "qa" {
-        return fail(
-            "task.kind",
-            format!("expected \"qa\", found {:?}", c.task.kind),
-        );
-    }
-    let d = &c.data;
-    if d.max_query_len == 0 {
-        return fail("data.max_query_len", "must be at least 1".into());
-    }
-    if d.max_len < d.max_query_len + 4 {
-        return fail(
-            "data.max_len",
-            format!(
-                "must be at least max_query_len + 4 = {} ([CLS] question [SEP] context [SEP])",
-                d.max_query_len + 4
-            ),
-        );
-    }
-    if d.doc_stride == 0 {
-        return fail("data.doc_stride", "must be at least 1".into());
-    }
-    if c.decode.n_best == 0 {
-        return fail("decode.n_best", "must be at least 1".into());
-    }
-    if c.decode.max_answer_len == 0 {
-        return fail("decode.max_answer_len", "must be at least 1".into());
-    }
-    if c.train.batch_size == 0 {
-        return fail("train.batch_size", "must be at least 1".into());
-    }
-    if c.train.epochs == 0 {
-        return fail("train.epochs", "must be at least 1".into());
-    }
-    if !(0.0..1.0).contains(&c.encoder.dropout) {
-        return fail("encoder.dropout", "must be in [0, 1)".into());
-    }
-    Ok(())
+    Ok(crate::stages::task::resolve::<QaConfig>(path, overrides)?)
 }
 
 /// Everything one QA training run holds.
@@ -240,24 +161,13 @@ fn read_split(path: &Path, max: usize) -> Result<QaSet, QaError> {
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, QaError> {
     let r = resolve(path, overrides)?;
     let c = &r.config;
-    if c.train.batching == Some(Batching::Packed) {
-        return Err(ConfigError::Invalid {
-            path: r.path.clone(),
-            line: None,
-            key: "train.batching".into(),
-            message: "\"packed\" is for short examples (NER, relation); QA windows fill \
-                      data.max_len, so use \"bucketed\" or \"random\""
-                .into(),
-        }
-        .into());
-    }
     let train_set = read_split(&r.train, c.data.max_train)?;
-    let dev_set = read_split(&r.dev, c.data.max_eval)?;
+    let dev_set = read_split(r.dev_file()?, c.data.max_eval)?;
     let meta = ModelMeta {
         window: c.data.window(),
         decode: c.decode,
     };
-    let featurizer = build_featurizer(&r.model, meta.window)?;
+    let featurizer = build_featurizer(&r.encoder, meta.window)?;
     // Train on the first located gold answer of each question; empty questions and questions
     // without a located answer are counted and skipped.
     let trainable: Vec<&QaRecord> = train_set
@@ -287,10 +197,10 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
             .map(|q| (q.question.as_str(), q.context.as_str(), None)),
     )?;
     let device = Device::Cpu;
-    let (network, varmap, cfg) = pretrained_network(&r.model, c.train.seed, &device)?;
+    let (network, varmap, cfg) = pretrained_network(&r.encoder, c.train.seed, &device)?;
     if c.data.max_len > cfg.max_position_embeddings {
         return Err(ConfigError::Invalid {
-            path: r.path.clone(),
+            path: r.source.path().to_path_buf(),
             line: None,
             key: "data.max_len".into(),
             message: format!(
@@ -309,7 +219,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
         network,
         varmap,
         meta,
-        encoder_dir: r.model.clone(),
+        encoder_dir: r.encoder.clone(),
         toml: r.toml.clone(),
         train,
         dev: dev_set.records.clone(),
@@ -361,7 +271,7 @@ pub fn evaluate_config(
     };
     let (file, max) = match split {
         Split::Train => (r.train.clone(), r.config.data.max_train),
-        Split::Dev => (r.dev.clone(), r.config.data.max_eval),
+        Split::Dev => (r.dev_file()?.to_path_buf(), r.config.data.max_eval),
         Split::Test => (
             r.test
                 .clone()

@@ -71,3 +71,60 @@ fn default_markers() -> [String; 2] {
 fn default_max_negatives() -> usize {
     2
 }
+
+impl crate::stages::task::TaskConfig for RelationConfig {
+    const KIND: crate::stages::task::TaskKind = crate::stages::task::TaskKind::Relation;
+
+    fn task(&self) -> &TaskTable {
+        &self.task
+    }
+
+    fn encoder(&self) -> &EncoderTable {
+        &self.encoder
+    }
+
+    fn train(&self) -> &TrainTable {
+        &self.train
+    }
+
+    fn knowledge(&self) -> Option<&KnowledgeTable> {
+        Some(&self.knowledge)
+    }
+
+    fn data_paths(&self) -> crate::stages::task::DataPaths<'_> {
+        crate::stages::task::DataPaths {
+            train: &self.data.train,
+            dev: Some(&self.data.dev),
+            test: self.data.test.as_deref(),
+        }
+    }
+
+    fn check(
+        &self,
+        source: &crate::config::ConfigSource,
+    ) -> Result<(), crate::config::ConfigError> {
+        let d = &self.data;
+        if d.max_len < 8 {
+            return Err(source.error(
+                "data.max_len",
+                "must be at least 8 ([CLS], [SEP], four markers and two characters)",
+            ));
+        }
+        if d.no_relation.is_empty() {
+            return Err(source.error("data.no_relation", "expected a label, e.g. \"unknown\""));
+        }
+        if d.markers[0] == d.markers[1] {
+            return Err(source.error("data.markers", "the head and tail markers must differ"));
+        }
+        if self.knowledge.mode.fuses_entities() {
+            return Err(source.error(
+                "knowledge.mode",
+                format!(
+                    "{:?} is not available for relation extraction yet (expected \"plain\" or \"kbert\")",
+                    self.knowledge.mode.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

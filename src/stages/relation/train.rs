@@ -18,14 +18,14 @@ use super::model::{
 };
 use super::network::RelationNetwork;
 use super::RelationError;
-use crate::config::{load, ConfigError, ConfigSource, Loaded};
+use crate::config::ConfigError;
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::Kernels;
 use crate::stages::task::{
-    pretrained_varmap, trainable_params, Annotator, KnowledgeMode, KnowledgeRecord, ModelDir,
-    Split, TaskError, TaskKind, TaskReport, Trainable,
+    pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir, Split, TaskError,
+    TaskKind, TaskReport, Trainable,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -44,105 +44,13 @@ pub struct RelationTrainReport {
     pub model_dir: PathBuf,
 }
 
-/// A configuration with every path resolved and checked.
-struct Resolved {
-    config: RelationConfig,
-    model: PathBuf,
-    train: PathBuf,
-    dev: PathBuf,
-    test: Option<PathBuf>,
-    kg: Option<PathBuf>,
-    output_dir: PathBuf,
-    toml: String,
-}
+/// A relation configuration with every path resolved and checked.
+type Resolved = crate::stages::task::Resolved<RelationConfig>;
 
 fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, RelationError> {
-    let Loaded { value, source } = load::<RelationConfig>(path, overrides)?;
-    check(&value, &source)?;
-    let c = &value;
-    let model = source.existing_path("encoder.model", &c.encoder.model)?;
-    let train = source.existing_path("data.train", &c.data.train)?;
-    let dev = source.existing_path("data.dev", &c.data.dev)?;
-    let test = c
-        .data
-        .test
-        .as_ref()
-        .map(|p| source.existing_path("data.test", p))
-        .transpose()?;
-    let kg = match (c.knowledge.mode, &c.knowledge.kg) {
-        (KnowledgeMode::Kbert, None) => {
-            return Err(source
-                .error(
-                    "knowledge.kg",
-                    "a triples file is required when mode = \"kbert\"",
-                )
-                .into())
-        }
-        (KnowledgeMode::Kbert, Some(p)) => Some(source.existing_path("knowledge.kg", p)?),
-        (KnowledgeMode::Plain, _) => None,
-        (mode @ (KnowledgeMode::Ernie | KnowledgeMode::Both), _) => {
-            return Err(source
-                .error(
-                    "knowledge.mode",
-                    format!(
-                        "{:?} is not available for relation extraction yet (expected \"plain\" or \"kbert\")",
-                        mode.name()
-                    ),
-                )
-                .into())
-        }
-    };
-    let output_dir = source.resolve(&c.train.output_dir);
-    let mut toml = source.text().to_string();
-    if !overrides.is_empty() {
-        toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
-    }
-    Ok(Resolved {
-        config: value,
-        model,
-        train,
-        dev,
-        test,
-        kg,
-        output_dir,
-        toml,
-    })
-}
-
-fn check(c: &RelationConfig, source: &ConfigSource) -> Result<(), RelationError> {
-    let problem = if c.task.kind != "relation" {
-        Some((
-            "task.kind",
-            format!("expected \"relation\", found {:?}", c.task.kind),
-        ))
-    } else if c.data.max_len < 8 {
-        Some((
-            "data.max_len",
-            "must be at least 8 ([CLS], [SEP], four markers and two characters)".into(),
-        ))
-    } else if c.data.no_relation.is_empty() {
-        Some((
-            "data.no_relation",
-            "expected a label, e.g. \"unknown\"".into(),
-        ))
-    } else if c.data.markers[0] == c.data.markers[1] {
-        Some((
-            "data.markers",
-            "the head and tail markers must differ".into(),
-        ))
-    } else if c.train.batch_size == 0 {
-        Some(("train.batch_size", "must be at least 1".into()))
-    } else if c.train.epochs == 0 {
-        Some(("train.epochs", "must be at least 1".into()))
-    } else if !(0.0..1.0).contains(&c.encoder.dropout) {
-        Some(("encoder.dropout", "must be in [0, 1)".into()))
-    } else {
-        None
-    };
-    match problem {
-        Some((key, message)) => Err(source.error(key, message).into()),
-        None => Ok(()),
-    }
+    Ok(crate::stages::task::resolve::<RelationConfig>(
+        path, overrides,
+    )?)
 }
 
 /// The label set: the no-relation label first, then the other labels of `sets` sorted.
@@ -258,7 +166,8 @@ pub fn train_config(
     let train_corpus = read_split(c, &r.train)?;
     let train_ambiguous = train_corpus.ambiguous;
     let train_examples = spread(train_corpus.examples, c.data.max_train);
-    let dev_examples = read_split(c, &r.dev)?.examples;
+    let dev_file = r.dev_file()?.to_path_buf();
+    let dev_examples = read_split(c, &dev_file)?.examples;
     let labels = label_set(&c.data.no_relation, &[&train_examples, &dev_examples]);
     let mut table = c.knowledge.clone();
     table.kg = r.kg.clone();
@@ -273,17 +182,17 @@ pub fn train_config(
             .as_ref()
             .map_or_else(KnowledgeRecord::plain, |a| a.record().clone()),
     };
-    let mut cfg = read_config(&r.model)?;
+    let mut cfg = read_config(&r.encoder)?;
     if c.data.max_len > cfg.max_position_embeddings {
         return Err(RelationError::ModelDir {
-            path: r.model.clone(),
+            path: r.encoder.clone(),
             message: format!(
                 "data.max_len {} exceeds the encoder's max_position_embeddings {}",
                 c.data.max_len, cfg.max_position_embeddings
             ),
         });
     }
-    let featurizer = build_featurizer(&r.model, &meta)?;
+    let featurizer = build_featurizer(&r.encoder, &meta)?;
     let (docs, owners) = example_documents(annotator.as_ref(), &train_examples)?;
     let train = featurize(
         &featurizer,
@@ -293,7 +202,13 @@ pub fn train_config(
         &r.train,
     )?;
     let (docs, owners) = example_documents(annotator.as_ref(), &dev_examples)?;
-    let dev = featurize(&featurizer, &meta, &dev_examples, (&docs, &owners), &r.dev)?;
+    let dev = featurize(
+        &featurizer,
+        &meta,
+        &dev_examples,
+        (&docs, &owners),
+        &dev_file,
+    )?;
     let device = Device::Cpu;
     cfg.kernels = Kernels::Differentiable;
     cfg.layer_types = None;
@@ -303,7 +218,7 @@ pub fn train_config(
         RelationNetwork::load(vb, &cfg, meta.labels.len())?.freeze_encoder(c.encoder.freeze);
     pretrained_varmap(
         &varmap,
-        &r.model,
+        &r.encoder,
         &cfg,
         &["classifier"],
         c.train.seed,
@@ -315,7 +230,7 @@ pub fn train_config(
         network,
         varmap,
         meta,
-        encoder_dir: r.model.clone(),
+        encoder_dir: r.encoder.clone(),
         toml: r.toml.clone(),
         train,
         dev,
@@ -351,7 +266,7 @@ pub fn evaluate_config(
     };
     let file = match split {
         Split::Train => r.train.clone(),
-        Split::Dev => r.dev.clone(),
+        Split::Dev => r.dev_file()?.to_path_buf(),
         Split::Test => r
             .test
             .clone()

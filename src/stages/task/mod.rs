@@ -8,6 +8,7 @@ pub mod init;
 pub mod kind;
 pub mod knowledge;
 pub mod model_dir;
+pub mod resolve;
 pub mod trainable;
 
 pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
@@ -18,4 +19,5 @@ pub use knowledge::{
     KnowledgeRecord, MismatchPolicy,
 };
 pub use model_dir::{map_weights, read_trained, ModelDir, OpenError};
+pub use resolve::{resolve, DataPaths, Resolved, TaskConfig};
 pub use trainable::{EvaluateFn, TaskError, TaskReport, TrainFn, Trainable};

@@ -1,0 +1,153 @@
+//! One configuration resolution for every task trained through [`crate::train::Trainer`]
+//! (NER, relation extraction, extractive QA): the TOML is loaded with `--set` overrides,
+//! the shared tables are checked the same way (`task.kind`, `train.batch_size`,
+//! `train.epochs`, `encoder.dropout`), the task adds its own checks, and every path is
+//! resolved against the TOML's directory and required to exist (encoder, data files, the
+//! KG of a knowledge mode). The model directory keeps the TOML's original text.
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use super::config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
+use super::kind::TaskKind;
+use crate::config::{load, ConfigError, ConfigSource, Loaded};
+
+/// The data files of a task's `[data]` table, as written in the TOML.
+pub struct DataPaths<'a> {
+    /// `data.train`.
+    pub train: &'a Path,
+    /// `data.dev`, when the task has one (NER may hold out part of `train` instead).
+    pub dev: Option<&'a Path>,
+    /// `data.test`, if any.
+    pub test: Option<&'a Path>,
+}
+
+/// A task's training configuration: its shared tables, its data files and its own checks.
+pub trait TaskConfig: DeserializeOwned {
+    /// The `[task] kind` it is read for.
+    const KIND: TaskKind;
+    /// `[task]`.
+    fn task(&self) -> &TaskTable;
+    /// `[encoder]`.
+    fn encoder(&self) -> &EncoderTable;
+    /// `[train]`.
+    fn train(&self) -> &TrainTable;
+    /// `[knowledge]`, for tasks that take knowledge.
+    fn knowledge(&self) -> Option<&KnowledgeTable> {
+        None
+    }
+    /// The `[data]` files.
+    fn data_paths(&self) -> DataPaths<'_>;
+    /// The task's own checks, after the shared ones; errors name the key.
+    fn check(&self, source: &ConfigSource) -> Result<(), ConfigError>;
+}
+
+/// A checked configuration with every path resolved.
+pub struct Resolved<C> {
+    /// The configuration.
+    pub config: C,
+    /// Where it came from (for errors naming file, line and key).
+    pub source: ConfigSource,
+    /// The pretrained encoder's directory.
+    pub encoder: PathBuf,
+    /// The training file.
+    pub train: PathBuf,
+    /// The dev file, if the task names one.
+    pub dev: Option<PathBuf>,
+    /// The test file, if any.
+    pub test: Option<PathBuf>,
+    /// The KG file of a knowledge mode (`None` in plain mode).
+    pub kg: Option<PathBuf>,
+    /// Where `best/` and `last/` are written.
+    pub output_dir: PathBuf,
+    /// The TOML's original text (with the overrides as a comment), kept in the model directory.
+    pub toml: String,
+}
+
+impl<C> Resolved<C> {
+    /// The dev file (an error at `data.dev` for a task configured without one).
+    pub fn dev_file(&self) -> Result<&Path, ConfigError> {
+        self.dev
+            .as_deref()
+            .ok_or_else(|| self.source.error("data.dev", "a dev file is required"))
+    }
+
+    /// The `[knowledge]` table with its KG path resolved, for tasks that take knowledge.
+    pub fn knowledge_table(&self, table: &KnowledgeTable) -> KnowledgeTable {
+        KnowledgeTable {
+            kg: self.kg.clone(),
+            ..table.clone()
+        }
+    }
+}
+
+/// Loads `path` with `overrides` as `C`, checks it and resolves its paths.
+pub fn resolve<C: TaskConfig>(
+    path: &Path,
+    overrides: &[String],
+) -> Result<Resolved<C>, ConfigError> {
+    let Loaded { value, source } = load::<C>(path, overrides)?;
+    check_shared(&value, &source)?;
+    value.check(&source)?;
+    let encoder = source.existing_path("encoder.model", &value.encoder().model)?;
+    let data = value.data_paths();
+    let train = source.existing_path("data.train", data.train)?;
+    let dev = data
+        .dev
+        .map(|p| source.existing_path("data.dev", p))
+        .transpose()?;
+    let test = data
+        .test
+        .map(|p| source.existing_path("data.test", p))
+        .transpose()?;
+    let kg = match value.knowledge() {
+        None => None,
+        Some(k) if k.mode == KnowledgeMode::Plain => None,
+        Some(k) => match &k.kg {
+            Some(p) => Some(source.existing_path("knowledge.kg", p)?),
+            None => {
+                return Err(source.error(
+                    "knowledge.kg",
+                    format!("a triples file is required when mode = {:?}", k.mode.name()),
+                ))
+            }
+        },
+    };
+    let output_dir = source.resolve(&value.train().output_dir);
+    let mut toml = source.text().to_string();
+    if !overrides.is_empty() {
+        toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
+    }
+    Ok(Resolved {
+        config: value,
+        source,
+        encoder,
+        train,
+        dev,
+        test,
+        kg,
+        output_dir,
+        toml,
+    })
+}
+
+/// The checks every task's shared tables get.
+fn check_shared<C: TaskConfig>(c: &C, source: &ConfigSource) -> Result<(), ConfigError> {
+    let kind = C::KIND.name();
+    if c.task().kind != kind {
+        return Err(source.error(
+            "task.kind",
+            format!("expected \"{kind}\", found {:?}", c.task().kind),
+        ));
+    }
+    if c.train().batch_size == 0 {
+        return Err(source.error("train.batch_size", "must be at least 1"));
+    }
+    if c.train().epochs == 0 {
+        return Err(source.error("train.epochs", "must be at least 1"));
+    }
+    if !(0.0..1.0).contains(&c.encoder().dropout) {
+        return Err(source.error("encoder.dropout", "must be in [0, 1)"));
+    }
+    Ok(())
+}
