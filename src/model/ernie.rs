@@ -16,7 +16,7 @@ use super::bert::{
     AttentionBias, BertAttention, BertEmbeddings, BertLayer, BertSelfAttention, BertSelfOutput,
     EncoderInput, LayerNorm, Linear,
 };
-use super::config::{BertConfig, HiddenAct, LayerType};
+use super::config::{BertConfig, HiddenAct, Kernels, LayerType};
 use super::Dropout;
 
 /// Width of the entity vectors (TransE, fixed at 100 in ERNIE-THU's code).
@@ -59,10 +59,18 @@ impl ErnieIntermediate {
     /// Loads `dense` and `dense_ent`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         Ok(Self {
-            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?,
-            dense_ent: Linear::load(vb.pp("dense_ent"), ENTITY_DIM, cfg.intermediate_size)?,
+            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?
+                .prepare(cfg.kernels)?,
+            dense_ent: Linear::load(vb.pp("dense_ent"), ENTITY_DIM, cfg.intermediate_size)?
+                .prepare(cfg.kernels)?,
             act: cfg.hidden_act,
         })
+    }
+
+    /// Readies both dense layers for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.dense.set_kernels(kernels)?;
+        self.dense_ent.set_kernels(kernels)
     }
 
     /// `[B, L, H]`, `[B, L, 100]` -> fused `[B, L, I]`.
@@ -91,11 +99,21 @@ impl ErnieOutput {
     /// Loads `dense`, `dense_ent`, `LayerNorm` and `LayerNorm_ent`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         Ok(Self {
-            dense: Linear::load(vb.pp("dense"), cfg.intermediate_size, cfg.hidden_size)?,
-            dense_ent: Linear::load(vb.pp("dense_ent"), cfg.intermediate_size, ENTITY_DIM)?,
+            dense: Linear::load(vb.pp("dense"), cfg.intermediate_size, cfg.hidden_size)?
+                .prepare(cfg.kernels)?,
+            dense_ent: Linear::load(vb.pp("dense_ent"), cfg.intermediate_size, ENTITY_DIM)?
+                .prepare(cfg.kernels)?,
             layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
             layer_norm_ent: LayerNorm::load(vb.pp("LayerNorm_ent"), ENTITY_DIM, cfg)?,
         })
+    }
+
+    /// Readies both dense layers and both LayerNorms for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.layer_norm.set_kernels(kernels);
+        self.layer_norm_ent.set_kernels(kernels);
+        self.dense.set_kernels(kernels)?;
+        self.dense_ent.set_kernels(kernels)
     }
 
     /// Fused `[B, L, I]` plus both residuals -> (tokens `[B, L, H]`, entities `[B, L, 100]`),
@@ -132,6 +150,12 @@ impl EntityAttention {
         })
     }
 
+    /// Readies the projections and the output block for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.self_attention.set_kernels(kernels)?;
+        self.output.set_kernels(kernels)
+    }
+
     /// `[B, L, 100]` -> `[B, L, 100]`, attending only to tokens that carry an entity.
     pub fn forward(
         &self,
@@ -165,6 +189,16 @@ impl ErnieFusionLayer {
             intermediate: ErnieIntermediate::load(vb.pp("intermediate"), cfg)?,
             output: ErnieOutput::load(vb.pp("output"), cfg)?,
         })
+    }
+
+    /// Readies every sub-layer for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.attention.set_kernels(kernels)?;
+        if let Some(att) = &mut self.entity_attention {
+            att.set_kernels(kernels)?;
+        }
+        self.intermediate.set_kernels(kernels)?;
+        self.output.set_kernels(kernels)
     }
 
     /// One step over tokens and entities; `ent_mask` is `[B, L, 1]` (1 = token has an entity).
@@ -245,6 +279,26 @@ impl ErnieModel {
     /// The configuration the model was loaded with.
     pub fn config(&self) -> &BertConfig {
         &self.config
+    }
+
+    /// Switches a loaded model to `kernels` (`config().kernels` follows), as loading with
+    /// them would have; see [`BertModel::set_kernels`].
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.embeddings.set_kernels(kernels);
+        for layer in &mut self.layers {
+            match layer {
+                ErnieLayer::Sim(l) => l.set_kernels(kernels)?,
+                ErnieLayer::Fusion(l) => l.set_kernels(kernels)?,
+            }
+        }
+        self.config.kernels = kernels;
+        Ok(())
+    }
+
+    /// Quantises every dense layer (token side and aggregators) to int8 for inference
+    /// ([`Kernels::FastInt8`]; the same as loading with it).
+    pub fn quantize(&mut self) -> Result<()> {
+        self.set_kernels(Kernels::FastInt8)
     }
 
     /// `(last_hidden_state [B, L, H], entity_hidden_state [B, L, 100])` (inference: no dropout).

@@ -1,6 +1,6 @@
-//! Fused CPU kernels for inference (`Kernels::Fast`, `Kernels::FastBf16`): bias-and-residual
-//! GEMM (f32 via the `gemm` crate, or bf16 via [`bf16`]), GELU, LayerNorm and whole-head
-//! attention with the mask and softmax fused.
+//! Fused CPU kernels for inference (`Kernels::Fast`, `Kernels::FastBf16`, `Kernels::FastInt8`):
+//! bias-and-residual GEMM (f32 via the `gemm` crate, bf16 via [`bf16`] or int8 via [`int8`]),
+//! GELU, LayerNorm and whole-head attention with the mask and softmax fused.
 //!
 //! These run on plain `f32` slices borrowed from candle tensors, so a layer makes no copies
 //! between ops. None has a backward pass. The element-wise loops (softmax, GELU, LayerNorm)
@@ -24,8 +24,10 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 pub mod bf16;
+pub mod int8;
 
 use bf16::PackedBf16;
+use int8::PackedInt8;
 
 /// Whether the fused kernels can run on this tensor (f32 on the CPU).
 pub fn supported(t: &Tensor) -> bool {
@@ -119,6 +121,21 @@ pub fn linear_bf16(
 ) -> Vec<f32> {
     assert_eq!(w.out(), bias.len());
     let rows = x.len() / w.k();
+    fused_linear(rows, bias, residual, act, |dst| w.matmul_acc(dst, x))
+}
+
+/// [`linear`] with the weight quantised to int8 ([`PackedInt8`]): `x` is quantised per row,
+/// products accumulate in i32 and are dequantised onto the bias and residual; activation as
+/// in [`linear`].
+pub fn linear_int8(
+    x: &[f32],
+    w: &PackedInt8,
+    bias: &[f32],
+    residual: Option<&[f32]>,
+    act: Act,
+) -> Vec<f32> {
+    assert_eq!(w.out(), bias.len());
+    let rows = x.len() / w.k().max(1);
     fused_linear(rows, bias, residual, act, |dst| w.matmul_acc(dst, x))
 }
 
