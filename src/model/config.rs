@@ -58,10 +58,7 @@ impl Kernels {
     /// Whether this is one of the fused inference variants ([`Kernels::Fast`],
     /// [`Kernels::FastBf16`], [`Kernels::FastInt8`]).
     pub fn is_fast(self) -> bool {
-        matches!(
-            self,
-            Kernels::Fast | Kernels::FastBf16 | Kernels::FastInt8
-        )
+        matches!(self, Kernels::Fast | Kernels::FastBf16 | Kernels::FastInt8)
     }
 
     /// The inference kernels for `precision`.

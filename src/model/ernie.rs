@@ -407,3 +407,73 @@ pub fn gather_entities(
     let idx = Tensor::from_vec(idx, b * l, table.device())?;
     Ok(padded.index_select(&idx, 0)?.reshape((b, l, d))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    use super::*;
+    use crate::model::bert::int8_tests::{cosine, inputs, tiny_config};
+
+    #[test]
+    fn an_int8_ernie_quantises_the_aggregators_and_stays_close_to_f32() {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let cfg = aggregator_config(&tiny_config(Kernels::Fast), 1);
+        let f32_model = ErnieModel::load(vb.clone(), &cfg).unwrap();
+        let int8_cfg = BertConfig {
+            kernels: Kernels::FastInt8,
+            ..cfg
+        };
+        let loaded = ErnieModel::load(vb, &int8_cfg).unwrap();
+        let mut converted = f32_model.clone();
+        converted.quantize().unwrap();
+        let ErnieLayer::Fusion(fusion) = &converted.layers[1] else {
+            panic!("layer 1 is an aggregator");
+        };
+        assert!(fusion.intermediate.dense_ent.is_int8() && fusion.output.dense_ent.is_int8());
+
+        let (ids, mask, vis) = inputs();
+        let (b, l) = ids.dims2().unwrap();
+        let ent: Vec<f32> = (0..b * l * ENTITY_DIM)
+            .map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0)
+            .collect();
+        let entities = Tensor::from_vec(ent, (b, l, ENTITY_DIM), &Device::Cpu).unwrap();
+        let emask: Vec<u32> = (0..b * l).map(|i| u32::from(i % l % 3 == 1)).collect();
+        let entity_mask = Tensor::from_vec(emask, (b, l), &Device::Cpu).unwrap();
+        let run = |m: &ErnieModel| {
+            let input = ErnieInput {
+                tokens: EncoderInput {
+                    attention_mask: Some(&mask),
+                    visible_matrix: Some(&vis),
+                    ..EncoderInput::new(&ids)
+                },
+                entities: &entities,
+                entity_mask: &entity_mask,
+            };
+            let (h, e) = m.forward(&input).unwrap();
+            (h.to_vec3::<f32>().unwrap(), e.to_vec3::<f32>().unwrap())
+        };
+        let (want_h, want_e) = run(&f32_model);
+        let (got_h, got_e) = run(&loaded);
+        assert_eq!((got_h.clone(), got_e.clone()), run(&converted));
+        for (g, w) in got_h
+            .iter()
+            .zip(&want_h)
+            .flat_map(|(g, w)| g.iter().zip(w).take(8))
+        {
+            assert!(cosine(g, w) > 0.99, "token cosine {}", cosine(g, w));
+        }
+        let tokens_with_entities = got_e.iter().zip(&want_e).flat_map(|(g, w)| {
+            g.iter()
+                .zip(w)
+                .enumerate()
+                .filter(|(t, _)| t % 3 == 1 && *t < 8)
+                .map(|(_, p)| p)
+        });
+        for (g, w) in tokens_with_entities {
+            assert!(cosine(g, w) > 0.99, "entity cosine {}", cosine(g, w));
+        }
+    }
+}
