@@ -125,8 +125,8 @@ pub fn linear_bf16(
 }
 
 /// [`linear`] with the weight quantised to int8 ([`PackedInt8`]): `x` is quantised per row,
-/// products accumulate in i32 and are dequantised onto the bias and residual; activation as
-/// in [`linear`].
+/// products accumulate in i32 and are dequantised with bias, residual and activation in one
+/// pass over the output ([`PackedInt8::linear`]).
 pub fn linear_int8(
     x: &[f32],
     w: &PackedInt8,
@@ -134,9 +134,7 @@ pub fn linear_int8(
     residual: Option<&[f32]>,
     act: Act,
 ) -> Vec<f32> {
-    assert_eq!(w.out(), bias.len());
-    let rows = x.len() / w.k().max(1);
-    fused_linear(rows, bias, residual, act, |dst| w.matmul_acc(dst, x))
+    w.linear(x, bias, residual, act)
 }
 
 /// Writes `bias + residual` into a fresh `[rows, out]` buffer, lets `gemm` accumulate the

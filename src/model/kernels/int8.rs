@@ -35,14 +35,21 @@
 //! the weight block of a panel group stays in L1 while the task's row blocks stream past it.
 //! rayon splits the rows into tasks (each owns its rows of the output); with too few rows for
 //! the pool it splits the columns instead.
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
+
+use super::Act;
 
 /// Output columns per packed weight panel.
 pub const NR: usize = 16;
 /// Input-feature quads per cache block of the k loop.
 pub const KC: usize = 128;
+/// Rows per sub-block of a task: its strip of the output (at most `RB x out` f32) stays in L2
+/// while every panel group is computed and dequantised into it (a multiple of every kernel's
+/// row block and of [`ROW_PAD`]).
+const RB: usize = 48;
 /// Rows of the quantised activations are padded to a multiple of this (every kernel's row
 /// block divides it).
 pub const ROW_PAD: usize = 12;
@@ -169,8 +176,8 @@ impl PackedInt8 {
     /// Quantises and packs a row-major PyTorch weight `w [out, k]`.
     pub fn pack(w: &[f32], out: usize) -> Self {
         assert!(
-            out > 0 && w.len().is_multiple_of(out),
-            "weight is not [out, k]"
+            out > 0 && !w.is_empty() && w.len().is_multiple_of(out),
+            "weight is not [out, k] with k > 0"
         );
         let k = w.len() / out;
         let (quads, panels) = (k.div_ceil(4), out.div_ceil(NR));
@@ -178,17 +185,13 @@ impl PackedInt8 {
         let mut scales = Vec::with_capacity(out);
         let mut col_sums = Vec::with_capacity(out);
         let mut q = vec![0i8; k];
-        for (n, row) in w.chunks_exact(k.max(1)).take(out).enumerate() {
+        for (n, row) in w.chunks_exact(k).enumerate() {
             scales.push(quantize_channel(row, &mut q));
             col_sums.push(q.iter().map(|&v| i32::from(v)).sum());
             let (p, j) = (n / NR, n % NR);
             for (f, &v) in q.iter().enumerate() {
                 data[((p * quads + f / 4) * NR + j) * 4 + f % 4] = v;
             }
-        }
-        if k == 0 {
-            scales.resize(out, 1.0);
-            col_sums.resize(out, 0);
         }
         Self {
             k,
@@ -241,143 +244,147 @@ impl PackedInt8 {
         self.data[((p * self.quads + f / 4) * NR + j) * 4 + f % 4]
     }
 
-    /// `dst[rows, out] += deq(q(x) · qwᵀ)` for row-major `x [rows, k]` with the best kernel for
-    /// this CPU, on the rayon pool.
-    pub fn matmul_acc(&self, dst: &mut [f32], x: &[f32]) {
-        self.matmul_acc_with(dst, x, Variant::best());
+    /// `act(bias + residual + x · Wᵀ)` for row-major `x [rows, k]` and optional `residual
+    /// [rows, out]`, with `x` quantised per row and the best kernel for this CPU, on the
+    /// rayon pool.
+    pub fn linear(&self, x: &[f32], bias: &[f32], residual: Option<&[f32]>, act: Act) -> Vec<f32> {
+        self.linear_with(x, bias, residual, act, Variant::best())
     }
 
-    /// [`Self::matmul_acc`] with an explicit kernel. Panics if the CPU cannot run `variant`.
-    pub fn matmul_acc_with(&self, dst: &mut [f32], x: &[f32], variant: Variant) {
+    /// [`Self::linear`] with an explicit kernel. Panics if the CPU cannot run `variant`.
+    ///
+    /// Each task owns whole rows of the output: for a sub-block of [`RB`] rows it computes
+    /// the i32 products of every column (an L2-sized buffer), then writes each output row
+    /// once, dequantised, with bias, residual and activation applied (no separate passes).
+    /// With too few rows for the pool, tasks split the columns instead.
+    pub fn linear_with(
+        &self,
+        x: &[f32],
+        bias: &[f32],
+        residual: Option<&[f32]>,
+        act: Act,
+        variant: Variant,
+    ) -> Vec<f32> {
         assert!(
             variant.is_available(),
             "this CPU cannot run the {} kernel",
             variant.name()
         );
-        let rows = if self.k == 0 {
-            dst.len() / self.out
-        } else {
-            x.len() / self.k
-        };
-        assert_eq!(x.len(), rows * self.k);
-        assert_eq!(dst.len(), rows * self.out);
-        if rows == 0 || self.k == 0 {
-            return;
+        let (k, out) = (self.k, self.out);
+        let rows = x.len() / k;
+        assert_eq!(x.len(), rows * k, "x is not [rows, k]");
+        assert_eq!(bias.len(), out, "bias is not [out]");
+        if let Some(r) = residual {
+            assert_eq!(r.len(), rows * out, "residual is not [rows, out]");
         }
-        let a = QuantRows::new(x, self.k);
-        self.matmul_quantized(dst, &a, variant);
-    }
-
-    /// The product on activations already quantised.
-    fn matmul_quantized(&self, dst: &mut [f32], a: &QuantRows, variant: Variant) {
-        let rows = a.rows;
-        let out = self.out;
+        let mut y = Vec::with_capacity(rows * out);
+        if rows == 0 {
+            return y;
+        }
+        let a = QuantRows::new(x, k);
+        let epi = Epilogue {
+            w: self,
+            a: &a,
+            bias,
+            residual,
+            act,
+        };
+        let width = self.panels * NR;
         let threads = rayon::current_num_threads().max(1);
         let blocks = a.padded_rows() / ROW_PAD;
         let group = variant.panels();
         let groups = self.panels.div_ceil(group);
+        let dst = &mut y.spare_capacity_mut()[..rows * out];
         if blocks >= 2 * threads || groups < 2 || threads == 1 {
             // Row tasks: a few per thread so uneven progress on a shared machine evens out.
             let tasks = (threads * 4).clamp(1, blocks);
             let per_task = blocks.div_ceil(tasks) * ROW_PAD;
             dst.par_chunks_mut(per_task * out)
                 .enumerate()
-                .for_each(|(t, dst_rows)| {
-                    let span = Span {
-                        row0: t * per_task,
-                        rows: dst_rows.len() / out,
-                        panel0: 0,
-                        panels: self.panels,
-                    };
-                    self.block(variant, a, span, dst_rows, out, 0);
-                });
+                .for_each_init(
+                    || vec![0i32; RB * width],
+                    |acc, (t, dst)| {
+                        let row0 = t * per_task;
+                        let task_rows = dst.len() / out;
+                        for rc in (0..task_rows).step_by(RB) {
+                            let n = RB.min(task_rows - rc);
+                            self.products(variant, &a, row0 + rc, n, 0, self.panels, acc);
+                            for (r, d) in dst[rc * out..(rc + n) * out]
+                                .chunks_exact_mut(out)
+                                .enumerate()
+                            {
+                                epi.write(row0 + rc + r, 0, &acc[r * width..][..out], d);
+                            }
+                        }
+                    },
+                );
         } else {
-            // Column tasks (few rows): each computes its columns of every row into its own
-            // buffer, copied into `dst` afterwards.
-            let tasks = threads.min(groups);
-            let per_task = groups.div_ceil(tasks) * group;
-            let parts: Vec<(usize, usize, Vec<f32>)> = (0..self.panels)
+            // Column tasks (few rows): the products of every row for a range of panels,
+            // written out row by row afterwards.
+            let per_task = groups.div_ceil(threads.min(groups)) * group;
+            let padded = rows.div_ceil(ROW_PAD) * ROW_PAD;
+            let parts: Vec<(usize, usize, Vec<i32>)> = (0..self.panels)
                 .step_by(per_task)
                 .collect::<Vec<_>>()
                 .into_par_iter()
-                .map(|panel0| {
-                    let panels = per_task.min(self.panels - panel0);
-                    let (c0, c1) = (panel0 * NR, ((panel0 + panels) * NR).min(out));
-                    let mut local: Vec<f32> = dst
-                        .chunks_exact(out)
-                        .flat_map(|r| r[c0..c1].iter().copied())
-                        .collect();
-                    let span = Span {
-                        row0: 0,
-                        rows,
-                        panel0,
-                        panels,
-                    };
-                    self.block(variant, a, span, &mut local, c1 - c0, c0);
-                    (c0, c1, local)
+                .map(|p0| {
+                    let np = per_task.min(self.panels - p0);
+                    let mut acc = vec![0i32; padded * np * NR];
+                    self.products(variant, &a, 0, rows, p0, np, &mut acc);
+                    (p0, np, acc)
                 })
                 .collect();
-            for (c0, c1, local) in parts {
-                for (d, l) in dst.chunks_exact_mut(out).zip(local.chunks_exact(c1 - c0)) {
-                    d[c0..c1].copy_from_slice(l);
+            for (i, d) in dst.chunks_exact_mut(out).enumerate() {
+                for (p0, np, acc) in &parts {
+                    let (c0, c1) = (p0 * NR, ((p0 + np) * NR).min(out));
+                    epi.write(i, c0, &acc[i * np * NR..][..c1 - c0], &mut d[c0..c1]);
                 }
             }
         }
+        // SAFETY: the loops above wrote every element of `dst`, the first `rows * out` of
+        // `y`'s capacity: each row task all columns of its rows, the column tasks' parts all
+        // columns of every row.
+        unsafe { y.set_len(rows * out) };
+        y
     }
 
-    /// Computes `span` into `dst` (its rows, row stride `ldd`, column 0 = output column
-    /// `col0`): for each group of panels, the i32 products over all k blocks into a local
-    /// buffer, then the dequantising epilogue.
-    fn block(
+    /// The i32 products of activation rows `row0..row0 + rows` and panels
+    /// `panel0..panel0 + panels` into `acc` (row stride `panels * NR`), overwritten: for each
+    /// group of panels and each [`KC`] block of quads, every row block of the kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn products(
         &self,
         variant: Variant,
         a: &QuantRows,
-        span: Span,
-        dst: &mut [f32],
-        ldd: usize,
-        col0: usize,
+        row0: usize,
+        rows: usize,
+        panel0: usize,
+        panels: usize,
+        acc: &mut [i32],
     ) {
         let (mr, group) = (variant.mr(), variant.panels());
-        let padded = span.rows.div_ceil(mr) * mr;
-        let width = group * NR;
-        let mut acc = vec![0i32; padded * width];
-        let mut p = span.panel0;
-        while p < span.panel0 + span.panels {
-            let np = group.min(span.panel0 + span.panels - p);
-            acc.fill(0);
+        let padded = rows.div_ceil(mr) * mr;
+        let ldc = panels * NR;
+        acc[..padded * ldc].fill(0);
+        for g in (0..panels).step_by(group) {
+            let np = group.min(panels - g);
+            let p = panel0 + g;
             for q0 in (0..self.quads).step_by(KC) {
                 let nq = KC.min(self.quads - q0);
                 for r in (0..padded).step_by(mr) {
                     let call = Micro {
-                        a: &a.data[(span.row0 + r) * a.lda + q0 * 4..],
+                        a: &a.data[(row0 + r) * a.lda + q0 * 4..],
                         lda: a.lda,
                         b: &self.data[(p * self.quads + q0) * NR * 4..],
                         panel_stride: self.quads * NR * 4,
                         nq,
                         panels: np,
-                        c: &mut acc[r * width..],
-                        ldc: width,
+                        c: &mut acc[r * ldc + g * NR..],
+                        ldc,
                     };
                     call.run(variant);
                 }
             }
-            let c_lo = p * NR;
-            let c_hi = ((p + np) * NR).min(self.out);
-            for r in 0..span.rows {
-                let i = span.row0 + r;
-                let (sx, zx) = (a.scales[i], a.zeros[i]);
-                let d = &mut dst[r * ldd + c_lo - col0..r * ldd + c_hi - col0];
-                let c = &acc[r * width..r * width + (c_hi - c_lo)];
-                dequantize_row(
-                    d,
-                    c,
-                    sx,
-                    zx,
-                    &self.scales[c_lo..c_hi],
-                    &self.col_sums[c_lo..c_hi],
-                );
-            }
-            p += np;
         }
     }
 }
@@ -391,20 +398,108 @@ impl std::fmt::Debug for PackedInt8 {
     }
 }
 
-/// Rows `row0..row0 + rows` of the activations by panels `panel0..panel0 + panels`.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    row0: usize,
-    rows: usize,
-    panel0: usize,
-    panels: usize,
+/// What turns a row of i32 products into output: the weight's scales and column sums, the
+/// activations' scales and zero points, bias, residual and activation.
+struct Epilogue<'a> {
+    w: &'a PackedInt8,
+    a: &'a QuantRows,
+    bias: &'a [f32],
+    residual: Option<&'a [f32]>,
+    act: Act,
 }
 
-/// `d += (c - zx * col_sum) * (sx * sw)`, the shared epilogue of every kernel.
-#[inline]
-fn dequantize_row(d: &mut [f32], c: &[i32], sx: f32, zx: i32, sw: &[f32], col_sums: &[i32]) {
-    for (((d, &c), &s), &cs) in d.iter_mut().zip(c).zip(sw).zip(col_sums) {
-        *d += (c - zx * cs) as f32 * (sx * s);
+impl Epilogue<'_> {
+    /// Writes columns `c0..c0 + d.len()` of output row `i` from their products `c`:
+    /// `act((bias + residual) + (c - zx * col_sum) * (sx * sw))`. Shared by every kernel
+    /// (the same f32 operations in the same order), so their outputs agree bit for bit.
+    fn write(&self, i: usize, c0: usize, c: &[i32], d: &mut [impl Slot]) {
+        let cols = c0..c0 + d.len();
+        let (sx, zx) = (self.a.scales[i], self.a.zeros[i]);
+        let row = Row {
+            c,
+            sw: &self.w.scales[cols.clone()],
+            col_sums: &self.w.col_sums[cols.clone()],
+            bias: &self.bias[cols.clone()],
+            residual: self.residual.map(|r| &r[i * self.w.out..][cols]),
+            sx,
+            zx,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX512F was just detected; the body is safe code.
+                return unsafe { write_row_avx512(&row, self.act, d) };
+            }
+        }
+        write_row(&row, self.act, d);
+    }
+}
+
+/// An output element the epilogue writes: `f32`, or not yet initialised output.
+trait Slot {
+    fn put(&mut self, v: f32);
+}
+
+impl Slot for f32 {
+    #[inline(always)]
+    fn put(&mut self, v: f32) {
+        *self = v;
+    }
+}
+
+impl Slot for MaybeUninit<f32> {
+    #[inline(always)]
+    fn put(&mut self, v: f32) {
+        self.write(v);
+    }
+}
+
+/// One row's inputs to the epilogue.
+struct Row<'a> {
+    c: &'a [i32],
+    sw: &'a [f32],
+    col_sums: &'a [i32],
+    bias: &'a [f32],
+    residual: Option<&'a [f32]>,
+    sx: f32,
+    zx: i32,
+}
+
+/// [`write_row`] compiled for AVX-512 (the same arithmetic: Rust never fuses a multiply and an
+/// add).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn write_row_avx512(row: &Row, act: Act, d: &mut [impl Slot]) {
+    write_row(row, act, d);
+}
+
+#[inline(always)]
+fn write_row(row: &Row, act: Act, d: &mut [impl Slot]) {
+    match act {
+        Act::Identity => write_row_with(row, d, |v| v),
+        Act::Gelu => write_row_with(row, d, |v| {
+            0.5 * v * (1.0 + super::erf(v * std::f32::consts::FRAC_1_SQRT_2))
+        }),
+        Act::Relu => write_row_with(row, d, |v| if v > 0.0 { v } else { 0.0 }),
+    }
+}
+
+#[inline(always)]
+fn write_row_with(row: &Row, d: &mut [impl Slot], act: impl Fn(f32) -> f32) {
+    let (sx, zx) = (row.sx, row.zx);
+    let deq = |c: i32, s: f32, cs: i32| (c - zx * cs) as f32 * (sx * s);
+    let terms = row.c.iter().zip(row.sw).zip(row.col_sums).zip(row.bias);
+    match row.residual {
+        Some(res) => {
+            for ((d, (((&c, &s), &cs), &b)), &r) in d.iter_mut().zip(terms).zip(res) {
+                d.put(act((r + b) + deq(c, s, cs)));
+            }
+        }
+        None => {
+            for (d, (((&c, &s), &cs), &b)) in d.iter_mut().zip(terms) {
+                d.put(act(b + deq(c, s, cs)));
+            }
+        }
     }
 }
 
@@ -494,18 +589,21 @@ fn quantize_row_body(x: &[f32], q: &mut [u8]) -> (f32, i32) {
     let mut hi = [0f32; LANES];
     let chunks = x.chunks_exact(LANES);
     let (mut min, mut max) = (0f32, 0f32);
+    // Plain comparisons (not `f32::min`, whose NaN rule keeps the loop scalar).
+    let lesser = |a: f32, b: f32| if b < a { b } else { a };
+    let greater = |a: f32, b: f32| if b > a { b } else { a };
     for &v in chunks.remainder() {
-        min = min.min(v);
-        max = max.max(v);
+        min = lesser(min, v);
+        max = greater(max, v);
     }
     for c in chunks {
         for ((l, h), &v) in lo.iter_mut().zip(&mut hi).zip(c) {
-            *l = l.min(v);
-            *h = h.max(v);
+            *l = lesser(*l, v);
+            *h = greater(*h, v);
         }
     }
-    min = lo.iter().fold(min, |a, &b| a.min(b));
-    max = hi.iter().fold(max, |a, &b| a.max(b));
+    min = lo.iter().fold(min, |a, &b| lesser(a, b));
+    max = hi.iter().fold(max, |a, &b| greater(a, b));
     let range = max - min;
     if range <= 0.0 || !range.is_finite() {
         // All zeros (the range always includes 0), or not finite: every entry becomes zero
@@ -516,18 +614,20 @@ fn quantize_row_body(x: &[f32], q: &mut [u8]) -> (f32, i32) {
     let scale = range / 255.0;
     let inv = 255.0 / range;
     let zero = round_even((-min * inv).clamp(0.0, 255.0));
+    let zf = zero as f32;
     for (q, &v) in q.iter_mut().zip(x) {
-        *q = round_even((v * inv + zero).clamp(0.0, 255.0)) as u8;
+        *q = round_even((v * inv + zf).clamp(0.0, 255.0)) as u8;
     }
     (scale, zero as i32)
 }
 
-/// Rounds `v` in `0..2^23` to the nearest integer, ties to even, branch-free (adding 2^23
-/// leaves no fraction bits, so the FPU rounds; vectorises on any x86-64).
+/// Rounds `v` in `0..=255` to the nearest integer, ties to even, branch-free: adding 2^23
+/// leaves no fraction bits, so the FPU rounds, and the integer is then the low mantissa bits
+/// (no float-to-int conversion, so the loop vectorises).
 #[inline(always)]
-fn round_even(v: f32) -> f32 {
+fn round_even(v: f32) -> u32 {
     const SHIFT: f32 = 8_388_608.0;
-    (v + SHIFT) - SHIFT
+    (v + SHIFT).to_bits() & 0xff
 }
 
 /// One micro-kernel call: `c[r, j] += Σ_q a-quads · b-panels` for a row block of the
@@ -558,7 +658,7 @@ impl Micro<'_> {
         match variant {
             Variant::Scalar => self.scalar(mr),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `run` is only reached through `matmul_acc_with`, which checked that the
+            // SAFETY: `run` is only reached through `linear_with`, which checked that the
             // CPU has the variant's features; the asserts above bound every access.
             v => unsafe { x86::micro(v, &mut self) },
             #[cfg(not(target_arch = "x86_64"))]
@@ -758,28 +858,35 @@ mod tests {
             .collect()
     }
 
-    /// The scalar reference: the integer products and epilogue written out naively over the
-    /// unpacked weight.
-    fn reference(w: &PackedInt8, x: &[f32], init: &[f32]) -> Vec<f32> {
+    /// The scalar reference: the integer products written out naively over the unpacked
+    /// weight, then the shared epilogue.
+    fn reference(
+        w: &PackedInt8,
+        x: &[f32],
+        bias: &[f32],
+        residual: Option<&[f32]>,
+        act: Act,
+    ) -> Vec<f32> {
         let a = QuantRows::new(x, w.k);
         let qw = w.unpacked();
-        let mut y = init.to_vec();
-        for i in 0..a.rows {
-            let (row, sx, zx) = a.row(i);
-            for n in 0..w.out {
-                let dot: i32 = (0..w.k)
-                    .map(|f| i32::from(row[f]) * i32::from(qw[n * w.k + f]))
-                    .sum();
-                let c = [dot];
-                dequantize_row(
-                    &mut y[i * w.out + n..i * w.out + n + 1],
-                    &c,
-                    sx,
-                    zx,
-                    &w.scales[n..n + 1],
-                    &w.col_sums[n..n + 1],
-                );
-            }
+        let epi = Epilogue {
+            w,
+            a: &a,
+            bias,
+            residual,
+            act,
+        };
+        let mut y = vec![f32::NAN; a.rows * w.out];
+        for (i, d) in y.chunks_exact_mut(w.out).enumerate() {
+            let (row, _, _) = a.row(i);
+            let c: Vec<i32> = (0..w.out)
+                .map(|n| {
+                    (0..w.k)
+                        .map(|f| i32::from(row[f]) * i32::from(qw[n * w.k + f]))
+                        .sum()
+                })
+                .collect();
+            epi.write(i, 0, &c, d);
         }
         y
     }
@@ -807,25 +914,35 @@ mod tests {
             let seed = seed as u64;
             let x = values(rows * k, seed);
             let w = PackedInt8::pack(&values(out * k, seed + 100), out);
-            let init = values(rows * out, seed + 200);
-            let want = reference(&w, &x, &init);
-            for &v in &variants {
-                for threads in [1, 2, 3] {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .unwrap();
-                    let mut got = init.clone();
-                    pool.install(|| w.matmul_acc_with(&mut got, &x, v));
-                    let same = got
-                        .iter()
-                        .zip(&want)
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(
-                        same,
-                        "{} differs from the reference on {rows}x{out}x{k}, {threads} threads",
-                        v.name()
-                    );
+            let bias = values(out, seed + 200);
+            let res = values(rows * out, seed + 300);
+            let cases = [
+                (None, Act::Identity),
+                (Some(&res[..]), Act::Identity),
+                (None, Act::Gelu),
+                (Some(&res[..]), Act::Relu),
+            ];
+            for (residual, act) in cases {
+                let want = reference(&w, &x, &bias, residual, act);
+                for &v in &variants {
+                    for threads in [1, 2, 3] {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap();
+                        let got = pool.install(|| w.linear_with(&x, &bias, residual, act, v));
+                        let same = got.len() == want.len()
+                            && got
+                                .iter()
+                                .zip(&want)
+                                .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(
+                            same,
+                            "{} differs from the reference on {rows}x{out}x{k}, {threads} \
+                             threads, {act:?}",
+                            v.name()
+                        );
+                    }
                 }
             }
         }
@@ -848,8 +965,7 @@ mod tests {
             .collect();
         let p = PackedInt8::pack(&w, out);
         for v in Variant::available() {
-            let mut y = vec![0f32; rows * out];
-            p.matmul_acc_with(&mut y, &x, v);
+            let y = p.linear_with(&x, &[0.0; 32], None, Act::Identity, v);
             for (n, &yv) in y[..out].iter().enumerate() {
                 let want = if n % 2 == 0 { 768.0 } else { -768.0 };
                 assert!((yv - want).abs() < 1e-2, "{}: {yv} vs {want}", v.name());
@@ -863,8 +979,7 @@ mod tests {
         let x = values(rows * k, 1);
         let w = values(out * k, 2);
         let p = PackedInt8::pack(&w, out);
-        let mut y = vec![0f32; rows * out];
-        p.matmul_acc(&mut y, &x);
+        let y = p.linear(&x, &vec![0.0; out], None, Act::Identity);
         for i in 0..rows {
             for n in 0..out {
                 let exact: f32 = (0..k).map(|f| x[i * k + f] * w[n * k + f]).sum();
