@@ -561,64 +561,63 @@ impl QuantRows {
     }
 }
 
-/// Quantises one row; returns `(scale, zero_point)`.
+/// Quantises one row; returns `(scale, zero_point)`. Inputs must be finite (a NaN gives
+/// unspecified codes; a row with an infinity becomes all zero).
 fn quantize_row(x: &[f32], q: &mut [u8]) -> (f32, i32) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was just detected; the body is safe code.
-            return unsafe { quantize_row_avx2(x, q) };
+            // SAFETY: AVX2 was just detected.
+            return unsafe { x86::quantize_row(x, q) };
         }
     }
-    quantize_row_body(x, q)
+    quantize_row_scalar(x, q)
 }
 
-/// [`quantize_row_body`] compiled for AVX2 (same arithmetic: no FMA contraction in Rust).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn quantize_row_avx2(x: &[f32], q: &mut [u8]) -> (f32, i32) {
-    quantize_row_body(x, q)
-}
-
-/// 16 independent minima/maxima so the loops vectorise.
-const LANES: usize = 16;
-
-#[inline(always)]
-fn quantize_row_body(x: &[f32], q: &mut [u8]) -> (f32, i32) {
-    let mut lo = [0f32; LANES];
-    let mut hi = [0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let (mut min, mut max) = (0f32, 0f32);
-    // Plain comparisons (not `f32::min`, whose NaN rule keeps the loop scalar).
-    let lesser = |a: f32, b: f32| if b < a { b } else { a };
-    let greater = |a: f32, b: f32| if b > a { b } else { a };
-    for &v in chunks.remainder() {
-        min = lesser(min, v);
-        max = greater(max, v);
-    }
-    for c in chunks {
-        for ((l, h), &v) in lo.iter_mut().zip(&mut hi).zip(c) {
-            *l = lesser(*l, v);
-            *h = greater(*h, v);
-        }
-    }
-    min = lo.iter().fold(min, |a, &b| lesser(a, b));
-    max = hi.iter().fold(max, |a, &b| greater(a, b));
-    let range = max - min;
-    if range <= 0.0 || !range.is_finite() {
-        // All zeros (the range always includes 0), or not finite: every entry becomes zero
-        // (a non-finite input has no meaningful product anyway).
+/// [`quantize_row`] in portable code.
+fn quantize_row_scalar(x: &[f32], q: &mut [u8]) -> (f32, i32) {
+    let (min, max) = row_range(x, 0.0, 0.0);
+    let Some((scale, inv, zero)) = row_params(min, max) else {
         q.fill(0);
         return (1.0, 0);
-    }
-    let scale = range / 255.0;
-    let inv = 255.0 / range;
-    let zero = round_even((-min * inv).clamp(0.0, 255.0));
-    let zf = zero as f32;
-    for (q, &v) in q.iter_mut().zip(x) {
-        *q = round_even((v * inv + zf).clamp(0.0, 255.0)) as u8;
-    }
+    };
+    quantize_values(x, q, inv, zero as f32);
     (scale, zero as i32)
+}
+
+/// The minimum and maximum of `lo`, `hi` and `x` (plain comparisons: `f32::min`'s NaN rule
+/// keeps a loop scalar).
+#[inline(always)]
+fn row_range(x: &[f32], mut min: f32, mut max: f32) -> (f32, f32) {
+    for &v in x {
+        min = if v < min { v } else { min };
+        max = if v > max { v } else { max };
+    }
+    (min, max)
+}
+
+/// `(scale, 1 / scale, zero point)` of a row spanning `min..=max` (which include 0), or
+/// `None` when it is all zeros or not finite (every code is then 0).
+#[inline(always)]
+fn row_params(min: f32, max: f32) -> Option<(f32, f32, u32)> {
+    let range = max - min;
+    if range <= 0.0 || !range.is_finite() {
+        return None;
+    }
+    let inv = 255.0 / range;
+    Some((
+        range / 255.0,
+        inv,
+        round_even((-min * inv).clamp(0.0, 255.0)),
+    ))
+}
+
+/// `q = round_half_even(clamp(x * inv + zero, 0, 255))`.
+#[inline(always)]
+fn quantize_values(x: &[f32], q: &mut [u8], inv: f32, zero: f32) {
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = round_even((v * inv + zero).clamp(0.0, 255.0)) as u8;
+    }
 }
 
 /// Rounds `v` in `0..=255` to the nearest integer, ties to even, branch-free: adding 2^23
@@ -715,6 +714,64 @@ mod x86 {
             Variant::Avx2 => unsafe { avx2(a, m.lda, b, m.nq, c, m.ldc) },
             Variant::Scalar => unreachable!("the scalar kernel is not SIMD"),
         }
+    }
+
+    /// [`super::quantize_row`] with AVX2, 32 values at a time: the same operations as the
+    /// scalar code (minimum/maximum, multiply, add, clamp, rounding through 2^23), so the
+    /// same codes for finite inputs.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn quantize_row(x: &[f32], q: &mut [u8]) -> (f32, i32) {
+        assert_eq!(x.len(), q.len());
+        let n = x.len() / 32 * 32;
+        let (xp, qp) = (x.as_ptr(), q.as_mut_ptr());
+        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for i in (0..n).step_by(8) {
+            // SAFETY: i + 8 <= n <= x.len().
+            let v = unsafe { _mm256_loadu_ps(xp.add(i)) };
+            lo = _mm256_min_ps(v, lo);
+            hi = _mm256_max_ps(v, hi);
+        }
+        let (mut l, mut h) = ([0f32; 8], [0f32; 8]);
+        // SAFETY: both arrays hold 8 f32.
+        unsafe {
+            _mm256_storeu_ps(l.as_mut_ptr(), lo);
+            _mm256_storeu_ps(h.as_mut_ptr(), hi);
+        }
+        let (min, max) = super::row_range(&x[n..], 0.0, 0.0);
+        let (min, _) = super::row_range(&l, min, max);
+        let (_, max) = super::row_range(&h, min, max);
+        let Some((scale, inv, zero)) = super::row_params(min, max) else {
+            q.fill(0);
+            return (1.0, 0);
+        };
+        let zf = zero as f32;
+        let (vinv, vz) = (_mm256_set1_ps(inv), _mm256_set1_ps(zf));
+        let (v0, v255) = (_mm256_setzero_ps(), _mm256_set1_ps(255.0));
+        let shift = _mm256_set1_ps(8_388_608.0);
+        let byte = _mm256_set1_epi32(0xff);
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for i in (0..n).step_by(32) {
+            let mut codes = [_mm256_setzero_si256(); 4];
+            for (j, c) in codes.iter_mut().enumerate() {
+                // SAFETY: i + 8j + 8 <= n <= x.len().
+                let v = unsafe { _mm256_loadu_ps(xp.add(i + 8 * j)) };
+                let t = _mm256_add_ps(_mm256_mul_ps(v, vinv), vz);
+                let t = _mm256_min_ps(_mm256_max_ps(t, v0), v255);
+                *c = _mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(t, shift)), byte);
+            }
+            let words = _mm256_packus_epi16(
+                _mm256_packus_epi32(codes[0], codes[1]),
+                _mm256_packus_epi32(codes[2], codes[3]),
+            );
+            let bytes = _mm256_permutevar8x32_epi32(words, order);
+            // SAFETY: i + 32 <= n <= q.len().
+            unsafe { _mm256_storeu_si256(qp.add(i) as *mut __m256i, bytes) };
+        }
+        super::quantize_values(&x[n..], &mut q[n..], inv, zf);
+        (scale, zero as i32)
     }
 
     /// The 4 bytes of row `r`'s quad `q`, broadcast.
@@ -945,6 +1002,22 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn simd_and_scalar_activation_codes_agree() {
+        for (seed, k) in [1usize, 31, 32, 33, 100, 512, 1031].into_iter().enumerate() {
+            let mut x = values(k, seed as u64 + 7);
+            x.iter_mut().step_by(5).for_each(|v| *v *= 40.0);
+            let (mut a, mut b) = (vec![0u8; k], vec![0u8; k]);
+            let want = quantize_row_scalar(&x, &mut a);
+            assert_eq!(quantize_row(&x, &mut b), want, "k = {k}");
+            assert_eq!(a, b, "k = {k}");
+            let positive: Vec<f32> = x.iter().map(|v| v.abs() + 0.5).collect();
+            let want = quantize_row_scalar(&positive, &mut a);
+            assert_eq!(quantize_row(&positive, &mut b), want, "k = {k}");
+            assert_eq!(a, b, "k = {k}");
         }
     }
 
