@@ -38,11 +38,10 @@ with open(dst, "w", encoding="utf-8") as f:
 PY
 
 for p in f32 bf16 int8; do
-  start=$(date +%s.%N)
+  start=$(date +%s%N)
   "$bin" encode --model "$M3E_DIR" --pooling mean --precision "$p" \
     < "$work/sentences.jsonl" > "$work/$p.jsonl"
-  end=$(date +%s.%N)
-  echo "$p: $(echo "$end - $start" | bc) s" >&2
+  echo "$p: $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2
 done
 
 python3 - "$work" "$out" "$(lscpu | sed -n 's/^Model name: *//p')" \
