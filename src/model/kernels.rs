@@ -16,6 +16,10 @@
 //! - bf16: the bf16 dense GEMMs 68% (~70% of the `VDPBF16PS` peak), attention ~11% (f32 `gemm`
 //!   8%, softmax 2.7%), rounding activations to bf16 2%, GELU 1.7%, LayerNorm 0.7%, buffer
 //!   allocation and copies ~5%. 1.5-2.1x PyTorch on 1 thread (README, "Encoder speed").
+//! - int8 ([`int8`], AVX512-VNNI): the int8 micro-kernel 52%, its epilogue (dequantise, bias,
+//!   residual, GELU: [`int8`]'s `write_row`) 10%, quantising activations 5%, attention ~20%
+//!   (f32 `gemm` 13%, softmax 7%), LayerNorm 1.4%, packing at load 1%. 2.8x f32 and 5.6x
+//!   PyTorch on 1 thread (benches/RESULTS.md).
 //!
 //! The attention GEMMs stay f32 (and single-threaded per (example, head) task) in both modes:
 //! they are ~4% of the FLOPs; bf16 there would save at most a few percent.
