@@ -1,6 +1,7 @@
 //! Encoder speed: forward passes of an m3e-small-shaped BERT (4 layers, H 512, 8 heads,
-//! FFN 2048) on batch 8 x 128 tokens, plain and with a K-BERT visible matrix, in f32 and bf16
-//! (`Kernels::FastBf16`, where the CPU has AVX512-BF16), on 1 and 2 threads, plus a breakdown
+//! FFN 2048) on batch 8 x 128 tokens, plain and with a K-BERT visible matrix, in f32, bf16
+//! (`Kernels::FastBf16`, where the CPU has AVX512-BF16) and int8 (`Kernels::FastInt8`, the
+//! best int8 kernel of the CPU), on 1 and 2 threads, plus a breakdown
 //! of one layer by kernel (the dense layers in both precisions).
 //!
 //! Weights are random (speed does not depend on their values), or the real checkpoint when
@@ -101,7 +102,7 @@ fn measure(c: &mut Criterion, name: &str, mut f: impl FnMut()) -> f64 {
 }
 
 fn bench(c: &mut Criterion) {
-    let models = [Kernels::Fast, Kernels::FastBf16].map(model);
+    let models = [Kernels::Fast, Kernels::FastBf16, Kernels::FastInt8].map(model);
     let cfg = models[0].0.config().clone();
     let ids = input_ids(cfg.vocab_size);
     let mask = Tensor::ones((BATCH, SEQ), DType::U32, &Device::Cpu).expect("mask");
@@ -112,7 +113,7 @@ fn bench(c: &mut Criterion) {
             .num_threads(threads)
             .build()
             .expect("thread pool");
-        for ((model, name), precision) in models.iter().zip(["f32", "bf16"]) {
+        for ((model, name), precision) in models.iter().zip(["f32", "bf16", "int8"]) {
             for kbert in [false, true] {
                 let input = EncoderInput {
                     attention_mask: Some(&mask),

@@ -94,7 +94,7 @@ fn asking_for_cuda_without_the_feature_is_a_clear_error() {
 }
 
 #[test]
-fn bf16_precision_encodes_close_to_f32_and_unknown_precisions_are_rejected() {
+fn bf16_and_int8_precisions_encode_close_to_f32_and_unknown_precisions_are_rejected() {
     let input = "{\"input_ids\": [[2, 17, 33, 5, 3]]}\n";
     let run = |precision: &str| -> Vec<f32> {
         let out = encode()
@@ -106,17 +106,27 @@ fn bf16_precision_encodes_close_to_f32_and_unknown_precisions_are_rejected() {
         let h: Vec<Vec<Vec<f32>>> = serde_json::from_value(v["last_hidden_state"].clone()).unwrap();
         h.concat().concat()
     };
-    let (f32s, bf16s) = (run("f32"), run("bf16"));
+    let (f32s, bf16s, int8s) = (run("f32"), run("bf16"), run("int8"));
     assert_eq!(f32s.len(), 5 * 32);
     for (a, b) in f32s.iter().zip(&bf16s) {
         assert!((a - b).abs() < 3e-2, "{a} vs {b}");
+    }
+    assert_ne!(int8s, f32s, "int8 changes the numbers");
+    for (a, b) in f32s.chunks(32).zip(int8s.chunks(32)) {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let norms = a.iter().map(|x| x * x).sum::<f32>() * b.iter().map(|x| x * x).sum::<f32>();
+        assert!(
+            dot / norms.sqrt() > 0.99,
+            "token cosine {}",
+            dot / norms.sqrt()
+        );
     }
     encode()
         .args(["--precision", "fp8"])
         .write_stdin(input)
         .assert()
         .failure()
-        .stderr(contains("expected f32 or bf16"));
+        .stderr(contains("expected f32, bf16 or int8"));
 }
 
 /// The tiny fixture model with a 64-entry vocabulary, so text can be tokenised.

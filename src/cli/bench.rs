@@ -31,6 +31,9 @@ enum BenchCommand {
     /// Encoder forward passes (plain and K-BERT input) on 1 and 2 threads against PyTorch
     /// `transformers` (`shared/reference/bert_forward.py --bench`), interleaved rounds.
     Encoder(encoder::EncoderBenchArgs),
+    /// The CPU model, the features the encoder's kernels look for and the kernel each
+    /// `--precision` runs on it (one JSON object).
+    Cpu,
     /// (internal) time the encoder on one thread count; run as a child process.
     #[command(hide = true)]
     EncoderRun(encoder::EncoderRunArgs),
@@ -79,6 +82,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Link(a) => print_result(&link::bench_link(&a)?, a.output.as_deref()),
         BenchCommand::Encoder(a) => print_result(&encoder::bench_encoder(&a)?, a.output.as_deref()),
         BenchCommand::EncoderRun(a) => print_result(&encoder::run_child(&a)?, None),
+        BenchCommand::Cpu => print_result(&encoder::cpu_report(), None),
     }
 }
 

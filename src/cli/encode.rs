@@ -32,8 +32,10 @@ pub struct Args {
     /// Device: `cpu` or `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Arithmetic of the dense layers: `f32`, or `bf16` (faster on CPUs with AVX512-BF16,
-    /// up to ~3e-2 absolute difference in the hidden states; f32 elsewhere).
+    /// Arithmetic of the dense layers: `f32`; `bf16` (faster on CPUs with AVX512-BF16,
+    /// up to ~3e-2 absolute difference in the hidden states; f32 elsewhere); or `int8`
+    /// (dynamic quantisation on any CPU, fastest with AVX512-VNNI/AVX-VNNI/AVX2; larger
+    /// differences, see docs/encode.md).
     #[arg(long, default_value = "f32")]
     precision: Precision,
     /// For text lines: `none` (every token's hidden state), `mean` (the average over the

@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct, Kernels};
-use super::kernels::{self, bf16::PackedBf16, Act, AttnShape};
+use super::kernels::{self, bf16::PackedBf16, int8::PackedInt8, Act, AttnShape};
 use super::Dropout;
 
 /// The additive bias for masked attention scores (BERT's convention).
@@ -22,8 +22,19 @@ pub const MASK_BIAS: f64 = -10000.0;
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
-    /// The weight packed for the bf16 kernel ([`Kernels::FastBf16`] on a capable CPU).
-    packed: Option<Arc<PackedBf16>>,
+    /// The weight packed for a reduced-precision kernel, if [`Linear::prepare`] chose one.
+    packed: Packed,
+}
+
+/// A [`Linear`]'s weight packed for a reduced-precision kernel.
+#[derive(Debug, Clone)]
+enum Packed {
+    /// f32 (the weight tensor as is).
+    None,
+    /// bf16 ([`Kernels::FastBf16`] on a CPU with AVX512-BF16).
+    Bf16(Arc<PackedBf16>),
+    /// int8 ([`Kernels::FastInt8`], any CPU).
+    Int8(Arc<PackedInt8>),
 }
 
 impl Linear {
@@ -37,31 +48,57 @@ impl Linear {
         Ok(Self {
             weight: l.weight().clone(),
             bias,
-            packed: None,
+            packed: Packed::None,
         })
     }
 
     /// Readies the layer for `kernels`: with [`Kernels::FastBf16`] on a CPU with AVX512-BF16
-    /// (and an f32 CPU weight) the weight is packed to bf16 once, here; otherwise the layer
-    /// keeps the f32 path.
+    /// (and an f32 CPU weight) the weight is packed to bf16 once, here; with
+    /// [`Kernels::FastInt8`] (f32 CPU weight, any CPU) it is quantised to int8 and packed;
+    /// otherwise the layer keeps the f32 path. The f32 weight is kept either way.
     pub fn prepare(self, kernels: Kernels) -> Result<Self> {
         self.prepare_with(kernels, kernels::bf16::available())
     }
 
     /// [`Self::prepare`] with the CPU check given (`false` exercises the fallback).
     pub(crate) fn prepare_with(mut self, kernels: Kernels, bf16_cpu: bool) -> Result<Self> {
-        self.packed = None;
-        if kernels == Kernels::FastBf16 && bf16_cpu && kernels::supported(&self.weight) {
-            let out = self.bias.dim(0)?;
+        self.packed = Packed::None;
+        if !kernels::supported(&self.weight) {
+            return Ok(self);
+        }
+        let out = self.bias.dim(0)?;
+        if kernels == Kernels::FastBf16 && bf16_cpu {
             let packed = kernels::with_slice(&self.weight, |w| PackedBf16::pack(w, out))?;
-            self.packed = Some(Arc::new(packed));
+            self.packed = Packed::Bf16(Arc::new(packed));
+        } else if kernels == Kernels::FastInt8 {
+            let packed = kernels::with_slice(&self.weight, |w| PackedInt8::pack(w, out))?;
+            self.packed = Packed::Int8(Arc::new(packed));
         }
         Ok(self)
     }
 
     /// Whether forward passes run the bf16 kernel.
     pub fn is_bf16(&self) -> bool {
-        self.packed.is_some()
+        matches!(self.packed, Packed::Bf16(_))
+    }
+
+    /// [`Self::prepare`] in place (for a loaded model switching kernels).
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        *self = self.clone().prepare(kernels)?;
+        Ok(())
+    }
+
+    /// Whether forward passes (fused kernels and candle ops alike) run the int8 kernel.
+    pub fn is_int8(&self) -> bool {
+        matches!(self.packed, Packed::Int8(_))
+    }
+
+    /// The int8 weight, when the layer runs the int8 kernel.
+    pub fn int8_weight(&self) -> Option<&PackedInt8> {
+        match &self.packed {
+            Packed::Int8(p) => Some(p),
+            _ => None,
+        }
     }
 
     /// Stacks several layers with the same input into one (their outputs side by side).
@@ -71,7 +108,16 @@ impl Linear {
         Ok(Self {
             weight: Tensor::cat(&ws, 0)?,
             bias: Tensor::cat(&bs, 0)?,
-            packed: None,
+            packed: Packed::None,
+        })
+    }
+
+    /// Output rows `start..start + len` of the layer as a layer of their own (unpacked).
+    fn narrow(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(Self {
+            weight: self.weight.narrow(0, start, len)?.contiguous()?,
+            bias: self.bias.narrow(0, start, len)?.contiguous()?,
+            packed: Packed::None,
         })
     }
 
@@ -82,27 +128,43 @@ impl Linear {
         residual: Option<&[f32]>,
         act: Act,
     ) -> Result<Vec<f32>> {
-        if let Some(packed) = &self.packed {
-            return kernels::with_slice(&self.bias, |b| {
+        match &self.packed {
+            Packed::Bf16(packed) => kernels::with_slice(&self.bias, |b| {
                 kernels::linear_bf16(x, packed, b, residual, act)
-            });
+            }),
+            Packed::Int8(packed) => kernels::with_slice(&self.bias, |b| {
+                kernels::linear_int8(x, packed, b, residual, act)
+            }),
+            Packed::None => kernels::with_slice(&self.weight, |w| {
+                kernels::with_slice(&self.bias, |b| kernels::linear(x, w, b, residual, act))
+            })?,
         }
-        kernels::with_slice(&self.weight, |w| {
-            kernels::with_slice(&self.bias, |b| kernels::linear(x, w, b, residual, act))
-        })?
     }
 }
 
 impl Module for Linear {
+    /// `x · Wᵀ + b`; an int8 layer runs its kernel on CPU f32 input (no backward pass), so the
+    /// candle-op paths (ERNIE's layers) are quantised too.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut dims = x.dims().to_vec();
         let k = dims.pop().unwrap_or(1);
         let rows = x.elem_count() / k.max(1);
+        let out = self.bias.dim(0)?;
+        dims.push(out);
+        if let Packed::Int8(packed) = &self.packed {
+            if kernels::supported(x) {
+                let y = kernels::with_slice(x, |x| {
+                    kernels::with_slice(&self.bias, |b| {
+                        kernels::linear_int8(x, packed, b, None, Act::Identity)
+                    })
+                })??;
+                return Tensor::from_vec(y, dims, x.device());
+            }
+        }
         let y = x
             .reshape((rows, k))?
             .matmul(&self.weight.t()?)?
             .broadcast_add(&self.bias)?;
-        dims.push(self.bias.dim(0)?);
         y.reshape(dims)
     }
 }
@@ -125,6 +187,12 @@ impl LayerNorm {
             eps: cfg.layer_norm_eps,
             kernels: cfg.kernels,
         })
+    }
+
+    /// Normalises row-major data in place (fused kernel).
+    /// Switches between the fused kernel and candle ops.
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
     }
 
     /// Normalises row-major data in place (fused kernel).
@@ -213,6 +281,11 @@ impl BertEmbeddings {
     pub fn word_embeddings(&self) -> &Tensor {
         self.word_embeddings.embeddings()
     }
+
+    /// Switches the LayerNorm's kernels.
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.layer_norm.set_kernels(kernels);
+    }
 }
 
 /// The additive attention bias of one batch, `[B, R, L]` with `R = 1` (padding mask only,
@@ -294,6 +367,27 @@ impl BertSelfAttention {
         })
     }
 
+    /// Readies the projections for `kernels`: stacked into one (and packed) for the fused
+    /// kernels, separate for candle ops.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        let h = self.num_heads * self.head_dim;
+        let parts = match &self.projections {
+            Projections::Separate { query, key, value } => {
+                [query.clone(), key.clone(), value.clone()]
+            }
+            Projections::Fused(qkv) => {
+                [qkv.narrow(0, h)?, qkv.narrow(h, h)?, qkv.narrow(2 * h, h)?]
+            }
+        };
+        self.projections = if kernels.is_fast() {
+            Projections::Fused(Linear::concat(&parts)?.prepare(kernels)?)
+        } else {
+            let [query, key, value] = parts;
+            Projections::Separate { query, key, value }
+        };
+        Ok(())
+    }
+
     /// `[B, L, H]` -> attention context `[B, L, H]` (candle ops), with `dropout` on the
     /// attention probabilities.
     pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
@@ -364,6 +458,12 @@ impl BertSelfOutput {
         self.layer_norm.forward(&projected.add(input)?)
     }
 
+    /// Readies the dense layer and the LayerNorm for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.layer_norm.set_kernels(kernels);
+        self.dense.set_kernels(kernels)
+    }
+
     fn forward_fast(&self, context: &[f32], input: &[f32]) -> Result<Vec<f32>> {
         let mut y = self
             .dense
@@ -393,6 +493,12 @@ impl BertAttention {
     pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
         let context = self.self_attention.forward(x, bias, dropout)?;
         self.output.forward(&context, x, dropout)
+    }
+
+    /// Readies both parts for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.self_attention.set_kernels(kernels)?;
+        self.output.set_kernels(kernels)
     }
 
     fn forward_fast(&self, x: &[f32], bias: &[f32], shape: AttnShape) -> Result<Vec<f32>> {
@@ -427,6 +533,11 @@ impl BertIntermediate {
         }
     }
 
+    /// Readies the dense layer for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.dense.set_kernels(kernels)
+    }
+
     fn forward_fast(&self, x: &[f32]) -> Result<Vec<f32>> {
         let act = match self.act {
             HiddenAct::Gelu => Act::Gelu,
@@ -457,6 +568,12 @@ impl BertOutput {
     pub fn forward(&self, x: &Tensor, input: &Tensor, dropout: &Dropout) -> Result<Tensor> {
         let projected = dropout.forward(&self.dense.forward(x)?)?;
         self.layer_norm.forward(&projected.add(input)?)
+    }
+
+    /// Readies the dense layer and the LayerNorm for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.layer_norm.set_kernels(kernels);
+        self.dense.set_kernels(kernels)
     }
 
     fn forward_fast(&self, x: &[f32], input: &[f32]) -> Result<Vec<f32>> {
@@ -492,6 +609,13 @@ impl BertLayer {
         self.output.forward(&i, &h, dropout)
     }
 
+    /// Readies every sub-layer for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.attention.set_kernels(kernels)?;
+        self.intermediate.set_kernels(kernels)?;
+        self.output.set_kernels(kernels)
+    }
+
     /// The same on row-major data with the fused kernels.
     pub(crate) fn forward_fast(
         &self,
@@ -524,6 +648,15 @@ impl BertEncoder {
             num_heads: cfg.num_attention_heads,
             kernels: cfg.kernels,
         })
+    }
+
+    /// Readies every layer for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        for layer in &mut self.layers {
+            layer.set_kernels(kernels)?;
+        }
+        self.kernels = kernels;
+        Ok(())
     }
 
     /// Runs every layer over `[B, L, H]` (the fused kernels serve inference only: with an
@@ -616,6 +749,22 @@ impl BertModel {
         &self.embeddings
     }
 
+    /// Switches a loaded model to `kernels` (`config().kernels` follows): packs or unpacks
+    /// every dense layer's weight and stacks or splits the attention projections, as loading
+    /// with `kernels` would have. E.g. `model.set_kernels(Kernels::inference(precision))`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.embeddings.set_kernels(kernels);
+        self.encoder.set_kernels(kernels)?;
+        self.config.kernels = kernels;
+        Ok(())
+    }
+
+    /// Quantises a loaded model's dense layers to int8 for inference
+    /// ([`Kernels::FastInt8`]; the same as loading with it).
+    pub fn quantize(&mut self) -> Result<()> {
+        self.set_kernels(Kernels::FastInt8)
+    }
+
     /// `last_hidden_state [B, L, H]` of one batch (inference: no dropout).
     pub fn forward(&self, input: &EncoderInput) -> Result<Tensor> {
         self.forward_train(input, &Dropout::disabled())
@@ -645,7 +794,7 @@ mod tests {
         Linear {
             weight: w,
             bias: b,
-            packed: None,
+            packed: Packed::None,
         }
     }
 
@@ -683,5 +832,159 @@ mod tests {
                 y[0]
             );
         }
+    }
+}
+
+/// The int8 path ([`Kernels::FastInt8`]) of whole models against f32 on random weights.
+#[cfg(test)]
+pub(crate) mod int8_tests {
+    use candle_nn::VarMap;
+
+    use super::*;
+
+    /// Cosine similarity of two equally long vectors.
+    pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (na * nb)
+    }
+
+    /// A tiny BERT (H 64, 4 heads, 2 layers, I 256) with candle's random initialisation.
+    pub(crate) fn tiny_config(kernels: Kernels) -> BertConfig {
+        BertConfig {
+            vocab_size: 120,
+            hidden_size: 64,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 256,
+            max_position_embeddings: 32,
+            kernels,
+            ..BertConfig::default()
+        }
+    }
+
+    /// Ids `[2, 11]`, a padding mask (the second example has 8 real tokens) and a K-BERT-like
+    /// visible matrix (tokens 5..8 form a branch seen only by itself and token 4).
+    pub(crate) fn inputs() -> (Tensor, Tensor, Tensor) {
+        let (b, l) = (2, 11);
+        let ids: Vec<u32> = (0..b * l).map(|i| (i * 37 % 119 + 1) as u32).collect();
+        let ids = Tensor::from_vec(ids, (b, l), &Device::Cpu).unwrap();
+        let mut mask = vec![1u32; b * l];
+        mask[l + 8..].fill(0);
+        let mask = Tensor::from_vec(mask, (b, l), &Device::Cpu).unwrap();
+        let mut vis = vec![1u8; l * l];
+        for i in 0..l {
+            for j in 5..8 {
+                let seen = (5..8).contains(&i) || i == 4;
+                vis[i * l + j] = u8::from(seen);
+                vis[j * l + i] = u8::from(seen);
+            }
+        }
+        let vis: Vec<u8> = vis.repeat(b);
+        let vis = Tensor::from_vec(vis, (b, l, l), &Device::Cpu).unwrap();
+        (ids, mask, vis)
+    }
+
+    fn hidden(model: &BertModel, visible: bool) -> Vec<Vec<Vec<f32>>> {
+        let (ids, mask, vis) = inputs();
+        let input = EncoderInput {
+            attention_mask: Some(&mask),
+            visible_matrix: visible.then_some(&vis),
+            ..EncoderInput::new(&ids)
+        };
+        model.forward(&input).unwrap().to_vec3::<f32>().unwrap()
+    }
+
+    #[test]
+    fn a_tiny_int8_bert_is_close_to_f32_with_and_without_a_visible_matrix() {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let f32_model = BertModel::load(vb.clone(), &tiny_config(Kernels::Fast)).unwrap();
+        let int8_model = BertModel::load(vb, &tiny_config(Kernels::FastInt8)).unwrap();
+        let mut converted = f32_model.clone();
+        converted.quantize().unwrap();
+        assert_eq!(converted.config().kernels, Kernels::FastInt8);
+        for visible in [false, true] {
+            let want = hidden(&f32_model, visible);
+            let got = hidden(&int8_model, visible);
+            assert_eq!(
+                got,
+                hidden(&converted, visible),
+                "quantize() = loading as int8"
+            );
+            assert_ne!(got, want, "int8 changes the numbers");
+            let real = [11, 8];
+            for (e, n) in real.into_iter().enumerate() {
+                let mut pooled = (vec![0f32; 64], vec![0f32; 64]);
+                for t in 0..n {
+                    let (g, w) = (&got[e][t], &want[e][t]);
+                    let c = cosine(g, w);
+                    assert!(c > 0.99, "token {e}/{t}: cosine {c}");
+                    pooled.0.iter_mut().zip(g).for_each(|(p, v)| *p += v);
+                    pooled.1.iter_mut().zip(w).for_each(|(p, v)| *p += v);
+                }
+                let c = cosine(&pooled.0, &pooled.1);
+                assert!(c > 0.999, "example {e}: mean-pooled cosine {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_visible_matrix_still_masks_under_int8() {
+        // A visible matrix that lets every token see everything equals no visible matrix.
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let model = BertModel::load(vb, &tiny_config(Kernels::FastInt8)).unwrap();
+        let (ids, mask, vis) = inputs();
+        let all = vis.ones_like().unwrap();
+        let run = |v: Option<&Tensor>| {
+            let input = EncoderInput {
+                attention_mask: Some(&mask),
+                visible_matrix: v,
+                ..EncoderInput::new(&ids)
+            };
+            model.forward(&input).unwrap().to_vec3::<f32>().unwrap()
+        };
+        assert_eq!(run(Some(&all)), run(None));
+        assert_ne!(run(Some(&vis)), run(None));
+    }
+
+    #[test]
+    fn switching_kernels_back_restores_f32_exactly() {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let f32_model = BertModel::load(vb, &tiny_config(Kernels::Fast)).unwrap();
+        let mut m = f32_model.clone();
+        m.quantize().unwrap();
+        m.set_kernels(Kernels::Differentiable).unwrap();
+        let diff = hidden(&m, true);
+        m.set_kernels(Kernels::Fast).unwrap();
+        assert_eq!(hidden(&m, true), hidden(&f32_model, true));
+        let close = diff
+            .iter()
+            .flatten()
+            .zip(hidden(&f32_model, true).iter().flatten())
+            .all(|(a, b)| cosine(a, b) > 0.9999);
+        assert!(close, "candle ops and fused kernels agree");
+    }
+
+    #[test]
+    fn int8_layers_run_the_kernel_under_candle_ops_too() {
+        let l = Linear {
+            weight: Tensor::new(&[[0.1f32, 0.2], [0.3, 0.4], [0.5, 0.6]], &Device::Cpu).unwrap(),
+            bias: Tensor::new(&[0.01f32, 0.02, 0.03], &Device::Cpu).unwrap(),
+            packed: Packed::None,
+        }
+        .prepare(Kernels::FastInt8)
+        .unwrap();
+        assert!(l.is_int8() && !l.is_bf16());
+        let x = Tensor::new(&[[[1.1f32, -0.7]]], &Device::Cpu).unwrap();
+        let y = l.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[1, 1, 3]);
+        let fast = l.forward_fast(&[1.1, -0.7], None, Act::Identity).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), fast);
+        let exact = 1.1f32 * 0.1 - 0.7 * 0.2 + 0.01;
+        assert!((fast[0] - exact).abs() < 1e-2, "{} vs {exact}", fast[0]);
     }
 }

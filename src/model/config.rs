@@ -44,13 +44,21 @@ pub enum Kernels {
     /// AVX512-BF16 it runs exactly as `Fast`. ERNIE models run their layers with candle ops, so
     /// for them it is `Fast`.
     FastBf16,
+    /// [`Kernels::Fast`] with every dense layer in int8 (BERT's and, through candle ops, the
+    /// ERNIE aggregators'): weights quantised per output channel (7 bits) and packed once at
+    /// load, activations quantised per row (u8 with a zero point) on each call, products
+    /// accumulated in i32 and dequantised in f32 (AVX512-VNNI, AVX-VNNI, AVX2 or scalar
+    /// kernels, chosen at run time; all give the same numbers). Changes the numbers more than
+    /// bf16 (see `kernels::int8` and benches/RESULTS.md), so it is opt-in. Inference only:
+    /// int8 layers have no backward pass.
+    FastInt8,
 }
 
 impl Kernels {
     /// Whether this is one of the fused inference variants ([`Kernels::Fast`],
-    /// [`Kernels::FastBf16`]).
+    /// [`Kernels::FastBf16`], [`Kernels::FastInt8`]).
     pub fn is_fast(self) -> bool {
-        matches!(self, Kernels::Fast | Kernels::FastBf16)
+        matches!(self, Kernels::Fast | Kernels::FastBf16 | Kernels::FastInt8)
     }
 
     /// The inference kernels for `precision`.
@@ -58,6 +66,7 @@ impl Kernels {
         match precision {
             Precision::F32 => Kernels::Fast,
             Precision::Bf16 => Kernels::FastBf16,
+            Precision::Int8 => Kernels::FastInt8,
         }
     }
 }
@@ -71,6 +80,8 @@ pub enum Precision {
     F32,
     /// bf16 products with f32 accumulation where the CPU has AVX512-BF16 ([`Kernels::FastBf16`]).
     Bf16,
+    /// int8 dynamic quantisation of the dense layers on every CPU ([`Kernels::FastInt8`]).
+    Int8,
 }
 
 impl std::str::FromStr for Precision {
@@ -80,7 +91,10 @@ impl std::str::FromStr for Precision {
         match s {
             "f32" => Ok(Precision::F32),
             "bf16" => Ok(Precision::Bf16),
-            other => Err(format!("unknown precision {other:?}: expected f32 or bf16")),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!(
+                "unknown precision {other:?}: expected f32, bf16 or int8"
+            )),
         }
     }
 }
@@ -90,6 +104,7 @@ impl std::fmt::Display for Precision {
         f.write_str(match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
         })
     }
 }
@@ -267,5 +282,22 @@ mod tests {
             ..cfg
         };
         assert!(long.validate().unwrap_err().contains("layer_types has 4"));
+    }
+
+    #[test]
+    fn precisions_parse_print_and_pick_their_kernels() {
+        for (text, p, k) in [
+            ("f32", Precision::F32, Kernels::Fast),
+            ("bf16", Precision::Bf16, Kernels::FastBf16),
+            ("int8", Precision::Int8, Kernels::FastInt8),
+        ] {
+            assert_eq!(text.parse::<Precision>(), Ok(p));
+            assert_eq!(p.to_string(), text);
+            assert_eq!(Kernels::inference(p), k);
+            assert!(k.is_fast());
+        }
+        let p: Precision = serde_json::from_str("\"int8\"").unwrap();
+        assert_eq!(p, Precision::Int8);
+        assert!("int4".parse::<Precision>().unwrap_err().contains("int8"));
     }
 }

@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 
 use super::bert::BertModel;
 use super::bert::EncoderInput;
-use super::config::BertConfig;
+use super::config::{BertConfig, Kernels};
 use super::ernie::{ErnieInput, ErnieModel};
 use super::Dropout;
 
@@ -121,6 +121,20 @@ impl Encoder {
             Self::Bert(m) => m.config(),
             Self::Ernie { model, .. } => model.config(),
         }
+    }
+
+    /// Switches a loaded encoder to `kernels` (e.g. `Kernels::inference(Precision::Int8)`),
+    /// as loading with them would have: see [`BertModel::set_kernels`].
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        match self {
+            Self::Bert(m) => m.set_kernels(kernels),
+            Self::Ernie { model, .. } => model.set_kernels(kernels),
+        }
+    }
+
+    /// Quantises every dense layer to int8 for inference ([`Kernels::FastInt8`]).
+    pub fn quantize(&mut self) -> Result<()> {
+        self.set_kernels(Kernels::FastInt8)
     }
 
     /// `last_hidden_state [B, L, H]` of a batch (entity ids are ignored by plain BERT), for

@@ -16,7 +16,7 @@ use super::bert::{
     AttentionBias, BertAttention, BertEmbeddings, BertLayer, BertSelfAttention, BertSelfOutput,
     EncoderInput, LayerNorm, Linear,
 };
-use super::config::{BertConfig, HiddenAct, LayerType};
+use super::config::{BertConfig, HiddenAct, Kernels, LayerType};
 use super::Dropout;
 
 /// Width of the entity vectors (TransE, fixed at 100 in ERNIE-THU's code).
@@ -59,10 +59,18 @@ impl ErnieIntermediate {
     /// Loads `dense` and `dense_ent`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         Ok(Self {
-            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?,
-            dense_ent: Linear::load(vb.pp("dense_ent"), ENTITY_DIM, cfg.intermediate_size)?,
+            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.intermediate_size)?
+                .prepare(cfg.kernels)?,
+            dense_ent: Linear::load(vb.pp("dense_ent"), ENTITY_DIM, cfg.intermediate_size)?
+                .prepare(cfg.kernels)?,
             act: cfg.hidden_act,
         })
+    }
+
+    /// Readies both dense layers for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.dense.set_kernels(kernels)?;
+        self.dense_ent.set_kernels(kernels)
     }
 
     /// `[B, L, H]`, `[B, L, 100]` -> fused `[B, L, I]`.
@@ -91,11 +99,21 @@ impl ErnieOutput {
     /// Loads `dense`, `dense_ent`, `LayerNorm` and `LayerNorm_ent`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         Ok(Self {
-            dense: Linear::load(vb.pp("dense"), cfg.intermediate_size, cfg.hidden_size)?,
-            dense_ent: Linear::load(vb.pp("dense_ent"), cfg.intermediate_size, ENTITY_DIM)?,
+            dense: Linear::load(vb.pp("dense"), cfg.intermediate_size, cfg.hidden_size)?
+                .prepare(cfg.kernels)?,
+            dense_ent: Linear::load(vb.pp("dense_ent"), cfg.intermediate_size, ENTITY_DIM)?
+                .prepare(cfg.kernels)?,
             layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
             layer_norm_ent: LayerNorm::load(vb.pp("LayerNorm_ent"), ENTITY_DIM, cfg)?,
         })
+    }
+
+    /// Readies both dense layers and both LayerNorms for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.layer_norm.set_kernels(kernels);
+        self.layer_norm_ent.set_kernels(kernels);
+        self.dense.set_kernels(kernels)?;
+        self.dense_ent.set_kernels(kernels)
     }
 
     /// Fused `[B, L, I]` plus both residuals -> (tokens `[B, L, H]`, entities `[B, L, 100]`),
@@ -132,6 +150,12 @@ impl EntityAttention {
         })
     }
 
+    /// Readies the projections and the output block for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.self_attention.set_kernels(kernels)?;
+        self.output.set_kernels(kernels)
+    }
+
     /// `[B, L, 100]` -> `[B, L, 100]`, attending only to tokens that carry an entity.
     pub fn forward(
         &self,
@@ -165,6 +189,16 @@ impl ErnieFusionLayer {
             intermediate: ErnieIntermediate::load(vb.pp("intermediate"), cfg)?,
             output: ErnieOutput::load(vb.pp("output"), cfg)?,
         })
+    }
+
+    /// Readies every sub-layer for `kernels`.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.attention.set_kernels(kernels)?;
+        if let Some(att) = &mut self.entity_attention {
+            att.set_kernels(kernels)?;
+        }
+        self.intermediate.set_kernels(kernels)?;
+        self.output.set_kernels(kernels)
     }
 
     /// One step over tokens and entities; `ent_mask` is `[B, L, 1]` (1 = token has an entity).
@@ -245,6 +279,26 @@ impl ErnieModel {
     /// The configuration the model was loaded with.
     pub fn config(&self) -> &BertConfig {
         &self.config
+    }
+
+    /// Switches a loaded model to `kernels` (`config().kernels` follows), as loading with
+    /// them would have; see [`BertModel::set_kernels`].
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.embeddings.set_kernels(kernels);
+        for layer in &mut self.layers {
+            match layer {
+                ErnieLayer::Sim(l) => l.set_kernels(kernels)?,
+                ErnieLayer::Fusion(l) => l.set_kernels(kernels)?,
+            }
+        }
+        self.config.kernels = kernels;
+        Ok(())
+    }
+
+    /// Quantises every dense layer (token side and aggregators) to int8 for inference
+    /// ([`Kernels::FastInt8`]; the same as loading with it).
+    pub fn quantize(&mut self) -> Result<()> {
+        self.set_kernels(Kernels::FastInt8)
     }
 
     /// `(last_hidden_state [B, L, H], entity_hidden_state [B, L, 100])` (inference: no dropout).
@@ -352,4 +406,74 @@ pub fn gather_entities(
     )?;
     let idx = Tensor::from_vec(idx, b * l, table.device())?;
     Ok(padded.index_select(&idx, 0)?.reshape((b, l, d))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    use super::*;
+    use crate::model::bert::int8_tests::{cosine, inputs, tiny_config};
+
+    #[test]
+    fn an_int8_ernie_quantises_the_aggregators_and_stays_close_to_f32() {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let cfg = aggregator_config(&tiny_config(Kernels::Fast), 1);
+        let f32_model = ErnieModel::load(vb.clone(), &cfg).unwrap();
+        let int8_cfg = BertConfig {
+            kernels: Kernels::FastInt8,
+            ..cfg
+        };
+        let loaded = ErnieModel::load(vb, &int8_cfg).unwrap();
+        let mut converted = f32_model.clone();
+        converted.quantize().unwrap();
+        let ErnieLayer::Fusion(fusion) = &converted.layers[1] else {
+            panic!("layer 1 is an aggregator");
+        };
+        assert!(fusion.intermediate.dense_ent.is_int8() && fusion.output.dense_ent.is_int8());
+
+        let (ids, mask, vis) = inputs();
+        let (b, l) = ids.dims2().unwrap();
+        let ent: Vec<f32> = (0..b * l * ENTITY_DIM)
+            .map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0)
+            .collect();
+        let entities = Tensor::from_vec(ent, (b, l, ENTITY_DIM), &Device::Cpu).unwrap();
+        let emask: Vec<u32> = (0..b * l).map(|i| u32::from(i % l % 3 == 1)).collect();
+        let entity_mask = Tensor::from_vec(emask, (b, l), &Device::Cpu).unwrap();
+        let run = |m: &ErnieModel| {
+            let input = ErnieInput {
+                tokens: EncoderInput {
+                    attention_mask: Some(&mask),
+                    visible_matrix: Some(&vis),
+                    ..EncoderInput::new(&ids)
+                },
+                entities: &entities,
+                entity_mask: &entity_mask,
+            };
+            let (h, e) = m.forward(&input).unwrap();
+            (h.to_vec3::<f32>().unwrap(), e.to_vec3::<f32>().unwrap())
+        };
+        let (want_h, want_e) = run(&f32_model);
+        let (got_h, got_e) = run(&loaded);
+        assert_eq!((got_h.clone(), got_e.clone()), run(&converted));
+        for (g, w) in got_h
+            .iter()
+            .zip(&want_h)
+            .flat_map(|(g, w)| g.iter().zip(w).take(8))
+        {
+            assert!(cosine(g, w) > 0.99, "token cosine {}", cosine(g, w));
+        }
+        let tokens_with_entities = got_e.iter().zip(&want_e).flat_map(|(g, w)| {
+            g.iter()
+                .zip(w)
+                .enumerate()
+                .filter(|(t, _)| t % 3 == 1 && *t < 8)
+                .map(|(_, p)| p)
+        });
+        for (g, w) in tokens_with_entities {
+            assert!(cosine(g, w) > 0.99, "entity cosine {}", cosine(g, w));
+        }
+    }
 }

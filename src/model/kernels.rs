@@ -1,6 +1,6 @@
-//! Fused CPU kernels for inference (`Kernels::Fast`, `Kernels::FastBf16`): bias-and-residual
-//! GEMM (f32 via the `gemm` crate, or bf16 via [`bf16`]), GELU, LayerNorm and whole-head
-//! attention with the mask and softmax fused.
+//! Fused CPU kernels for inference (`Kernels::Fast`, `Kernels::FastBf16`, `Kernels::FastInt8`):
+//! bias-and-residual GEMM (f32 via the `gemm` crate, bf16 via [`bf16`] or int8 via [`int8`]),
+//! GELU, LayerNorm and whole-head attention with the mask and softmax fused.
 //!
 //! These run on plain `f32` slices borrowed from candle tensors, so a layer makes no copies
 //! between ops. None has a backward pass. The element-wise loops (softmax, GELU, LayerNorm)
@@ -16,6 +16,10 @@
 //! - bf16: the bf16 dense GEMMs 68% (~70% of the `VDPBF16PS` peak), attention ~11% (f32 `gemm`
 //!   8%, softmax 2.7%), rounding activations to bf16 2%, GELU 1.7%, LayerNorm 0.7%, buffer
 //!   allocation and copies ~5%. 1.5-2.1x PyTorch on 1 thread (README, "Encoder speed").
+//! - int8 ([`int8`], AVX512-VNNI): the int8 micro-kernel 52%, its epilogue (dequantise, bias,
+//!   residual, GELU: [`int8`]'s `write_row`) 10%, quantising activations 5%, attention ~20%
+//!   (f32 `gemm` 13%, softmax 7%), LayerNorm 1.4%, packing at load 1%. 2.8x f32 and 5.6x
+//!   PyTorch on 1 thread (benches/RESULTS.md).
 //!
 //! The attention GEMMs stay f32 (and single-threaded per (example, head) task) in both modes:
 //! they are ~4% of the FLOPs; bf16 there would save at most a few percent.
@@ -24,8 +28,10 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 pub mod bf16;
+pub mod int8;
 
 use bf16::PackedBf16;
+use int8::PackedInt8;
 
 /// Whether the fused kernels can run on this tensor (f32 on the CPU).
 pub fn supported(t: &Tensor) -> bool {
@@ -120,6 +126,19 @@ pub fn linear_bf16(
     assert_eq!(w.out(), bias.len());
     let rows = x.len() / w.k();
     fused_linear(rows, bias, residual, act, |dst| w.matmul_acc(dst, x))
+}
+
+/// [`linear`] with the weight quantised to int8 ([`PackedInt8`]): `x` is quantised per row,
+/// products accumulate in i32 and are dequantised with bias, residual and activation in one
+/// pass over the output ([`PackedInt8::linear`]).
+pub fn linear_int8(
+    x: &[f32],
+    w: &PackedInt8,
+    bias: &[f32],
+    residual: Option<&[f32]>,
+    act: Act,
+) -> Vec<f32> {
+    w.linear(x, bias, residual, act)
 }
 
 /// Writes `bias + residual` into a fresh `[rows, out]` buffer, lets `gemm` accumulate the

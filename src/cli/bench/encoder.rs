@@ -15,6 +15,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use clap::Args;
 use serde_json::{json, Value};
+use zhishi::model::kernels::{self, int8::Variant};
 use zhishi::model::{load_bert, BertConfig, BertModel, EncoderInput, Kernels, Precision};
 
 /// Arguments of `zhishi bench encoder`.
@@ -35,7 +36,7 @@ pub struct EncoderBenchArgs {
     /// Timed forward passes per measurement (after 3 warm-up passes).
     #[arg(long, default_value_t = 20)]
     pub iters: usize,
-    /// zhishi precisions to time (`f32`, `bf16`), each against the same PyTorch run.
+    /// zhishi precisions to time (`f32`, `bf16`, `int8`), each against the same PyTorch run.
     #[arg(long, value_delimiter = ',', default_value = "f32")]
     pub precision: Vec<Precision>,
     /// Interleaved rounds of every measurement; the median round counts.
@@ -92,6 +93,7 @@ pub fn bench_encoder(args: &EncoderBenchArgs) -> anyhow::Result<Value> {
         None => rows.push((key, vec![ms])),
     };
     let mut torch_version = Value::Null;
+    let mut kernel_of = std::collections::BTreeMap::<String, Value>::new();
     for round in 0..args.rounds {
         for &t in &args.threads {
             for &precision in &args.precision {
@@ -115,6 +117,7 @@ pub fn bench_encoder(args: &EncoderBenchArgs) -> anyhow::Result<Value> {
                         ])
                         .env("RAYON_NUM_THREADS", t.to_string()),
                 )?;
+                kernel_of.insert(precision.to_string(), out["kernel"].clone());
                 for input in ["plain", "kbert"] {
                     let ms = out[input]["ms_per_batch_median"]
                         .as_f64()
@@ -155,6 +158,7 @@ pub fn bench_encoder(args: &EncoderBenchArgs) -> anyhow::Result<Value> {
             "ms_per_batch_median": ms, "tokens_per_s": tokens / ms * 1e3, "rounds_ms": rounds,
         });
         if imp == "zhishi" {
+            row["kernel"] = kernel_of.get(precision).cloned().unwrap_or(Value::Null);
             let torch_key = ("pytorch".into(), "f32".into(), "plain".into(), *t);
             if let Some(torch) = median_of(&torch_key) {
                 row["speedup_vs_pytorch_plain"] = json!(torch / ms);
@@ -171,8 +175,59 @@ pub fn bench_encoder(args: &EncoderBenchArgs) -> anyhow::Result<Value> {
     Ok(json!({
         "bench": "encoder", "model": args.model, "batch": args.batch, "seq": args.seq,
         "iters": args.iters, "rounds": args.rounds, "torch": torch_version,
-        "pytorch_attn": args.attn, "results": results,
+        "pytorch_attn": args.attn, "cpu": cpu_report(), "results": results,
     }))
+}
+
+/// The CPU's model name, the features the encoder's kernels look for, and the kernel each
+/// precision runs on it.
+pub fn cpu_report() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown", str::trim)
+        .to_string();
+    let features = json!({
+        "avx2": detect("avx2"), "fma": detect("fma"), "avx512f": detect("avx512f"),
+        "avx512bw": detect("avx512bw"), "avx512vnni": detect("avx512vnni"),
+        "avxvnni": detect("avxvnni"), "avx512bf16": detect("avx512bf16"),
+    });
+    let bf16 = if kernels::bf16::available() {
+        "avx512bf16"
+    } else {
+        "f32 (no AVX512-BF16)"
+    };
+    json!({
+        "model": model,
+        "threads_available": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "features": features,
+        "kernels": {"f32": "gemm crate", "bf16": bf16, "int8": Variant::best().name()},
+    })
+}
+
+/// Whether the CPU has an x86 feature (false elsewhere).
+fn detect(feature: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        match feature {
+            "avx2" => has!("avx2"),
+            "fma" => has!("fma"),
+            "avx512f" => has!("avx512f"),
+            "avx512bw" => has!("avx512bw"),
+            "avx512vnni" => has!("avx512vnni"),
+            "avxvnni" => has!("avxvnni"),
+            "avx512bf16" => has!("avx512bf16"),
+            _ => false,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = feature;
+        false
+    }
 }
 
 /// The hidden child: times plain and K-BERT forward passes on this process's thread count.
@@ -206,7 +261,14 @@ pub fn run_child(args: &EncoderRunArgs) -> anyhow::Result<Value> {
     let ids = Tensor::from_vec(ids, (b, l), &Device::Cpu)?;
     let mask = Tensor::ones((b, l), DType::U32, &Device::Cpu)?;
     let vis = kbert_like_visible(b, l)?;
-    let mut out = json!({"threads": args.threads, "precision": args.precision.to_string()});
+    let kernel = match args.precision {
+        Precision::Int8 => Variant::best().name(),
+        Precision::Bf16 if kernels::bf16::available() => "avx512bf16",
+        _ => "f32",
+    };
+    let mut out = json!({
+        "threads": args.threads, "precision": args.precision.to_string(), "kernel": kernel,
+    });
     for (name, visible) in [("plain", None), ("kbert", Some(&vis))] {
         let input = EncoderInput {
             attention_mask: Some(&mask),
