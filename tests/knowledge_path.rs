@@ -222,6 +222,18 @@ fn a_trained_model_directory_holds_no_path_and_runs_after_a_move() {
         .process_batch(&TEXTS)
         .unwrap();
     assert_eq!(before, after);
+
+    // The same model stage at int8: loads, injects the same facts, and is another setting.
+    let int8 = Pipeline::from_toml_with(&toml, &["pipeline.precision=\"int8\"".into()]).unwrap();
+    let f32 = Pipeline::from_toml(&toml).unwrap();
+    assert_ne!(int8.fingerprint(), f32.fingerprint());
+    let quantised = int8.process_batch(&TEXTS).unwrap();
+    for (a, b) in quantised.iter().zip(&after) {
+        assert_eq!(
+            a.facts, b.facts,
+            "int8 changes the arithmetic, not the knowledge"
+        );
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

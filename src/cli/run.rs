@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Documents per batch (overrides `pipeline.batch_size`).
     #[arg(long, value_name = "N", value_parser = count_in::<1, MAX_BATCH_SIZE>)]
     batch_size: Option<usize>,
+    /// Arithmetic of the model stages' dense layers: f32, bf16 or int8 (overrides
+    /// `pipeline.precision`; a resumed run must keep the precision it started with).
+    #[arg(long, value_name = "P")]
+    precision: Option<zhishi::model::Precision>,
     /// Finish an interrupted run from its checkpoint (`OUTPUT.checkpoint.json`).
     #[arg(long)]
     resume: bool,
@@ -78,6 +82,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(batch) = args.batch_size {
         overrides.push(format!("pipeline.batch_size={batch}"));
+    }
+    if let Some(precision) = args.precision {
+        overrides.push(format!("pipeline.precision=\"{precision}\""));
     }
     let loading = Instant::now();
     let pipeline = Pipeline::from_toml_with(&args.pipeline, &overrides)?;

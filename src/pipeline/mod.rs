@@ -326,6 +326,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// The arithmetic of model stages' dense layers: f32 (default), bf16 or int8 (see
+    /// [`crate::model::Precision`]).
+    pub fn precision(mut self, precision: crate::model::Precision) -> Self {
+        self.spec.pipeline.precision = precision;
+        self
+    }
+
     /// Documents per batch for `zhishi run`-style callers.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.spec.pipeline.batch_size = batch_size.max(1);
@@ -423,6 +430,7 @@ fn build(
                     kg: kg.as_ref(),
                     linker: linker.as_ref(),
                     device: &device,
+                    precision: spec.pipeline.precision,
                     earlier: &stages,
                     tables: &spec.tables,
                 };

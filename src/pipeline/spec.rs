@@ -64,6 +64,9 @@ pub struct RunSpec {
     pub batch_size: usize,
     /// `cpu`, `cuda` or `cuda:N` for model stages.
     pub device: String,
+    /// Arithmetic of the model stages' dense layers: `f32`, `bf16` (AVX512-BF16 kernels) or
+    /// `int8` (dynamic quantisation; AVX2 / AVX-VNNI / AVX512-VNNI kernels chosen at run time).
+    pub precision: crate::model::Precision,
 }
 
 impl Default for RunSpec {
@@ -74,6 +77,7 @@ impl Default for RunSpec {
             threads: 0,
             batch_size: 64,
             device: "cpu".into(),
+            precision: crate::model::Precision::F32,
         }
     }
 }

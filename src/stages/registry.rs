@@ -43,6 +43,8 @@ pub struct StageContext<'a> {
     pub linker: Option<&'a Arc<KgLinker>>,
     /// Where model stages load.
     pub device: &'a Device,
+    /// The arithmetic of model stages' dense layers (`[pipeline] precision`).
+    pub precision: crate::model::Precision,
     /// The stages built so far, in order.
     pub earlier: &'a [Box<dyn Stage>],
     /// Every listed stage's options table (checked), by stage name: a model stage compares

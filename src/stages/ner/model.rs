@@ -18,7 +18,7 @@ use super::tags::LabelMap;
 use super::NerError;
 use crate::doc::{Document, Entity};
 use crate::knowledge::{CharVocab, EntityVectors};
-use crate::model::{aggregator_config, EntityTable};
+use crate::model::{aggregator_config, EntityTable, Precision};
 use crate::stages::task::{map_weights, read_trained, Injection, KnowledgeRecord};
 
 /// Weights of a saved model.
@@ -93,7 +93,13 @@ impl NerModel {
     /// [`crate::model::parse_device`]). The fused kernels run on the CPU; other devices use
     /// candle's own ops.
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self, NerError> {
-        let (meta, mut cfg): (ModelMeta, _) = read_trained(dir, META_FILE)?;
+        Self::load_at(dir, device, Precision::F32)
+    }
+
+    /// [`NerModel::load_on`] with the dense layers' arithmetic `precision` (int8 and bf16
+    /// pick their CPU kernels at run time).
+    pub fn load_at(dir: &Path, device: &Device, precision: Precision) -> Result<Self, NerError> {
+        let (meta, mut cfg): (ModelMeta, _) = read_trained(dir, META_FILE, precision)?;
         let device = device.clone();
         let vectors = if meta.knowledge.mode.fuses_entities() {
             cfg = aggregator_config(

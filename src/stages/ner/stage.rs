@@ -45,8 +45,8 @@ impl NerStage {
     /// Loads the trained model onto the pipeline's device and checks its knowledge against
     /// the pipeline's.
     pub fn load(opts: &NerStageOptions, ctx: &StageContext<'_>) -> Result<Self, StageError> {
-        let model =
-            NerModel::load_on(&opts.model, ctx.device).map_err(|e| StageError::new("ner", e))?;
+        let model = NerModel::load_at(&opts.model, ctx.device, ctx.precision)
+            .map_err(|e| StageError::new("ner", e))?;
         model
             .knowledge()
             .check_pipeline("ner", ctx, opts.knowledge_mismatch)?;

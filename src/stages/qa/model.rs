@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use candle_core::Device;
+
+use crate::model::Precision;
 use serde::{Deserialize, Serialize};
 
 use super::config::{DecodeOptions, WindowOptions};
@@ -62,7 +64,12 @@ impl QaModel {
 
     /// Loads a model directory written by training onto `device`.
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self, QaError> {
-        let (meta, cfg): (ModelMeta, _) = read_trained(dir, META_FILE)?;
+        Self::load_at(dir, device, Precision::F32)
+    }
+
+    /// [`QaModel::load_on`] with the dense layers' arithmetic `precision`.
+    pub fn load_at(dir: &Path, device: &Device, precision: Precision) -> Result<Self, QaError> {
+        let (meta, cfg): (ModelMeta, _) = read_trained(dir, META_FILE, precision)?;
         let vb = map_weights(dir, WEIGHTS_FILE, device)?;
         let network = QaNetwork::load(vb, &cfg)?;
         let featurizer = build_featurizer(dir, meta.window)?;

@@ -43,9 +43,13 @@ fn stage_error(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> S
 }
 
 impl QaStage {
-    /// Loads the trained model onto `device`.
-    pub fn load(opts: &QaStageOptions, device: &Device) -> Result<Self, StageError> {
-        let mut model = QaModel::load_on(&opts.model, device).map_err(stage_error)?;
+    /// Loads the trained model onto `device` with the dense layers' arithmetic `precision`.
+    pub fn load(
+        opts: &QaStageOptions,
+        device: &Device,
+        precision: crate::model::Precision,
+    ) -> Result<Self, StageError> {
+        let mut model = QaModel::load_at(&opts.model, device, precision).map_err(stage_error)?;
         if let Some(max_answer_len) = opts.max_answer_len {
             let decode = DecodeOptions {
                 max_answer_len,
@@ -99,5 +103,5 @@ pub static KIND: ModelStageKind<QaStageOptions> = ModelStageKind::new(
         needs_kg: false,
     },
     |_| Vec::new(),
-    |opts, ctx| Ok(Box::new(QaStage::load(opts, ctx.device)?)),
+    |opts, ctx| Ok(Box::new(QaStage::load(opts, ctx.device, ctx.precision)?)),
 );

@@ -16,7 +16,7 @@ use super::RelationError;
 use crate::doc::Document;
 use crate::doc::Span;
 use crate::knowledge::CharVocab;
-use crate::model::Dropout;
+use crate::model::{Dropout, Precision};
 use crate::stages::task::{
     documents, map_weights, read_trained, Annotator, Injection, KnowledgeRecord,
 };
@@ -208,7 +208,16 @@ impl RelationModel {
     /// Loads a model directory written by training onto `device` (see
     /// [`crate::model::parse_device`]).
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self, RelationError> {
-        let (meta, cfg): (ModelMeta, _) = read_trained(dir, META_FILE)?;
+        Self::load_at(dir, device, Precision::F32)
+    }
+
+    /// [`RelationModel::load_on`] with the dense layers' arithmetic `precision`.
+    pub fn load_at(
+        dir: &Path,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self, RelationError> {
+        let (meta, cfg): (ModelMeta, _) = read_trained(dir, META_FILE, precision)?;
         if meta.id(&meta.no_relation).is_none() {
             return Err(RelationError::ModelDir {
                 path: dir.to_path_buf(),

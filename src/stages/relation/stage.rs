@@ -146,7 +146,7 @@ impl RelationStage {
         options: &RelationStageOptions,
         ctx: &StageContext<'_>,
     ) -> Result<Self, StageError> {
-        let model = RelationModel::load_on(&options.model, ctx.device)
+        let model = RelationModel::load_at(&options.model, ctx.device, ctx.precision)
             .map_err(|e| StageError::new("relation", e))?;
         model
             .knowledge()

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::model::load::read_config;
-use crate::model::{BertConfig, Kernels, ModelError};
+use crate::model::{BertConfig, Kernels, ModelError, Precision};
 use crate::train::TrainError;
 
 /// What one model directory holds besides the weights.
@@ -91,6 +91,7 @@ pub enum OpenError {
 pub fn read_trained<M: DeserializeOwned>(
     dir: &Path,
     meta_file: &str,
+    precision: Precision,
 ) -> Result<(M, BertConfig), OpenError> {
     let meta_path = dir.join(meta_file);
     let text = std::fs::read_to_string(&meta_path).map_err(|source| OpenError::Io {
@@ -102,7 +103,7 @@ pub fn read_trained<M: DeserializeOwned>(
         message: format!("{meta_file}: {e}"),
     })?;
     let mut cfg = read_config(dir)?;
-    cfg.kernels = Kernels::Fast;
+    cfg.kernels = Kernels::inference(precision);
     cfg.layer_types = None;
     Ok((meta, cfg))
 }
