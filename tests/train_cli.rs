@@ -65,6 +65,21 @@ fn train_then_eval_print_metrics_json() {
         (Some(6), Some(1.0))
     );
     assert_eq!(eval["per_type"]["LOC"]["gold"], 3);
+
+    // The same model with int8 dense layers.
+    let out = zhishi()
+        .args(["eval", ws.config().to_str().unwrap(), "--split", "test"])
+        .args(["--precision", "int8"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let int8 = json(&out.stdout);
+    assert_eq!(int8["gold"], 6);
+    assert!(int8["f1"].as_f64().unwrap() > 0.5, "{int8}");
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub struct EvalArgs {
     /// Which data split to evaluate: train, dev or test.
     #[arg(long, default_value = "test")]
     pub split: Split,
+    /// Arithmetic of the model's dense layers: f32, bf16 or int8 (NER, relation, QA).
+    #[arg(long, default_value = "f32", value_name = "P")]
+    pub precision: zhishi::model::Precision,
     /// Override a value: `--set data.test=other.bmes` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -98,7 +101,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// Runs `zhishi eval`.
 pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
     let task = peek(&args.config, &args.set)?;
-    let report = (task.evaluate)(&args.config, &args.set, args.split)
+    let report = (task.evaluate)(&args.config, &args.set, args.split, args.precision)
         .with_context(|| format!("evaluating {}", args.config.display()))?;
     println!("{}", report.to_json());
     Ok(ExitCode::SUCCESS)

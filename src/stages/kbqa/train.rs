@@ -305,7 +305,8 @@ pub fn evaluate_model(model: &KbqaModel, questions: &[Question]) -> Result<Metri
 }
 
 /// KBQA in the trainable-task registry ([`crate::stages::training::TASKS`]). It fits its
-/// scorer with its own loop (see [`train`]); its report goes into `details`.
+/// scorer with its own loop (see [`train`]); its report goes into `details`. Its question
+/// encoder evaluates in f32 (the precision argument is not used yet).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Kbqa,
     train: |path, overrides| {
@@ -320,7 +321,7 @@ pub static TASK: Trainable = Trainable {
             Some(serde_json::to_value(&r).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?);
         Ok(report)
     },
-    evaluate: |path, overrides, split| {
+    evaluate: |path, overrides, split, _precision| {
         let loaded = crate::config::load::<KbqaConfig>(path, overrides)
             .map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
         let m = evaluate(&loaded, split).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;

@@ -26,6 +26,7 @@ use crate::knowledge::EntityVectors;
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
+use crate::model::Precision;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::{
     documents, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir, Split,
@@ -391,6 +392,16 @@ pub fn evaluate_config(
     overrides: &[String],
     split: Split,
 ) -> Result<NerMetrics, NerError> {
+    evaluate_config_at(path, overrides, split, Precision::F32)
+}
+
+/// [`evaluate_config`] with the model's dense layers at `precision`.
+pub fn evaluate_config_at(
+    path: &Path,
+    overrides: &[String],
+    split: Split,
+    precision: Precision,
+) -> Result<NerMetrics, NerError> {
     let r = resolve(path, overrides)?;
     let sentences = match split {
         // Only a held-out dev set needs the other file read too.
@@ -414,7 +425,7 @@ pub fn evaluate_config(
             read(&file, r.config.data.format)?
         }
     };
-    let model = NerModel::load(&r.output_dir.join("best"))?;
+    let model = NerModel::load_at(&r.output_dir.join("best"), &Device::Cpu, precision)?;
     let mut table = r.config.knowledge.clone();
     table.kg = r.kg.clone();
     let annotator = Annotator::from_table(&table, model.knowledge().ernie_layers)?;
@@ -445,8 +456,8 @@ pub static TASK: Trainable = Trainable {
         report.model_dir = Some(r.model_dir);
         Ok(report)
     },
-    evaluate: |path, overrides, split| {
-        let m = evaluate_config(path, overrides, split)
+    evaluate: |path, overrides, split, precision| {
+        let m = evaluate_config_at(path, overrides, split, precision)
             .map_err(|e| TaskError::new(TaskKind::Ner, e))?;
         let metrics = serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Ner, e))?;
         Ok(TaskReport::new(TaskKind::Ner, split, "f1", metrics))

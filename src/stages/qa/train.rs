@@ -22,6 +22,7 @@ use crate::config::ConfigError;
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
+use crate::model::Precision;
 use crate::model::{BertConfig, Kernels};
 use crate::stages::task::{
     pretrained_varmap, ModelDir, Split, TaskError, TaskKind, TaskReport, Trainable,
@@ -260,6 +261,16 @@ pub fn evaluate_config(
     overrides: &[String],
     split: Split,
 ) -> Result<QaMetrics, QaError> {
+    evaluate_config_at(path, overrides, split, Precision::F32)
+}
+
+/// [`evaluate_config`] with the model's dense layers at `precision`.
+pub fn evaluate_config_at(
+    path: &Path,
+    overrides: &[String],
+    split: Split,
+    precision: Precision,
+) -> Result<QaMetrics, QaError> {
     let r = resolve(path, overrides)?;
     let invalid = |key: &str, message: String| {
         QaError::Config(ConfigError::Invalid {
@@ -280,7 +291,7 @@ pub fn evaluate_config(
         ),
     };
     let set = read_split(&file, max)?;
-    let model = QaModel::load(&r.output_dir.join("best"))?;
+    let model = QaModel::load_at(&r.output_dir.join("best"), &Device::Cpu, precision)?;
     model.evaluate(&set.records)
 }
 
@@ -301,9 +312,9 @@ pub static TASK: Trainable = Trainable {
         report.model_dir = Some(r.model_dir);
         Ok(report)
     },
-    evaluate: |path, overrides, split| {
-        let m =
-            evaluate_config(path, overrides, split).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
+    evaluate: |path, overrides, split, precision| {
+        let m = evaluate_config_at(path, overrides, split, precision)
+            .map_err(|e| TaskError::new(TaskKind::Qa, e))?;
         let metrics = serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
         Ok(TaskReport::new(TaskKind::Qa, split, "f1", metrics))
     },

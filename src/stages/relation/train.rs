@@ -23,6 +23,7 @@ use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::Kernels;
+use crate::model::Precision;
 use crate::stages::task::{
     pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir, Split, TaskError,
     TaskKind, TaskReport, Trainable,
@@ -255,6 +256,16 @@ pub fn evaluate_config(
     overrides: &[String],
     split: Split,
 ) -> Result<RelationMetrics, RelationError> {
+    evaluate_config_at(path, overrides, split, Precision::F32)
+}
+
+/// [`evaluate_config`] with the model's dense layers at `precision`.
+pub fn evaluate_config_at(
+    path: &Path,
+    overrides: &[String],
+    split: Split,
+    precision: Precision,
+) -> Result<RelationMetrics, RelationError> {
     let r = resolve(path, overrides)?;
     let invalid = |key: &str, message: String| {
         RelationError::Config(ConfigError::Invalid {
@@ -273,7 +284,7 @@ pub fn evaluate_config(
             .ok_or_else(|| invalid("data.test", "no test file is configured".into()))?,
     };
     let corpus = read_split(&r.config, &file)?;
-    let model = RelationModel::load(&r.output_dir.join("best"))?;
+    let model = RelationModel::load_at(&r.output_dir.join("best"), &Device::Cpu, precision)?;
     let mut table = r.config.knowledge.clone();
     table.kg = r.kg.clone();
     let annotator = Annotator::from_table(&table, None)?;
@@ -299,8 +310,8 @@ pub static TASK: Trainable = Trainable {
         report.model_dir = Some(r.model_dir);
         Ok(report)
     },
-    evaluate: |path, overrides, split| {
-        let m = evaluate_config(path, overrides, split)
+    evaluate: |path, overrides, split, precision| {
+        let m = evaluate_config_at(path, overrides, split, precision)
             .map_err(|e| TaskError::new(TaskKind::Relation, e))?;
         let metrics =
             serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Relation, e))?;

@@ -108,8 +108,9 @@ impl TaskReport {
 
 /// Trains the task a TOML file describes; `overrides` are `--set` values.
 pub type TrainFn = fn(&Path, &[String]) -> Result<TaskReport, TaskError>;
-/// Evaluates the model trained by a TOML file on a split.
-pub type EvaluateFn = fn(&Path, &[String], Split) -> Result<TaskReport, TaskError>;
+/// Evaluates the model trained by a TOML file on a split, its dense layers at a precision.
+pub type EvaluateFn =
+    fn(&Path, &[String], Split, crate::model::Precision) -> Result<TaskReport, TaskError>;
 
 /// A trainable task, declared in its stage's module.
 pub struct Trainable {
