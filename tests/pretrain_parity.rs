@@ -16,6 +16,7 @@ use zhishi::model::load::read_config;
 use zhishi::model::mlm::{fill_masked_lm_varmap, load_masked_lm, BertForMaskedLm};
 use zhishi::model::{BertTokenizer, Kernels, Rng};
 use zhishi::stages::pretrain::batch::mlm_metrics;
+use zhishi::stages::pretrain::fill_mask::EncodedLine;
 use zhishi::stages::pretrain::masking::{Masked, Masker, MaskingOptions, Spans, IGNORE};
 use zhishi::stages::pretrain::train::save_model_dir;
 use zhishi::stages::pretrain::FillMask;
@@ -112,8 +113,7 @@ fn masked_lm_matches_transformers_on_m3e_small() {
 
     let (seqs, batch) = masked_batch(&dir);
     let fill = FillMask::load(&dir).unwrap();
-    let encoded: Vec<(Vec<u32>, Vec<(usize, usize)>)> =
-        FILL.iter().map(|l| fill.encode(l).unwrap()).collect();
+    let encoded: Vec<EncodedLine> = FILL.iter().map(|l| fill.encode(l).unwrap()).collect();
     let cases = json!({
         "batch": batch,
         "fill": encoded.iter().map(|(ids, masks)| json!({

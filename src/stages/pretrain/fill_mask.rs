@@ -32,6 +32,9 @@ pub struct MaskPrediction {
     pub candidates: Vec<Candidate>,
 }
 
+/// A line's token ids and its masks as `(character position, token index)`.
+pub type EncodedLine = (Vec<u32>, Vec<(usize, usize)>);
+
 /// A loaded masked LM with its tokenizer.
 pub struct FillMask {
     model: BertForMaskedLm,
@@ -71,7 +74,7 @@ impl FillMask {
 
     /// The token ids of `line` with every `[MASK]` as the mask id, and each mask's
     /// (character position, token index).
-    pub fn encode(&self, line: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>), PretrainError> {
+    pub fn encode(&self, line: &str) -> Result<EncodedLine, PretrainError> {
         let masks: Vec<usize> = line
             .match_indices(MASK)
             .map(|(byte, _)| line[..byte].chars().count())

@@ -380,7 +380,7 @@ mod tests {
         let (ids, offsets) = chars(text);
         let spans = Spans {
             words: vec![0..2, 2..4, 4..6, 6..8],
-            entities: vec![4..6],
+            entities: std::iter::once(4..6).collect(),
             phrases: vec![],
         };
         // Budget 2: exactly the mention 头痛 (tokens 5 and 6).
