@@ -114,7 +114,8 @@ fn every_shipped_training_toml_matches_its_schema() {
     use std::path::Path;
     use zhishi::config::from_str;
     use zhishi::stages::{
-        kbqa::KbqaConfig, ner::NerConfig, qa::QaConfig, relation::RelationConfig,
+        kbqa::KbqaConfig, ner::NerConfig, pretrain::PretrainConfig, qa::QaConfig,
+        relation::RelationConfig,
     };
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
@@ -137,6 +138,7 @@ fn every_shipped_training_toml_matches_its_schema() {
             "relation" => from_str::<RelationConfig>(&path, &text, &[]).map(drop),
             "qa" => from_str::<QaConfig>(&path, &text, &[]).map(drop),
             "kbqa" => from_str::<KbqaConfig>(&path, &text, &[]).map(drop),
+            "pretrain" => from_str::<PretrainConfig>(&path, &text, &[]).map(drop),
             other => panic!("{}: unknown task kind {other}", path.display()),
         };
         result.unwrap_or_else(|e| panic!("{e}"));
@@ -148,6 +150,7 @@ fn every_shipped_training_toml_matches_its_schema() {
         "kbert-medical-ner.toml",
         "msra-ner.toml",
         "nlpcc-kbqa.toml",
+        "pretrain.toml",
         "resume-ner.toml",
         "sanwen-re.toml",
     ] {

@@ -7,10 +7,12 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bounds;
 mod encode;
+mod fill_mask;
 mod init;
 mod kbert;
 mod kg;
 mod link;
+mod pretrain;
 mod run;
 mod serve;
 mod train;
@@ -48,6 +50,10 @@ enum Command {
     Eval(train::EvalArgs),
     /// Print a complete, commented training or pipeline TOML with every key at its default.
     Init(init::InitArgs),
+    /// Continue masked-LM pretraining of an encoder (`[task] kind = "pretrain"` TOML).
+    Pretrain(train::Args),
+    /// Predict the `[MASK]`s of text lines with a masked LM; one JSON object per line.
+    FillMask(fill_mask::Args),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -72,6 +78,8 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => train::run_eval(args),
         Command::Init(args) => init::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
+        Command::FillMask(args) => fill_mask::run(args),
     };
     match result {
         Ok(code) => code,

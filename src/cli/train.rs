@@ -58,6 +58,11 @@ struct PeekTrain {
     threads: usize,
 }
 
+/// The `task.kind` a training file names (after `overrides`).
+pub fn peek_kind(path: &Path, overrides: &[String]) -> Result<String> {
+    Ok(config::load::<Peek>(path, overrides)?.value.task.kind)
+}
+
 /// Reads `task.kind` (the registered task it names) and sets the compute threads from
 /// `train.threads`.
 fn peek(path: &Path, overrides: &[String]) -> Result<&'static Trainable> {

@@ -15,6 +15,7 @@ pub mod encoder;
 pub mod ernie;
 pub mod kernels;
 pub mod load;
+pub mod mlm;
 pub mod rng;
 pub mod tokenize;
 

@@ -17,7 +17,7 @@ pub mod template;
 use std::sync::OnceLock;
 
 use crate::pipeline::spec::{KgSpec, RunSpec};
-use crate::stages::{facts, kbqa, ner, qa, registry, relation, segment, task};
+use crate::stages::{facts, kbqa, ner, pretrain, qa, registry, relation, segment, task};
 use crate::text::disambiguate::ScoreWeights;
 use crate::text::{LinkOptions, NormalizeOptions};
 use fields::fields_of;
@@ -41,17 +41,20 @@ pub enum Scope {
     Qa,
     /// A `[task] kind = "kbqa"` file's tables.
     Kbqa,
+    /// A `[task] kind = "pretrain"` file's own tables.
+    Pretrain,
 }
 
 impl Scope {
     /// Every scope, in the reference's order.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Pipeline,
         Scope::Training,
         Scope::Ner,
         Scope::Relation,
         Scope::Qa,
         Scope::Kbqa,
+        Scope::Pretrain,
     ];
 
     /// The name in the reference's headings.
@@ -63,6 +66,7 @@ impl Scope {
             Scope::Relation => "relation",
             Scope::Qa => "qa",
             Scope::Kbqa => "kbqa",
+            Scope::Pretrain => "pretrain",
         }
     }
 
@@ -188,7 +192,7 @@ pub struct SchemaTable {
 
 /// Every configuration table the code reads, with the keys it accepts.
 pub fn schema() -> Vec<SchemaTable> {
-    use Scope::{Kbqa, Ner, Pipeline, Qa, Relation, Training};
+    use Scope::{Kbqa, Ner, Pipeline, Pretrain, Qa, Relation, Training};
     let t = |scope, table, fields| SchemaTable {
         scope,
         table,
@@ -229,6 +233,12 @@ pub fn schema() -> Vec<SchemaTable> {
         t(Kbqa, "encoder", fields_of::<kbqa::config::EncoderSection>()),
         t(Kbqa, "link", fields_of::<kbqa::CandidateOptions>()),
         t(Kbqa, "train", fields_of::<kbqa::config::TrainSection>()),
+        t(Pretrain, "data", fields_of::<pretrain::config::DataTable>()),
+        t(
+            Pretrain,
+            "masking",
+            fields_of::<pretrain::config::MaskingTable>(),
+        ),
     ]
 }
 

@@ -6,6 +6,7 @@ pub mod facts;
 pub mod kbqa;
 pub mod link;
 pub mod ner;
+pub mod pretrain;
 pub mod qa;
 pub mod registry;
 pub mod relation;

@@ -20,6 +20,7 @@ pub static TASKS: &[&Trainable] = &[
     &super::relation::TASK,
     &super::qa::TASK,
     &super::kbqa::TASK,
+    &super::pretrain::TASK,
 ];
 
 /// The task of `kind`.

@@ -44,6 +44,9 @@ pub struct Evaluation {
 pub trait TrainTask {
     /// Length in tokens of every training example (for bucketing).
     fn train_lengths(&self) -> Vec<usize>;
+    /// Called before each epoch's batches (also when a resumed run re-enters an epoch), e.g.
+    /// to mask pretraining sequences afresh per epoch.
+    fn start_epoch(&self, _epoch: usize) {}
     /// The training-mode loss of the examples `batch` laid out as `layout`, using `dropout`.
     fn batch_loss(
         &self,
@@ -179,6 +182,7 @@ impl Trainer {
         let mut log = EvalLog::default();
         let mut stopped_early = false;
         'epochs: while state.epoch < o.epochs {
+            task.start_epoch(state.epoch);
             let batches = o.batching.batches(
                 &lengths,
                 o.batch_size,

@@ -14,15 +14,18 @@ pub enum TaskKind {
     Qa,
     /// Question answering over the KG (`stages::kbqa`).
     Kbqa,
+    /// Masked-LM pretraining (`stages::pretrain`).
+    Pretrain,
 }
 
 impl TaskKind {
     /// Every kind, in the order the docs list them.
-    pub const ALL: [TaskKind; 4] = [
+    pub const ALL: [TaskKind; 5] = [
         TaskKind::Ner,
         TaskKind::Relation,
         TaskKind::Qa,
         TaskKind::Kbqa,
+        TaskKind::Pretrain,
     ];
 
     /// The name in `[task] kind`.
@@ -32,6 +35,7 @@ impl TaskKind {
             TaskKind::Relation => "relation",
             TaskKind::Qa => "qa",
             TaskKind::Kbqa => "kbqa",
+            TaskKind::Pretrain => "pretrain",
         }
     }
 }

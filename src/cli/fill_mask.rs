@@ -1,0 +1,53 @@
+//! `zhishi fill-mask --model DIR [--top-k 5]`: lines holding `[MASK]` on stdin (or `--input`),
+//! one JSON object per line on stdout:
+//! `{"masks":[{"position":2,"candidates":[{"token":"滨","score":0.93},...]}]}`. `position` is
+//! the character index (Unicode scalars, from 0) of the mask's `[` in the line; candidates are
+//! softmax probabilities over the vocabulary, best first.
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use zhishi::stages::pretrain::FillMask;
+
+/// Arguments of `zhishi fill-mask`.
+#[derive(Parser, Debug)]
+pub struct Args {
+    /// A masked-LM directory (`zhishi pretrain` output, or any BERT checkpoint with
+    /// `cls.predictions`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Candidates per mask.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// Read lines from this file instead of stdin.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+}
+
+/// Runs `zhishi fill-mask`.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let model =
+        FillMask::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    let reader: Box<dyn BufRead> = match &args.input {
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let masks = model
+            .fill(&line, args.top_k)
+            .with_context(|| format!("line {}", i + 1))?;
+        writeln!(out, "{}", serde_json::json!({ "masks": masks }))?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

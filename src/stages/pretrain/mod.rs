@@ -1,0 +1,106 @@
+//! Knowledge-aware continued pretraining (masked LM) of a BERT checkpoint on CPU: a corpus
+//! streamed from disk ([`corpus`]), ERNIE 1.0-style masking of tokens, whole words, linked KG
+//! entities and phrases ([`masking`], [`units`]), training through [`crate::train::Trainer`]
+//! ([`train`]) into a Hugging Face `BertForMaskedLM` directory every stage accepts as
+//! `encoder.model`, and fill-mask predictions from such a directory ([`fill_mask`]).
+pub mod batch;
+pub mod config;
+pub mod corpus;
+pub mod fill_mask;
+pub mod masking;
+pub mod train;
+pub mod units;
+
+pub use batch::MlmMetrics;
+pub use config::PretrainConfig;
+pub use fill_mask::{FillMask, MaskPrediction};
+pub use masking::{Masker, MaskingOptions, Spans, Strategy};
+pub use train::{evaluate_config, train_config, PretrainReport};
+
+use std::path::PathBuf;
+
+use crate::stages::task::{Split, TaskError, TaskKind, TaskReport, Trainable};
+
+/// What can go wrong pretraining, evaluating or filling masks.
+#[derive(Debug, thiserror::Error)]
+pub enum PretrainError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A corpus line is malformed, or the corpus cannot give what the config asks.
+    #[error("{}:{line}: {message}", path.display())]
+    Data {
+        /// The corpus file.
+        path: PathBuf,
+        /// 1-based line (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configuration is invalid (names file, line and key).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The model could not be loaded or run.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// The vocabulary lacks a token masking needs.
+    #[error("{}: {message}", path.display())]
+    Vocab {
+        /// The model directory.
+        path: PathBuf,
+        /// What is missing.
+        message: String,
+    },
+    /// The KG could not be read.
+    #[error("reading the KG {path}: {source}")]
+    Kg {
+        /// The KG file.
+        path: PathBuf,
+        /// What went wrong.
+        source: crate::kg::import::ImportError,
+    },
+    /// The linker could not be built.
+    #[error("entity linking: {0}")]
+    Link(#[from] crate::text::LinkError),
+    /// A split pretraining does not evaluate.
+    #[error("pretraining evaluates the held-out slice: use --split dev or test, not {0}")]
+    Split(Split),
+    /// An input line cannot be filled (no `[MASK]`, too long).
+    #[error("{0}")]
+    Input(String),
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The training loop failed.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+}
+
+/// Pretraining in the trainable-task registry ([`crate::stages::training::TASKS`]).
+pub static TASK: Trainable = Trainable {
+    kind: TaskKind::Pretrain,
+    train: |path, overrides| {
+        let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
+        let mut report = TaskReport::new(TaskKind::Pretrain, Split::Dev, "mlm_accuracy", r.dev);
+        report.train = Some(r.train);
+        report.model_dir = Some(r.model_dir);
+        Ok(report)
+    },
+    evaluate: |path, overrides, split| {
+        let m = evaluate_config(path, overrides, split)
+            .map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
+        let metrics =
+            serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
+        Ok(TaskReport::new(
+            TaskKind::Pretrain,
+            split,
+            "mlm_accuracy",
+            metrics,
+        ))
+    },
+};

@@ -1,0 +1,422 @@
+//! `zhishi pretrain`: continued masked-LM pretraining of a checkpoint over a streamed corpus
+//! through [`crate::train::Trainer`] (gradient accumulation, clipping, AdamW, checkpoints and
+//! exact resume, curves), masking each epoch afresh from `(seed, epoch, sequence)`; the best
+//! model (highest held-out `mlm_accuracy`) is written as a Hugging Face `BertForMaskedLM`
+//! directory that every stage accepts as `encoder.model`.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::batch::{mlm_metrics, MaskedBatch, MlmMetrics, Preparer};
+use super::config::PretrainConfig;
+use super::corpus::{Corpus, Sequence};
+use super::masking::{Masked, Masker};
+use super::units::UnitFinder;
+use super::PretrainError;
+use crate::config::{load, Loaded};
+use crate::knowledge::Layout;
+use crate::model::load::read_config;
+use crate::model::mlm::{fill_masked_lm_varmap, load_masked_lm, save_masked_lm, BertForMaskedLm};
+use crate::model::{BertTokenizer, Dropout, Kernels, Rng};
+use crate::stages::task::{trainable_params, KnowledgeMode, Split};
+use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
+
+/// The training TOML's copy in the model directory.
+pub const TOML_FILE: &str = "pretrain.toml";
+/// Tokenizer files copied into the model directory when the encoder has them.
+const TOKENIZER_FILES: [&str; 3] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+/// The stream of the held-out slice's (fixed) masking.
+const DEV_STREAM: u64 = 0xDE5;
+
+/// The outcome of `zhishi pretrain`.
+#[derive(Debug, Clone)]
+pub struct PretrainReport {
+    /// Held-out metrics of the best model, and before training (`initial`).
+    pub dev: serde_json::Value,
+    /// The loop's report.
+    pub train: TrainReport,
+    /// The best model's directory.
+    pub model_dir: PathBuf,
+}
+
+/// A configuration with its paths resolved.
+struct Resolved {
+    config: PretrainConfig,
+    model: PathBuf,
+    corpus: PathBuf,
+    dev: Option<PathBuf>,
+    kg: Option<PathBuf>,
+    output_dir: PathBuf,
+    toml: String,
+}
+
+fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError> {
+    let Loaded { value, source } = load::<PretrainConfig>(path, overrides)?;
+    let c = &value;
+    let err = |key: &str, message: String| -> PretrainError { source.error(key, message).into() };
+    if c.task.kind != "pretrain" {
+        return Err(err(
+            "task.kind",
+            format!("expected \"pretrain\", found {:?}", c.task.kind),
+        ));
+    }
+    let model = source.existing_path("encoder.model", &c.encoder.model)?;
+    let max_pos = read_config(&model)?.max_position_embeddings;
+    if c.data.max_len < 3 || c.data.max_len > max_pos {
+        return Err(err(
+            "data.max_len",
+            format!("must be between 3 and the encoder's max_position_embeddings {max_pos}"),
+        ));
+    }
+    let m = &c.masking;
+    if m.token + m.whole_word + m.entity + m.phrase <= 0.0 {
+        return Err(err(
+            "masking.whole_word",
+            "at least one strategy needs a weight above 0".into(),
+        ));
+    }
+    if m.mask_token + m.random_token > 1.0 {
+        return Err(err(
+            "masking.random_token",
+            "mask_token + random_token must not exceed 1".into(),
+        ));
+    }
+    if c.knowledge.mode != KnowledgeMode::Plain {
+        return Err(err(
+            "knowledge.mode",
+            "pretraining feeds plain text; the KG only drives entity masking (mode = \"plain\")"
+                .into(),
+        ));
+    }
+    let kg = c
+        .knowledge
+        .kg
+        .as_ref()
+        .map(|p| source.existing_path("knowledge.kg", p))
+        .transpose()?;
+    if m.entity > 0.0 && kg.is_none() {
+        return Err(err(
+            "knowledge.kg",
+            "entity masking needs a KG (knowledge.kg)".into(),
+        ));
+    }
+    if c.train.batching == Some(Batching::Packed) || c.train.batch_size == 0 || c.train.epochs == 0
+    {
+        return Err(err(
+            "train.batching",
+            "sequences are packed from the corpus already: batching must not be \"packed\", and batch_size and epochs must be at least 1".into(),
+        ));
+    }
+    let corpus = source.existing_path("data.corpus", &c.data.corpus)?;
+    let dev = c
+        .data
+        .dev
+        .as_ref()
+        .map(|p| source.existing_path("data.dev", p))
+        .transpose()?;
+    let output_dir = source.resolve(&c.train.output_dir);
+    let mut toml = source.text().to_string();
+    if !overrides.is_empty() {
+        toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
+    }
+    Ok(Resolved {
+        config: value,
+        model,
+        corpus,
+        dev,
+        kg,
+        output_dir,
+        toml,
+    })
+}
+
+/// The pieces every run and evaluation shares: tokenizer, units, masker, the corpus index
+/// (training part) and the held-out texts.
+struct Data {
+    tokenizer: BertTokenizer,
+    units: UnitFinder,
+    masker: Masker,
+    corpus: Corpus,
+    dev_texts: Vec<String>,
+}
+
+fn data(r: &Resolved) -> Result<Data, PretrainError> {
+    let c = &r.config;
+    let tokenizer = BertTokenizer::from_dir(&r.model)?;
+    let vocab = read_config(&r.model)?.vocab_size;
+    let mask_id = tokenizer
+        .token_to_id("[MASK]")
+        .ok_or_else(|| PretrainError::Vocab {
+            path: r.model.clone(),
+            message: "the vocabulary has no [MASK] token".into(),
+        })?;
+    let max_tokens = c.data.max_len - 2;
+    let (f, field) = (c.data.format, c.data.text_field.as_str());
+    let mut corpus = Corpus::index(&r.corpus, f, field, &tokenizer, max_tokens)?;
+    let dev_texts = match &r.dev {
+        Some(path) => {
+            let dev = Corpus::index(path, f, field, &tokenizer, max_tokens)?;
+            dev.read(&dev.sequences().iter().collect::<Vec<_>>())?
+        }
+        None => {
+            let n = c.data.dev_holdout;
+            let len = corpus.sequences().len();
+            if n == 0 || n >= len {
+                return Err(PretrainError::Data {
+                    path: r.corpus.clone(),
+                    line: 0,
+                    message: format!(
+                        "data.dev_holdout = {n} must be at least 1 and below the corpus's {len} sequences (or set data.dev)"
+                    ),
+                });
+            }
+            let held: Vec<Sequence> = corpus.split_off(len - n);
+            corpus.read(&held.iter().collect::<Vec<_>>())?
+        }
+    };
+    if c.data.max_train > 0 {
+        corpus.truncate(c.data.max_train);
+    }
+    let units = UnitFinder::new(
+        r.kg.as_deref(),
+        c.knowledge.nil_threshold,
+        c.masking.phrase_words,
+    )?;
+    let masker = Masker::new(c.masking.options(), mask_id, vocab);
+    Ok(Data {
+        tokenizer,
+        units,
+        masker,
+        corpus,
+        dev_texts,
+    })
+}
+
+impl Data {
+    fn preparer(&self, max_len: usize) -> Preparer<'_> {
+        Preparer {
+            tokenizer: &self.tokenizer,
+            units: &self.units,
+            masker: &self.masker,
+            max_len,
+        }
+    }
+
+    /// The held-out texts masked the same way every time.
+    fn dev_masked(&self, max_len: usize, seed: u64) -> Result<Vec<Masked>, PretrainError> {
+        let p = self.preparer(max_len);
+        self.dev_texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| p.prepare(t, &mut Rng::derive(seed ^ DEV_STREAM, i as u64)))
+            .collect()
+    }
+}
+
+/// One pretraining run.
+struct PretrainTask {
+    model: BertForMaskedLm,
+    varmap: VarMap,
+    data: Data,
+    dev: Vec<Masked>,
+    max_len: usize,
+    batch_size: usize,
+    seed: u64,
+    epoch: AtomicUsize,
+    encoder_dir: PathBuf,
+    toml: String,
+    device: Device,
+}
+
+impl TrainTask for PretrainTask {
+    fn train_lengths(&self) -> Vec<usize> {
+        self.data
+            .corpus
+            .sequences()
+            .iter()
+            .map(|s| s.tokens + 2)
+            .collect()
+    }
+
+    fn start_epoch(&self, epoch: usize) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    fn batch_loss(
+        &self,
+        batch: &[usize],
+        _: Layout,
+        dropout: &Dropout,
+    ) -> Result<BatchLoss, TrainError> {
+        let task = |e: PretrainError| TrainError::Task(e.to_string());
+        let seqs = self.data.corpus.sequences();
+        let texts = self
+            .data
+            .corpus
+            .read(&batch.iter().map(|&i| &seqs[i]).collect::<Vec<_>>())
+            .map_err(task)?;
+        let epoch = self.epoch.load(Ordering::Relaxed) as u64;
+        let p = self.data.preparer(self.max_len);
+        let masked = batch
+            .iter()
+            .zip(&texts)
+            .map(|(&i, t)| p.prepare(t, &mut Rng::derive(self.seed, (epoch << 32) | i as u64)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(task)?;
+        let b = MaskedBatch::new(&masked.iter().collect::<Vec<_>>(), &self.device).map_err(task)?;
+        Ok(BatchLoss {
+            loss: self
+                .model
+                .loss(&b.input(), &b.positions, &b.targets, dropout)?,
+            tokens: b.tokens,
+            padded_tokens: b.padded_tokens,
+        })
+    }
+
+    fn evaluate(&self) -> Result<Evaluation, TrainError> {
+        let m = mlm_metrics(&self.model, &self.dev, self.batch_size, &self.device)
+            .map_err(|e| TrainError::Task(e.to_string()))?;
+        Ok(Evaluation {
+            score: m.mlm_accuracy,
+            metrics: serde_json::to_value(&m).unwrap_or_default(),
+        })
+    }
+
+    fn metric_name(&self) -> &'static str {
+        "mlm_accuracy"
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        save_model_dir(dir, &self.varmap, &self.encoder_dir, &self.toml)
+    }
+}
+
+/// Writes a Hugging Face `BertForMaskedLM` directory: `model.safetensors` (`bert.*` and
+/// `cls.predictions.*`), the encoder's `config.json` (architectures set to
+/// `BertForMaskedLM`), `vocab.txt` and its other tokenizer files, and the training TOML.
+pub fn save_model_dir(
+    dir: &Path,
+    varmap: &VarMap,
+    encoder_dir: &Path,
+    toml: &str,
+) -> Result<(), TrainError> {
+    let io = |path: PathBuf| move |source| TrainError::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    save_masked_lm(varmap, dir)?;
+    let config_path = encoder_dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(io(config_path.clone()))?;
+    let mut config: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Task(format!("{}: {e}", config_path.display())))?;
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForMaskedLM"]),
+        );
+    }
+    let out = dir.join("config.json");
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&config).unwrap_or_default(),
+    )
+    .map_err(io(out))?;
+    let vocab = encoder_dir.join("vocab.txt");
+    std::fs::copy(&vocab, dir.join("vocab.txt")).map_err(io(vocab))?;
+    for name in TOKENIZER_FILES {
+        let from = encoder_dir.join(name);
+        if from.is_file() {
+            std::fs::copy(&from, dir.join(name)).map_err(io(from))?;
+        }
+    }
+    std::fs::write(dir.join(TOML_FILE), toml).map_err(io(dir.join(TOML_FILE)))
+}
+
+/// Pretrains as a configuration describes; `overrides` are `--set` values.
+pub fn train_config(path: &Path, overrides: &[String]) -> Result<PretrainReport, PretrainError> {
+    let r = resolve(path, overrides)?;
+    let c = &r.config;
+    let data = data(&r)?;
+    if data.corpus.sequences().is_empty() {
+        return Err(PretrainError::Data {
+            path: r.corpus.clone(),
+            line: 0,
+            message: "no training sequence (the corpus is empty or all held out)".into(),
+        });
+    }
+    let device = Device::Cpu;
+    let mut cfg = read_config(&r.model)?;
+    cfg.kernels = Kernels::Differentiable;
+    cfg.layer_types = None;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let model = BertForMaskedLm::load(vb, &cfg)?;
+    let fresh = fill_masked_lm_varmap(&varmap, &r.model, &cfg, c.train.seed)?;
+    if fresh > 0 {
+        tracing::info!(
+            fresh,
+            "the checkpoint has no MLM head: initialised from the seed"
+        );
+    }
+    let dev = data.dev_masked(c.data.max_len, c.train.seed)?;
+    let initial = mlm_metrics(&model, &dev, c.train.batch_size, &device)?;
+    let params = trainable_params(&varmap, c.encoder.freeze, &["cls."], &[]);
+    let options = c.train.options(r.output_dir.clone(), Batching::Bucketed);
+    let task = PretrainTask {
+        model,
+        varmap,
+        data,
+        dev,
+        max_len: c.data.max_len,
+        batch_size: c.train.batch_size,
+        seed: c.train.seed,
+        epoch: AtomicUsize::new(0),
+        encoder_dir: r.model.clone(),
+        toml: r.toml.clone(),
+        device,
+    };
+    let trainer = Trainer::new(params, options);
+    let dropout = Dropout::new(c.encoder.dropout, c.train.seed.wrapping_add(1));
+    let report = trainer.run(&task, &dropout)?;
+    let mut dev = report.best_metrics.clone().unwrap_or_default();
+    if let Some(obj) = dev.as_object_mut() {
+        obj.insert(
+            "initial".into(),
+            serde_json::to_value(&initial).unwrap_or_default(),
+        );
+        obj.insert("fresh_head_tensors".into(), fresh.into());
+    }
+    Ok(PretrainReport {
+        dev,
+        train: report,
+        model_dir: trainer.best_dir(),
+    })
+}
+
+/// Scores the pretrained model of a configuration (`output_dir/best`) on the held-out slice
+/// (`dev` and `test` both name it; `data.dev` or the corpus's last `dev_holdout` sequences).
+pub fn evaluate_config(
+    path: &Path,
+    overrides: &[String],
+    split: Split,
+) -> Result<MlmMetrics, PretrainError> {
+    if split == Split::Train {
+        return Err(PretrainError::Split(split));
+    }
+    let r = resolve(path, overrides)?;
+    let c = &r.config;
+    let data = data(&r)?;
+    let dev = data.dev_masked(c.data.max_len, c.train.seed)?;
+    let device = Device::Cpu;
+    let (model, _, _) = load_masked_lm(
+        &r.output_dir.join("best"),
+        &device,
+        Kernels::Fast,
+        c.train.seed,
+    )?;
+    mlm_metrics(&model, &dev, c.train.batch_size, &device)
+}
