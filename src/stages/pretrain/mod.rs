@@ -91,7 +91,7 @@ pub static TASK: Trainable = Trainable {
         report.model_dir = Some(r.model_dir);
         Ok(report)
     },
-    evaluate: |path, overrides, split| {
+    evaluate: |path, overrides, split, _precision| {
         let m = evaluate_config(path, overrides, split)
             .map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
         let metrics =
