@@ -6,7 +6,8 @@
 #
 # NER_MODEL is a model directory from `zhishi train pipelines/kbert-medical-ner.toml`
 # (e.g. target/ner/kbert-medical/best); the NER + link page runs pipelines/medical-ner.toml with
-# it, linking against the demo KG. ZHISHI=path picks the binary (default: target/release/zhishi,
+# it, linking against the KG the model was trained with (Medical.spo; the `ner` stage refuses
+# another), so the facts table shows what the model injected (`injected_by`). ZHISHI=path picks the binary (default: target/release/zhishi,
 # built if missing). Needs Chromium and a CJK font (Debian: apt-get install chromium
 # fonts-wqy-microhei) and python3 (URL encoding). Run from anywhere; writes into docs/images/.
 set -euo pipefail
@@ -53,6 +54,5 @@ shoot serve-quickstart 1060 "腰酸背痛是腰椎间盘突出的常见症状，
 
 if [ -n "${NER_MODEL:-}" ]; then
     shoot serve-ner-link 1560 "患者腰酸背痛三天，伴四肢无力，腰椎CT检查提示腰椎间盘突出，给予布洛芬止痛治疗。" \
-        pipelines/medical-ner.toml --set "ner.model=\"$(realpath "$NER_MODEL")\"" \
-        --set 'kg.triples=["../kg/demo.tsv"]'
+        pipelines/medical-ner.toml --set "ner.model=\"$(realpath "$NER_MODEL")\""
 fi
