@@ -67,6 +67,7 @@ for r in rows:
     r['ratio_per_doubling'] = round(r['seconds'] / prev[0]['seconds'], 2) if prev and prev[0]['seconds'] > 0 else None
 commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
 cpu = open('$work/cpu.txt').read().strip()
-json.dump({'benchmark': 'doc_length', 'commit': commit, 'cpu': cpu, 'threads': 1, 'rows': rows}, open('$out', 'w'), indent=1)
+date = subprocess.run(['date', '-u', '+%F'], capture_output=True, text=True).stdout.strip()
+json.dump({'benchmark': 'doc_length', 'date': date, 'commit': commit, 'cpu': cpu, 'threads': 1, 'rows': rows}, open('$out', 'w'), indent=1)
 print('wrote $out')
 "

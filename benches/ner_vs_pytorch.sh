@@ -25,6 +25,9 @@ case "$NAME" in
 esac
 TAG=$NAME-n$N-e$E-crf$CRF-$KNOWLEDGE${BATCHING:+-$BATCHING}
 OUT=target/bench-ner-$TAG; mkdir -p "$OUT"
+# Where and when, for the JSON (and `zhishi chart`'s labels).
+export BENCH_DATE=$(date -u +%F) BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+export BENCH_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 $PY ../shared/reference/ner_finetune.py --model "$M3E_DIR" --format $FMT --epochs "$E" \
     --max-train "$N" --threads "$THREADS" --batch-size 32 --lr 1e-4 --max-len 256 --seed 42 \
     --train $TR --dev $DV --test $TE > "$OUT/pytorch.json"
@@ -34,7 +37,7 @@ SETS=(--set train.epochs="$E" --set data.max_train="$N" --set head.crf="$CRF" --
 $BIN train $TOML "${SETS[@]}" > "$OUT/zhishi-train.json"
 $BIN eval $TOML --split test "${SETS[@]}" > "$OUT/zhishi-test.json"
 python3 - "$OUT" "$TAG" <<'PYEOF'
-import json, sys
+import json, os, sys
 out, tag = sys.argv[1], sys.argv[2]
 pt = json.load(open(f"{out}/pytorch.json"))
 zt = json.load(open(f"{out}/zhishi-train.json"))
@@ -50,6 +53,7 @@ res = {
 }
 res["ratio_tokens_per_s"] = res["zhishi"]["train_tokens_per_s"] / res["pytorch"]["train_tokens_per_s"]
 res["test_f1_diff"] = res["zhishi"]["test_f1"] - res["pytorch"]["test_f1"]
+res.update(dict(date=os.environ["BENCH_DATE"], commit=os.environ["BENCH_COMMIT"], cpu=os.environ["BENCH_CPU"]))
 json.dump(res, open(f"{out}.json", "w"), indent=1)
 print(json.dumps(res))
 PYEOF

@@ -39,6 +39,9 @@ open(f"{work}/corpus-1x.txt", "wb").write(data)
 open(f"{work}/corpus-4x.txt", "wb").write(data * 4)
 PY
 
+# Where and when, for the JSON (and `zhishi chart`'s labels).
+export BENCH_DATE=$(date -u +%F) BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+export BENCH_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 : > "$out"
 run() { # name input threads
   local name=$1 input=$2 threads=$3
@@ -49,7 +52,7 @@ run() { # name input threads
   summary=$(grep '^{' "$work/$name.log" | tail -1)
   rss=$(tail -1 "$work/$name.rss")
   bytes=$(stat -c %s "$input")
-  python3 -c "import json,sys; s=json.loads(sys.argv[1]); s.update(run=sys.argv[2], threads=int(sys.argv[3]), input_bytes=int(sys.argv[4]), peak_rss_kb=int(sys.argv[5]), mb_per_s=int(sys.argv[4])/s['seconds']/1e6); print(json.dumps(s))" \
+  python3 -c "import json,os,sys; s=json.loads(sys.argv[1]); s.update(run=sys.argv[2], threads=int(sys.argv[3]), input_bytes=int(sys.argv[4]), peak_rss_kb=int(sys.argv[5]), mb_per_s=int(sys.argv[4])/s['seconds']/1e6, date=os.environ['BENCH_DATE'], commit=os.environ['BENCH_COMMIT'], cpu=os.environ['BENCH_CPU']); print(json.dumps(s))" \
       "$summary" "$name" "$threads" "$bytes" "$rss" | tee -a "$out"
   rm -f "$work/$name.jsonl" "$work/$name.jsonl.checkpoint.json"   # ~1 GB of JSON per 10 MB of text
 }

@@ -8,7 +8,7 @@
 #   BIN=<prebuilt zhishi binary> (default: cargo build --release)
 #
 # Three rows, one JSON object per line (stdout and $OUT), each with "impl" and "wall_seconds"
-# (whole process, including data loading and evaluation):
+# (whole process, including data loading and evaluation), "date", "commit" and "cpu":
 #   pykeen          PyKEEN TransE: margin loss, SGD, unit entity norm, uniform corruption
 #   zhishi-same     zhishi with exactly that algorithm
 #   zhishi-default  zhishi's default objective (self-adversarial loss, Adagrad, bern) at the
@@ -28,6 +28,9 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   BIN=target/release/zhishi
 fi
+# Where and when, for the JSON (and `zhishi chart`'s labels).
+export BENCH_DATE=$(date -u +%F) BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+export BENCH_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 COMMON=(--data "$DATA" --format "$FORMAT" --dim "$DIM" --epochs "$EPOCHS" --batch-size "$BATCH"
         --negatives "$NEGS" --seed "$SEED" --threads "$THREADS" --norm 1)
 
@@ -38,7 +41,7 @@ row() {
   start=$(date +%s.%N)
   line=$("$@" | tail -1)
   end=$(date +%s.%N)
-  "$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); d["impl"]=sys.argv[2]; d["wall_seconds"]=round(float(sys.argv[4])-float(sys.argv[3]),2); print(json.dumps(d))' \
+  "$PY" -c 'import json,os,sys; d=json.loads(sys.argv[1]); d["impl"]=sys.argv[2]; d["wall_seconds"]=round(float(sys.argv[4])-float(sys.argv[3]),2); d.update(date=os.environ["BENCH_DATE"], commit=os.environ["BENCH_COMMIT"], cpu=os.environ["BENCH_CPU"]); print(json.dumps(d))' \
     "$line" "$name" "$start" "$end" | tee -a "$OUT"
 }
 

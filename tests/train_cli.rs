@@ -38,6 +38,9 @@ fn train_then_eval_print_metrics_json() {
     let train = json(&out.stdout);
     assert_eq!(train["task"], "ner");
     assert_eq!(train["f1"], 1.0, "{train}");
+    // The settings it ran with: the TOML after the `--set` overrides.
+    assert_eq!(train["settings"]["train"]["epochs"], 30, "{train}");
+    assert_eq!(train["settings"]["task"]["kind"], "ner");
     assert!(train["tokens_per_s"].as_f64().unwrap() > 0.0);
     // Named history entries, and the curves drawn beside the model.
     assert_eq!(train["dev_metric"], "f1");
@@ -50,6 +53,7 @@ fn train_then_eval_print_metrics_json() {
 
     let out = zhishi()
         .args(["eval", ws.config().to_str().unwrap(), "--split", "test"])
+        .args(["--set", "train.epochs=30"])
         .output()
         .unwrap();
     assert!(
@@ -59,6 +63,7 @@ fn train_then_eval_print_metrics_json() {
     );
     let eval = json(&out.stdout);
     assert_eq!(eval["split"], "test");
+    assert_eq!(eval["settings"]["train"]["epochs"], 30, "{eval}");
     // The toy test file is the first three training sentences: 6 PER/LOC entities.
     assert_eq!(
         (eval["gold"].as_u64(), eval["f1"].as_f64()),

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bounds;
+mod chart;
 mod encode;
 mod fill_mask;
 mod init;
@@ -32,6 +33,8 @@ enum Command {
     Kg(kg::KgArgs),
     /// Benchmarks that print JSON results.
     Bench(bench::BenchArgs),
+    /// Bar charts (SVG) of benchmark JSON: zhishi's ratios against the reference implementations.
+    Chart(chart::ChartArgs),
     /// K-BERT inputs: sentence tree -> tokens, soft positions, visible matrix.
     Kbert(kbert::KbertArgs),
     /// Run a pipeline (TOML) over a corpus: streaming, parallel, resumable.
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kg(args) => kg::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Chart(args) => chart::run(args),
         Command::Kbert(args) => kbert::run(args),
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::run(args),

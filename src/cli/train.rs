@@ -97,8 +97,10 @@ fn peek(path: &Path, overrides: &[String]) -> Result<&'static Trainable> {
 /// ([`zhishi::stages::task::TaskReport::to_json`]).
 pub fn run(args: Args) -> Result<ExitCode> {
     let task = peek(&args.config, &args.set)?;
-    let report = (task.train)(&args.config, &args.set)
+    let settings = config::load(&args.config, &args.set)?.value;
+    let mut report = (task.train)(&args.config, &args.set)
         .with_context(|| format!("training {}", args.config.display()))?;
+    report.settings = Some(settings);
     println!("{}", report.to_json());
     Ok(ExitCode::SUCCESS)
 }
@@ -106,8 +108,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// Runs `zhishi eval`.
 pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
     let task = peek(&args.config, &args.set)?;
-    let report = (task.evaluate)(&args.config, &args.set, args.split, args.precision)
+    let settings = config::load(&args.config, &args.set)?.value;
+    let mut report = (task.evaluate)(&args.config, &args.set, args.split, args.precision)
         .with_context(|| format!("evaluating {}", args.config.display()))?;
+    report.settings = Some(settings);
     println!("{}", report.to_json());
     Ok(ExitCode::SUCCESS)
 }

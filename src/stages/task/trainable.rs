@@ -53,6 +53,9 @@ pub struct TaskReport {
     pub model_dir: Option<PathBuf>,
     /// What else the task reports (data summaries, KBQA's epochs).
     pub details: Option<Value>,
+    /// The configuration the task ran with (its TOML after `--set` overrides and `${VAR}`
+    /// expansion), as JSON; filled in by `zhishi train` / `zhishi eval`.
+    pub settings: Option<Value>,
 }
 
 impl TaskReport {
@@ -67,12 +70,14 @@ impl TaskReport {
             train: None,
             model_dir: None,
             details: None,
+            settings: None,
         }
     }
 
     /// The one JSON shape: `task`, `split`, `metric`, `score`, then every metric at the top
     /// level (e.g. `f1`, `precision`, `recall`), then the training report's fields (`steps`,
-    /// `best_step`, `tokens_per_s`, `dev_metric`, `history`, ...), `model_dir` and `details`.
+    /// `best_step`, `tokens_per_s`, `dev_metric`, `history`, ...), `model_dir`, `details` and
+    /// `settings`.
     pub fn to_json(&self) -> Value {
         let mut out = Map::new();
         out.insert("task".into(), Value::from(self.task.name()));
@@ -101,6 +106,9 @@ impl TaskReport {
         }
         if let Some(details) = &self.details {
             out.insert("details".into(), details.clone());
+        }
+        if let Some(settings) = &self.settings {
+            out.insert("settings".into(), settings.clone());
         }
         Value::Object(out)
     }
