@@ -214,13 +214,13 @@ fn item15_sigterm_with_a_half_sent_request_line_exits_after_the_grace_period() {
 /// One document of about 60k characters full of mentions: linking time grows faster than
 /// its length, so this takes seconds (about 2 s in the test profile).
 fn large_text() -> String {
-    "莎士比亚写了哈姆雷特。姚明是篮球运动员，出生于上海。".repeat(60_000 / 26)
+    "高血压和糖尿病都是常见的慢性疾病，需要长期服药。".repeat(60_000 / 24)
 }
 
 /// ~870 KB of dense mentions (just under the default body limit): about a second of pipeline
 /// work even in a release build, 20x a 0.05 s time limit, so timeout tests do not hinge on speed.
 fn heavy_text() -> String {
-    "莎士比亚写了哈姆雷特。姚明是篮球运动员，出生于上海。".repeat(290_000 / 26)
+    "高血压和糖尿病都是常见的慢性疾病，需要长期服药。".repeat(290_000 / 24)
 }
 
 #[test]
