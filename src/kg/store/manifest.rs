@@ -76,19 +76,36 @@ pub(super) fn write_manifest(dir: &Path, generation: u64) -> Result<(), StoreErr
 
 pub(super) fn lock_dir(dir: &Path) -> Result<fs::File, StoreError> {
     let file = open_lock_file(dir)?;
-    file.try_lock_exclusive().map_err(|_| StoreError::Locked {
-        path: dir.to_path_buf(),
-    })?;
+    retry_lock(dir, || file.try_lock_exclusive())?;
     Ok(file)
 }
 
 /// Takes the store's lock shared: many readers copying at once, no writer meanwhile.
 pub(super) fn lock_dir_shared(dir: &Path) -> Result<fs::File, StoreError> {
     let file = open_lock_file(dir)?;
-    fs2::FileExt::try_lock_shared(&file).map_err(|_| StoreError::Locked {
-        path: dir.to_path_buf(),
-    })?;
+    retry_lock(dir, || fs2::FileExt::try_lock_shared(&file))?;
     Ok(file)
+}
+
+/// How long a held lock is waited for before the store counts as in use. A lock just released
+/// can still be held for a moment by a child process that another thread of the same program
+/// forked before it exec'd (the lock goes with the inherited descriptor until exec closes it).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Tries `lock` until it succeeds or [`LOCK_WAIT`] has passed.
+fn retry_lock(dir: &Path, lock: impl Fn() -> std::io::Result<()>) -> Result<(), StoreError> {
+    let start = std::time::Instant::now();
+    loop {
+        if lock().is_ok() {
+            return Ok(());
+        }
+        if start.elapsed() >= LOCK_WAIT {
+            return Err(StoreError::Locked {
+                path: dir.to_path_buf(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn open_lock_file(dir: &Path) -> Result<fs::File, StoreError> {
