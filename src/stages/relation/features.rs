@@ -131,7 +131,17 @@ impl Featurizer {
         tail: Span,
         label: u32,
     ) -> std::result::Result<(Example, Vec<usize>), RelationError> {
-        let cut = DocumentKnowledge::new(doc);
+        self.encode_in(&DocumentKnowledge::new(doc), head, tail, label)
+    }
+
+    /// [`Featurizer::encode`] for a document already prepared once for all its pairs.
+    pub fn encode_in(
+        &self,
+        cut: &DocumentKnowledge<'_>,
+        head: Span,
+        tail: Span,
+        label: u32,
+    ) -> std::result::Result<(Example, Vec<usize>), RelationError> {
         let n = cut.len();
         for (role, s) in [("head", head), ("tail", tail)] {
             if s.start >= s.end || s.end > n {
@@ -166,7 +176,7 @@ impl Featurizer {
         };
         let (h, t) = (local(head), local(tail));
         let ranges: Vec<std::ops::Range<usize>> = ranges.iter().map(|&(s, e)| s..e).collect();
-        let tree = self.injection.tree(&cut, &ranges);
+        let tree = self.injection.tree(cut, &ranges);
         let (tree, marker_chars) = insert_markers(&tree, h, t);
         let config = KbertConfig::new(self.max_len)
             .mode(InjectionMode::Improved)

@@ -15,7 +15,7 @@ use super::network::RelationNetwork;
 use super::RelationError;
 use crate::doc::Document;
 use crate::doc::Span;
-use crate::knowledge::CharVocab;
+use crate::knowledge::{CharVocab, DocumentKnowledge};
 use crate::model::{Dropout, Precision};
 use crate::stages::task::{
     documents, map_weights, read_trained, Annotator, Injection, KnowledgeRecord,
@@ -105,6 +105,8 @@ pub fn featurize(
     (docs, owners): (&[Document], &[usize]),
     path: &Path,
 ) -> Result<Vec<Example>, RelationError> {
+    // Each document is prepared once, however many pairs it holds.
+    let cuts: Vec<DocumentKnowledge<'_>> = docs.par_iter().map(DocumentKnowledge::new).collect();
     examples
         .par_iter()
         .zip(owners)
@@ -117,7 +119,7 @@ pub fn featurize(
                     e.label, meta.labels
                 ),
             })?;
-            Ok(featurizer.encode(&docs[owner], e.head, e.tail, label)?.0)
+            Ok(featurizer.encode_in(&cuts[owner], e.head, e.tail, label)?.0)
         })
         .collect()
 }
@@ -288,13 +290,16 @@ impl RelationModel {
         docs: &[Document],
         pairs: &[(usize, Span, Span)],
     ) -> Result<Vec<(Prediction, Vec<usize>)>, RelationError> {
+        // Each document is prepared once, however many pairs it holds.
+        let cuts: Vec<DocumentKnowledge<'_>> =
+            docs.par_iter().map(DocumentKnowledge::new).collect();
         let encoded: Vec<(Example, Vec<usize>)> = pairs
             .par_iter()
             .map(|&(d, head, tail)| {
-                let doc = docs.get(d).ok_or_else(|| {
+                let cut = cuts.get(d).ok_or_else(|| {
                     RelationError::Knowledge(format!("pair names document {d} of {}", docs.len()))
                 })?;
-                self.featurizer.encode(doc, head, tail, 0)
+                self.featurizer.encode_in(cut, head, tail, 0)
             })
             .collect::<Result<_, _>>()?;
         let (examples, injected): (Vec<Example>, Vec<Vec<usize>>) = encoded.into_iter().unzip();
