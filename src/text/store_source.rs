@@ -77,7 +77,11 @@ impl KnowledgeSource for Store {
     }
 
     /// Reads every triple once (O(store size), names cached per id).
+    /// Later calls on the same handle (a second model stage) reuse the result.
     fn identity(&self) -> Result<Option<KgIdentity>, SourceError> {
+        if let Some(identity) = self.identity_cache().get() {
+            return Ok(Some(identity.clone()));
+        }
         let err = backend("the triples (for the KG's identity)");
         let mut terms: HashMap<u32, String> = HashMap::new();
         let mut predicates: HashMap<u32, String> = HashMap::new();
@@ -100,7 +104,11 @@ impl KnowledgeSource for Store {
                 &terms[&t.object],
             );
         }
-        Ok(Some(hasher.identity()))
+        Ok(Some(
+            self.identity_cache()
+                .get_or_init(|| hasher.identity())
+                .clone(),
+        ))
     }
 }
 

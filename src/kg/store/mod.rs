@@ -70,6 +70,8 @@ pub struct Store {
     db_dir: PathBuf,
     trees: Trees,
     stats: Stats,
+    /// The content identity, computed on first request (a store handle only reads).
+    identity: std::sync::OnceLock<crate::kg::identity::KgIdentity>,
     _hold: Hold,
 }
 
@@ -143,8 +145,15 @@ impl Store {
             db_dir,
             trees,
             stats,
+            identity: std::sync::OnceLock::new(),
             _hold: hold,
         })
+    }
+
+    /// Where this handle keeps its content identity once computed
+    /// ([`crate::text::KnowledgeSource::identity`] reads every triple once per handle).
+    pub(crate) fn identity_cache(&self) -> &std::sync::OnceLock<crate::kg::identity::KgIdentity> {
+        &self.identity
     }
 
     /// Whether this handle reads a private snapshot ([`Store::open_snapshot`]).
