@@ -1,15 +1,21 @@
 //! The KBQA stage end to end on a hand-made NLPCC-style file and a tiny random encoder built
 //! here (no downloaded weights): the store is built from the file's gold triples, the scorer
-//! trains on the first questions, and unseen questions come back with the right triple.
+//! trains on the first questions, and unseen questions come back with the right triple; a
+//! pipeline answers from its own KG and linker, the model directory moves, and a pipeline
+//! that links differently is refused.
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use zhishi::config::{self, Loaded};
 use zhishi::doc::Triple;
+use zhishi::kg::store::Store;
 use zhishi::model::load::expected_tensors;
 use zhishi::model::BertConfig;
+use zhishi::model::Precision;
 use zhishi::stages::kbqa::{self, KbqaConfig, KbqaModel, Split};
+use zhishi::text::Linker;
+use zhishi::Pipeline;
 
 /// (question, subject, predicate, object): 10 training, 2 dev, 3 test questions.
 const QUESTIONS: [(&str, &str, &str, &str); 15] = [
@@ -150,8 +156,19 @@ fn setup(toml: &str) -> (tempfile::TempDir, Loaded<KbqaConfig>) {
     (dir, loaded)
 }
 
-fn top_triple(model: &KbqaModel, question: &str) -> Option<Triple> {
-    model.answer(question).unwrap().into_iter().next()?.triple
+fn top_triple(model: &KbqaModel, linker: &Linker<Store>, question: &str) -> Option<Triple> {
+    model
+        .answer(linker, question)
+        .unwrap()
+        .into_iter()
+        .next()?
+        .triple
+}
+
+/// A linker over the test's store with the model's settings.
+fn linker_for(model: &KbqaModel, config: &Loaded<KbqaConfig>) -> Linker<Store> {
+    let store = Store::open(&config.source.resolve(Path::new("store"))).unwrap();
+    Linker::build(store, model.linker_options().clone()).unwrap()
 }
 
 #[test]
@@ -168,7 +185,10 @@ fn trains_then_answers_unseen_questions_with_the_gold_triple() {
     );
 
     let model = KbqaModel::load(&config.source.resolve(Path::new("model"))).unwrap();
-    let answers = model.answer("《高等数学》是哪个出版社出版的？").unwrap();
+    let linker = linker_for(&model, &config);
+    let answers = model
+        .answer(&linker, "《高等数学》是哪个出版社出版的？")
+        .unwrap();
     assert_eq!(answers[0].text, "武汉大学出版社");
     assert_eq!(
         answers[0].triple,
@@ -181,14 +201,17 @@ fn trains_then_answers_unseen_questions_with_the_gold_triple() {
     // Weaker alternatives, if any survive the NIL threshold, score lower.
     assert!(answers[1..].iter().all(|a| a.score < answers[0].score));
     assert_eq!(
-        top_triple(&model, "叶莉的丈夫是谁？").map(|t| t.object),
+        top_triple(&model, &linker, "叶莉的丈夫是谁？").map(|t| t.object),
         Some("姚明".to_string())
     );
     assert_eq!(
-        top_triple(&model, "鲁迅的代表作是什么？").map(|t| t.predicate),
+        top_triple(&model, &linker, "鲁迅的代表作是什么？").map(|t| t.predicate),
         Some("代表作".to_string())
     );
-    assert!(model.answer("今天天气怎么样？").unwrap().is_empty());
+    assert!(model
+        .answer(&linker, "今天天气怎么样？")
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -196,20 +219,20 @@ fn a_saved_model_reloads_to_identical_answers_and_metrics() {
     let (_dir, config) = setup(TOML);
     let report = kbqa::train(&config).unwrap();
     // The dev metrics computed with the in-memory scorer equal those of the reloaded model.
-    let dev = kbqa::evaluate(&config, Split::Dev).unwrap();
+    let dev = kbqa::evaluate(&config, Split::Dev, Precision::F32).unwrap();
     assert_eq!(dev, report.dev);
     let dir = config.source.resolve(Path::new("model"));
     let questions: Vec<&str> = QUESTIONS.iter().map(|q| q.0).collect();
-    let first = KbqaModel::load(&dir)
-        .unwrap()
-        .answer_batch(&questions)
-        .unwrap();
+    let model = KbqaModel::load(&dir).unwrap();
+    let linker = linker_for(&model, &config);
+    let first = model.answer_batch(&linker, &questions).unwrap();
     let second = KbqaModel::load(&dir)
         .unwrap()
-        .answer_batch(&questions)
+        .answer_batch(&linker, &questions)
         .unwrap();
     assert_eq!(first, second);
-    let test = kbqa::evaluate(&config, Split::Test).unwrap();
+    drop(linker);
+    let test = kbqa::evaluate(&config, Split::Test, Precision::F32).unwrap();
     assert_eq!(test.questions, 3);
     assert_eq!(test.accuracy, 1.0);
 }
@@ -238,6 +261,67 @@ fn without_training_the_same_questions_are_not_all_answered() {
     let untrained: Loaded<KbqaConfig> = config::load(&path, &["train.epochs=0".into()]).unwrap();
     let report = kbqa::train(&untrained).unwrap();
     assert_eq!(report.final_loss, report.initial_loss);
-    let test = kbqa::evaluate(&untrained, Split::Test).unwrap();
+    let test = kbqa::evaluate(&untrained, Split::Test, Precision::F32).unwrap();
     assert!(test.accuracy < 1.0, "{test:?}");
+}
+
+/// A pipeline file running `link` + `kbqa` over the test's store with `link` as its
+/// `[link]` table.
+fn pipeline_toml(dir: &Path, model: &Path, link: &str, kbqa_extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        "[pipeline]\nstages = [\"link\", \"kbqa\"]\n\n[kg]\nstore = {store:?}\n\n[link]\n{link}\n\n[kbqa]\nmodel = {model:?}\n{kbqa_extra}\n",
+        store = dir.join("store"),
+    );
+    let path = dir.join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const KBQA_LINK: &str = "overlap = \"all\"\nnil_threshold = 0.0\nmax_candidates = 3";
+
+#[test]
+fn a_pipeline_answers_from_its_own_kg_with_a_moved_model_and_refuses_other_linking() {
+    let (dir, config) = setup(TOML);
+    kbqa::train(&config).unwrap();
+    let trained = dir.path().join("model");
+    let meta = std::fs::read_to_string(trained.join(kbqa::META_FILE)).unwrap();
+    let root = dir.path().to_string_lossy().into_owned();
+    assert!(
+        !meta.contains(&root),
+        "the model directory records a path: {meta}"
+    );
+    // The answers of the library call over the training store, before the move.
+    let questions: Vec<&str> = QUESTIONS.iter().map(|q| q.0).collect();
+    let expected = {
+        let model = KbqaModel::load(&trained).unwrap();
+        let linker = linker_for(&model, &config);
+        model.answer_batch(&linker, &questions).unwrap()
+    };
+    // Move the model and delete the encoder it was trained from: it holds its own.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let moved = elsewhere.path().join("moved-model");
+    std::fs::rename(&trained, &moved).unwrap();
+    std::fs::remove_dir_all(dir.path().join("encoder")).unwrap();
+
+    let pipeline = Pipeline::from_toml(pipeline_toml(dir.path(), &moved, KBQA_LINK, "")).unwrap();
+    let docs = pipeline.process_batch(&questions).unwrap();
+    for (doc, want) in docs.iter().zip(&expected) {
+        let got: Vec<_> = doc.answers.iter().map(|a| &a.triple).collect();
+        let want: Vec<_> = want.iter().take(1).map(|a| &a.triple).collect();
+        assert_eq!(got, want, "{}", doc.text);
+    }
+    assert_eq!(docs[12].answers[0].text, "武汉大学出版社");
+    drop(pipeline);
+
+    // Linking with another NIL threshold would feed the scorer other mentions: refused,
+    // naming the key, unless told to warn.
+    let other = "overlap = \"all\"\nnil_threshold = 0.25\nmax_candidates = 3";
+    let err = match Pipeline::from_toml(pipeline_toml(dir.path(), &moved, other, "")) {
+        Ok(_) => panic!("a pipeline linking differently is refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("link.nil_threshold"), "{err}");
+    assert!(err.contains("knowledge_mismatch"), "{err}");
+    let warned = pipeline_toml(dir.path(), &moved, other, "knowledge_mismatch = \"warn\"");
+    assert!(Pipeline::from_toml(warned).is_ok());
 }

@@ -79,17 +79,6 @@ impl SegmentStage {
         })
     }
 
-    /// Whether the stage runs the linker's segmenter, so a later `link` stage can link the
-    /// stage's tokens instead of segmenting again.
-    pub fn shares_linker_segmenter(&self) -> bool {
-        matches!(self.segmenter, SegmenterRef::Linker(_))
-    }
-
-    /// Whether the stage tags tokens with their part of speech.
-    pub fn tags_pos(&self) -> bool {
-        self.pos
-    }
-
     fn segmenter(&self) -> &Segmenter {
         match &self.segmenter {
             SegmenterRef::Own(s) => s,

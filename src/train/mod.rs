@@ -46,9 +46,17 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
-    /// The task failed (reading data, evaluating, saving).
-    #[error("{0}")]
-    Task(String),
+    /// The task failed (reading data, evaluating, saving): its own error, kept as the source.
+    #[error(transparent)]
+    Task(Box<dyn std::error::Error + Send + Sync>),
+    /// A JSON file could not be read or written.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
     /// The loss became NaN or infinite.
     #[error("loss is {loss} at step {step}; lower the learning rate or check the data")]
     NonFinite {
@@ -57,4 +65,11 @@ pub enum TrainError {
         /// The loss value.
         loss: f32,
     },
+}
+
+impl TrainError {
+    /// The task's own error `source` (kept as the source, not flattened to text).
+    pub fn task(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Task(source.into())
+    }
 }

@@ -113,11 +113,6 @@ impl StoreWriter {
         })
     }
 
-    /// Replaces the list of predicates whose objects become aliases of the subject.
-    pub fn set_alias_predicates(&mut self, predicates: Vec<String>) {
-        self.alias_predicates = predicates;
-    }
-
     /// Counters including everything applied so far.
     pub fn stats(&self) -> Stats {
         self.stats

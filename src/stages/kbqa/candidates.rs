@@ -1,11 +1,12 @@
-//! Candidate answers of a question: the linker's best mentions, their best candidate entities,
-//! and every outgoing triple of those entities, each with hand-made features saying how well the
+//! Candidate answers of a question: its best linked mentions (what the pipeline's `link` stage
+//! wrote into the document), their best candidate entities, and every outgoing triple of those
+//! entities read from the pipeline's KG, each with hand-made features saying how well the
 //! triple fits the question (link score, predicate/question character overlap, answer already
 //! in the question, ...). The encoder similarity is filled in later by the model.
 use rustc_hash::FxHashSet;
 
-use crate::doc::Triple;
-use crate::text::{KnowledgeSource, Linker, SourceError};
+use crate::doc::{Mention, Triple};
+use crate::text::{KnowledgeSource, SourceError};
 
 use super::config::CandidateOptions;
 
@@ -58,25 +59,27 @@ pub struct Gathered {
     pub candidates: Vec<Candidate>,
 }
 
-/// Links `question` and collects the triples of its best mentions' best candidates.
-pub fn gather<S: KnowledgeSource>(
-    linker: &Linker<S>,
+/// The triples in `kg` of the best candidates of `question`'s best `mentions` (linked over
+/// the question's text), with their features.
+pub fn gather<S: KnowledgeSource + ?Sized>(
+    kg: &S,
     question: &str,
+    mentions: &[Mention],
     opts: &CandidateOptions,
 ) -> Result<Gathered, SourceError> {
-    let mut mentions = linker.link(question);
+    let mut mentions: Vec<&Mention> = mentions.iter().collect();
     mentions.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
-            .then((b.char_end - b.char_start).cmp(&(a.char_end - a.char_start)))
-            .then(a.char_start.cmp(&b.char_start))
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
     });
     mentions.truncate(opts.mentions);
     let chars: Vec<char> = question.chars().collect();
     let mut out = Gathered::default();
     let mut seen = FxHashSet::default();
     for (rank, m) in mentions.iter().enumerate() {
-        let span = (m.char_start, m.char_end);
+        let span = (m.start, m.end);
         let rest: String = chars
             .iter()
             .enumerate()
@@ -91,7 +94,7 @@ pub fn gather<S: KnowledgeSource>(
             if !seen.insert((c.id, span)) {
                 continue;
             }
-            let facts = linker.source().facts(c.id, opts.max_facts)?;
+            let facts = kg.facts(c.id, opts.max_facts)?;
             let n_facts = facts.len();
             for fact in facts {
                 let predicate = fold(&fact.predicate);
@@ -101,7 +104,7 @@ pub fn gather<S: KnowledgeSource>(
                 f[1] = (crank == 0) as u8 as f32;
                 f[2] = (rank == 0) as u8 as f32;
                 f[3] = rank as f32;
-                f[4] = (m.char_end - m.char_start) as f32 / 8.0;
+                f[4] = (m.end - m.start) as f32 / 8.0;
                 f[5] = (fold(&c.name) == fold(&m.text)) as u8 as f32;
                 f[6] = coverage(&predicate, &rest);
                 f[7] = (!predicate.is_empty() && rest.contains(&predicate)) as u8 as f32;

@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock};
 use candle_core::{DType, Device, Tensor};
 use rustc_hash::FxHashMap;
 
-use crate::model::{load_bert, BertModel, BertTokenizer, EncoderInput, Kernels, ModelError};
+use crate::model::{
+    load_bert, BertModel, BertTokenizer, EncoderInput, Kernels, ModelError, Precision,
+};
 
 /// A BERT encoder turned into a sentence embedder.
 pub struct SentenceEncoder {
@@ -59,14 +61,15 @@ pub fn normalize(v: &mut [f32]) {
 
 impl SentenceEncoder {
     /// Loads the checkpoint and tokenizer in `dir` onto `device`, with the fused inference
-    /// kernels on the CPU.
+    /// kernels at `precision` on the CPU.
     pub fn load(
         dir: &Path,
         max_len: usize,
         batch_size: usize,
         device: &Device,
+        precision: Precision,
     ) -> Result<Self, ModelError> {
-        let model = load_bert(dir, device, DType::F32, Kernels::Fast)?;
+        let model = load_bert(dir, device, DType::F32, Kernels::inference(precision))?;
         let tokenizer = BertTokenizer::from_dir(dir)?;
         let max_len = max_len.max(2).min(model.config().max_position_embeddings);
         Ok(Self {

@@ -1,11 +1,14 @@
-//! KBQA over the graph: answers a question with an object from the KG store and the triple that
+//! KBQA over the graph: answers a question with an object from the KG and the triple that
 //! supports it ([`crate::doc::Answer`] with `triple`).
 //!
-//! Data flow: the linker finds the question's topic mentions and their candidate entities
-//! ([`candidates`]); every outgoing triple of those entities is a candidate answer with hand
-//! features; the encoder embeds the question with the mention left out and each predicate
-//! ([`embed`]); a scorer trained on NLPCC questions with their gold triples ([`scorer`],
-//! [`train`]) ranks the candidates. Metrics are in [`metrics`], the TOML schema in [`config`].
+//! Data flow: the pipeline's `link` stage finds the question's mentions and their candidate
+//! entities; every outgoing triple of the best of those entities, read from the pipeline's KG,
+//! is a candidate answer with hand features ([`candidates`]); the encoder embeds the question
+//! with the mention left out and each predicate ([`embed`]); a scorer trained on NLPCC
+//! questions with their gold triples ([`scorer`], [`train`]) ranks the candidates. Training
+//! links its questions with the same code and options ([`crate::text::link_document`]). A
+//! model directory holds its encoder and names its KG by content ([`ModelMeta`]), so it can
+//! move. Metrics are in [`metrics`], the TOML schema in [`config`].
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -13,11 +16,14 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
-use crate::doc::Answer;
+use crate::doc::{Answer, Document, Mention};
 use crate::kg::import::ImportError;
-use crate::kg::store::{Store, StoreError};
-use crate::model::ModelError;
-use crate::text::{LinkError, LinkOptions, Linker, OverlapPolicy, SourceError};
+use crate::kg::store::StoreError;
+use crate::kg::KgIdentity;
+use crate::model::{ModelError, Precision};
+use crate::text::{
+    link_document, KnowledgeSource, LinkError, LinkOptions, Linker, OverlapPolicy, SourceError,
+};
 
 pub mod candidates;
 pub mod config;
@@ -43,6 +49,8 @@ pub const META_FILE: &str = "kbqa.json";
 pub const WEIGHTS_FILE: &str = "scorer.safetensors";
 /// The TOML that trained the model.
 pub const CONFIG_FILE: &str = "config.toml";
+/// The sub-directory holding the encoder's files (config, weights, tokenizer).
+pub const ENCODER_DIR: &str = "encoder";
 
 /// What can go wrong training, loading or running the KBQA stage.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +87,14 @@ pub enum KbqaError {
         /// What is wrong.
         message: String,
     },
+    /// The model's settings file could not be read or written as JSON.
+    #[error("{path}: {source}", path = .path.display())]
+    Json {
+        /// The settings file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
     /// The KG store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -99,20 +115,26 @@ pub enum KbqaError {
     Candle(#[from] candle_core::Error),
 }
 
-/// What a trained model directory records besides the weights.
+/// What a trained model directory records besides the weights (`kbqa.json`). No path: the
+/// encoder is copied into [`ENCODER_DIR`] and the KG is named by its content.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelMeta {
-    /// The encoder checkpoint directory.
-    pub encoder: PathBuf,
-    /// The KG store directory.
-    pub store: PathBuf,
     /// Longest encoder input.
     pub max_len: usize,
     /// Encoder batch size.
     pub batch_size: usize,
     /// Candidate generation settings.
     pub link: CandidateOptions,
+    /// The linker settings the training questions were linked with; a pipeline running the
+    /// model must link with the same (`[link]`).
+    pub linker: LinkOptions,
+    /// What the training KG held (distinct triples and content hash).
+    #[serde(default)]
+    pub kg_identity: Option<KgIdentity>,
+    /// The training KG's name, for messages (no directory).
+    #[serde(default)]
+    pub kg_name: Option<String>,
     /// Feature names, in the order the weights expect.
     pub features: Vec<String>,
     /// Embedding width.
@@ -122,7 +144,8 @@ pub struct ModelMeta {
 }
 
 /// The linker settings candidate generation relies on: every mention kept (the scorer decides),
-/// no NIL cut, enough candidates per mention.
+/// no NIL cut, enough candidates per mention. A pipeline running a KBQA model links with them
+/// (`zhishi init pipeline` and `pipelines/kbqa.toml` show the `[link]` table).
 pub fn linker_options(opts: &CandidateOptions) -> LinkOptions {
     LinkOptions {
         overlap: OverlapPolicy::All,
@@ -132,31 +155,27 @@ pub fn linker_options(opts: &CandidateOptions) -> LinkOptions {
     }
 }
 
-/// The untrained part of the stage: linker, encoder and candidate settings.
+/// A question and the mentions linked over its text.
+pub type LinkedQuestion<'a> = (&'a str, &'a [Mention]);
+
+/// The untrained part of the stage: the encoder and the candidate settings.
 pub struct QuestionPreparer {
-    linker: Linker<Store>,
     encoder: SentenceEncoder,
     options: CandidateOptions,
 }
 
 impl QuestionPreparer {
-    /// Opens the store, builds its linker and loads the encoder onto `device`.
+    /// Loads the encoder in `encoder` onto `device` at `precision`.
     pub fn open(
-        store: &Path,
         encoder: &Path,
         max_len: usize,
         batch_size: usize,
         options: CandidateOptions,
         device: &Device,
+        precision: Precision,
     ) -> Result<Self, KbqaError> {
-        let store = Store::open(store)?;
-        let linker = Linker::build(store, linker_options(&options))?;
-        let encoder = SentenceEncoder::load(encoder, max_len, batch_size, device)?;
-        Ok(Self {
-            linker,
-            encoder,
-            options,
-        })
+        let encoder = SentenceEncoder::load(encoder, max_len, batch_size, device, precision)?;
+        Ok(Self { encoder, options })
     }
 
     /// Embedding width of the encoder.
@@ -164,14 +183,19 @@ impl QuestionPreparer {
         self.encoder.dim()
     }
 
-    /// Candidates and embeddings of each question, in input order.
-    pub fn prepare(&self, questions: &[&str]) -> Result<Vec<Prepared>, KbqaError> {
+    /// Candidates (triples of `kg`) and embeddings of each linked question, in input order.
+    pub fn prepare<S: KnowledgeSource + ?Sized + Sync>(
+        &self,
+        kg: &S,
+        questions: &[LinkedQuestion<'_>],
+    ) -> Result<Vec<Prepared>, KbqaError> {
         let gathered: Result<Vec<_>, SourceError> = questions
             .par_iter()
-            .map(|q| gather(&self.linker, q, &self.options))
+            .map(|(q, mentions)| gather(kg, q, mentions, &self.options))
             .collect();
         let gathered = gathered?;
-        let states = self.encoder.token_states(questions)?;
+        let texts: Vec<&str> = questions.iter().map(|(q, _)| *q).collect();
+        let states = self.encoder.token_states(&texts)?;
         let predicates: Vec<&str> = gathered
             .iter()
             .flat_map(|g| g.candidates.iter().map(|c| c.triple.predicate.as_str()))
@@ -241,7 +265,8 @@ pub fn confident_answers(input: &Prepared, scores: &[f32], nil_threshold: f32) -
     answers
 }
 
-/// A trained KBQA model: pipeline plus scorer. `Send + Sync`; `answer` takes `&self`.
+/// A trained KBQA model: encoder plus scorer; the KG and the linked mentions come from the
+/// pipeline (or the caller). `Send + Sync`; answering takes `&self`.
 pub struct KbqaModel {
     pipeline: QuestionPreparer,
     scorer: Scorer,
@@ -249,40 +274,30 @@ pub struct KbqaModel {
 }
 
 impl KbqaModel {
-    /// Loads a model directory written by [`train`] (it names its encoder and store), with the
-    /// encoder on the CPU.
+    /// Loads a model directory written by [`train`], with the encoder on the CPU in f32.
     pub fn load(dir: &Path) -> Result<Self, KbqaError> {
-        Self::load_on(dir, &Device::Cpu)
+        Self::load_at(dir, &Device::Cpu, Precision::F32)
     }
 
-    /// Loads a model directory written by [`train`] with the encoder on `device`.
-    pub fn load_on(dir: &Path, device: &Device) -> Result<Self, KbqaError> {
-        Self::load_with(dir, device, None, None)
-    }
-
-    /// [`KbqaModel::load_on`] answering from `store` instead of the store it was trained on, and
-    /// with `nil_threshold` instead of the recorded one, when given.
-    pub fn load_with(
-        dir: &Path,
-        device: &Device,
-        store: Option<&Path>,
-        nil_threshold: Option<f32>,
-    ) -> Result<Self, KbqaError> {
+    /// Loads a model directory written by [`train`] with the encoder on `device`, its dense
+    /// layers at `precision`.
+    pub fn load_at(dir: &Path, device: &Device, precision: Precision) -> Result<Self, KbqaError> {
         let meta_path = dir.join(META_FILE);
         let text = std::fs::read_to_string(&meta_path).map_err(|source| KbqaError::Io {
             path: meta_path.clone(),
             source,
         })?;
-        let mut meta: ModelMeta = serde_json::from_str(&text).map_err(|e| KbqaError::ModelDir {
-            path: meta_path.clone(),
-            message: e.to_string(),
+        let meta: ModelMeta = serde_json::from_str(&text).map_err(|e| {
+            let old = text.contains("\"store\"") && !text.contains("\"linker\"");
+            KbqaError::ModelDir {
+                path: meta_path.clone(),
+                message: if old {
+                    "written by an older zhishi that linked through the store path it recorded; retrain it (zhishi train CONFIG.toml)".into()
+                } else {
+                    e.to_string()
+                },
+            }
         })?;
-        if let Some(store) = store {
-            meta.store = store.to_path_buf();
-        }
-        if let Some(threshold) = nil_threshold {
-            meta.link.nil_threshold = threshold;
-        }
         if meta.features != FEATURES {
             return Err(KbqaError::ModelDir {
                 path: meta_path,
@@ -293,12 +308,12 @@ impl KbqaModel {
             });
         }
         let pipeline = QuestionPreparer::open(
-            &meta.store,
-            &meta.encoder,
+            &dir.join(ENCODER_DIR),
             meta.max_len,
             meta.batch_size,
             meta.link.clone(),
             device,
+            precision,
         )?;
         if pipeline.dim() != meta.dim {
             return Err(KbqaError::ModelDir {
@@ -318,18 +333,27 @@ impl KbqaModel {
         })
     }
 
-    /// Saves weights and metadata into `dir` (created if missing).
+    /// The model answering with `nil_threshold` instead of the recorded one.
+    pub fn with_nil_threshold(mut self, nil_threshold: f32) -> Self {
+        self.meta.link.nil_threshold = nil_threshold;
+        self
+    }
+
+    /// Saves weights and metadata into `dir` (created if missing), with a copy of the encoder
+    /// in `encoder` (hard links where the file system allows).
     pub(crate) fn save_parts(
         dir: &Path,
         meta: &ModelMeta,
         scorer: &Scorer,
+        encoder: &Path,
     ) -> Result<(), KbqaError> {
         let io = |path: PathBuf| move |source| KbqaError::Io { path, source };
         std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        copy_encoder(encoder, &dir.join(ENCODER_DIR))?;
         let meta_path = dir.join(META_FILE);
-        let json = serde_json::to_string_pretty(meta).map_err(|e| KbqaError::ModelDir {
+        let json = serde_json::to_string_pretty(meta).map_err(|source| KbqaError::Json {
             path: meta_path.clone(),
-            message: e.to_string(),
+            source,
         })?;
         std::fs::write(&meta_path, json).map_err(io(meta_path.clone()))?;
         scorer.save(&dir.join(WEIGHTS_FILE))
@@ -340,20 +364,109 @@ impl KbqaModel {
         &self.meta
     }
 
-    /// Answers to `question`, best first, each with its supporting triple (empty when no
-    /// entity of the KG is mentioned, or none is linked confidently enough).
-    pub fn answer(&self, question: &str) -> Result<Vec<Answer>, KbqaError> {
-        Ok(self.answer_batch(&[question])?.pop().unwrap_or_default())
+    /// The linker settings questions must be linked with (those of training).
+    pub fn linker_options(&self) -> &LinkOptions {
+        &self.meta.linker
     }
 
-    /// [`KbqaModel::answer`] for many questions at once (the encoder runs batched).
-    pub fn answer_batch(&self, questions: &[&str]) -> Result<Vec<Vec<Answer>>, KbqaError> {
-        let prepared = self.pipeline.prepare(questions)?;
+    /// Answers to each question, best first, each with its supporting triple from `kg` (empty
+    /// when no mention links to an entity of the KG, or none confidently enough). The mentions
+    /// must come from a linker with [`KbqaModel::linker_options`] over `kg`.
+    pub fn answer_linked<S: KnowledgeSource + ?Sized + Sync>(
+        &self,
+        kg: &S,
+        questions: &[LinkedQuestion<'_>],
+    ) -> Result<Vec<Vec<Answer>>, KbqaError> {
+        let prepared = self.pipeline.prepare(kg, questions)?;
         Ok(prepared
             .par_iter()
             .map(|p| confident_answers(p, &self.scorer.scores(p), self.meta.link.nil_threshold))
             .collect())
     }
+
+    /// Links `questions` with `linker` and answers them from its KG: for a library user
+    /// without a pipeline. Build the linker with [`KbqaModel::linker_options`].
+    pub fn answer_batch<S: KnowledgeSource + Sync>(
+        &self,
+        linker: &Linker<S>,
+        questions: &[&str],
+    ) -> Result<Vec<Vec<Answer>>, KbqaError> {
+        let docs: Vec<Document> = questions
+            .par_iter()
+            .map(|q| {
+                let mut doc = Document::new(*q);
+                link_document(linker, &mut doc, false);
+                doc
+            })
+            .collect();
+        let linked: Vec<LinkedQuestion<'_>> = docs
+            .iter()
+            .map(|d| (d.text.as_str(), d.mentions.as_slice()))
+            .collect();
+        self.answer_linked(linker.source(), &linked)
+    }
+
+    /// [`KbqaModel::answer_batch`] for one question.
+    pub fn answer<S: KnowledgeSource + Sync>(
+        &self,
+        linker: &Linker<S>,
+        question: &str,
+    ) -> Result<Vec<Answer>, KbqaError> {
+        Ok(self
+            .answer_batch(linker, &[question])?
+            .pop()
+            .unwrap_or_default())
+    }
+}
+
+/// Copies the encoder checkpoint's config, weights and tokenizer files from `from` into `to`
+/// (hard links when possible): the model directory then holds everything it runs with.
+fn copy_encoder(from: &Path, to: &Path) -> Result<(), KbqaError> {
+    use crate::model::load::{CONFIG_FILES, WEIGHT_FILES};
+    let io = |path: PathBuf| move |source| KbqaError::Io { path, source };
+    std::fs::create_dir_all(to).map_err(io(to.to_path_buf()))?;
+    let first = |names: &[&str]| names.iter().map(|n| from.join(n)).find(|p| p.is_file());
+    let required = [
+        (first(&CONFIG_FILES), "config.json"),
+        (
+            first(&WEIGHT_FILES),
+            "model.safetensors or pytorch_model.bin",
+        ),
+        (
+            first(&["tokenizer.json", "vocab.txt"]),
+            "tokenizer.json or vocab.txt",
+        ),
+    ];
+    let mut files = Vec::new();
+    for (found, what) in required {
+        files.push(found.ok_or_else(|| KbqaError::ModelDir {
+            path: from.to_path_buf(),
+            message: format!("the encoder has no {what}"),
+        })?);
+    }
+    for optional in [
+        "vocab.txt",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
+        let path = from.join(optional);
+        if path.is_file() && !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    for file in files {
+        let Some(name) = file.file_name() else {
+            continue;
+        };
+        let target = to.join(name);
+        if target.exists() {
+            std::fs::remove_file(&target).map_err(io(target.clone()))?;
+        }
+        if std::fs::hard_link(&file, &target).is_err() {
+            std::fs::copy(&file, &target).map_err(io(file.clone()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Compile-time check that one model can serve many threads.

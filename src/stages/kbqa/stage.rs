@@ -1,15 +1,19 @@
 //! The `kbqa` pipeline stage: answers each document (the question, or the text when there is
-//! none) from the KG with a trained [`KbqaModel`], into `answers`.
+//! none) from the pipeline's KG with a trained [`KbqaModel`], into `answers`. It reads the
+//! `mentions` the `link` stage wrote (a document's `question` is linked with the pipeline's
+//! one linker), and refuses a pipeline whose linker or KG differ from the training run's.
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::doc::Document;
-use crate::stages::registry::{ModelStageKind, StageInfo};
+use crate::doc::{Document, Mention};
+use crate::stages::registry::{ModelStageKind, StageContext, StageInfo};
+use crate::stages::task::{pipeline_differences, refuse_or_warn, MismatchPolicy};
 use crate::stages::{Field, Stage, StageError};
+use crate::text::{link_document, KgLinker, KnowledgeSource};
 
-use super::KbqaModel;
+use super::{KbqaModel, LinkedQuestion};
 
 /// `[kbqa]` options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +27,10 @@ pub struct KbqaStageOptions {
     /// Overrides the model's NIL threshold: answers less confident than this are dropped.
     #[serde(default, deserialize_with = "crate::config::range::opt_unit_f32")]
     pub nil_threshold: Option<f32>,
+    /// When the pipeline's `[link]` or KG differ from the training run's: `"error"` (refuse
+    /// to build, the default) or `"warn"` (log the differences and run).
+    #[serde(default)]
+    pub knowledge_mismatch: MismatchPolicy,
 }
 
 fn default_top_k() -> usize {
@@ -32,17 +40,42 @@ fn default_top_k() -> usize {
 /// Answers questions over the KG.
 pub struct KbqaStage {
     model: KbqaModel,
+    kg: Arc<dyn KnowledgeSource>,
+    linker: Arc<KgLinker>,
     top_k: usize,
 }
 
 impl KbqaStage {
-    /// Loads the trained model (its encoder and store are named in the model directory), with
-    /// the encoder on `device`.
-    pub fn load(opts: &KbqaStageOptions, device: &Device) -> Result<Self, StageError> {
-        let model = KbqaModel::load_with(&opts.model, device, None, opts.nil_threshold)
+    /// Loads the trained model (it holds its encoder) at the pipeline's precision, answering
+    /// from the pipeline's KG; its linker settings and KG identity are checked against the
+    /// pipeline's.
+    pub fn load(opts: &KbqaStageOptions, ctx: &StageContext<'_>) -> Result<Self, StageError> {
+        let fail = |e| StageError::new("kbqa", e);
+        let mut model = KbqaModel::load_at(&opts.model, ctx.device, ctx.precision).map_err(fail)?;
+        if let Some(threshold) = opts.nil_threshold {
+            model = model.with_nil_threshold(threshold);
+        }
+        let meta = model.meta();
+        let problems = pipeline_differences(Some(&meta.linker), meta.kg_identity.as_ref(), ctx)
             .map_err(|e| StageError::new("kbqa", e))?;
+        let what = format!(
+            "KBQA{}",
+            meta.kg_name
+                .as_ref()
+                .map(|n| format!(", KG {n}"))
+                .unwrap_or_default()
+        );
+        refuse_or_warn("kbqa", &what, &problems, opts.knowledge_mismatch)?;
+        let (Some(kg), Some(linker)) = (ctx.kg, ctx.linker) else {
+            return Err(StageError::new(
+                "kbqa",
+                "the pipeline has no knowledge graph: add a [kg] table and the `link` stage",
+            ));
+        };
         Ok(Self {
             model,
+            kg: Arc::clone(kg),
+            linker: Arc::clone(linker),
             top_k: opts.top_k.max(1),
         })
     }
@@ -54,13 +87,28 @@ impl Stage for KbqaStage {
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
-        let questions: Vec<&str> = docs
+        // A question is not the text the `link` stage linked: link it with the same linker.
+        let question_mentions: Vec<Option<Vec<Mention>>> = docs
             .iter()
-            .map(|d| d.question.as_deref().unwrap_or(&d.text))
+            .map(|d| {
+                d.question.as_deref().map(|q| {
+                    let mut question = Document::new(q);
+                    link_document(&*self.linker, &mut question, false);
+                    question.mentions
+                })
+            })
+            .collect();
+        let linked: Vec<LinkedQuestion<'_>> = docs
+            .iter()
+            .zip(&question_mentions)
+            .map(|(d, own)| match (d.question.as_deref(), own) {
+                (Some(q), Some(mentions)) => (q, mentions.as_slice()),
+                _ => (d.text.as_str(), d.mentions.as_slice()),
+            })
             .collect();
         let answers = self
             .model
-            .answer_batch(&questions)
+            .answer_linked(&*self.kg, &linked)
             .map_err(|e| StageError::new("kbqa", e))?;
         for (doc, mut answers) in docs.iter_mut().zip(answers) {
             answers.truncate(self.top_k);
@@ -74,12 +122,11 @@ impl Stage for KbqaStage {
 pub static KIND: ModelStageKind<KbqaStageOptions> = ModelStageKind::new(
     StageInfo {
         name: "kbqa",
-        summary:
-            "answers to each document's question (or text) from the KG, from a trained KBQA model",
-        reads: &[],
+        summary: "answers to each document's question (or text) from the KG, from a trained KBQA model and the linked mentions",
+        reads: &[Field::Mentions],
         produces: &[Field::Answers],
-        needs_kg: false,
+        needs_kg: true,
     },
-    |_| Vec::new(),
-    |opts, ctx| Ok(Box::new(KbqaStage::load(opts, ctx.device)?)),
+    |_| vec![Field::Mentions],
+    |opts, ctx| Ok(Box::new(KbqaStage::load(opts, ctx)?)),
 );

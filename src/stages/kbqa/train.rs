@@ -1,7 +1,8 @@
 //! Training and evaluation driven by a [`KbqaConfig`]: builds the store from the question file's
-//! gold triples when it is missing, prepares candidates for the training questions, fits the
-//! scorer with the gold triples as supervision (best epoch on the dev split), saves the model
-//! directory, and evaluates a saved model on a split.
+//! gold triples when it is missing, links the training questions as a pipeline's `link` stage
+//! does ([`link_document`] with [`linker_options`]), prepares their candidates, fits the scorer
+//! with the gold triples as supervision (best epoch on the dev split), saves the model
+//! directory (with its encoder and its KG's identity), and evaluates a saved model on a split.
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -9,14 +10,21 @@ use candle_core::Device;
 use serde::Serialize;
 
 use crate::config::Loaded;
+use crate::doc::Document;
 use crate::kg::import::{import_files, Format, ImportOptions};
+use crate::kg::store::Store;
+use crate::model::Precision;
+use crate::text::{link_document, KnowledgeSource, Linker};
 
 use super::candidates::FEATURES;
 use super::config::KbqaConfig;
 use super::data::{read_questions, split, Question};
 use super::metrics::{metrics, Metrics};
 use super::scorer::{Example, FitOptions, Prepared, Scorer};
-use super::{rank_answers, KbqaError, KbqaModel, ModelMeta, QuestionPreparer, CONFIG_FILE};
+use super::{
+    linker_options, rank_answers, KbqaError, KbqaModel, LinkedQuestion, ModelMeta,
+    QuestionPreparer, CONFIG_FILE,
+};
 
 /// Questions prepared per encoder/linker round (bounds memory, paces progress logs).
 const CHUNK: usize = 512;
@@ -91,11 +99,6 @@ fn resolve(config: &Loaded<KbqaConfig>) -> Result<Resolved, KbqaError> {
     })
 }
 
-/// Absolute form of `p` (so a model directory works from any working directory).
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 /// Imports the gold triples of the question file (of its first `kg.gold_questions` questions,
 /// when given) into the store unless it already exists or `kg.import_gold` is off.
 fn ensure_store(paths: &Resolved, c: &KbqaConfig) -> Result<(), KbqaError> {
@@ -138,15 +141,36 @@ fn ensure_store(paths: &Resolved, c: &KbqaConfig) -> Result<(), KbqaError> {
     Ok(())
 }
 
-/// Candidates and embeddings of `questions`, in chunks.
-fn prepare_all(
+/// `questions` linked by `linker` exactly as a pipeline's `link` stage links a document.
+fn link_questions<S: KnowledgeSource + Sync>(
+    linker: &Linker<S>,
+    questions: &[Question],
+) -> Vec<Document> {
+    use rayon::prelude::*;
+    questions
+        .par_iter()
+        .map(|q| {
+            let mut doc = Document::new(q.text.as_str());
+            link_document(linker, &mut doc, false);
+            doc
+        })
+        .collect()
+}
+
+/// Candidates and embeddings of `questions`, linked by `linker`, in chunks.
+fn prepare_all<S: KnowledgeSource + Sync>(
     pipeline: &QuestionPreparer,
+    linker: &Linker<S>,
     questions: &[Question],
 ) -> Result<Vec<Prepared>, KbqaError> {
     let mut out = Vec::with_capacity(questions.len());
     for chunk in questions.chunks(CHUNK) {
-        let texts: Vec<&str> = chunk.iter().map(|q| q.text.as_str()).collect();
-        out.extend(pipeline.prepare(&texts)?);
+        let docs = link_questions(linker, chunk);
+        let linked: Vec<LinkedQuestion<'_>> = docs
+            .iter()
+            .map(|d| (d.text.as_str(), d.mentions.as_slice()))
+            .collect();
+        out.extend(pipeline.prepare(linker.source(), &linked)?);
         tracing::info!(
             prepared = out.len(),
             of = questions.len(),
@@ -193,21 +217,26 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
     let questions = read_questions(&paths.data)?;
     let [train_qs, dev_qs, _] = split(&questions, c.data.train_questions, c.data.dev_questions);
     ensure_store(&paths, c)?;
+    let store = Store::open(&paths.store)?;
+    let kg_identity = store.identity()?;
+    let linker_settings = linker_options(&c.link);
+    let linker = Linker::build(store, linker_settings.clone())?;
     let pipeline = QuestionPreparer::open(
-        &paths.store,
         &paths.encoder,
         c.encoder.max_len,
         c.encoder.batch_size,
         c.link.clone(),
         &Device::Cpu,
+        Precision::F32,
     )?;
     let started = Instant::now();
-    let examples: Vec<Example> = prepare_all(&pipeline, train_qs)?
+    let examples: Vec<Example> = prepare_all(&pipeline, &linker, train_qs)?
         .into_iter()
         .zip(train_qs)
         .map(|(p, q)| example(p, q))
         .collect();
-    let dev = prepare_all(&pipeline, dev_qs)?;
+    let dev = prepare_all(&pipeline, &linker, dev_qs)?;
+    drop(linker);
     let prepare_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
@@ -235,16 +264,20 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
     let fit_seconds = started.elapsed().as_secs_f64();
 
     let meta = ModelMeta {
-        encoder: absolute(&paths.encoder),
-        store: absolute(&paths.store),
         max_len: c.encoder.max_len,
         batch_size: c.encoder.batch_size,
         link: c.link.clone(),
+        linker: linker_settings,
+        kg_identity,
+        kg_name: paths
+            .store
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
         features: FEATURES.iter().map(|s| s.to_string()).collect(),
         dim: pipeline.dim(),
         rank: c.train.rank,
     };
-    KbqaModel::save_parts(&paths.output, &meta, &scorer)?;
+    KbqaModel::save_parts(&paths.output, &meta, &scorer, &paths.encoder)?;
     let toml_path = paths.output.join(CONFIG_FILE);
     std::fs::write(&toml_path, config.source.text()).map_err(|source| KbqaError::Io {
         path: toml_path,
@@ -265,8 +298,13 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
     })
 }
 
-/// Loads the model the configuration trained and scores it on `split`.
-pub fn evaluate(config: &Loaded<KbqaConfig>, which: Split) -> Result<Metrics, KbqaError> {
+/// Loads the model the configuration trained (its encoder at `precision`) and scores it on
+/// `split`, answering from the configuration's store with its NIL threshold.
+pub fn evaluate(
+    config: &Loaded<KbqaConfig>,
+    which: Split,
+    precision: Precision,
+) -> Result<Metrics, KbqaError> {
     let paths = resolve(config)?;
     let c = &config.value;
     let questions = read_questions(&paths.data)?;
@@ -279,21 +317,22 @@ pub fn evaluate(config: &Loaded<KbqaConfig>, which: Split) -> Result<Metrics, Kb
     // The config's store and threshold, which may differ from the training run's (e.g. a store
     // without the test questions' triples, to measure refusals).
     ensure_store(&paths, c)?;
-    let model = KbqaModel::load_with(
-        &paths.output,
-        &Device::Cpu,
-        Some(&absolute(&paths.store)),
-        Some(c.link.nil_threshold),
-    )?;
-    evaluate_model(&model, part)
+    let model = KbqaModel::load_at(&paths.output, &Device::Cpu, precision)?
+        .with_nil_threshold(c.link.nil_threshold);
+    let linker = Linker::build(Store::open(&paths.store)?, model.linker_options().clone())?;
+    evaluate_model(&model, &linker, part)
 }
 
-/// Scores `model` on `questions`.
-pub fn evaluate_model(model: &KbqaModel, questions: &[Question]) -> Result<Metrics, KbqaError> {
+/// Scores `model` on `questions`, linked by `linker` (over the KG to answer from).
+pub fn evaluate_model<S: KnowledgeSource + Sync>(
+    model: &KbqaModel,
+    linker: &Linker<S>,
+    questions: &[Question],
+) -> Result<Metrics, KbqaError> {
     let mut top = Vec::with_capacity(questions.len());
     for chunk in questions.chunks(CHUNK) {
         let texts: Vec<&str> = chunk.iter().map(|q| q.text.as_str()).collect();
-        for answers in model.answer_batch(&texts)? {
+        for answers in model.answer_batch(linker, &texts)? {
             top.push(answers.into_iter().next().map(|a| a.text));
         }
     }
@@ -305,8 +344,10 @@ pub fn evaluate_model(model: &KbqaModel, questions: &[Question]) -> Result<Metri
 }
 
 /// KBQA in the trainable-task registry ([`crate::stages::training::TASKS`]). It fits its
-/// scorer with its own loop (see [`train`]); its report goes into `details`. Its question
-/// encoder evaluates in f32 (the precision argument is not used yet).
+/// scorer with its own loop (see [`train`]): the encoder is frozen and the scorer is a small
+/// listwise model trained by full passes with Adam, so the gradient-step loop of
+/// [`crate::train`] (checkpoints, warm-up, dev every N steps) has nothing to offer it; its
+/// report goes into `details`. Evaluation runs the question encoder at the given precision.
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Kbqa,
     train: |path, overrides| {
@@ -321,10 +362,11 @@ pub static TASK: Trainable = Trainable {
             Some(serde_json::to_value(&r).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?);
         Ok(report)
     },
-    evaluate: |path, overrides, split, _precision| {
+    evaluate: |path, overrides, split, precision| {
         let loaded = crate::config::load::<KbqaConfig>(path, overrides)
             .map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
-        let m = evaluate(&loaded, split).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
+        let m =
+            evaluate(&loaded, split, precision).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
         let metrics = serde_json::to_value(m).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
         Ok(TaskReport::new(TaskKind::Kbqa, split, "accuracy", metrics))
     },

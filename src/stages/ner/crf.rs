@@ -204,12 +204,3 @@ fn log_sum_exp(x: &Tensor, dim: usize) -> Result<Tensor> {
         .add(&max)?
         .squeeze(dim)
 }
-
-/// The device-independent zero scores of an untrained CRF (tests and frozen heads).
-pub fn zero_scores(k: usize) -> CrfScores {
-    CrfScores {
-        transitions: vec![0.0; k * k],
-        start: vec![0.0; k],
-        end: vec![0.0; k],
-    }
-}

@@ -145,8 +145,7 @@ impl Featurizer {
         let config = KbertConfig::new(self.max_len)
             .mode(InjectionMode::Improved)
             .max_entities(self.injection.max_entities());
-        let input = flatten(&tree.tree, &self.vocab, &config)
-            .map_err(|e| NerError::Knowledge(e.to_string()))?;
+        let input = flatten(&tree.tree, &self.vocab, &config)?;
         let n = input.real_len;
         // Character index (in `char`s) where each item starts.
         let mut char_tokens = Vec::with_capacity(items.len());

@@ -64,10 +64,15 @@ pub enum NerError {
         /// What is wrong.
         message: String,
     },
-    /// Knowledge injection (flattening) failed, or a model was asked to run without the
-    /// knowledge it was trained with.
+    /// A K-BERT sentence tree could not be flattened into encoder input.
     #[error("knowledge injection: {0}")]
-    Knowledge(String),
+    Flatten(#[from] crate::knowledge::KbertError),
+    /// A model trained with knowledge was given bare texts.
+    #[error("the model was trained with knowledge (mode {mode}); give it linked documents (predict_documents, or a pipeline with link and facts stages)")]
+    NeedsDocuments {
+        /// The model's knowledge mode.
+        mode: &'static str,
+    },
     /// The knowledge of a training run or a model could not be set up (the KG, the linker,
     /// or settings that differ from the model's).
     #[error(transparent)]

@@ -187,10 +187,9 @@ impl NerModel {
     /// knowledge needs its documents linked ([`NerModel::predict_documents`]).
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<Entity>>, NerError> {
         if self.meta.knowledge.mode != super::config::KnowledgeMode::Plain {
-            return Err(NerError::Knowledge(format!(
-                "the model was trained with knowledge (mode {}); give it linked documents (predict_documents, or a pipeline with link and facts stages)",
-                self.meta.knowledge.mode.name()
-            )));
+            return Err(NerError::NeedsDocuments {
+                mode: self.meta.knowledge.mode.name(),
+            });
         }
         let docs: Vec<Document> = texts.iter().map(|t| Document::new(*t)).collect();
         Ok(self

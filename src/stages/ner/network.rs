@@ -57,11 +57,6 @@ impl NerNetwork {
         self
     }
 
-    /// Whether decoding uses the CRF.
-    pub fn has_crf(&self) -> bool {
-        self.crf.is_some()
-    }
-
     /// Emission scores of the labelled characters, `[N, K]` in the batch's character order.
     pub fn emissions(&self, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
         let mut hidden = self.encoder.forward_train(&batch.input, dropout)?;

@@ -29,8 +29,8 @@ use crate::model::Dropout;
 use crate::model::Precision;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::{
-    documents, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir, Split,
-    TaskError, TaskKind, TaskReport, Trainable,
+    documents, pretrained_varmap, trainable_params, Annotator, KnowledgeError, KnowledgeRecord,
+    ModelDir, Split, TaskError, TaskKind, TaskReport, Trainable,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -138,8 +138,13 @@ fn entity_vectors(r: &Resolved) -> Result<Option<EntityVectors>, NerError> {
         strict: true,
         ..ImportOptions::default()
     };
-    let (triples, _) = crate::kg::import::read_files(std::slice::from_ref(kg), &options)
-        .map_err(|e| NerError::Knowledge(e.to_string()))?;
+    let (triples, _) =
+        crate::kg::import::read_files(std::slice::from_ref(kg), &options).map_err(|source| {
+            KnowledgeError::Import {
+                path: kg.clone(),
+                source,
+            }
+        })?;
     let config = TransEConfig {
         epochs: k.transe_epochs,
         seed: r.config.train.seed,
@@ -236,7 +241,7 @@ impl TrainTask for NerTask {
             self.meta.labels.len(),
             &self.device,
         )
-        .map_err(|e| TrainError::Task(e.to_string()))?;
+        .map_err(TrainError::task)?;
         let m = score(&self.meta.labels, &self.dev_sentences, &ids);
         Ok(Evaluation {
             score: m.micro.f1,
@@ -259,9 +264,7 @@ impl TrainTask for NerTask {
         }
         .save(dir, &self.varmap)?;
         if let Some(vectors) = &self.entities {
-            vectors
-                .save(dir)
-                .map_err(|e| TrainError::Task(e.to_string()))?;
+            vectors.save(dir).map_err(TrainError::task)?;
         }
         Ok(())
     }

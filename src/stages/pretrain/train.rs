@@ -254,7 +254,7 @@ impl TrainTask for PretrainTask {
         _: Layout,
         dropout: &Dropout,
     ) -> Result<BatchLoss, TrainError> {
-        let task = |e: PretrainError| TrainError::Task(e.to_string());
+        let task = |e: PretrainError| TrainError::task(e);
         let seqs = self.data.corpus.sequences();
         let texts = self
             .data
@@ -281,7 +281,7 @@ impl TrainTask for PretrainTask {
 
     fn evaluate(&self) -> Result<Evaluation, TrainError> {
         let m = mlm_metrics(&self.model, &self.dev, self.batch_size, &self.device)
-            .map_err(|e| TrainError::Task(e.to_string()))?;
+            .map_err(TrainError::task)?;
         Ok(Evaluation {
             score: m.mlm_accuracy,
             metrics: serde_json::to_value(&m).unwrap_or_default(),
@@ -311,8 +311,11 @@ pub fn save_model_dir(
     save_masked_lm(varmap, dir)?;
     let config_path = encoder_dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(io(config_path.clone()))?;
-    let mut config: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| TrainError::Task(format!("{}: {e}", config_path.display())))?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| TrainError::Json {
+            path: config_path.clone(),
+            source,
+        })?;
     if let Some(obj) = config.as_object_mut() {
         obj.insert(
             "architectures".into(),

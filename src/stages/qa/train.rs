@@ -100,7 +100,7 @@ impl TrainTask for QaTask {
             &self.meta.decode,
             &self.device,
         )
-        .map_err(|e| TrainError::Task(e.to_string()))?;
+        .map_err(TrainError::task)?;
         Ok(Evaluation {
             score: m.f1,
             metrics: serde_json::to_value(&m).unwrap_or_default(),

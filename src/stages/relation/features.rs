@@ -187,15 +187,14 @@ impl Featurizer {
             TAIL_WORD => tail_id,
             other => self.vocab.token_id(other),
         };
-        let input = flatten(&tree.tree, &ids, &config)
-            .map_err(|e| RelationError::Knowledge(e.to_string()))?;
+        let input = flatten(&tree.tree, &ids, &config)?;
         let token = |c: usize| {
             input
                 .char_to_token
                 .get(c)
                 .copied()
                 .flatten()
-                .ok_or_else(|| RelationError::Knowledge("a marker lost its token".into()))
+                .ok_or(RelationError::MarkerLost)
         };
         let (head_token, tail_token) = (token(marker_chars[0])?, token(marker_chars[1])?);
         let len = input.real_len;

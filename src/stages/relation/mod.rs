@@ -78,9 +78,26 @@ pub enum RelationError {
         /// Characters in the text.
         len: usize,
     },
-    /// Knowledge injection (linking, flattening) failed.
+    /// A K-BERT sentence tree could not be flattened into encoder input.
     #[error("knowledge injection: {0}")]
-    Knowledge(String),
+    Flatten(#[from] crate::knowledge::KbertError),
+    /// Flattening cut an entity marker (the sentence is too long for `max_len` around it).
+    #[error("knowledge injection: an entity marker lost its token (raise max_len)")]
+    MarkerLost,
+    /// A pair names a document that was not given.
+    #[error("a pair names document {index} of {len}")]
+    NoSuchDocument {
+        /// The pair's document index.
+        index: usize,
+        /// Documents given.
+        len: usize,
+    },
+    /// A model trained with knowledge was given bare texts.
+    #[error("the model was trained with knowledge (mode {mode}); give it linked documents (predict_in_documents, or a pipeline with link and facts stages)")]
+    NeedsDocuments {
+        /// The model's knowledge mode.
+        mode: &'static str,
+    },
     /// The knowledge of a training run or a model could not be set up (the KG, the linker,
     /// or settings that differ from the model's).
     #[error(transparent)]

@@ -264,10 +264,9 @@ impl RelationModel {
     /// needs linked documents ([`RelationModel::predict_in_documents`]).
     pub fn predict(&self, pairs: &[PairInput<'_>]) -> Result<Vec<Prediction>, RelationError> {
         if self.meta.knowledge.mode != crate::stages::task::KnowledgeMode::Plain {
-            return Err(RelationError::Knowledge(format!(
-                "the model was trained with knowledge (mode {}); give it linked documents (predict_in_documents, or a pipeline with link and facts stages)",
-                self.meta.knowledge.mode.name()
-            )));
+            return Err(RelationError::NeedsDocuments {
+                mode: self.meta.knowledge.mode.name(),
+            });
         }
         let docs: Vec<Document> = pairs.iter().map(|p| Document::new(p.text)).collect();
         let pairs: Vec<(usize, Span, Span)> = pairs
@@ -296,8 +295,9 @@ impl RelationModel {
         let encoded: Vec<(Example, Vec<usize>)> = pairs
             .par_iter()
             .map(|&(d, head, tail)| {
-                let cut = cuts.get(d).ok_or_else(|| {
-                    RelationError::Knowledge(format!("pair names document {d} of {}", docs.len()))
+                let cut = cuts.get(d).ok_or(RelationError::NoSuchDocument {
+                    index: d,
+                    len: docs.len(),
                 })?;
                 self.featurizer.encode_in(cut, head, tail, 0)
             })

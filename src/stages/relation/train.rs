@@ -115,8 +115,8 @@ impl TrainTask for RelationTask {
     }
 
     fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        let predicted = predict_examples(&self.network, &self.dev, &self.device)
-            .map_err(|e| TrainError::Task(e.to_string()))?;
+        let predicted =
+            predict_examples(&self.network, &self.dev, &self.device).map_err(TrainError::task)?;
         let gold: Vec<u32> = self.dev.iter().map(|e| e.label).collect();
         let predicted: Vec<u32> = predicted.iter().map(|p| p.label).collect();
         let m = score(

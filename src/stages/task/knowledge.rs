@@ -143,22 +143,15 @@ impl KnowledgeRecord {
         if problems.is_empty() {
             return Ok(());
         }
-        let message = format!(
-            "the model was trained with other knowledge than this pipeline gives it (mode {}{}):\n  {}\n(train with the pipeline's settings, change the pipeline's, or set `{stage}.knowledge_mismatch = \"warn\"` to run anyway)",
+        let what = format!(
+            "mode {}{}",
             self.mode.name(),
             self.kg_name
                 .as_ref()
                 .map(|n| format!(", KG {n}"))
-                .unwrap_or_default(),
-            problems.join("\n  ")
+                .unwrap_or_default()
         );
-        match policy {
-            MismatchPolicy::Error => Err(StageError::new(stage, KnowledgeError::Mismatch(message))),
-            MismatchPolicy::Warn => {
-                tracing::warn!(stage, "{message}");
-                Ok(())
-            }
-        }
+        refuse_or_warn(stage, &what, &problems, policy)
     }
 
     /// Checks that `model` (a trained model's record) was trained with this record's
@@ -199,22 +192,8 @@ impl KnowledgeRecord {
     }
 
     fn differences(&self, ctx: &StageContext<'_>) -> Result<Vec<String>, KnowledgeError> {
-        let mut out = Vec::new();
-        let (Some(linker), Some(kg)) = (ctx.linker, ctx.kg) else {
-            out.push(
-                "the pipeline has no knowledge graph: add a [kg] table and the `link` stage"
-                    .to_string(),
-            );
-            return Ok(out);
-        };
-        match &self.link {
-            None => out.push(
-                "the model predates knowledge records (no linker settings saved); retrain it"
-                    .into(),
-            ),
-            Some(trained) => out.extend(link_differences(trained, linker.options())),
-        }
-        if self.mode.injects() {
+        let mut out = pipeline_differences(self.link.as_ref(), self.kg_identity.as_ref(), ctx)?;
+        if ctx.kg.is_some() && self.mode.injects() {
             let facts = registry::options::<FactsOptions>("facts", ctx.tables.get("facts"))
                 .map(|f| f.per_mention)
                 .unwrap_or_default();
@@ -225,17 +204,64 @@ impl KnowledgeRecord {
                 ));
             }
         }
-        match (&self.kg_identity, kg.identity()?) {
-            (Some(trained), Some(running)) if *trained != running => out.push(format!(
-                "kg: the model was trained on a KG of {trained}; the pipeline's has {running}"
-            )),
-            (None, _) => out.push("the model does not record its KG's identity; retrain it".into()),
-            (Some(_), None) => tracing::warn!(
-                "the pipeline's KG cannot tell its identity; the model's KG is not checked"
-            ),
-            _ => {}
-        }
         Ok(out)
+    }
+}
+
+/// How a pipeline's linker and KG differ from those a model was trained with (`link`, the
+/// linker's options, and `identity`, its KG's): one line per difference.
+pub fn pipeline_differences(
+    link: Option<&LinkOptions>,
+    identity: Option<&KgIdentity>,
+    ctx: &StageContext<'_>,
+) -> Result<Vec<String>, KnowledgeError> {
+    let mut out = Vec::new();
+    let (Some(linker), Some(kg)) = (ctx.linker, ctx.kg) else {
+        out.push(
+            "the pipeline has no knowledge graph: add a [kg] table and the `link` stage".into(),
+        );
+        return Ok(out);
+    };
+    match link {
+        None => out.push(
+            "the model predates knowledge records (no linker settings saved); retrain it".into(),
+        ),
+        Some(trained) => out.extend(link_differences(trained, linker.options())),
+    }
+    match (identity, kg.identity()?) {
+        (Some(trained), Some(running)) if *trained != running => out.push(format!(
+            "kg: the model was trained on a KG of {trained}; the pipeline's has {running}"
+        )),
+        (None, _) => out.push("the model does not record its KG's identity; retrain it".into()),
+        (Some(_), None) => tracing::warn!(
+            "the pipeline's KG cannot tell its identity; the model's KG is not checked"
+        ),
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// Refuses to build `stage` when `problems` is not empty (listing them; `what` describes the
+/// model's knowledge), or under [`MismatchPolicy::Warn`] logs them and goes on.
+pub fn refuse_or_warn(
+    stage: &'static str,
+    what: &str,
+    problems: &[String],
+    policy: MismatchPolicy,
+) -> Result<(), StageError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "the model was trained with other knowledge than this pipeline gives it ({what}):\n  {}\n(train with the pipeline's settings, change the pipeline's, or set `{stage}.knowledge_mismatch = \"warn\"` to run anyway)",
+        problems.join("\n  ")
+    );
+    match policy {
+        MismatchPolicy::Error => Err(StageError::new(stage, KnowledgeError::Mismatch(message))),
+        MismatchPolicy::Warn => {
+            tracing::warn!(stage, "{message}");
+            Ok(())
+        }
     }
 }
 

@@ -15,8 +15,8 @@ pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTa
 pub use init::{pretrained_varmap, trainable_params};
 pub use kind::{Split, TaskKind};
 pub use knowledge::{
-    documents, mark_injected, recorded_reads, Annotator, Injection, KnowledgeError,
-    KnowledgeRecord, MismatchPolicy,
+    documents, mark_injected, pipeline_differences, recorded_reads, refuse_or_warn, Annotator,
+    Injection, KnowledgeError, KnowledgeRecord, MismatchPolicy,
 };
 pub use model_dir::{map_weights, read_trained, ModelDir, OpenError};
 pub use resolve::{resolve, DataPaths, Resolved, TaskConfig};

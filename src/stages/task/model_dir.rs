@@ -48,8 +48,10 @@ impl<M: Serialize> ModelDir<'_, M> {
             }
         }
         let (meta_file, meta) = self.meta;
-        let text =
-            serde_json::to_string_pretty(meta).map_err(|e| TrainError::Task(e.to_string()))?;
+        let text = serde_json::to_string_pretty(meta).map_err(|source| TrainError::Json {
+            path: dir.join(meta_file),
+            source,
+        })?;
         std::fs::write(dir.join(meta_file), text).map_err(io(dir.join(meta_file)))?;
         let (toml_file, toml) = self.toml;
         std::fs::write(dir.join(toml_file), toml).map_err(io(dir.join(toml_file)))?;

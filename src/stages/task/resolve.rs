@@ -71,14 +71,6 @@ impl<C> Resolved<C> {
             .as_deref()
             .ok_or_else(|| self.source.error("data.dev", "a dev file is required"))
     }
-
-    /// The `[knowledge]` table with its KG path resolved, for tasks that take knowledge.
-    pub fn knowledge_table(&self, table: &KnowledgeTable) -> KnowledgeTable {
-        KnowledgeTable {
-            kg: self.kg.clone(),
-            ..table.clone()
-        }
-    }
 }
 
 /// Loads `path` with `overrides` as `C`, checks it and resolves its paths.
