@@ -11,6 +11,6 @@ pub mod transe;
 
 pub use identity::{IdentityHasher, KgIdentity};
 pub use store::{
-    Candidate, NamedTriple, Pattern, PredId, Stats, Store, StoreError, StoreOptions, StoreWriter,
+    NameMatch, NamedTriple, Pattern, PredId, Stats, Store, StoreError, StoreOptions, StoreWriter,
     Term, TermId, TermKind, Triple,
 };

@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 pub use codec::derived_aliases;
 pub use error::StoreError;
 pub use types::{
-    Candidate, NamedTriple, Pattern, PredId, Stats, StoreOptions, Term, TermId, TermKind, Triple,
+    NameMatch, NamedTriple, Pattern, PredId, Stats, StoreOptions, Term, TermId, TermKind, Triple,
 };
 pub use writer::{StoreWriter, DEFAULT_ALIAS_PREDICATES, DEFAULT_PENDING_TRIPLES};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::codec::{be, decode_term_info, pair, pairs_with_first, read_u32, unpack_pairs};
 use super::error::io_err;
 use super::{
-    Candidate, Pattern, PredId, Stats, Store, StoreError, StoreOptions, Term, TermId, TermKind,
+    NameMatch, Pattern, PredId, Stats, Store, StoreError, StoreOptions, Term, TermId, TermKind,
     Triple, FORMAT_VERSION,
 };
 
@@ -143,7 +143,7 @@ impl Trees {
         }
     }
 
-    pub(super) fn candidates(&self, name: &str) -> Result<Vec<Candidate>, StoreError> {
+    pub(super) fn candidates(&self, name: &str) -> Result<Vec<NameMatch>, StoreError> {
         let mut ids = Vec::new();
         if let Some(id) = self.term_id(name)? {
             ids.push(id);
@@ -163,7 +163,7 @@ impl Trees {
                 .term(id)?
                 .ok_or_else(|| self.corrupt(format!("name index points to missing term {id}")))?;
             if term.kind == TermKind::Entity {
-                out.push(Candidate {
+                out.push(NameMatch {
                     id,
                     degree: term.degree,
                 });
@@ -290,7 +290,7 @@ impl Store {
     }
 
     /// Entities whose canonical name or alias is exactly `name`, most popular first.
-    pub fn candidates(&self, name: &str) -> Result<Vec<Candidate>, StoreError> {
+    pub fn candidates(&self, name: &str) -> Result<Vec<NameMatch>, StoreError> {
         self.trees.candidates(name)
     }
 

@@ -73,7 +73,7 @@ pub struct Stats {
 
 /// A candidate entity for a surface name, with its popularity prior.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Candidate {
+pub struct NameMatch {
     /// The entity.
     pub id: TermId,
     /// Its degree (number of triples touching it).

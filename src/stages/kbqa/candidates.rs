@@ -1,4 +1,4 @@
-//! Candidate answers of a question: its best linked mentions (what the pipeline's `link` stage
+//! CandidateTriple answers of a question: its best linked mentions (what the pipeline's `link` stage
 //! wrote into the document), their best candidate entities, and every outgoing triple of those
 //! entities read from the pipeline's KG, each with hand-made features saying how well the
 //! triple fits the question (link score, predicate/question character overlap, answer already
@@ -39,7 +39,7 @@ pub const COSINE: usize = 13;
 
 /// A candidate triple with its features.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
+pub struct CandidateTriple {
     /// Index into [`Gathered::mentions`] of the mention whose entity is the subject.
     pub mention: usize,
     /// The subject entity's store id.
@@ -55,8 +55,8 @@ pub struct Candidate {
 pub struct Gathered {
     /// Character spans of the mentions used, best first.
     pub mentions: Vec<(usize, usize)>,
-    /// Candidate triples, grouped by mention then candidate entity, in store order.
-    pub candidates: Vec<Candidate>,
+    /// CandidateTriple triples, grouped by mention then candidate entity, in store order.
+    pub candidates: Vec<CandidateTriple>,
 }
 
 /// The triples in `kg` of the best candidates of `question`'s best `mentions` (linked over
@@ -114,7 +114,7 @@ pub fn gather<S: KnowledgeSource + ?Sized>(
                 f[10] = (!object.is_empty() && whole.contains(&object)) as u8 as f32;
                 f[11] = coverage(&object, &rest);
                 f[12] = (1.0 + n_facts as f32).ln();
-                out.candidates.push(Candidate {
+                out.candidates.push(CandidateTriple {
                     mention: index,
                     entity: c.id,
                     triple: Triple {

@@ -124,7 +124,7 @@ pub struct ModelMeta {
     pub max_len: usize,
     /// Encoder batch size.
     pub batch_size: usize,
-    /// Candidate generation settings.
+    /// CandidateTriple generation settings.
     pub link: CandidateOptions,
     /// The linker settings the training questions were linked with; a pipeline running the
     /// model must link with the same (`[link]`).
@@ -233,7 +233,7 @@ impl QuestionPreparer {
 /// when the scorer is sure of the predicate.
 pub fn rank_answers(input: &Prepared, scores: &[f32]) -> Vec<Answer> {
     let probs = softmax(scores);
-    let mut answers: Vec<(f32, f32, &candidates::Candidate)> = Vec::new();
+    let mut answers: Vec<(f32, f32, &candidates::CandidateTriple)> = Vec::new();
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
     for i in order {
@@ -477,14 +477,19 @@ const _: fn() = || {
 
 #[cfg(test)]
 mod tests {
-    use super::candidates::{Candidate, Gathered, N_FEATURES};
+    use super::candidates::{CandidateTriple, Gathered, N_FEATURES};
     use super::*;
     use crate::doc::Triple;
 
-    fn candidate(mention: usize, link_score: f32, predicate: &str, object: &str) -> Candidate {
+    fn candidate(
+        mention: usize,
+        link_score: f32,
+        predicate: &str,
+        object: &str,
+    ) -> CandidateTriple {
         let mut features = [0.0; N_FEATURES];
         features[candidates::LINK_SCORE] = link_score;
-        Candidate {
+        CandidateTriple {
             mention,
             entity: mention as u32,
             triple: Triple {
@@ -496,7 +501,7 @@ mod tests {
         }
     }
 
-    fn prepared(candidates: Vec<Candidate>) -> Prepared {
+    fn prepared(candidates: Vec<CandidateTriple>) -> Prepared {
         Prepared {
             gathered: Gathered {
                 mentions: vec![(0, 1), (2, 4)],

@@ -373,10 +373,10 @@ pub fn softmax(scores: &[f32]) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::doc::Triple;
-    use crate::stages::kbqa::candidates::{Candidate, Gathered};
+    use crate::stages::kbqa::candidates::{CandidateTriple, Gathered};
 
     fn example(rng: &mut Rng, dim: usize) -> Example {
-        let candidate = |mention: usize, rng: &mut Rng| Candidate {
+        let candidate = |mention: usize, rng: &mut Rng| CandidateTriple {
             mention,
             entity: 0,
             triple: Triple {
@@ -386,7 +386,8 @@ mod tests {
             },
             features: std::array::from_fn(|_| rng.symmetric()),
         };
-        let candidates: Vec<Candidate> = [0, 0, 1, 1].iter().map(|&m| candidate(m, rng)).collect();
+        let candidates: Vec<CandidateTriple> =
+            [0, 0, 1, 1].iter().map(|&m| candidate(m, rng)).collect();
         let vec = |rng: &mut Rng| (0..dim).map(|_| rng.symmetric()).collect::<Vec<f32>>();
         Example {
             input: Prepared {

@@ -16,7 +16,7 @@ pub const MASK: &str = "[MASK]";
 
 /// One candidate token of a mask.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Candidate {
+pub struct TokenCandidate {
     /// The token (WordPiece form, e.g. `滨` or `##ing`).
     pub token: String,
     /// Its probability.
@@ -29,7 +29,7 @@ pub struct MaskPrediction {
     /// Character index of the mask's `[` in the line.
     pub position: usize,
     /// Best first.
-    pub candidates: Vec<Candidate>,
+    pub candidates: Vec<TokenCandidate>,
 }
 
 /// A line's token ids and its masks as `(character position, token index)`.
@@ -134,7 +134,7 @@ impl FillMask {
                 let candidates = order
                     .into_iter()
                     .take(top_k)
-                    .map(|id| Candidate {
+                    .map(|id| TokenCandidate {
                         token: self
                             .tokenizer
                             .id_to_token(id as u32)

@@ -12,7 +12,7 @@ use crate::doc::{Answer, Span};
 
 /// A candidate answer span.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Candidate {
+pub struct SpanCandidate {
     /// Character span in the context.
     pub span: Span,
     /// Start logit + end logit.
@@ -34,7 +34,7 @@ pub fn window_candidates(
     start: &[f32],
     end: &[f32],
     opts: &DecodeOptions,
-) -> Vec<Candidate> {
+) -> Vec<SpanCandidate> {
     let n = window.offsets.len().min(start.len()).min(end.len());
     let (start, end) = (&start[..n], &end[..n]);
     let ends = top_k(end, opts.n_best);
@@ -42,7 +42,7 @@ pub fn window_candidates(
     for s in top_k(start, opts.n_best) {
         for &e in &ends {
             if e >= s && e - s < opts.max_answer_len {
-                out.push(Candidate {
+                out.push(SpanCandidate {
                     span: window.char_span(s, e),
                     score: start[s] + end[e],
                 });
@@ -53,15 +53,15 @@ pub fn window_candidates(
 }
 
 /// The best `k` distinct spans of `candidates` (any number of windows), best first.
-pub fn best(candidates: impl IntoIterator<Item = Candidate>, k: usize) -> Vec<Candidate> {
+pub fn best(candidates: impl IntoIterator<Item = SpanCandidate>, k: usize) -> Vec<SpanCandidate> {
     let mut by_span: HashMap<Span, f32> = HashMap::new();
     for c in candidates {
         let slot = by_span.entry(c.span).or_insert(f32::NEG_INFINITY);
         *slot = slot.max(c.score);
     }
-    let mut out: Vec<Candidate> = by_span
+    let mut out: Vec<SpanCandidate> = by_span
         .into_iter()
-        .map(|(span, score)| Candidate { span, score })
+        .map(|(span, score)| SpanCandidate { span, score })
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.span.cmp(&b.span)));
     out.truncate(k);
@@ -70,7 +70,7 @@ pub fn best(candidates: impl IntoIterator<Item = Candidate>, k: usize) -> Vec<Ca
 
 /// Answers from ranked candidates: the span's text in `context`, and as score the
 /// candidate's probability under a softmax over the listed candidates.
-pub fn to_answers(context: &str, ranked: &[Candidate]) -> Vec<Answer> {
+pub fn to_answers(context: &str, ranked: &[SpanCandidate]) -> Vec<Answer> {
     let chars: Vec<char> = context.chars().collect();
     let max = ranked.first().map_or(0.0, |c| c.score);
     let weights: Vec<f32> = ranked.iter().map(|c| (c.score - max).exp()).collect();
@@ -159,7 +159,7 @@ mod tests {
             "北京 from window a scores 10"
         );
         // 中国 (3..5) is a candidate in both windows (scores 2 and 0): listed once, with 2.
-        let zhongguo: Vec<&Candidate> = ranked
+        let zhongguo: Vec<&SpanCandidate> = ranked
             .iter()
             .filter(|c| c.span == Span::new(3, 5))
             .collect();

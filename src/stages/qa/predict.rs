@@ -5,7 +5,7 @@ use candle_core::Device;
 
 use super::config::DecodeOptions;
 use super::data::QaRecord;
-use super::decode::{best, window_candidates, Candidate};
+use super::decode::{best, window_candidates, SpanCandidate};
 use super::features::{Batch, QaFeaturizer, Window};
 use super::metrics::{QaCounter, QaMetrics};
 use super::network::QaNetwork;
@@ -36,8 +36,8 @@ pub fn predict_spans(
     decode: &DecodeOptions,
     k: usize,
     device: &Device,
-) -> Result<Vec<Vec<Candidate>>, QaError> {
-    let mut per_question: Vec<Vec<Candidate>> = vec![Vec::new(); questions];
+) -> Result<Vec<Vec<SpanCandidate>>, QaError> {
+    let mut per_question: Vec<Vec<SpanCandidate>> = vec![Vec::new(); questions];
     let mut order: Vec<usize> = (0..windows.len()).collect();
     order.sort_by_key(|&i| windows[i].len());
     let off = Dropout::disabled();
