@@ -52,13 +52,13 @@ async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCo
 async fn the_page_calls_only_relative_urls_that_answer_under_a_prefix() {
     // Every request goes through `api(...)`, with a relative path.
     let fetches = between(PAGE, "fetch(", ")");
-    assert_eq!(fetches.len(), 2, "{fetches:?}");
+    assert_eq!(fetches.len(), 3, "{fetches:?}");
     assert!(
         fetches.iter().all(|f| f.starts_with("api(\"")),
         "{fetches:?}"
     );
     let paths = between(PAGE, "api(\"", "\")");
-    assert_eq!(paths, ["v1/process", "healthz"]);
+    assert_eq!(paths, ["v1/process", "v1/kbert-tree", "healthz"]);
     assert!(!PAGE.contains("\"/v1") && !PAGE.contains("\"/healthz"));
 
     let router = nested();
@@ -80,4 +80,17 @@ async fn the_page_calls_only_relative_urls_that_answer_under_a_prefix() {
     .await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert!(doc.contains("\"name\":\"胰岛素\""), "{doc}");
+
+    // The page draws the processed document's K-BERT tree: the facts hang from their
+    // mentions in the SVG the service returns for the document it answered.
+    let parsed: zhishi::Document = serde_json::from_str(&doc).unwrap();
+    assert!(!parsed.facts.is_empty(), "{doc}");
+    let (status, svg) = call(&router, "POST", "/zhishi/v1/kbert-tree", &doc).await;
+    assert_eq!(status, StatusCode::OK, "{svg}");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
+    let first_object: String = parsed.facts[0].object.chars().take(1).collect();
+    assert!(svg.contains(&first_object), "{first_object} not drawn");
+    let (status, error) = call(&router, "POST", "/zhishi/v1/kbert-tree", "{\"txt\": 1}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error.contains("invalid document"), "{error}");
 }

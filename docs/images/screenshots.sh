@@ -49,10 +49,10 @@ shoot() {
     echo "$out/$name.png"
 }
 
-shoot serve-quickstart 1060 "腰酸背痛是腰椎间盘突出的常见症状，医生建议他做个腰椎CT检查。" \
+shoot serve-quickstart 1900 "腰酸背痛是腰椎间盘突出的常见症状，医生建议他做个腰椎CT检查。" \
     pipelines/quickstart.toml
 
 if [ -n "${NER_MODEL:-}" ]; then
-    shoot serve-ner-link 1560 "患者腰酸背痛三天，伴四肢无力，腰椎CT检查提示腰椎间盘突出，给予布洛芬止痛治疗。" \
+    shoot serve-ner-link 2400 "患者腰酸背痛三天，伴四肢无力，腰椎CT检查提示腰椎间盘突出，给予布洛芬止痛治疗。" \
         pipelines/medical-ner.toml --set "ner.model=\"$(realpath "$NER_MODEL")\""
 fi

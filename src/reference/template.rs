@@ -142,7 +142,13 @@ pub fn pipeline() -> Result<Template, InitError> {
                         .to_string(),
                 ),
             ),
-            "ner" | "relation" | "qa" | "kbqa" => (true, model_note(name, name)),
+            "ner" | "relation" | "qa" => (true, model_note(name, name)),
+            "kbqa" => (
+                true,
+                model_note(name, name).map(|note| {
+                    format!("{note} It reads the `link` stage's mentions: [link] must then be the training run's linker (overlap = \"all\", nil_threshold = 0.0, max_candidates = its link.candidates) and [kg] its store.")
+                }),
+            ),
             _ => (false, None),
         };
         tables.push(table(

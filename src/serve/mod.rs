@@ -13,6 +13,7 @@
 mod conn;
 mod options;
 mod routes;
+pub mod tree;
 mod work;
 
 use std::future::Future;

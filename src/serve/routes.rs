@@ -1,4 +1,5 @@
-//! The routes: `POST /v1/process`, `GET /healthz`, the demo page at `/`, and JSON errors
+//! The routes: `POST /v1/process`, `POST /v1/kbert-tree` (a processed document's K-BERT tree
+//! as SVG, [`super::tree`]), `GET /healthz`, the demo page at `/`, and JSON errors
 //! (`{"error": "..."}`, `application/json`) for every failure status, axum's own included.
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub(super) fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
         .route("/", get(page))
         .route("/healthz", get(healthz))
         .route("/v1/process", post(process))
+        .route("/v1/kbert-tree", post(kbert_tree))
         .fallback(not_found)
         .layer(middleware::map_response(json_errors))
         .with_state(state)
@@ -131,6 +133,12 @@ enum ApiError {
     /// The body is not a valid request.
     #[error("invalid request: {0}; expected {{\"text\": \"...\"}} or {{\"texts\": [\"...\"]}}")]
     InvalidJson(#[source] serde_json::Error),
+    /// The body of `POST /v1/kbert-tree` is not a document.
+    #[error("invalid document: {0}; expected the JSON `POST /v1/process` answered")]
+    InvalidDocument(#[source] serde_json::Error),
+    /// The tree could not be drawn.
+    #[error(transparent)]
+    Tree(#[from] super::tree::TreeError),
     /// Neither or both of `text` and `texts`.
     #[error("expected exactly one of `text` and `texts`")]
     TextOrTexts,
@@ -157,9 +165,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::BodyRead(_) | ApiError::InvalidJson(_) | ApiError::TextOrTexts => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::BodyRead(_)
+            | ApiError::InvalidJson(_)
+            | ApiError::InvalidDocument(_)
+            | ApiError::TextOrTexts => StatusCode::BAD_REQUEST,
+            ApiError::Tree(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Work(WorkError::Closed | WorkError::Cancelled) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -233,6 +243,29 @@ async fn process(State(state): State<AppState>, request: Request) -> Result<Resp
     } else {
         Json(documents.remove(0)).into_response()
     })
+}
+
+/// `POST /v1/kbert-tree`: a document (as `/v1/process` answered it) in, its K-BERT tree as
+/// `image/svg+xml` out. Drawing runs on the blocking pool (the visible matrix is quadratic
+/// in the drawn length, which [`super::tree::MAX_TREE_TOKENS`] caps).
+async fn kbert_tree(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let body = read_body(request, &state.opts).await?;
+    let doc: Document = serde_json::from_slice(&body).map_err(ApiError::InvalidDocument)?;
+    drop(body);
+    let timeout = state.opts.timeout;
+    let drawing = tokio::task::spawn_blocking(move || super::tree::kbert_tree_svg(&doc));
+    let svg = tokio::time::timeout(timeout, drawing)
+        .await
+        .map_err(|_| ApiError::Timeout(timeout))?
+        .map_err(|e| ApiError::Work(WorkError::Worker(e)))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
 }
 
 async fn page() -> Response {
