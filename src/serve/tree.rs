@@ -42,7 +42,8 @@ pub fn kbert_tree_svg(doc: &Document) -> Result<String, TreeError> {
     }
     let k = per_mention.into_iter().max().unwrap_or(0);
     let knowledge = DocumentKnowledge::new(&doc);
-    let tree = knowledge.tree(&[0..doc.text.chars().count()], k, true);
+    let whole = 0..doc.text.chars().count();
+    let tree = knowledge.tree(std::slice::from_ref(&whole), k, true);
     let config = KbertConfig::new(MAX_TREE_TOKENS)
         .mode(InjectionMode::Improved)
         .max_entities(k);
