@@ -32,16 +32,16 @@ pub fn pretrained_varmap(
         varmap_mut.set_one(&name, t.to_dtype(DType::F32)?)?;
     }
     let mut rng = Rng::new(seed);
+    // A poisoned lock (a panic elsewhere) still holds every variable: never start from an
+    // empty list, which would leave the head uninitialised.
     let mut fresh: Vec<(String, Var)> = varmap
         .data()
         .lock()
-        .map(|m| {
-            m.iter()
-                .filter(|(n, _)| !loaded.contains(n))
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .filter(|(n, _)| !loaded.contains(n))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
     fresh.sort_by(|a, b| a.0.cmp(&b.0));
     let entity_side: Vec<String> = ernie_only_tensors(cfg).into_iter().map(|t| t.0).collect();
     for (name, var) in fresh {
@@ -68,7 +68,11 @@ pub fn trainable_params(
     head_prefixes: &[&str],
     lr_scales: &[(&str, f64)],
 ) -> Vec<Param> {
-    let vars = varmap.data().lock().map(|m| m.clone()).unwrap_or_default();
+    let vars = varmap
+        .data()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
     names
