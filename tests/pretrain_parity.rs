@@ -2,7 +2,8 @@
 //! no `cls.predictions`): zhishi initialises the head (seeded; the decoder bias made non-zero
 //! so it is compared too), saves the directory, and transformers loads it with no missing or
 //! unexpected keys; then the MLM loss of a masked batch and the top-5 fill-mask probabilities
-//! agree within 1e-4, for the fused and the differentiable kernels. Needs `M3E_DIR` and
+//! agree within 1e-4, for the fused and the differentiable kernels, and the gradients of that
+//! loss agree for every parameter (norm and first values). Needs `M3E_DIR` and
 //! `REF_PYTHON` (`../shared/reference/setup.sh`):
 //!   M3E_DIR=... REF_PYTHON=... cargo test --release --test pretrain_parity -- --ignored --nocapture
 use std::io::Write;
@@ -14,8 +15,9 @@ use candle_nn::{VarBuilder, VarMap};
 use serde_json::{json, Value};
 use zhishi::model::load::read_config;
 use zhishi::model::mlm::{fill_masked_lm_varmap, load_masked_lm, BertForMaskedLm};
+use zhishi::model::Dropout;
 use zhishi::model::{BertTokenizer, Kernels, Rng};
-use zhishi::stages::pretrain::batch::mlm_metrics;
+use zhishi::stages::pretrain::batch::{mlm_metrics, MaskedBatch};
 use zhishi::stages::pretrain::fill_mask::EncodedLine;
 use zhishi::stages::pretrain::masking::{Masked, Masker, MaskingOptions, Spans, IGNORE};
 use zhishi::stages::pretrain::train::save_model_dir;
@@ -158,6 +160,8 @@ fn masked_lm_matches_transformers_on_m3e_small() {
         assert!(diff < 1e-4, "{kernels:?} loss differs by {diff}");
     }
 
+    compare_gradients(&dir, &seqs, &torch["grads"]);
+
     let mut worst = 0.0f64;
     for (line, want) in FILL.iter().zip(torch["fill"].as_array().unwrap()) {
         let got = fill.fill(line, 5).unwrap();
@@ -173,4 +177,81 @@ fn masked_lm_matches_transformers_on_m3e_small() {
     }
     eprintln!("fill-mask top-5: max |p_zhishi - p_transformers| = {worst:.2e}");
     assert!(worst < 1e-4, "fill-mask probabilities differ by {worst}");
+}
+
+/// One backward pass of the MLM loss of `seqs` through the differentiable kernels: every
+/// parameter's gradient (the decoder's, tied to the word embeddings, included in theirs)
+/// against transformers' (`want`: name without `bert.` -> norm and first 64 values).
+fn compare_gradients(dir: &Path, seqs: &[Masked], want: &Value) {
+    let mut cfg = read_config(dir).unwrap();
+    cfg.kernels = Kernels::Differentiable;
+    cfg.layer_types = None;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let model = BertForMaskedLm::load(vb, &cfg).unwrap();
+    assert_eq!(fill_masked_lm_varmap(&varmap, dir, &cfg, 0).unwrap(), 0);
+    let refs: Vec<&Masked> = seqs.iter().collect();
+    let batch = MaskedBatch::new(&refs, &Device::Cpu).unwrap();
+    let loss = model
+        .loss(
+            &batch.input(),
+            &batch.positions,
+            &batch.targets,
+            &Dropout::disabled(),
+        )
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    let want = want.as_object().expect("transformers' gradients");
+    let vars = varmap.data().lock().unwrap().clone();
+    const TINY: f64 = 1e-6;
+    let (mut worst_norm, mut worst_value, mut compared, mut zero_gradients) =
+        (0.0f64, 0.0f64, 0, 0);
+    for (name, w) in want {
+        let ours = name.strip_prefix("bert.").unwrap_or(name);
+        let var = vars
+            .get(ours)
+            .or_else(|| vars.get(&format!("bert.{ours}")))
+            .unwrap_or_else(|| panic!("no parameter {ours} in zhishi's model"));
+        let g: Vec<f32> = match grads.get(var.as_tensor()) {
+            Some(g) => g.flatten_all().unwrap().to_vec1().unwrap(),
+            None => vec![0.0; var.elem_count()],
+        };
+        let norm = g.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+        let want_norm = w["norm"].as_f64().unwrap();
+        // The key biases' true gradient is zero (softmax ignores a constant per query row):
+        // both sides hold float noise of ~1e-8 there, compared against TINY, not relatively.
+        compared += 1;
+        // The key biases' true gradient is zero (softmax ignores a constant per query row):
+        // both sides hold float noise of ~1e-8 there, checked against TINY only.
+        if want_norm < TINY {
+            assert!(
+                norm < TINY,
+                "{ours}: zhishi gradient norm {norm:e}, transformers {want_norm:e}"
+            );
+            zero_gradients += 1;
+            continue;
+        }
+        let rel = (norm - want_norm).abs() / want_norm;
+        if rel > 1e-3 {
+            eprintln!("  {ours}: zhishi norm {norm:.6e}, transformers {want_norm:.6e}");
+        }
+        worst_norm = worst_norm.max(rel);
+        for (k, v) in w["head"].as_array().unwrap().iter().enumerate() {
+            let diff = (f64::from(g[k]) - v.as_f64().unwrap()).abs() / want_norm;
+            worst_value = worst_value.max(diff);
+        }
+    }
+    eprintln!(
+        "gradients of {compared} parameters: worst relative norm difference {worst_norm:.2e}, worst first-64-values difference / norm {worst_value:.2e}; {zero_gradients} with a zero gradient on both sides (norm < {TINY:e})"
+    );
+    assert!(
+        zero_gradients <= cfg.num_hidden_layers,
+        "too many zero gradients"
+    );
+    assert_eq!(compared, vars.len(), "every zhishi parameter compared");
+    assert!(worst_norm < 1e-3, "gradient norms differ by {worst_norm}");
+    assert!(
+        worst_value < 1e-4,
+        "gradient values differ by {worst_value}"
+    );
 }
