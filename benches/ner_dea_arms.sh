@@ -16,17 +16,20 @@
 # (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PRE=$(realpath "${1:?the dEA-pretrained model directory}")
+PRE=$(realpath -m "${1:?the dEA-pretrained model directory}")
 N=${2:-1000}; E=${3:-2}; SEEDS=${4:-42,43}; ARMS=${5:-fresh,dea,dea-tokens}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
-[ -f "$PRE/ernie.safetensors" ] || { echo "$PRE has no ernie.safetensors" >&2; exit 1; }
 OUT=target/ner-dea-n$N-e$E; mkdir -p "$OUT"
-TOKENS=$PWD/$OUT/dea-tokens-encoder; mkdir -p "$TOKENS"
-for f in "$PRE"/*; do
-  case $(basename "$f") in ernie.safetensors|ernie.json) ;; *) ln -sf "$f" "$TOKENS/" ;; esac
-done
+TOKENS=$PWD/$OUT/dea-tokens-encoder
+if [ "$ARMS" != fresh ]; then
+  [ -f "$PRE/ernie.safetensors" ] || { echo "$PRE has no ernie.safetensors" >&2; exit 1; }
+  mkdir -p "$TOKENS"
+  for f in "$PRE"/*; do
+    case $(basename "$f") in ernie.safetensors|ernie.json) ;; *) ln -sf "$f" "$TOKENS/" ;; esac
+  done
+fi
 export BENCH_DATE=$(date -u +%F) BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export BENCH_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 TOML=pipelines/ernie-medical-ner.toml
