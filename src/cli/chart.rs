@@ -12,6 +12,7 @@
 //! | lines `{"impl":"pykeen"..}`, `{"impl":"zhishi-.."}` | `benches/transe_vs_pykeen.sh` | PyKEEN time over zhishi's, training and whole process |
 //! | lines `{"run":..,"chars_per_s":..}` | `benches/run_throughput.sh` | chars/s over the first 1-thread run's |
 //! | `{"benchmark":"doc_length","rows":[..]}` | `benches/doc_length.sh` | `ratio_per_doubling` (2.0 = linear) |
+//! | `{"compare":..,"arms":[..]}` | `zhishi compare --out` | each arm's mean metric over the `plain` arm's (or the first arm's) |
 //!
 //! Files of the same shape share one panel; a chart of several shapes stacks their panels.
 //! `cpu`, `date`, `commit` and `transcribed` fields (top level or in the rows) are printed under
@@ -53,6 +54,15 @@ pub fn run(args: ChartArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The chart of one `zhishi compare` result (its JSON).
+pub fn comparison_svg(value: &Value) -> Result<String> {
+    let mut panel = recognise(value)
+        .map_err(|e| anyhow!("{e}"))?
+        .ok_or_else(|| anyhow!("not a comparison"))?;
+    panel.notes = notes(value);
+    chart_svg(&[panel])
+}
+
 /// Which benchmark a result file comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -62,6 +72,7 @@ enum Kind {
     Transe,
     RunThroughput,
     DocLength,
+    Compare,
 }
 
 impl Kind {
@@ -73,6 +84,7 @@ impl Kind {
             Kind::Transe => "TransE: PyKEEN time / zhishi time",
             Kind::RunThroughput => "zhishi run: chars/s / one thread's",
             Kind::DocLength => "Time per doubling of the document length (2.0 = linear)",
+            Kind::Compare => "Does the KG help? Mean metric over seeds / the plain arm's",
         }
     }
 
@@ -88,6 +100,7 @@ impl Kind {
             Kind::Transe => "PyKEEN = 1.0",
             Kind::RunThroughput => "one thread = 1.0",
             Kind::DocLength => "2.0 = linear",
+            Kind::Compare => "plain = 1.0",
         }
     }
 }
@@ -224,6 +237,34 @@ fn recognise(v: &Value) -> Result<Option<Panel>, String> {
             1.0,
             vec![bar],
         );
+    }
+    if !text(v, "compare").is_empty() {
+        let arms = rows(&v["arms"]);
+        let base = arms
+            .iter()
+            .find(|a| text(a, "arm") == "plain")
+            .or(arms.first())
+            .ok_or("a comparison without arms")?;
+        let base_mean = num(base, "mean")
+            .filter(|m| *m != 0.0)
+            .ok_or("the reference arm has no nonzero mean")?;
+        let metric = text(v, "metric");
+        let bars = arms
+            .iter()
+            .filter_map(|a| {
+                Some(Bar {
+                    label: format!(
+                        "{}: {metric} {:.4} ± {:.4}",
+                        text(a, "arm"),
+                        num(a, "mean")?,
+                        num(a, "std")?
+                    ),
+                    value: num(a, "mean")? / base_mean,
+                })
+            })
+            .collect();
+        let reference = format!("{} ({metric} {base_mean:.4}) = 1.0", text(base, "arm"));
+        return panel(Kind::Compare, reference, 1.0, bars);
     }
     if text(v, "benchmark") == "doc_length" {
         let bars = rows(&v["rows"])

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bounds;
 mod chart;
+mod compare;
 mod encode;
 mod fill_mask;
 mod init;
@@ -53,6 +54,8 @@ enum Command {
     Eval(train::EvalArgs),
     /// Print a complete, commented training or pipeline TOML with every key at its default.
     Init(init::InitArgs),
+    /// Does the KG help? Train and evaluate a task per knowledge mode and seed; one table.
+    Compare(compare::Args),
     /// Continue masked-LM pretraining of an encoder (`[task] kind = "pretrain"` TOML).
     Pretrain(train::Args),
     /// Predict the `[MASK]`s of text lines with a masked LM; one JSON object per line.
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => train::run_eval(args),
         Command::Init(args) => init::run(args),
         Command::Pretrain(args) => pretrain::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::FillMask(args) => fill_mask::run(args),
     };
     match result {

@@ -65,7 +65,7 @@ pub fn peek_kind(path: &Path, overrides: &[String]) -> Result<String> {
 
 /// Reads `task.kind` (the registered task it names) and sets the compute threads from
 /// `train.threads`.
-fn peek(path: &Path, overrides: &[String]) -> Result<&'static Trainable> {
+pub(crate) fn peek(path: &Path, overrides: &[String]) -> Result<&'static Trainable> {
     let loaded = config::load::<Peek>(path, overrides)?;
     let threads = loaded.value.train.map_or(0, |t| t.threads);
     if threads > 0 {

@@ -281,6 +281,11 @@ impl ErnieModel {
         &self.config
     }
 
+    /// The embedding layer (e.g. to read the word-embedding table).
+    pub fn embeddings(&self) -> &BertEmbeddings {
+        &self.embeddings
+    }
+
     /// Switches a loaded model to `kernels` (`config().kernels` follows), as loading with
     /// them would have; see [`BertModel::set_kernels`].
     pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {

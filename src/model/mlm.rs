@@ -246,6 +246,12 @@ pub fn fill_masked_lm_varmap(
 /// them (`model.safetensors` in `dir`): the encoder under `bert.`, the head under
 /// `cls.predictions.` (the tied decoder weight is not stored, as in Hugging Face's files).
 pub fn save_masked_lm(varmap: &VarMap, dir: &Path) -> Result<()> {
+    save_tensors(varmap, &dir.join("model.safetensors"), |_| true)
+}
+
+/// Writes the variables of `varmap` whose (canonical) name passes `keep` to the safetensors
+/// file `path`: heads (`cls.*`) under their own name, everything else under `bert.`.
+pub fn save_tensors(varmap: &VarMap, path: &Path, keep: impl Fn(&str) -> bool) -> Result<()> {
     let vars = varmap
         .data()
         .lock()
@@ -253,6 +259,7 @@ pub fn save_masked_lm(varmap: &VarMap, dir: &Path) -> Result<()> {
         .clone();
     let tensors: HashMap<String, Tensor> = vars
         .into_iter()
+        .filter(|(name, _)| keep(name))
         .map(|(name, var)| {
             let name = if name.starts_with("cls.") {
                 name
@@ -262,7 +269,7 @@ pub fn save_masked_lm(varmap: &VarMap, dir: &Path) -> Result<()> {
             (name, var.as_tensor().detach())
         })
         .collect();
-    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))
+    candle_core::safetensors::save(&tensors, path)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 pub mod bert;
 pub mod config;
+pub mod dea;
 pub mod device;
 pub mod dropout;
 pub mod encoder;

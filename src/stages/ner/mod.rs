@@ -67,6 +67,17 @@ pub enum NerError {
     /// A K-BERT sentence tree could not be flattened into encoder input.
     #[error("knowledge injection: {0}")]
     Flatten(#[from] crate::knowledge::KbertError),
+    /// `knowledge.ernie_layers` differs from the aggregator layers the encoder was
+    /// dEA-pretrained with.
+    #[error("knowledge.ernie_layers = {configured} but the encoder {encoder} was pretrained with {pretrained} aggregator layers", encoder = .encoder.display())]
+    AggregatorLayers {
+        /// The configured number.
+        configured: usize,
+        /// The encoder directory.
+        encoder: PathBuf,
+        /// The pretrained number.
+        pretrained: usize,
+    },
     /// A model trained with knowledge was given bare texts.
     #[error("the model was trained with knowledge (mode {mode}); give it linked documents (predict_documents, or a pipeline with link and facts stages)")]
     NeedsDocuments {

@@ -19,9 +19,6 @@ use super::predict::{featurize, predict_labels, score};
 use super::tags::{LabelMap, Tag, TagScheme};
 use super::NerError;
 
-use crate::kg::import::{Format, ImportOptions};
-use crate::kg::transe::TrainConfig as TransEConfig;
-use crate::knowledge::ernie::VECTORS_FILE;
 use crate::knowledge::EntityVectors;
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
@@ -29,8 +26,8 @@ use crate::model::Dropout;
 use crate::model::Precision;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::{
-    documents, pretrained_varmap, trainable_params, Annotator, KnowledgeError, KnowledgeRecord,
-    ModelDir, Split, TaskError, TaskKind, TaskReport, Trainable,
+    documents, entity_vectors, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord,
+    ModelDir, PretrainedAggregators, Split, TaskError, TaskKind, TaskReport, Trainable,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -116,45 +113,6 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, NerError> {
         }
     }
     Ok(Resolved { base, dev, transe })
-}
-
-/// The ERNIE entity vectors of a run: read from `knowledge.transe` when it holds them, else
-/// TransE trained on `knowledge.kg` (and written to `knowledge.transe` when it is set).
-fn entity_vectors(r: &Resolved) -> Result<Option<EntityVectors>, NerError> {
-    let k = &r.config.knowledge;
-    if !k.mode.fuses_entities() {
-        return Ok(None);
-    }
-    if let Some(dir) = &r.transe {
-        if dir.join(VECTORS_FILE).is_file() {
-            return Ok(Some(EntityVectors::load(dir)?));
-        }
-    }
-    let Some(kg) = &r.kg else {
-        return Ok(None); // `resolve` requires a kg for every knowledge mode
-    };
-    let options = ImportOptions {
-        format: Format::Tsv,
-        strict: true,
-        ..ImportOptions::default()
-    };
-    let (triples, _) =
-        crate::kg::import::read_files(std::slice::from_ref(kg), &options).map_err(|source| {
-            KnowledgeError::Import {
-                path: kg.clone(),
-                source,
-            }
-        })?;
-    let config = TransEConfig {
-        epochs: k.transe_epochs,
-        seed: r.config.train.seed,
-        ..TransEConfig::default()
-    };
-    let vectors = EntityVectors::train(&triples, config)?;
-    if let Some(dir) = &r.transe {
-        vectors.save(dir)?;
-    }
-    Ok(Some(vectors))
 }
 
 /// Builds the label map from the training (and dev) tags.
@@ -307,14 +265,34 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
     let train_ids = label_ids(&labels, &train_sents, &r.train)?;
     let mut table = c.knowledge.clone();
     table.kg = r.kg.clone();
+    // A dEA-pretrained encoder (`zhishi pretrain`, knowledge.mode = "ernie") brings its
+    // aggregators, and the TransE vectors they were trained against.
+    let pretrained = if table.mode.fuses_entities() {
+        PretrainedAggregators::read(&r.encoder)?
+    } else {
+        None
+    };
     let ernie_layers = if table.mode.fuses_entities() {
         let layers = read_config(&r.encoder)?.num_hidden_layers;
-        Some(table.aggregator_layers(layers))
+        match pretrained.as_ref().and_then(PretrainedAggregators::layers) {
+            Some(n) if table.ernie_layers.is_some_and(|m| m != n) => {
+                return Err(NerError::AggregatorLayers {
+                    configured: table.ernie_layers.unwrap_or_default(),
+                    encoder: r.encoder.clone(),
+                    pretrained: n,
+                });
+            }
+            Some(n) => Some(n),
+            None => Some(table.aggregator_layers(layers)),
+        }
     } else {
         None
     };
     // Training links its sentences as a pipeline's link + facts stages would.
     let annotator = Annotator::from_table(&table, ernie_layers)?;
+    if let (Some(p), Some(a)) = (&pretrained, &annotator) {
+        p.check(a.record())?;
+    }
     let meta = ModelMeta {
         labels: labels.clone(),
         max_len: c.data.max_len,
@@ -324,7 +302,19 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
             .as_ref()
             .map_or_else(KnowledgeRecord::plain, |a| a.record().clone()),
     };
-    let entities = entity_vectors(&r)?;
+    let entities = match &pretrained {
+        Some(p) => {
+            if r.transe.is_some() {
+                tracing::warn!(
+                    "knowledge.transe is ignored: the pretrained aggregators of {} come with their own TransE vectors",
+                    p.dir.display()
+                );
+            }
+            Some(p.vectors.clone())
+        }
+        None => entity_vectors(&table, r.kg.as_deref(), r.transe.as_deref(), c.train.seed)?
+            .map(|(v, _)| v),
+    };
     let featurizer: Featurizer = build_featurizer(&r.encoder, &meta, entities.clone())?;
     let train_docs = documents(annotator.as_ref(), &texts(&train_sents))?;
     let (train, _) = featurize(&featurizer, &train_docs, &chars(&train_sents), &train_ids)?;
@@ -355,6 +345,20 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
                 c.data.max_len, cfg.max_position_embeddings
             ),
         });
+    }
+    match (&pretrained, meta.knowledge.ernie_layers) {
+        (Some(p), Some(_)) => {
+            let mut vars = varmap.clone();
+            for (name, t) in p.for_config(&cfg)? {
+                vars.set_one(&name, t)?;
+            }
+            tracing::info!(
+                encoder = %r.encoder.display(),
+                "ERNIE aggregators: from the encoder's dEA pretraining"
+            );
+        }
+        (None, Some(n)) => tracing::info!(layers = n, "ERNIE aggregators: fresh"),
+        _ => {}
     }
     let network = network.freeze_encoder(c.encoder.freeze);
     let params = trainable_params(

@@ -2,14 +2,19 @@
 //! find the units, mask; lay the sequences out as padded `[B, L]` tensors with the flat
 //! positions and original ids of the masked tokens; and score a model on masked sequences
 //! (`mlm_loss`, `mlm_accuracy`, `entity_accuracy`).
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use serde::Serialize;
 
-use super::masking::{Masked, Masker, Strategy, IGNORE};
+use std::ops::Range;
+
+use super::dea::{align, corrupt, Aligned, DeaOptions};
+use super::masking::{Masked, Masker, IGNORE};
+use super::model::{pretrain_metrics, PretrainModel};
 use super::units::UnitFinder;
 use super::PretrainError;
+use crate::knowledge::EntityVectors;
 use crate::model::mlm::BertForMaskedLm;
-use crate::model::{BertTokenizer, Dropout, EncoderInput, Rng};
+use crate::model::{BertTokenizer, EncoderInput, Rng};
 
 /// Tokenises, finds units and masks one text.
 pub struct Preparer<'a> {
@@ -21,11 +26,22 @@ pub struct Preparer<'a> {
     pub masker: &'a Masker,
     /// Tokens per sequence, `[CLS]`/`[SEP]` included.
     pub max_len: usize,
+    /// ERNIE mode: the entity vectors' names and the dEA corruption.
+    pub entities: Option<(&'a EntityVectors, DeaOptions)>,
+}
+
+/// A masked sequence and, in ERNIE mode, its corrupted entity alignments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// The masked tokens.
+    pub masked: Masked,
+    /// The entity alignments (ERNIE mode).
+    pub entities: Option<Aligned>,
 }
 
 impl Preparer<'_> {
-    /// `text` masked with `rng`.
-    pub fn prepare(&self, text: &str, rng: &mut Rng) -> Result<Masked, PretrainError> {
+    /// `text` masked (and its entity inputs corrupted) with `rng`.
+    pub fn prepare(&self, text: &str, rng: &mut Rng) -> Result<Sample, PretrainError> {
         let enc = self.tokenizer.encode(text)?;
         let (mut ids, mut offsets) = (enc.ids, enc.offsets);
         if ids.len() > self.max_len {
@@ -35,9 +51,18 @@ impl Preparer<'_> {
             ids.push(sep);
             offsets.push((0, 0));
         }
-        Ok(self
-            .masker
-            .mask(&ids, &offsets, &self.units.spans(text), rng))
+        let (spans, linked) = self.units.find(text);
+        let masked = self.masker.mask(&ids, &offsets, &spans, rng);
+        let entities = self.entities.map(|(vectors, options)| {
+            let mentions: Vec<(Range<usize>, u32)> = linked
+                .into_iter()
+                .filter_map(|(span, name)| Some((span, vectors.row(&name)?)))
+                .collect();
+            let targets = align(&offsets, &mentions);
+            let input = corrupt(&targets, vectors.len(), options, rng);
+            Aligned { targets, input }
+        });
+        Ok(Sample { masked, entities })
     }
 }
 
@@ -107,7 +132,7 @@ impl MaskedBatch {
     }
 }
 
-/// How well a model predicts masked tokens.
+/// How well a model predicts masked tokens (and, in ERNIE mode, aligned entities).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MlmMetrics {
     /// Mean cross-entropy over the masked tokens (nats).
@@ -123,57 +148,37 @@ pub struct MlmMetrics {
     pub entity_spans: usize,
     /// Sequences scored.
     pub sequences: usize,
+    /// ERNIE mode: mean dEA cross-entropy over the aligned tokens (each entity among its
+    /// batch's distinct aligned entities).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dea_loss: Option<f64>,
+    /// ERNIE mode: share of aligned tokens whose entity is predicted right (arg-max among the
+    /// batch's entities): the entity-prediction accuracy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dea_accuracy: Option<f64>,
+    /// ERNIE mode: aligned tokens scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dea_alignments: Option<usize>,
 }
 
-/// Scores `model` (no dropout) on masked sequences, `batch_size` at a time.
+/// Scores the masked LM `model` (no dropout) on masked sequences, `batch_size` at a time.
 pub fn mlm_metrics(
     model: &BertForMaskedLm,
     seqs: &[Masked],
     batch_size: usize,
     device: &Device,
 ) -> Result<MlmMetrics, PretrainError> {
-    let (mut loss_sum, mut correct, mut total) = (0.0f64, 0usize, 0usize);
-    let (mut entity_right, mut entity_total) = (0usize, 0usize);
-    for chunk in seqs.chunks(batch_size.max(1)) {
-        let refs: Vec<&Masked> = chunk.iter().collect();
-        let batch = MaskedBatch::new(&refs, device)?;
-        if batch.masked() == 0 {
-            continue;
-        }
-        let hidden = model.hidden(&batch.input(), &Dropout::disabled())?;
-        let logits = model.logits_at(&hidden, &batch.positions)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &batch.targets)?;
-        loss_sum +=
-            f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?) * batch.masked() as f64;
-        let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-        let targets: Vec<u32> = batch.targets.to_vec1()?;
-        let mut right = vec![vec![false; 0]; chunk.len()];
-        for (r, s) in chunk.iter().enumerate() {
-            right[r] = vec![false; s.input_ids.len()];
-        }
-        for (k, &(r, i)) in batch.index.iter().enumerate() {
-            right[r][i] = predicted[k] == targets[k];
-            correct += usize::from(right[r][i]);
-        }
-        total += batch.masked();
-        for (r, s) in chunk.iter().enumerate() {
-            for span in s.spans.iter().filter(|s| s.strategy == Strategy::Entity) {
-                entity_total += 1;
-                entity_right += usize::from(span.tokens.clone().all(|i| right[r][i]));
-            }
-        }
-    }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    Ok(MlmMetrics {
-        mlm_loss: if total == 0 {
-            0.0
-        } else {
-            loss_sum / total as f64
-        },
-        mlm_accuracy: ratio(correct, total),
-        entity_accuracy: (entity_total > 0).then(|| ratio(entity_right, entity_total)),
-        masked_tokens: total,
-        entity_spans: entity_total,
-        sequences: seqs.len(),
-    })
+    let samples: Vec<Sample> = seqs
+        .iter()
+        .map(|m| Sample {
+            masked: m.clone(),
+            entities: None,
+        })
+        .collect();
+    pretrain_metrics(
+        &PretrainModel::Plain(model.clone()),
+        &samples,
+        batch_size,
+        device,
+    )
 }

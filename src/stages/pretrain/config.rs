@@ -115,6 +115,18 @@ pub struct MaskingTable {
     /// Words per phrase chunk at most.
     #[serde(default = "default_phrase_words")]
     pub phrase_words: usize,
+    /// ERNIE mode (dEA): share of token-entity alignments whose entity input is absent.
+    #[serde(
+        default = "default_dea_mask",
+        deserialize_with = "crate::config::range::unit_f64"
+    )]
+    pub dea_mask: f64,
+    /// ERNIE mode (dEA): share of alignments whose entity input is a random KG entity.
+    #[serde(
+        default = "default_dea_random",
+        deserialize_with = "crate::config::range::unit_f64"
+    )]
+    pub dea_random: f64,
 }
 
 impl Default for MaskingTable {
@@ -128,6 +140,8 @@ impl Default for MaskingTable {
             mask_token: default_mask_token(),
             random_token: default_random_token(),
             phrase_words: default_phrase_words(),
+            dea_mask: default_dea_mask(),
+            dea_random: default_dea_random(),
         }
     }
 }
@@ -161,4 +175,10 @@ fn default_random_token() -> f64 {
 }
 fn default_phrase_words() -> usize {
     3
+}
+fn default_dea_mask() -> f64 {
+    0.15
+}
+fn default_dea_random() -> f64 {
+    0.05
 }

@@ -6,8 +6,10 @@
 pub mod batch;
 pub mod config;
 pub mod corpus;
+pub mod dea;
 pub mod fill_mask;
 pub mod masking;
+pub mod model;
 pub mod train;
 pub mod units;
 
@@ -64,6 +66,9 @@ pub enum PretrainError {
         /// What went wrong.
         source: crate::kg::import::ImportError,
     },
+    /// ERNIE mode's knowledge (entity vectors, the KG's identity) could not be set up.
+    #[error(transparent)]
+    Knowledge(Box<crate::stages::task::KnowledgeError>),
     /// The linker could not be built.
     #[error("entity linking: {0}")]
     Link(#[from] crate::text::LinkError),

@@ -9,18 +9,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 
-use super::batch::{mlm_metrics, MaskedBatch, MlmMetrics, Preparer};
+use super::batch::{MlmMetrics, Preparer, Sample};
 use super::config::PretrainConfig;
 use super::corpus::{Corpus, Sequence};
-use super::masking::{Masked, Masker};
+use super::dea::DeaOptions;
+use super::masking::Masker;
+use super::model::{pretrain_metrics, PretrainModel};
 use super::units::UnitFinder;
 use super::PretrainError;
 use crate::config::{load, Loaded};
-use crate::knowledge::Layout;
+use crate::knowledge::{EntityVectors, Layout};
+use crate::model::dea::{
+    fill_ernie_pretraining_varmap, load_ernie_pretraining, save_ernie_pretraining,
+    ErnieForPretraining,
+};
 use crate::model::load::read_config;
 use crate::model::mlm::{fill_masked_lm_varmap, load_masked_lm, save_masked_lm, BertForMaskedLm};
-use crate::model::{BertTokenizer, Dropout, Kernels, Rng};
-use crate::stages::task::{trainable_params, KnowledgeMode, Split};
+use crate::model::{
+    aggregator_config, BertConfig, BertTokenizer, Dropout, EntityTable, Kernels, Rng,
+};
+use crate::stages::task::{
+    entity_vectors, trainable_params, KnowledgeMode, KnowledgeRecord, PretrainedRecord, Split,
+    TransERecord,
+};
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The training TOML's copy in the model directory.
@@ -52,6 +63,7 @@ struct Resolved {
     corpus: PathBuf,
     dev: Option<PathBuf>,
     kg: Option<PathBuf>,
+    transe: Option<PathBuf>,
     output_dir: PathBuf,
     toml: String,
 }
@@ -87,11 +99,36 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError>
             "mask_token + random_token must not exceed 1".into(),
         ));
     }
-    if c.knowledge.mode != KnowledgeMode::Plain {
+    let ernie = c.knowledge.mode == KnowledgeMode::Ernie;
+    if !ernie && c.knowledge.mode != KnowledgeMode::Plain {
         return Err(err(
             "knowledge.mode",
-            "pretraining feeds plain text; the KG only drives entity masking (mode = \"plain\")"
+            "pretraining feeds plain text (mode = \"plain\"; the KG then only drives entity masking) or ERNIE-THU fusion with dEA (mode = \"ernie\")"
                 .into(),
+        ));
+    }
+    if ernie && c.knowledge.kg.is_none() {
+        return Err(err(
+            "knowledge.kg",
+            "ERNIE pretraining (dEA) needs a KG to link entities".into(),
+        ));
+    }
+    if ernie && c.knowledge.transe_epochs == 0 {
+        return Err(err("knowledge.transe_epochs", "must be at least 1".into()));
+    }
+    if let (true, Some(n)) = (ernie, c.knowledge.ernie_layers) {
+        let layers = read_config(&model)?.num_hidden_layers;
+        if n == 0 || n > layers {
+            return Err(err(
+                "knowledge.ernie_layers",
+                format!("must be between 1 and the encoder's {layers} layers, found {n}"),
+            ));
+        }
+    }
+    if m.dea_mask + m.dea_random > 1.0 {
+        return Err(err(
+            "masking.dea_random",
+            "dea_mask + dea_random must not exceed 1".into(),
         ));
     }
     let kg = c
@@ -120,6 +157,7 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError>
         .as_ref()
         .map(|p| source.existing_path("data.dev", p))
         .transpose()?;
+    let transe = c.knowledge.transe.as_ref().map(|p| source.resolve(p));
     let output_dir = source.resolve(&c.train.output_dir);
     let mut toml = source.text().to_string();
     if !overrides.is_empty() {
@@ -131,19 +169,30 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError>
         corpus,
         dev,
         kg,
+        transe,
         output_dir,
         toml,
     })
 }
 
 /// The pieces every run and evaluation shares: tokenizer, units, masker, the corpus index
-/// (training part) and the held-out texts.
+/// (training part), the held-out texts and, in ERNIE mode, the entity side.
 struct Data {
     tokenizer: BertTokenizer,
     units: UnitFinder,
     masker: Masker,
     corpus: Corpus,
     dev_texts: Vec<String>,
+    ernie: Option<ErnieData>,
+}
+
+/// ERNIE mode's entity side: the fixed vectors, how they were made, the aggregator count,
+/// the corruption rates and the record saved with the model.
+struct ErnieData {
+    vectors: EntityVectors,
+    layers: usize,
+    dea: DeaOptions,
+    record: PretrainedRecord,
 }
 
 fn data(r: &Resolved) -> Result<Data, PretrainError> {
@@ -189,13 +238,61 @@ fn data(r: &Resolved) -> Result<Data, PretrainError> {
         c.masking.phrase_words,
     )?;
     let masker = Masker::new(c.masking.options(), mask_id, vocab);
+    let ernie = ernie_data(r, &units)?;
     Ok(Data {
         tokenizer,
         units,
         masker,
         corpus,
         dev_texts,
+        ernie,
     })
+}
+
+/// ERNIE mode's entity side (`None` in plain mode): vectors from `knowledge.transe` or
+/// trained on the KG, and the knowledge record of the linker the unit finder links with.
+fn ernie_data(r: &Resolved, units: &UnitFinder) -> Result<Option<ErnieData>, PretrainError> {
+    let c = &r.config;
+    let k = &c.knowledge;
+    if k.mode != KnowledgeMode::Ernie {
+        return Ok(None);
+    }
+    let knowledge_err =
+        |e: crate::stages::task::KnowledgeError| PretrainError::Knowledge(Box::new(e));
+    let Some((vectors, transe)): Option<(EntityVectors, TransERecord)> =
+        entity_vectors(k, r.kg.as_deref(), r.transe.as_deref(), c.train.seed)
+            .map_err(knowledge_err)?
+    else {
+        return Ok(None);
+    };
+    let layers = k.aggregator_layers(read_config(&r.model)?.num_hidden_layers);
+    let linker = units.linker().ok_or_else(|| {
+        PretrainError::Input("ERNIE pretraining needs a KG to link entities".into())
+    })?;
+    let identity = crate::text::KnowledgeSource::identity(linker.source())
+        .map_err(|e| knowledge_err(e.into()))?;
+    let knowledge = KnowledgeRecord {
+        mode: KnowledgeMode::Ernie,
+        max_entities: 0,
+        with_predicate: false,
+        link: Some(linker.options().clone()),
+        kg_identity: identity,
+        kg_name: r
+            .kg
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        ernie_layers: Some(layers),
+    };
+    Ok(Some(ErnieData {
+        vectors,
+        layers,
+        dea: DeaOptions {
+            mask: c.masking.dea_mask,
+            random: c.masking.dea_random,
+        },
+        record: PretrainedRecord { knowledge, transe },
+    }))
 }
 
 impl Data {
@@ -205,11 +302,24 @@ impl Data {
             units: &self.units,
             masker: &self.masker,
             max_len,
+            entities: self.ernie.as_ref().map(|e| (&e.vectors, e.dea)),
+        }
+    }
+
+    /// The encoder config: ERNIE mode turns the top layers into aggregators.
+    fn model_config(&self, cfg: &BertConfig) -> BertConfig {
+        let cfg = BertConfig {
+            layer_types: None,
+            ..cfg.clone()
+        };
+        match &self.ernie {
+            Some(e) => aggregator_config(&cfg, e.layers),
+            None => cfg,
         }
     }
 
     /// The held-out texts masked the same way every time.
-    fn dev_masked(&self, max_len: usize, seed: u64) -> Result<Vec<Masked>, PretrainError> {
+    fn dev_masked(&self, max_len: usize, seed: u64) -> Result<Vec<Sample>, PretrainError> {
         let p = self.preparer(max_len);
         self.dev_texts
             .iter()
@@ -221,10 +331,11 @@ impl Data {
 
 /// One pretraining run.
 struct PretrainTask {
-    model: BertForMaskedLm,
+    model: PretrainModel,
     varmap: VarMap,
+    cfg: BertConfig,
     data: Data,
-    dev: Vec<Masked>,
+    dev: Vec<Sample>,
     max_len: usize,
     batch_size: usize,
     seed: u64,
@@ -269,18 +380,19 @@ impl TrainTask for PretrainTask {
             .map(|(&i, t)| p.prepare(t, &mut Rng::derive(self.seed, (epoch << 32) | i as u64)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(task)?;
-        let b = MaskedBatch::new(&masked.iter().collect::<Vec<_>>(), &self.device).map_err(task)?;
+        let out = self
+            .model
+            .forward(&masked.iter().collect::<Vec<_>>(), dropout, &self.device)
+            .map_err(task)?;
         Ok(BatchLoss {
-            loss: self
-                .model
-                .loss(&b.input(), &b.positions, &b.targets, dropout)?,
-            tokens: b.tokens,
-            padded_tokens: b.padded_tokens,
+            loss: out.loss()?,
+            tokens: out.mlm.tokens,
+            padded_tokens: out.mlm.padded_tokens,
         })
     }
 
     fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        let m = mlm_metrics(&self.model, &self.dev, self.batch_size, &self.device)
+        let m = pretrain_metrics(&self.model, &self.dev, self.batch_size, &self.device)
             .map_err(TrainError::task)?;
         Ok(Evaluation {
             score: m.mlm_accuracy,
@@ -293,7 +405,13 @@ impl TrainTask for PretrainTask {
     }
 
     fn save(&self, dir: &Path) -> Result<(), TrainError> {
-        save_model_dir(dir, &self.varmap, &self.encoder_dir, &self.toml)
+        let Some(e) = &self.data.ernie else {
+            return save_model_dir(dir, &self.varmap, &self.encoder_dir, &self.toml);
+        };
+        write_model_files(dir, &self.encoder_dir, &self.toml)?;
+        save_ernie_pretraining(&self.varmap, &self.cfg, dir)?;
+        e.vectors.save(dir).map_err(TrainError::task)?;
+        e.record.save(dir).map_err(TrainError::task)
     }
 }
 
@@ -306,9 +424,16 @@ pub fn save_model_dir(
     encoder_dir: &Path,
     toml: &str,
 ) -> Result<(), TrainError> {
+    write_model_files(dir, encoder_dir, toml)?;
+    Ok(save_masked_lm(varmap, dir)?)
+}
+
+/// The files of a pretrained directory besides its weights: `config.json` (architectures
+/// `BertForMaskedLM`), `vocab.txt` and the other tokenizer files, and the training TOML;
+/// creates `dir`.
+fn write_model_files(dir: &Path, encoder_dir: &Path, toml: &str) -> Result<(), TrainError> {
     let io = |path: PathBuf| move |source| TrainError::Io { path, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
-    save_masked_lm(varmap, dir)?;
     let config_path = encoder_dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(io(config_path.clone()))?;
     let mut config: serde_json::Value =
@@ -352,13 +477,31 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<PretrainReport,
         });
     }
     let device = Device::Cpu;
-    let mut cfg = read_config(&r.model)?;
+    let mut cfg = data.model_config(&read_config(&r.model)?);
     cfg.kernels = Kernels::Differentiable;
-    cfg.layer_types = None;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-    let model = BertForMaskedLm::load(vb, &cfg)?;
-    let fresh = fill_masked_lm_varmap(&varmap, &r.model, &cfg, c.train.seed)?;
+    let (model, fresh) = match &data.ernie {
+        None => {
+            let model = BertForMaskedLm::load(vb, &cfg)?;
+            let fresh = fill_masked_lm_varmap(&varmap, &r.model, &cfg, c.train.seed)?;
+            (PretrainModel::Plain(model), fresh)
+        }
+        Some(e) => {
+            let model = ErnieForPretraining::load(vb, &cfg)?;
+            let fresh = fill_masked_lm_varmap(&varmap, &r.model, &cfg, c.train.seed)?;
+            let fresh_entity =
+                fill_ernie_pretraining_varmap(&varmap, &r.model, &cfg, c.train.seed)?;
+            tracing::info!(
+                layers = e.layers,
+                entities = e.vectors.len(),
+                fresh_entity_side = fresh_entity,
+                "ERNIE pretraining: masked LM + dEA over fixed TransE vectors"
+            );
+            let entities = EntityTable::new(&e.vectors.tensor(&device)?)?;
+            (PretrainModel::Ernie { model, entities }, fresh)
+        }
+    };
     if fresh > 0 {
         tracing::info!(
             fresh,
@@ -366,12 +509,13 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<PretrainReport,
         );
     }
     let dev = data.dev_masked(c.data.max_len, c.train.seed)?;
-    let initial = mlm_metrics(&model, &dev, c.train.batch_size, &device)?;
+    let initial = pretrain_metrics(&model, &dev, c.train.batch_size, &device)?;
     let params = trainable_params(&varmap, c.encoder.freeze, &["cls."], &[]);
     let options = c.train.options(r.output_dir.clone(), Batching::Bucketed);
     let task = PretrainTask {
         model,
         varmap,
+        cfg,
         data,
         dev,
         max_len: c.data.max_len,
@@ -415,11 +559,29 @@ pub fn evaluate_config(
     let data = data(&r)?;
     let dev = data.dev_masked(c.data.max_len, c.train.seed)?;
     let device = Device::Cpu;
-    let (model, _, _) = load_masked_lm(
-        &r.output_dir.join("best"),
-        &device,
-        Kernels::Fast,
-        c.train.seed,
-    )?;
-    mlm_metrics(&model, &dev, c.train.batch_size, &device)
+    let best = r.output_dir.join("best");
+    let model = match &data.ernie {
+        None => {
+            PretrainModel::Plain(load_masked_lm(&best, &device, Kernels::Fast, c.train.seed)?.0)
+        }
+        Some(e) => {
+            let mut cfg = data.model_config(&read_config(&best)?);
+            cfg.kernels = Kernels::Fast;
+            let model = load_ernie_pretraining(&best, &cfg, &device)?;
+            // The model's own vectors, which it was trained against.
+            let vectors = EntityVectors::load(&best)
+                .map_err(|x| PretrainError::Knowledge(Box::new(x.into())))?;
+            if vectors.len() != e.vectors.len() {
+                return Err(PretrainError::Input(format!(
+                    "{}: the model's entity vectors ({}) are not the config's ({})",
+                    best.display(),
+                    vectors.len(),
+                    e.vectors.len()
+                )));
+            }
+            let entities = EntityTable::new(&vectors.tensor(&device)?)?;
+            PretrainModel::Ernie { model, entities }
+        }
+    };
+    pretrain_metrics(&model, &dev, c.train.batch_size, &device)
 }

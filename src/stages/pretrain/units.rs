@@ -2,6 +2,7 @@
 //! linker's segmenter when there is a KG, so KG names stay whole), entity mentions linked
 //! over the KG (`Linker::link`, exactly what a pipeline's `link` stage finds) and phrase
 //! chunks of adjacent words.
+use std::ops::Range;
 use std::path::Path;
 
 use super::masking::{phrase_chunks, Spans};
@@ -63,27 +64,40 @@ impl UnitFinder {
 
     /// The words, entity mentions and phrases of `text` (character spans).
     pub fn spans(&self, text: &str) -> Spans {
+        self.find(text).0
+    }
+
+    /// The linker (when there is a KG).
+    pub fn linker(&self) -> Option<&Linker<MemoryKg>> {
+        self.linker.as_ref()
+    }
+
+    /// [`UnitFinder::spans`], and each linked mention's character span with its entity's
+    /// name.
+    pub fn find(&self, text: &str) -> (Spans, Vec<(Range<usize>, String)>) {
         let words: Vec<_> = self
             .segmenter
             .segment(text, false)
             .into_iter()
             .map(|t| t.start..t.end)
             .collect();
-        let entities = self
+        let linked: Vec<(Range<usize>, String)> = self
             .linker
             .as_ref()
             .map(|l| {
                 l.link(text)
                     .into_iter()
-                    .map(|m| m.char_start..m.char_end)
+                    .map(|m| (m.char_start..m.char_end, m.entity.name))
                     .collect()
             })
             .unwrap_or_default();
+        let entities = linked.iter().map(|(r, _)| r.clone()).collect();
         let phrases = phrase_chunks(text, &words, self.phrase_words);
-        Spans {
+        let spans = Spans {
             words,
             entities,
             phrases,
-        }
+        };
+        (spans, linked)
     }
 }

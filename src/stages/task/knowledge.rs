@@ -53,6 +53,33 @@ pub enum KnowledgeError {
     /// pipeline's, or with knowledge the pipeline does not produce.
     #[error("{0}")]
     Mismatch(String),
+    /// ERNIE entity vectors could not be trained, read or written.
+    #[error("entity vectors: {0}")]
+    Entities(#[from] crate::knowledge::ErnieError),
+    /// A knowledge record file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A knowledge record file is not valid JSON of its kind.
+    #[error("{}: {source}", path.display())]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// Pretrained aggregator weights could not be read.
+    #[error("{}: {source}", path.display())]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What went wrong.
+        source: candle_core::Error,
+    },
 }
 
 /// What to do when a model's knowledge settings differ from the pipeline's (`[ner]` /

@@ -4,6 +4,7 @@
 //! checkpoint with a seeded head. A stage adds its own `[data]`/`[head]` tables, features and
 //! network on top.
 pub mod config;
+pub mod entities;
 pub mod init;
 pub mod kind;
 pub mod knowledge;
@@ -12,6 +13,7 @@ pub mod resolve;
 pub mod trainable;
 
 pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
+pub use entities::{entity_vectors, PretrainedAggregators, PretrainedRecord, TransERecord};
 pub use init::{pretrained_varmap, trainable_params};
 pub use kind::{Split, TaskKind};
 pub use knowledge::{
