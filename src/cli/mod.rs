@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bounds;
 mod chart;
+mod distill;
 mod encode;
 mod fill_mask;
 mod init;
@@ -55,6 +56,8 @@ enum Command {
     Init(init::InitArgs),
     /// Continue masked-LM pretraining of an encoder (`[task] kind = "pretrain"` TOML).
     Pretrain(train::Args),
+    /// Distil a trained NER model into a student with fewer layers (`[task] kind = "distill"` TOML).
+    Distill(train::Args),
     /// Predict the `[MASK]`s of text lines with a masked LM; one JSON object per line.
     FillMask(fill_mask::Args),
 }
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => train::run_eval(args),
         Command::Init(args) => init::run(args),
         Command::Pretrain(args) => pretrain::run(args),
+        Command::Distill(args) => distill::run(args),
         Command::FillMask(args) => fill_mask::run(args),
     };
     match result {

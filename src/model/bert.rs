@@ -391,6 +391,17 @@ impl BertSelfAttention {
     /// `[B, L, H]` -> attention context `[B, L, H]` (candle ops), with `dropout` on the
     /// attention probabilities.
     pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
+        Ok(self.attend(x, bias, dropout)?.0)
+    }
+
+    /// [`BertSelfAttention::forward`] that also returns the scaled scores `QKᵀ/√d`
+    /// `[B, heads, L, L]` before the bias is added (what TinyBERT's attention loss matches).
+    fn attend(
+        &self,
+        x: &Tensor,
+        bias: &AttentionBias,
+        dropout: &Dropout,
+    ) -> Result<(Tensor, Tensor)> {
         let (b, l, h) = x.dims3()?;
         let (q, k, v) = match &self.projections {
             Projections::Separate { query, key, value } => {
@@ -412,15 +423,16 @@ impl BertSelfAttention {
         };
         let (q, k, v) = (heads(q)?, heads(k)?, heads(v)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?;
-        let mask = bias.tensor().to_dtype(scores.dtype())?.unsqueeze(1)?;
-        let scores = scores.broadcast_add(&mask)?;
+        let raw = (q.matmul(&k.t()?)? * scale)?;
+        let mask = bias.tensor().to_dtype(raw.dtype())?.unsqueeze(1)?;
+        let scores = raw.broadcast_add(&mask)?;
         let probs = dropout.forward(&candle_nn::ops::softmax(&scores, D::Minus1)?)?;
-        probs
+        let context = probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((b, l, h))
+            .reshape((b, l, h))?;
+        Ok((context, raw))
     }
 
     /// Fused-kernel forward on row-major `[B, L, H]` data with bias `[B, R, L]`.
@@ -782,6 +794,9 @@ impl BertModel {
         self.encoder.forward(&dropout.forward(&x)?, &bias, dropout)
     }
 }
+
+mod trace;
+pub use trace::Trace;
 
 #[cfg(test)]
 mod tests;
