@@ -115,10 +115,18 @@ fn the_student_starts_from_the_chosen_teacher_layers() {
     let (_, varmap, cfg) = student::student_network(&dir, &meta, &[1], &Device::Cpu).unwrap();
     assert_eq!(cfg.num_hidden_layers, 1);
     let vars = varmap.data().lock().unwrap().clone();
-    assert_eq!(vars.len() + 16, teacher_weights.len(), "one layer (16 tensors) fewer");
+    assert_eq!(
+        vars.len() + 16,
+        teacher_weights.len(),
+        "one layer (16 tensors) fewer"
+    );
     for (name, var) in &vars {
         let from = name.replace("encoder.layer.0.", "encoder.layer.1.");
-        assert_eq!(max_diff(var.as_tensor(), &teacher_weights[&from]), 0.0, "{name}");
+        assert_eq!(
+            max_diff(var.as_tensor(), &teacher_weights[&from]),
+            0.0,
+            "{name}"
+        );
     }
 
     // Keeping every layer gives the teacher back: the same emissions on the same batch.
@@ -135,7 +143,10 @@ fn the_student_starts_from_the_chosen_teacher_layers() {
     assert_eq!(cfg.kernels, Kernels::Differentiable);
     let featurizer = build_featurizer(&dir, &meta, None).unwrap();
     let texts = ["张三住在北京", "王五去了上海和杭州工作。"];
-    let docs: Vec<_> = texts.iter().map(|t| zhishi::doc::Document::new(*t)).collect();
+    let docs: Vec<_> = texts
+        .iter()
+        .map(|t| zhishi::doc::Document::new(*t))
+        .collect();
     let items: Vec<Vec<String>> = texts
         .iter()
         .map(|t| t.chars().map(String::from).collect())
@@ -174,8 +185,8 @@ fn distillation_lowers_the_loss_and_saves_an_ordinary_ner_model() {
 
     let model = NerModel::load(dir).unwrap();
     assert_eq!(model.predict(&["张三住在北京"]).unwrap().len(), 1);
-    let dev = distill::evaluate_config(&config, &[], Split::Dev, zhishi::model::Precision::F32)
-        .unwrap();
+    let dev =
+        distill::evaluate_config(&config, &[], Split::Dev, zhishi::model::Precision::F32).unwrap();
     assert!(dev.micro.f1 > 0.0, "{dev:?}");
     assert_eq!(serde_json::to_value(&dev).unwrap(), report.dev);
 }
@@ -225,7 +236,10 @@ fn a_kbert_student_runs_in_the_teachers_pipeline() {
     )
     .unwrap();
     let texts = ["张三住在北京", "王五去了上海和杭州工作。"];
-    let docs = Pipeline::from_toml(&run).unwrap().process_batch(&texts).unwrap();
+    let docs = Pipeline::from_toml(&run)
+        .unwrap()
+        .process_batch(&texts)
+        .unwrap();
     assert!(docs.iter().all(|d| !d.facts.is_empty()), "{docs:?}");
     let model = NerModel::load(&report.model_dir).unwrap();
     let mut bare = docs.clone();
@@ -281,10 +295,19 @@ fn configuration_errors_name_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"distill\" files"));
     let out = Command::cargo_bin("zhishi")
         .unwrap()
-        .args(["distill", config.to_str().unwrap(), "--set", "train.epochs=2"])
+        .args([
+            "distill",
+            config.to_str().unwrap(),
+            "--set",
+            "train.epochs=2",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["task"], "distill");
     assert_eq!(json["details"]["layers"], serde_json::json!([1]));
@@ -293,7 +316,14 @@ fn configuration_errors_name_the_key() {
         .args(["eval", config.to_str().unwrap(), "--split", "test"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((json["task"].as_str(), json["split"].as_str()), (Some("distill"), Some("test")));
+    assert_eq!(
+        (json["task"].as_str(), json["split"].as_str()),
+        (Some("distill"), Some("test"))
+    );
 }

@@ -82,16 +82,10 @@ pub struct DistillTable {
     )]
     pub alpha: f64,
     /// Weight of TinyBERT's hidden-state loss (0 = off).
-    #[serde(
-        default,
-        deserialize_with = "crate::config::range::non_negative_f64"
-    )]
+    #[serde(default, deserialize_with = "crate::config::range::non_negative_f64")]
     pub hidden_loss: f64,
     /// Weight of TinyBERT's attention-score loss (0 = off).
-    #[serde(
-        default,
-        deserialize_with = "crate::config::range::non_negative_f64"
-    )]
+    #[serde(default, deserialize_with = "crate::config::range::non_negative_f64")]
     pub attention_loss: f64,
     /// Unlabelled text, one sentence per line (soft labels only).
     #[serde(default)]
@@ -280,7 +274,10 @@ fn student_layers(
             if let Some(&bad) = layers.iter().find(|&&l| l >= depth) {
                 return Err(source.error(
                     "student.layers",
-                    format!("layer {bad} does not exist: the teacher has layers 0 to {}", depth - 1),
+                    format!(
+                        "layer {bad} does not exist: the teacher has layers 0 to {}",
+                        depth - 1
+                    ),
                 ));
             }
             if layers.windows(2).any(|w| w[0] >= w[1]) {

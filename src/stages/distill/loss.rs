@@ -30,7 +30,10 @@ pub fn hidden_mse(student: &Tensor, teacher: &Tensor, mask: &Tensor) -> Result<T
     let mask = mask.to_dtype(DType::F32)?;
     let per_token = student.sub(&teacher.detach())?.sqr()?.mean(D::Minus1)?;
     let real = mask.sum_all()?.to_scalar::<f32>()?.max(1.0);
-    per_token.mul(&mask)?.sum_all()?.affine(1.0 / real as f64, 0.0)
+    per_token
+        .mul(&mask)?
+        .sum_all()?
+        .affine(1.0 / real as f64, 0.0)
 }
 
 /// Mean squared difference of two layers' attention scores `[B, heads, L, L]` over the
@@ -77,7 +80,10 @@ mod tests {
         let s = Tensor::new(&[[1.0f32, 0.0], [0.0, 0.0]], &dev).unwrap();
         let t = Tensor::new(&[[0.0f32, 1.0], [0.0, 0.0]], &dev).unwrap();
         // Row 1: p = softmax([0, 0.5]), q = softmax([0.5, 0]) at T = 2; row 2 is equal.
-        let p = [1.0 / (1.0 + 0.5f64.exp()), 0.5f64.exp() / (1.0 + 0.5f64.exp())];
+        let p = [
+            1.0 / (1.0 + 0.5f64.exp()),
+            0.5f64.exp() / (1.0 + 0.5f64.exp()),
+        ];
         let kl = p[0] * (p[0] / p[1]).ln() + p[1] * (p[1] / p[0]).ln();
         let got = scalar(&soft_label_loss(&s, &t, 2.0).unwrap());
         assert!((got as f64 - kl * 4.0 / 2.0).abs() < 1e-5, "{got} vs {kl}");
@@ -138,8 +144,7 @@ mod tests {
         let s = student
             .forward_traced(&input, &crate::model::Dropout::new(0.1, 3))
             .unwrap();
-        let attention =
-            attention_mse(&s.scores[0], &t.scores[1], s.bias.tensor(), &mask).unwrap();
+        let attention = attention_mse(&s.scores[0], &t.scores[1], s.bias.tensor(), &mask).unwrap();
         let loss = (hidden_mse(&s.hidden[0], &t.hidden[1], &mask).unwrap() + &attention).unwrap();
         let missing = |loss: &Tensor| -> Vec<String> {
             let grads = loss.backward().unwrap();
@@ -160,7 +165,9 @@ mod tests {
         // The attention loss alone reaches the query and key projections.
         let unreached = missing(&attention);
         assert!(
-            !unreached.iter().any(|n| n.contains("query") || n.contains("key")),
+            !unreached
+                .iter()
+                .any(|n| n.contains("query") || n.contains("key")),
             "{unreached:?}"
         );
     }

@@ -124,6 +124,9 @@ mod tests {
             teacher_name("crf.transitions", &layers).as_deref(),
             Some("crf.transitions")
         );
-        assert_eq!(teacher_name("encoder.layer.2.output.dense.bias", &layers), None);
+        assert_eq!(
+            teacher_name("encoder.layer.2.output.dense.bias", &layers),
+            None
+        );
     }
 }

@@ -25,8 +25,8 @@ use crate::stages::ner::network::NerNetwork;
 use crate::stages::ner::predict::{featurize, predict_labels, score};
 use crate::stages::ner::NerMetrics;
 use crate::stages::task::{
-    documents, map_weights, read_trained, trainable_params, Annotator, ModelDir, Split,
-    TaskError, TaskKind, TaskReport, Trainable,
+    documents, map_weights, read_trained, trainable_params, Annotator, ModelDir, Split, TaskError,
+    TaskKind, TaskReport, Trainable,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -88,7 +88,12 @@ impl DistillTask {
     }
 
     /// The hard-label loss of the labelled examples among `batch` (zero when none is).
-    fn hard_loss(&self, emissions: &Tensor, batch: &[usize], b: &Batch) -> Result<Tensor, TrainError> {
+    fn hard_loss(
+        &self,
+        emissions: &Tensor,
+        batch: &[usize],
+        b: &Batch,
+    ) -> Result<Tensor, TrainError> {
         if batch.iter().all(|&i| self.labelled[i]) {
             return Ok(self
                 .student
@@ -141,8 +146,11 @@ impl TrainTask for DistillTask {
             let k = self.layers.len() as f64;
             for (i, &t) in self.layers.iter().enumerate() {
                 if w.hidden > 0.0 {
-                    let mse =
-                        hidden_mse(&student.hidden[i], &teacher.hidden[t], &b.input.attention_mask)?;
+                    let mse = hidden_mse(
+                        &student.hidden[i],
+                        &teacher.hidden[t],
+                        &b.input.attention_mask,
+                    )?;
                     loss = (loss + mse.affine(w.hidden / k, 0.0)?)?;
                 }
                 if w.attention > 0.0 {
@@ -353,11 +361,16 @@ fn label_ids(
         s.tags
             .iter()
             .map(|t| {
-                labels.id(t).ok_or_else(|| crate::stages::ner::NerError::Data {
-                    path: path.to_path_buf(),
-                    line: s.line,
-                    message: format!("tag {t:?} is not one of the teacher's labels {:?}", labels.labels),
-                })
+                labels
+                    .id(t)
+                    .ok_or_else(|| crate::stages::ner::NerError::Data {
+                        path: path.to_path_buf(),
+                        line: s.line,
+                        message: format!(
+                            "tag {t:?} is not one of the teacher's labels {:?}",
+                            labels.labels
+                        ),
+                    })
             })
             .collect::<Result<Vec<u32>, _>>()
     });
@@ -419,8 +432,7 @@ pub static TASK: Trainable = Trainable {
     evaluate: |path, overrides, split, precision| {
         let err = |e| TaskError::new(TaskKind::Distill, e);
         let m = evaluate_config(path, overrides, split, precision).map_err(err)?;
-        let metrics =
-            serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Distill, e))?;
+        let metrics = serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Distill, e))?;
         Ok(TaskReport::new(TaskKind::Distill, split, "f1", metrics))
     },
 };
