@@ -117,7 +117,7 @@ impl NerNetwork {
                 let gold: Vec<u32> = labels.iter().flatten().copied().collect();
                 let n = gold.len();
                 let gold = Tensor::from_vec(gold, n, emissions.device())?;
-                candle_nn::loss::cross_entropy(&emissions, &gold)
+                candle_nn::loss::cross_entropy(emissions, &gold)
             }
         }
     }
