@@ -119,8 +119,8 @@ fn every_shipped_training_toml_matches_its_schema() {
     use std::path::Path;
     use zhishi::config::from_str;
     use zhishi::stages::{
-        kbqa::KbqaConfig, ner::NerConfig, pretrain::PretrainConfig, qa::QaConfig,
-        relation::RelationConfig,
+        distill::DistillConfig, kbqa::KbqaConfig, ner::NerConfig, pretrain::PretrainConfig,
+        qa::QaConfig, relation::RelationConfig,
     };
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
@@ -144,6 +144,7 @@ fn every_shipped_training_toml_matches_its_schema() {
             "qa" => from_str::<QaConfig>(&path, &text, &[]).map(drop),
             "kbqa" => from_str::<KbqaConfig>(&path, &text, &[]).map(drop),
             "pretrain" => from_str::<PretrainConfig>(&path, &text, &[]).map(drop),
+            "distill" => from_str::<DistillConfig>(&path, &text, &[]).map(drop),
             other => panic!("{}: unknown task kind {other}", path.display()),
         };
         result.unwrap_or_else(|e| panic!("{e}"));
@@ -152,6 +153,7 @@ fn every_shipped_training_toml_matches_its_schema() {
     checked.sort();
     for required in [
         "cmrc2018-qa.toml",
+        "distill-medical-ner.toml",
         "kbert-medical-ner.toml",
         "msra-ner.toml",
         "nlpcc-kbqa.toml",

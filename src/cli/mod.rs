@@ -8,6 +8,7 @@ mod bench;
 mod bounds;
 mod chart;
 mod compare;
+mod distill;
 mod encode;
 mod fill_mask;
 mod init;
@@ -58,6 +59,8 @@ enum Command {
     Compare(compare::Args),
     /// Continue masked-LM pretraining of an encoder (`[task] kind = "pretrain"` TOML).
     Pretrain(train::Args),
+    /// Distil a trained NER model into a student with fewer layers (`[task] kind = "distill"` TOML).
+    Distill(train::Args),
     /// Predict the `[MASK]`s of text lines with a masked LM; one JSON object per line.
     FillMask(fill_mask::Args),
 }
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args),
         Command::Pretrain(args) => pretrain::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Distill(args) => distill::run(args),
         Command::FillMask(args) => fill_mask::run(args),
     };
     match result {

@@ -7,7 +7,7 @@
 //! kernels for inference or differentiable candle ops for training ([`Kernels`]).
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct, Kernels};
@@ -288,47 +288,6 @@ impl BertEmbeddings {
     }
 }
 
-/// The additive attention bias of one batch, `[B, R, L]` with `R = 1` (padding mask only,
-/// broadcast over queries) or `R = L` (a visible matrix, possibly combined with padding).
-#[derive(Debug, Clone)]
-pub struct AttentionBias {
-    bias: Tensor,
-}
-
-impl AttentionBias {
-    /// Builds the bias from an optional padding mask `[B, L]` (1 = real token) and an optional
-    /// visible matrix `[B, L, L]` (1 = query row may attend key column); each masked entry adds
-    /// `-10000`. With neither, nothing is masked.
-    pub fn new(
-        attention_mask: Option<&Tensor>,
-        visible_matrix: Option<&Tensor>,
-        (b, l): (usize, usize),
-        device: &Device,
-    ) -> Result<Self> {
-        let to_bias = |m: &Tensor| -> Result<Tensor> {
-            m.to_dtype(DType::F32)?.affine(-MASK_BIAS, MASK_BIAS)
-        };
-        let pad = attention_mask
-            .map(|m| to_bias(m)?.reshape((b, 1, l)))
-            .transpose()?;
-        let vis = visible_matrix
-            .map(|m| to_bias(m)?.reshape((b, l, l)))
-            .transpose()?;
-        let bias = match (pad, vis) {
-            (None, None) => Tensor::zeros((b, 1, l), DType::F32, device)?,
-            (Some(p), None) => p,
-            (None, Some(v)) => v,
-            (Some(p), Some(v)) => v.broadcast_add(&p)?,
-        };
-        Ok(Self { bias })
-    }
-
-    /// The bias tensor, `[B, R, L]` in f32.
-    pub fn tensor(&self) -> &Tensor {
-        &self.bias
-    }
-}
-
 /// The query/key/value projections: separate (trainable) or stacked into one GEMM (inference).
 #[derive(Debug, Clone)]
 enum Projections {
@@ -391,6 +350,17 @@ impl BertSelfAttention {
     /// `[B, L, H]` -> attention context `[B, L, H]` (candle ops), with `dropout` on the
     /// attention probabilities.
     pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
+        Ok(self.attend(x, bias, dropout)?.0)
+    }
+
+    /// [`BertSelfAttention::forward`] that also returns the scaled scores `QKᵀ/√d`
+    /// `[B, heads, L, L]` before the bias is added (what TinyBERT's attention loss matches).
+    fn attend(
+        &self,
+        x: &Tensor,
+        bias: &AttentionBias,
+        dropout: &Dropout,
+    ) -> Result<(Tensor, Tensor)> {
         let (b, l, h) = x.dims3()?;
         let (q, k, v) = match &self.projections {
             Projections::Separate { query, key, value } => {
@@ -412,15 +382,16 @@ impl BertSelfAttention {
         };
         let (q, k, v) = (heads(q)?, heads(k)?, heads(v)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?;
-        let mask = bias.tensor().to_dtype(scores.dtype())?.unsqueeze(1)?;
-        let scores = scores.broadcast_add(&mask)?;
+        let raw = (q.matmul(&k.t()?)? * scale)?;
+        let mask = bias.tensor().to_dtype(raw.dtype())?.unsqueeze(1)?;
+        let scores = raw.broadcast_add(&mask)?;
         let probs = dropout.forward(&candle_nn::ops::softmax(&scores, D::Minus1)?)?;
-        probs
+        let context = probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((b, l, h))
+            .reshape((b, l, h))?;
+        Ok((context, raw))
     }
 
     /// Fused-kernel forward on row-major `[B, L, H]` data with bias `[B, R, L]`.
@@ -693,34 +664,6 @@ impl BertEncoder {
     }
 }
 
-/// Inputs of one batch; everything but `input_ids` is optional.
-#[derive(Debug, Clone, Copy)]
-pub struct EncoderInput<'a> {
-    /// Token ids `[B, L]` (u32 or i64).
-    pub input_ids: &'a Tensor,
-    /// Segment ids `[B, L]`; default all 0.
-    pub token_type_ids: Option<&'a Tensor>,
-    /// Position ids `[B, L]`; default `0..L` (K-BERT passes soft positions).
-    pub position_ids: Option<&'a Tensor>,
-    /// Padding mask `[B, L]`, 1 for real tokens.
-    pub attention_mask: Option<&'a Tensor>,
-    /// Visible matrix `[B, L, L]` of 0/1, applied in every layer.
-    pub visible_matrix: Option<&'a Tensor>,
-}
-
-impl<'a> EncoderInput<'a> {
-    /// Input with token ids only.
-    pub fn new(input_ids: &'a Tensor) -> Self {
-        Self {
-            input_ids,
-            token_type_ids: None,
-            position_ids: None,
-            attention_mask: None,
-            visible_matrix: None,
-        }
-    }
-}
-
 /// The BERT model without pooler: embeddings then encoder, producing `last_hidden_state`.
 #[derive(Debug, Clone)]
 pub struct BertModel {
@@ -782,6 +725,11 @@ impl BertModel {
         self.encoder.forward(&dropout.forward(&x)?, &bias, dropout)
     }
 }
+
+mod input;
+mod trace;
+pub use input::{AttentionBias, EncoderInput};
+pub use trace::Trace;
 
 #[cfg(test)]
 mod tests;

@@ -143,6 +143,21 @@ impl Encoder {
         self.forward_train(batch, &Dropout::disabled())
     }
 
+    /// [`BertModel::forward_traced`]: every layer's output and attention scores (BERT
+    /// only: an ERNIE encoder is an error).
+    pub fn forward_traced(
+        &self,
+        batch: &impl EncoderBatch,
+        dropout: &Dropout,
+    ) -> Result<super::Trace> {
+        match self {
+            Self::Bert(m) => m.forward_traced(&batch.encoder_input(), dropout),
+            Self::Ernie { .. } => {
+                candle_core::bail!("traced forward passes cover BERT encoders, not ERNIE")
+            }
+        }
+    }
+
     /// [`Encoder::forward`] with `dropout` inside the encoder (training).
     pub fn forward_train(&self, batch: &impl EncoderBatch, dropout: &Dropout) -> Result<Tensor> {
         match self {

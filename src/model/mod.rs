@@ -20,7 +20,7 @@ pub mod mlm;
 pub mod rng;
 pub mod tokenize;
 
-pub use bert::{AttentionBias, BertModel, EncoderInput};
+pub use bert::{AttentionBias, BertModel, EncoderInput, Trace};
 pub use config::{BertConfig, HiddenAct, Kernels, LayerType, Precision};
 pub use device::parse_device;
 pub use dropout::Dropout;

@@ -17,7 +17,7 @@ pub mod template;
 use std::sync::OnceLock;
 
 use crate::pipeline::spec::{KgSpec, RunSpec};
-use crate::stages::{facts, kbqa, ner, pretrain, qa, registry, relation, segment, task};
+use crate::stages::{distill, facts, kbqa, ner, pretrain, qa, registry, relation, segment, task};
 use crate::text::disambiguate::ScoreWeights;
 use crate::text::{LinkOptions, NormalizeOptions};
 use fields::fields_of;
@@ -43,11 +43,13 @@ pub enum Scope {
     Kbqa,
     /// A `[task] kind = "pretrain"` file's own tables.
     Pretrain,
+    /// A `[task] kind = "distill"` file's own tables.
+    Distill,
 }
 
 impl Scope {
     /// Every scope, in the reference's order.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::Pipeline,
         Scope::Training,
         Scope::Ner,
@@ -55,6 +57,7 @@ impl Scope {
         Scope::Qa,
         Scope::Kbqa,
         Scope::Pretrain,
+        Scope::Distill,
     ];
 
     /// The name in the reference's headings.
@@ -67,6 +70,7 @@ impl Scope {
             Scope::Qa => "qa",
             Scope::Kbqa => "kbqa",
             Scope::Pretrain => "pretrain",
+            Scope::Distill => "distill",
         }
     }
 
@@ -192,7 +196,7 @@ pub struct SchemaTable {
 
 /// Every configuration table the code reads, with the keys it accepts.
 pub fn schema() -> Vec<SchemaTable> {
-    use Scope::{Kbqa, Ner, Pipeline, Pretrain, Qa, Relation, Training};
+    use Scope::{Distill, Kbqa, Ner, Pipeline, Pretrain, Qa, Relation, Training};
     let t = |scope, table, fields| SchemaTable {
         scope,
         table,
@@ -239,6 +243,22 @@ pub fn schema() -> Vec<SchemaTable> {
             "masking",
             fields_of::<pretrain::config::MaskingTable>(),
         ),
+        t(
+            Distill,
+            "teacher",
+            fields_of::<distill::config::TeacherTable>(),
+        ),
+        t(
+            Distill,
+            "student",
+            fields_of::<distill::config::StudentTable>(),
+        ),
+        t(
+            Distill,
+            "distill",
+            fields_of::<distill::config::DistillTable>(),
+        ),
+        t(Distill, "data", fields_of::<distill::config::DataTable>()),
     ]
 }
 

@@ -3,6 +3,7 @@
 //! `kbqa`, `relation`, `qa`) are also trained and evaluated from their own TOML (`zhishi train` /
 //! `zhishi eval`).
 pub mod compare;
+pub mod distill;
 pub mod facts;
 pub mod kbqa;
 pub mod link;

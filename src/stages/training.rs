@@ -21,6 +21,7 @@ pub static TASKS: &[&Trainable] = &[
     &super::qa::TASK,
     &super::kbqa::TASK,
     &super::pretrain::TASK,
+    &super::distill::TASK,
 ];
 
 /// The task of `kind`.

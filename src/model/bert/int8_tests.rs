@@ -1,4 +1,5 @@
 //! The int8 path ([`super::Kernels::FastInt8`]) of whole models against f32 on random weights.
+use candle_core::Device;
 use candle_nn::VarMap;
 
 use super::*;

@@ -1,5 +1,6 @@
 //! Unit tests of the encoder's layers.
 use super::*;
+use candle_core::Device;
 
 fn layer() -> Linear {
     // w [3, 2] and bias [3], with values bf16 cannot hold exactly.

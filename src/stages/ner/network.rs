@@ -57,12 +57,30 @@ impl NerNetwork {
         self
     }
 
+    /// Whether decoding uses the CRF.
+    pub fn has_crf(&self) -> bool {
+        self.crf.is_some()
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
     /// Emission scores of the labelled characters, `[N, K]` in the batch's character order.
     pub fn emissions(&self, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
-        let mut hidden = self.encoder.forward_train(&batch.input, dropout)?;
-        if self.freeze_encoder {
-            hidden = hidden.detach();
-        }
+        let hidden = self.encoder.forward_train(&batch.input, dropout)?;
+        self.head(&hidden, batch, dropout)
+    }
+
+    /// The classifier over the encoder's output `hidden [B, L, H]`: emission scores of the
+    /// batch's labelled characters, `[N, K]`.
+    pub fn head(&self, hidden: &Tensor, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
+        let hidden = if self.freeze_encoder {
+            hidden.detach()
+        } else {
+            hidden.clone()
+        };
         let (b, l, h) = hidden.dims3()?;
         let chars = hidden
             .reshape((b * l, h))?
@@ -74,23 +92,32 @@ impl NerNetwork {
     /// cross-entropy without a CRF.
     pub fn loss(&self, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
         let emissions = self.emissions(batch, dropout)?;
+        self.emission_loss(&emissions, &batch.char_counts, &batch.labels)
+    }
+
+    /// [`NerNetwork::loss`] of emissions `[N, K]` already computed: `counts[i]` rows of
+    /// example `i` back to back, with gold `labels[i]` (one per row).
+    pub fn emission_loss(
+        &self,
+        emissions: &Tensor,
+        counts: &[usize],
+        labels: &[Vec<u32>],
+    ) -> Result<Tensor> {
         let k = emissions.dim(1)?;
         match &self.crf {
             Some(crf) => {
-                let c = batch.char_counts.iter().copied().max().unwrap_or(0);
-                let padded = pad_rows(&emissions, &batch.char_counts, c)?;
-                let b = batch.char_counts.len();
-                let kept: Vec<Vec<u32>> = batch.labels.clone();
+                let c = counts.iter().copied().max().unwrap_or(0);
                 if c == 0 {
                     return emissions.sum_all()?.affine(0.0, 0.0);
                 }
-                crf.nll(&padded.reshape((b, c, k))?, &kept)
+                let padded = pad_rows(emissions, counts, c)?;
+                crf.nll(&padded.reshape((counts.len(), c, k))?, labels)
             }
             None => {
-                let gold: Vec<u32> = batch.labels.iter().flatten().copied().collect();
+                let gold: Vec<u32> = labels.iter().flatten().copied().collect();
                 let n = gold.len();
                 let gold = Tensor::from_vec(gold, n, emissions.device())?;
-                candle_nn::loss::cross_entropy(&emissions, &gold)
+                candle_nn::loss::cross_entropy(emissions, &gold)
             }
         }
     }

@@ -16,16 +16,19 @@ pub enum TaskKind {
     Kbqa,
     /// Masked-LM pretraining (`stages::pretrain`).
     Pretrain,
+    /// Knowledge distillation of a trained NER model into a smaller one (`stages::distill`).
+    Distill,
 }
 
 impl TaskKind {
     /// Every kind, in the order the docs list them.
-    pub const ALL: [TaskKind; 5] = [
+    pub const ALL: [TaskKind; 6] = [
         TaskKind::Ner,
         TaskKind::Relation,
         TaskKind::Qa,
         TaskKind::Kbqa,
         TaskKind::Pretrain,
+        TaskKind::Distill,
     ];
 
     /// The name in `[task] kind`.
@@ -36,6 +39,7 @@ impl TaskKind {
             TaskKind::Qa => "qa",
             TaskKind::Kbqa => "kbqa",
             TaskKind::Pretrain => "pretrain",
+            TaskKind::Distill => "distill",
         }
     }
 }

@@ -1,0 +1,58 @@
+//! Knowledge distillation (`zhishi distill`, `[task] kind = "distill"`): a fine-tuned NER
+//! model (the teacher) trains a student with fewer layers, started from a subset of the
+//! teacher's layers with its embeddings, classifier and CRF, on the task's labelled
+//! sentences plus unlabelled text. The loss is the soft-label KL at a temperature, the
+//! hard-label loss on the labelled sentences and optionally TinyBERT's hidden-state and
+//! attention-score MSE. The student keeps the teacher's labels, windowing and knowledge
+//! record, so it is an ordinary NER model directory a pipeline's `ner.model` loads.
+pub mod config;
+pub mod loss;
+pub mod student;
+pub mod train;
+
+pub use config::DistillConfig;
+pub use train::{evaluate_config, train_config, DistillData, DistillReport, TASK};
+
+use std::path::PathBuf;
+
+/// What can go wrong distilling a model.
+#[derive(Debug, thiserror::Error)]
+pub enum DistillError {
+    /// The configuration is invalid (names file, line and key).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Reading data, featurizing or loading the teacher or student failed.
+    #[error(transparent)]
+    Ner(#[from] crate::stages::ner::NerError),
+    /// The knowledge of the run could not be set up, or differs from the teacher's.
+    #[error(transparent)]
+    Knowledge(#[from] crate::stages::task::KnowledgeError),
+    /// An encoder config could not be read.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// The teacher directory could not be opened.
+    #[error(transparent)]
+    Open(#[from] crate::stages::task::OpenError),
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The training loop failed.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    /// The teacher's files do not make a student.
+    #[error("teacher {}: {message}", path.display())]
+    Teacher {
+        /// The teacher file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
