@@ -21,9 +21,10 @@ pub enum DistillError {
     /// The configuration is invalid (names file, line and key).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// Reading data, featurizing or loading the teacher or student failed.
+    /// Reading data, featurizing or loading the teacher or student failed (boxed: the NER
+    /// error is large and this one is returned often).
     #[error(transparent)]
-    Ner(#[from] crate::stages::ner::NerError),
+    Ner(Box<crate::stages::ner::NerError>),
     /// The knowledge of the run could not be set up, or differs from the teacher's.
     #[error(transparent)]
     Knowledge(#[from] crate::stages::task::KnowledgeError),
@@ -55,4 +56,10 @@ pub enum DistillError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+impl From<crate::stages::ner::NerError> for DistillError {
+    fn from(e: crate::stages::ner::NerError) -> Self {
+        Self::Ner(Box::new(e))
+    }
 }
