@@ -83,6 +83,7 @@ fn bench_run_reports_every_arm_with_rates_ratios_and_agreement() {
     for row in rows {
         assert_eq!(row["threads"], 1);
         assert_eq!(row["rounds_seconds"].as_array().unwrap().len(), 1);
+        assert_eq!(row["ner_rounds_seconds"].as_array().unwrap().len(), 1);
         for key in [
             "ner_seconds",
             "ner_docs_per_s",
@@ -103,6 +104,19 @@ fn bench_run_reports_every_arm_with_rates_ratios_and_agreement() {
                 "{row}"
             );
             assert!(row["speedup_vs_onnx_int8"].as_f64().unwrap() > 0.0, "{row}");
+            assert_eq!(
+                row["speedup_vs_pytorch_f32_by_round"]
+                    .as_array()
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert!(
+                row["speedup_vs_onnx_int8_median_of_rounds"]
+                    .as_f64()
+                    .unwrap()
+                    > 0.0
+            );
         }
     }
     assert_eq!(rows[0]["agreement_with_zhishi_f32"], 1.0);

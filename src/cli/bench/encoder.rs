@@ -303,6 +303,7 @@ pub(super) fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
     serde_json::from_str(last).with_context(|| format!("child printed {last:?}"))
 }
 
+/// The median (the upper of the two middle values for an even count; NaN when empty).
 pub(super) fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);

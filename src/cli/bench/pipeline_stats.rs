@@ -127,7 +127,12 @@ pub fn summarise(
         let baseline = read_entities(&work.join(format!("{BASELINE}-t{t}.entities.jsonl")))?;
         let reference_model = |name: &str| {
             let s = samples.get(name, t);
-            (!s.is_empty()).then(|| medians(s).2)
+            (!s.is_empty()).then(|| {
+                (
+                    medians(s).2,
+                    s.iter().map(model_seconds).collect::<Vec<_>>(),
+                )
+            })
         };
         let (torch, onnx) = (reference_model(PYTORCH), reference_model(ONNX));
         for arm in arms {
@@ -136,9 +141,10 @@ pub fn summarise(
                 continue;
             }
             let (round_seconds, seconds, model_s) = medians(rounds);
+            let model_rounds: Vec<f64> = rounds.iter().map(model_seconds).collect();
             let mut row = json!({
                 "arm": arm.name, "threads": t, "rounds_seconds": round_seconds,
-                "ner_seconds": model_s,
+                "ner_rounds_seconds": model_rounds, "ner_seconds": model_s,
                 "ner_docs_per_s": docs / model_s, "ner_chars_per_s": chars / model_s,
                 "ner_tokens_per_s": tokens / model_s,
             });
@@ -201,17 +207,23 @@ pub fn summarise(
                     read_labels(&path, &meta)?
                 }
             };
-            if let Some(torch) = torch {
-                row["speedup_vs_pytorch_f32"] = json!(torch / model_s);
+            for (key, reference) in [("pytorch_f32", &torch), ("onnx_int8", &onnx)] {
+                let Some((median_s, by_round)) = reference else {
+                    continue;
+                };
+                row[format!("speedup_vs_{key}")] = json!(median_s / model_s);
                 if row.get("seconds").is_some() {
-                    row["speedup_vs_pytorch_f32_end_to_end"] = json!(torch / seconds);
+                    row[format!("speedup_vs_{key}_end_to_end")] = json!(median_s / seconds);
                 }
-            }
-            if let Some(onnx) = onnx {
-                row["speedup_vs_onnx_int8"] = json!(onnx / model_s);
-                if row.get("seconds").is_some() {
-                    row["speedup_vs_onnx_int8_end_to_end"] = json!(onnx / seconds);
-                }
+                // Round by round (the same round's reference), robust to load that changes
+                // between rounds; and their median.
+                let ratios: Vec<f64> = by_round
+                    .iter()
+                    .zip(&model_rounds)
+                    .map(|(r, a)| r / a)
+                    .collect();
+                row[format!("speedup_vs_{key}_median_of_rounds")] = json!(median(&ratios));
+                row[format!("speedup_vs_{key}_by_round")] = json!(ratios);
             }
             row["agreement_with_zhishi_f32"] = json!(agreement(&baseline, &entities)?);
             results.push(row);
