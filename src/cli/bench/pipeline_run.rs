@@ -69,6 +69,7 @@ pub fn bench_run(args: &RunBenchArgs) -> anyhow::Result<Value> {
     if args.threads.is_empty() || args.threads.contains(&0) || args.rounds == 0 {
         bail!("--threads must list positive counts and --rounds must be positive");
     }
+    let commit = commit();
     let model = absolute(&args.model)?;
     let (arms, skipped) = arms(args, &model)?;
     let python = match (&args.python, std::env::var("REF_PYTHON")) {
@@ -147,7 +148,7 @@ pub fn bench_run(args: &RunBenchArgs) -> anyhow::Result<Value> {
             "references": "seconds = ner_seconds: the model stage on zhishi's dumped inputs (batching, forward passes, score gathering, numpy Viterbi); loading, export and quantisation excluded",
             "speedup": "speedup_vs_* compare model stages (zhishi ner stage vs the reference's); *_end_to_end put zhishi's whole pipeline against the reference's model stage",
         },
-        "commit": commit(),
+        "commit": commit,
         "cpu": cpu_report(),
         "results": results,
     }))
@@ -226,7 +227,8 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
 
-/// The checkout's short commit (with `-dirty` when it has changes), if git can tell.
+/// The checkout's short commit (with `-dirty` when it has changes) when the run starts, if
+/// git can tell.
 fn commit() -> Value {
     let git = |args: &[&str]| {
         Command::new("git")
