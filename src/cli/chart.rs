@@ -7,7 +7,7 @@
 //! | shape | written by | bars |
 //! |---|---|---|
 //! | `{"bench":"encoder","results":[..]}` | `zhishi bench encoder` | `speedup_vs_pytorch_plain` per precision, input and threads |
-//! | `{"bench":"run","results":[..]}` | `zhishi bench run` | model-stage `speedup_vs_pytorch_f32` per arm and threads |
+//! | `{"bench":"run","results":[..]}` | `zhishi bench run` | model-stage `speedup_vs_pytorch_f32` (else `speedup_vs_onnx_int8`) per arm and threads |
 //! | `{"bench":..,"ratio_tokens_per_s":..}` | `benches/ner_vs_pytorch.sh` | one bar per file |
 //! | lines `{"arm":..}` | `benches/ner_knowledge_arms.sh` (`arms.jsonl`) | training tokens/s over the `pytorch` arm's |
 //! | lines `{"impl":"pykeen"..}`, `{"impl":"zhishi-.."}` | `benches/transe_vs_pykeen.sh` | PyKEEN time over zhishi's, training and whole process |
@@ -70,9 +70,7 @@ impl Kind {
     fn title(self) -> &'static str {
         match self {
             Kind::Encoder => "Encoder forward pass: PyTorch time / zhishi time",
-            Kind::PipelineRun => {
-                "NER model stage over the corpus: PyTorch f32 time / the arm's time"
-            }
+            Kind::PipelineRun => "NER model stage: the reference's time / the arm's time",
             Kind::NerVsPytorch => "NER fine-tuning: zhishi tokens/s / PyTorch tokens/s",
             Kind::NerArms => "NER arms: training tokens/s / the PyTorch arm's",
             Kind::Transe => "TransE: PyKEEN time / zhishi time",
@@ -90,7 +88,7 @@ impl Kind {
     fn reference(self) -> &'static str {
         match self {
             Kind::Encoder | Kind::NerVsPytorch | Kind::NerArms => "PyTorch = 1.0",
-            Kind::PipelineRun => "PyTorch f32 = 1.0",
+            Kind::PipelineRun => "PyTorch f32 (or ONNX Runtime int8) = 1.0",
             Kind::Transe => "PyKEEN = 1.0",
             Kind::RunThroughput => "one thread = 1.0",
             Kind::DocLength => "2.0 = linear",
@@ -214,9 +212,16 @@ fn recognise(v: &Value) -> Result<Option<Panel>, String> {
         return panel(Kind::Encoder, torch, 1.0, bars);
     }
     if text(v, "bench") == "run" {
-        let bars = rows(&v["results"])
-            .into_iter()
-            .filter(|r| text(r, "arm") != "pytorch-f32")
+        let results = rows(&v["results"]);
+        // Ratios to PyTorch f32 when it ran, else to ONNX Runtime int8.
+        let (base, key) = if results.iter().any(|r| text(r, "arm") == "pytorch-f32") {
+            ("pytorch-f32", "speedup_vs_pytorch_f32")
+        } else {
+            ("onnx-int8", "speedup_vs_onnx_int8")
+        };
+        let bars = results
+            .iter()
+            .filter(|r| text(r, "arm") != base)
             .filter_map(|r| {
                 let threads = num(r, "threads")?;
                 let agree = num(r, "agreement_with_zhishi_f32")
@@ -228,18 +233,20 @@ fn recognise(v: &Value) -> Result<Option<Panel>, String> {
                         if threads == 1.0 { "" } else { "s" },
                         num(r, "ner_tokens_per_s")?,
                     ),
-                    value: num(r, "speedup_vs_pytorch_f32")?,
+                    value: num(r, key)?,
                 })
             })
             .collect();
-        let torch = rows(&v["results"])
-            .into_iter()
-            .find(|r| text(r, "arm") == "pytorch-f32")
-            .map(|r| text(r, "torch").to_string())
-            .filter(|t| !t.is_empty());
-        let reference = match torch {
-            Some(version) => format!("PyTorch {version} f32 = 1.0"),
-            None => Kind::PipelineRun.reference().into(),
+        let reference = match base {
+            "pytorch-f32" => match results
+                .iter()
+                .map(|r| text(r, "torch"))
+                .find(|t| !t.is_empty())
+            {
+                Some(version) => format!("PyTorch {version} f32 = 1.0"),
+                None => Kind::PipelineRun.reference().into(),
+            },
+            _ => "ONNX Runtime int8 = 1.0".into(),
         };
         return panel(Kind::PipelineRun, reference, 1.0, bars);
     }
