@@ -43,6 +43,22 @@ fn fixtures() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["resume-n0-e3-crffalse-plain: test F1 0.9443 vs 0.9415", "2.21x"],
         ),
         (
+            "bench-run.json",
+            json!({
+                "bench": "run", "docs": 1000, "commit": "abc1234",
+                "results": [
+                    {"arm": "zhishi-int8", "impl": "zhishi", "threads": 1, "ner_tokens_per_s": 1234.0,
+                     "speedup_vs_pytorch_f32": 5.25, "agreement_with_zhishi_f32": 0.985},
+                    {"arm": "onnx-int8", "impl": "onnxruntime", "threads": 1, "ner_tokens_per_s": 900.0,
+                     "speedup_vs_pytorch_f32": 4.0, "agreement_with_zhishi_f32": 0.98},
+                    {"arm": "pytorch-f32", "impl": "pytorch", "threads": 1, "torch": "2.15.0",
+                     "ner_tokens_per_s": 235.0, "speedup_vs_pytorch_f32": 1.0}
+                ]
+            })
+            .to_string(),
+            vec!["zhishi-int8, 1 thread: 1234 tokens/s, 98.5% = f32", "onnx-int8, 1 thread", "PyTorch 2.15.0 f32", "5.25x"],
+        ),
+        (
             "arms.jsonl",
             lines(&[
                 json!({"arm": "pytorch-linear", "test_f1": 0.9176, "train_tokens_per_s": 225.0}),

@@ -12,6 +12,9 @@ use zhishi::kg::{Pattern, Store, StoreOptions};
 
 mod encoder;
 mod link;
+mod pipeline_arm;
+mod pipeline_run;
+mod pipeline_stats;
 
 /// Arguments of `zhishi bench`.
 #[derive(Args, Debug)]
@@ -31,12 +34,19 @@ enum BenchCommand {
     /// Encoder forward passes (plain and K-BERT input) on 1 and 2 threads against PyTorch
     /// `transformers` (`shared/reference/bert_forward.py --bench`), interleaved rounds.
     Encoder(encoder::EncoderBenchArgs),
+    /// A pipeline (e.g. `pipelines/medical-ner.toml`) over a corpus at each `--precision`
+    /// against PyTorch f32 and ONNX Runtime int8 on the NER stage's exact inputs (the
+    /// `benches/ner_reference.py` script), on 1 and 2 threads, interleaved rounds.
+    Run(pipeline_run::RunBenchArgs),
     /// The CPU model, the features the encoder's kernels look for and the kernel each
     /// `--precision` runs on it (one JSON object).
     Cpu,
     /// (internal) time the encoder on one thread count; run as a child process.
     #[command(hide = true)]
     EncoderRun(encoder::EncoderRunArgs),
+    /// (internal) one pipeline run at one precision and thread count; run as a child process.
+    #[command(hide = true)]
+    RunArm(pipeline_arm::RunArmArgs),
     /// (internal) open a store, time lookups and report memory; run as a child process.
     #[command(hide = true)]
     KgOpen(KgOpenArgs),
@@ -82,6 +92,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Link(a) => print_result(&link::bench_link(&a)?, a.output.as_deref()),
         BenchCommand::Encoder(a) => print_result(&encoder::bench_encoder(&a)?, a.output.as_deref()),
         BenchCommand::EncoderRun(a) => print_result(&encoder::run_child(&a)?, None),
+        BenchCommand::Run(a) => print_result(&pipeline_run::bench_run(&a)?, a.out.as_deref()),
+        BenchCommand::RunArm(a) => print_result(&pipeline_arm::run_arm(&a)?, None),
         BenchCommand::Cpu => print_result(&encoder::cpu_report(), None),
     }
 }

@@ -7,6 +7,7 @@
 //! | shape | written by | bars |
 //! |---|---|---|
 //! | `{"bench":"encoder","results":[..]}` | `zhishi bench encoder` | `speedup_vs_pytorch_plain` per precision, input and threads |
+//! | `{"bench":"run","results":[..]}` | `zhishi bench run` | model-stage `speedup_vs_pytorch_f32` (else `speedup_vs_onnx_int8`) per arm and threads |
 //! | `{"bench":..,"ratio_tokens_per_s":..}` | `benches/ner_vs_pytorch.sh` | one bar per file |
 //! | lines `{"arm":..}` | `benches/ner_knowledge_arms.sh` (`arms.jsonl`) | training tokens/s over the `pytorch` arm's |
 //! | lines `{"impl":"pykeen"..}`, `{"impl":"zhishi-.."}` | `benches/transe_vs_pykeen.sh` | PyKEEN time over zhishi's, training and whole process |
@@ -67,6 +68,7 @@ pub fn comparison_svg(value: &Value) -> Result<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Encoder,
+    PipelineRun,
     NerVsPytorch,
     NerArms,
     Transe,
@@ -79,6 +81,7 @@ impl Kind {
     fn title(self) -> &'static str {
         match self {
             Kind::Encoder => "Encoder forward pass: PyTorch time / zhishi time",
+            Kind::PipelineRun => "NER model stage: the reference's time / the arm's time",
             Kind::NerVsPytorch => "NER fine-tuning: zhishi tokens/s / PyTorch tokens/s",
             Kind::NerArms => "NER arms: training tokens/s / the PyTorch arm's",
             Kind::Transe => "TransE: PyKEEN time / zhishi time",
@@ -97,6 +100,7 @@ impl Kind {
     fn reference(self) -> &'static str {
         match self {
             Kind::Encoder | Kind::NerVsPytorch | Kind::NerArms => "PyTorch = 1.0",
+            Kind::PipelineRun => "PyTorch f32 (or ONNX Runtime int8) = 1.0",
             Kind::Transe => "PyKEEN = 1.0",
             Kind::RunThroughput => "one thread = 1.0",
             Kind::DocLength => "2.0 = linear",
@@ -137,7 +141,7 @@ fn read_panel(path: &Path) -> Result<Panel> {
         .ok_or_else(|| {
             anyhow!(
                 "{}: not a benchmark result zhishi can chart; expected the JSON of `zhishi bench \
-                 encoder`, benches/ner_vs_pytorch.sh, benches/ner_knowledge_arms.sh (arms.jsonl), \
+                 encoder` or `zhishi bench run`, benches/ner_vs_pytorch.sh, benches/ner_knowledge_arms.sh (arms.jsonl), \
                  benches/transe_vs_pykeen.sh, benches/run_throughput.sh or benches/doc_length.sh",
                 path.display()
             )
@@ -219,6 +223,45 @@ fn recognise(v: &Value) -> Result<Option<Panel>, String> {
             None => "PyTorch (f32, plain) = 1.0".into(),
         };
         return panel(Kind::Encoder, torch, 1.0, bars);
+    }
+    if text(v, "bench") == "run" {
+        let results = rows(&v["results"]);
+        // Ratios to PyTorch f32 when it ran, else to ONNX Runtime int8.
+        let (base, key) = if results.iter().any(|r| text(r, "arm") == "pytorch-f32") {
+            ("pytorch-f32", "speedup_vs_pytorch_f32")
+        } else {
+            ("onnx-int8", "speedup_vs_onnx_int8")
+        };
+        let bars = results
+            .iter()
+            .filter(|r| text(r, "arm") != base)
+            .filter_map(|r| {
+                let threads = num(r, "threads")?;
+                let agree = num(r, "agreement_with_zhishi_f32")
+                    .map_or(String::new(), |a| format!(", {:.1}% = f32", a * 100.0));
+                Some(Bar {
+                    label: format!(
+                        "{}, {threads} thread{}: {:.0} tokens/s{agree}",
+                        text(r, "arm"),
+                        if threads == 1.0 { "" } else { "s" },
+                        num(r, "ner_tokens_per_s")?,
+                    ),
+                    value: num(r, key)?,
+                })
+            })
+            .collect();
+        let reference = match base {
+            "pytorch-f32" => match results
+                .iter()
+                .map(|r| text(r, "torch"))
+                .find(|t| !t.is_empty())
+            {
+                Some(version) => format!("PyTorch {version} f32 = 1.0"),
+                None => Kind::PipelineRun.reference().into(),
+            },
+            _ => "ONNX Runtime int8 = 1.0".into(),
+        };
+        return panel(Kind::PipelineRun, reference, 1.0, bars);
     }
     if let Some(ratio) = num(v, "ratio_tokens_per_s") {
         let f1 = |side: &str| num(&v[side], "test_f1").map_or("?".into(), |f| format!("{f:.4}"));
@@ -646,6 +689,25 @@ mod tests {
             ["run-a: f32 plain, 1 thread", "run-b: f32 plain, 1 thread"]
         );
         assert_eq!(merged[0].notes, [("cpu", "AMD EPYC".to_string())]);
+    }
+
+    #[test]
+    fn bench_run_bars_are_model_stage_speedups_over_pytorch() {
+        let run = json!({"bench": "run", "results": [
+            {"arm": "zhishi-int8", "threads": 1, "ner_tokens_per_s": 900.0,
+             "speedup_vs_pytorch_f32": 2.5, "agreement_with_zhishi_f32": 0.99},
+            {"arm": "pytorch-f32", "threads": 1, "ner_tokens_per_s": 360.0,
+             "speedup_vs_pytorch_f32": 1.0, "torch": "2.15.0"},
+        ]});
+        let panel = recognise(&run).unwrap().unwrap();
+        assert_eq!(panel.kind, Kind::PipelineRun);
+        assert_eq!(panel.reference, "PyTorch 2.15.0 f32 = 1.0");
+        assert_eq!(panel.bars.len(), 1);
+        assert_eq!(
+            panel.bars[0].label,
+            "zhishi-int8, 1 thread: 900 tokens/s, 99.0% = f32"
+        );
+        assert_eq!(panel.bars[0].value, 2.5);
     }
 
     #[test]

@@ -166,6 +166,21 @@ impl Pipeline {
         }
     }
 
+    /// Like [`Pipeline::run`], returning each stage's wall time in seconds (in
+    /// [`Pipeline::stage_names`] order). For benchmarks.
+    pub fn run_timed(&self, docs: &mut [Document]) -> Result<Vec<f64>, PipelineError> {
+        let stages = &self.inner.stages;
+        self.install(move || {
+            let mut seconds = Vec::with_capacity(stages.len());
+            for stage in stages {
+                let start = std::time::Instant::now();
+                stage.process(docs)?;
+                seconds.push(start.elapsed().as_secs_f64());
+            }
+            Ok(seconds)
+        })
+    }
+
     /// Runs the stages over documents that already carry ids or questions.
     pub fn run(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
         let stages = &self.inner.stages;

@@ -289,7 +289,7 @@ pub fn run_child(args: &EncoderRunArgs) -> anyhow::Result<Value> {
 }
 
 /// Runs a child that prints one JSON object as its last stdout line.
-fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
+pub(super) fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
     let out = cmd.output().context("starting the child process")?;
     if !out.status.success() {
         bail!(
@@ -303,7 +303,8 @@ fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
     serde_json::from_str(last).with_context(|| format!("child printed {last:?}"))
 }
 
-fn median(xs: &[f64]) -> f64 {
+/// The median (the upper of the two middle values for an even count; NaN when empty).
+pub(super) fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)

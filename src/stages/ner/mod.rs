@@ -8,6 +8,7 @@
 pub mod config;
 pub mod crf;
 pub mod data;
+pub mod dump;
 pub mod features;
 pub mod metrics;
 pub mod model;
@@ -78,6 +79,9 @@ pub enum NerError {
         /// The pretrained number.
         pretrained: usize,
     },
+    /// A window the input dump cannot hold (ERNIE entities or segment ids).
+    #[error("only plain and K-BERT inputs can be dumped (this window has ERNIE entities or segment ids)")]
+    NotDumpable,
     /// A model trained with knowledge was given bare texts.
     #[error("the model was trained with knowledge (mode {mode}); give it linked documents (predict_documents, or a pipeline with link and facts stages)")]
     NeedsDocuments {

@@ -10,7 +10,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::data::Sentence;
-use super::features::Featurizer;
+use super::features::{Example, Featurizer};
 use super::metrics::NerMetrics;
 use super::network::NerNetwork;
 use super::predict::{featurize, predict_labels, score};
@@ -133,6 +133,28 @@ impl NerModel {
     /// The knowledge the model was trained with.
     pub fn knowledge(&self) -> &KnowledgeRecord {
         &self.meta.knowledge
+    }
+
+    /// The model's settings (`ner.json`).
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// The encoder windows of each document, exactly as [`NerModel::predict_documents`]
+    /// feeds them to the network (for [`super::dump`]); `sentence` is the index in `docs`.
+    pub fn windows(&self, docs: &[Document]) -> Result<Vec<Vec<Example>>, NerError> {
+        let items: Vec<Vec<String>> = docs
+            .iter()
+            .map(|d| d.text.chars().map(String::from).collect())
+            .collect();
+        let (examples, _) = featurize(&self.featurizer, docs, &items, &[])?;
+        let mut out: Vec<Vec<Example>> = vec![Vec::new(); docs.len()];
+        for ex in examples {
+            if let Some(slot) = out.get_mut(ex.sentence) {
+                slot.push(ex);
+            }
+        }
+        Ok(out)
     }
 
     /// Label ids of every character of every document (`items[i]` are the characters of

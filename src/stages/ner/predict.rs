@@ -20,7 +20,7 @@ use crate::model::Dropout;
 pub const PREDICT_BATCH: usize = 64;
 
 /// Score given to `O` (and its negation to every other label) for characters without a token.
-const NO_TOKEN_O: f32 = 1e4;
+pub(crate) const NO_TOKEN_O: f32 = 1e4;
 
 /// Encodes the windows of every sentence: `items[i]` are the characters of `docs[i]`'s text
 /// and `labels[i]` their gold label ids (or `labels` is empty when predicting). Returns the
