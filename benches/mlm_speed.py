@@ -92,7 +92,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         seconds += time.perf_counter() - started
         tokens += int(attention.sum())
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     print(json.dumps({
         "implementation": "pytorch",
         "torch": torch.__version__,

@@ -7,7 +7,7 @@
 #   M3E_DIR=... REF_PYTHON=... benches/pretrain_speed.sh [STEPS] [ROUNDS] [THREADS...]
 #
 # Needs a release build (ZHISHI=path, default target/release/zhishi) and the corpus of
-# corpora/medical_pretrain.sh. Writes benches/results/pretrain-speed.json: every round's
+# corpora/medical_pretrain.sh. Writes benches/pretrain-speed.json (beside, not in, results/: no chart shape): every round's
 # tokens/s per side and thread count, the medians, and zhishi / PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ corpus=target/corpora/medical-pretrain.txt
 [ -f "$corpus" ] || bash corpora/medical_pretrain.sh
 : "${M3E_DIR:?set M3E_DIR to an m3e-small directory}"
 : "${REF_PYTHON:?set REF_PYTHON to the reference venv python (../shared/reference/setup.sh)}"
+commit=$(git rev-parse --short HEAD)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 rows=()
@@ -39,7 +40,6 @@ for round in $(seq "$rounds"); do
         rows+=("{\"round\": $round, \"threads\": $t, \"zhishi_tokens_per_s\": $zt, \"pytorch_tokens_per_s\": $pt}")
     done
 done
-mkdir -p benches/results
 printf '%s\n' "${rows[@]}" | python3 -c '
 import json, statistics, subprocess, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
@@ -50,10 +50,10 @@ for t in sorted({r["threads"] for r in rows}):
     z = statistics.median(r["zhishi_tokens_per_s"] for r in rows if r["threads"] == t)
     p = statistics.median(r["pytorch_tokens_per_s"] for r in rows if r["threads"] == t)
     summary[str(t)] = {"zhishi_tokens_per_s": z, "pytorch_tokens_per_s": p, "speedup_vs_pytorch": z / p}
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+commit = sys.argv[2]
 json.dump({"benchmark": "pretrain_speed", "model": "m3e-small", "batch": 16, "max_len": 128,
            "steps": int(sys.argv[1]), "masking": "token", "commit": commit, "cpu": cpu,
            "flags": [f for f in flags if f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni")],
-           "rounds": rows, "median": summary}, open("benches/results/pretrain-speed.json", "w"), indent=2)
+           "rounds": rows, "median": summary}, open("benches/pretrain-speed.json", "w"), indent=2)
 print(json.dumps(summary, indent=2))
-' "$steps"
+' "$steps" "$commit"
