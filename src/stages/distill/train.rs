@@ -22,7 +22,7 @@ use crate::stages::ner::model::{
     build_featurizer, ModelMeta, NerModel, META_FILE, TOML_FILE, WEIGHTS_FILE,
 };
 use crate::stages::ner::network::NerNetwork;
-use crate::stages::ner::predict::{featurize, predict_labels, score};
+use crate::stages::ner::predict::{dev_evaluation, featurize};
 use crate::stages::ner::NerMetrics;
 use crate::stages::task::{
     documents, map_weights, read_trained, trainable_params, Annotator, ModelDir, Split, TaskError,
@@ -181,20 +181,13 @@ impl TrainTask for DistillTask {
     }
 
     fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        let lengths: Vec<usize> = self.dev_sentences.iter().map(|s| s.chars.len()).collect();
-        let ids = predict_labels(
+        dev_evaluation(
             &self.student,
             &self.dev_examples,
-            &lengths,
-            self.meta.labels.len(),
+            &self.dev_sentences,
+            &self.meta.labels,
             &self.device,
         )
-        .map_err(TrainError::task)?;
-        let m = score(&self.meta.labels, &self.dev_sentences, &ids);
-        Ok(Evaluation {
-            score: m.micro.f1,
-            metrics: serde_json::to_value(&m).unwrap_or_default(),
-        })
     }
 
     fn metric_name(&self) -> &'static str {

@@ -115,3 +115,23 @@ pub fn score(labels: &LabelMap, sentences: &[Sentence], predicted: &[Vec<u32>]) 
     }
     counter.metrics()
 }
+
+/// The dev-set evaluation of a training loop (NER training and distillation): the network's
+/// predictions over `examples` (windows of `sentences`) scored against the gold tags; the
+/// score is the micro F1.
+pub fn dev_evaluation(
+    network: &NerNetwork,
+    examples: &[Example],
+    sentences: &[Sentence],
+    labels: &LabelMap,
+    device: &Device,
+) -> Result<crate::train::Evaluation, crate::train::TrainError> {
+    let lengths: Vec<usize> = sentences.iter().map(|s| s.chars.len()).collect();
+    let ids = predict_labels(network, examples, &lengths, labels.len(), device)
+        .map_err(crate::train::TrainError::task)?;
+    let m = score(labels, sentences, &ids);
+    Ok(crate::train::Evaluation {
+        score: m.micro.f1,
+        metrics: serde_json::to_value(&m).unwrap_or_default(),
+    })
+}

@@ -15,7 +15,7 @@ use super::features::{Batch, Example, Featurizer};
 use super::metrics::NerMetrics;
 use super::model::{build_featurizer, ModelMeta, NerModel, META_FILE, TOML_FILE, WEIGHTS_FILE};
 use super::network::NerNetwork;
-use super::predict::{featurize, predict_labels, score};
+use super::predict::{dev_evaluation, featurize};
 use super::tags::{LabelMap, Tag, TagScheme};
 use super::NerError;
 
@@ -191,20 +191,13 @@ impl TrainTask for NerTask {
     }
 
     fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        let lengths: Vec<usize> = self.dev_sentences.iter().map(|s| s.chars.len()).collect();
-        let ids = predict_labels(
+        dev_evaluation(
             &self.network,
             &self.dev_examples,
-            &lengths,
-            self.meta.labels.len(),
+            &self.dev_sentences,
+            &self.meta.labels,
             &self.device,
         )
-        .map_err(TrainError::task)?;
-        let m = score(&self.meta.labels, &self.dev_sentences, &ids);
-        Ok(Evaluation {
-            score: m.micro.f1,
-            metrics: serde_json::to_value(&m).unwrap_or_default(),
-        })
     }
 
     fn metric_name(&self) -> &'static str {
