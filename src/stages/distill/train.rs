@@ -19,14 +19,14 @@ use crate::model::{Dropout, Kernels, Precision};
 use crate::stages::ner::data::{read, Sentence};
 use crate::stages::ner::features::{Batch, Example};
 use crate::stages::ner::model::{
-    build_featurizer, ModelMeta, NerModel, META_FILE, TOML_FILE, WEIGHTS_FILE,
+    build_featurizer, model_dir, ModelMeta, NerModel, META_FILE, WEIGHTS_FILE,
 };
 use crate::stages::ner::network::NerNetwork;
 use crate::stages::ner::predict::{dev_evaluation, featurize};
 use crate::stages::ner::NerMetrics;
 use crate::stages::task::{
-    documents, map_weights, read_trained, trainable_params, Annotator, ModelDir, Split, TaskError,
-    TaskKind, TaskReport, Trainable,
+    documents, map_weights, read_trained, trainable_params, Annotator, Split, TaskError, TaskKind,
+    TaskReport, Trainable,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -195,15 +195,7 @@ impl TrainTask for DistillTask {
     }
 
     fn save(&self, dir: &Path) -> Result<(), TrainError> {
-        ModelDir {
-            weights_file: WEIGHTS_FILE,
-            encoder_dir: &self.teacher_dir,
-            tokenizer_files: &[],
-            required_tokenizer_files: &["vocab.txt"],
-            meta: (META_FILE, &self.meta),
-            toml: (TOML_FILE, &self.toml),
-        }
-        .save(dir, &self.varmap)?;
+        model_dir(&self.teacher_dir, &self.meta, &self.toml).save(dir, &self.varmap)?;
         write_student_config(&self.teacher_dir, dir, self.layers.len()).map_err(TrainError::task)
     }
 }

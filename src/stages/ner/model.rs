@@ -28,6 +28,24 @@ pub const META_FILE: &str = "ner.json";
 /// The training configuration a saved model came from.
 pub const TOML_FILE: &str = "train.toml";
 
+/// What an NER model directory holds besides the weights (the same for a trained model and a
+/// distilled student): `config.json` and `vocab.txt` of `encoder_dir`, `ner.json` and the
+/// training TOML.
+pub fn model_dir<'a>(
+    encoder_dir: &'a Path,
+    meta: &'a ModelMeta,
+    toml: &'a str,
+) -> crate::stages::task::ModelDir<'a, ModelMeta> {
+    crate::stages::task::ModelDir {
+        weights_file: WEIGHTS_FILE,
+        encoder_dir,
+        tokenizer_files: &[],
+        required_tokenizer_files: &["vocab.txt"],
+        meta: (META_FILE, meta),
+        toml: (TOML_FILE, toml),
+    }
+}
+
 /// What a model needs besides its weights (`ner.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {

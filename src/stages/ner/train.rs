@@ -13,7 +13,7 @@ use super::config::NerConfig;
 use super::data::{read, Sentence};
 use super::features::{Batch, Example, Featurizer};
 use super::metrics::NerMetrics;
-use super::model::{build_featurizer, ModelMeta, NerModel, META_FILE, TOML_FILE, WEIGHTS_FILE};
+use super::model::{build_featurizer, model_dir, ModelMeta, NerModel};
 use super::network::NerNetwork;
 use super::predict::{dev_evaluation, featurize};
 use super::tags::{LabelMap, Tag, TagScheme};
@@ -27,7 +27,7 @@ use crate::model::Precision;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::{
     documents, entity_vectors, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord,
-    ModelDir, PretrainedAggregators, Split, TaskError, TaskKind, TaskReport, Trainable,
+    PretrainedAggregators, Split, TaskError, TaskKind, TaskReport, Trainable,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -205,15 +205,7 @@ impl TrainTask for NerTask {
     }
 
     fn save(&self, dir: &Path) -> Result<(), TrainError> {
-        ModelDir {
-            weights_file: WEIGHTS_FILE,
-            encoder_dir: &self.encoder_dir,
-            tokenizer_files: &[],
-            required_tokenizer_files: &["vocab.txt"],
-            meta: (META_FILE, &self.meta),
-            toml: (TOML_FILE, &self.toml),
-        }
-        .save(dir, &self.varmap)?;
+        model_dir(&self.encoder_dir, &self.meta, &self.toml).save(dir, &self.varmap)?;
         if let Some(vectors) = &self.entities {
             vectors.save(dir).map_err(TrainError::task)?;
         }
