@@ -16,6 +16,7 @@ mod kbert;
 mod kg;
 mod link;
 mod pretrain;
+mod quantize;
 mod run;
 mod serve;
 mod train;
@@ -63,6 +64,8 @@ enum Command {
     Distill(train::Args),
     /// Predict the `[MASK]`s of text lines with a masked LM; one JSON object per line.
     FillMask(fill_mask::Args),
+    /// Save a model directory with its dense layers in int8 (smaller; loads without quantising).
+    Quantize(quantize::Args),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Distill(args) => distill::run(args),
         Command::FillMask(args) => fill_mask::run(args),
+        Command::Quantize(args) => quantize::run(args),
     };
     match result {
         Ok(code) => code,

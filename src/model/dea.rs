@@ -15,9 +15,10 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-use super::bert::{LayerNorm, Linear};
+use super::bert::LayerNorm;
 use super::config::{BertConfig, HiddenAct};
 use super::ernie::{ernie_only_tensors, ErnieInput, ErnieModel, ENTITY_DIM};
+use super::linear::Linear;
 use super::mlm::{masked_lm_tensors, save_tensors, BertLmPredictionHead, HEAD_PREFIX};
 use super::{Dropout, ModelError, Rng};
 
@@ -150,10 +151,15 @@ pub fn read_entity_side(dir: &Path, device: &Device) -> Result<Option<HashMap<St
     if !path.is_file() {
         return Ok(None);
     }
-    let tensors = candle_core::safetensors::load(&path, device)?;
+    let tensors = super::quantized::read(&path).map_err(candle_core::Error::wrap)?;
     tensors
         .into_iter()
-        .map(|(k, t)| Ok((super::load::canonical_name(&k), t.to_dtype(DType::F32)?)))
+        .map(|(k, t)| {
+            Ok((
+                super::load::canonical_name(&k),
+                t.to_dtype(DType::F32)?.to_device(device)?,
+            ))
+        })
         .collect::<Result<HashMap<_, _>>>()
         .map(Some)
 }

@@ -14,9 +14,10 @@ use candle_nn::VarBuilder;
 
 use super::bert::{
     AttentionBias, BertAttention, BertEmbeddings, BertLayer, BertSelfAttention, BertSelfOutput,
-    EncoderInput, LayerNorm, Linear,
+    EncoderInput, LayerNorm,
 };
 use super::config::{BertConfig, HiddenAct, Kernels, LayerType};
+use super::linear::Linear;
 use super::Dropout;
 
 /// Width of the entity vectors (TransE, fixed at 100 in ERNIE-THU's code).

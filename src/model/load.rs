@@ -145,7 +145,8 @@ pub fn load_entity_table(path: &std::path::Path) -> Result<Tensor, ModelError> {
     }
 }
 
-/// Reads every tensor of a `.safetensors` file or a PyTorch pickle (`.bin`, `.pt`) to the CPU.
+/// Reads every tensor of a `.safetensors` file (quantised ones dequantised, see
+/// [`super::quantized::read`]) or a PyTorch pickle (`.bin`, `.pt`) to the CPU.
 pub fn read_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
     let wrap = |source| ModelError::Weights {
         path: path.to_path_buf(),
@@ -158,7 +159,7 @@ pub fn read_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>, ModelErro
         });
     }
     if path.extension().is_some_and(|e| e == "safetensors") {
-        candle_core::safetensors::load(path, &Device::Cpu).map_err(wrap)
+        super::quantized::read(path)
     } else {
         Ok(candle_core::pickle::read_all(path)
             .map_err(wrap)?
@@ -220,9 +221,9 @@ pub fn expected_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
     out
 }
 
-/// Renames the checkpoint's tensors canonically and keeps exactly the `expected` ones
-/// (buffers such as `embeddings.position_ids`, the pooler and heads are dropped), failing on
-/// the first missing or mis-shaped tensor.
+/// Renames the checkpoint's tensors canonically and keeps exactly the `expected` ones (and
+/// the saved int8 scales of those that have them; buffers such as `embeddings.position_ids`,
+/// the pooler and heads are dropped), failing on the first missing or mis-shaped tensor.
 pub fn select_tensors(
     tensors: HashMap<String, Tensor>,
     expected: &[(String, Vec<usize>)],
@@ -253,6 +254,11 @@ fn take_expected(
                 expected: shape.clone(),
             })?;
         out.insert(name.clone(), check_shape(t, name, shape, file)?);
+        // A weight saved quantised keeps its per-channel scales (`Linear` reads them).
+        let scale = format!("{name}_scale");
+        if let Some(s) = by_name.remove(&scale) {
+            out.insert(scale.clone(), check_shape(s, &scale, &shape[..1], file)?);
+        }
     }
     Ok(out)
 }

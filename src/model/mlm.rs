@@ -13,8 +13,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-use super::bert::{BertModel, EncoderInput, LayerNorm, Linear};
+use super::bert::{BertModel, EncoderInput, LayerNorm};
 use super::config::{BertConfig, HiddenAct, Kernels};
+use super::linear::Linear;
 use super::load::{canonical_name, expected_tensors, find_weights, read_checkpoint, read_config};
 use super::{Dropout, ModelError, Rng};
 

@@ -15,8 +15,10 @@ pub mod dropout;
 pub mod encoder;
 pub mod ernie;
 pub mod kernels;
+pub mod linear;
 pub mod load;
 pub mod mlm;
+pub mod quantized;
 pub mod rng;
 pub mod tokenize;
 
@@ -86,6 +88,16 @@ pub enum ModelError {
         path: PathBuf,
         /// candle's error.
         source: candle_core::Error,
+    },
+    /// A quantised weights file (`zhishi quantize`) is malformed or cannot be written.
+    #[error("{file}: {name} {message}")]
+    Quantized {
+        /// The weights file.
+        file: PathBuf,
+        /// The tensor (or `file` for the file as a whole).
+        name: String,
+        /// What is wrong.
+        message: String,
     },
     /// The tokenizer files could not be loaded.
     #[error("cannot load tokenizer from {path}: {message}")]

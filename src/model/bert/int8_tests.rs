@@ -3,6 +3,7 @@ use candle_core::Device;
 use candle_nn::VarMap;
 
 use super::*;
+use crate::model::linear::Linear;
 
 /// Cosine similarity of two equally long vectors.
 pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -133,11 +134,10 @@ fn switching_kernels_back_restores_f32_exactly() {
 
 #[test]
 fn int8_layers_run_the_kernel_under_candle_ops_too() {
-    let l = Linear {
-        weight: Tensor::new(&[[0.1f32, 0.2], [0.3, 0.4], [0.5, 0.6]], &Device::Cpu).unwrap(),
-        bias: Tensor::new(&[0.01f32, 0.02, 0.03], &Device::Cpu).unwrap(),
-        packed: Packed::None,
-    }
+    let l = Linear::new(
+        Tensor::new(&[[0.1f32, 0.2], [0.3, 0.4], [0.5, 0.6]], &Device::Cpu).unwrap(),
+        Tensor::new(&[0.01f32, 0.02, 0.03], &Device::Cpu).unwrap(),
+    )
     .prepare(Kernels::FastInt8)
     .unwrap();
     assert!(l.is_int8() && !l.is_bf16());

@@ -1,16 +1,13 @@
 //! Unit tests of the encoder's layers.
 use super::*;
+use crate::model::linear::Linear;
 use candle_core::Device;
 
 fn layer() -> Linear {
     // w [3, 2] and bias [3], with values bf16 cannot hold exactly.
     let w = Tensor::new(&[[0.1f32, 0.2], [0.3, 0.4], [0.5, 0.6]], &Device::Cpu).unwrap();
     let b = Tensor::new(&[0.01f32, 0.02, 0.03], &Device::Cpu).unwrap();
-    Linear {
-        weight: w,
-        bias: b,
-        packed: Packed::None,
-    }
+    Linear::new(w, b)
 }
 
 #[test]

@@ -175,6 +175,28 @@ pub struct PackedInt8 {
 impl PackedInt8 {
     /// Quantises and packs a row-major PyTorch weight `w [out, k]`.
     pub fn pack(w: &[f32], out: usize) -> Self {
+        Self::pack_rows(w, out, |_, row, q| quantize_channel(row, q))
+    }
+
+    /// Packs a weight saved quantised: `w [out, k]` holds `scales[n] * q[n, k]` (the
+    /// dequantised form `zhishi quantize` saves), so `q = round(w / scale)` recovers the saved
+    /// integers exactly and the scales are kept as saved, bit for bit.
+    pub fn pack_with_scales(w: &[f32], scales: &[f32]) -> Self {
+        Self::pack_rows(w, scales.len(), |n, row, q| {
+            let scale = scales[n];
+            for (q, &v) in q.iter_mut().zip(row) {
+                *q = (v / scale).round().clamp(-(W_MAX as f32), W_MAX as f32) as i8;
+            }
+            scale
+        })
+    }
+
+    /// Packs `w [out, k]`, each row quantised by `quantize(n, row, q)` (returns its scale).
+    fn pack_rows(
+        w: &[f32],
+        out: usize,
+        mut quantize: impl FnMut(usize, &[f32], &mut [i8]) -> f32,
+    ) -> Self {
         assert!(
             out > 0 && !w.is_empty() && w.len().is_multiple_of(out),
             "weight is not [out, k] with k > 0"
@@ -186,7 +208,7 @@ impl PackedInt8 {
         let mut col_sums = Vec::with_capacity(out);
         let mut q = vec![0i8; k];
         for (n, row) in w.chunks_exact(k).enumerate() {
-            scales.push(quantize_channel(row, &mut q));
+            scales.push(quantize(n, row, &mut q));
             col_sums.push(q.iter().map(|&v| i32::from(v)).sum());
             let (p, j) = (n / NR, n % NR);
             for (f, &v) in q.iter().enumerate() {

@@ -50,7 +50,7 @@ pub fn student_network(
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let network = NerNetwork::load(vb, &cfg, &meta.labels, meta.crf)?;
     let weights = teacher_dir.join(WEIGHTS_FILE);
-    let teacher: HashMap<String, Tensor> = candle_core::safetensors::load(&weights, device)?;
+    let teacher: HashMap<String, Tensor> = crate::model::quantized::read(&weights)?;
     let vars = varmap.data().lock().map(|m| m.clone()).unwrap_or_default();
     for (name, var) in vars {
         let from = teacher_name(&name, layers)
@@ -70,7 +70,7 @@ pub fn student_network(
                 ),
             });
         }
-        var.set(&t.to_dtype(DType::F32)?)?;
+        var.set(&t.to_dtype(DType::F32)?.to_device(device)?)?;
     }
     Ok((network, varmap, cfg))
 }

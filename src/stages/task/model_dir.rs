@@ -4,7 +4,7 @@
 //! stage then building its own network from the settings.
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use candle_nn::{VarBuilder, VarMap};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -110,7 +110,8 @@ pub fn read_trained<M: DeserializeOwned>(
     Ok((meta, cfg))
 }
 
-/// Memory-maps a trained directory's weights file (f32) onto `device`.
+/// Memory-maps a trained directory's weights file (f32) onto `device`; a file saved quantised
+/// (`zhishi quantize`) is read and dequantised, its int8 scales kept.
 pub fn map_weights(
     dir: &Path,
     weights_file: &str,
@@ -123,6 +124,5 @@ pub fn map_weights(
             message: format!("{weights_file} is missing"),
         });
     }
-    // SAFETY: the file is only read, and not modified while the model lives.
-    Ok(unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? })
+    Ok(crate::model::quantized::var_builder(&weights, device)?)
 }
