@@ -134,3 +134,42 @@ fn a_plain_bert_checkpoint_initialises_the_token_encoder_and_fresh_aggregators()
     };
     assert_eq!(hidden(&model), hidden(&again));
 }
+
+#[test]
+fn a_quantised_ernie_model_encodes_as_the_original_does_at_int8() {
+    // The aggregators' entity-side layers (`self_ent`, `output_ent`, `dense_ent`) are saved
+    // int8 too, and `load_ernie` keeps their scales.
+    let tmp = tempfile::tempdir().unwrap();
+    let quantised = tmp.path().join("tiny-ernie-int8");
+    Command::cargo_bin("zhishi")
+        .unwrap()
+        .args(["quantize", "--model"])
+        .arg(fixture("tiny-ernie"))
+        .arg("--output")
+        .arg(&quantised)
+        .assert()
+        .success()
+        .stdout(contains("\"quantized_tensors\""));
+    let case = std::fs::read_to_string(fixture("ernie_cases.jsonl")).unwrap();
+    let encode = |dir: &Path| -> Value {
+        let out = Command::cargo_bin("zhishi")
+            .unwrap()
+            .args(["encode", "--precision", "int8", "--model"])
+            .arg(dir)
+            .arg("--entity-embeddings")
+            .arg(fixture("entities.safetensors"))
+            .write_stdin(case.clone())
+            .assert()
+            .success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    };
+    let (got, want) = (encode(&quantised), encode(&fixture("tiny-ernie")));
+    assert_eq!(got["last_hidden_state"], want["last_hidden_state"]);
+    assert_eq!(got["entity_hidden_state"], want["entity_hidden_state"]);
+    let header = std::fs::read(quantised.join("model.safetensors")).unwrap();
+    let text = String::from_utf8_lossy(&header[..4096.min(header.len())]);
+    assert!(
+        text.contains("attention.self_ent.query.weight_scale"),
+        "entity side saved int8"
+    );
+}

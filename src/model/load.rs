@@ -79,6 +79,7 @@ pub fn load_ernie(
                 fresh_tensor(&name, &shape, &mut rng)?
             }
         };
+        take_int8_scale(&mut tensors, &name, &shape, &weights, &mut selected)?;
         selected.insert(name, t);
     }
     let vb = var_builder(selected, dtype, device)?;
@@ -254,13 +255,26 @@ fn take_expected(
                 expected: shape.clone(),
             })?;
         out.insert(name.clone(), check_shape(t, name, shape, file)?);
-        // A weight saved quantised keeps its per-channel scales (`Linear` reads them).
-        let scale = format!("{name}_scale");
-        if let Some(s) = by_name.remove(&scale) {
-            out.insert(scale.clone(), check_shape(s, &scale, &shape[..1], file)?);
-        }
+        take_int8_scale(by_name, name, shape, file, &mut out)?;
     }
     Ok(out)
+}
+
+/// Moves the saved int8 scales of the weight `name` (`<name>_scale [out]`, see
+/// [`super::quantized`]), if the checkpoint has them, from `by_name` into `out`, so the
+/// layer runs the saved integers.
+fn take_int8_scale(
+    by_name: &mut HashMap<String, Tensor>,
+    name: &str,
+    shape: &[usize],
+    file: &Path,
+    out: &mut HashMap<String, Tensor>,
+) -> Result<(), ModelError> {
+    let scale = format!("{name}_scale");
+    if let Some(s) = by_name.remove(&scale) {
+        out.insert(scale.clone(), check_shape(s, &scale, &shape[..1], file)?);
+    }
+    Ok(())
 }
 
 fn check_shape(t: Tensor, name: &str, shape: &[usize], file: &Path) -> Result<Tensor, ModelError> {

@@ -128,7 +128,7 @@ pub fn quantize_dir(src: &Path, dst: &Path) -> Result<QuantizedDir, ModelError> 
             return Err(bad(
                 src,
                 "model directory",
-                "has no safetensors file with f32 dense-layer weights to quantise",
+                "has no safetensors file with dense-layer weights to quantise",
             ));
         }
         if dst.exists() {
@@ -192,17 +192,24 @@ pub fn is_quantized(path: &Path) -> Result<bool, ModelError> {
     Ok(meta.tensors().values().any(|info| info.dtype == Dtype::I8))
 }
 
-/// Whether the safetensors file at `path` has a tensor [`quantize_file`] would quantise (an
-/// f32 dense-layer weight).
+/// Whether the safetensors file at `path` has a tensor [`quantize_file`] would quantise (a
+/// floating-point dense-layer weight).
 pub fn has_quantizable(path: &Path) -> Result<bool, ModelError> {
     let bytes = map(path)?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format_error(path, "", e))?;
-    Ok(meta.tensors().iter().any(|(name, info)| {
-        info.dtype == Dtype::F32 && info.shape.len() == 2 && is_quantizable(name)
-    }))
+    Ok(meta
+        .tensors()
+        .iter()
+        .any(|(name, info)| is_float(info.dtype) && info.shape.len() == 2 && is_quantizable(name)))
 }
 
-/// Writes `src`'s tensors to `dst` with every f32 dense-layer weight quantised ([`FORMAT`]);
+/// The floating-point dtypes a weight to quantise may have (widened to f32 first).
+fn is_float(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64)
+}
+
+/// Writes `src`'s tensors to `dst` with every floating-point (f16, bf16, f32, f64) dense-layer
+/// weight quantised ([`FORMAT`]);
 /// the file appears at `dst` only when complete. A file already quantised is refused.
 pub fn quantize_file(src: &Path, dst: &Path) -> Result<QuantizedFile, ModelError> {
     let bytes = map(src)?;
@@ -218,16 +225,18 @@ pub fn quantize_file(src: &Path, dst: &Path) -> Result<QuantizedFile, ModelError
             return Err(bad(src, &name, "is int8 already: the file is quantised"));
         }
         let shape = view.shape().to_vec();
-        if view.dtype() == Dtype::F32 && shape.len() == 2 && is_quantizable(&name) {
+        if is_float(view.dtype()) && shape.len() == 2 && is_quantizable(&name) {
             let [out, k] = [shape[0], shape[1]];
             if out == 0 || k == 0 {
                 return Err(bad(src, &name, "is empty"));
             }
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            // As loading does: the weight in f32 (an f16/bf16 checkpoint widened exactly).
+            let dtype = candle_dtype(view.dtype()).unwrap_or(DType::F32);
+            let values: Vec<f32> =
+                Tensor::from_raw_buffer(view.data(), dtype, &shape, &Device::Cpu)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()?;
             let packed = PackedInt8::pack(&values, out);
             let q: Vec<u8> = packed.unpacked().iter().map(|&v| v as u8).collect();
             let scales: Vec<u8> = packed
