@@ -163,3 +163,38 @@ fn pretraining_writes_a_masked_lm_that_loads_resumes_evaluates_and_fills_masks()
         assert!(m.candidates[0].score >= m.candidates[1].score);
     }
 }
+
+#[test]
+fn save_final_writes_the_model_of_the_last_step_beside_the_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = workspace(tmp.path());
+    let plain = train_config(&config, &["train.max_steps=2".into()]).unwrap();
+    assert_eq!(plain.train.final_dir, None);
+    assert!(!tmp.path().join("out/final").exists());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let config = workspace(tmp.path());
+    let report = train_config(
+        &config,
+        &["train.max_steps=6".into(), "train.save_final=true".into()],
+    )
+    .unwrap();
+    let final_dir = tmp.path().join("out/final");
+    assert_eq!(report.train.final_dir.as_deref(), Some(final_dir.as_path()));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(final_dir.join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(metrics["step"], 6);
+    let last = report.train.history.last().unwrap();
+    assert_eq!(last.step, 6);
+    assert_eq!(metrics["dev"]["mlm_accuracy"].as_f64(), Some(last.dev_score));
+    for file in ["model.safetensors", "config.json", "vocab.txt"] {
+        assert!(final_dir.join(file).is_file(), "{file}");
+    }
+    zhishi::model::load_bert(&final_dir, &Device::Cpu, DType::F32, Kernels::Fast).unwrap();
+    FillMask::load(&final_dir).unwrap();
+    let weights = |d: &str| std::fs::read(tmp.path().join(d).join("model.safetensors")).unwrap();
+    if report.train.best_step != 6 {
+        assert!(weights("out/final") != weights("out/best"));
+    }
+}

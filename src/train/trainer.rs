@@ -99,6 +99,9 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Also save the model as it is when the run ends to `OUTPUT/final/` (with the metrics of
+    /// its last evaluation), besides the best one in `OUTPUT/best/`.
+    pub save_final: bool,
 }
 
 /// The outcome of a run.
@@ -129,6 +132,8 @@ pub struct TrainReport {
     /// Mean training loss since the previous evaluation, and the dev score, per evaluation
     /// (also drawn into `output_dir/curves.svg`).
     pub history: Vec<HistoryPoint>,
+    /// Where the model as it was at the end went (`OUTPUT/final/`), with `save_final`.
+    pub final_dir: Option<PathBuf>,
 }
 
 /// Runs a [`TrainTask`] over its trainable parameters.
@@ -257,6 +262,11 @@ impl Trainer {
         }
         state.dropout_rng = dropout.rng_state();
         checkpoint::save(&last_dir, &self.params, &opt, &state)?;
+        let final_dir = if o.save_final {
+            Some(self.save_final(task, &state, &log)?)
+        } else {
+            None
+        };
         bar.finish_and_clear();
         let secs = state.train_seconds.max(1e-9);
         Ok(TrainReport {
@@ -272,7 +282,34 @@ impl Trainer {
             best_metrics: log.best_metrics,
             dev_metric: task.metric_name(),
             history: log.history,
+            final_dir,
         })
+    }
+
+    /// The directory holding the model as it was when the run ended (with `save_final`).
+    pub fn final_dir(&self) -> PathBuf {
+        self.options.output_dir.join("final")
+    }
+
+    /// Saves the model as it is now to [`Trainer::final_dir`], with the metrics of this run's
+    /// last evaluation (evaluating once when the run made none, e.g. a finished run resumed).
+    fn save_final<T: TrainTask>(
+        &self,
+        task: &T,
+        state: &LoopState,
+        log: &EvalLog,
+    ) -> Result<PathBuf, TrainError> {
+        let dir = self.final_dir();
+        let metrics = match &log.last_metrics {
+            Some(m) => m.clone(),
+            None => task.evaluate()?.metrics,
+        };
+        task.save(&dir)?;
+        let path = dir.join("metrics.json");
+        let json = serde_json::json!({"step": state.step, "dev": metrics});
+        std::fs::write(&path, json.to_string())
+            .map_err(|source| TrainError::Io { path, source })?;
+        Ok(dir)
     }
 
     /// [`Trainer::evaluate`], then saves the resumable state into `last_dir`.
@@ -312,6 +349,7 @@ impl Trainer {
             tracing::warn!("{e}");
         }
         log.last_score = Some(eval.score);
+        log.last_metrics = Some(eval.metrics.clone());
         tracing::info!(
             step = state.step,
             loss = mean_loss,
@@ -351,6 +389,8 @@ struct EvalLog {
     last_score: Option<f64>,
     /// Dev metrics of the best evaluation.
     best_metrics: Option<serde_json::Value>,
+    /// Dev metrics of the latest evaluation.
+    last_metrics: Option<serde_json::Value>,
 }
 
 fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {

@@ -218,6 +218,9 @@ pub struct TrainTable {
     /// Draw a progress bar.
     #[serde(default = "default_true")]
     pub progress: bool,
+    /// Also save the model as it is at the end of the run to `output_dir/final/`.
+    #[serde(default)]
+    pub save_final: bool,
 }
 
 impl TrainTable {
@@ -244,6 +247,7 @@ impl TrainTable {
             output_dir,
             resume: self.resume,
             progress: self.progress,
+            save_final: self.save_final,
         }
     }
 }
