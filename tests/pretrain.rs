@@ -187,7 +187,10 @@ fn save_final_writes_the_model_of_the_last_step_beside_the_best() {
     assert_eq!(metrics["step"], 6);
     let last = report.train.history.last().unwrap();
     assert_eq!(last.step, 6);
-    assert_eq!(metrics["dev"]["mlm_accuracy"].as_f64(), Some(last.dev_score));
+    assert_eq!(
+        metrics["dev"]["mlm_accuracy"].as_f64(),
+        Some(last.dev_score)
+    );
     for file in ["model.safetensors", "config.json", "vocab.txt"] {
         assert!(final_dir.join(file).is_file(), "{file}");
     }

@@ -264,3 +264,62 @@ fn ernie_ner_starts_from_the_pretrained_aggregators() {
         .to_string();
     assert!(err.contains("pretrained with 1 aggregator"), "{err}");
 }
+
+/// transformers loads an ERNIE-mode checkpoint's `model.safetensors` as `BertForMaskedLM`
+/// with no missing, unexpected or mismatched keys (the entity side lives in
+/// `ernie.safetensors`), and its logits equal zhishi's masked-LM head on the token side.
+#[test]
+#[ignore = "needs REF_PYTHON (transformers); run with --ignored"]
+fn transformers_loads_an_ernie_checkpoint_as_a_masked_lm() {
+    let Some(python) = std::env::var_os("REF_PYTHON") else {
+        eprintln!("skipped: set REF_PYTHON (../shared/reference/setup.sh)");
+        return;
+    };
+    let ws = workspace();
+    let config = ws.root.join("pretrain.toml");
+    let report = train_config(&config, &["train.max_steps=2".into()]).unwrap();
+    let dir = &report.model_dir;
+    let script = r#"
+import json, sys, torch
+from transformers import BertForMaskedLM
+model, info = BertForMaskedLM.from_pretrained(sys.argv[1], output_loading_info=True)
+model.eval()
+ids = torch.tensor([[2, 7, 9, 11, 3]])
+with torch.no_grad():
+    logits = model(input_ids=ids).logits[0]
+print(json.dumps({k: sorted(map(str, v)) for k, v in info.items() if k in
+    ("missing_keys", "unexpected_keys", "mismatched_keys")} | {"logits": logits.tolist()}))
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let torch: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["missing_keys", "unexpected_keys", "mismatched_keys"] {
+        assert_eq!(torch[key], serde_json::json!([]), "{key}");
+    }
+    let (model, _, fresh) =
+        zhishi::model::mlm::load_masked_lm(dir, &Device::Cpu, Kernels::Fast, 0).unwrap();
+    assert_eq!(fresh, 0, "the head was saved");
+    let ids = Tensor::new(&[[2u32, 7, 9, 11, 3]], &Device::Cpu).unwrap();
+    let hidden = model
+        .hidden(&EncoderInput::new(&ids), &Dropout::disabled())
+        .unwrap();
+    let rows = Tensor::new(&[0u32, 1, 2, 3, 4], &Device::Cpu).unwrap();
+    let ours: Vec<Vec<f32>> = model.logits_at(&hidden, &rows).unwrap().to_vec2().unwrap();
+    let theirs: Vec<Vec<f32>> = serde_json::from_value(torch["logits"].clone()).unwrap();
+    let diff = ours
+        .iter()
+        .flatten()
+        .zip(theirs.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("max |logit diff| zhishi vs transformers: {diff:.2e}");
+    assert!(diff <= 1e-4, "logits differ by {diff}");
+}
