@@ -7,6 +7,7 @@
 //! [`bert::EncoderInput`] to `last_hidden_state`.
 use std::path::PathBuf;
 
+pub mod allocator;
 pub mod bert;
 pub mod config;
 pub mod dea;

@@ -6,7 +6,6 @@
 //! A stage plugs in by implementing [`TrainTask`] (loss of a batch, dev evaluation, saving
 //! its model) and handing its trainable variables to [`Trainer`].
 pub mod adamw;
-pub mod allocator;
 pub mod batching;
 pub mod checkpoint;
 pub mod curves;
