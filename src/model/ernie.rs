@@ -420,13 +420,15 @@ mod tests {
     use candle_nn::VarMap;
 
     use super::*;
-    use crate::model::bert::int8_tests::{cosine, inputs, tiny_config};
+    use crate::model::bert::int8_tests::{cosine, fill_fixed, inputs, tiny_config};
 
     #[test]
     fn an_int8_ernie_quantises_the_aggregators_and_stays_close_to_f32() {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
         let cfg = aggregator_config(&tiny_config(Kernels::Fast), 1);
+        ErnieModel::load(vb.clone(), &cfg).unwrap(); // creates the variables
+        fill_fixed(&vm, 6);
         let f32_model = ErnieModel::load(vb.clone(), &cfg).unwrap();
         let int8_cfg = BertConfig {
             kernels: Kernels::FastInt8,

@@ -13,6 +13,38 @@ pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (na * nb)
 }
 
+/// Overwrites every variable of `vm` with fixed pseudo-random values drawn from `seed`, so a
+/// test's numbers are the same on every run (candle's CPU generator cannot be seeded): matrices
+/// uniform in `±1/sqrt(fan_in)` (as candle initialises linear layers), embedding tables
+/// `normal(0, 1)`, LayerNorm weights 1 and biases 0, other vectors uniform in `±0.1`.
+pub(crate) fn fill_fixed(vm: &VarMap, seed: u64) {
+    let mut rng = crate::model::Rng::new(seed);
+    let vars = vm.data().lock().unwrap().clone();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let n = var.elem_count();
+        let dims = var.dims().to_vec();
+        let values: Vec<f32> = if name.contains("LayerNorm") {
+            let one = if name.ends_with("weight") { 1.0 } else { 0.0 };
+            vec![one; n]
+        } else if name.contains("embeddings") {
+            (0..n).map(|_| rng.normal()).collect()
+        } else {
+            let bound = match dims.as_slice() {
+                [_, fan_in] => 1.0 / (*fan_in as f32).sqrt(),
+                _ => 0.1,
+            };
+            (0..n)
+                .map(|_| (rng.next_f32() * 2.0 - 1.0) * bound)
+                .collect()
+        };
+        var.set(&Tensor::from_vec(values, dims, &Device::Cpu).unwrap())
+            .unwrap();
+    }
+}
+
 /// A tiny BERT (H 64, 4 heads, 2 layers, I 256) with candle's random initialisation.
 pub(crate) fn tiny_config(kernels: Kernels) -> BertConfig {
     BertConfig {
@@ -63,6 +95,8 @@ fn hidden(model: &BertModel, visible: bool) -> Vec<Vec<Vec<f32>>> {
 fn a_tiny_int8_bert_is_close_to_f32_with_and_without_a_visible_matrix() {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    BertModel::load(vb.clone(), &tiny_config(Kernels::Fast)).unwrap(); // creates the variables
+    fill_fixed(&vm, 5);
     let f32_model = BertModel::load(vb.clone(), &tiny_config(Kernels::Fast)).unwrap();
     let int8_model = BertModel::load(vb, &tiny_config(Kernels::FastInt8)).unwrap();
     let mut converted = f32_model.clone();

@@ -107,6 +107,29 @@ fn stage_models_mapping_their_weights_get_the_saved_integers_too() {
 }
 
 #[test]
+fn nested_model_directories_are_quantised_at_every_depth() {
+    // A KBQA model keeps its encoder in `encoder/`, beside files of its own.
+    let src = tempfile::tempdir().unwrap();
+    let tiny = tiny_model_dir();
+    std::fs::create_dir(src.path().join("encoder")).unwrap();
+    for f in ["model.safetensors", "config.json", "vocab.txt"] {
+        std::fs::copy(tiny.path().join(f), src.path().join("encoder").join(f)).unwrap();
+    }
+    std::fs::write(src.path().join("kbqa.json"), "{}").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dst = out.path().join("int8");
+    let report = quantize_dir(src.path(), &dst).unwrap();
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(report.files[0].0, Path::new("encoder/model.safetensors"));
+    assert_eq!(report.copied_files, 3);
+    assert!(dst.join("kbqa.json").is_file());
+    assert_eq!(
+        hidden(&dst.join("encoder"), Kernels::FastInt8),
+        hidden(tiny.path(), Kernels::FastInt8)
+    );
+}
+
+#[test]
 fn quantising_twice_or_into_a_full_directory_is_refused_and_leaves_nothing() {
     let src = tiny_model_dir();
     let out = tempfile::tempdir().unwrap();
