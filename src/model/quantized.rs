@@ -169,7 +169,7 @@ fn copy_quantized(src: &Path, dst: &Path, rel: &Path) -> Result<QuantizedDir, Mo
             report.bytes_before += sub.bytes_before;
             report.bytes_after += sub.bytes_after;
         } else if path.extension().is_some_and(|e| e == "safetensors")
-            && (is_quantized(&path)? || has_quantizable(&path)?)
+            && header(&path).map(|h| h.quantized || h.quantizable)?
         {
             let file = quantize_file(&path, &out)?;
             report.bytes_before += file.bytes_before;
@@ -187,20 +187,34 @@ fn copy_quantized(src: &Path, dst: &Path, rel: &Path) -> Result<QuantizedDir, Mo
 
 /// Whether the safetensors file at `path` holds int8 tensors (reads the header only).
 pub fn is_quantized(path: &Path) -> Result<bool, ModelError> {
-    let bytes = map(path)?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format_error(path, "", e))?;
-    Ok(meta.tensors().values().any(|info| info.dtype == Dtype::I8))
+    Ok(header(path)?.quantized)
 }
 
 /// Whether the safetensors file at `path` has a tensor [`quantize_file`] would quantise (a
-/// floating-point dense-layer weight).
+/// floating-point dense-layer weight; reads the header only).
 pub fn has_quantizable(path: &Path) -> Result<bool, ModelError> {
+    Ok(header(path)?.quantizable)
+}
+
+/// What a safetensors header says about quantisation.
+struct Header {
+    /// It holds int8 tensors.
+    quantized: bool,
+    /// It holds a floating-point dense-layer weight.
+    quantizable: bool,
+}
+
+/// Reads the header of the safetensors file at `path` (one map, one parse).
+fn header(path: &Path) -> Result<Header, ModelError> {
     let bytes = map(path)?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format_error(path, "", e))?;
-    Ok(meta
-        .tensors()
-        .iter()
-        .any(|(name, info)| is_float(info.dtype) && info.shape.len() == 2 && is_quantizable(name)))
+    let tensors = meta.tensors();
+    Ok(Header {
+        quantized: tensors.values().any(|info| info.dtype == Dtype::I8),
+        quantizable: tensors.iter().any(|(name, info)| {
+            is_float(info.dtype) && info.shape.len() == 2 && is_quantizable(name)
+        }),
+    })
 }
 
 /// The floating-point dtypes a weight to quantise may have (widened to f32 first).
@@ -291,6 +305,11 @@ pub fn read(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
             }
         });
     }
+    read_quantized(path)
+}
+
+/// [`read`] of a file known to hold int8 tensors.
+fn read_quantized(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
     let bytes = map(path)?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| format_error(path, "", e))?;
     let mut out = HashMap::new();
@@ -324,7 +343,7 @@ pub fn read(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
 /// [`read`] when it is quantised.
 pub fn var_builder(path: &Path, device: &Device) -> Result<VarBuilder<'static>, ModelError> {
     if is_quantized(path)? {
-        let tensors = read(path)?
+        let tensors = read_quantized(path)?
             .into_iter()
             .map(|(k, t)| Ok((k, t.to_device(device)?)))
             .collect::<candle_core::Result<HashMap<_, _>>>()?;
