@@ -81,3 +81,26 @@ fn compare_trains_every_arm_and_seed_and_summarises_them() {
     let svg = std::fs::read_to_string(out.with_extension("svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("kbert"));
 }
+
+/// A relative `train.output_dir` in a file outside the working directory: the arms' models go
+/// under that directory, not under a copy of the file's path nested inside it.
+#[test]
+fn arms_go_under_the_output_dir_of_a_file_in_another_directory() {
+    let ws = Workspace::new("");
+    let parent = ws.root.parent().unwrap();
+    let config = std::path::Path::new(ws.root.file_name().unwrap()).join("ner.toml");
+    let status = Command::new(env!("CARGO_BIN_EXE_zhishi"))
+        .current_dir(parent)
+        .args(["compare", config.to_str().unwrap()])
+        .args(["--knowledge", "plain", "--seeds", "1", "--split", "dev"])
+        .args(["--set", "train.max_steps=1"])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(ws.root.join("out/compare/plain-s7/best").is_dir());
+    assert!(!ws.root.join(ws.root.file_name().unwrap()).exists());
+}

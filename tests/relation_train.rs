@@ -220,12 +220,18 @@ fn the_relation_stage_relates_linked_mentions() {
         })
         .collect();
     assert_eq!(found, [("张三", 0, "北京", 4, "Located", true)]);
-    // The stage's score is the model's probability for that pair.
+    // The stage's score is the model's probability for that pair (the stage classifies the
+    // document's pairs in one batch, whose GEMMs may round differently in the last bit).
     let model = RelationModel::load(&report.model_dir).unwrap();
     let p = model
         .predict(&[pair("张三住在北京", (0, 2), (4, 6))])
         .unwrap();
-    assert_eq!(doc.relations[0].score, p[0].score);
+    assert!(
+        (doc.relations[0].score - p[0].score).abs() < 1e-5,
+        "{} vs {}",
+        doc.relations[0].score,
+        p[0].score
+    );
 
     let docs = pipeline
         .process_batch(&["张三是李四的父亲", "没有人"])

@@ -5,7 +5,7 @@
 //! positions) and a per-example visible matrix `[B, L, L]`, added as `(1 - m) * -10000` to the
 //! attention scores of every layer together with the padding mask, and it runs either fused CPU
 //! kernels for inference or differentiable candle ops for training ([`Kernels`]).
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct, Kernels};
@@ -60,7 +60,7 @@ impl Module for LayerNorm {
             return Tensor::from_vec(data, x.shape(), x.device());
         }
         // Differentiable: candle-nn's `LayerNorm` module and `ops::layer_norm` have no backward.
-        candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, self.eps as f32)
+        kernels::grad::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -232,7 +232,7 @@ impl BertSelfAttention {
         let raw = (q.matmul(&k.t()?)? * scale)?;
         let mask = bias.tensor().to_dtype(raw.dtype())?.unsqueeze(1)?;
         let scores = raw.broadcast_add(&mask)?;
-        let probs = dropout.forward(&candle_nn::ops::softmax(&scores, D::Minus1)?)?;
+        let probs = dropout.forward(&kernels::grad::softmax_last_dim(&scores)?)?;
         let context = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -346,7 +346,7 @@ impl BertIntermediate {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.dense.forward(x)?;
         match self.act {
-            HiddenAct::Gelu => y.gelu_erf(),
+            HiddenAct::Gelu => kernels::grad::gelu(&y),
             HiddenAct::Relu => y.relu(),
         }
     }

@@ -51,7 +51,7 @@ impl EntityPredictionHead {
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
         let y = self.dense.forward(hidden)?;
         let y = match self.act {
-            HiddenAct::Gelu => y.gelu_erf()?,
+            HiddenAct::Gelu => crate::model::kernels::grad::gelu(&y)?,
             HiddenAct::Relu => y.relu()?,
         };
         self.layer_norm.forward(&y)

@@ -81,7 +81,7 @@ impl ErnieIntermediate {
             .forward(tokens)?
             .add(&self.dense_ent.forward(entities)?)?;
         match self.act {
-            HiddenAct::Gelu => sum.gelu_erf(),
+            HiddenAct::Gelu => crate::model::kernels::grad::gelu(&sum),
             HiddenAct::Relu => sum.relu(),
         }
     }

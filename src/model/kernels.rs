@@ -3,9 +3,11 @@
 //! GELU, LayerNorm and whole-head attention with the mask and softmax fused.
 //!
 //! These run on plain `f32` slices borrowed from candle tensors, so a layer makes no copies
-//! between ops. None has a backward pass. The element-wise loops (softmax, GELU, LayerNorm)
-//! are branch-free with explicit 16-lane partial sums and run compiled for AVX-512 when the CPU
-//! has it (`with_avx512!`): the crate itself targets baseline x86-64.
+//! between ops. None has a backward pass; [`grad`] wraps the element-wise ones in candle custom
+//! ops that have one, for training. The element-wise loops (softmax, GELU, LayerNorm) are
+//! branch-free with explicit 16-lane partial sums and run compiled for AVX-512, else AVX2 with
+//! FMA, when the CPU has it (`with_simd!`, chosen at run time): the crate itself targets
+//! baseline x86-64. The fixed lane order makes every tier give the same numbers.
 //!
 //! Where time goes (m3e-small, batch 8 x 128, 1 thread; `perf record` CPU samples of
 //! `zhishi bench encoder-run`, which do not depend on the machine's load):
@@ -226,19 +228,29 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// Runs `$body` compiled for AVX-512 when the CPU has it (the crate is built for baseline
-/// x86-64, where these loops vectorise only to SSE2), else as is.
-macro_rules! with_avx512 {
+/// Runs `$body` compiled for AVX-512 when the CPU has it, else for AVX2 with FMA, else as is
+/// (the crate is built for baseline x86-64, where these loops vectorise only to SSE2). The
+/// loops keep explicit lane accumulators, so each tier computes the same sums in the same order.
+macro_rules! with_simd {
     ($body:expr) => {{
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f")]
-            unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
                 f()
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // Safety: the feature was just detected.
-                unsafe { wide(|| $body) }
+                unsafe { avx512(|| $body) }
+            } else if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // Safety: the features were just detected.
+                unsafe { avx2(|| $body) }
             } else {
                 $body
             }
@@ -250,8 +262,11 @@ macro_rules! with_avx512 {
     }};
 }
 
+pub mod grad;
+
+/// Exact (erf) GELU in place.
 fn gelu_in_place(xs: &mut [f32]) {
-    with_avx512!(gelu_slice(xs))
+    with_simd!(gelu_slice(xs))
 }
 
 #[inline(always)]
@@ -266,7 +281,7 @@ pub fn layer_norm_in_place(xs: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32
     let width = gamma.len();
     xs.par_chunks_mut(width * 64).for_each(|block| {
         for row in block.chunks_exact_mut(width) {
-            with_avx512!(layer_norm_row(row, gamma, beta, eps));
+            with_simd!(layer_norm_row(row, gamma, beta, eps));
         }
     });
 }
@@ -401,7 +416,7 @@ pub fn attention(qkv: &[f32], bias: &[f32], s: AttnShape) -> Vec<f32> {
 
 /// `row = softmax(row + bias)` in place.
 fn softmax_with_bias(row: &mut [f32], bias: &[f32]) {
-    with_avx512!(softmax_body(row, bias))
+    with_simd!(softmax_body(row, bias))
 }
 
 /// Lanes of the explicit vector accumulators in [`softmax_body`] (float sums and maxima do

@@ -194,10 +194,7 @@ impl Module for Linear {
                 return Tensor::from_vec(y, dims, x.device());
             }
         }
-        let y = x
-            .reshape((rows, k))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?;
-        y.reshape(dims)
+        let y = x.reshape((rows, k))?.matmul(&self.weight.t()?)?;
+        kernels::grad::add_bias(&y, &self.bias)?.reshape(dims)
     }
 }

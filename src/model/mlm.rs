@@ -44,7 +44,7 @@ impl BertPredictionHeadTransform {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.dense.forward(x)?;
         let y = match self.act {
-            HiddenAct::Gelu => y.gelu_erf()?,
+            HiddenAct::Gelu => crate::model::kernels::grad::gelu(&y)?,
             HiddenAct::Relu => y.relu()?,
         };
         self.layer_norm.forward(&y)

@@ -27,6 +27,14 @@ pub enum CompareError {
     /// Nothing to compare.
     #[error("{0}")]
     Arms(String),
+    /// `train.output_dir` could not be made absolute.
+    #[error("train.output_dir {path}: {source}")]
+    OutputDir {
+        /// The directory as resolved against the configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A run failed (the arm and seed say which).
     #[error("arm {arm}, seed {seed}: {source}")]
     Run {
@@ -180,9 +188,13 @@ pub fn compare(
     let kind: TaskKind = loaded.value.task.kind.parse().map_err(CompareError::Kind)?;
     let task = training::find(kind)
         .ok_or_else(|| CompareError::Kind(format!("task {kind} is not trainable")))?;
-    let root = loaded
-        .source
-        .resolve(&loaded.value.train.output_dir)
+    // Absolute: each arm's override is resolved against the file's directory again.
+    let resolved = loaded.source.resolve(&loaded.value.train.output_dir);
+    let root = std::path::absolute(&resolved)
+        .map_err(|source| CompareError::OutputDir {
+            path: resolved.clone(),
+            source,
+        })?
         .join("compare");
     let mut runs = Vec::new();
     let mut metric = "";
