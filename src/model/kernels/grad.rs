@@ -83,6 +83,52 @@ fn rows_per_task(width: usize) -> usize {
     (TASK / width).max(1)
 }
 
+/// A copy of `x` with `f` applied in place to each row of `width`, rows in parallel tasks.
+fn map_rows(x: &[f32], width: usize, f: impl Fn(&mut [f32]) + Sync) -> Vec<f32> {
+    let mut y = x.to_vec();
+    y.par_chunks_mut(rows_per_task(width) * width)
+        .for_each(|rows| rows.chunks_exact_mut(width).for_each(&f));
+    y
+}
+
+/// `f(out_row, a_row, b_row)` over the rows of `width` of two inputs of one shape, into a
+/// fresh buffer, rows in parallel tasks.
+fn zip_rows(
+    a: &[f32],
+    b: &[f32],
+    width: usize,
+    f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    let step = rows_per_task(width) * width;
+    out.par_chunks_mut(step)
+        .zip(a.par_chunks(step).zip(b.par_chunks(step)))
+        .for_each(|(out, (a, b))| {
+            for ((o, a), b) in out
+                .chunks_exact_mut(width)
+                .zip(a.chunks_exact(width))
+                .zip(b.chunks_exact(width))
+            {
+                f(o, a, b);
+            }
+        });
+    out
+}
+
+/// The data of a backward op's two arguments of one shape, and their row width.
+fn same_shape<'a>(
+    op: &str,
+    (s1, l1): (&'a CpuStorage, &Layout),
+    (s2, l2): (&'a CpuStorage, &Layout),
+) -> Result<(&'a [f32], &'a [f32], usize)> {
+    let width = last_dim(l1, op)?;
+    let (a, b) = (data(s1, l1, op)?, data(s2, l2, op)?);
+    if l1.dims() != l2.dims() {
+        candle_core::bail!("{op}: shapes {:?} and {:?} differ", l1.dims(), l2.dims());
+    }
+    Ok((a, b, width))
+}
+
 /// A gradient as a contiguous tensor cut off from the graph.
 fn plain(t: &Tensor) -> Result<Tensor> {
     t.detach().contiguous()
@@ -278,19 +324,15 @@ impl CustomOp1 for SoftmaxOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let width = last_dim(l, self.name())?;
-        let mut y = data(s, l, self.name())?.to_vec();
-        y.par_chunks_mut(rows_per_task(width) * width)
-            .for_each(|rows| {
-                for row in rows.chunks_exact_mut(width) {
-                    with_simd!(softmax_row(row));
-                }
-            });
+        let y = map_rows(data(s, l, self.name())?, width, |row| {
+            with_simd!(softmax_row(row))
+        });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(
-            plain(y)?.apply_op2_no_bwd(&plain(grad)?, &SoftmaxGradOp)?,
+            plain(y)?.apply_op2_no_bwd(&plain(grad)?, &SOFTMAX_GRAD)?,
         ))
     }
 }
@@ -311,13 +353,16 @@ fn softmax_row(row: &mut [f32]) {
     row.iter_mut().for_each(|v| *v *= inv);
 }
 
-/// The backward of [`SoftmaxOp`]: arguments `y` (the softmax) and `dy`;
-/// `dx = y · (dy - Σ dy · y)` per row.
-struct SoftmaxGradOp;
+/// The backward of an element-wise or row-wise op, over the rows of two arguments of one
+/// shape (the forward's input or output, and `dy`): `row(dx, a, dy)` for each row.
+struct RowGradOp {
+    name: &'static str,
+    row: fn(&mut [f32], &[f32], &[f32]),
+}
 
-impl CustomOp2 for SoftmaxGradOp {
+impl CustomOp2 for RowGradOp {
     fn name(&self) -> &'static str {
-        "zhishi-softmax-grad"
+        self.name
     }
 
     fn cpu_fwd(
@@ -327,27 +372,17 @@ impl CustomOp2 for SoftmaxGradOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let width = last_dim(l1, self.name())?;
-        let (y, dy) = (data(s1, l1, self.name())?, data(s2, l2, self.name())?);
-        if y.len() != dy.len() {
-            candle_core::bail!("{}: mismatched shapes", self.name());
-        }
-        let mut dx = vec![0f32; y.len()];
-        let step = rows_per_task(width) * width;
-        dx.par_chunks_mut(step)
-            .zip(y.par_chunks(step).zip(dy.par_chunks(step)))
-            .for_each(|(dx, (y, dy))| {
-                for ((dx, y), dy) in dx
-                    .chunks_exact_mut(width)
-                    .zip(y.chunks_exact(width))
-                    .zip(dy.chunks_exact(width))
-                {
-                    with_simd!(softmax_grad_row(dx, y, dy));
-                }
-            });
+        let (a, dy, width) = same_shape(self.name, (s1, l1), (s2, l2))?;
+        let dx = zip_rows(a, dy, width, self.row);
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
+
+/// The backward of [`SoftmaxOp`] from its output `y`: `dx = y · (dy - Σ dy · y)` per row.
+const SOFTMAX_GRAD: RowGradOp = RowGradOp {
+    name: "zhishi-softmax-grad",
+    row: |dx, y, dy| with_simd!(softmax_grad_row(dx, y, dy)),
+};
 
 #[inline(always)]
 fn softmax_grad_row(dx: &mut [f32], y: &[f32], dy: &[f32]) {
@@ -367,44 +402,21 @@ impl CustomOp1 for GeluOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut y = data(s, l, self.name())?.to_vec();
-        y.par_chunks_mut(TASK).for_each(gelu_in_place);
+        let width = last_dim(l, self.name())?;
+        let y = map_rows(data(s, l, self.name())?, width, gelu_in_place);
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            plain(x)?.apply_op2_no_bwd(&plain(grad)?, &GeluGradOp)?,
-        ))
+        Ok(Some(plain(x)?.apply_op2_no_bwd(&plain(grad)?, &GELU_GRAD)?))
     }
 }
 
-/// The backward of [`GeluOp`]: arguments `x` and `dy`; `dx = dy · (Φ(x) + x · φ(x))`.
-struct GeluGradOp;
-
-impl CustomOp2 for GeluGradOp {
-    fn name(&self) -> &'static str {
-        "zhishi-gelu-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, dy) = (data(s1, l1, self.name())?, data(s2, l2, self.name())?);
-        if x.len() != dy.len() {
-            candle_core::bail!("{}: mismatched shapes", self.name());
-        }
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(TASK)
-            .zip(x.par_chunks(TASK).zip(dy.par_chunks(TASK)))
-            .for_each(|(dx, (x, dy))| with_simd!(gelu_grad_slice(dx, x, dy)));
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
-    }
-}
+/// The backward of [`GeluOp`] from its input `x`: `dx = dy · (Φ(x) + x · φ(x))`.
+const GELU_GRAD: RowGradOp = RowGradOp {
+    name: "zhishi-gelu-grad",
+    row: |dx, x, dy| with_simd!(gelu_grad_slice(dx, x, dy)),
+};
 
 #[inline(always)]
 fn gelu_grad_slice(dx: &mut [f32], x: &[f32], dy: &[f32]) {
@@ -437,13 +449,7 @@ impl CustomOp2 for BiasAddOp {
         if bias.len() != width {
             candle_core::bail!("{}: bias {} for rows of {width}", self.name(), bias.len());
         }
-        let mut out = y.to_vec();
-        out.par_chunks_mut(rows_per_task(width) * width)
-            .for_each(|rows| {
-                for row in rows.chunks_exact_mut(width) {
-                    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-                }
-            });
+        let out = map_rows(y, width, |row| add_to(row, bias));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
