@@ -280,11 +280,12 @@ fn layer_norm_grad_row(
     dbeta: &mut [f32],
 ) {
     let width = x.len() as f32;
-    let mean = lane_sum(x.iter().copied()) / width;
-    let var = lane_sum(x.iter().map(|&v| (v - mean) * (v - mean))) / width;
+    // The forward pass's statistics, computed the same way (`super::lane_sum`).
+    let mean = super::lane_sum(x, |v| v) / width;
+    let var = super::lane_sum(x, |v| (v - mean) * (v - mean)) / width;
     let r = 1.0 / (var + eps).sqrt();
-    let mean_g = lane_sum(dy.iter().zip(gamma).map(|(d, g)| d * g)) / width;
-    let mean_gx = lane_sum(
+    let mean_g = lane_sum_iter(dy.iter().zip(gamma).map(|(d, g)| d * g)) / width;
+    let mean_gx = lane_sum_iter(
         dy.iter()
             .zip(gamma)
             .zip(x)
@@ -304,9 +305,10 @@ fn add_to(acc: &mut [f32], v: &[f32]) {
     acc.iter_mut().zip(v).for_each(|(a, v)| *a += v);
 }
 
-/// The sum of `values` in [`LANES`] partial sums (so the loop vectorises), in a fixed order.
+/// The sum of `values` in [`LANES`] partial sums, in a fixed order ([`super::lane_sum`] for
+/// values computed from several slices).
 #[inline(always)]
-fn lane_sum(values: impl Iterator<Item = f32>) -> f32 {
+fn lane_sum_iter(values: impl Iterator<Item = f32>) -> f32 {
     let mut sums = [0f32; LANES];
     for (i, v) in values.enumerate() {
         sums[i % LANES] += v;
