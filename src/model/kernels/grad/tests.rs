@@ -181,3 +181,89 @@ fn non_f32_input_falls_back_to_candle_ops() {
             < 1e-12
     );
 }
+
+/// Runs `$body` as is (baseline x86-64) and compiled for AVX2 with FMA and for AVX-512 when the
+/// CPU has them, the way `with_simd!` does, and checks that every tier gives the same bits.
+#[cfg(target_arch = "x86_64")]
+macro_rules! assert_same_on_every_tier {
+    ($name:expr, $body:expr) => {{
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        let base = $body;
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected.
+            assert_eq!(unsafe { avx2(|| $body) }, base, "{}: AVX2", $name);
+        }
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the feature was just detected.
+            assert_eq!(unsafe { avx512(|| $body) }, base, "{}: AVX-512", $name);
+        }
+    }};
+}
+
+/// The row kernels give the same bits on every SIMD tier (the fleet's Zen 3 machines run the
+/// AVX2 one; this machine may pick AVX-512); widths not a multiple of the lanes test the tails.
+/// The loops are vectorised in an optimised build (`cargo test --release --lib every_simd_tier`);
+/// the test profile (opt-level 1) checks the same code unvectorised under each target.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn every_simd_tier_computes_the_same_bits() {
+    use crate::model::kernels::{gelu_slice, layer_norm_row};
+
+    const W: usize = 389;
+    let vec = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (x, dy, gamma) = (
+        vec(fixed(&[3, W], 20)),
+        vec(fixed(&[3, W], 21)),
+        vec(fixed(&[W], 22)),
+    );
+    assert_same_on_every_tier!("gelu", {
+        let mut y = x.clone();
+        gelu_slice(&mut y);
+        y
+    });
+    assert_same_on_every_tier!("gelu grad", {
+        let mut dx = vec![0f32; x.len()];
+        gelu_grad_slice(&mut dx, &x, &dy);
+        dx
+    });
+    assert_same_on_every_tier!("softmax", {
+        let mut y = x.clone();
+        y.chunks_exact_mut(W).for_each(softmax_row);
+        y
+    });
+    assert_same_on_every_tier!("softmax grad", {
+        let mut dx = vec![0f32; x.len()];
+        for ((d, y), g) in dx
+            .chunks_exact_mut(W)
+            .zip(x.chunks_exact(W))
+            .zip(dy.chunks_exact(W))
+        {
+            softmax_grad_row(d, y, g);
+        }
+        dx
+    });
+    assert_same_on_every_tier!("layer norm", {
+        let mut y = x.clone();
+        y.chunks_exact_mut(W)
+            .for_each(|r| layer_norm_row(r, &gamma, &gamma, 1e-5));
+        y
+    });
+    assert_same_on_every_tier!("layer norm grad", {
+        let (mut dx, mut dg, mut db) = (vec![0f32; x.len()], vec![0f32; W], vec![0f32; W]);
+        for ((d, x), dy) in dx
+            .chunks_exact_mut(W)
+            .zip(x.chunks_exact(W))
+            .zip(dy.chunks_exact(W))
+        {
+            layer_norm_grad_row(d, x, dy, &gamma, 1e-5, &mut dg, &mut db);
+        }
+        [dx, dg, db].concat()
+    });
+}
