@@ -228,6 +228,39 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// The SIMD tiers the element-wise loops are compiled for: each wrapper runs a closure with the
+/// tier's target features, so the loops inlined into it vectorise for that tier.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    /// Runs `f` compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have `avx512f`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// Runs `f` compiled for AVX2 with FMA.
+    ///
+    /// # Safety
+    /// The CPU must have `avx2` and `fma`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// Whether the CPU has AVX-512.
+    pub(super) fn has_avx512() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    /// Whether the CPU has AVX2 and FMA.
+    pub(super) fn has_avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+}
+
 /// Runs `$body` compiled for AVX-512 when the CPU has it, else for AVX2 with FMA, else as is
 /// (the crate is built for baseline x86-64, where these loops vectorise only to SSE2). The
 /// loops keep explicit lane accumulators, so each tier computes the same sums in the same order.
@@ -235,22 +268,12 @@ macro_rules! with_simd {
     ($body:expr) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if $crate::model::kernels::simd::has_avx512() {
                 // Safety: the feature was just detected.
-                unsafe { avx512(|| $body) }
-            } else if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+                unsafe { $crate::model::kernels::simd::avx512(|| $body) }
+            } else if $crate::model::kernels::simd::has_avx2() {
                 // Safety: the features were just detected.
-                unsafe { avx2(|| $body) }
+                unsafe { $crate::model::kernels::simd::avx2(|| $body) }
             } else {
                 $body
             }

@@ -182,27 +182,25 @@ fn non_f32_input_falls_back_to_candle_ops() {
     );
 }
 
-/// Runs `$body` as is (baseline x86-64) and compiled for AVX2 with FMA and for AVX-512 when the
-/// CPU has them, the way `with_simd!` does, and checks that every tier gives the same bits.
+/// Runs `$body` as is (baseline x86-64) and through the AVX2+FMA and AVX-512 wrappers that
+/// `with_simd!` picks from (when the CPU has them), and checks that every tier gives the same bits.
 #[cfg(target_arch = "x86_64")]
 macro_rules! assert_same_on_every_tier {
     ($name:expr, $body:expr) => {{
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        #[target_feature(enable = "avx512f")]
-        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
+        use crate::model::kernels::simd;
         let base = $body;
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if simd::has_avx2() {
             // SAFETY: the features were just detected.
-            assert_eq!(unsafe { avx2(|| $body) }, base, "{}: AVX2", $name);
+            assert_eq!(unsafe { simd::avx2(|| $body) }, base, "{}: AVX2", $name);
         }
-        if is_x86_feature_detected!("avx512f") {
+        if simd::has_avx512() {
             // SAFETY: the feature was just detected.
-            assert_eq!(unsafe { avx512(|| $body) }, base, "{}: AVX-512", $name);
+            assert_eq!(
+                unsafe { simd::avx512(|| $body) },
+                base,
+                "{}: AVX-512",
+                $name
+            );
         }
     }};
 }
