@@ -191,6 +191,31 @@ impl ConfigSource {
         }
     }
 
+    /// Every existing file or directory the configuration names, with its dotted key: each
+    /// string value (`${VAR}` expanded) resolved against the TOML's directory, for the plan
+    /// of what a command reads ([`crate::files::Plan`]). Keys that name outputs
+    /// (`output_dir`, `output`, `out`) are left out, and so are values that are not paths
+    /// of anything on disk.
+    pub fn referenced_paths(&self) -> Vec<(String, PathBuf)> {
+        let Ok(mut doc) = self.text.parse::<DocumentMut>() else {
+            return Vec::new();
+        };
+        // Unset variables stay as written (and then name nothing on disk).
+        let _ = expand_env(doc.as_item_mut(), &mut Vec::new(), self);
+        let mut out = Vec::new();
+        collect_paths(doc.as_item(), &mut Vec::new(), &mut |key, value| {
+            let last = key.rsplit('.').next().unwrap_or(key);
+            if matches!(last, "output_dir" | "output" | "out") || value.is_empty() {
+                return;
+            }
+            let path = self.resolve(Path::new(value));
+            if path.exists() {
+                out.push((key.to_string(), path));
+            }
+        });
+        out
+    }
+
     /// Resolves `p` (the value of `key`) and checks that it exists.
     pub fn existing_path(&self, key: &str, p: &Path) -> Result<PathBuf, ConfigError> {
         let resolved = self.resolve(p);
@@ -275,6 +300,54 @@ fn span_of(root: &Item, path: &[Segment]) -> Option<Range<usize>> {
 }
 
 /// Replaces `${VAR}` in every string value with the environment variable (`$$` is a literal `$`).
+/// Calls `each(dotted key, string)` for every string value under `item`.
+fn collect_paths(item: &Item, path: &mut Vec<String>, each: &mut dyn FnMut(&str, &str)) {
+    let mut value = |v: &Value, path: &mut Vec<String>| match v {
+        Value::String(s) => each(&path.join("."), s.value()),
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                if let Value::String(s) = v {
+                    each(&format!("{}[{i}]", path.join(".")), s.value());
+                }
+            }
+        }
+        Value::InlineTable(t) => {
+            for (k, v) in t.iter() {
+                if let Value::String(s) = v {
+                    path.push(k.to_string());
+                    each(&path.join("."), s.value());
+                    path.pop();
+                }
+            }
+        }
+        _ => {}
+    };
+    match item {
+        Item::Value(v) => value(v, path),
+        Item::Table(t) => {
+            for (k, v) in t.iter() {
+                path.push(k.to_string());
+                collect_paths(v, path, each);
+                path.pop();
+            }
+        }
+        Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                let last = path.pop().unwrap_or_default();
+                path.push(format!("{last}[{i}]"));
+                for (k, v) in t.iter() {
+                    path.push(k.to_string());
+                    collect_paths(v, path, each);
+                    path.pop();
+                }
+                path.pop();
+                path.push(last);
+            }
+        }
+        Item::None => {}
+    }
+}
+
 fn expand_env(
     item: &mut Item,
     path: &mut Vec<String>,

@@ -29,6 +29,7 @@
 pub mod config;
 pub mod corpus;
 pub mod doc;
+pub mod files;
 pub mod kg;
 pub mod knowledge;
 pub mod model;

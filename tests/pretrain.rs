@@ -4,8 +4,9 @@
 //! and fills masks.
 #[path = "support/grad_check.rs"]
 mod grad_check;
-#[path = "support/tiny_encoder.rs"]
-mod tiny_encoder;
+#[path = "support/pretrain_workspace.rs"]
+mod pretrain_workspace;
+use pretrain_workspace::{tiny_config, workspace};
 
 use std::path::Path;
 
@@ -15,23 +16,6 @@ use zhishi::model::mlm::BertForMaskedLm;
 use zhishi::model::{BertConfig, Dropout, EncoderInput, Kernels};
 use zhishi::stages::pretrain::{evaluate_config, train_config, FillMask};
 use zhishi::stages::task::Split;
-
-const VOCAB: &[&str] = &[
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "患", "者", "头", "痛", "发", "热", "咳", "嗽",
-    "三", "天", "，", "。",
-];
-
-fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: VOCAB.len(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 16,
-        ..BertConfig::default()
-    }
-}
 
 #[test]
 fn every_parameter_of_encoder_and_head_gets_a_gradient() {
@@ -62,47 +46,6 @@ fn every_parameter_of_encoder_and_head_gets_a_gradient() {
         .filter(|n| !n.ends_with("key.bias"))
         .collect();
     assert_eq!(missing, Vec::<String>::new());
-}
-
-/// A workspace: the tiny encoder, a corpus, the KG and a pretraining TOML.
-fn workspace(dir: &Path) -> std::path::PathBuf {
-    let vocab: Vec<String> = VOCAB.iter().map(|s| s.to_string()).collect();
-    tiny_encoder::write_tiny_encoder(&dir.join("encoder"), &tiny_config(), &vocab);
-    let lines = [
-        "患者头痛发热。",
-        "患者三天咳嗽。",
-        "头痛，发热。",
-        "患者咳嗽三天，头痛。",
-    ];
-    let corpus: Vec<&str> = lines.iter().cycle().take(40).copied().collect();
-    std::fs::write(dir.join("corpus.txt"), corpus.join("\n")).unwrap();
-    std::fs::write(dir.join("kg.tsv"), "头痛\t类别\t症状\n发热\t类别\t症状\n").unwrap();
-    let toml = r#"
-[task]
-kind = "pretrain"
-[encoder]
-model = "encoder"
-[knowledge]
-kg = "kg.tsv"
-[data]
-corpus = "corpus.txt"
-max_len = 12
-dev_holdout = 4
-[masking]
-entity = 1.0
-whole_word = 1.0
-token = 1.0
-[train]
-output_dir = "out"
-epochs = 2
-batch_size = 4
-grad_accum = 2
-lr = 1e-3
-eval_every = 2
-progress = false
-"#;
-    std::fs::write(dir.join("pretrain.toml"), toml).unwrap();
-    dir.join("pretrain.toml")
 }
 
 #[test]

@@ -102,8 +102,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 fn print_result(out: &serde_json::Value, output: Option<&Path>) -> anyhow::Result<ExitCode> {
     println!("{out}");
     if let Some(path) = output {
-        std::fs::write(path, format!("{out}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
+        zhishi::files::write_file(path, format!("{out}\n"))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -165,11 +164,19 @@ fn write_synthetic(path: &Path, n: u64) -> anyhow::Result<()> {
 }
 
 fn bench_kg(args: KgBenchArgs) -> anyhow::Result<ExitCode> {
-    if args.work.exists() {
-        std::fs::remove_dir_all(&args.work)
-            .with_context(|| format!("removing {}", args.work.display()))?;
+    let fb15k = args.fb15k.join("train2id.txt");
+    if !fb15k.is_file() {
+        bail!(
+            "--fb15k {}: no train2id.txt in it (expected the OpenKE FB15k-237 directory)",
+            args.fb15k.display()
+        );
     }
-    std::fs::create_dir_all(&args.work)?;
+    let mut plan = zhishi::files::Plan::new();
+    plan.read("--fb15k", &args.fb15k)
+        .write("--work", &args.work)
+        .check()?;
+    zhishi::files::prepare_scratch(&args.work)?;
+    let _lock = zhishi::files::DirLock::acquire(&args.work)?;
     let synthetic = args.work.join("synthetic.tsv");
     write_synthetic(&synthetic, args.synthetic)?;
     let mut results = Vec::new();

@@ -40,17 +40,18 @@ pub struct ChartArgs {
 
 /// Runs `zhishi chart`.
 pub fn run(args: ChartArgs) -> Result<ExitCode> {
+    let mut plan = zhishi::files::Plan::new();
+    for input in &args.inputs {
+        plan.read("input", input);
+    }
+    plan.write("--output", &args.output).check()?;
     let panels = args
         .inputs
         .iter()
         .map(|path| read_panel(path))
         .collect::<Result<Vec<_>>>()?;
     let svg = chart_svg(&merge(panels))?;
-    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&args.output, svg)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    zhishi::files::write_file(&args.output, svg)?;
     eprintln!("wrote {}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -39,6 +39,18 @@ pub struct Args {
 
 /// Runs `zhishi compare`.
 pub fn run(args: Args) -> Result<ExitCode> {
+    let chart = args
+        .chart
+        .clone()
+        .or_else(|| args.out.as_ref().map(|o| o.with_extension("svg")));
+    let mut plan = super::plan::config_reads(&args.config, &args.set)?;
+    if let Some(out) = &args.out {
+        plan.write("--out", out);
+    }
+    if let Some(chart) = &chart {
+        plan.write("--chart", chart);
+    }
+    plan.check()?;
     super::train::peek(&args.config, &args.set)?; // threads, and a trainable task
     let seeds = seeds(&args.config, &args.set, args.seeds)?;
     let mut progress = |r: &zhishi::stages::compare::CompareRun| {
@@ -57,20 +69,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     print!("{}", table(&c));
     let json = to_json(&c);
     if let Some(out) = &args.out {
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(out, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", out.display()))?;
+        zhishi::files::write_json(out, &json)?;
         eprintln!("wrote {}", out.display());
     }
-    let chart = args
-        .chart
-        .clone()
-        .or_else(|| args.out.as_ref().map(|o| o.with_extension("svg")));
     if let Some(path) = chart {
         let svg = super::chart::comparison_svg(&json)?;
-        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+        zhishi::files::write_file(&path, svg)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)

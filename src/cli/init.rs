@@ -107,13 +107,13 @@ fn print(text: &str) -> Result<()> {
 
 /// Writes `text` to `path`, refusing to replace an existing file unless `force`.
 fn write_file(path: &Path, text: &str, force: bool) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
     if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
+        // Whole: an interrupted --force leaves the old file, never a torn one.
+        zhishi::files::write_file(path, text)?;
+        return Ok(());
     }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     let mut file = match options.open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(

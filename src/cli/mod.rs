@@ -15,6 +15,7 @@ mod init;
 mod kbert;
 mod kg;
 mod link;
+mod plan;
 mod pretrain;
 mod quantize;
 mod run;
@@ -78,6 +79,9 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_broken_pipe();
+    }
     let result = match cli.command {
         Command::Kg(args) => kg::run(args),
         Command::Bench(args) => bench::run(args),
@@ -103,6 +107,17 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", error_chain(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Printing into a closed pipe (`zhishi kg neighbors ... | head -c1`) ends the process quietly,
+/// as coreutils do: Rust ignores SIGPIPE, so without this every `println!` into a closed pipe
+/// panics. The server keeps ignoring it (a client hanging up must not end the process).
+fn quiet_broken_pipe() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

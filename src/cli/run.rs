@@ -87,6 +87,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         overrides.push(format!("pipeline.precision=\"{precision}\""));
     }
     let loading = Instant::now();
+    // What the pipeline reads, to check the outputs against before anything is written.
+    let reads = super::plan::config_reads(&args.pipeline, &overrides)?;
     let pipeline = Pipeline::from_toml_with(&args.pipeline, &overrides)?;
     tracing::info!(
         "loaded pipeline {} ({}) in {:.2}s",
@@ -122,6 +124,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         batch_size: pipeline.batch_size(),
         resume: args.resume,
         shard: args.shard,
+        reads,
     };
 
     let tty = std::io::stderr().is_terminal();

@@ -158,6 +158,17 @@ impl Hyper {
         }
     }
 
+    /// Adds the checkpoint files to `plan`: `--resume` is read, `--checkpoint` written (the
+    /// same file for both is how a run continues in place).
+    fn declare(&self, plan: &mut zhishi::files::Plan) {
+        if let Some(checkpoint) = &self.checkpoint {
+            plan.write("--checkpoint", checkpoint);
+        }
+        if let (Some(resume), false) = (&self.resume, self.checkpoint == self.resume) {
+            plan.read("--resume", resume);
+        }
+    }
+
     /// A fresh trainer, or the checkpointed one when --resume is given.
     fn trainer(
         &self,
@@ -272,6 +283,13 @@ fn train_loop(
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let mut plan = zhishi::files::Plan::new();
+    plan.read("--data", &args.data);
+    args.hyper.declare(&mut plan);
+    if let Some(curves) = &args.curves {
+        plan.write("--curves", curves);
+    }
+    plan.check()?;
     let data = Dataset::load(&args.data, args.format)?;
     let pool = args.hyper.pool()?;
     let filter = Filter::new(&data.all_triples());
@@ -345,6 +363,13 @@ fn round(x: f64, digits: i32) -> f64 {
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let mut plan = zhishi::files::Plan::new();
+    plan.read("--db", &args.db);
+    args.hyper.declare(&mut plan);
+    if let Some(export) = &args.export {
+        plan.write("--export", export);
+    }
+    plan.check()?;
     let store =
         Store::open(&args.db).with_context(|| format!("opening store {}", args.db.display()))?;
     let stats = store.stats();
@@ -376,8 +401,14 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 *slot = name;
             }
         }
-        save_export(dir, &model, &entities, &relations)?;
-        write_curves(&dir.join("curves.svg"), &history, "MRR (not measured)")?;
+        let staged = zhishi::files::StagedDir::new(dir)?;
+        save_export(staged.path(), &model, &entities, &relations)?;
+        write_curves(
+            &staged.path().join("curves.svg"),
+            &history,
+            "MRR (not measured)",
+        )?;
+        staged.commit()?;
     }
     let line = json!({
         "entities": num_terms,
@@ -406,7 +437,6 @@ fn save_export(
     entities: &[String],
     relations: &[String],
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     model.save(&dir.join(VECTORS_FILE))?;
     model.write_openke_vectors(dir)?;
     for (file, names) in [("entity2id.txt", entities), ("relation2id.txt", relations)] {

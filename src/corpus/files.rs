@@ -101,6 +101,13 @@ impl RunFiles {
             checkpoint,
         };
         files.check_distinct(opts)?;
+        let mut plan = opts.reads.clone();
+        for (role, target) in [("--output", &files.output), ("--errors", &files.errors)] {
+            if let Target::File { path, .. } = target {
+                plan.write(role, path);
+            }
+        }
+        plan.check()?;
         Ok(files)
     }
 

@@ -85,6 +85,9 @@ pub struct RunOptions {
     pub resume: bool,
     /// Process only this shard of the records.
     pub shard: Option<Shard>,
+    /// What else the run reads (the pipeline TOML and the KG and models it names): no
+    /// output may overwrite any of it (checked with the input before anything is written).
+    pub reads: crate::files::Plan,
 }
 
 /// A progress snapshot, reported after every batch.
@@ -129,6 +132,9 @@ pub struct RunReport {
 /// What can stop a run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// An output would overwrite something the run reads.
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     /// A file could not be read or written.
     #[error("{path}: {error}")]
     Io {

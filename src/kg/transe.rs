@@ -20,6 +20,9 @@ pub use train::{Corruption, EntityNorm, EpochStats, Loss, Optimizer, TrainConfig
 /// Errors from training, saving or loading TransE vectors.
 #[derive(Debug, thiserror::Error)]
 pub enum TransEError {
+    /// A file could not be written whole.
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

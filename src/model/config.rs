@@ -72,7 +72,7 @@ impl Kernels {
 }
 
 /// Arithmetic of the dense layers at inference (`--precision` on the command line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 throughout (the reference numbers).

@@ -36,6 +36,9 @@ pub use tokenize::{BertTokenizer, Encoded};
 /// What can go wrong loading or running the encoder.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The output files could not be planned, locked or written.
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {

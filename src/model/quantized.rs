@@ -113,34 +113,24 @@ pub fn quantize_dir(src: &Path, dst: &Path) -> Result<QuantizedDir, ModelError> 
             what: "model directory".into(),
         });
     }
+    let mut plan = crate::files::Plan::new();
+    plan.read("--model", src).write("--output", dst);
+    plan.check()?;
+    let _lock = crate::files::DirLock::acquire_sibling(dst)?;
     if dst.exists() && std::fs::read_dir(dst).map_err(io(dst))?.next().is_some() {
         return Err(bad(dst, "output directory", "exists and is not empty"));
     }
-    let name = dst.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = dst.with_file_name(format!(
-        ".{}.quantize-{}",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = copy_quantized(src, &tmp, Path::new(""));
-    let finished = result.and_then(|report| {
-        if report.files.is_empty() {
-            return Err(bad(
-                src,
-                "model directory",
-                "has no safetensors file with dense-layer weights to quantise",
-            ));
-        }
-        if dst.exists() {
-            std::fs::remove_dir(dst).map_err(io(dst))?;
-        }
-        std::fs::rename(&tmp, dst).map_err(io(dst))?;
-        Ok(report)
-    });
-    if finished.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
+    let staged = crate::files::StagedDir::new(dst)?;
+    let report = copy_quantized(src, staged.path(), Path::new(""))?;
+    if report.files.is_empty() {
+        return Err(bad(
+            src,
+            "model directory",
+            "has no safetensors file with dense-layer weights to quantise",
+        ));
     }
-    finished
+    staged.commit_new()?;
+    Ok(report)
 }
 
 /// [`quantize_dir`]'s walk: `src/rel` into `dst/rel`.
@@ -175,6 +165,10 @@ fn copy_quantized(src: &Path, dst: &Path, rel: &Path) -> Result<QuantizedDir, Mo
             report.bytes_before += file.bytes_before;
             report.bytes_after += file.bytes_after;
             report.files.push((rel, file));
+        } else if is_superseded_weights(&path) {
+            // An f32 copy beside the quantised safetensors would be loaded by tools that
+            // prefer `.bin`, at f32: the quantised directory keeps one set of weights.
+            tracing::info!(file = %path.display(), "not copied: model.safetensors holds the weights");
         } else {
             std::fs::copy(&path, &out).map_err(io(&path))?;
             report.copied_files += 1;
@@ -183,6 +177,13 @@ fn copy_quantized(src: &Path, dst: &Path, rel: &Path) -> Result<QuantizedDir, Mo
         }
     }
     Ok(report)
+}
+
+/// Whether `path` is a PyTorch weights file with a `model.safetensors` beside it (which the
+/// quantised directory carries instead).
+fn is_superseded_weights(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == "pytorch_model.bin")
+        && path.with_file_name("model.safetensors").is_file()
 }
 
 /// Whether the safetensors file at `path` holds int8 tensors (reads the header only).

@@ -480,13 +480,18 @@ fn build(
     })
 }
 
-/// SHA-256 (hex, first 16 bytes) of the checked spec without its speed-only settings.
+/// SHA-256 (hex, first 16 bytes) of the checked spec without its speed-only settings, over a
+/// canonical serialisation (JSON with sorted keys), so it does not change with `Debug`
+/// formatting, field order in the file, or the compiler.
 fn fingerprint(spec: &PipelineSpec) -> String {
     use sha2::{Digest, Sha256};
     let mut settings = spec.clone();
     settings.pipeline.threads = 0;
     settings.pipeline.batch_size = 0;
-    let digest = Sha256::digest(format!("{settings:?}").as_bytes());
+    let canonical = serde_json::to_value(&settings)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|e| format!("unserialisable settings: {e}"));
+    let digest = Sha256::digest(canonical.as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -552,5 +557,23 @@ mod tests {
     #[test]
     fn pipeline_is_send_sync_and_clone() {
         assert_send_sync::<Pipeline>();
+    }
+
+    #[test]
+    fn the_resume_fingerprint_hashes_canonical_settings_not_debug_output() {
+        let spec = |text: &str| toml::from_str::<PipelineSpec>(text).unwrap();
+        let a = spec(
+            "[pipeline]\nstages = [\"segment\", \"link\"]\n[kg]\ntriples = [\"x.tsv\"]\n[segment]\n[link]\nnil_threshold = 0.3\ntop_k = 3\n",
+        );
+        // The same settings in another order, with other speed-only settings.
+        let b = spec(
+            "[link]\ntop_k = 3\nnil_threshold = 0.3\n[segment]\n[kg]\ntriples = [\"x.tsv\"]\n[pipeline]\nstages = [\"segment\", \"link\"]\nthreads = 7\nbatch_size = 3\n",
+        );
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        let c = spec(
+            "[pipeline]\nstages = [\"segment\", \"link\"]\n[kg]\ntriples = [\"x.tsv\"]\n[segment]\n[link]\nnil_threshold = 0.4\ntop_k = 3\n",
+        );
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+        assert_eq!(fingerprint(&a).len(), 32);
     }
 }

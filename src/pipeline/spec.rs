@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, ConfigSource};
 use crate::kg::import::Format;
@@ -38,7 +38,7 @@ pub const MAX_THREADS: usize = 1024;
 /// A whole pipeline file: `[pipeline]`, `[kg]`, and one options table per listed stage,
 /// named after it (`[segment]`, `[link]`, ...). Which tables may appear, and what each
 /// holds, comes from the stage registry ([`crate::stages::registry`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct PipelineSpec {
     /// Stage order and run settings.
     #[serde(default)]
@@ -51,7 +51,7 @@ pub struct PipelineSpec {
 }
 
 /// `[pipeline]`: which stages run, in which order, and how.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSpec {
     /// A name for logs and the service's health check.
@@ -177,7 +177,7 @@ impl RunSpec {
 }
 
 /// `[kg]`: where the knowledge graph comes from (exactly one of `store` and `triples`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KgSpec {
     /// A store directory made by `zhishi kg import` (opened exclusively by this process,

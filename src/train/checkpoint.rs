@@ -1,7 +1,13 @@
 //! The resumable training state in `OUTPUT/last/`: trainable parameters, optimiser moments and
 //! the loop's position (`state.json`). The best model for inference is saved separately by
 //! the task into `OUTPUT/best/`.
+//!
+//! The checkpoint is one directory, built beside `last/` and swapped in whole
+//! ([`crate::files::StagedDir`]), so a kill leaves the previous checkpoint or the new one,
+//! never a mix; each of its three files records the step it belongs to, and [`load`] refuses
+//! pieces of different steps.
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -10,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::adamw::AdamW;
 use super::param::Param;
 use super::TrainError;
+use crate::files::StagedDir;
 
 /// Parameters file of a training checkpoint.
 pub const PARAMS_FILE: &str = "params.safetensors";
@@ -17,6 +24,9 @@ pub const PARAMS_FILE: &str = "params.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// Loop state file of a training checkpoint.
 pub const STATE_FILE: &str = "state.json";
+/// The safetensors metadata key of the parameters and optimiser files that records the
+/// checkpoint's step.
+pub const STEP_KEY: &str = "zhishi.checkpoint_step";
 
 /// Where the loop stands: enough to continue exactly where it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -50,33 +60,94 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
-/// Writes parameters, optimiser and loop state into `dir` (created if needed). Files are
-/// written under temporary names and renamed, so an interrupted save leaves the old ones.
+/// Writes parameters, optimiser and loop state as the checkpoint directory `dir`, whole: built
+/// under a temporary sibling and swapped in, so an interrupted save leaves the old checkpoint.
 pub fn save(
     dir: &Path,
     params: &[Param],
     opt: &AdamW,
     state: &LoopState,
 ) -> Result<(), TrainError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tensors: HashMap<String, Tensor> = params
+    let tensors: Vec<(String, Tensor)> = params
         .iter()
         .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
         .collect();
-    let moments: HashMap<String, Tensor> = opt.state_tensors(params)?.into_iter().collect();
-    let tmp = |name: &str| dir.join(format!("{name}.tmp"));
-    candle_core::safetensors::save(&tensors, tmp(PARAMS_FILE))?;
-    candle_core::safetensors::save(&moments, tmp(OPTIMIZER_FILE))?;
+    let moments = opt.state_tensors(params)?;
     let json = serde_json::to_string_pretty(state).map_err(|e| TrainError::Checkpoint {
         path: dir.to_path_buf(),
         message: e.to_string(),
     })?;
-    std::fs::write(tmp(STATE_FILE), json).map_err(io(dir))?;
-    for name in [PARAMS_FILE, OPTIMIZER_FILE, STATE_FILE] {
-        let to = dir.join(name);
-        std::fs::rename(tmp(name), &to).map_err(io(&to))?;
-    }
+    let staged = StagedDir::new(dir)?;
+    write_tensors(&staged.path().join(PARAMS_FILE), &tensors, state.step)?;
+    write_tensors(&staged.path().join(OPTIMIZER_FILE), &moments, state.step)?;
+    let state_path = staged.path().join(STATE_FILE);
+    std::fs::write(&state_path, json).map_err(io(&dir.join(STATE_FILE)))?;
+    staged.commit()?;
     Ok(())
+}
+
+/// Writes f32 `tensors` to the safetensors file `path` with the checkpoint's `step` in its
+/// metadata.
+fn write_tensors(path: &Path, tensors: &[(String, Tensor)], step: usize) -> Result<(), TrainError> {
+    let bad = |message: String| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut data: Vec<(&str, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let values: Vec<f32> = t
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        data.push((name, t.dims().to_vec(), bytes));
+    }
+    let views = data
+        .iter()
+        .map(|(name, shape, bytes)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.to_string(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let metadata = HashMap::from([(STEP_KEY.to_string(), step.to_string())]);
+    safetensors::serialize_to_file(views, &Some(metadata), path)
+        .map_err(|e| bad(format!("cannot write: {e}")))
+}
+
+/// A safetensors header larger than this is not one zhishi wrote (it lists one entry per
+/// tensor: a few MB at most).
+const MAX_HEADER_BYTES: u64 = 100 << 20;
+
+/// The step recorded in the metadata of a checkpoint's safetensors file.
+fn recorded_step(path: &Path) -> Result<usize, TrainError> {
+    let bad = |message: String| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    // The header only: an 8-byte little-endian length, then that much JSON.
+    let not_safetensors = || bad("cannot read: truncated or not a safetensors file".into());
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|_| not_safetensors())?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER_BYTES {
+        return Err(not_safetensors());
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|_| not_safetensors())?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|_| not_safetensors())?;
+    let step = header["__metadata__"][STEP_KEY]
+        .as_str()
+        .ok_or_else(|| {
+            bad(format!(
+                "records no step ({STEP_KEY}): written by an older zhishi, its pieces cannot be checked to belong together; delete the checkpoint directory or set train.resume = false"
+            ))
+        })?;
+    step.parse()
+        .map_err(|_| bad(format!("{STEP_KEY} = {step:?} is not a step number")))
 }
 
 /// Whether `dir` holds a complete training checkpoint.
@@ -94,7 +165,30 @@ pub fn load(dir: &Path, params: &[Param], opt: &mut AdamW) -> Result<LoopState, 
     let state: LoopState =
         serde_json::from_str(&text).map_err(|e| bad(state_path.clone(), e.to_string()))?;
     let params_path = dir.join(PARAMS_FILE);
-    let saved = candle_core::safetensors::load(&params_path, &Device::Cpu)?;
+    let opt_path = dir.join(OPTIMIZER_FILE);
+    let read = |path: &Path| {
+        candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+            bad(
+                path.to_path_buf(),
+                format!("cannot read (truncated or not a safetensors file): {e}"),
+            )
+        })
+    };
+    let saved = read(&params_path)?;
+    let moments = read(&opt_path)?;
+    for path in [&params_path, &opt_path] {
+        let step = recorded_step(path)?;
+        if step != state.step {
+            return Err(bad(
+                dir.to_path_buf(),
+                format!(
+                    "its pieces belong to different steps ({} is step {step}, {STATE_FILE} step {}); delete it or set train.resume = false",
+                    path.file_name().unwrap_or_default().to_string_lossy(),
+                    state.step
+                ),
+            ));
+        }
+    }
     for p in params {
         let t = saved
             .get(&p.name)
@@ -112,8 +206,6 @@ pub fn load(dir: &Path, params: &[Param], opt: &mut AdamW) -> Result<LoopState, 
         }
         p.var.set(&t.to_device(p.var.device())?)?;
     }
-    let opt_path = dir.join(OPTIMIZER_FILE);
-    let moments = candle_core::safetensors::load(&opt_path, &Device::Cpu)?;
     opt.restore(params, &moments, state.step)
         .map_err(|m| bad(opt_path, m))?;
     Ok(state)

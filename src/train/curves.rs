@@ -37,10 +37,15 @@ pub fn write_curves(
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-    }
-    let root = SVGBackend::new(path, (720, 520)).into_drawing_area();
+    let mut svg = String::new();
+    draw(&mut svg, history, metric).map_err(|e| err(&e))?;
+    crate::files::write_file(path, svg).map_err(|e| err(&e))
+}
+
+/// Draws the curves into the SVG text `svg`.
+fn draw(svg: &mut String, history: &[HistoryPoint], metric: &str) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let root = SVGBackend::with_string(svg, (720, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(260);
     let steps = history.iter().map(|h| h.step).max().unwrap_or(1).max(1);

@@ -10,6 +10,7 @@ pub mod batching;
 pub mod checkpoint;
 pub mod curves;
 pub mod grads;
+pub mod output;
 pub mod param;
 pub mod schedule;
 pub mod trainer;
@@ -17,6 +18,7 @@ pub mod trainer;
 pub use adamw::{AdamW, AdamWConfig};
 pub use batching::{length_bucketed_batches, random_batches, Batching, POOL_BATCHES};
 pub use curves::{write_curves, HistoryPoint};
+pub use output::TrainOutput;
 pub use param::Param;
 pub use schedule::LinearSchedule;
 pub use trainer::{BatchLoss, Evaluation, TrainOptions, TrainReport, TrainTask, Trainer};
@@ -56,6 +58,9 @@ pub enum TrainError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// The run's files could not be planned, locked or written.
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     /// The loss became NaN or infinite.
     #[error("loss is {loss} at step {step}; lower the learning rate or check the data")]
     NonFinite {

@@ -13,9 +13,11 @@ use super::batching::Batching;
 use super::checkpoint::{self, LoopState};
 use super::curves::{write_curves, HistoryPoint};
 use super::grads::{clip_scale, GradBuffer};
+use super::output::TrainOutput;
 use super::param::Param;
 use super::schedule::LinearSchedule;
 use super::TrainError;
+use crate::files::StagedDir;
 use crate::knowledge::Layout;
 use crate::model::Dropout;
 use crate::model::Rng;
@@ -93,8 +95,9 @@ pub struct TrainOptions {
     pub patience: usize,
     /// Stop (and save the resumable state) after this many optimiser steps in total.
     pub max_steps: Option<usize>,
-    /// Where `best/` and `last/` go.
-    pub output_dir: PathBuf,
+    /// Where `best/`, `last/`, `final/` and `curves.svg` go: claimed (checked against what
+    /// the run reads) and locked before the run.
+    pub output: TrainOutput,
     /// Continue from `OUTPUT/last/` when it exists.
     pub resume: bool,
     /// Draw a progress bar on stderr.
@@ -155,7 +158,7 @@ impl Trainer {
 
     /// The directory holding the best model.
     pub fn best_dir(&self) -> PathBuf {
-        self.options.output_dir.join("best")
+        self.options.output.best()
     }
 
     /// Trains until the epochs are done, early stopping triggers or `max_steps` is reached.
@@ -176,9 +179,11 @@ impl Trainer {
             total,
         };
         let mut opt = AdamW::new(&self.params, o.adamw);
-        let last_dir = o.output_dir.join("last");
+        let last_dir = o.output.last();
         let mut state = LoopState::default();
-        if o.resume && checkpoint::exists(&last_dir) {
+        // A checkpoint is written whole, so one that is there is complete unless tampered
+        // with; `load` then says what is missing rather than starting over silently.
+        if o.resume && last_dir.exists() {
             state = checkpoint::load(&last_dir, &self.params, &mut opt)?;
             dropout.set_rng_state(state.dropout_rng);
         }
@@ -288,7 +293,7 @@ impl Trainer {
 
     /// The directory holding the model as it was when the run ended (with `save_final`).
     pub fn final_dir(&self) -> PathBuf {
-        self.options.output_dir.join("final")
+        self.options.output.final_dir()
     }
 
     /// Saves the model as it is now to [`Trainer::final_dir`], with the metrics of this run's
@@ -304,11 +309,8 @@ impl Trainer {
             Some(m) => m.clone(),
             None => task.evaluate()?.metrics,
         };
-        task.save(&dir)?;
-        let path = dir.join("metrics.json");
         let json = serde_json::json!({"step": state.step, "dev": metrics});
-        std::fs::write(&path, json.to_string())
-            .map_err(|source| TrainError::Io { path, source })?;
+        save_whole(task, &dir, &json)?;
         Ok(dir)
     }
 
@@ -344,7 +346,7 @@ impl Trainer {
             loss: mean_loss,
             dev_score: eval.score,
         });
-        let curves = self.options.output_dir.join("curves.svg");
+        let curves = self.options.output.curves();
         if let Err(e) = write_curves(&curves, &log.history, task.metric_name()) {
             tracing::warn!("{e}");
         }
@@ -360,13 +362,9 @@ impl Trainer {
             state.best_score = Some(eval.score);
             state.best_step = state.step;
             state.evals_without_improvement = 0;
-            let best = self.best_dir();
-            task.save(&best)?;
             let metrics = serde_json::json!({"step": state.step, "dev": eval.metrics});
+            save_whole(task, &self.best_dir(), &metrics)?;
             log.best_metrics = Some(eval.metrics.clone());
-            let path = best.join("metrics.json");
-            std::fs::write(&path, metrics.to_string())
-                .map_err(|source| TrainError::Io { path, source })?;
             Ok(false)
         } else {
             state.evals_without_improvement += 1;
@@ -374,6 +372,24 @@ impl Trainer {
                 && state.evals_without_improvement >= self.options.patience)
         }
     }
+}
+
+/// Saves the task's model with `metrics.json` as the directory `dir`, whole: built beside it
+/// and swapped in, so a reader (or a kill) sees the previous model or this one.
+fn save_whole<T: TrainTask>(
+    task: &T,
+    dir: &Path,
+    metrics: &serde_json::Value,
+) -> Result<(), TrainError> {
+    let staged = StagedDir::new(dir)?;
+    task.save(staged.path())?;
+    let path = staged.path().join("metrics.json");
+    std::fs::write(&path, metrics.to_string()).map_err(|source| TrainError::Io {
+        path: dir.join("metrics.json"),
+        source,
+    })?;
+    staged.commit()?;
+    Ok(())
 }
 
 /// What the loop records between and at evaluations.

@@ -5,6 +5,9 @@
 //! [`shared_data`]; when the file is missing the test prints
 //! `skipped: <path> not found` and returns early, so `cargo test` passes on a bare clone.
 //! `ZHISHI_SHARED_DATA=/nonexistent cargo test` shows what is skipped without the data.
+//!
+//! Under CI (`CI=true`, as CI services set it) the data must be there: a missing file fails
+//! the test instead of skipping it, so CI cannot go green by skipping.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -25,11 +28,21 @@ pub fn shared_data(rel: &str) -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
+        assert!(
+            !under_ci(),
+            "{} not found, and CI=true: CI runs with ../shared beside the checkout, so the data must be there",
+            path.display()
+        );
         // Straight to the process's stderr, past the test harness's output capture, so the
         // skip shows in a plain `cargo test` run.
         let _ = writeln!(std::io::stderr(), "skipped: {} not found", path.display());
         None
     }
+}
+
+/// Whether the tests run under CI (`CI` set to `true` or `1`).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// `rel` under [`root`] if it exists, else the repository's `fixture` (a few hand-written
@@ -39,6 +52,11 @@ pub fn shared_data_or_fixture(rel: &str, fixture: &str) -> PathBuf {
     if path.exists() {
         return path;
     }
+    assert!(
+        !under_ci(),
+        "{} not found, and CI=true: CI runs with ../shared beside the checkout, so the data must be there",
+        path.display()
+    );
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
     let _ = writeln!(
         std::io::stderr(),

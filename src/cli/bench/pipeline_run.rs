@@ -69,6 +69,15 @@ pub fn bench_run(args: &RunBenchArgs) -> anyhow::Result<Value> {
     if args.threads.is_empty() || args.threads.contains(&0) || args.rounds == 0 {
         bail!("--threads must list positive counts and --rounds must be positive");
     }
+    let mut plan = crate::cli::plan::config_reads(&args.pipeline, &args.overrides)?;
+    plan.read("--corpus", &args.corpus)
+        .read("--model", &args.model)
+        .read("--script", &args.script)
+        .write("--work", &args.work);
+    if let Some(out) = &args.out {
+        plan.write("--out", out);
+    }
+    plan.check()?;
     let commit = commit();
     let model = absolute(&args.model)?;
     let (arms, skipped) = arms(args, &model)?;

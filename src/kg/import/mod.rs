@@ -203,12 +203,20 @@ pub fn import_files(
     let started = Instant::now();
     let mut writer = StoreWriter::begin_with(db, &options.store)?;
     let triples_before = writer.stats().triples;
-    let mut report = parse_files(
+    let parsed = parse_files(
         files,
         options,
         &mut |batch| writer.apply(batch).map_err(ImportError::from),
         on_progress,
-    )?;
+    );
+    let mut report = match parsed {
+        Ok(report) => report,
+        Err(e) => {
+            // Nothing of the failed import stays behind (its work copy can be large).
+            writer.abort();
+            return Err(e);
+        }
+    };
     report.stats = writer.commit()?;
     report.new_triples = report.stats.triples - triples_before;
     report.duplicate_triples = report.parsed_triples - report.new_triples;

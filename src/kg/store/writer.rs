@@ -160,9 +160,39 @@ impl StoreWriter {
         self.pending_limit = triples.max(1);
     }
 
-    /// Flushes the new generation and makes it current; the old one is removed.
+    /// Abandons the write session: the new generation's work directories are removed (while
+    /// the store's lock is still held) and the store stays as it was.
+    pub fn abort(self) {
+        let StoreWriter {
+            dir,
+            new_generation,
+            trees,
+            _lock,
+            ..
+        } = self;
+        drop(trees);
+        remove_work_dirs(&dir, new_generation);
+        drop(_lock);
+    }
+
+    /// Flushes the new generation and makes it current; the old one is removed. On failure
+    /// (a full disk, say) the new generation's work directories are removed and the store
+    /// stays as it was.
     pub fn commit(mut self) -> Result<Stats, StoreError> {
-        flush_triples(&self.trees, &mut self.stats, &mut self.pending)?;
+        if let Err(e) = flush_triples(&self.trees, &mut self.stats, &mut self.pending) {
+            self.abort();
+            return Err(e);
+        }
+        let (dir, generation) = (self.dir.clone(), self.new_generation);
+        let committed = self.commit_flushed();
+        if committed.is_err() {
+            remove_work_dirs(&dir, generation);
+        }
+        committed
+    }
+
+    /// [`StoreWriter::commit`] after the pending triples are flushed.
+    fn commit_flushed(self) -> Result<Stats, StoreError> {
         let trees = self.trees;
         let err = trees.db_err();
         trees
@@ -194,6 +224,21 @@ impl StoreWriter {
             fs::remove_dir_all(&old_dir).map_err(io_err(&old_dir))?;
         }
         Ok(self.stats)
+    }
+}
+
+/// Removes generation `generation`'s work directories (`gen-N.tmp`, `gen-N.compact.tmp`).
+fn remove_work_dirs(dir: &Path, generation: u64) {
+    for name in [
+        format!("gen-{generation}.tmp"),
+        format!("gen-{generation}.compact.tmp"),
+    ] {
+        let path = dir.join(name);
+        if path.exists() {
+            if let Err(e) = fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), "cannot remove a failed import's work directory: {e}");
+            }
+        }
     }
 }
 

@@ -153,17 +153,19 @@ fn write_vec_text(path: &Path, values: &[f32], dim: usize) -> Result<(), TransEE
         path: path.to_path_buf(),
         source,
     };
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-    for row in values.chunks(dim.max(1)) {
-        for (i, v) in row.iter().enumerate() {
-            if i > 0 {
-                out.write_all(b"\t").map_err(io)?;
+    crate::files::replace_file(path, |tmp| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(tmp).map_err(io)?);
+        for row in values.chunks(dim.max(1)) {
+            for (i, v) in row.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\t").map_err(io)?;
+                }
+                write!(out, "{v}").map_err(io)?;
             }
-            write!(out, "{v}").map_err(io)?;
+            out.write_all(b"\n").map_err(io)?;
         }
-        out.write_all(b"\n").map_err(io)?;
-    }
-    out.flush().map_err(io)
+        out.flush().map_err(io)
+    })
 }
 
 /// Writes f32 matrices `(name, values, rows)` with `cols` columns to a safetensors file,
@@ -202,11 +204,8 @@ pub(crate) fn write_matrices(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
-    let tmp = path.with_extension("tmp");
-    safetensors::serialize_to_file(views, &Some(metadata), &tmp).map_err(invalid)?;
-    std::fs::rename(&tmp, path).map_err(|source| TransEError::Io {
-        path: path.to_path_buf(),
-        source,
+    crate::files::replace_file(path, |tmp| {
+        safetensors::serialize_to_file(views, &Some(metadata), tmp).map_err(invalid)
     })
 }
 

@@ -167,6 +167,29 @@ pub struct Resolved {
     pub toml: String,
 }
 
+impl Resolved {
+    /// Claims `train.output_dir` for a run over what this configuration reads (the teacher,
+    /// the data, the KG): checked and locked before any work.
+    pub fn claim_output(&self) -> Result<crate::train::TrainOutput, crate::files::FilesError> {
+        let mut reads = crate::files::Plan::new();
+        reads
+            .read("the configuration", self.source.path())
+            .read("teacher.model", &self.teacher)
+            .read("data.train", &self.train)
+            .read("data.dev", &self.dev);
+        for (role, path) in [
+            ("data.test", &self.test),
+            ("data.unlabelled", &self.unlabelled),
+            ("knowledge.kg", &self.knowledge.kg),
+        ] {
+            if let Some(path) = path {
+                reads.read(role, path);
+            }
+        }
+        crate::train::TrainOutput::claim(&self.output_dir, &reads)
+    }
+}
+
 /// The teacher layers `num_layers` evenly spaced student layers take out of `teacher`:
 /// student layer `i` takes teacher layer `(i + 1)·teacher/num_layers − 1`.
 pub fn evenly_spaced(num_layers: usize, teacher: usize) -> Vec<usize> {

@@ -256,6 +256,7 @@ fn unlabelled_texts(path: &Path, max: usize) -> Result<Vec<String>, DistillError
 /// values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<DistillReport, DistillError> {
     let r = resolve(path, overrides)?;
+    let output = r.claim_output().map_err(TrainError::from)?;
     let c = &r.config;
     let device = Device::Cpu;
     let (meta, teacher) = load_teacher(&r.teacher, c.distill.traced(), &device)?;
@@ -321,7 +322,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<DistillReport, 
         dev_examples,
         device,
     };
-    let options = c.train.options(r.output_dir.clone(), Batching::Packed);
+    let options = c.train.options(output, Batching::Packed);
     let trainer = Trainer::new(params, options);
     let dropout = Dropout::new(c.student.dropout, c.train.seed.wrapping_add(1));
     let report = trainer.run(&task, &dropout)?;

@@ -55,6 +55,9 @@ pub const ENCODER_DIR: &str = "encoder";
 /// What can go wrong training, loading or running the KBQA stage.
 #[derive(Debug, thiserror::Error)]
 pub enum KbqaError {
+    /// The run's files could not be planned, locked or written.
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     /// A data file could not be read as UTF-8 text (names the file and line).
     #[error(transparent)]
     Read(#[from] crate::textfile::TextFileError),

@@ -3,7 +3,7 @@
 //! does ([`link_document`] with [`linker_options`]), prepares their candidates, fits the scorer
 //! with the gold triples as supervision (best epoch on the dev split), saves the model
 //! directory (with its encoder and its KG's identity), and evaluates a saved model on a split.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Device;
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::Loaded;
 use crate::doc::Document;
+use crate::files::{DirLock, Plan, StagedDir};
 use crate::kg::import::{import_files, Format, ImportOptions};
 use crate::kg::store::Store;
 use crate::model::Precision;
@@ -116,10 +117,6 @@ fn ensure_store(paths: &Resolved, c: &KbqaConfig) -> Result<(), KbqaError> {
     };
     // The first `n` question blocks, in the file's own format, so the importer reads them
     // exactly as it reads the whole file.
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| KbqaError::Io { path, source }
-    };
     let text = crate::textfile::read(data)?;
     let mut part = String::new();
     let mut seen = 0;
@@ -136,7 +133,7 @@ fn ensure_store(paths: &Resolved, c: &KbqaConfig) -> Result<(), KbqaError> {
     let mut name = store.as_os_str().to_owned();
     name.push(format!(".first-{n}.kbqa.training-data"));
     let subset = PathBuf::from(name);
-    std::fs::write(&subset, part).map_err(io(&subset))?;
+    crate::files::write_file(&subset, part)?;
     import_files(store, &[subset], &opts, &mut |_| {})?;
     Ok(())
 }
@@ -213,6 +210,18 @@ fn example(input: Prepared, gold: &Question) -> Example {
 /// Trains the scorer on the configuration's training questions and writes the model directory.
 pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
     let paths = resolve(config)?;
+    let mut plan = Plan::new();
+    plan.read("the configuration", config.source.path())
+        .read("data.path", &paths.data)
+        .read("encoder.model", &paths.encoder)
+        .write("train.output", &paths.output);
+    if paths.store.exists() {
+        plan.read("kg.store", &paths.store);
+    } else {
+        plan.write("kg.store", &paths.store);
+    }
+    plan.check()?;
+    let _lock = DirLock::acquire_sibling(&paths.output)?;
     let c = &config.value;
     let questions = read_questions(&paths.data)?;
     let [train_qs, dev_qs, _] = split(&questions, c.data.train_questions, c.data.dev_questions);
@@ -277,12 +286,14 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
         dim: pipeline.dim(),
         rank: c.train.rank,
     };
-    KbqaModel::save_parts(&paths.output, &meta, &scorer, &paths.encoder)?;
-    let toml_path = paths.output.join(CONFIG_FILE);
+    let staged = StagedDir::new(&paths.output)?;
+    KbqaModel::save_parts(staged.path(), &meta, &scorer, &paths.encoder)?;
+    let toml_path = staged.path().join(CONFIG_FILE);
     std::fs::write(&toml_path, config.source.text()).map_err(|source| KbqaError::Io {
-        path: toml_path,
+        path: paths.output.join(CONFIG_FILE),
         source,
     })?;
+    staged.commit()?;
     Ok(TrainReport {
         output: paths.output,
         train_questions: train_qs.len(),

@@ -241,6 +241,11 @@ fn pretrained_network(
 /// Trains the model a NER configuration describes; `overrides` are `--set` values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport, NerError> {
     let r = resolve(path, overrides)?;
+    let mut extra = crate::files::Plan::new();
+    if let Some(transe) = &r.transe {
+        extra.read("knowledge.transe", transe);
+    }
+    let output = r.claim_output(&extra).map_err(TrainError::from)?;
     let c = &r.config;
     let (mut train_sents, dev_sents) = read_train_dev(&r)?;
     if c.data.max_train > 0 {
@@ -353,7 +358,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         &[("crf.", c.head.crf_lr_scale)],
     );
     let t = &c.train;
-    let options = t.options(r.output_dir.clone(), Batching::Packed);
+    let options = t.options(output, Batching::Packed);
     let task = NerTask {
         network,
         varmap,

@@ -32,7 +32,9 @@ use crate::stages::task::{
     entity_vectors, trainable_params, KnowledgeMode, KnowledgeRecord, PretrainedRecord, Split,
     TransERecord,
 };
-use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
+use crate::train::{
+    BatchLoss, Batching, Evaluation, TrainError, TrainOutput, TrainReport, TrainTask, Trainer,
+};
 
 /// The training TOML's copy in the model directory.
 pub const TOML_FILE: &str = "pretrain.toml";
@@ -66,6 +68,7 @@ struct Resolved {
     transe: Option<PathBuf>,
     output_dir: PathBuf,
     toml: String,
+    config_path: PathBuf,
 }
 
 fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError> {
@@ -172,6 +175,7 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError>
         transe,
         output_dir,
         toml,
+        config_path: source.path().to_path_buf(),
     })
 }
 
@@ -464,9 +468,31 @@ fn write_model_files(dir: &Path, encoder_dir: &Path, toml: &str) -> Result<(), T
     std::fs::write(dir.join(TOML_FILE), toml).map_err(io(dir.join(TOML_FILE)))
 }
 
+impl Resolved {
+    /// Claims `train.output_dir` for a run over what this configuration reads.
+    fn claim_output(&self) -> Result<TrainOutput, crate::files::FilesError> {
+        let mut reads = crate::files::Plan::new();
+        reads
+            .read("the configuration", &self.config_path)
+            .read("encoder.model", &self.model)
+            .read("data.corpus", &self.corpus);
+        for (role, path) in [
+            ("data.dev", &self.dev),
+            ("knowledge.kg", &self.kg),
+            ("knowledge.transe", &self.transe),
+        ] {
+            if let Some(path) = path {
+                reads.read(role, path);
+            }
+        }
+        TrainOutput::claim(&self.output_dir, &reads)
+    }
+}
+
 /// Pretrains as a configuration describes; `overrides` are `--set` values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<PretrainReport, PretrainError> {
     let r = resolve(path, overrides)?;
+    let output = r.claim_output().map_err(TrainError::from)?;
     let c = &r.config;
     let data = data(&r)?;
     if data.corpus.sequences().is_empty() {
@@ -511,7 +537,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<PretrainReport,
     let dev = data.dev_masked(c.data.max_len, c.train.seed)?;
     let initial = pretrain_metrics(&model, &dev, c.train.batch_size, &device)?;
     let params = trainable_params(&varmap, c.encoder.freeze, &["cls."], &[]);
-    let options = c.train.options(r.output_dir.clone(), Batching::Bucketed);
+    let options = c.train.options(output, Batching::Bucketed);
     let task = PretrainTask {
         model,
         varmap,

@@ -161,6 +161,9 @@ fn read_split(path: &Path, max: usize) -> Result<QaSet, QaError> {
 /// Trains the model a QA configuration describes; `overrides` are `--set` values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, QaError> {
     let r = resolve(path, overrides)?;
+    let output = r
+        .claim_output(&crate::files::Plan::new())
+        .map_err(crate::train::TrainError::from)?;
     let c = &r.config;
     let train_set = read_split(&r.train, c.data.max_train)?;
     let dev_set = read_split(r.dev_file()?, c.data.max_eval)?;
@@ -214,7 +217,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
     let network = network.freeze_encoder(c.encoder.freeze);
     let params = trainable_params(&varmap, c.encoder.freeze);
     let t = &c.train;
-    let options = t.options(r.output_dir.clone(), Batching::Bucketed);
+    let options = t.options(output, Batching::Bucketed);
     let train_windows = train.len();
     let task = QaTask {
         network,

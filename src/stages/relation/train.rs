@@ -163,6 +163,9 @@ pub fn train_config(
     overrides: &[String],
 ) -> Result<RelationTrainReport, RelationError> {
     let r = resolve(path, overrides)?;
+    let output = r
+        .claim_output(&crate::files::Plan::new())
+        .map_err(crate::train::TrainError::from)?;
     let c = &r.config;
     let train_corpus = read_split(c, &r.train)?;
     let train_ambiguous = train_corpus.ambiguous;
@@ -237,7 +240,7 @@ pub fn train_config(
         dev,
         device,
     };
-    let trainer = Trainer::new(params, t.options(r.output_dir.clone(), Batching::Packed));
+    let trainer = Trainer::new(params, t.options(output, Batching::Packed));
     let dropout = Dropout::new(c.encoder.dropout, t.seed.wrapping_add(1));
     let report = trainer.run(&task, &dropout)?;
     Ok(RelationTrainReport {

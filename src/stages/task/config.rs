@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::{AdamWConfig, Batching, TrainOptions, POOL_BATCHES};
+use crate::train::{AdamWConfig, Batching, TrainOptions, TrainOutput, POOL_BATCHES};
 
 /// `[task]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -224,9 +224,9 @@ pub struct TrainTable {
 }
 
 impl TrainTable {
-    /// The loop's options, writing into `output_dir` (already resolved against the TOML), with
-    /// the task's `default_batching` unless the TOML sets one.
-    pub fn options(&self, output_dir: PathBuf, default_batching: Batching) -> TrainOptions {
+    /// The loop's options, writing into the claimed `output` (see [`TrainOutput::claim`]),
+    /// with the task's `default_batching` unless the TOML sets one.
+    pub fn options(&self, output: TrainOutput, default_batching: Batching) -> TrainOptions {
         TrainOptions {
             epochs: self.epochs,
             batch_size: self.batch_size,
@@ -244,7 +244,7 @@ impl TrainTable {
             eval_every: self.eval_every,
             patience: self.patience,
             max_steps: self.max_steps,
-            output_dir,
+            output,
             resume: self.resume,
             progress: self.progress,
             save_final: self.save_final,

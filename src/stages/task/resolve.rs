@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use super::config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
 use super::kind::TaskKind;
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
+use crate::files::{FilesError, Plan};
+use crate::train::TrainOutput;
 
 /// The data files of a task's `[data]` table, as written in the TOML.
 pub struct DataPaths<'a> {
@@ -65,6 +67,33 @@ pub struct Resolved<C> {
 }
 
 impl<C> Resolved<C> {
+    /// What a training run of this configuration reads: the TOML, the encoder, the data
+    /// files and the KG (a task adds its own, e.g. NER's TransE vectors).
+    pub fn reads(&self) -> Plan {
+        let mut plan = Plan::new();
+        plan.read("the configuration", self.source.path())
+            .read("encoder.model", &self.encoder)
+            .read("data.train", &self.train);
+        if let Some(dev) = &self.dev {
+            plan.read("data.dev", dev);
+        }
+        if let Some(test) = &self.test {
+            plan.read("data.test", test);
+        }
+        if let Some(kg) = &self.kg {
+            plan.read("knowledge.kg", kg);
+        }
+        plan
+    }
+
+    /// Claims `train.output_dir` for a run that reads [`Resolved::reads`] and `extra`:
+    /// checked and locked before any work (see [`TrainOutput::claim`]).
+    pub fn claim_output(&self, extra: &Plan) -> Result<TrainOutput, FilesError> {
+        let mut plan = self.reads();
+        plan.extend(extra);
+        TrainOutput::claim(&self.output_dir, &plan)
+    }
+
     /// The dev file (an error at `data.dev` for a task configured without one).
     pub fn dev_file(&self) -> Result<&Path, ConfigError> {
         self.dev
