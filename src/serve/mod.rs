@@ -9,8 +9,10 @@
 //! `header_timeout`, a body within `body_timeout` (408), a connection doing nothing for
 //! `idle_timeout` is closed, and at most `max_connections` are served at once. Every failure
 //! answers `{"error": "..."}` as `application/json`; a server-side failure is logged in full
-//! and answered with a short message. Shutdown is graceful with a deadline: in-flight requests
-//! get `shutdown_grace` to finish, then connections are dropped.
+//! and answered with a short message. An answer sent before the request's body was read keeps
+//! its connection usable or says `Connection: close`. Shutdown is graceful with a deadline:
+//! in-flight requests get `shutdown_grace` to finish, then connections are dropped.
+mod body;
 mod conn;
 mod options;
 mod routes;

@@ -39,6 +39,7 @@ struct AppState {
 
 /// The service's routes over `pipeline`.
 pub(super) fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
+    let body_timeout = opts.body_timeout;
     let state = AppState {
         needs_question: pipeline.stage_names().contains(&"qa"),
         workers: Arc::new(Workers::new(pipeline, opts.max_in_flight)),
@@ -51,6 +52,9 @@ pub(super) fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
         .route("/v1/kbert-tree", post(kbert_tree))
         .fallback(not_found)
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(move |request: Request, next| {
+            super::body::settle(request, next, body_timeout)
+        }))
         .with_state(state)
 }
 
