@@ -370,6 +370,49 @@ fn item17_every_error_status_answers_json() {
     assert!(message.contains("not processed within"), "{message}");
 }
 
+/// Sends `raw` as it is on a fresh connection and reads the answer.
+fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> serve_support::Response {
+    let mut stream = connect(addr);
+    stream.write_all(raw).unwrap();
+    read_response(&mut stream).unwrap_or_else(|e| panic!("no answer: {e}"))
+}
+
+#[test]
+fn hyper_protocol_errors_400_414_431_answer_json_bodies() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let malformed: [&[u8]; 4] = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+        b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"G\x01T /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /v1/process HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n",
+    ];
+    for raw in malformed {
+        let response = raw_exchange(addr, raw);
+        let message = assert_json_error(&response, 400);
+        assert!(message.contains("malformed"), "{message}");
+        assert_eq!(response.header("connection"), Some("close"));
+    }
+
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let response = raw_exchange(addr, long_uri.as_bytes());
+    let message = assert_json_error(&response, 414);
+    assert!(message.contains("URI"), "{message}");
+
+    let mut many_headers = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..120 {
+        many_headers.push_str(&format!("X-Header-{i}: {i}\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    let response = raw_exchange(addr, many_headers.as_bytes());
+    let message = assert_json_error(&response, 431);
+    assert!(message.contains("head"), "{message}");
+
+    // The server still answers normally.
+    let response = request(addr, "GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(response.status, 200);
+}
+
 /// Sends `head` then, after `delay`, `body` on one keep-alive connection, expects an error
 /// answer with `status`, then asks `GET /healthz` on the same connection: unless the error
 /// answer said `Connection: close`, the connection must carry that second request.
