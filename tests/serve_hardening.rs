@@ -369,3 +369,143 @@ fn item17_every_error_status_answers_json() {
     let message = assert_json_error(&post(slow.addr, &json!({ "text": heavy_text() })), 504);
     assert!(message.contains("not processed within"), "{message}");
 }
+
+/// Sends `raw` as it is on a fresh connection and reads the answer.
+fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> serve_support::Response {
+    let mut stream = connect(addr);
+    stream.write_all(raw).unwrap();
+    read_response(&mut stream).unwrap_or_else(|e| panic!("no answer: {e}"))
+}
+
+#[test]
+fn hyper_protocol_errors_400_414_431_answer_json_bodies() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let malformed: [&[u8]; 4] = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+        b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"G\x01T /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /v1/process HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n",
+    ];
+    for raw in malformed {
+        let response = raw_exchange(addr, raw);
+        let message = assert_json_error(&response, 400);
+        assert!(message.contains("malformed"), "{message}");
+        assert_eq!(response.header("connection"), Some("close"));
+    }
+
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let response = raw_exchange(addr, long_uri.as_bytes());
+    let message = assert_json_error(&response, 414);
+    assert!(message.contains("URI"), "{message}");
+
+    let mut many_headers = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..120 {
+        many_headers.push_str(&format!("X-Header-{i}: {i}\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    let response = raw_exchange(addr, many_headers.as_bytes());
+    let message = assert_json_error(&response, 431);
+    assert!(message.contains("head"), "{message}");
+
+    // The server still answers normally.
+    let response = request(addr, "GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(response.status, 200);
+}
+
+/// Sends `head` then, after `delay`, `body` on one keep-alive connection, expects an error
+/// answer with `status`, then asks `GET /healthz` on the same connection: unless the error
+/// answer said `Connection: close`, the connection must carry that second request.
+fn reuse_after_error(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+    delay: Duration,
+    status: u16,
+) {
+    let mut stream = connect(addr);
+    stream.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(delay);
+    // The server may already have closed (after saying so): a failed write is fine then.
+    let sent = stream.write_all(body).is_ok();
+    let response = read_response(&mut stream).unwrap_or_else(|e| panic!("{head}: {e}"));
+    assert_json_error(&response, status);
+    if response.header("connection") == Some("close") {
+        let closed = closed_within(&mut stream, CLOSE_BOUND);
+        assert!(closed.is_some(), "{head}: said close, stayed open");
+        return;
+    }
+    assert!(sent, "{head}: body refused without `Connection: close`");
+    let second = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let reused = stream
+        .write_all(second.as_bytes())
+        .and_then(|()| read_response(&mut stream));
+    match reused {
+        Ok(r) => assert_eq!(r.status, 200, "{head}: {}", r.text()),
+        Err(e) => panic!(
+            "{head}: {status} kept the connection open (no `Connection: close`) but it failed \
+             the next request: {e}"
+        ),
+    }
+}
+
+#[test]
+fn after_early_error_answers_keep_alive_connections_are_reused_or_closed_with_connection_close() {
+    let server = Server::start(&["--max-body-bytes", "2000", "--body-timeout", "1"]);
+    let addr = server.addr;
+    let json_head = |method: &str, path: &str, length: usize| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {length}\r\n\r\n"
+        )
+    };
+    let small = json!({ "text": "姚明" }).to_string();
+    let large = "x".repeat(5000);
+    for delay in [Duration::ZERO, Duration::from_millis(300)] {
+        // 404 on a POST with a body, 405, 413 (declared), 400 on bad JSON.
+        let cases: [(String, &[u8], u16); 5] = [
+            (
+                json_head("POST", "/nope", small.len()),
+                small.as_bytes(),
+                404,
+            ),
+            (
+                json_head("POST", "/healthz", small.len()),
+                small.as_bytes(),
+                405,
+            ),
+            (
+                json_head("PUT", "/v1/process", small.len()),
+                small.as_bytes(),
+                405,
+            ),
+            (
+                json_head("POST", "/v1/process", large.len()),
+                large.as_bytes(),
+                413,
+            ),
+            (json_head("POST", "/v1/process", 9), b"{\"text\": ", 400),
+        ];
+        for (head, body, status) in cases {
+            reuse_after_error(addr, &head, body, delay, status);
+        }
+    }
+    // A body that arrives too late (408) and one streamed past the limit (413).
+    reuse_after_error(
+        addr,
+        &json_head("POST", "/v1/process", small.len()),
+        small.as_bytes(),
+        Duration::from_millis(2500),
+        408,
+    );
+    let chunk = format!("{:x}\r\n{}\r\n", 1500, "x".repeat(1500));
+    reuse_after_error(
+        addr,
+        &format!(
+            "POST /v1/process HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}"
+        ),
+        b"0\r\n\r\n",
+        Duration::from_millis(300),
+        413,
+    );
+}

@@ -160,3 +160,81 @@ fn slow_requests_time_out_and_sigterm_stops_the_server_gracefully() {
     let rest = server.stderr();
     assert!(rest.contains("zhishi serve: stopped"), "{rest}");
 }
+
+/// A stage that fails the way a model stage can: a candle error whose message carries a
+/// backtrace (candle captures one whenever `RUST_BACKTRACE` is set) and a server-side path;
+/// a text containing "panic" makes it panic instead.
+struct Failing;
+
+/// In the failing stage's error message: must never reach a client.
+const SECRET_PATH: &str = "/srv/models/secret/weights.safetensors";
+
+impl zhishi::pipeline::Stage for Failing {
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+
+    fn process(&self, docs: &mut [zhishi::Document]) -> Result<(), zhishi::pipeline::StageError> {
+        if docs.iter().any(|d| d.text.contains("panic")) {
+            panic!("index out of bounds in {SECRET_PATH}");
+        }
+        let inner = candle_core::Error::Msg(format!("cannot read {SECRET_PATH}"));
+        let error = candle_core::Error::WithBacktrace {
+            inner: Box::new(inner),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert!(
+            error.to_string().contains(".rs:"),
+            "no source paths: {error}"
+        );
+        Err(zhishi::pipeline::StageError::new("failing", error))
+    }
+}
+
+/// `zhishi::serve::serve` over `pipeline` in this process, on a free loopback port, until
+/// the returned sender is dropped.
+fn serve_in_process(pipeline: Pipeline) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (bound, addr) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime
+            .block_on(zhishi::serve::serve(
+                pipeline,
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                zhishi::serve::ServeOptions::default(),
+                move |addr| bound.send(addr).unwrap(),
+                async move {
+                    let _ = stopped.await;
+                },
+            ))
+            .unwrap();
+    });
+    let addr = addr.recv_timeout(Duration::from_secs(60)).unwrap();
+    (addr, stop)
+}
+
+#[test]
+fn with_rust_backtrace_500_bodies_carry_no_backtraces_or_source_paths() {
+    let pipeline = Pipeline::builder()
+        .custom_stage(Failing, &[], &[])
+        .build()
+        .unwrap();
+    let (addr, _stop) = serve_in_process(pipeline);
+    for request in [
+        json!({ "text": "姚明出生在上海。" }),
+        json!({ "texts": ["姚明出生在上海。", "北京"] }),
+        json!({ "text": "panic" }),
+    ] {
+        let (status, body) = post_json(addr, &request);
+        assert_eq!(status, 500, "{request}: {body}");
+        let message = body["error"].as_str().unwrap_or_else(|| panic!("{body}"));
+        for leak in [".rs:", "backtrace", "secret", "panicked", "/srv/"] {
+            assert!(
+                !message.contains(leak),
+                "{request}: `{leak}` in {message:?}"
+            );
+        }
+        assert!(message.len() < 200, "{request}: {message:?}");
+    }
+}

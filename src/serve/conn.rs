@@ -1,7 +1,8 @@
 //! Accepting and driving HTTP/1 connections ourselves (axum's `serve` has no timeouts):
 //! at most `max_connections` at once, a header read timeout (hyper's, which also bounds the
 //! wait for the next request on a keep-alive connection), an idle limit (no request being
-//! processed and no bytes moving), and a graceful shutdown with a deadline.
+//! processed and no bytes moving), and a graceful shutdown with a deadline. hyper's own
+//! answers to unparsable request heads get JSON bodies ([`super::head_errors`]).
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
@@ -22,6 +23,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::head_errors::{JsonHeadErrors, MAX_HEAD_BYTES};
 use super::ServeOptions;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -39,6 +41,7 @@ pub(super) async fn serve_connections(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let conn = Arc::new(ConnConfig {
         builder,
@@ -118,10 +121,10 @@ async fn serve_one(
     _slot: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(TrackedIo {
+    let io = TokioIo::new(JsonHeadErrors::new(TrackedIo {
         inner: stream,
         activity: activity.clone(),
-    });
+    }));
     let service = Tracked {
         inner: TowerToHyperService::new(app),
         activity: activity.clone(),

@@ -8,9 +8,14 @@
 //! accepting connections. Clients are bounded too: a request head must arrive within
 //! `header_timeout`, a body within `body_timeout` (408), a connection doing nothing for
 //! `idle_timeout` is closed, and at most `max_connections` are served at once. Every failure
-//! answers `{"error": "..."}` as `application/json`. Shutdown is graceful with a deadline:
-//! in-flight requests get `shutdown_grace` to finish, then connections are dropped.
+//! answers `{"error": "..."}` as `application/json`, unparsable request heads included; a
+//! server-side failure is logged in full and answered with a short message. An answer sent
+//! before the request's body was read keeps its connection usable or says
+//! `Connection: close`. Shutdown is graceful with a deadline: in-flight requests get
+//! `shutdown_grace` to finish, then connections are dropped.
+mod body;
 mod conn;
+mod head_errors;
 mod options;
 mod routes;
 pub mod tree;

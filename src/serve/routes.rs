@@ -1,6 +1,12 @@
 //! The routes: `POST /v1/process`, `POST /v1/kbert-tree` (a processed document's K-BERT tree
 //! as SVG, [`super::tree`]), `GET /healthz`, the demo page at `/`, and JSON errors
 //! (`{"error": "..."}`, `application/json`) for every failure status, axum's own included.
+//!
+//! A server-side failure (500) is logged in full and answered with a short message and the
+//! number of its log line: error messages of stages and workers can carry backtraces (candle
+//! captures one whenever `RUST_BACKTRACE` is set), file paths and panic messages, none of
+//! which is for the client.
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +20,11 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::tree::TreeError;
 use super::work::{WorkError, Workers};
 use super::ServeOptions;
 use crate::doc::Document;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineError};
 
 /// Largest error body that [`json_errors`] rewrites into a JSON message.
 const MAX_ERROR_TEXT: usize = 16 * 1024;
@@ -26,11 +33,15 @@ const MAX_ERROR_TEXT: usize = 16 * 1024;
 struct AppState {
     workers: Arc<Workers>,
     opts: Arc<ServeOptions>,
+    /// Whether documents need a `question` (the pipeline has a `qa` stage).
+    needs_question: bool,
 }
 
 /// The service's routes over `pipeline`.
 pub(super) fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
+    let body_timeout = opts.body_timeout;
     let state = AppState {
+        needs_question: pipeline.stage_names().contains(&"qa"),
         workers: Arc::new(Workers::new(pipeline, opts.max_in_flight)),
         opts: Arc::new(opts),
     };
@@ -41,6 +52,9 @@ pub(super) fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
         .route("/v1/kbert-tree", post(kbert_tree))
         .fallback(not_found)
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(move |request: Request, next| {
+            super::body::settle(request, next, body_timeout)
+        }))
         .with_state(state)
 }
 
@@ -79,8 +93,20 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
+/// Counts the server-side failures logged, numbering each for the client's message.
+static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Logs `error` in full as the server-side failure `what`, and returns the short message the
+/// client gets instead, which names the log line.
+fn internal_error(what: &str, error: &dyn std::fmt::Display) -> String {
+    let id = INTERNAL_ERRORS.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::error!(error_id = id, "{what}: {error}");
+    format!("internal error {what} (error {id}; details are in the server log)")
+}
+
 /// Rewrites any failure response that is not JSON yet (axum's rejections, e.g. a body over
-/// the limit, carry plain text) into `{"error": text}`, keeping status and other headers.
+/// the limit, carry plain text) into `{"error": text}`, keeping status and other headers;
+/// a server error's text is logged and replaced ([`internal_error`]).
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
@@ -93,6 +119,8 @@ async fn json_errors(response: Response) -> Response {
         .unwrap_or_default();
     let message = if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_string()
+    } else if status.is_server_error() {
+        internal_error("while answering", &text)
     } else {
         text
     };
@@ -142,6 +170,9 @@ enum ApiError {
     /// Neither or both of `text` and `texts`.
     #[error("expected exactly one of `text` and `texts`")]
     TextOrTexts,
+    /// The pipeline answers questions and the request asks none.
+    #[error("the pipeline's `qa` stage needs a `question` with the `text` (one per request)")]
+    NoQuestion,
     /// A batch over `max_batch`.
     #[error("{count} texts in one request; at most {max}")]
     TooManyTexts {
@@ -168,22 +199,40 @@ impl ApiError {
             ApiError::BodyRead(_)
             | ApiError::InvalidJson(_)
             | ApiError::InvalidDocument(_)
-            | ApiError::TextOrTexts => StatusCode::BAD_REQUEST,
-            ApiError::Tree(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::TextOrTexts
+            | ApiError::NoQuestion => StatusCode::BAD_REQUEST,
+            ApiError::Tree(TreeError::Flatten(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Work(WorkError::Closed | WorkError::Cancelled) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Work(WorkError::Pipeline(_) | WorkError::Worker(_)) => {
+            ApiError::Tree(TreeError::Draw(_))
+            | ApiError::Work(WorkError::Pipeline(_) | WorkError::Worker(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
+    }
+
+    /// What the client is told: the error itself, or for a server-side failure (500) a short
+    /// message saying where it happened ([`internal_error`] logs the whole).
+    fn client_message(&self) -> String {
+        if self.status() != StatusCode::INTERNAL_SERVER_ERROR {
+            return self.to_string();
+        }
+        let what = match self {
+            ApiError::Work(WorkError::Pipeline(PipelineError::Stage(e))) => {
+                format!("in stage `{}`", e.stage)
+            }
+            ApiError::Tree(_) => "while drawing the tree".to_string(),
+            _ => "while processing the documents".to_string(),
+        };
+        internal_error(&what, self)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error(self.status(), self.to_string())
+        error(self.status(), self.client_message())
     }
 }
 
@@ -207,10 +256,19 @@ async fn read_body(request: Request, opts: &ServeOptions) -> Result<Bytes, ApiEr
     }
 }
 
-/// The documents a request asks for, and whether it was a batch.
-fn documents(body: &[u8], max_batch: usize) -> Result<(Vec<Document>, bool), ApiError> {
+/// The documents a request asks for, and whether it was a batch. With `needs_question`,
+/// each document must come with its question (so only single documents can).
+fn documents(
+    body: &[u8],
+    max_batch: usize,
+    needs_question: bool,
+) -> Result<(Vec<Document>, bool), ApiError> {
     let request: ProcessRequest = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
     match (request.text, request.texts) {
+        (Some(_), None) if needs_question && request.question.is_none() => {
+            Err(ApiError::NoQuestion)
+        }
+        (None, Some(_)) if needs_question => Err(ApiError::NoQuestion),
         (Some(text), None) => Ok((
             vec![Document {
                 id: request.id,
@@ -232,7 +290,7 @@ fn documents(body: &[u8], max_batch: usize) -> Result<(Vec<Document>, bool), Api
 
 async fn process(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let body = read_body(request, &state.opts).await?;
-    let (docs, batch) = documents(&body, state.opts.max_batch)?;
+    let (docs, batch) = documents(&body, state.opts.max_batch, state.needs_question)?;
     drop(body);
     let timeout = state.opts.timeout;
     let mut documents = tokio::time::timeout(timeout, state.workers.run(docs))
@@ -274,4 +332,25 @@ async fn page() -> Response {
         Html(include_str!("index.html")),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_qa_pipeline_needs_one_text_with_its_question() {
+        let single = br#"{"text": "Who?", "question": "Q"}"#;
+        let (docs, batch) = documents(single, 8, true).unwrap();
+        assert_eq!((docs[0].question.as_deref(), batch), (Some("Q"), false));
+        for body in [
+            &br#"{"text": "Who?"}"#[..],
+            br#"{"texts": ["Who?"], "question": "Q"}"#,
+        ] {
+            let err = documents(body, 8, true).unwrap_err();
+            assert!(matches!(err, ApiError::NoQuestion), "{err}");
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        }
+        assert!(documents(br#"{"texts": ["a", "b"]}"#, 8, false).is_ok());
+    }
 }

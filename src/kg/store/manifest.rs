@@ -81,10 +81,38 @@ pub(super) fn lock_dir(dir: &Path) -> Result<fs::File, StoreError> {
 }
 
 /// Takes the store's lock shared: many readers copying at once, no writer meanwhile.
-pub(super) fn lock_dir_shared(dir: &Path) -> Result<fs::File, StoreError> {
-    let file = open_lock_file(dir)?;
+///
+/// A shared lock needs no write access, so an existing `LOCK` is opened read-only: a store
+/// the user cannot write (`chmod -R a-w`, a read-only mount) can still be copied. `None`
+/// when there is no `LOCK` and none can be created in a read-only directory; then no process
+/// holds the lock, and [`lock_still_absent`] tells the caller whether one took it meanwhile.
+pub(super) fn lock_dir_shared(dir: &Path) -> Result<Option<fs::File>, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = match fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match open_lock_file(dir) {
+            Ok(file) => file,
+            Err(StoreError::Io { source, .. }) if is_read_only(&source) => return Ok(None),
+            Err(e) => return Err(e),
+        },
+        Err(e) => return Err(io_err(&path)(e)),
+    };
     retry_lock(dir, || fs2::FileExt::try_lock_shared(&file))?;
-    Ok(file)
+    Ok(Some(file))
+}
+
+/// Whether `dir` still has no `LOCK` file: nobody has opened the store for writing since
+/// [`lock_dir_shared`] found none (a writer creates the file before it touches anything).
+pub(super) fn lock_still_absent(dir: &Path) -> bool {
+    !dir.join(LOCK_FILE).exists()
+}
+
+/// Whether `e` says the file system refuses to create a file (permissions, read-only mount).
+fn is_read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 /// How long a held lock is waited for before the store counts as in use. A lock just released
@@ -118,21 +146,6 @@ fn open_lock_file(dir: &Path) -> Result<fs::File, StoreError> {
         .map_err(io_err(&path))
 }
 
-/// Copies the files of `from` (recursively) into `to`, which exists.
-pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
-    for entry in fs::read_dir(from).map_err(io_err(from))? {
-        let entry = entry.map_err(io_err(from))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type().map_err(io_err(&src))?.is_dir() {
-            fs::create_dir(&dst).map_err(io_err(&dst))?;
-            copy_tree(&src, &dst)?;
-        } else {
-            fs::copy(&src, &dst).map_err(io_err(&src))?;
-        }
-    }
-    Ok(())
-}
-
 /// Removes generation directories other than `keep` (left behind by interrupted writes).
 pub(super) fn remove_stale_generations(dir: &Path, keep: Option<u64>) -> Result<(), StoreError> {
     let entries = fs::read_dir(dir).map_err(io_err(dir))?;
@@ -154,6 +167,9 @@ pub(super) fn remove_stale_generations(dir: &Path, keep: Option<u64>) -> Result<
     Ok(())
 }
 
+/// Copies the files of `from` (recursively) into `to`, created if needed. The copy is ours to
+/// write (sled opens its files for writing) even when the original is read-only: copied files
+/// get their owner's write permission.
 pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<(), StoreError> {
     fs::create_dir_all(to).map_err(io_err(to))?;
     for entry in fs::read_dir(from).map_err(io_err(from))? {
@@ -164,7 +180,24 @@ pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<(), StoreError> {
             copy_dir(&entry.path(), &target)?;
         } else {
             fs::copy(entry.path(), &target).map_err(io_err(&target))?;
+            make_writable(&target)?;
         }
+    }
+    Ok(())
+}
+
+/// Gives `path` its owner's write permission (`fs::copy` copies a read-only file's mode).
+fn make_writable(path: &Path) -> Result<(), StoreError> {
+    let mut permissions = fs::metadata(path).map_err(io_err(path))?.permissions();
+    if permissions.readonly() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            permissions.set_mode(permissions.mode() | 0o200);
+        }
+        #[cfg(not(unix))]
+        permissions.set_readonly(false);
+        fs::set_permissions(path, permissions).map_err(io_err(path))?;
     }
     Ok(())
 }

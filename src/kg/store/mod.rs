@@ -51,7 +51,8 @@ pub use writer::{StoreWriter, DEFAULT_ALIAS_PREDICATES, DEFAULT_PENDING_TRIPLES}
 
 use error::io_err;
 use manifest::{
-    copy_tree, generation_dir, lock_dir, lock_dir_shared, read_manifest, remove_stale_generations,
+    copy_dir, generation_dir, lock_dir, lock_dir_shared, lock_still_absent, read_manifest,
+    remove_stale_generations,
 };
 use trees::Trees;
 
@@ -110,6 +111,11 @@ impl Store {
     /// while another process has the store open normally or is importing), lives in the
     /// system temp directory, costs the store's size on disk and start-up time to copy, and is
     /// deleted when the handle is dropped. Artifacts written through a snapshot are discarded.
+    ///
+    /// Nothing is written into `dir` when its `LOCK` file exists, so a store the user cannot
+    /// write (read-only permissions or mount) opens this way. A read-only store without a
+    /// `LOCK` file cannot be locked, nor held by anyone: it is copied unlocked, and refused as
+    /// [`StoreError::Locked`] if a writer created the file meanwhile.
     pub fn open_snapshot(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         read_manifest(dir)?; // a store at all, before a lock file is created in `dir`
         let lock = lock_dir_shared(dir)?;
@@ -125,7 +131,12 @@ impl Store {
             .prefix("zhishi-kg-snapshot-")
             .tempdir()
             .map_err(io_err(&std::env::temp_dir()))?;
-        copy_tree(&gen_dir, copy.path())?;
+        copy_dir(&gen_dir, copy.path())?;
+        if lock.is_none() && !lock_still_absent(dir) {
+            return Err(StoreError::Locked {
+                path: dir.to_path_buf(),
+            });
+        }
         drop(lock);
         let db_dir = copy.path().to_path_buf();
         Self::open_db(dir, db_dir, options, Hold::Snapshot { _copy: copy })
