@@ -1,6 +1,9 @@
 //! Every command safe by construction (the probe pass of the safety issue): each data-loss
 //! repro as a regression test named after it. A command refuses, before any work, to write
 //! over anything it reads; directories are written whole; a second writer is refused.
+//!
+//! `ZHISHI_BIN=path/to/zhishi cargo test --test command_safety` runs the same tests against
+//! another build (e.g. one from before the fixes, to see each repro fail there).
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -15,8 +18,15 @@ mod ner_workspace;
 mod pretrain_workspace;
 use ner_workspace::Workspace;
 
+/// The binary under test: `$ZHISHI_BIN`, else this build's.
+fn bin() -> PathBuf {
+    std::env::var_os("ZHISHI_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("zhishi"))
+}
+
 fn zhishi() -> Command {
-    Command::cargo_bin("zhishi").unwrap()
+    Command::new(bin())
 }
 
 fn repo() -> PathBuf {
@@ -217,31 +227,36 @@ fn d4_a_checkpoint_whose_pieces_are_of_different_steps_is_refused_at_resume() {
 #[test]
 fn d5_a_second_training_run_into_one_output_directory_is_refused() {
     let ws = Workspace::new("");
-    let bin = assert_cmd::cargo::cargo_bin("zhishi");
-    let mut first = Process::new(&bin)
+    let first = Process::new(bin())
         .current_dir(&ws.root)
         .args(["train", "ner.toml", "--set", "train.epochs=100000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let first = KillOnDrop(first);
     let lock = ws.root.join("out/.zhishi-lock");
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(&lock).is_ok_and(|t| !t.trim().is_empty()) {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never took its lock"
-        );
+        assert!(Instant::now() < deadline, "the first run never took its lock");
         std::thread::sleep(Duration::from_millis(50));
     }
     let err = refused(&["train", "ner.toml"], &ws.root);
-    let _ = first.kill();
-    let _ = first.wait();
     assert!(
         err.contains("being written by another zhishi process")
-            && err.contains(&format!("pid {}", first.id())),
+            && err.contains(&format!("pid {}", first.0.id())),
         "{err}"
     );
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -347,8 +362,7 @@ fn quantize_into_its_own_model_directory_is_refused() {
 /// Spawns `args` with its standard output a pipe whose reading end is closed at once, and
 /// checks that it stops quietly: no panic, and success or the SIGPIPE a closed pipe sends.
 fn into_a_closed_pipe(args: &[&str], dir: &Path, stdin: &str) {
-    let bin = assert_cmd::cargo::cargo_bin("zhishi");
-    let mut child = Process::new(bin)
+    let mut child = Process::new(bin())
         .current_dir(dir)
         .args(args)
         .stdin(Stdio::piped())

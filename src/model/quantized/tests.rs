@@ -241,3 +241,19 @@ fn saved_scales_pack_the_saved_integers_exactly() {
         assert_eq!(again.scales(), packed.scales());
     }
 }
+
+#[test]
+fn an_f32_pytorch_file_beside_the_safetensors_is_not_copied_into_the_int8_directory() {
+    let src = tiny_model_dir();
+    // A checkpoint that ships both formats (as many Hugging Face repositories do).
+    std::fs::write(src.path().join("pytorch_model.bin"), b"f32 weights").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dst = out.path().join("int8");
+    quantize_dir(src.path(), &dst).unwrap();
+    assert!(dst.join("model.safetensors").is_file());
+    assert!(
+        !dst.join("pytorch_model.bin").exists(),
+        "a loader preferring .bin would get f32"
+    );
+    assert!(src.path().join("pytorch_model.bin").is_file());
+}
