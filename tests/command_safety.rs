@@ -238,7 +238,10 @@ fn d5_a_second_training_run_into_one_output_directory_is_refused() {
     let lock = ws.root.join("out/.zhishi-lock");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(&lock).is_ok_and(|t| !t.trim().is_empty()) {
-        assert!(Instant::now() < deadline, "the first run never took its lock");
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took its lock"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let err = refused(&["train", "ner.toml"], &ws.root);
@@ -462,4 +465,43 @@ fn p1_every_printing_command_stops_quietly_at_a_closed_pipe() {
     for (args, stdin) in runs {
         into_a_closed_pipe(&args, root, stdin);
     }
+}
+
+#[test]
+fn a_second_run_into_one_output_file_is_refused_while_the_first_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "高血压和糖尿病都是常见的慢性疾病，需要长期服药。\n";
+    std::fs::write(dir.path().join("in.txt"), line.repeat(200_000)).unwrap();
+    let pipeline = repo().join("pipelines/quickstart.toml");
+    let args = [
+        "run",
+        pipeline.to_str().unwrap(),
+        "--input",
+        "in.txt",
+        "--output",
+        "out.jsonl",
+    ];
+    let first = Process::new(bin())
+        .current_dir(dir.path())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = KillOnDrop(first);
+    let lock = dir.path().join(".out.jsonl.zhishi-lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| !t.trim().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took its lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = refused(&args, dir.path());
+    assert!(
+        err.contains("being written by another zhishi process")
+            && err.contains(&format!("pid {}", first.0.id())),
+        "{err}"
+    );
 }

@@ -57,8 +57,8 @@ struct KgBenchArgs {
     /// OpenKE directory of FB15k-237.
     #[arg(long, default_value = "../shared/data/kg/openke/FB15K237")]
     fb15k: PathBuf,
-    /// Number of triples in the synthetic file.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Number of triples in the synthetic file (at most 100 million, ~4 GB).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     synthetic: u64,
     /// Working directory for generated files and stores (deleted and recreated).
     #[arg(long, default_value = "target/bench-kg")]
@@ -173,8 +173,11 @@ fn bench_kg(args: KgBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut plan = zhishi::files::Plan::new();
     plan.read("--fb15k", &args.fb15k)
-        .write("--work", &args.work)
-        .check()?;
+        .write("--work", &args.work);
+    if let Some(output) = &args.output {
+        plan.write("--output", output);
+    }
+    plan.check()?;
     zhishi::files::prepare_scratch(&args.work)?;
     let _lock = zhishi::files::DirLock::acquire(&args.work)?;
     let synthetic = args.work.join("synthetic.tsv");
@@ -232,8 +235,7 @@ fn bench_kg(args: KgBenchArgs) -> anyhow::Result<ExitCode> {
     let out = json!({"benchmark": "kg", "cache_mb": args.cache_mb, "import_peak_rss_bytes": peak, "results": results});
     println!("{out}");
     if let Some(path) = args.output {
-        std::fs::write(&path, format!("{out}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
+        zhishi::files::write_file(&path, format!("{out}\n"))?;
     }
     Ok(ExitCode::SUCCESS)
 }

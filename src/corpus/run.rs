@@ -287,6 +287,12 @@ pub fn run(
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let files = RunFiles::plan(opts)?;
+    // One writer per output: a second run into it is refused with this one's pid (and so
+    // cannot be told to --resume a checkpoint the first is still writing).
+    let _lock = match &files.output {
+        Target::File { path, .. } => Some(crate::files::DirLock::acquire_sibling(path)?),
+        _ => None,
+    };
     let identity = match &opts.input {
         Input::File(path) => InputIdentity::of(path).map_err(io_err(path))?,
         Input::Stdin => InputIdentity {

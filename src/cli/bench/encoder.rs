@@ -82,6 +82,12 @@ type Key = (String, String, String, usize);
 
 /// Runs the side-by-side benchmark and returns its JSON.
 pub fn bench_encoder(args: &EncoderBenchArgs) -> anyhow::Result<Value> {
+    let mut plan = zhishi::files::Plan::new();
+    plan.read("--model", &args.model);
+    if let Some(output) = &args.output {
+        plan.write("--output", output);
+    }
+    plan.check()?;
     if args.threads.is_empty() || args.precision.is_empty() || args.rounds == 0 || args.iters == 0 {
         bail!("--threads, --precision, --rounds and --iters must be non-empty / positive");
     }

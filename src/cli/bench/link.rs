@@ -171,6 +171,25 @@ fn python_jieba(args: &LinkBenchArgs, corpus: &Path) -> Value {
 
 /// Runs `zhishi bench link`; returns the JSON result.
 pub fn bench_link(args: &LinkBenchArgs) -> anyhow::Result<Value> {
+    let mut plan = zhishi::files::Plan::new();
+    plan.read("--python-script", &args.python_script);
+    // What it makes in --work when not given: the corpus and the store.
+    for (role, path, made) in [
+        ("--corpus", &args.corpus, "corpus.txt"),
+        ("--db", &args.db, "kg"),
+    ] {
+        match path {
+            Some(path) => plan.read(role, path),
+            None => plan.write(format!("--work's {made}"), args.work.join(made)),
+        };
+    }
+    if args.corpus.is_none() || args.db.is_none() {
+        plan.read("--data", &args.data);
+    }
+    if let Some(output) = &args.output {
+        plan.write("--output", output);
+    }
+    plan.check()?;
     if args.threads.contains(&0) {
         bail!("--threads: thread counts must be positive");
     }

@@ -61,11 +61,12 @@ impl StoreWriter {
 
     /// Like [`StoreWriter::begin`] with explicit options.
     pub fn begin_with(dir: &Path, options: &StoreOptions) -> Result<StoreWriter, StoreError> {
-        let old_generation = match read_manifest(dir) {
-            Ok(manifest) => Some(manifest.generation),
+        // What the directory is, before anything is created or locked: a directory that is
+        // not a store is refused untouched.
+        match read_manifest(dir) {
+            Ok(_) => {}
             Err(StoreError::Missing(_)) => {
                 fs::create_dir_all(dir).map_err(io_err(dir))?;
-                None
             }
             Err(StoreError::NotAStore(path)) => {
                 let empty = fs::read_dir(dir).map_err(io_err(dir))?.flatten().all(|e| {
@@ -77,11 +78,17 @@ impl StoreWriter {
                 if !empty {
                     return Err(StoreError::NotAStore(path));
                 }
-                None
             }
             Err(e) => return Err(e),
-        };
+        }
         let lock = lock_dir(dir)?;
+        // Read again under the lock: a writer that held it meanwhile may have committed a
+        // generation (and removed the one read before), which this session must build on.
+        let old_generation = match read_manifest(dir) {
+            Ok(manifest) => Some(manifest.generation),
+            Err(StoreError::Missing(_) | StoreError::NotAStore(_)) => None,
+            Err(e) => return Err(e),
+        };
         remove_stale_generations(dir, old_generation)?;
         let new_generation = old_generation.map_or(1, |g| g + 1);
         let work_dir = dir.join(format!("gen-{new_generation}.tmp"));
