@@ -47,8 +47,9 @@ fn sha(path: &Path) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// Runs `args` in `dir` to the end; panics on failure.
-fn run(dir: &Path, args: &[&str]) {
+/// Runs `args` in `dir` to the end; panics on failure; returns its wall time in ms.
+fn run(dir: &Path, args: &[&str]) -> u64 {
+    let started = std::time::Instant::now();
     let out = Command::new(bin())
         .current_dir(dir)
         .args(args)
@@ -59,6 +60,7 @@ fn run(dir: &Path, args: &[&str]) {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    started.elapsed().as_millis() as u64
 }
 
 /// Starts `args` in `dir`, kills it with SIGKILL after `ms`; returns whether it had finished.
@@ -104,10 +106,11 @@ fn check_training_output(out: &Path, model_files: &[&str]) {
 /// the output after each, finishes it, and compares its final weights with an uninterrupted
 /// run's in `reference`.
 fn kill_loop(workdir: &Path, reference: &Path, args: &[&str], model_files: &[&str], seed: u64) {
-    run(reference, args);
+    // Kills spread so that together they cover about twice the uninterrupted run's time.
+    let whole = run(reference, args);
     let want = sha(&reference.join("out/last/params.safetensors"));
     let mut killed = 0;
-    for ms in delays(kills(), 2500, seed) {
+    for ms in delays(kills(), (2 * whole / kills() as u64).max(1), seed) {
         if run_and_kill(workdir, args, 100 + ms) {
             break;
         }
@@ -126,7 +129,7 @@ fn kill_loop(workdir: &Path, reference: &Path, args: &[&str], model_files: &[&st
     );
     let got = sha(&workdir.join("out/last/params.safetensors"));
     eprintln!(
-        "{args:?}: {killed} kills, every resume accepted, final weights {}",
+        "{args:?} ({whole} ms uninterrupted): {killed} kills, every resume accepted, final weights {}",
         if got == want {
             "identical"
         } else {
@@ -145,7 +148,7 @@ fn kill_loop(workdir: &Path, reference: &Path, args: &[&str], model_files: &[&st
 #[test]
 #[ignore = "kills processes for about a minute per command: cargo test --test kill_loop -- --ignored"]
 fn train_killed_at_random_moments_resumes_to_the_same_weights() {
-    let extra = "resume = true\nmax_steps = 200";
+    let extra = "resume = true\nmax_steps = 3000";
     let a = ner_workspace::Workspace::new(extra);
     let b = ner_workspace::Workspace::new(extra);
     kill_loop(
@@ -184,7 +187,7 @@ fn pretrain_killed_at_random_moments_resumes_to_the_same_weights() {
             "pretrain",
             "pretrain.toml",
             "--set",
-            "train.epochs=60",
+            "train.epochs=600",
             "--set",
             "train.resume=true",
             "--set",
@@ -205,8 +208,12 @@ fn pretrain_killed_at_random_moments_resumes_to_the_same_weights() {
 fn quantize_killed_at_random_moments_leaves_the_whole_output_or_nothing() {
     let ws = ner_workspace::Workspace::new("max_steps = 1");
     run(&ws.root, &["train", "ner.toml"]);
+    let whole = run(
+        &ws.root,
+        &["quantize", "--model", "out/best", "--output", "timed"],
+    );
     let mut complete = 0;
-    for (i, ms) in delays(kills(), 150, 13).into_iter().enumerate() {
+    for (i, ms) in delays(kills(), whole.max(1), 13).into_iter().enumerate() {
         let q = format!("q{i}");
         run_and_kill(
             &ws.root,
@@ -229,7 +236,7 @@ fn quantize_killed_at_random_moments_leaves_the_whole_output_or_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".q.") || n.contains(".partial-"))
         .collect();
-    eprintln!("quantize: {} kills, {complete} outputs complete, none partial; leftovers after a rerun: {leftovers:?}", kills());
+    eprintln!("quantize ({whole} ms uninterrupted): {} kills, {complete} outputs complete, none partial; leftovers after a rerun: {leftovers:?}", kills());
     assert!(
         leftovers.iter().all(|n| !n.starts_with(".q.partial")),
         "{leftovers:?}"

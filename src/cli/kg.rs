@@ -213,9 +213,11 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             for example in &examples {
                 eprintln!("bad line: {example}");
             }
+            let files: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
             bail!(
-                "nothing imported into {}: {bad_lines} bad lines and no valid triple",
-                args.db.display()
+                "nothing imported into {} from {}: {bad_lines} bad lines and no valid triple",
+                args.db.display(),
+                files.join(", ")
             );
         }
         Err(e) => return Err(e).context(format!("importing into {}", args.db.display())),

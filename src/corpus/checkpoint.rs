@@ -3,7 +3,7 @@
 //! identity, the reader and shard settings), written atomically after each flushed batch.
 //! `--resume` continues only when all of these still hold.
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -157,14 +157,9 @@ pub fn load(path: &Path) -> std::io::Result<Saved> {
 /// Replaces the checkpoint atomically: a reader (or a resumed run) sees the old or the new
 /// one, never a torn one.
 pub fn save(path: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
-    let tmp = with_suffix(path, ".tmp");
-    {
-        let mut file = File::create(&tmp)?;
-        serde_json::to_writer(&mut file, checkpoint)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)
+    let mut text = serde_json::to_vec(checkpoint)?;
+    text.push(b'\n');
+    crate::files::write_file(path, text).map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

@@ -125,10 +125,6 @@ impl RunFiles {
         }
         if let Some(path) = &self.checkpoint {
             roles.push(("the checkpoint".into(), path.clone()));
-            roles.push((
-                "the checkpoint's temporary file".into(),
-                with_suffix(path, ".tmp"),
-            ));
         }
         let keys = roles
             .iter()
