@@ -109,7 +109,10 @@ pub struct KnowledgeTable {
     pub transe_epochs: usize,
     /// ERNIE: how many of the top encoder layers become knowledgeable aggregators (`norm`
     /// layers); default half of them, rounded up.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::config::range::opt_count::<1, 1024, _>"
+    )]
     pub ernie_layers: Option<usize>,
 }
 
@@ -154,10 +157,16 @@ pub struct TrainTable {
     /// Where `best/` (the model) and `last/` (the resumable state) are written.
     pub output_dir: PathBuf,
     /// Passes over the training data.
-    #[serde(default = "default_epochs")]
+    #[serde(
+        default = "default_epochs",
+        deserialize_with = "crate::config::range::count::<1, 1_000_000, _>"
+    )]
     pub epochs: usize,
     /// Examples (windows, pairs) per batch.
-    #[serde(default = "default_batch_size")]
+    #[serde(
+        default = "default_batch_size",
+        deserialize_with = "crate::config::range::count::<1, 65_536, _>"
+    )]
     pub batch_size: usize,
     /// `"bucketed"` (similar lengths share a batch: least padding), `"random"` (consecutive
     /// shuffled examples, like a PyTorch `DataLoader`), `"tokens"` (buckets of about equal
@@ -168,10 +177,16 @@ pub struct TrainTable {
     pub batching: Option<Batching>,
     /// Batches per length-sorting pool when bucketed: small pools keep each batch's lengths
     /// mixed (better steps), large pools pad least (faster steps).
-    #[serde(default = "default_bucket_pool")]
+    #[serde(
+        default = "default_bucket_pool",
+        deserialize_with = "crate::config::range::count::<1, 65_536, _>"
+    )]
     pub bucket_pool: usize,
     /// Batches per optimiser step.
-    #[serde(default = "default_one")]
+    #[serde(
+        default = "default_one",
+        deserialize_with = "crate::config::range::count::<1, 65_536, _>"
+    )]
     pub grad_accum: usize,
     /// Peak learning rate.
     #[serde(
@@ -210,7 +225,10 @@ pub struct TrainTable {
     #[serde(default)]
     pub patience: usize,
     /// Stop after this many optimiser steps.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::config::range::opt_count::<1, { usize::MAX }, _>"
+    )]
     pub max_steps: Option<usize>,
     /// Continue from `output_dir/last` when it exists.
     #[serde(default)]

@@ -1,0 +1,33 @@
+//! "Bounded by construction; every error names its file and line": each size, count and range
+//! read from input is checked before anything is allocated or trained, and the refusal names
+//! the input (file and line, `--set key=value`, or stdin line) and the accepted range. One test
+//! per item of the safety issue, named after it; one module per command or reader.
+
+mod config;
+
+pub use std::path::{Path, PathBuf};
+pub use std::process::Output;
+
+pub use assert_cmd::Command;
+
+#[path = "../support/ner_workspace.rs"]
+mod ner_workspace;
+pub use ner_workspace::Workspace;
+
+pub fn zhishi() -> Command {
+    Command::cargo_bin("zhishi").unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `zhishi train` of the workspace's NER config with `sets`.
+pub fn train(ws: &Workspace, sets: &[&str]) -> Output {
+    let mut cmd = zhishi();
+    cmd.arg("train").arg(ws.config());
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd.output().unwrap()
+}
