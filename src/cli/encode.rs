@@ -127,9 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let record = if value.get("text").is_some() {
             let text: TextLine = serde_json::from_value(value).with_context(at)?;
             if tokenizer.is_none() {
-                tokenizer = Some(model::BertTokenizer::from_dir(&args.model).with_context(
-                    || format!("text input needs the tokenizer of {}", args.model.display()),
-                )?);
+                tokenizer = Some(
+                    model::BertTokenizer::for_model(&args.model, &cfg).with_context(|| {
+                        format!("text input needs the tokenizer of {}", args.model.display())
+                    })?,
+                );
             }
             let tokenizer = tokenizer.as_ref().context("tokenizer")?;
             encode_text(&encoder, tokenizer, &text.text, &args, &device).with_context(at)?

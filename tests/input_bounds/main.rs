@@ -4,6 +4,7 @@
 //! per item of the safety issue, named after it; one module per command or reader.
 
 mod config;
+mod model_load;
 
 pub use std::path::{Path, PathBuf};
 pub use std::process::Output;
@@ -20,6 +21,10 @@ pub fn zhishi() -> Command {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn encoder_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/encoder/tiny-bert")
 }
 
 /// `zhishi train` of the workspace's NER config with `sets`.

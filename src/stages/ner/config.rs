@@ -120,6 +120,10 @@ impl crate::stages::task::TaskConfig for NerConfig {
         Some(&self.knowledge)
     }
 
+    fn max_len(&self) -> Option<usize> {
+        Some(self.data.max_len)
+    }
+
     fn data_paths(&self) -> crate::stages::task::DataPaths<'_> {
         crate::stages::task::DataPaths {
             train: &self.data.train,

@@ -322,15 +322,6 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         &device,
         ernie,
     )?;
-    if c.data.max_len > cfg.max_position_embeddings {
-        return Err(NerError::ModelDir {
-            path: r.encoder.clone(),
-            message: format!(
-                "data.max_len {} exceeds the encoder's max_position_embeddings {}",
-                c.data.max_len, cfg.max_position_embeddings
-            ),
-        });
-    }
     match (&pretrained, meta.knowledge.ernie_layers) {
         (Some(p), Some(_)) => {
             let mut vars = varmap.clone();

@@ -197,8 +197,9 @@ struct ErnieData {
 
 fn data(r: &Resolved) -> Result<Data, PretrainError> {
     let c = &r.config;
-    let tokenizer = BertTokenizer::from_dir(&r.model)?;
-    let vocab = read_config(&r.model)?.vocab_size;
+    let cfg = read_config(&r.model)?;
+    let tokenizer = BertTokenizer::for_model(&r.model, &cfg)?;
+    let vocab = cfg.vocab_size;
     let mask_id = tokenizer
         .token_to_id("[MASK]")
         .ok_or_else(|| PretrainError::Vocab {
