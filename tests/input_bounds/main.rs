@@ -3,6 +3,7 @@
 //! the input (file and line, `--set key=value`, or stdin line) and the accepted range. One test
 //! per item of the safety issue, named after it; one module per command or reader.
 
+mod compare;
 mod config;
 mod model_load;
 

@@ -432,6 +432,11 @@ fn texts(sentences: &[Sentence]) -> Vec<String> {
 /// NER in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Ner,
+    check: |path, overrides| {
+        resolve(path, overrides)
+            .map(drop)
+            .map_err(|e| TaskError::new(TaskKind::Ner, e))
+    },
     train: |path, overrides| {
         let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Ner, e))?;
         let mut report = TaskReport::new(TaskKind::Ner, Split::Dev, "f1", r.dev);

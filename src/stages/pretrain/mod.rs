@@ -89,6 +89,9 @@ pub enum PretrainError {
 /// Pretraining in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Pretrain,
+    check: |path, overrides| {
+        train::check_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Pretrain, e))
+    },
     train: |path, overrides| {
         let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
         let mut report = TaskReport::new(TaskKind::Pretrain, Split::Dev, "mlm_accuracy", r.dev);

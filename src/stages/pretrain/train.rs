@@ -68,6 +68,12 @@ struct Resolved {
     toml: String,
 }
 
+/// Loads and checks the configuration `path` (with `overrides`) as [`train_config`] does,
+/// without reading the corpus or loading the model.
+pub fn check_config(path: &Path, overrides: &[String]) -> Result<(), PretrainError> {
+    resolve(path, overrides).map(drop)
+}
+
 fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError> {
     let Loaded { value, source } = load::<PretrainConfig>(path, overrides)?;
     let c = &value;

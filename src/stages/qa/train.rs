@@ -286,6 +286,11 @@ pub fn evaluate_config_at(
 /// Extractive QA in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Qa,
+    check: |path, overrides| {
+        resolve(path, overrides)
+            .map(drop)
+            .map_err(|e| TaskError::new(TaskKind::Qa, e))
+    },
     train: |path, overrides| {
         let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
         let details = serde_json::json!({

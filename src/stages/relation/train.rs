@@ -289,6 +289,11 @@ pub fn evaluate_config_at(
 /// Relation extraction in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Relation,
+    check: |path, overrides| {
+        resolve(path, overrides)
+            .map(drop)
+            .map_err(|e| TaskError::new(TaskKind::Relation, e))
+    },
     train: |path, overrides| {
         let fail = |e: RelationError| TaskError::new(TaskKind::Relation, e);
         let r = train_config(path, overrides).map_err(fail)?;

@@ -63,6 +63,9 @@ impl KnowledgeMode {
         matches!(self, Self::Ernie | Self::Both)
     }
 
+    /// Every mode, in the order the TOML documents them.
+    pub const ALL: [Self; 4] = [Self::Plain, Self::Kbert, Self::Ernie, Self::Both];
+
     /// The name in the TOML.
     pub fn name(self) -> &'static str {
         match self {
@@ -71,6 +74,24 @@ impl KnowledgeMode {
             Self::Ernie => "ernie",
             Self::Both => "both",
         }
+    }
+}
+
+impl std::str::FromStr for KnowledgeMode {
+    type Err = String;
+
+    /// A mode by its TOML name.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|m| m.name()).collect();
+                format!(
+                    "unknown knowledge mode {s:?} (expected {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
