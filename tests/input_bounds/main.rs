@@ -5,6 +5,7 @@
 
 mod compare;
 mod config;
+mod encode;
 mod model_load;
 
 pub use std::path::{Path, PathBuf};
