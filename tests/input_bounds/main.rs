@@ -6,6 +6,7 @@
 mod compare;
 mod config;
 mod encode;
+mod kbert_svg;
 mod model_load;
 
 pub use std::path::{Path, PathBuf};
@@ -27,6 +28,19 @@ pub fn stderr(out: &Output) -> String {
 
 pub fn encoder_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/encoder/tiny-bert")
+}
+
+/// A `vocab.txt` of the special tokens and `chars`.
+pub fn write_vocab(path: &Path, chars: &str) {
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .map(String::from)
+        .to_vec();
+    vocab.extend(chars.chars().map(String::from));
+    std::fs::write(path, vocab.join("\n") + "\n").unwrap();
+}
+
+pub fn kbert_line(text: &str) -> String {
+    serde_json::json!({"text": text, "tree": [{"word": text, "injected": []}]}).to_string() + "\n"
 }
 
 /// `zhishi train` of the workspace's NER config with `sets`.
