@@ -25,6 +25,9 @@ pub enum DatasetError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// A file is not UTF-8 (names the line).
+    #[error(transparent)]
+    Text(#[from] crate::textfile::TextFileError),
     /// A line does not have the expected shape.
     #[error("{path}:{line}: expected {expected}, found {found:?}")]
     Parse {
@@ -142,10 +145,11 @@ impl Dataset {
 }
 
 fn read(path: &Path) -> Result<String, DatasetError> {
-    std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
+    let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    Ok(crate::textfile::decode(path, bytes)?)
 }
 
 fn dir_name(dir: &Path) -> String {

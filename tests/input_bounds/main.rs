@@ -8,11 +8,15 @@ mod config;
 mod encode;
 mod kbert_svg;
 mod model_load;
+mod text_files;
 
 pub use std::path::{Path, PathBuf};
 pub use std::process::Output;
 
 pub use assert_cmd::Command;
+pub use candle_core::{DType, Device};
+pub use candle_nn::{VarBuilder, VarMap};
+pub use zhishi::model::BertConfig;
 
 #[path = "../support/ner_workspace.rs"]
 mod ner_workspace;
@@ -51,4 +55,30 @@ pub fn train(ws: &Workspace, sets: &[&str]) -> Output {
         cmd.args(["--set", s]);
     }
     cmd.output().unwrap()
+}
+
+/// A masked LM (encoder + `cls.predictions`) with random weights over `vocab_chars`.
+pub fn write_masked_lm(dir: &Path, vocab_chars: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = BertConfig {
+        vocab_size: 5 + vocab_chars.chars().count(),
+        hidden_size: 16,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        max_position_embeddings: 32,
+        ..BertConfig::default()
+    };
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    zhishi::model::mlm::BertForMaskedLm::load(vb, &cfg).unwrap();
+    zhishi::model::mlm::save_masked_lm(&varmap, dir).unwrap();
+    let config = serde_json::json!({
+        "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_hidden_layers, "num_attention_heads": cfg.num_attention_heads,
+        "intermediate_size": cfg.intermediate_size,
+        "max_position_embeddings": cfg.max_position_embeddings,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    write_vocab(&dir.join("vocab.txt"), vocab_chars);
 }

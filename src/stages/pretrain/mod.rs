@@ -34,6 +34,9 @@ pub enum PretrainError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A corpus line is not UTF-8 (names the file and line).
+    #[error(transparent)]
+    Text(#[from] crate::textfile::TextFileError),
     /// A corpus line is malformed, or the corpus cannot give what the config asks.
     #[error("{}:{line}: {message}", path.display())]
     Data {
