@@ -6,6 +6,7 @@
 mod compare;
 mod config;
 mod encode;
+mod fill_mask;
 mod kbert_svg;
 mod model_load;
 mod text_files;

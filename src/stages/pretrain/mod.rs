@@ -53,6 +53,15 @@ pub enum PretrainError {
     /// The model could not be loaded or run.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// A fill-mask checkpoint lacks tensors of its MLM head: predictions would come from
+    /// random weights.
+    #[error("{}: the checkpoint lacks the MLM head tensors {}; fill-mask needs a trained head (a `zhishi pretrain` output or a BertForMaskedLM checkpoint)", path.display(), missing.join(", "))]
+    MissingHead {
+        /// The model directory.
+        path: PathBuf,
+        /// The head tensors not in the checkpoint.
+        missing: Vec<String>,
+    },
     /// The vocabulary lacks a token masking needs.
     #[error("{}: {message}", path.display())]
     Vocab {
