@@ -75,6 +75,16 @@ pub enum Format {
     Tsv,
 }
 
+impl Format {
+    /// The file of split `split` (`train`, `valid` or `test`) in this layout.
+    pub fn split_file(self, split: &str) -> String {
+        match self {
+            Format::OpenKe => format!("{split}2id.txt"),
+            Format::Tsv => format!("{split}.txt"),
+        }
+    }
+}
+
 impl FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -293,12 +303,15 @@ fn read_openke_triples(
 fn load_openke(dir: &Path) -> Result<Dataset, DatasetError> {
     let entities = read_openke_ids(&dir.join("entity2id.txt"), "entity")?;
     let relations = read_openke_ids(&dir.join("relation2id.txt"), "relation")?;
-    let split = |name: &str| read_openke_triples(&dir.join(name), entities.len(), relations.len());
+    let split = |name: &str| {
+        let file = dir.join(Format::OpenKe.split_file(name));
+        read_openke_triples(&file, entities.len(), relations.len())
+    };
     Ok(Dataset {
         name: dir_name(dir),
-        train: split("train2id.txt")?,
-        valid: split("valid2id.txt")?,
-        test: split("test2id.txt")?,
+        train: split("train")?,
+        valid: split("valid")?,
+        test: split("test")?,
         entities,
         relations,
     })
@@ -329,9 +342,9 @@ fn read_tsv_labels(path: &Path) -> Result<Vec<[String; 3]>, DatasetError> {
 
 fn load_tsv(dir: &Path) -> Result<Dataset, DatasetError> {
     let splits = [
-        read_tsv_labels(&dir.join("train.txt"))?,
-        read_tsv_labels(&dir.join("valid.txt"))?,
-        read_tsv_labels(&dir.join("test.txt"))?,
+        read_tsv_labels(&dir.join(Format::Tsv.split_file("train")))?,
+        read_tsv_labels(&dir.join(Format::Tsv.split_file("valid")))?,
+        read_tsv_labels(&dir.join(Format::Tsv.split_file("test")))?,
     ];
     let mut entity_set = BTreeSet::new();
     let mut relation_set = BTreeSet::new();

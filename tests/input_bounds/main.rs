@@ -10,6 +10,7 @@ mod fill_mask;
 mod kbert_svg;
 mod model_load;
 mod text_files;
+mod transe;
 
 pub use std::path::{Path, PathBuf};
 pub use std::process::Output;
