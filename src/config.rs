@@ -33,8 +33,11 @@ pub enum ConfigError {
         /// The parser's message.
         message: String,
     },
+    /// The file is not UTF-8 (names the line).
+    #[error(transparent)]
+    Text(#[from] crate::textfile::TextFileError),
     /// A key is unknown, missing, of the wrong type or has a bad value.
-    #[error("{path}:{line}: key `{key}`: {message}", line = display_line(*line))]
+    #[error("{}: key `{key}`: {message}", location(path, *line))]
     Invalid {
         /// The TOML file.
         path: PathBuf,
@@ -53,18 +56,41 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A key that a `--set` override gave its value (or a table holding it) is refused: the
+    /// override is named instead of a line, since the value is in no line of the file.
+    #[error("{}: key `{key}` (--set {arg}): {message}", path.display())]
+    Overridden {
+        /// The TOML file.
+        path: PathBuf,
+        /// The override as given.
+        arg: String,
+        /// Dotted key path of the refused value.
+        key: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
 }
 
-fn display_line(line: Option<usize>) -> String {
-    line.map_or_else(|| "?".to_string(), |l| l.to_string())
+/// `path:line`, or `path` alone when the key has no line in the file.
+fn location(path: &Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
 }
 
 /// A loaded configuration's file, text (after overrides) and directory, for error reporting
-/// and path resolution after deserialisation.
+/// and path resolution after deserialisation. An error about a key a `--set` override gave
+/// names that override, never a line: the overridden value is in no line of the file.
 #[derive(Debug, Clone)]
 pub struct ConfigSource {
     path: PathBuf,
+    /// The text after overrides (what a trained model keeps).
     text: String,
+    /// The file's own text, whose lines errors cite.
+    original: String,
+    /// The overrides applied, each as its key path and as given.
+    overrides: Vec<(Vec<Segment>, String)>,
 }
 
 /// A deserialised configuration together with where it came from.
@@ -82,10 +108,11 @@ pub fn load<T: DeserializeOwned>(
     path: &Path,
     overrides: &[String],
 ) -> Result<Loaded<T>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = crate::textfile::decode(path, bytes)?;
     from_str(path, &text, overrides)
 }
 
@@ -103,45 +130,50 @@ pub fn from_str<T: DeserializeOwned>(
                 line: e.span().map_or(1, |s| line_at(text, s.start)),
                 message: first_line(e.message()),
             })?;
-    let unexpanded = ConfigSource {
-        path: path.to_path_buf(),
-        text: text.to_string(),
-    };
     // Overrides first: `--set encoder.model=DIR` replaces `${M3E_DIR}` before it is expanded,
     // so an unset variable that is overridden is no error.
+    let mut applied = Vec::with_capacity(overrides.len());
     for arg in overrides {
-        apply_override(&mut doc, arg)?;
+        applied.push((apply_override(&mut doc, arg)?, arg.clone()));
     }
-    expand_env(doc.as_item_mut(), &mut Vec::new(), &unexpanded)?;
-    let source = ConfigSource {
+    let mut source = ConfigSource {
         path: path.to_path_buf(),
-        text: if overrides.is_empty() {
-            text.to_string()
-        } else {
-            doc.to_string()
-        },
+        text: text.to_string(),
+        original: text.to_string(),
+        overrides: applied,
     };
-    // Deserialise from the expanded document, but keep the original text's line numbers when
-    // nothing was overridden (expansion never changes the number of lines).
+    expand_env(doc.as_item_mut(), &mut Vec::new(), &source)?;
+    if !overrides.is_empty() {
+        source.text = doc.to_string();
+    }
+    // Deserialise from the expanded document. Without overrides its lines are the file's
+    // (expansion never changes the number of lines), so an error's span gives its line; with
+    // them the document is rewritten, so the line is looked up by key in the file itself.
     let expanded = doc.to_string();
     let deserializer = toml::Deserializer::new(&expanded);
     let value = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
-        let line = inner
-            .span()
-            .map(|s| line_at(&expanded, s.start))
-            .or_else(|| source.line_of(&key));
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line,
-            key: if key == "." {
-                "(top level)".into()
-            } else {
-                key
-            },
-            message: first_line(inner.message()),
+        let message = first_line(inner.message());
+        if key == "." {
+            return ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: inner.span().map(|s| line_at(&expanded, s.start)),
+                key: "(top level)".into(),
+                message,
+            };
         }
+        if overrides.is_empty() {
+            if let Some(span) = inner.span() {
+                return ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line: Some(line_at(&expanded, span.start)),
+                    key,
+                    message,
+                };
+            }
+        }
+        source.error(&key, message)
     })?;
     Ok(Loaded { value, source })
 }
@@ -176,18 +208,39 @@ impl ConfigSource {
 
     /// The 1-based line of dotted key `key` (`a.b`, `stage[1].model`), if it is in the file.
     pub fn line_of(&self, key: &str) -> Option<usize> {
-        let doc = ImDocument::parse(self.text.as_str()).ok()?;
+        let doc = ImDocument::parse(self.original.as_str()).ok()?;
         let span = span_of(doc.as_item(), &parse_key_path(key)?)?;
-        Some(line_at(&self.text, span.start))
+        Some(line_at(&self.original, span.start))
     }
 
-    /// An [`ConfigError::Invalid`] for `key` saying `message`, with the key's line.
+    /// The `--set` override (as given) that set `key` or a table holding it, the last one
+    /// when several did.
+    pub fn override_of(&self, key: &str) -> Option<&str> {
+        let path = parse_key_path(key)?;
+        self.overrides
+            .iter()
+            .rev()
+            .find(|(set, _)| path.starts_with(set))
+            .map(|(_, arg)| arg.as_str())
+    }
+
+    /// An error about `key` saying `message`: [`ConfigError::Overridden`] naming the `--set`
+    /// that gave the key its value, else [`ConfigError::Invalid`] with the key's line.
     pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let message = message.into();
+        if let Some(arg) = self.override_of(key) {
+            return ConfigError::Overridden {
+                path: self.path.clone(),
+                arg: arg.to_string(),
+                key: key.to_string(),
+                message,
+            };
+        }
         ConfigError::Invalid {
             path: self.path.clone(),
             line: self.line_of(key),
             key: key.to_string(),
-            message: message.into(),
+            message,
         }
     }
 
@@ -451,8 +504,8 @@ fn expand_str(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Applies one `dotted.key=value` override, creating missing tables.
-fn apply_override(doc: &mut DocumentMut, arg: &str) -> Result<(), ConfigError> {
+/// Applies one `dotted.key=value` override, creating missing tables; returns the key's path.
+fn apply_override(doc: &mut DocumentMut, arg: &str) -> Result<Vec<Segment>, ConfigError> {
     let bad = |message: String| ConfigError::Override {
         arg: arg.to_string(),
         message,
@@ -467,7 +520,8 @@ fn apply_override(doc: &mut DocumentMut, arg: &str) -> Result<(), ConfigError> {
         Ok(v) => v.decorated("", ""),
         Err(_) => Value::from(raw),
     };
-    set_in(doc.as_table_mut(), &path, value).map_err(bad)
+    set_in(doc.as_table_mut(), &path, value).map_err(bad)?;
+    Ok(path)
 }
 
 /// Sets `path` (which starts with a key) inside `table` to `value`.
@@ -547,6 +601,37 @@ pub mod range {
             Err(D::Error::custom(format!(
                 "{value} is out of range; expected {expected}"
             )))
+        }
+    }
+
+    /// What a count in `MIN..=MAX` accepts, for messages.
+    fn count_range<const MIN: usize, const MAX: usize>() -> String {
+        if MAX == usize::MAX {
+            format!("{MIN} or more")
+        } else {
+            format!("{MIN} to {MAX}")
+        }
+    }
+
+    /// A whole number in `MIN..=MAX`: a count, length or stride that makes no sense at 0 (or
+    /// beyond a bound that sizes an allocation). Use as
+    /// `deserialize_with = "crate::config::range::count::<1, 8192, _>"`.
+    pub fn count<'de, const MIN: usize, const MAX: usize, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<usize, D::Error> {
+        let v = usize::deserialize(d)?;
+        check::<D, _>(v, (MIN..=MAX).contains(&v), &count_range::<MIN, MAX>())
+    }
+
+    /// [`count`] for an optional key.
+    pub fn opt_count<'de, const MIN: usize, const MAX: usize, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<usize>, D::Error> {
+        match Option::<usize>::deserialize(d)? {
+            Some(v) => {
+                check::<D, _>(v, (MIN..=MAX).contains(&v), &count_range::<MIN, MAX>()).map(Some)
+            }
+            None => Ok(None),
         }
     }
 
@@ -697,6 +782,57 @@ mod tests {
         assert!(err.contains("`stage` has 2 entries, no [5]"), "{err}");
         let err = parse(TEXT, &["encoder.model"]).unwrap_err().to_string();
         assert!(err.contains("expected dotted.key=value"), "{err}");
+    }
+
+    #[test]
+    fn an_error_in_an_overridden_value_names_the_set_not_a_line() {
+        // A new key lands in the rewritten document at a line the file does not have.
+        let err = parse(TEXT, &["stage[0].top_k=many"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "conf/p.toml: key `stage[0].top_k` (--set stage[0].top_k=many): invalid type: \
+                 string \"many\""
+            ),
+            "{err}"
+        );
+        // A key the overrides did not touch keeps its line in the file.
+        let text = TEXT.replace("layers = 4", "layers = \"four\"");
+        let err = parse(&text, &["stage[1].top_k=2"]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("conf/p.toml:3: key `encoder.layers`"),
+            "{err}"
+        );
+        // Later checks through `ConfigSource::error` name the override too.
+        let loaded = parse(TEXT, &["encoder.layers=0"]).unwrap();
+        let err = loaded.source.error("encoder.layers", "must be at least 1");
+        assert_eq!(
+            err.to_string(),
+            "conf/p.toml: key `encoder.layers` (--set encoder.layers=0): must be at least 1"
+        );
+        assert_eq!(loaded.source.line_of("stage[1].top_k"), Some(10));
+    }
+
+    #[test]
+    fn counts_outside_their_range_name_the_range() {
+        #[derive(Debug, Deserialize)]
+        struct Counts {
+            #[serde(deserialize_with = "range::count::<1, 8, _>")]
+            n: usize,
+            #[serde(default, deserialize_with = "range::opt_count::<1, { usize::MAX }, _>")]
+            m: Option<usize>,
+        }
+        let read = |text: &str| from_str::<Counts>(Path::new("c.toml"), text, &[]);
+        let counts = read("n = 8\nm = 3\n").unwrap().value;
+        assert_eq!((counts.n, counts.m), (8, Some(3)));
+        let err = read("n = 0\n").unwrap_err().to_string();
+        assert_eq!(err, "c.toml:1: key `n`: 0 is out of range; expected 1 to 8");
+        let err = read("n = 2\nm = 0\n").unwrap_err().to_string();
+        assert!(
+            err.ends_with("0 is out of range; expected 1 or more"),
+            "{err}"
+        );
     }
 
     #[test]

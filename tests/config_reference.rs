@@ -292,7 +292,21 @@ fn init_config_passes_each_tasks_checks_on_the_shipped_data() {
         return;
     }
     let pipelines = scratch_pipelines_dir("checks");
-    let encoder = repo().join("tests/fixtures/encoder/tiny-bert");
+    // The tiny fixture stands in for the encoder, its config widened to the templates'
+    // `max_len` (checked against the encoder's positions; the weights are never loaded).
+    let encoder = pipelines.parent().unwrap().join("encoder");
+    std::fs::create_dir_all(&encoder).unwrap();
+    let fixture = repo().join("tests/fixtures/encoder/tiny-bert");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("config.json")).unwrap())
+            .unwrap();
+    cfg["max_position_embeddings"] = 512.into();
+    std::fs::write(encoder.join("config.json"), cfg.to_string()).unwrap();
+    std::fs::copy(
+        fixture.join("model.safetensors"),
+        encoder.join("model.safetensors"),
+    )
+    .unwrap();
     let overrides = [format!("encoder.model={}", encoder.display())];
     for (task, mode, template) in templates() {
         let path = pipelines.join(format!("{}-{}.toml", task.name(), mode.name()));

@@ -306,7 +306,7 @@ print(json.dumps({k: sorted(map(str, v)) for k, v in info.items() if k in
     }
     let (model, _, fresh) =
         zhishi::model::mlm::load_masked_lm(dir, &Device::Cpu, Kernels::Fast, 0).unwrap();
-    assert_eq!(fresh, 0, "the head was saved");
+    assert!(fresh.is_empty(), "the head was saved: {fresh:?}");
     let ids = Tensor::new(&[[2u32, 7, 9, 11, 3]], &Device::Cpu).unwrap();
     let hidden = model
         .hidden(&EncoderInput::new(&ids), &Dropout::disabled())

@@ -152,7 +152,7 @@ fn masked_lm_matches_transformers_on_m3e_small() {
     let torch_loss = torch["loss"].as_f64().unwrap();
     for kernels in [Kernels::Fast, Kernels::Differentiable] {
         let (model, _, fresh) = load_masked_lm(&dir, &Device::Cpu, kernels, 0).unwrap();
-        assert_eq!(fresh, 0);
+        assert!(fresh.is_empty(), "{fresh:?}");
         let m = mlm_metrics(&model, &seqs, 8, &Device::Cpu).unwrap();
         let diff = (m.mlm_loss - torch_loss).abs();
         eprintln!("{kernels:?}: MLM loss zhishi {:.6} transformers {torch_loss:.6} |diff| {diff:.2e} ({} masked tokens)",

@@ -68,7 +68,7 @@ fn ranks_are_exact_filtered_and_raw_with_ties_counted_half() {
 fn report_summarises_both_sides() {
     let test = [[0, 0, 1], [0, 0, 3]];
     let known = [[0, 0, 4], [2, 0, 3], [0, 0, 1], [0, 0, 3]];
-    let report = eval::evaluate(&line_model(4, Norm::L1), &test, &Filter::new(&known));
+    let report = eval::evaluate(&line_model(4, Norm::L1), &test, &Filter::new(&known)).unwrap();
     assert_eq!(report.filtered, Metrics::from_ranks([1.0, 1.0, 3.0, 4.0]));
     assert_eq!(report.raw, Metrics::from_ranks([1.5, 1.0, 5.0, 5.0]));
     assert_eq!(report.filtered.hits_at_1, 0.5);

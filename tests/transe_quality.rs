@@ -25,12 +25,14 @@ fn mrr_before_and_after(data: &Dataset, config: TrainConfig) -> (f64, f64) {
     )
     .unwrap();
     let before = eval::evaluate(trainer.model(), &data.test.triples, &filter)
+        .unwrap()
         .filtered
         .mrr;
     while !trainer.finished() {
         trainer.train_epoch(&mut |_, _| {});
     }
     let after = eval::evaluate(trainer.model(), &data.test.triples, &filter)
+        .unwrap()
         .filtered
         .mrr;
     (before, after)

@@ -17,11 +17,11 @@ use zhishi::stages::task::Split;
 pub struct Args {
     /// Training configuration (TOML with a `[task] kind` and a `[knowledge]` table).
     pub config: PathBuf,
-    /// The knowledge modes to compare (comma-separated).
+    /// The knowledge modes to compare (comma-separated, each once).
     #[arg(long, default_value = "plain,kbert,ernie", value_delimiter = ',')]
     pub knowledge: Vec<String>,
-    /// Seeds per arm: `train.seed`, `train.seed + 1`, ...
-    #[arg(long, default_value_t = 2)]
+    /// Seeds per arm: `train.seed`, `train.seed + 1`, ... (at most 1000).
+    #[arg(long, default_value_t = 2, value_parser = super::bounds::count_in::<1, { zhishi::stages::compare::MAX_SEEDS }>)]
     pub seeds: usize,
     /// The split every run is evaluated on.
     #[arg(long, default_value = "test")]

@@ -9,13 +9,19 @@
 //! with `layer_types`) lines also carry `entity_ids` `[B][L]` (rows of the
 //! `--entity-embeddings` table, `-1` = none) and `entity_mask` `[B][L]`, and the output adds
 //! `"entity_hidden_state": [B][L][100]`.
-use std::io::{BufRead, BufWriter, Write};
+//!
+//! Bounded by construction: a line is read only up to the bytes a batch of
+//! `--max-batch-tokens` ids can take, rows must fit the model's positions, and a batch of more
+//! ids than `--max-batch-tokens` is refused before any tensor is built; the encoder then runs
+//! a few rows at a time ([`FORWARD_TOKENS`]), so its attention scores stay small whatever the
+//! batch. Every refusal names the stdin line.
+use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zhishi::model::{
     self, BertConfig, BertModel, EncoderInput, ErnieInput, ErnieModel, Kernels, Precision,
 };
@@ -45,6 +51,26 @@ pub struct Args {
     /// For text lines with pooling: scale each vector to unit length (cosine = dot product).
     #[arg(long)]
     normalize: bool,
+    /// Most token ids in one batch line (rows x row length, 1 to 1,048,576). A larger batch
+    /// is refused, and a line longer than such a batch can take is refused before it is
+    /// parsed; memory grows linearly with this limit.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BATCH_TOKENS, value_parser = super::bounds::count_in::<1, { 1 << 20 }>)]
+    max_batch_tokens: usize,
+}
+
+/// The default `--max-batch-tokens`: 32 rows of 512 tokens.
+const DEFAULT_MAX_BATCH_TOKENS: usize = 16_384;
+
+/// Tokens the encoder runs at once: a batch is cut into chunks of whole rows of about this
+/// many tokens (at least one row), so the attention scores of one layer, rows x heads x L x L
+/// floats, stay near 50 MB for a 12-head model at L = 512.
+const FORWARD_TOKENS: usize = 2048;
+
+/// The longest line (bytes) a batch of `max_tokens` ids in rows of at most `max_len` can
+/// take: the `[B][L][L]` visible matrix at up to 4 bytes an entry, and every `[B][L]` field
+/// at up to 64 bytes a row entry in all (ids, separators, whitespace), plus 1 MiB of slack.
+fn line_limit(max_tokens: usize, max_len: usize) -> usize {
+    (1 << 20) + max_tokens.saturating_mul(4 * max_len + 64)
 }
 
 /// How a text line's hidden states become the output.
@@ -58,30 +84,98 @@ enum Pooling {
     Cls,
 }
 
-/// A text line: `{"text": "..."}`.
+/// One input line: a text (`{"text": ...}`) or a batch of token ids with optional side inputs.
+/// Ids are read as `i32` and 0/1 matrices as `u8`, so parsing a line takes at most a few
+/// times its bytes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TextLine {
-    text: String,
+struct Line {
+    text: Option<String>,
+    input_ids: Option<Vec<Vec<i32>>>,
+    token_type_ids: Option<Vec<Vec<i32>>>,
+    attention_mask: Option<Vec<Vec<u8>>>,
+    position_ids: Option<Vec<Vec<i32>>>,
+    visible_matrix: Option<Vec<Vec<Vec<u8>>>>,
+    entity_ids: Option<Vec<Vec<i64>>>,
+    entity_mask: Option<Vec<Vec<u8>>>,
 }
 
-/// One input line: a batch of token ids and optional side inputs.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A batch line: `input_ids` `[B][L]` and the side inputs it came with.
+#[derive(Debug)]
 struct Batch {
-    input_ids: Vec<Vec<i64>>,
-    token_type_ids: Option<Vec<Vec<i64>>>,
-    attention_mask: Option<Vec<Vec<i64>>>,
-    position_ids: Option<Vec<Vec<i64>>>,
-    visible_matrix: Option<Vec<Vec<Vec<i64>>>>,
+    input_ids: Vec<Vec<i32>>,
+    token_type_ids: Option<Vec<Vec<i32>>>,
+    attention_mask: Option<Vec<Vec<u8>>>,
+    position_ids: Option<Vec<Vec<i32>>>,
+    visible_matrix: Option<Vec<Vec<Vec<u8>>>>,
     entity_ids: Option<Vec<Vec<i64>>>,
-    entity_mask: Option<Vec<Vec<i64>>>,
+    entity_mask: Option<Vec<Vec<u8>>>,
+}
+
+/// What a line asks for.
+enum Request {
+    Text(String),
+    Batch(Batch),
+}
+
+impl Line {
+    fn into_request(self) -> anyhow::Result<Request> {
+        let Line {
+            text,
+            input_ids,
+            token_type_ids,
+            attention_mask,
+            position_ids,
+            visible_matrix,
+            entity_ids,
+            entity_mask,
+        } = self;
+        let side_inputs = token_type_ids.is_some()
+            || attention_mask.is_some()
+            || position_ids.is_some()
+            || visible_matrix.is_some()
+            || entity_ids.is_some()
+            || entity_mask.is_some();
+        match (text, input_ids) {
+            (Some(text), None) if !side_inputs => Ok(Request::Text(text)),
+            (Some(_), _) => {
+                bail!("a line holds \"text\" or \"input_ids\" with its side inputs, not both")
+            }
+            (None, Some(input_ids)) => Ok(Request::Batch(Batch {
+                input_ids,
+                token_type_ids,
+                attention_mask,
+                position_ids,
+                visible_matrix,
+                entity_ids,
+                entity_mask,
+            })),
+            (None, None) => bail!(r#"expected {{"text": ...}} or {{"input_ids": [[...]], ...}}"#),
+        }
+    }
 }
 
 /// The loaded encoder: plain BERT, or ERNIE-THU with its entity table.
 enum Encoder {
     Bert(BertModel),
     Ernie(ErnieModel, Tensor),
+}
+
+impl Encoder {
+    fn config(&self) -> &BertConfig {
+        match self {
+            Encoder::Bert(m) => m.config(),
+            Encoder::Ernie(m, _) => m.config(),
+        }
+    }
+}
+
+/// The output of a batch line.
+#[derive(Serialize)]
+struct BatchOutput {
+    last_hidden_state: Vec<Vec<Vec<f32>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entity_hidden_state: Option<Vec<Vec<Vec<f32>>>>,
 }
 
 /// Runs `zhishi encode`: stdin JSONL -> stdout JSONL.
@@ -114,34 +208,71 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             model::load_bert(&args.model, &device, DType::F32, kernels).with_context(ctx)?,
         )
     };
-    let stdin = std::io::stdin().lock();
+    let limit = line_limit(args.max_batch_tokens, cfg.max_position_embeddings);
+    let mut stdin = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut tokenizer: Option<model::BertTokenizer> = None;
-    for (i, line) in stdin.lines().enumerate() {
-        let line = line.context("reading stdin")?;
-        if line.trim().is_empty() {
+    let mut buf = Vec::new();
+    for number in 1.. {
+        let at = || format!("stdin line {number}");
+        if !read_line(&mut stdin, &mut buf, limit).with_context(at)? {
+            break;
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let at = || format!("stdin line {}", i + 1);
-        let value: serde_json::Value = serde_json::from_str(&line).with_context(at)?;
-        let record = if value.get("text").is_some() {
-            let text: TextLine = serde_json::from_value(value).with_context(at)?;
-            if tokenizer.is_none() {
-                tokenizer = Some(model::BertTokenizer::from_dir(&args.model).with_context(
-                    || format!("text input needs the tokenizer of {}", args.model.display()),
-                )?);
+        let line: Line = serde_json::from_slice(&buf).with_context(at)?;
+        match line.into_request().with_context(at)? {
+            Request::Text(text) => {
+                if tokenizer.is_none() {
+                    tokenizer = Some(
+                        model::BertTokenizer::for_model(&args.model, encoder.config())
+                            .with_context(|| {
+                                format!(
+                                    "text input needs the tokenizer of {}",
+                                    args.model.display()
+                                )
+                            })?,
+                    );
+                }
+                let tokenizer = tokenizer.as_ref().context("tokenizer")?;
+                let record =
+                    encode_text(&encoder, tokenizer, &text, &args, &device).with_context(at)?;
+                serde_json::to_writer(&mut out, &record)?;
             }
-            let tokenizer = tokenizer.as_ref().context("tokenizer")?;
-            encode_text(&encoder, tokenizer, &text.text, &args, &device).with_context(at)?
-        } else {
-            let batch: Batch = serde_json::from_value(value).with_context(at)?;
-            encode_batch(&encoder, &batch, &device).with_context(at)?
-        };
-        serde_json::to_writer(&mut out, &record)?;
+            Request::Batch(batch) => {
+                let record = encode_batch(&encoder, &batch, args.max_batch_tokens, &device)
+                    .with_context(at)?;
+                serde_json::to_writer(&mut out, &record)?;
+            }
+        }
         out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the next line of `input` into `buf` (without its line break), reading at most
+/// `limit` bytes of it; `false` at the end of the input, an error when the line is longer.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> anyhow::Result<bool> {
+    buf.clear();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let n = input.by_ref().take(cap).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if n as u64 == cap {
+        bail!(
+            "the line is longer than {limit} bytes, more than a batch of --max-batch-tokens ids \
+             can take; split the batch or raise --max-batch-tokens"
+        );
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(true)
 }
 
 /// Tokenises one text (cut to the model's longest input, keeping the final `[SEP]`), runs a
@@ -187,21 +318,16 @@ fn encode_text(
     Ok(serde_json::json!({ "embedding": vector }))
 }
 
-/// Validates one batch against the model's config and runs it; returns the output record.
+/// Validates one batch against the model's config and `max_tokens`, then runs it a few rows
+/// at a time; returns the output record.
 fn encode_batch(
     encoder: &Encoder,
     batch: &Batch,
+    max_tokens: usize,
     device: &Device,
-) -> anyhow::Result<serde_json::Value> {
-    let cfg: &BertConfig = match encoder {
-        Encoder::Bert(m) => m.config(),
-        Encoder::Ernie(m, _) => m.config(),
-    };
-    let b = batch.input_ids.len();
-    let l = batch.input_ids.first().map_or(0, Vec::len);
-    if b == 0 || l == 0 {
-        bail!("input_ids must be a non-empty [B][L] array");
-    }
+) -> anyhow::Result<BatchOutput> {
+    let cfg = encoder.config();
+    let (b, l) = batch_shape(&batch.input_ids, cfg, max_tokens)?;
     let ids = ids_tensor(
         "input_ids",
         &batch.input_ids,
@@ -209,7 +335,7 @@ fn encode_batch(
         cfg.vocab_size,
         device,
     )?;
-    let opt = |name, rows: &Option<Vec<Vec<i64>>>, limit| {
+    let opt = |name, rows: &Option<Vec<Vec<i32>>>, limit| {
         rows.as_ref()
             .map(|r| ids_tensor(name, r, (b, l), limit, device))
             .transpose()
@@ -220,14 +346,18 @@ fn encode_batch(
         &batch.position_ids,
         cfg.max_position_embeddings,
     )?;
-    let attention_mask = opt("attention_mask", &batch.attention_mask, 2)?;
+    let attention_mask = batch
+        .attention_mask
+        .as_ref()
+        .map(|r| ids_tensor("attention_mask", r, (b, l), 2, device))
+        .transpose()?;
     let visible_matrix = match &batch.visible_matrix {
         None => None,
         Some(v) => {
             if v.len() != b {
                 bail!("visible_matrix has {} examples, input_ids has {b}", v.len());
             }
-            let mut flat = Vec::with_capacity(b * l * l);
+            let mut flat = Vec::with_capacity(b);
             for (e, m) in v.iter().enumerate() {
                 let t = ids_tensor("visible_matrix", m, (l, l), 2, device)
                     .with_context(|| format!("example {e}"))?;
@@ -236,48 +366,95 @@ fn encode_batch(
             Some(Tensor::stack(&flat, 0)?)
         }
     };
-    let input = EncoderInput {
-        input_ids: &ids,
-        token_type_ids: token_type_ids.as_ref(),
-        position_ids: position_ids.as_ref(),
-        attention_mask: attention_mask.as_ref(),
-        visible_matrix: visible_matrix.as_ref(),
-    };
-    match encoder {
-        Encoder::Bert(bert) => {
-            if batch.entity_ids.is_some() || batch.entity_mask.is_some() {
-                bail!("entity_ids/entity_mask need an ERNIE model");
-            }
-            let h = bert.forward(&input)?.to_vec3::<f32>()?;
-            Ok(serde_json::json!({ "last_hidden_state": h }))
-        }
-        Encoder::Ernie(ernie, table) => {
-            let (Some(ids), Some(mask)) = (&batch.entity_ids, &batch.entity_mask) else {
-                bail!("an ERNIE model needs entity_ids and entity_mask");
-            };
-            let entities = model::gather_entities(table, ids)?;
-            if entities.dims()[..2] != [b, l] {
+    let entities = match (encoder, &batch.entity_ids, &batch.entity_mask) {
+        (Encoder::Bert(_), None, None) => None,
+        (Encoder::Bert(_), _, _) => bail!("entity_ids/entity_mask need an ERNIE model"),
+        (Encoder::Ernie(_, table), Some(ids), Some(mask)) => {
+            if ids.len() != b || ids.iter().any(|row| row.len() != l) {
                 bail!("entity_ids must be [{b}][{l}] like input_ids");
             }
+            let entities = model::gather_entities(table, ids)?;
             let entity_mask = ids_tensor("entity_mask", mask, (b, l), 2, device)?;
-            let (h, e) = ernie.forward(&ErnieInput {
-                tokens: input,
-                entities: &entities,
-                entity_mask: &entity_mask,
-            })?;
-            Ok(serde_json::json!({
-                "last_hidden_state": h.to_vec3::<f32>()?,
-                "entity_hidden_state": e.to_vec3::<f32>()?,
-            }))
+            Some((entities, entity_mask))
+        }
+        (Encoder::Ernie(..), _, _) => bail!("an ERNIE model needs entity_ids and entity_mask"),
+    };
+    let rows = (FORWARD_TOKENS / l).max(1);
+    let mut hidden = Vec::with_capacity(b);
+    let mut entity_hidden = Vec::new();
+    for start in (0..b).step_by(rows) {
+        let n = rows.min(b - start);
+        let part = |t: &Option<Tensor>| t.as_ref().map(|t| t.narrow(0, start, n)).transpose();
+        let (ids, token_type_ids, position_ids, attention_mask, visible_matrix) = (
+            ids.narrow(0, start, n)?,
+            part(&token_type_ids)?,
+            part(&position_ids)?,
+            part(&attention_mask)?,
+            part(&visible_matrix)?,
+        );
+        let input = EncoderInput {
+            input_ids: &ids,
+            token_type_ids: token_type_ids.as_ref(),
+            position_ids: position_ids.as_ref(),
+            attention_mask: attention_mask.as_ref(),
+            visible_matrix: visible_matrix.as_ref(),
+        };
+        match (encoder, &entities) {
+            (Encoder::Ernie(ernie, _), Some((entities, entity_mask))) => {
+                let (h, e) = ernie.forward(&ErnieInput {
+                    tokens: input,
+                    entities: &entities.narrow(0, start, n)?,
+                    entity_mask: &entity_mask.narrow(0, start, n)?,
+                })?;
+                hidden.extend(h.to_vec3::<f32>()?);
+                entity_hidden.extend(e.to_vec3::<f32>()?);
+            }
+            (Encoder::Bert(bert), _) => hidden.extend(bert.forward(&input)?.to_vec3::<f32>()?),
+            (Encoder::Ernie(..), None) => bail!("an ERNIE model needs entity_ids and entity_mask"),
         }
     }
+    Ok(BatchOutput {
+        last_hidden_state: hidden,
+        entity_hidden_state: entities.is_some().then_some(entity_hidden),
+    })
+}
+
+/// The `(rows, row length)` of `input_ids`, checked before any tensor is built: a non-empty
+/// `[B][L]` array whose rows fit the model's positions, of at most `max_tokens` ids.
+fn batch_shape(
+    input_ids: &[Vec<i32>],
+    cfg: &BertConfig,
+    max_tokens: usize,
+) -> anyhow::Result<(usize, usize)> {
+    let b = input_ids.len();
+    let l = input_ids.first().map_or(0, Vec::len);
+    if b == 0 || l == 0 {
+        bail!("input_ids must be a non-empty [B][L] array");
+    }
+    if let Some((i, row)) = input_ids.iter().enumerate().find(|(_, r)| r.len() != l) {
+        bail!("input_ids[{i}] has {} entries, expected {l}", row.len());
+    }
+    if l > cfg.max_position_embeddings {
+        bail!(
+            "input_ids rows hold {l} tokens but the model has {} positions (max_position_embeddings)",
+            cfg.max_position_embeddings
+        );
+    }
+    if b.saturating_mul(l) > max_tokens {
+        bail!(
+            "the batch holds {b} x {l} = {} ids, more than --max-batch-tokens {max_tokens}; \
+             split it into smaller batches or raise the limit",
+            b * l
+        );
+    }
+    Ok((b, l))
 }
 
 /// A `[rows][cols]` array of integers in `0..limit` as a u32 tensor, or an error naming the
 /// field and the offending entry.
-fn ids_tensor(
+fn ids_tensor<T: Copy + Into<i64>>(
     name: &str,
-    rows: &[Vec<i64>],
+    rows: &[Vec<T>],
     (r, c): (usize, usize),
     limit: usize,
     device: &Device,
@@ -291,6 +468,7 @@ fn ids_tensor(
             bail!("{name}[{i}] has {} entries, expected {c}", row.len());
         }
         for (j, &v) in row.iter().enumerate() {
+            let v: i64 = v.into();
             if v < 0 || v as u64 >= limit as u64 {
                 bail!("{name}[{i}][{j}] = {v} is outside 0..{limit}");
             }

@@ -2,9 +2,10 @@
 //! one JSON object per line on stdout:
 //! `{"masks":[{"position":2,"candidates":[{"token":"滨","score":0.93},...]}]}`. `position` is
 //! the character index (Unicode scalars, from 0) of the mask's `[` in the line; candidates are
-//! softmax probabilities over the vocabulary, best first.
+//! softmax probabilities over the vocabulary, best first. Input lines must be UTF-8 of at most
+//! [`MAX_LINE_BYTES`]; an error names the file (or `stdin`) and line.
 use std::io::{BufRead, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -27,25 +28,31 @@ pub struct Args {
     pub input: Option<PathBuf>,
 }
 
+/// The longest input line read, in bytes (a line is one model input, far shorter than this).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// Runs `zhishi fill-mask`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let model =
         FillMask::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
-    let reader: Box<dyn BufRead> = match &args.input {
-        Some(p) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
-        )),
-        None => Box::new(std::io::stdin().lock()),
+    let (reader, name): (Box<dyn BufRead>, &Path) = match &args.input {
+        Some(p) => (
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+            )),
+            p,
+        ),
+        None => (Box::new(std::io::stdin().lock()), Path::new("stdin")),
     };
     let mut out = BufWriter::new(std::io::stdout().lock());
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {}", i + 1))?;
+    for line in zhishi::textfile::lines(name, reader, MAX_LINE_BYTES) {
+        let (number, line) = line?;
         if line.trim().is_empty() {
             continue;
         }
         let masks = model
             .fill(&line, args.top_k)
-            .with_context(|| format!("line {}", i + 1))?;
+            .with_context(|| format!("{}:{number}", name.display()))?;
         writeln!(out, "{}", serde_json::json!({ "masks": masks }))?;
     }
     out.flush()?;

@@ -1,7 +1,7 @@
 //! `zhishi kbert`: reads JSON lines holding a sentence and its knowledge tree and writes the
 //! flattened K-BERT inputs (tokens, ids, soft positions, knowledge mask, visible matrix).
 use std::io::{BufRead, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -39,7 +39,10 @@ pub struct KbertArgs {
     /// one. Required: ids are meaningless without the model's vocabulary.
     #[arg(long, value_name = "FILE")]
     vocab: PathBuf,
-    /// Also draw each line's tree and visible matrix as `DIR/N.svg` (N = input line number).
+    /// Also draw each line's tree and visible matrix as `DIR/N.svg` (N = input line number),
+    /// over its first 160 tokens (the HTTP tree's cap). Each file is written to a temporary
+    /// file in DIR and renamed into place, so a symlink at `N.svg` is replaced, never
+    /// written through.
     #[arg(long, value_name = "DIR")]
     svg: Option<PathBuf>,
 }
@@ -124,7 +127,7 @@ pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
         if let Some(dir) = &args.svg {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join(format!("{number}.svg"));
-            std::fs::write(&path, zhishi::knowledge::tree_svg(&input)?)
+            replace_file(dir, &path, zhishi::knowledge::tree_svg(&input)?.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         let visible_matrix = (0..input.visible.len())
@@ -142,6 +145,26 @@ pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to `path` (in `dir`) through a temporary file in `dir` renamed over it: a
+/// symlink planted at `path` is replaced, not followed, and a reader never sees half a file.
+fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".zhishi-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // A plain file's usual mode rather than the temporary file's owner-only one.
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Turns a given tree into a sentence tree, checking its words spell the text.

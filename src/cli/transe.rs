@@ -291,6 +291,19 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     plan.check()?;
     let data = Dataset::load(&args.data, args.format)?;
+    // Every split the run evaluates must hold triples, checked before training.
+    let empty = |split: &str| {
+        anyhow::anyhow!(
+            "{}: no triples in the {split} split; link prediction needs at least one",
+            args.data.join(args.format.split_file(split)).display()
+        )
+    };
+    if data.test.triples.is_empty() {
+        return Err(empty("test"));
+    }
+    if args.valid_every.is_some() && data.valid.triples.is_empty() {
+        return Err(empty("valid"));
+    }
     let pool = args.hyper.pool()?;
     let filter = Filter::new(&data.all_triples());
     let mut trainer = args.hyper.trainer(
@@ -309,7 +322,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 return Ok(None);
             }
             let start = Instant::now();
-            let mrr = eval::evaluate(trainer.model(), &data.valid.triples, &filter)
+            let mrr = eval::evaluate(trainer.model(), &data.valid.triples, &filter)?
                 .filtered
                 .mrr;
             valid_seconds += start.elapsed().as_secs_f64();
@@ -327,7 +340,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             None => (trainer.model().clone(), trainer.epochs_done()),
         };
         let start = Instant::now();
-        let report = eval::evaluate(&model, &data.test.triples, &filter);
+        let report = eval::evaluate(&model, &data.test.triples, &filter)?;
         let eval_seconds = start.elapsed().as_secs_f64();
         let m = report.filtered;
         let config = trainer.config();

@@ -25,6 +25,9 @@ pub enum DatasetError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// A file is not UTF-8 (names the line).
+    #[error(transparent)]
+    Text(#[from] crate::textfile::TextFileError),
     /// A line does not have the expected shape.
     #[error("{path}:{line}: expected {expected}, found {found:?}")]
     Parse {
@@ -70,6 +73,16 @@ pub enum Format {
     OpenKe,
     /// Tab-separated labels (`train.txt`, `valid.txt`, `test.txt`).
     Tsv,
+}
+
+impl Format {
+    /// The file of split `split` (`train`, `valid` or `test`) in this layout.
+    pub fn split_file(self, split: &str) -> String {
+        match self {
+            Format::OpenKe => format!("{split}2id.txt"),
+            Format::Tsv => format!("{split}.txt"),
+        }
+    }
 }
 
 impl FromStr for Format {
@@ -142,10 +155,11 @@ impl Dataset {
 }
 
 fn read(path: &Path) -> Result<String, DatasetError> {
-    std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
+    let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    Ok(crate::textfile::decode(path, bytes)?)
 }
 
 fn dir_name(dir: &Path) -> String {
@@ -289,12 +303,15 @@ fn read_openke_triples(
 fn load_openke(dir: &Path) -> Result<Dataset, DatasetError> {
     let entities = read_openke_ids(&dir.join("entity2id.txt"), "entity")?;
     let relations = read_openke_ids(&dir.join("relation2id.txt"), "relation")?;
-    let split = |name: &str| read_openke_triples(&dir.join(name), entities.len(), relations.len());
+    let split = |name: &str| {
+        let file = dir.join(Format::OpenKe.split_file(name));
+        read_openke_triples(&file, entities.len(), relations.len())
+    };
     Ok(Dataset {
         name: dir_name(dir),
-        train: split("train2id.txt")?,
-        valid: split("valid2id.txt")?,
-        test: split("test2id.txt")?,
+        train: split("train")?,
+        valid: split("valid")?,
+        test: split("test")?,
         entities,
         relations,
     })
@@ -325,9 +342,9 @@ fn read_tsv_labels(path: &Path) -> Result<Vec<[String; 3]>, DatasetError> {
 
 fn load_tsv(dir: &Path) -> Result<Dataset, DatasetError> {
     let splits = [
-        read_tsv_labels(&dir.join("train.txt"))?,
-        read_tsv_labels(&dir.join("valid.txt"))?,
-        read_tsv_labels(&dir.join("test.txt"))?,
+        read_tsv_labels(&dir.join(Format::Tsv.split_file("train")))?,
+        read_tsv_labels(&dir.join(Format::Tsv.split_file("valid")))?,
+        read_tsv_labels(&dir.join(Format::Tsv.split_file("test")))?,
     ];
     let mut entity_set = BTreeSet::new();
     let mut relation_set = BTreeSet::new();

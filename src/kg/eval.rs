@@ -175,9 +175,20 @@ pub fn rank_triples(model: &TransE, test: &[[u32; 3]], filter: &Filter) -> Vec<T
         .collect()
 }
 
-/// Ranks and summarises in one call.
-pub fn evaluate(model: &TransE, test: &[[u32; 3]], filter: &Filter) -> Report {
-    Report::from_ranks(&rank_triples(model, test, filter))
+/// Why link prediction could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// There is no triple to rank: every metric would be a meaningless 0.
+    #[error("no test triples: link prediction needs at least one")]
+    NoTriples,
+}
+
+/// Ranks and summarises in one call; refuses an empty `test` (no rank, no metric).
+pub fn evaluate(model: &TransE, test: &[[u32; 3]], filter: &Filter) -> Result<Report, EvalError> {
+    if test.is_empty() {
+        return Err(EvalError::NoTriples);
+    }
+    Ok(Report::from_ranks(&rank_triples(model, test, filter)))
 }
 
 /// A copy with zero columns appended up to a multiple of [`kernels::LANES`], so the distance

@@ -39,6 +39,15 @@ pub enum TransEError {
         /// What is wrong.
         reason: String,
     },
+    /// A vectors or checkpoint file is not a whole safetensors file (cut short by an
+    /// interrupted copy or write, or damaged); the parser's error is the source.
+    #[error("{path}: not a complete safetensors file (truncated or corrupt)")]
+    Corrupt {
+        /// File at fault.
+        path: PathBuf,
+        /// What the safetensors parser found.
+        source: safetensors::SafeTensorError,
+    },
     /// A hyper-parameter or input is unusable.
     #[error("invalid TransE setting: {0}")]
     Config(String),

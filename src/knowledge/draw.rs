@@ -1,6 +1,8 @@
 //! A K-BERT sentence tree as a picture (SVG, plotters): the sentence tokens on the trunk at
 //! their soft positions, each injected branch hanging below its anchor at the positions it
-//! continues from, and the visible matrix as a heat map (who may attend to whom).
+//! continues from, and the visible matrix as a heat map (who may attend to whom). The heat
+//! map is quadratic in the tokens, so at most [`MAX_DRAWN_TOKENS`] are drawn, whoever asks
+//! (`zhishi kbert --svg`, the HTTP tree endpoint).
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -10,6 +12,10 @@ use super::kbert::KbertInput;
 #[derive(Debug, thiserror::Error)]
 #[error("drawing the K-BERT tree: {0}")]
 pub struct DrawError(String);
+
+/// Most tokens drawn (`[CLS]` included): a longer input is drawn up to here, its title says
+/// so. 160 tokens are 25,600 heat-map cells, a few MB of SVG.
+pub const MAX_DRAWN_TOKENS: usize = 160;
 
 const CELL: i32 = 34;
 const TRUNK: RGBColor = RGBColor(31, 119, 180);
@@ -38,11 +44,11 @@ pub fn tree_rows(input: &KbertInput) -> Vec<usize> {
     rows
 }
 
-/// The SVG of `input`'s tree and visible matrix.
+/// The SVG of `input`'s tree and visible matrix, over its first [`MAX_DRAWN_TOKENS`] tokens.
 pub fn tree_svg(input: &KbertInput) -> Result<String, DrawError> {
-    let n = input.real_len;
+    let n = input.real_len.min(MAX_DRAWN_TOKENS);
     let rows = tree_rows(input);
-    let depth = rows.iter().copied().max().unwrap_or(0) + 1;
+    let depth = rows[..n].iter().copied().max().unwrap_or(0) + 1;
     let width_cells = input.soft_positions[..n]
         .iter()
         .map(|&p| p as i32 + 1)
@@ -59,12 +65,16 @@ pub fn tree_svg(input: &KbertInput) -> Result<String, DrawError> {
         let err = |e: &dyn std::fmt::Display| DrawError(e.to_string());
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let title = ("sans-serif", 16).into_font();
-        root.draw(&Text::new(
-            "K-BERT sentence tree (number = soft position)",
-            (10, 8),
-            title.clone(),
-        ))
-        .map_err(|e| err(&e))?;
+        let heading = if n < input.real_len {
+            format!(
+                "K-BERT sentence tree (number = soft position; first {n} of {} tokens)",
+                input.real_len
+            )
+        } else {
+            "K-BERT sentence tree (number = soft position)".to_string()
+        };
+        root.draw(&Text::new(heading, (10, 8), title.clone()))
+            .map_err(|e| err(&e))?;
         let label = ("sans-serif", 15).into_font();
         let centred = label
             .clone()

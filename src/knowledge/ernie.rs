@@ -34,6 +34,9 @@ pub enum ErnieError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A file is not UTF-8 (names the line).
+    #[error(transparent)]
+    Text(#[from] crate::textfile::TextFileError),
     /// A line of a file has the wrong content.
     #[error("{}:{line}: {message}", path.display())]
     Format {
@@ -155,10 +158,11 @@ impl EntityVectors {
     pub fn load(dir: &Path) -> Result<Self, ErnieError> {
         let transe = TransE::load(&dir.join(VECTORS_FILE))?;
         let path = dir.join(NAMES_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ErnieError::Io {
+        let bytes = std::fs::read(&path).map_err(|source| ErnieError::Io {
             path: path.clone(),
             source,
         })?;
+        let text = crate::textfile::decode(&path, bytes)?;
         let bad = |line: usize, message: String| ErnieError::Format {
             path: path.clone(),
             line,
@@ -169,6 +173,16 @@ impl EntityVectors {
             .next()
             .and_then(|l| l.trim().parse().ok())
             .ok_or_else(|| bad(1, "expected the number of entities".into()))?;
+        // Checked before allocating a slot per entity: one name per vector row.
+        if count != transe.num_entities() {
+            return Err(bad(
+                1,
+                format!(
+                    "{} entity vectors for {count} names (in {VECTORS_FILE})",
+                    transe.num_entities()
+                ),
+            ));
+        }
         let mut names = vec![None; count];
         for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let mut fields = line.split(['\t', ' ']).filter(|f| !f.is_empty());

@@ -15,7 +15,7 @@ pub mod visible;
 pub mod vocab;
 
 pub use document::{DocumentKnowledge, DocumentTree};
-pub use draw::{tree_svg, DrawError};
+pub use draw::{tree_svg, DrawError, MAX_DRAWN_TOKENS};
 pub use ernie::{EntityVectors, ErnieError};
 pub use input::{InputBatch, InputSequence, Layout};
 pub use kbert::{flatten, InjectionMode, KbertConfig, KbertError, KbertInput};

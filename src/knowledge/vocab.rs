@@ -30,6 +30,9 @@ pub enum VocabError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The vocabulary file is not UTF-8 (names the line).
+    #[error(transparent)]
+    Text(#[from] crate::textfile::TextFileError),
     /// The vocabulary has no `[UNK]` entry, so unknown characters would have no id.
     #[error("vocabulary {origin} has no {UNK_TOKEN} line; unknown characters need one")]
     MissingUnk {
@@ -77,10 +80,11 @@ impl CharVocab {
         if path.is_dir() {
             path.push("vocab.txt");
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| VocabError::Io {
+        let bytes = std::fs::read(&path).map_err(|source| VocabError::Io {
             path: path.clone(),
             source,
         })?;
+        let text = crate::textfile::decode(&path, bytes)?;
         let lines = text
             .split('\n')
             .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string());
@@ -120,6 +124,12 @@ impl CharVocab {
     pub fn with_lowercase_fallback(mut self, on: bool) -> Self {
         self.lowercase_fallback = on;
         self
+    }
+
+    /// One past the largest id (the rows an embedding table needs; more than [`Self::len`]
+    /// when a token repeats).
+    pub fn id_limit(&self) -> usize {
+        self.ids.values().max().map_or(0, |&id| id as usize + 1)
     }
 
     /// Number of distinct tokens.

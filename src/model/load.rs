@@ -19,17 +19,61 @@ pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 /// Config files looked for in a model directory (ERNIE-THU names its own `ernie_config.json`).
 pub const CONFIG_FILES: [&str; 2] = ["config.json", "ernie_config.json"];
 
-/// Reads the model directory's config.
-pub fn read_config(dir: &Path) -> Result<BertConfig, ModelError> {
-    let path = CONFIG_FILES
+/// The model directory's config file: the first of [`CONFIG_FILES`] present.
+pub fn config_file(dir: &Path) -> Result<PathBuf, ModelError> {
+    CONFIG_FILES
         .iter()
         .map(|f| dir.join(f))
         .find(|p| p.is_file())
         .ok_or_else(|| ModelError::MissingFile {
             dir: dir.to_path_buf(),
             what: CONFIG_FILES.join(" or "),
-        })?;
-    BertConfig::from_file(&path)
+        })
+}
+
+/// Reads the model directory's config.
+pub fn read_config(dir: &Path) -> Result<BertConfig, ModelError> {
+    BertConfig::from_file(&config_file(dir)?)
+}
+
+/// Checks that a vocabulary whose ids run below `ids` (read from `vocab`) fits the embedding
+/// table of `cfg`, the config of the model in `dir`. Called wherever a model and its
+/// tokenizer are opened together: a larger vocabulary would fail every text holding one of
+/// its extra tokens, document by document, with a bare "invalid index".
+pub fn check_vocab_fits(
+    dir: &Path,
+    cfg: &BertConfig,
+    vocab: &Path,
+    ids: usize,
+) -> Result<(), ModelError> {
+    if ids <= cfg.vocab_size {
+        return Ok(());
+    }
+    Err(ModelError::VocabTooLarge {
+        vocab: vocab.to_path_buf(),
+        ids,
+        config: config_file(dir).unwrap_or_else(|_| dir.to_path_buf()),
+        vocab_size: cfg.vocab_size,
+    })
+}
+
+/// Checks that inputs of `max_len` tokens (the setting `what` asks for) fit the positions of
+/// `cfg`, the config of the model in `dir`.
+pub fn check_max_len(
+    dir: &Path,
+    cfg: &BertConfig,
+    what: &str,
+    max_len: usize,
+) -> Result<(), ModelError> {
+    if max_len <= cfg.max_position_embeddings {
+        return Ok(());
+    }
+    Err(ModelError::TooLong {
+        what: what.to_string(),
+        max_len,
+        config: config_file(dir).unwrap_or_else(|_| dir.to_path_buf()),
+        positions: cfg.max_position_embeddings,
+    })
 }
 
 /// Loads the BERT model in `dir` onto `device` in `dtype`, running `kernels`. ERNIE layer

@@ -157,12 +157,12 @@ fn fresh_head_tensor(name: &str, shape: &[usize], rng: &mut Rng) -> Result<Tenso
 /// The encoder and head tensors of the checkpoint in `dir` (canonical names, f32, CPU), the
 /// head initialised from `seed` where the checkpoint lacks it (a sentence-embedding model
 /// such as m3e has no `cls.predictions`; `cls.predictions.decoder.bias` stands in for a
-/// missing `cls.predictions.bias`). Returns the tensors and how many were initialised.
+/// missing `cls.predictions.bias`). Returns the tensors and the names of those initialised.
 pub fn masked_lm_tensors(
     dir: &Path,
     cfg: &BertConfig,
     seed: u64,
-) -> std::result::Result<(HashMap<String, Tensor>, usize), ModelError> {
+) -> std::result::Result<(HashMap<String, Tensor>, Vec<String>), ModelError> {
     let weights = find_weights(dir)?;
     let mut all: HashMap<String, Tensor> = read_checkpoint(&weights)?
         .into_iter()
@@ -176,7 +176,7 @@ pub fn masked_lm_tensors(
     }
     let mut out = HashMap::new();
     let mut rng = Rng::new(seed);
-    let mut fresh = 0;
+    let mut fresh = Vec::new();
     let encoder = expected_tensors(cfg);
     for (i, (name, shape)) in encoder.iter().chain(&head_tensors(cfg)).enumerate() {
         let t = match all.remove(name) {
@@ -190,7 +190,7 @@ pub fn masked_lm_tensors(
                 })
             }
             None if i >= encoder.len() => {
-                fresh += 1;
+                fresh.push(name.clone());
                 fresh_head_tensor(name, shape, &mut rng)?
             }
             None => {
@@ -208,13 +208,13 @@ pub fn masked_lm_tensors(
 
 /// Loads the masked LM in `dir` for inference (`kernels`, usually [`Kernels::Fast`]): the
 /// head from the checkpoint, or initialised from `seed` when it has none. Returns the model,
-/// its config and how many head tensors were initialised.
+/// its config and the names of the head tensors initialised (empty for a whole head).
 pub fn load_masked_lm(
     dir: &Path,
     device: &Device,
     kernels: Kernels,
     seed: u64,
-) -> std::result::Result<(BertForMaskedLm, BertConfig, usize), ModelError> {
+) -> std::result::Result<(BertForMaskedLm, BertConfig, Vec<String>), ModelError> {
     let mut cfg = read_config(dir)?;
     cfg.kernels = kernels;
     cfg.layer_types = None;
@@ -240,7 +240,7 @@ pub fn fill_masked_lm_varmap(
     for (name, t) in tensors {
         varmap.set_one(&name, t)?;
     }
-    Ok(fresh)
+    Ok(fresh.len())
 }
 
 /// Writes the weights of a masked LM's `varmap` as Hugging Face's `BertForMaskedLM` saves

@@ -29,7 +29,7 @@ pub use device::parse_device;
 pub use dropout::Dropout;
 pub use encoder::{Encoder, EncoderBatch, EntityTable};
 pub use ernie::{aggregator_config, gather_entities, ErnieInput, ErnieModel};
-pub use load::{load_bert, load_entity_table, load_ernie};
+pub use load::{check_max_len, check_vocab_fits, load_bert, load_entity_table, load_ernie};
 pub use rng::Rng;
 pub use tokenize::{BertTokenizer, Encoded};
 
@@ -102,6 +102,33 @@ pub enum ModelError {
         name: String,
         /// What is wrong.
         message: String,
+    },
+    /// A tokenizer's vocabulary holds ids past the model's embedding table: every text with
+    /// one of the extra tokens would fail, so the pair is refused when it is opened.
+    #[error("{vocab} holds {ids} token ids but {config} gives vocab_size {vocab_size}: the vocabulary does not belong to this model")]
+    VocabTooLarge {
+        /// The vocabulary or tokenizer file.
+        vocab: PathBuf,
+        /// Its largest id + 1.
+        ids: usize,
+        /// The model's config file.
+        config: PathBuf,
+        /// Rows of the model's embedding table.
+        vocab_size: usize,
+    },
+    /// An input length longer than the model has positions for.
+    #[error(
+        "{what} {max_len} exceeds the {positions} positions of {config} (max_position_embeddings)"
+    )]
+    TooLong {
+        /// What asks for the length (`data.max_len`, `ner.json max_len`, ...).
+        what: String,
+        /// The length asked for.
+        max_len: usize,
+        /// The model's config file.
+        config: PathBuf,
+        /// `max_position_embeddings`.
+        positions: usize,
     },
     /// The tokenizer files could not be loaded.
     #[error("cannot load tokenizer from {path}: {message}")]

@@ -1,7 +1,7 @@
 //! BERT WordPiece tokenisation with the `tokenizers` crate, from `tokenizer.json` or
 //! `vocab.txt`. Chinese text becomes one token per character; every token keeps its character
 //! offsets so predictions map back to the text.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
@@ -25,6 +25,7 @@ pub struct Encoded {
 /// A BERT tokenizer: lower-casing, Chinese characters split apart, WordPiece, `[CLS] … [SEP]`.
 pub struct BertTokenizer {
     inner: Tokenizer,
+    file: PathBuf,
 }
 
 impl BertTokenizer {
@@ -36,7 +37,7 @@ impl BertTokenizer {
                 path: json.clone(),
                 message: e.to_string(),
             })?;
-            return Ok(Self { inner });
+            return Ok(Self { inner, file: json });
         }
         let vocab = dir.join("vocab.txt");
         if vocab.is_file() {
@@ -76,7 +77,32 @@ impl BertTokenizer {
             ("[SEP]".into(), sep),
             ("[CLS]".into(), cls),
         )));
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            file: vocab.to_path_buf(),
+        })
+    }
+
+    /// Loads the tokenizer of the model directory `dir` ([`BertTokenizer::from_dir`]) and
+    /// checks that its ids fit the embedding table of `cfg`, the model's config.
+    pub fn for_model(dir: &Path, cfg: &super::BertConfig) -> Result<Self, ModelError> {
+        let tokenizer = Self::from_dir(dir)?;
+        super::check_vocab_fits(dir, cfg, &tokenizer.file, tokenizer.id_limit())?;
+        Ok(tokenizer)
+    }
+
+    /// The file the tokenizer was read from (`tokenizer.json` or `vocab.txt`).
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// One past the largest id the tokenizer gives.
+    pub fn id_limit(&self) -> usize {
+        self.inner
+            .get_vocab(true)
+            .values()
+            .max()
+            .map_or(0, |&id| id as usize + 1)
     }
 
     /// Tokenises `text` with `[CLS]`/`[SEP]`, keeping character offsets.

@@ -4,11 +4,11 @@
 //! a model stage injected facts (`injected_by`), the tree shows exactly those; otherwise every
 //! fact of the document. The page draws it under the tables.
 use crate::doc::Document;
+/// Longest flattened input drawn (tokens, `[CLS]` included): the drawing's own cap, which
+/// `zhishi kbert --svg` shares; the tree is flattened no longer than that.
+pub use crate::knowledge::draw::MAX_DRAWN_TOKENS as MAX_TREE_TOKENS;
 use crate::knowledge::draw::{tree_svg, DrawError};
 use crate::knowledge::{flatten, DocumentKnowledge, InjectionMode, KbertConfig, KbertError};
-
-/// Longest flattened input drawn (tokens, `[CLS]` included): the visible matrix is quadratic.
-pub const MAX_TREE_TOKENS: usize = 160;
 
 /// Why a document's tree could not be drawn.
 #[derive(Debug, thiserror::Error)]

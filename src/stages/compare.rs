@@ -5,15 +5,20 @@
 //!
 //! Each run gets the configuration's own `--set` overrides plus `knowledge.mode=ARM`,
 //! `train.seed=SEED` and `train.output_dir=OUT/compare/ARM-sSEED` (`OUT` the configuration's
-//! `train.output_dir`), so runs never share a model directory.
+//! `train.output_dir`), so runs never share a model directory. Every value is checked before
+//! anything trains: each arm is a knowledge mode given once, there are at most
+//! [`MAX_SEEDS`] seeds, and each arm's configuration passes the task's own check.
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::task::{Split, TaskError, TaskKind, TaskReport};
+use super::task::{KnowledgeMode, Split, TaskError, TaskKind, TaskReport};
 use super::training;
 use crate::config::{load, ConfigError};
 use crate::model::Precision;
+
+/// The most seeds a comparison runs per arm.
+pub const MAX_SEEDS: usize = 1000;
 
 /// Why a comparison could not run.
 #[derive(Debug, thiserror::Error)]
@@ -157,9 +162,14 @@ pub fn summarise(arms: &[String], runs: &[CompareRun]) -> Vec<ArmSummary> {
     out
 }
 
-/// The seeds of a comparison: `count` consecutive seeds from the configuration's
-/// `train.seed` (42 when unset).
+/// The seeds of a comparison: `count` (1 to [`MAX_SEEDS`]) consecutive seeds from the
+/// configuration's `train.seed` (42 when unset).
 pub fn seeds(path: &Path, overrides: &[String], count: usize) -> Result<Vec<u64>, CompareError> {
+    if !(1..=MAX_SEEDS).contains(&count) {
+        return Err(CompareError::Arms(format!(
+            "{count} seeds is out of range; expected 1 to {MAX_SEEDS}"
+        )));
+    }
     let first = load::<Peek>(path, overrides)?
         .value
         .train
@@ -184,6 +194,20 @@ pub fn compare(
             "a comparison needs at least one arm and one seed".into(),
         ));
     }
+    if seeds.len() > MAX_SEEDS {
+        return Err(CompareError::Arms(format!(
+            "{} seeds is out of range; expected 1 to {MAX_SEEDS}",
+            seeds.len()
+        )));
+    }
+    for (i, arm) in arms.iter().enumerate() {
+        arm.parse::<KnowledgeMode>().map_err(CompareError::Arms)?;
+        if arms[..i].contains(arm) {
+            return Err(CompareError::Arms(format!(
+                "arm {arm:?} is given twice; each knowledge mode is compared once"
+            )));
+        }
+    }
     let loaded = load::<Peek>(path, overrides)?;
     let kind: TaskKind = loaded.value.task.kind.parse().map_err(CompareError::Kind)?;
     let task = training::find(kind)
@@ -196,17 +220,30 @@ pub fn compare(
             source,
         })?
         .join("compare");
+    let run_dir = |arm: &str, seed: u64| root.join(format!("{arm}-s{seed}"));
+    let run_sets = |arm: &str, seed: u64| {
+        let mut sets = overrides.to_vec();
+        sets.extend([
+            format!("knowledge.mode={arm}"),
+            format!("train.seed={seed}"),
+            format!("train.output_dir={}", run_dir(arm, seed).display()),
+        ]);
+        sets
+    };
+    // Every arm's configuration before any run: a bad arm must not cost the others' training.
+    for arm in arms {
+        (task.check)(path, &run_sets(arm, seeds[0])).map_err(|source| CompareError::Run {
+            arm: arm.clone(),
+            seed: seeds[0],
+            source,
+        })?;
+    }
     let mut runs = Vec::new();
     let mut metric = "";
     for arm in arms {
         for &seed in seeds {
-            let output_dir = root.join(format!("{arm}-s{seed}"));
-            let mut sets = overrides.to_vec();
-            sets.extend([
-                format!("knowledge.mode={arm}"),
-                format!("train.seed={seed}"),
-                format!("train.output_dir={}", output_dir.display()),
-            ]);
+            let output_dir = run_dir(arm, seed);
+            let sets = run_sets(arm, seed);
             let err = |source| CompareError::Run {
                 arm: arm.clone(),
                 seed,

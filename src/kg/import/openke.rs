@@ -73,6 +73,9 @@ fn read_id_map(path: &Path) -> Result<HashMap<u32, String>, ImportError> {
             line,
             format!("invalid UTF-8 at byte {column} of the line; expected UTF-8 text"),
         ),
+        crate::textfile::TextFileError::LineTooLong { line, limit, .. } => {
+            format_err(line, format!("the line is longer than {limit} bytes"))
+        }
     })?;
     let mut lines = text.lines().enumerate();
     let count: usize = match lines.next() {

@@ -241,9 +241,9 @@ fn checksum(named: &mut [(&str, &[u8])]) -> String {
 impl<'a> TensorFile<'a> {
     /// Parses `bytes` read from `path`.
     pub fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<Self, TransEError> {
-        let invalid = |e: safetensors::SafeTensorError| TransEError::Format {
+        let invalid = |source: safetensors::SafeTensorError| TransEError::Corrupt {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         };
         let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(invalid)?;
         let metadata = meta.metadata().clone().unwrap_or_default();

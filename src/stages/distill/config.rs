@@ -208,12 +208,6 @@ pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigErro
             format!("expected \"{kind}\", found {:?}", c.task.kind),
         ));
     }
-    if c.train.batch_size == 0 {
-        return Err(source.error("train.batch_size", "must be at least 1"));
-    }
-    if c.train.epochs == 0 {
-        return Err(source.error("train.epochs", "must be at least 1"));
-    }
     if c.knowledge.mode.fuses_entities() {
         return Err(source.error(
             "knowledge.mode",

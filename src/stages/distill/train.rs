@@ -405,6 +405,11 @@ fn texts(sentences: &[Sentence]) -> Vec<String> {
 /// Distillation in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Distill,
+    check: |path, overrides| {
+        resolve(path, overrides)
+            .map(drop)
+            .map_err(|e| TaskError::new(TaskKind::Distill, e))
+    },
     train: |path, overrides| {
         let err = |e| TaskError::new(TaskKind::Distill, e);
         let r = train_config(path, overrides).map_err(err)?;

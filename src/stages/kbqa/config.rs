@@ -76,10 +76,16 @@ pub struct EncoderSection {
     /// A Hugging Face BERT directory (`config.json`, weights, `tokenizer.json` or `vocab.txt`).
     pub model: PathBuf,
     /// Texts per encoder batch.
-    #[serde(default = "default_batch")]
+    #[serde(
+        default = "default_batch",
+        deserialize_with = "crate::config::range::count::<1, 65_536, _>"
+    )]
     pub batch_size: usize,
-    /// Longest tokenised input kept (longer questions are cut).
-    #[serde(default = "default_max_len")]
+    /// Longest tokenised input kept, `[CLS]` and `[SEP]` included (longer questions are cut).
+    #[serde(
+        default = "default_max_len",
+        deserialize_with = "crate::config::range::count::<3, 8192, _>"
+    )]
     pub max_len: usize,
 }
 
@@ -143,7 +149,10 @@ pub struct TrainSection {
     )]
     pub l2: f32,
     /// Questions per optimiser step.
-    #[serde(default = "default_train_batch")]
+    #[serde(
+        default = "default_train_batch",
+        deserialize_with = "crate::config::range::count::<1, 65_536, _>"
+    )]
     pub batch_size: usize,
     /// Rank of the learned question-predicate bilinear interaction (0 = none).
     #[serde(default = "default_rank")]

@@ -70,7 +70,7 @@ impl SentenceEncoder {
         precision: Precision,
     ) -> Result<Self, ModelError> {
         let model = load_bert(dir, device, DType::F32, Kernels::inference(precision))?;
-        let tokenizer = BertTokenizer::from_dir(dir)?;
+        let tokenizer = BertTokenizer::for_model(dir, model.config())?;
         let max_len = max_len.max(2).min(model.config().max_position_embeddings);
         Ok(Self {
             model,

@@ -361,6 +361,13 @@ pub fn evaluate_model<S: KnowledgeSource + Sync>(
 /// report goes into `details`. Evaluation runs the question encoder at the given precision.
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Kbqa,
+    check: |path, overrides| {
+        let loaded = crate::config::load::<KbqaConfig>(path, overrides)
+            .map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
+        resolve(&loaded)
+            .map(drop)
+            .map_err(|e| TaskError::new(TaskKind::Kbqa, e))
+    },
     train: |path, overrides| {
         let fail = |e: KbqaError| TaskError::new(TaskKind::Kbqa, e);
         let loaded = crate::config::load::<KbqaConfig>(path, overrides)

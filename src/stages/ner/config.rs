@@ -54,8 +54,11 @@ pub struct DataTable {
     /// Longest input in tokens, `[CLS]` and `[SEP]` included; longer sentences are windowed.
     #[serde(default = "default_max_len")]
     pub max_len: usize,
-    /// Characters between window starts (default: half a window).
-    #[serde(default)]
+    /// Characters between window starts, 1 to `max_len - 2` (default: half a window).
+    #[serde(
+        default,
+        deserialize_with = "crate::config::range::opt_count::<1, 8192, _>"
+    )]
     pub stride: Option<usize>,
     /// Use only the first N training sentences (0 = all); counted after `dev_holdout`.
     #[serde(default)]
@@ -117,6 +120,10 @@ impl crate::stages::task::TaskConfig for NerConfig {
         Some(&self.knowledge)
     }
 
+    fn max_len(&self) -> Option<usize> {
+        Some(self.data.max_len)
+    }
+
     fn data_paths(&self) -> crate::stages::task::DataPaths<'_> {
         crate::stages::task::DataPaths {
             train: &self.data.train,
@@ -133,6 +140,16 @@ impl crate::stages::task::TaskConfig for NerConfig {
             return Err(source.error(
                 "data.max_len",
                 "must be at least 3 ([CLS], one character, [SEP])",
+            ));
+        }
+        let window = self.data.max_len - 2;
+        if let Some(stride) = self.data.stride.filter(|&s| s > window) {
+            return Err(source.error(
+                "data.stride",
+                format!(
+                    "{stride} is out of range; expected 1 to {window} (max_len - 2): a larger \
+                     stride skips characters"
+                ),
             ));
         }
         match (&self.data.dev, self.data.dev_holdout) {

@@ -18,7 +18,10 @@ use super::tags::LabelMap;
 use super::NerError;
 use crate::doc::{Document, Entity};
 use crate::knowledge::{CharVocab, EntityVectors};
-use crate::model::{aggregator_config, EntityTable, Precision};
+use crate::model::load::read_config;
+use crate::model::{
+    aggregator_config, check_max_len, check_vocab_fits, BertConfig, EntityTable, Precision,
+};
 use crate::stages::task::{map_weights, read_trained, Injection, KnowledgeRecord};
 
 /// Weights of a saved model.
@@ -61,8 +64,42 @@ pub struct ModelMeta {
     pub knowledge: KnowledgeRecord,
 }
 
-/// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir`; ERNIE
-/// modes need the entity `vectors`.
+impl ModelMeta {
+    /// Checks the windowing read from `dir`'s `ner.json` against itself and the positions of
+    /// `cfg`, the model's config: a window needs `[CLS]`, one character and `[SEP]`, and
+    /// windows start 1 to `max_len - 2` characters apart (0 would open one at every
+    /// character, more would skip characters).
+    pub fn check(&self, dir: &Path, cfg: &BertConfig) -> Result<(), NerError> {
+        let file = dir.join(META_FILE);
+        let bad = |message: String| NerError::ModelDir {
+            path: file.clone(),
+            message,
+        };
+        if self.max_len < 3 {
+            return Err(bad(format!(
+                "max_len {} is out of range; expected 3 or more ([CLS], one character, [SEP])",
+                self.max_len
+            )));
+        }
+        let window = self.max_len - 2;
+        if !(1..=window).contains(&self.stride) {
+            return Err(bad(format!(
+                "stride {} is out of range; expected 1 to {window} (max_len - 2)",
+                self.stride
+            )));
+        }
+        check_max_len(
+            dir,
+            cfg,
+            &format!("{} max_len", file.display()),
+            self.max_len,
+        )?;
+        Ok(())
+    }
+}
+
+/// The featurizer a model's settings describe, reading `vocab.txt` from the model directory
+/// `vocab_dir` (whose embedding table it must fit); ERNIE modes need the entity `vectors`.
 pub fn build_featurizer(
     vocab_dir: &Path,
     meta: &ModelMeta,
@@ -74,6 +111,12 @@ pub fn build_featurizer(
             message: e.to_string(),
         })?
         .with_lowercase_fallback(true);
+    check_vocab_fits(
+        vocab_dir,
+        &read_config(vocab_dir)?,
+        &vocab_dir.join("vocab.txt"),
+        vocab.id_limit(),
+    )?;
     let injection = Injection::new(&meta.knowledge, vectors).map_err(|e| NerError::ModelDir {
         path: vocab_dir.to_path_buf(),
         message: e.to_string(),
@@ -118,6 +161,7 @@ impl NerModel {
     /// pick their CPU kernels at run time).
     pub fn load_at(dir: &Path, device: &Device, precision: Precision) -> Result<Self, NerError> {
         let (meta, mut cfg): (ModelMeta, _) = read_trained(dir, META_FILE, precision)?;
+        meta.check(dir, &cfg)?;
         let device = device.clone();
         let vectors = if meta.knowledge.mode.fuses_entities() {
             cfg = aggregator_config(

@@ -327,15 +327,6 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
         &device,
         ernie,
     )?;
-    if c.data.max_len > cfg.max_position_embeddings {
-        return Err(NerError::ModelDir {
-            path: r.encoder.clone(),
-            message: format!(
-                "data.max_len {} exceeds the encoder's max_position_embeddings {}",
-                c.data.max_len, cfg.max_position_embeddings
-            ),
-        });
-    }
     match (&pretrained, meta.knowledge.ernie_layers) {
         (Some(p), Some(_)) => {
             let mut vars = varmap.clone();
@@ -446,6 +437,11 @@ fn texts(sentences: &[Sentence]) -> Vec<String> {
 /// NER in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Ner,
+    check: |path, overrides| {
+        resolve(path, overrides)
+            .map(drop)
+            .map_err(|e| TaskError::new(TaskKind::Ner, e))
+    },
     train: |path, overrides| {
         let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Ner, e))?;
         let mut report = TaskReport::new(TaskKind::Ner, Split::Dev, "f1", r.dev);

@@ -113,7 +113,10 @@ pub struct MaskingTable {
     )]
     pub random_token: f64,
     /// Words per phrase chunk at most.
-    #[serde(default = "default_phrase_words")]
+    #[serde(
+        default = "default_phrase_words",
+        deserialize_with = "crate::config::range::count::<1, 64, _>"
+    )]
     pub phrase_words: usize,
     /// ERNIE mode (dEA): share of token-entity alignments whose entity input is absent.
     #[serde(

@@ -35,7 +35,7 @@ pub struct Corpus {
 impl Corpus {
     /// Indexes `path`: lines tokenised with `tokenizer`, packed up to `max_tokens` tokens per
     /// sequence. Empty lines are skipped; in JSONL a line without the text field is an error
-    /// naming it.
+    /// naming it, and in either format a line that is not UTF-8 is.
     pub fn index(
         path: &Path,
         format: CorpusFormat,
@@ -51,15 +51,16 @@ impl Corpus {
         let mut sequences = Vec::new();
         let mut open: Option<Sequence> = None;
         let (mut offset, mut line_no) = (0u64, 0usize);
-        let mut line = String::new();
+        let mut raw = Vec::new();
         let max_tokens = max_tokens.max(1);
         loop {
-            line.clear();
-            let n = reader.read_line(&mut line).map_err(io)?;
+            raw.clear();
+            let n = reader.read_until(b'\n', &mut raw).map_err(io)?;
             if n == 0 {
                 break;
             }
             line_no += 1;
+            let line = crate::textfile::decode_line(path, line_no, std::mem::take(&mut raw))?;
             let bytes = offset..offset + n as u64;
             offset += n as u64;
             let text =
@@ -143,7 +144,13 @@ impl Corpus {
             file.seek(SeekFrom::Start(s.bytes.start)).map_err(io)?;
             buf.resize((s.bytes.end - s.bytes.start) as usize, 0);
             file.read_exact(&mut buf).map_err(io)?;
-            let block = String::from_utf8_lossy(&buf);
+            // Indexing dropped a byte-order mark from line 1: read it back the same way.
+            let bytes = if s.bytes.start == 0 {
+                crate::textfile::strip_bom_bytes(&buf)
+            } else {
+                &buf
+            };
+            let block = String::from_utf8_lossy(bytes);
             let mut texts = Vec::new();
             for line in block.lines() {
                 let text = line_text(line, self.format, &self.text_field).map_err(|message| {

@@ -45,18 +45,19 @@ pub struct FillMask {
 }
 
 impl FillMask {
-    /// Loads the directory (fused kernels; a checkpoint without `cls.predictions` gets a head
-    /// initialised from seed 0, which predicts nothing useful: a warning says so).
+    /// Loads the directory (fused kernels). A checkpoint lacking any tensor of the MLM head
+    /// (`cls.predictions`) is refused, naming the missing ones: a head initialised at random
+    /// predicts nothing useful. So is a vocabulary larger than the embedding table.
     pub fn load(dir: &Path) -> Result<Self, PretrainError> {
         let device = Device::Cpu;
         let (model, cfg, fresh) = load_masked_lm(dir, &device, Kernels::Fast, 0)?;
-        if fresh > 0 {
-            tracing::warn!(
-                "{} has no MLM head (cls.predictions): predictions are untrained",
-                dir.display()
-            );
+        if !fresh.is_empty() {
+            return Err(PretrainError::MissingHead {
+                path: dir.to_path_buf(),
+                missing: fresh,
+            });
         }
-        let tokenizer = BertTokenizer::from_dir(dir)?;
+        let tokenizer = BertTokenizer::for_model(dir, &cfg)?;
         let mask_id = tokenizer
             .token_to_id(MASK)
             .ok_or_else(|| PretrainError::Vocab {

@@ -34,6 +34,9 @@ pub enum PretrainError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A corpus line is not UTF-8 (names the file and line).
+    #[error(transparent)]
+    Text(#[from] crate::textfile::TextFileError),
     /// A corpus line is malformed, or the corpus cannot give what the config asks.
     #[error("{}:{line}: {message}", path.display())]
     Data {
@@ -50,6 +53,15 @@ pub enum PretrainError {
     /// The model could not be loaded or run.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// A fill-mask checkpoint lacks tensors of its MLM head: predictions would come from
+    /// random weights.
+    #[error("{}: the checkpoint lacks the MLM head tensors {}; fill-mask needs a trained head (a `zhishi pretrain` output or a BertForMaskedLM checkpoint)", path.display(), missing.join(", "))]
+    MissingHead {
+        /// The model directory.
+        path: PathBuf,
+        /// The head tensors not in the checkpoint.
+        missing: Vec<String>,
+    },
     /// The vocabulary lacks a token masking needs.
     #[error("{}: {message}", path.display())]
     Vocab {
@@ -89,6 +101,9 @@ pub enum PretrainError {
 /// Pretraining in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Pretrain,
+    check: |path, overrides| {
+        train::check_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Pretrain, e))
+    },
     train: |path, overrides| {
         let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
         let mut report = TaskReport::new(TaskKind::Pretrain, Split::Dev, "mlm_accuracy", r.dev);

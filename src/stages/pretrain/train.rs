@@ -71,6 +71,12 @@ struct Resolved {
     config_path: PathBuf,
 }
 
+/// Loads and checks the configuration `path` (with `overrides`) as [`train_config`] does,
+/// without reading the corpus or loading the model.
+pub fn check_config(path: &Path, overrides: &[String]) -> Result<(), PretrainError> {
+    resolve(path, overrides).map(drop)
+}
+
 fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError> {
     let Loaded { value, source } = load::<PretrainConfig>(path, overrides)?;
     let c = &value;
@@ -201,8 +207,9 @@ struct ErnieData {
 
 fn data(r: &Resolved) -> Result<Data, PretrainError> {
     let c = &r.config;
-    let tokenizer = BertTokenizer::from_dir(&r.model)?;
-    let vocab = read_config(&r.model)?.vocab_size;
+    let cfg = read_config(&r.model)?;
+    let tokenizer = BertTokenizer::for_model(&r.model, &cfg)?;
+    let vocab = cfg.vocab_size;
     let mask_id = tokenizer
         .token_to_id("[MASK]")
         .ok_or_else(|| PretrainError::Vocab {

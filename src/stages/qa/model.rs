@@ -6,7 +6,8 @@ use std::path::Path;
 
 use candle_core::Device;
 
-use crate::model::Precision;
+use crate::model::load::read_config;
+use crate::model::{check_max_len, Precision};
 use serde::{Deserialize, Serialize};
 
 use super::config::{DecodeOptions, WindowOptions};
@@ -39,9 +40,10 @@ pub struct ModelMeta {
     pub decode: DecodeOptions,
 }
 
-/// The featurizer for `window` with the tokenizer in `dir`.
+/// The featurizer for `window` with the tokenizer of the model directory `dir` (whose
+/// embedding table it must fit).
 pub fn build_featurizer(dir: &Path, window: WindowOptions) -> Result<QaFeaturizer, QaError> {
-    let tokenizer = BertTokenizer::from_dir(dir)?;
+    let tokenizer = BertTokenizer::for_model(dir, &read_config(dir)?)?;
     QaFeaturizer::new(tokenizer, window).map_err(|message| QaError::ModelDir {
         path: dir.to_path_buf(),
         message,
@@ -70,6 +72,13 @@ impl QaModel {
     /// [`QaModel::load_on`] with the dense layers' arithmetic `precision`.
     pub fn load_at(dir: &Path, device: &Device, precision: Precision) -> Result<Self, QaError> {
         let (meta, cfg): (ModelMeta, _) = read_trained(dir, META_FILE, precision)?;
+        let file = dir.join(META_FILE);
+        check_max_len(
+            dir,
+            &cfg,
+            &format!("{} window.max_len", file.display()),
+            meta.window.max_len,
+        )?;
         let vb = map_weights(dir, WEIGHTS_FILE, device)?;
         let network = QaNetwork::load(vb, &cfg)?;
         let featurizer = build_featurizer(dir, meta.window)?;

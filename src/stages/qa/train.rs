@@ -201,19 +201,7 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
             .map(|q| (q.question.as_str(), q.context.as_str(), None)),
     )?;
     let device = Device::Cpu;
-    let (network, varmap, cfg) = pretrained_network(&r.encoder, c.train.seed, &device)?;
-    if c.data.max_len > cfg.max_position_embeddings {
-        return Err(ConfigError::Invalid {
-            path: r.source.path().to_path_buf(),
-            line: None,
-            key: "data.max_len".into(),
-            message: format!(
-                "{} exceeds the encoder's max_position_embeddings {}",
-                c.data.max_len, cfg.max_position_embeddings
-            ),
-        }
-        .into());
-    }
+    let (network, varmap, _) = pretrained_network(&r.encoder, c.train.seed, &device)?;
     let network = network.freeze_encoder(c.encoder.freeze);
     let params = trainable_params(&varmap, c.encoder.freeze);
     let t = &c.train;
@@ -301,6 +289,11 @@ pub fn evaluate_config_at(
 /// Extractive QA in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Qa,
+    check: |path, overrides| {
+        resolve(path, overrides)
+            .map(drop)
+            .map_err(|e| TaskError::new(TaskKind::Qa, e))
+    },
     train: |path, overrides| {
         let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
         let details = serde_json::json!({

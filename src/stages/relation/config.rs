@@ -91,6 +91,10 @@ impl crate::stages::task::TaskConfig for RelationConfig {
         Some(&self.knowledge)
     }
 
+    fn max_len(&self) -> Option<usize> {
+        Some(self.data.max_len)
+    }
+
     fn data_paths(&self) -> crate::stages::task::DataPaths<'_> {
         crate::stages::task::DataPaths {
             train: &self.data.train,

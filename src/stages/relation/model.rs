@@ -16,7 +16,8 @@ use super::RelationError;
 use crate::doc::Document;
 use crate::doc::Span;
 use crate::knowledge::{CharVocab, DocumentKnowledge};
-use crate::model::{Dropout, Precision};
+use crate::model::load::read_config;
+use crate::model::{check_max_len, check_vocab_fits, Dropout, Precision};
 use crate::stages::task::{
     documents, map_weights, read_trained, Annotator, Injection, KnowledgeRecord,
 };
@@ -60,7 +61,8 @@ impl ModelMeta {
     }
 }
 
-/// The featurizer a model's settings describe, reading `vocab.txt` from `vocab_dir`.
+/// The featurizer a model's settings describe, reading `vocab.txt` from the model directory
+/// `vocab_dir` (whose embedding table it must fit).
 pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer, RelationError> {
     let vocab = CharVocab::from_file(vocab_dir)
         .map_err(|e| RelationError::ModelDir {
@@ -68,6 +70,12 @@ pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer
             message: e.to_string(),
         })?
         .with_lowercase_fallback(true);
+    check_vocab_fits(
+        vocab_dir,
+        &read_config(vocab_dir)?,
+        &vocab_dir.join("vocab.txt"),
+        vocab.id_limit(),
+    )?;
     let injection = Injection::new(&meta.knowledge, None).map_err(|e| RelationError::ModelDir {
         path: vocab_dir.to_path_buf(),
         message: e.to_string(),
@@ -229,6 +237,13 @@ impl RelationModel {
                 ),
             });
         }
+        let file = dir.join(META_FILE);
+        check_max_len(
+            dir,
+            &cfg,
+            &format!("{} max_len", file.display()),
+            meta.max_len,
+        )?;
         let vb = map_weights(dir, WEIGHTS_FILE, device)?;
         let network = RelationNetwork::load(vb, &cfg, meta.labels.len())?;
         let featurizer = build_featurizer(dir, &meta)?;

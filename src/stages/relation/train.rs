@@ -187,15 +187,6 @@ pub fn train_config(
             .map_or_else(KnowledgeRecord::plain, |a| a.record().clone()),
     };
     let mut cfg = read_config(&r.encoder)?;
-    if c.data.max_len > cfg.max_position_embeddings {
-        return Err(RelationError::ModelDir {
-            path: r.encoder.clone(),
-            message: format!(
-                "data.max_len {} exceeds the encoder's max_position_embeddings {}",
-                c.data.max_len, cfg.max_position_embeddings
-            ),
-        });
-    }
     let featurizer = build_featurizer(&r.encoder, &meta)?;
     let (docs, owners) = example_documents(annotator.as_ref(), &train_examples)?;
     let train = featurize(
@@ -301,6 +292,11 @@ pub fn evaluate_config_at(
 /// Relation extraction in the trainable-task registry ([`crate::stages::training::TASKS`]).
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Relation,
+    check: |path, overrides| {
+        resolve(path, overrides)
+            .map(drop)
+            .map_err(|e| TaskError::new(TaskKind::Relation, e))
+    },
     train: |path, overrides| {
         let fail = |e: RelationError| TaskError::new(TaskKind::Relation, e);
         let r = train_config(path, overrides).map_err(fail)?;

@@ -63,6 +63,9 @@ impl KnowledgeMode {
         matches!(self, Self::Ernie | Self::Both)
     }
 
+    /// Every mode, in the order the TOML documents them.
+    pub const ALL: [Self; 4] = [Self::Plain, Self::Kbert, Self::Ernie, Self::Both];
+
     /// The name in the TOML.
     pub fn name(self) -> &'static str {
         match self {
@@ -71,6 +74,24 @@ impl KnowledgeMode {
             Self::Ernie => "ernie",
             Self::Both => "both",
         }
+    }
+}
+
+impl std::str::FromStr for KnowledgeMode {
+    type Err = String;
+
+    /// A mode by its TOML name.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|m| m.name()).collect();
+                format!(
+                    "unknown knowledge mode {s:?} (expected {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -109,7 +130,10 @@ pub struct KnowledgeTable {
     pub transe_epochs: usize,
     /// ERNIE: how many of the top encoder layers become knowledgeable aggregators (`norm`
     /// layers); default half of them, rounded up.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::config::range::opt_count::<1, 1024, _>"
+    )]
     pub ernie_layers: Option<usize>,
 }
 
@@ -154,10 +178,16 @@ pub struct TrainTable {
     /// Where `best/` (the model) and `last/` (the resumable state) are written.
     pub output_dir: PathBuf,
     /// Passes over the training data.
-    #[serde(default = "default_epochs")]
+    #[serde(
+        default = "default_epochs",
+        deserialize_with = "crate::config::range::count::<1, 1_000_000, _>"
+    )]
     pub epochs: usize,
     /// Examples (windows, pairs) per batch.
-    #[serde(default = "default_batch_size")]
+    #[serde(
+        default = "default_batch_size",
+        deserialize_with = "crate::config::range::count::<1, 65_536, _>"
+    )]
     pub batch_size: usize,
     /// `"bucketed"` (similar lengths share a batch: least padding), `"random"` (consecutive
     /// shuffled examples, like a PyTorch `DataLoader`), `"tokens"` (buckets of about equal
@@ -168,10 +198,16 @@ pub struct TrainTable {
     pub batching: Option<Batching>,
     /// Batches per length-sorting pool when bucketed: small pools keep each batch's lengths
     /// mixed (better steps), large pools pad least (faster steps).
-    #[serde(default = "default_bucket_pool")]
+    #[serde(
+        default = "default_bucket_pool",
+        deserialize_with = "crate::config::range::count::<1, 65_536, _>"
+    )]
     pub bucket_pool: usize,
     /// Batches per optimiser step.
-    #[serde(default = "default_one")]
+    #[serde(
+        default = "default_one",
+        deserialize_with = "crate::config::range::count::<1, 65_536, _>"
+    )]
     pub grad_accum: usize,
     /// Peak learning rate.
     #[serde(
@@ -210,7 +246,10 @@ pub struct TrainTable {
     #[serde(default)]
     pub patience: usize,
     /// Stop after this many optimiser steps.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::config::range::opt_count::<1, { usize::MAX }, _>"
+    )]
     pub max_steps: Option<usize>,
     /// Continue from `output_dir/last` when it exists.
     #[serde(default)]

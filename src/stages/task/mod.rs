@@ -22,4 +22,4 @@ pub use knowledge::{
 };
 pub use model_dir::{map_weights, read_trained, ModelDir, OpenError};
 pub use resolve::{resolve, DataPaths, Resolved, TaskConfig};
-pub use trainable::{EvaluateFn, TaskError, TaskReport, TrainFn, Trainable};
+pub use trainable::{CheckFn, EvaluateFn, TaskError, TaskReport, TrainFn, Trainable};

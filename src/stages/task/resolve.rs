@@ -1,9 +1,10 @@
 //! One configuration resolution for every task trained through [`crate::train::Trainer`]
 //! (NER, relation extraction, extractive QA): the TOML is loaded with `--set` overrides,
-//! the shared tables are checked the same way (`task.kind`, `train.batch_size`,
-//! `train.epochs`, `encoder.dropout`), the task adds its own checks, and every path is
-//! resolved against the TOML's directory and required to exist (encoder, data files, the
-//! KG of a knowledge mode). The model directory keeps the TOML's original text.
+//! the shared tables are checked the same way (`task.kind`, `encoder.dropout`; the counts
+//! of `[train]` are checked as they are read), the task adds its own checks, `data.max_len`
+//! must fit the encoder's positions, and every path is resolved against the TOML's
+//! directory and required to exist (encoder, data files, the KG of a knowledge mode). The
+//! model directory keeps the TOML's original text.
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -12,6 +13,7 @@ use super::config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, Trai
 use super::kind::TaskKind;
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
 use crate::files::{FilesError, Plan};
+use crate::model::load::{config_file, read_config};
 use crate::train::TrainOutput;
 
 /// The data files of a task's `[data]` table, as written in the TOML.
@@ -36,6 +38,11 @@ pub trait TaskConfig: DeserializeOwned {
     fn train(&self) -> &TrainTable;
     /// `[knowledge]`, for tasks that take knowledge.
     fn knowledge(&self) -> Option<&KnowledgeTable> {
+        None
+    }
+    /// `data.max_len`, for tasks whose inputs it bounds: it must fit the encoder's
+    /// positions.
+    fn max_len(&self) -> Option<usize> {
         None
     }
     /// The `[data]` files.
@@ -111,6 +118,21 @@ pub fn resolve<C: TaskConfig>(
     check_shared(&value, &source)?;
     value.check(&source)?;
     let encoder = source.existing_path("encoder.model", &value.encoder().model)?;
+    if let Some(max_len) = value.max_len() {
+        // An unreadable config is reported where the encoder is loaded.
+        if let (Ok(file), Ok(cfg)) = (config_file(&encoder), read_config(&encoder)) {
+            if max_len > cfg.max_position_embeddings {
+                return Err(source.error(
+                    "data.max_len",
+                    format!(
+                        "{max_len} exceeds the {} positions of {} (max_position_embeddings)",
+                        cfg.max_position_embeddings,
+                        file.display()
+                    ),
+                ));
+            }
+        }
+    }
     let data = value.data_paths();
     let train = source.existing_path("data.train", data.train)?;
     let dev = data
@@ -160,12 +182,6 @@ fn check_shared<C: TaskConfig>(c: &C, source: &ConfigSource) -> Result<(), Confi
             "task.kind",
             format!("expected \"{kind}\", found {:?}", c.task().kind),
         ));
-    }
-    if c.train().batch_size == 0 {
-        return Err(source.error("train.batch_size", "must be at least 1"));
-    }
-    if c.train().epochs == 0 {
-        return Err(source.error("train.epochs", "must be at least 1"));
     }
     if !(0.0..1.0).contains(&c.encoder().dropout) {
         return Err(source.error("encoder.dropout", "must be in [0, 1)"));

@@ -116,6 +116,9 @@ impl TaskReport {
 
 /// Trains the task a TOML file describes; `overrides` are `--set` values.
 pub type TrainFn = fn(&Path, &[String]) -> Result<TaskReport, TaskError>;
+/// Checks a TOML file as training would read it (every key, range and path), without
+/// reading data or building a model; `overrides` are `--set` values.
+pub type CheckFn = fn(&Path, &[String]) -> Result<(), TaskError>;
 /// Evaluates the model trained by a TOML file on a split, its dense layers at a precision.
 pub type EvaluateFn =
     fn(&Path, &[String], Split, crate::model::Precision) -> Result<TaskReport, TaskError>;
@@ -124,6 +127,9 @@ pub type EvaluateFn =
 pub struct Trainable {
     /// Which task.
     pub kind: TaskKind,
+    /// The configuration check training starts with, alone (so `zhishi compare` can check
+    /// every run before it trains any).
+    pub check: CheckFn,
     /// Training.
     pub train: TrainFn,
     /// Evaluation.
