@@ -235,21 +235,25 @@ fn d5_a_second_training_run_into_one_output_directory_is_refused() {
         .spawn()
         .unwrap();
     let first = KillOnDrop(first);
-    let lock = ws.root.join("out/.zhishi-lock");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&lock).is_ok_and(|t| !t.trim().is_empty()) {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never took its lock"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_lock(&ws.root.join("out/.zhishi-lock"));
     let err = refused(&["train", "ner.toml"], &ws.root);
     assert!(
         err.contains("being written by another zhishi process")
             && err.contains(&format!("pid {}", first.0.id())),
         "{err}"
     );
+}
+
+/// Waits (at most a minute) until the lock file `lock` names its holder.
+fn wait_for_lock(lock: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(lock).is_ok_and(|t| !t.trim().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took its lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A child process killed when the test ends, however it ends.
@@ -489,15 +493,7 @@ fn a_second_run_into_one_output_file_is_refused_while_the_first_writes() {
         .spawn()
         .unwrap();
     let first = KillOnDrop(first);
-    let lock = dir.path().join(".out.jsonl.zhishi-lock");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&lock).is_ok_and(|t| !t.trim().is_empty()) {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never took its lock"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lock(&dir.path().join(".out.jsonl.zhishi-lock"));
     let err = refused(&args, dir.path());
     assert!(
         err.contains("being written by another zhishi process")
