@@ -20,8 +20,8 @@ pub struct Args {
     /// `cls.predictions`).
     #[arg(long)]
     pub model: PathBuf,
-    /// Candidates per mask.
-    #[arg(long, default_value_t = 5)]
+    /// Candidates per mask (1 to 1000).
+    #[arg(long, default_value_t = 5, value_parser = super::bounds::count_in::<1, 1000>)]
     pub top_k: usize,
     /// Read lines from this file instead of stdin.
     #[arg(long)]
