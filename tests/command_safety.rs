@@ -501,3 +501,22 @@ fn a_second_run_into_one_output_file_is_refused_while_the_first_writes() {
         "{err}"
     );
 }
+
+#[test]
+fn a_negative_number_is_refused_naming_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, flag) in [
+        (
+            vec!["kg", "query", "--db", "kg", "--limit", "-1"],
+            "--limit",
+        ),
+        (vec!["run", "p.toml", "--threads", "-1"], "--threads"),
+        (
+            vec!["fill-mask", "--model", "m", "--top-k", "-3"],
+            "--top-k",
+        ),
+    ] {
+        let err = refused(&args, dir.path());
+        assert!(err.contains(flag) && err.contains("'-"), "{args:?}: {err}");
+    }
+}

@@ -2,7 +2,7 @@
 //! exposes an `Args` struct (clap) plus a `run` function returning `anyhow::Result`.
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
 mod bounds;
@@ -78,7 +78,8 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = allow_negative_numbers(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if !matches!(cli.command, Command::Serve(_)) {
         quiet_broken_pipe();
     }
@@ -108,6 +109,21 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cmd` and all its subcommands with negative numbers taken as values, so that `--limit -1`
+/// is refused as an invalid value of `--limit` (naming the flag) rather than as an unknown
+/// argument `-1`.
+fn allow_negative_numbers(cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    names
+        .into_iter()
+        .fold(cmd.allow_negative_numbers(true), |cmd, name| {
+            cmd.mut_subcommand(name, allow_negative_numbers)
+        })
 }
 
 /// Printing into a closed pipe (`zhishi kg neighbors ... | head -c1`) ends the process quietly,
