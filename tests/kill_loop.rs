@@ -214,7 +214,7 @@ fn quantize_killed_at_random_moments_leaves_the_whole_output_or_nothing() {
         &["quantize", "--model", "out/best", "--output", "timed"],
     );
     let mut complete = 0;
-    for (i, ms) in delays(kills(), whole.max(1), 13).into_iter().enumerate() {
+    for (i, ms) in delays(kills(), 2 * whole + 1, 13).into_iter().enumerate() {
         let q = format!("q{i}");
         run_and_kill(
             &ws.root,

@@ -1,7 +1,7 @@
 //! `zhishi kbert`: reads JSON lines holding a sentence and its knowledge tree and writes the
 //! flattened K-BERT inputs (tokens, ids, soft positions, knowledge mask, visible matrix).
 use std::io::{BufRead, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -82,6 +82,15 @@ struct OutputLine<'a> {
 
 /// Runs `zhishi kbert` on stdin, writing one JSON line per input line to stdout.
 pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
+    let mut plan = zhishi::files::Plan::new();
+    plan.read("--vocab", &args.vocab);
+    if let Some(db) = &args.db {
+        plan.read("--db", db);
+    }
+    if let Some(svg) = &args.svg {
+        plan.write("--svg", svg);
+    }
+    plan.check()?;
     // Uncased BERT vocabularies hold lower-case letters only; K-BERT's lookup is exact.
     let vocab = CharVocab::from_file(&args.vocab)?.with_lowercase_fallback(!args.compat);
     let mode = if args.compat {
@@ -127,8 +136,7 @@ pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
         if let Some(dir) = &args.svg {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join(format!("{number}.svg"));
-            replace_file(dir, &path, zhishi::knowledge::tree_svg(&input)?.as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
+            zhishi::files::write_file(&path, zhishi::knowledge::tree_svg(&input)?)?;
         }
         let visible_matrix = (0..input.visible.len())
             .map(|row| input.visible.row_string(row))
@@ -145,26 +153,6 @@ pub fn run(args: KbertArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `bytes` to `path` (in `dir`) through a temporary file in `dir` renamed over it: a
-/// symlink planted at `path` is replaced, not followed, and a reader never sees half a file.
-fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".zhishi-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // A plain file's usual mode rather than the temporary file's owner-only one.
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Turns a given tree into a sentence tree, checking its words spell the text.

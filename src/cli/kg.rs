@@ -171,6 +171,11 @@ pub fn run(args: KgArgs) -> anyhow::Result<ExitCode> {
 const PROGRESS_BAR_BYTES: u64 = 4 * 1024 * 1024;
 
 fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let mut plan = zhishi::files::Plan::new();
+    for file in &args.files {
+        plan.read("input", file);
+    }
+    plan.write("--db", &args.db).check()?;
     let options = ImportOptions {
         format: args.format,
         strict: args.strict,

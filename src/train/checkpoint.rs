@@ -78,19 +78,30 @@ pub fn save(
         message: e.to_string(),
     })?;
     let staged = StagedDir::new(dir)?;
-    write_tensors(&staged.path().join(PARAMS_FILE), &tensors, state.step)?;
-    write_tensors(&staged.path().join(OPTIMIZER_FILE), &moments, state.step)?;
+    for (name, tensors) in [(PARAMS_FILE, &tensors), (OPTIMIZER_FILE, &moments)] {
+        write_tensors(
+            &staged.path().join(name),
+            &dir.join(name),
+            tensors,
+            state.step,
+        )?;
+    }
     let state_path = staged.path().join(STATE_FILE);
     std::fs::write(&state_path, json).map_err(io(&dir.join(STATE_FILE)))?;
     staged.commit()?;
     Ok(())
 }
 
-/// Writes f32 `tensors` to the safetensors file `path` with the checkpoint's `step` in its
-/// metadata.
-fn write_tensors(path: &Path, tensors: &[(String, Tensor)], step: usize) -> Result<(), TrainError> {
+/// Writes f32 `tensors` to the safetensors file `path` (the checkpoint file `shown` is built
+/// there) with the checkpoint's `step` in its metadata.
+fn write_tensors(
+    path: &Path,
+    shown: &Path,
+    tensors: &[(String, Tensor)],
+    step: usize,
+) -> Result<(), TrainError> {
     let bad = |message: String| TrainError::Checkpoint {
-        path: path.to_path_buf(),
+        path: shown.to_path_buf(),
         message,
     };
     let mut data: Vec<(&str, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
@@ -111,8 +122,13 @@ fn write_tensors(path: &Path, tensors: &[(String, Tensor)], step: usize) -> Resu
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(e.to_string()))?;
     let metadata = HashMap::from([(STEP_KEY.to_string(), step.to_string())]);
-    safetensors::serialize_to_file(views, &Some(metadata), path)
-        .map_err(|e| bad(format!("cannot write: {e}")))
+    safetensors::serialize_to_file(views, &Some(metadata), path).map_err(|e| match e {
+        safetensors::SafeTensorError::IoError(io) => TrainError::Io {
+            path: shown.to_path_buf(),
+            source: io,
+        },
+        other => bad(format!("cannot write: {other}")),
+    })
 }
 
 /// A safetensors header larger than this is not one zhishi wrote (it lists one entry per
