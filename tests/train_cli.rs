@@ -167,3 +167,39 @@ fn every_shipped_training_toml_matches_its_schema() {
         );
     }
 }
+
+/// Training reports progress on any stderr: a line every `ZHISHI_PROGRESS_EVERY` seconds when
+/// stderr is not a terminal (here a pipe), and a plain-words verdict when the result looks
+/// wrong (dev F1 0 after a few steps: "too few steps").
+#[test]
+fn training_into_a_pipe_prints_progress_lines_and_a_verdict() {
+    let ws = Workspace::new("max_steps = 3");
+    let out = zhishi()
+        .args([
+            "train",
+            ws.config().to_str().unwrap(),
+            "--set",
+            "train.progress=true",
+        ])
+        .env("ZHISHI_PROGRESS_EVERY", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("zhishi train: step 1/"), "{err}");
+    assert!(err.contains("zhishi train: step 3/"), "{err}");
+    let report = json(&out.stdout);
+    if report["f1"] == 0.0 {
+        assert!(
+            err.contains("warning: dev f1 0.0000 after 3 steps: too few steps"),
+            "{err}"
+        );
+        assert!(report["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("too few steps"));
+    } else {
+        assert!(report["verdict"].is_null(), "{report}");
+        assert!(!err.contains("warning:"), "{err}");
+    }
+}

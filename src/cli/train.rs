@@ -101,6 +101,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut report = (task.train)(&args.config, &args.set)
         .with_context(|| format!("training {}", args.config.display()))?;
     report.settings = Some(settings);
+    if let Some(verdict) = report.train.as_ref().and_then(|t| t.verdict.as_ref()) {
+        eprintln!("warning: {verdict}");
+    }
     println!("{}", report.to_json());
     Ok(ExitCode::SUCCESS)
 }

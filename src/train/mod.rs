@@ -12,6 +12,7 @@ pub mod curves;
 pub mod grads;
 pub mod output;
 pub mod param;
+pub mod progress;
 pub mod schedule;
 pub mod trainer;
 

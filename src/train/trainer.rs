@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Tensor;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::adamw::{AdamW, AdamWConfig};
@@ -15,6 +14,7 @@ use super::curves::{write_curves, HistoryPoint};
 use super::grads::{clip_scale, GradBuffer};
 use super::output::TrainOutput;
 use super::param::Param;
+use super::progress::{verdict, TrainProgress};
 use super::schedule::LinearSchedule;
 use super::TrainError;
 use crate::files::StagedDir;
@@ -137,6 +137,9 @@ pub struct TrainReport {
     pub history: Vec<HistoryPoint>,
     /// Where the model as it was at the end went (`OUTPUT/final/`), with `save_final`.
     pub final_dir: Option<PathBuf>,
+    /// A plain-words warning when the result looks wrong (e.g. dev F1 0 after a few steps:
+    /// "too few steps for this data"), else `None`; `zhishi train` also prints it to stderr.
+    pub verdict: Option<String>,
 }
 
 /// Runs a [`TrainTask`] over its trainable parameters.
@@ -187,7 +190,7 @@ impl Trainer {
             state = checkpoint::load(&last_dir, &self.params, &mut opt)?;
             dropout.set_rng_state(state.dropout_rng);
         }
-        let bar = progress_bar(o.progress, total, state.step);
+        let mut bar = TrainProgress::new(o.progress, total, state.step);
         let mut grads = GradBuffer::new(&self.params);
         let mut log = EvalLog::default();
         let mut stopped_early = false;
@@ -230,15 +233,17 @@ impl Trainer {
                 state.train_seconds += started.elapsed().as_secs_f64();
                 log.loss_sum += group_loss;
                 log.loss_count += 1;
-                bar.inc(1);
-                bar.set_message(format!(
-                    "epoch {} loss {:.4} dev {} {:.0} tok/s",
-                    state.epoch + 1,
-                    group_loss,
-                    log.last_score
-                        .map_or("-".to_string(), |s| format!("{s:.4}")),
-                    state.tokens as f64 / state.train_seconds.max(1e-9)
-                ));
+                bar.step(
+                    state.step,
+                    format!(
+                        "epoch {} loss {:.4} dev {} {:.0} tok/s",
+                        state.epoch + 1,
+                        group_loss,
+                        log.last_score
+                            .map_or("-".to_string(), |s| format!("{s:.4}")),
+                        state.tokens as f64 / state.train_seconds.max(1e-9)
+                    ),
+                );
                 if o.eval_every > 0 && state.step.is_multiple_of(o.eval_every) {
                     let stop = self.evaluate_and_checkpoint(
                         task, &mut state, &mut log, &opt, dropout, &last_dir,
@@ -272,8 +277,14 @@ impl Trainer {
         } else {
             None
         };
-        bar.finish_and_clear();
+        bar.finish();
         let secs = state.train_seconds.max(1e-9);
+        let verdict = verdict(
+            task.metric_name(),
+            state.best_score,
+            state.step,
+            &log.history,
+        );
         Ok(TrainReport {
             steps: state.step,
             best_score: state.best_score,
@@ -288,6 +299,7 @@ impl Trainer {
             dev_metric: task.metric_name(),
             history: log.history,
             final_dir,
+            verdict,
         })
     }
 
@@ -407,20 +419,4 @@ struct EvalLog {
     best_metrics: Option<serde_json::Value>,
     /// Dev metrics of the latest evaluation.
     last_metrics: Option<serde_json::Value>,
-}
-
-fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {
-    let target = if show {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(total as u64), target);
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_position(done as u64);
-    bar
 }
