@@ -203,3 +203,36 @@ fn training_into_a_pipe_prints_progress_lines_and_a_verdict() {
         assert!(!err.contains("warning:"), "{err}");
     }
 }
+
+/// A trained model directory is all `zhishi eval` needs: the base encoder the configuration
+/// names may be gone (moved, another machine, `M3E_DIR` pointing elsewhere).
+#[test]
+fn eval_needs_the_trained_model_not_the_base_encoder() {
+    let ws = Workspace::new("max_steps = 2");
+    let config = ws.config();
+    let config = config.to_str().unwrap();
+    let trained = zhishi().args(["train", config]).output().unwrap();
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    std::fs::rename(ws.root.join("model"), ws.root.join("moved")).unwrap();
+    let out = zhishi()
+        .args(["eval", config, "--split", "test"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(json(&out.stdout)["f1"].as_f64().is_some());
+    // Training still needs it, and says which key names it.
+    let out = zhishi().args(["train", config]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("encoder.model"),
+        "{err}"
+    );
+}

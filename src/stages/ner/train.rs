@@ -25,6 +25,7 @@ use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::Precision;
 use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
+use crate::stages::task::Purpose;
 use crate::stages::task::{
     documents, entity_vectors, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord,
     PretrainedAggregators, Split, TaskError, TaskKind, TaskReport, Trainable,
@@ -91,15 +92,15 @@ impl std::ops::Deref for Resolved {
     }
 }
 
-fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, NerError> {
-    let base = crate::stages::task::resolve::<NerConfig>(path, overrides)?;
+fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolved, NerError> {
+    let base = crate::stages::task::resolve_for::<NerConfig>(path, overrides, purpose)?;
     let (c, source) = (&base.config, &base.source);
     let dev = match &base.dev {
         Some(file) => DevSource::File(file.clone()),
         None => DevSource::Holdout(c.data.dev_holdout),
     };
     let transe = c.knowledge.transe.as_ref().map(|p| source.resolve(p));
-    if c.knowledge.mode.fuses_entities() {
+    if c.knowledge.mode.fuses_entities() && purpose == Purpose::Train {
         let layers = read_config(&base.encoder)?.num_hidden_layers;
         if let Some(n) = c.knowledge.ernie_layers {
             if n == 0 || n > layers {
@@ -240,7 +241,7 @@ fn pretrained_network(
 
 /// Trains the model a NER configuration describes; `overrides` are `--set` values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport, NerError> {
-    let r = resolve(path, overrides)?;
+    let r = resolve(path, overrides, Purpose::Train)?;
     let mut extra = crate::files::Plan::new();
     if let Some(transe) = &r.transe {
         extra.read("knowledge.transe", transe);
@@ -390,7 +391,7 @@ pub fn evaluate_config_at(
     split: Split,
     precision: Precision,
 ) -> Result<NerMetrics, NerError> {
-    let r = resolve(path, overrides)?;
+    let r = resolve(path, overrides, Purpose::Evaluate)?;
     let sentences = match split {
         // Only a held-out dev set needs the other file read too.
         Split::Train => match &r.dev {
@@ -438,7 +439,7 @@ fn texts(sentences: &[Sentence]) -> Vec<String> {
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Ner,
     check: |path, overrides| {
-        resolve(path, overrides)
+        resolve(path, overrides, Purpose::Train)
             .map(drop)
             .map_err(|e| TaskError::new(TaskKind::Ner, e))
     },

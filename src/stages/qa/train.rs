@@ -24,6 +24,7 @@ use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::Precision;
 use crate::model::{BertConfig, Kernels};
+use crate::stages::task::Purpose;
 use crate::stages::task::{
     pretrained_varmap, ModelDir, Split, TaskError, TaskKind, TaskReport, Trainable,
 };
@@ -53,8 +54,10 @@ pub struct QaTrainReport {
 /// A QA configuration with every path resolved and checked.
 type Resolved = crate::stages::task::Resolved<QaConfig>;
 
-fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, QaError> {
-    Ok(crate::stages::task::resolve::<QaConfig>(path, overrides)?)
+fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolved, QaError> {
+    Ok(crate::stages::task::resolve_for::<QaConfig>(
+        path, overrides, purpose,
+    )?)
 }
 
 /// Everything one QA training run holds.
@@ -160,7 +163,7 @@ fn read_split(path: &Path, max: usize) -> Result<QaSet, QaError> {
 
 /// Trains the model a QA configuration describes; `overrides` are `--set` values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, QaError> {
-    let r = resolve(path, overrides)?;
+    let r = resolve(path, overrides, Purpose::Train)?;
     let output = r
         .claim_output(&crate::files::Plan::new())
         .map_err(crate::train::TrainError::from)?;
@@ -262,7 +265,7 @@ pub fn evaluate_config_at(
     split: Split,
     precision: Precision,
 ) -> Result<QaMetrics, QaError> {
-    let r = resolve(path, overrides)?;
+    let r = resolve(path, overrides, Purpose::Evaluate)?;
     let invalid = |key: &str, message: String| {
         QaError::Config(ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -290,7 +293,7 @@ pub fn evaluate_config_at(
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Qa,
     check: |path, overrides| {
-        resolve(path, overrides)
+        resolve(path, overrides, Purpose::Train)
             .map(drop)
             .map_err(|e| TaskError::new(TaskKind::Qa, e))
     },

@@ -24,6 +24,7 @@ use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::Kernels;
 use crate::model::Precision;
+use crate::stages::task::Purpose;
 use crate::stages::task::{
     pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir, Split, TaskError,
     TaskKind, TaskReport, Trainable,
@@ -48,9 +49,9 @@ pub struct RelationTrainReport {
 /// A relation configuration with every path resolved and checked.
 type Resolved = crate::stages::task::Resolved<RelationConfig>;
 
-fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, RelationError> {
-    Ok(crate::stages::task::resolve::<RelationConfig>(
-        path, overrides,
+fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolved, RelationError> {
+    Ok(crate::stages::task::resolve_for::<RelationConfig>(
+        path, overrides, purpose,
     )?)
 }
 
@@ -162,7 +163,7 @@ pub fn train_config(
     path: &Path,
     overrides: &[String],
 ) -> Result<RelationTrainReport, RelationError> {
-    let r = resolve(path, overrides)?;
+    let r = resolve(path, overrides, Purpose::Train)?;
     let output = r
         .claim_output(&crate::files::Plan::new())
         .map_err(crate::train::TrainError::from)?;
@@ -260,7 +261,7 @@ pub fn evaluate_config_at(
     split: Split,
     precision: Precision,
 ) -> Result<RelationMetrics, RelationError> {
-    let r = resolve(path, overrides)?;
+    let r = resolve(path, overrides, Purpose::Evaluate)?;
     let invalid = |key: &str, message: String| {
         RelationError::Config(ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -293,7 +294,7 @@ pub fn evaluate_config_at(
 pub static TASK: Trainable = Trainable {
     kind: TaskKind::Relation,
     check: |path, overrides| {
-        resolve(path, overrides)
+        resolve(path, overrides, Purpose::Train)
             .map(drop)
             .map_err(|e| TaskError::new(TaskKind::Relation, e))
     },

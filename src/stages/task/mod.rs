@@ -21,5 +21,5 @@ pub use knowledge::{
     Injection, KnowledgeError, KnowledgeRecord, MismatchPolicy,
 };
 pub use model_dir::{map_weights, read_trained, ModelDir, OpenError};
-pub use resolve::{resolve, DataPaths, Resolved, TaskConfig};
+pub use resolve::{resolve, resolve_for, DataPaths, Purpose, Resolved, TaskConfig};
 pub use trainable::{CheckFn, EvaluateFn, TaskError, TaskReport, TrainFn, Trainable};

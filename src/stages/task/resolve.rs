@@ -109,16 +109,38 @@ impl<C> Resolved<C> {
     }
 }
 
-/// Loads `path` with `overrides` as `C`, checks it and resolves its paths.
+/// What a configuration is resolved for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Training: the pretrained encoder must be there.
+    Train,
+    /// Evaluating the trained model of `train.output_dir`, which holds everything it runs
+    /// with: the pretrained encoder need not be there any more.
+    Evaluate,
+}
+
+/// Loads `path` with `overrides` as `C`, checks it and resolves its paths, for training.
 pub fn resolve<C: TaskConfig>(
     path: &Path,
     overrides: &[String],
 ) -> Result<Resolved<C>, ConfigError> {
+    resolve_for(path, overrides, Purpose::Train)
+}
+
+/// [`resolve`] for `purpose`.
+pub fn resolve_for<C: TaskConfig>(
+    path: &Path,
+    overrides: &[String],
+    purpose: Purpose,
+) -> Result<Resolved<C>, ConfigError> {
     let Loaded { value, source } = load::<C>(path, overrides)?;
     check_shared(&value, &source)?;
     value.check(&source)?;
-    let encoder = source.existing_path("encoder.model", &value.encoder().model)?;
-    if let Some(max_len) = value.max_len() {
+    let encoder = match purpose {
+        Purpose::Train => source.existing_path("encoder.model", &value.encoder().model)?,
+        Purpose::Evaluate => source.resolve(&value.encoder().model),
+    };
+    if let (Some(max_len), Purpose::Train) = (value.max_len(), purpose) {
         // An unreadable config is reported where the encoder is loaded.
         if let (Ok(file), Ok(cfg)) = (config_file(&encoder), read_config(&encoder)) {
             if max_len > cfg.max_position_embeddings {
