@@ -173,6 +173,8 @@ impl StagedDir {
         let parent = parent_of(target);
         std::fs::create_dir_all(&parent).map_err(FilesError::io("create", &parent))?;
         sweep(target, "partial");
+        // Left by the two-rename fallback of `exchange` when killed between its renames.
+        sweep(target, "old");
         let staging = temporary(target, "partial")?;
         std::fs::create_dir(&staging).map_err(FilesError::io("create", &staging))?;
         Ok(Self {
