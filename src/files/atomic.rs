@@ -72,6 +72,33 @@ fn sweep(path: &Path, kind: &str) {
     }
 }
 
+/// Moves a `.NAME.old-PID-N` sibling of a dead process back to `path` when nothing is there.
+fn restore_aside(path: &Path) {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return;
+    }
+    let (Ok(name), dir) = (file_name(path), parent_of(path)) else {
+        return;
+    };
+    let prefix = format!(".{}.old-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        let pid = entry_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| pid != std::process::id() && !alive(pid))
+            && std::fs::rename(entry.path(), path).is_ok()
+        {
+            tracing::info!(path = %path.display(), "restored the directory a killed run had moved aside");
+            return;
+        }
+    }
+}
+
 /// Removes a file, link or directory tree.
 fn remove_any(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
@@ -172,8 +199,10 @@ impl StagedDir {
         }
         let parent = parent_of(target);
         std::fs::create_dir_all(&parent).map_err(FilesError::io("create", &parent))?;
+        // The two-rename fallback of `exchange`, killed between its renames, leaves the
+        // previous directory aside and none in place: put it back before anything else.
+        restore_aside(target);
         sweep(target, "partial");
-        // Left by the two-rename fallback of `exchange` when killed between its renames.
         sweep(target, "old");
         let staging = temporary(target, "partial")?;
         std::fs::create_dir(&staging).map_err(FilesError::io("create", &staging))?;
@@ -346,6 +375,23 @@ mod tests {
         let staged = StagedDir::new(&best).unwrap();
         staged.commit().unwrap();
         assert!(!stale.exists());
+    }
+
+    #[test]
+    fn a_directory_moved_aside_by_a_killed_run_is_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let best = dir.path().join("best");
+        // What the fallback leaves when killed after its first rename (pid above pid_max).
+        let aside = dir.path().join(".best.old-4194304-0");
+        std::fs::create_dir(&aside).unwrap();
+        std::fs::write(aside.join("config.json"), "old").unwrap();
+        let staged = StagedDir::new(&best).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(best.join("config.json")).unwrap(),
+            "old"
+        );
+        drop(staged);
+        assert!(!aside.exists());
     }
 
     #[test]
