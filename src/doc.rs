@@ -17,6 +17,9 @@ pub struct Document {
     /// A question about the text (extractive QA), if the input carried one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question: Option<String>,
+    /// The second text of a pair (sentence-pair classification), if the input carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_b: Option<String>,
     /// Words from segmentation, in text order.
     #[serde(default)]
     pub tokens: Vec<Token>,
@@ -35,6 +38,9 @@ pub struct Document {
     /// Answers from extractive QA or QA over the KG, best first.
     #[serde(default)]
     pub answers: Vec<Answer>,
+    /// Labels of the whole text (or pair) from classification, best first.
+    #[serde(default)]
+    pub labels: Vec<Label>,
 }
 
 impl Document {
@@ -231,6 +237,19 @@ pub struct Answer {
     /// The supporting KG triple for answers from the graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triple: Option<Triple>,
+}
+
+/// A label of the whole text (or pair of texts) from a classification stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    /// The label.
+    pub label: String,
+    /// The model's probability of it (softmax over the labels, or a sigmoid per label for a
+    /// multi-label model).
+    pub score: f32,
+    /// The stage instance that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[cfg(test)]

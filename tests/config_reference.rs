@@ -20,7 +20,7 @@ use zhishi::reference::{pipeline_tables, schema, Reference, Scope, TrainingTask}
 use zhishi::stages::facts::FactsOptions;
 use zhishi::stages::segment::SegmentStageOptions;
 use zhishi::stages::task::KnowledgeMode;
-use zhishi::stages::{kbqa, ner, qa, registry, relation};
+use zhishi::stages::{classify, kbqa, ner, qa, registry, relation};
 use zhishi::text::LinkOptions;
 
 const MODES: [KnowledgeMode; 4] = [
@@ -213,7 +213,7 @@ fn templates() -> Vec<(TrainingTask, KnowledgeMode, Template)> {
                 Ok(t) => out.push((task, mode, t)),
                 Err(InitError::Knowledge { .. }) => {
                     let refused = match task {
-                        TrainingTask::Ner => false,
+                        TrainingTask::Ner | TrainingTask::Classify => false,
                         TrainingTask::Relation => mode.fuses_entities(),
                         TrainingTask::Qa | TrainingTask::Kbqa => mode != KnowledgeMode::Plain,
                     };
@@ -223,7 +223,7 @@ fn templates() -> Vec<(TrainingTask, KnowledgeMode, Template)> {
             }
         }
     }
-    assert_eq!(out.len(), 4 + 2 + 1 + 1);
+    assert_eq!(out.len(), 4 + 4 + 2 + 1 + 1);
     out
 }
 
@@ -240,6 +240,11 @@ fn init_config_parses_with_each_tasks_loader_at_the_codes_defaults() {
             TrainingTask::Relation => {
                 assert_defaults_are_the_codes::<relation::RelationConfig>(&template);
                 let c: relation::RelationConfig = parse(&text);
+                assert_eq!(c.knowledge.mode, mode);
+            }
+            TrainingTask::Classify => {
+                assert_defaults_are_the_codes::<classify::ClassifyConfig>(&template);
+                let c: classify::ClassifyConfig = parse(&text);
                 assert_eq!(c.knowledge.mode, mode);
             }
             TrainingTask::Qa => assert_defaults_are_the_codes::<qa::QaConfig>(&template),
@@ -333,6 +338,16 @@ fn init_config_passes_each_tasks_checks_on_the_shipped_data() {
                     Err(qa::QaError::Config(e)) => panic!("{what}: {e}"),
                     other => format!("{:?}", other.err()),
                 }
+            }
+            TrainingTask::Classify => {
+                let err = (classify::TASK.evaluate)(
+                    &path,
+                    &overrides,
+                    zhishi::stages::task::Split::Dev,
+                    zhishi::model::Precision::F32,
+                )
+                .err();
+                format!("{err:?}")
             }
             TrainingTask::Kbqa => {
                 // Evaluating would build the store; check the question file instead.

@@ -128,6 +128,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
         text_field: args.text_field.clone().unwrap_or_else(|| "text".into()),
         id_field: None,
         question_field: None,
+        text_b_field: None,
         max_record_bytes: args.max_record_bytes,
     };
     let mut records = RecordReader::new(input, reader_opts, 0, 0);

@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// JSONL field copied to the document's `question`.
     #[arg(long, value_name = "F")]
     question_field: Option<String>,
+    /// JSONL field copied to the document's `text_b` (the second text of a pair, for a
+    /// `classify` stage trained on pairs).
+    #[arg(long, value_name = "F")]
+    text_b_field: Option<String>,
     /// Worker threads (overrides `pipeline.threads`; 0 = one per core).
     #[arg(long, value_name = "N", value_parser = count_in::<0, MAX_THREADS>)]
     threads: Option<usize>,
@@ -119,6 +123,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             text_field: args.text_field.clone(),
             id_field: args.id_field.clone(),
             question_field: args.question_field.clone(),
+            text_b_field: args.text_b_field.clone(),
             max_record_bytes: args.max_record_bytes,
         },
         batch_size: pipeline.batch_size(),

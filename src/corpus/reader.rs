@@ -43,6 +43,9 @@ pub struct ReaderOptions {
     pub id_field: Option<String>,
     /// JSONL field copied to [`Document::question`], if any.
     pub question_field: Option<String>,
+    /// JSONL field copied to [`Document::text_b`] (the second text of a pair), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_b_field: Option<String>,
     /// Longest accepted line in bytes; longer lines are reported and skipped.
     pub max_record_bytes: usize,
 }
@@ -54,6 +57,7 @@ impl Default for ReaderOptions {
             text_field: "text".into(),
             id_field: None,
             question_field: None,
+            text_b_field: None,
             max_record_bytes: 1 << 20,
         }
     }
@@ -291,6 +295,9 @@ fn parse_json(line: &str, opts: &ReaderOptions) -> Result<Document, RecordError>
     }
     if let Some(field) = &opts.question_field {
         doc.question = string_field(field)?;
+    }
+    if let Some(field) = &opts.text_b_field {
+        doc.text_b = string_field(field)?;
     }
     Ok(doc)
 }

@@ -17,7 +17,9 @@ pub mod template;
 use std::sync::OnceLock;
 
 use crate::pipeline::spec::{KgSpec, RunSpec};
-use crate::stages::{distill, facts, kbqa, ner, pretrain, qa, registry, relation, segment, task};
+use crate::stages::{
+    classify, distill, facts, kbqa, ner, pretrain, qa, registry, relation, segment, task,
+};
 use crate::text::disambiguate::ScoreWeights;
 use crate::text::{LinkOptions, NormalizeOptions};
 use fields::fields_of;
@@ -45,11 +47,13 @@ pub enum Scope {
     Pretrain,
     /// A `[task] kind = "distill"` file's own tables.
     Distill,
+    /// A `[task] kind = "classify"` file's own tables.
+    Classify,
 }
 
 impl Scope {
     /// Every scope, in the reference's order.
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::Pipeline,
         Scope::Training,
         Scope::Ner,
@@ -58,6 +62,7 @@ impl Scope {
         Scope::Kbqa,
         Scope::Pretrain,
         Scope::Distill,
+        Scope::Classify,
     ];
 
     /// The name in the reference's headings.
@@ -71,6 +76,7 @@ impl Scope {
             Scope::Kbqa => "kbqa",
             Scope::Pretrain => "pretrain",
             Scope::Distill => "distill",
+            Scope::Classify => "classify",
         }
     }
 
@@ -90,11 +96,14 @@ pub enum TrainingTask {
     Qa,
     /// Question answering over the KG.
     Kbqa,
+    /// Sentence and sentence-pair classification.
+    Classify,
 }
 
 impl TrainingTask {
     /// Every task.
-    pub const ALL: [TrainingTask; 4] = [
+    pub const ALL: [TrainingTask; 5] = [
+        TrainingTask::Classify,
         TrainingTask::Ner,
         TrainingTask::Relation,
         TrainingTask::Qa,
@@ -108,12 +117,13 @@ impl TrainingTask {
             TrainingTask::Relation => "relation",
             TrainingTask::Qa => "qa",
             TrainingTask::Kbqa => "kbqa",
+            TrainingTask::Classify => "classify",
         }
     }
 
     /// The tables of its training file, in the order `zhishi init` writes them.
     pub fn tables(self) -> &'static [(Scope, &'static str)] {
-        use Scope::{Kbqa, Ner, Qa, Relation, Training};
+        use Scope::{Classify, Kbqa, Ner, Qa, Relation, Training};
         match self {
             TrainingTask::Ner => &[
                 (Training, "task"),
@@ -121,6 +131,14 @@ impl TrainingTask {
                 (Training, "knowledge"),
                 (Ner, "data"),
                 (Ner, "head"),
+                (Training, "train"),
+            ],
+            TrainingTask::Classify => &[
+                (Training, "task"),
+                (Training, "encoder"),
+                (Training, "knowledge"),
+                (Classify, "data"),
+                (Classify, "head"),
                 (Training, "train"),
             ],
             TrainingTask::Relation => &[
@@ -155,6 +173,7 @@ impl TrainingTask {
             TrainingTask::Relation => fields_of::<relation::RelationConfig>(),
             TrainingTask::Qa => fields_of::<qa::QaConfig>(),
             TrainingTask::Kbqa => fields_of::<kbqa::KbqaConfig>(),
+            TrainingTask::Classify => fields_of::<classify::ClassifyConfig>(),
         }
     }
 }
@@ -166,7 +185,9 @@ impl std::str::FromStr for TrainingTask {
         TrainingTask::ALL
             .into_iter()
             .find(|t| t.name() == s)
-            .ok_or_else(|| format!("unknown task {s:?}; expected ner, relation, qa or kbqa"))
+            .ok_or_else(|| {
+                format!("unknown task {s:?}; expected classify, ner, relation, qa or kbqa")
+            })
     }
 }
 
@@ -196,7 +217,7 @@ pub struct SchemaTable {
 
 /// Every configuration table the code reads, with the keys it accepts.
 pub fn schema() -> Vec<SchemaTable> {
-    use Scope::{Distill, Kbqa, Ner, Pipeline, Pretrain, Qa, Relation, Training};
+    use Scope::{Classify, Distill, Kbqa, Ner, Pipeline, Pretrain, Qa, Relation, Training};
     let t = |scope, table, fields| SchemaTable {
         scope,
         table,
@@ -222,6 +243,11 @@ pub fn schema() -> Vec<SchemaTable> {
         ),
         t(Pipeline, "qa", fields_of::<qa::QaStageOptions>()),
         t(Pipeline, "kbqa", fields_of::<kbqa::KbqaStageOptions>()),
+        t(
+            Pipeline,
+            "classify",
+            fields_of::<classify::ClassifyStageOptions>(),
+        ),
         t(Training, "task", fields_of::<task::TaskTable>()),
         t(Training, "encoder", fields_of::<task::EncoderTable>()),
         t(Training, "knowledge", fields_of::<task::KnowledgeTable>()),
@@ -229,6 +255,8 @@ pub fn schema() -> Vec<SchemaTable> {
         t(Ner, "data", fields_of::<ner::config::DataTable>()),
         t(Ner, "head", fields_of::<ner::config::HeadTable>()),
         t(Relation, "data", fields_of::<relation::config::DataTable>()),
+        t(Classify, "data", fields_of::<classify::config::DataTable>()),
+        t(Classify, "head", fields_of::<classify::config::HeadTable>()),
         t(Qa, "data", fields_of::<qa::config::DataTable>()),
         t(Qa, "decode", fields_of::<qa::config::DecodeOptions>()),
         t(Kbqa, "task", fields_of::<kbqa::config::TaskSection>()),

@@ -126,6 +126,7 @@ pub fn pipeline() -> Result<Template, InitError> {
         set("relation", "model", r#""../target/re/sanwen/best""#),
         set("qa", "model", r#""../target/qa/cmrc2018/best""#),
         set("kbqa", "model", r#""../target/nlpcc-kbqa/model""#),
+        set("classify", "model", r#""../target/cls/chnsenticorp/best""#),
     ];
     let model_note = |stage: &str, kind: &str| {
         Some(format!(
@@ -142,7 +143,7 @@ pub fn pipeline() -> Result<Template, InitError> {
                         .to_string(),
                 ),
             ),
-            "ner" | "relation" | "qa" => (true, model_note(name, name)),
+            "ner" | "relation" | "qa" | "classify" => (true, model_note(name, name)),
             "kbqa" => (
                 true,
                 model_note(name, name).map(|note| {
@@ -184,6 +185,7 @@ fn task_title(task: TrainingTask) -> &'static str {
         TrainingTask::Relation => "relation extraction",
         TrainingTask::Qa => "extractive question answering",
         TrainingTask::Kbqa => "question answering over the KG",
+        TrainingTask::Classify => "sentence and sentence-pair classification",
     }
 }
 
@@ -254,6 +256,26 @@ fn training_fills(task: TrainingTask, mode: KnowledgeMode) -> Result<Vec<Fill>, 
             for (key, file) in [("train", "train"), ("dev", "valid"), ("test", "test")] {
                 fills.push(set("data", key, &path(&format!("re/sanwen/{file}.txt"))));
             }
+        }
+        TrainingTask::Classify => {
+            fills.push(set("encoder", "model", "\"${M3E_DIR}\""));
+            let hownet = path("kg/kbert/HowNet.spo");
+            if mode == KnowledgeMode::Plain {
+                fills.push(example("knowledge", "kg", &hownet));
+            } else {
+                fills.push(set("knowledge", "mode", &format!("\"{}\"", mode.name())));
+                fills.push(set("knowledge", "kg", &hownet));
+            }
+            fills.push(set("data", "format", "\"tsv\""));
+            for key in ["train", "dev", "test"] {
+                fills.push(set(
+                    "data",
+                    key,
+                    &path(&format!("cls/chnsenticorp/{key}.tsv")),
+                ));
+            }
+            let out = format!("\"../target/cls/chnsenticorp-{}\"", mode.name());
+            fills.push(set("train", "output_dir", &out));
         }
         TrainingTask::Qa => {
             if mode != KnowledgeMode::Plain {

@@ -65,6 +65,8 @@ struct ProcessRequest {
     text: Option<String>,
     id: Option<String>,
     question: Option<String>,
+    /// The second text of a pair (sentence-pair classification).
+    text_b: Option<String>,
     texts: Option<Vec<String>>,
 }
 
@@ -273,6 +275,7 @@ fn documents(
             vec![Document {
                 id: request.id,
                 question: request.question,
+                text_b: request.text_b,
                 ..Document::new(text)
             }],
             false,

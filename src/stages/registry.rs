@@ -140,6 +140,7 @@ pub static REGISTRY: &[&dyn StageKind] = &[
     &super::relation::stage::KIND,
     &super::qa::stage::KIND,
     &super::kbqa::stage::KIND,
+    &super::classify::stage::KIND,
 ];
 
 /// The registered kind called `name`.

@@ -21,6 +21,8 @@ pub enum Field {
     Relations,
     /// `answers`.
     Answers,
+    /// `labels` (classification).
+    Labels,
 }
 
 impl Field {
@@ -33,6 +35,7 @@ impl Field {
             Field::Entities => "entities",
             Field::Relations => "relations",
             Field::Answers => "answers",
+            Field::Labels => "labels",
         }
     }
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 /// Every trainable task.
 pub static TASKS: &[&Trainable] = &[
+    &super::classify::TASK,
     &super::ner::TASK,
     &super::relation::TASK,
     &super::qa::TASK,

@@ -18,11 +18,14 @@ pub enum TaskKind {
     Pretrain,
     /// Knowledge distillation of a trained NER model into a smaller one (`stages::distill`).
     Distill,
+    /// Sentence and sentence-pair classification (`stages::classify`).
+    Classify,
 }
 
 impl TaskKind {
     /// Every kind, in the order the docs list them.
-    pub const ALL: [TaskKind; 6] = [
+    pub const ALL: [TaskKind; 7] = [
+        TaskKind::Classify,
         TaskKind::Ner,
         TaskKind::Relation,
         TaskKind::Qa,
@@ -40,6 +43,7 @@ impl TaskKind {
             TaskKind::Kbqa => "kbqa",
             TaskKind::Pretrain => "pretrain",
             TaskKind::Distill => "distill",
+            TaskKind::Classify => "classify",
         }
     }
 }

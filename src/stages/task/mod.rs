@@ -4,15 +4,18 @@
 //! checkpoint with a seeded head. A stage adds its own `[data]`/`[head]` tables, features and
 //! network on top.
 pub mod config;
+pub mod definition;
 pub mod entities;
 pub mod init;
 pub mod kind;
 pub mod knowledge;
 pub mod model_dir;
 pub mod resolve;
+pub mod setup;
 pub mod trainable;
 
 pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
+pub use definition::{kind_of, register, resolve_task, Task, Trained};
 pub use entities::{entity_vectors, PretrainedAggregators, PretrainedRecord, TransERecord};
 pub use init::{pretrained_varmap, trainable_params};
 pub use kind::{Split, TaskKind};
@@ -22,4 +25,5 @@ pub use knowledge::{
 };
 pub use model_dir::{map_weights, read_trained, ModelDir, OpenError};
 pub use resolve::{resolve, resolve_for, DataPaths, Purpose, Resolved, TaskConfig};
+pub use setup::{fill_optional, TrainingKnowledge, TrainingSetupError, TrainingVars};
 pub use trainable::{CheckFn, EvaluateFn, TaskError, TaskReport, TrainFn, Trainable};

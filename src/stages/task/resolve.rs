@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
-use super::kind::TaskKind;
+use super::kind::{Split, TaskKind};
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
 use crate::files::{FilesError, Plan};
 use crate::model::load::{config_file, read_config};
@@ -106,6 +106,28 @@ impl<C> Resolved<C> {
         self.dev
             .as_deref()
             .ok_or_else(|| self.source.error("data.dev", "a dev file is required"))
+    }
+
+    /// The file of `split` (an error at `data.dev` / `data.test` when none is configured).
+    pub fn split_file(&self, split: Split) -> Result<&Path, ConfigError> {
+        match split {
+            Split::Train => Ok(&self.train),
+            Split::Dev => self.dev_file(),
+            Split::Test => self
+                .test
+                .as_deref()
+                .ok_or_else(|| self.source.error("data.test", "no test file is configured")),
+        }
+    }
+}
+
+impl<C: TaskConfig> Resolved<C> {
+    /// The `[knowledge]` table with its KG resolved (the default, plain, table for a task
+    /// without knowledge).
+    pub fn knowledge_table(&self) -> KnowledgeTable {
+        let mut table = self.config.knowledge().cloned().unwrap_or_default();
+        table.kg = self.kg.clone();
+        table
     }
 }
 

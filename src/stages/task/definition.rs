@@ -1,0 +1,119 @@
+//! One abstraction for every trainable task: a [`Task`] names its configuration type, its
+//! metrics type and its headline metric, and says how it trains and evaluates a resolved
+//! configuration; [`register`] turns it into the [`Trainable`] entry that
+//! [`crate::stages::training::TASKS`] lists, so `zhishi train`, `zhishi eval` and
+//! `zhishi compare` reach every task the same way (configuration resolved and checked once,
+//! errors wrapped once, the report built once).
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::kind::{Split, TaskKind};
+use super::resolve::{resolve_for, Purpose, Resolved, TaskConfig};
+use super::trainable::{TaskError, TaskReport, Trainable};
+use crate::config::ConfigError;
+use crate::model::Precision;
+use crate::train::TrainReport;
+
+/// What a finished training run hands back to `zhishi train`.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// Dev metrics of the best model, as the task's metrics type serialises them.
+    pub dev: serde_json::Value,
+    /// The training loop's report (`None` for a task that fits without
+    /// [`crate::train::Trainer`], e.g. KBQA's scorer).
+    pub train: Option<TrainReport>,
+    /// Where the best model was saved.
+    pub model_dir: PathBuf,
+    /// What else the task reports (data summaries).
+    pub details: Option<serde_json::Value>,
+}
+
+/// A trainable task: its configuration, its metrics, how it trains and evaluates.
+pub trait Task: 'static {
+    /// The training TOML, table for table; its [`TaskConfig::KIND`] is the task's kind.
+    type Config: TaskConfig;
+    /// What evaluation computes (serialised into the report's top level).
+    type Metrics: Serialize;
+    /// The task's own failures; shared ones (configuration, files) convert into it.
+    type Error: std::error::Error + Send + Sync + 'static + From<ConfigError>;
+
+    /// The headline metric's name in [`Task::Metrics`] (`f1`, `accuracy`, ...), which
+    /// training selects the best model by.
+    const METRIC: &'static str;
+
+    /// Checks beyond the configuration's own ([`TaskConfig::check`]) that need resolved
+    /// paths (e.g. the encoder's layer count); run before training and evaluation.
+    fn check(_resolved: &Resolved<Self::Config>, _purpose: Purpose) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// Trains the model `resolved` describes.
+    fn train(resolved: Resolved<Self::Config>) -> Result<Trained, Self::Error>;
+
+    /// Evaluates the trained model of `resolved` (`OUTPUT/best`) on `split`, its dense layers
+    /// at `precision`.
+    fn evaluate(
+        resolved: Resolved<Self::Config>,
+        split: Split,
+        precision: Precision,
+    ) -> Result<Self::Metrics, Self::Error>;
+}
+
+/// The kind of task `T`.
+pub const fn kind_of<T: Task>() -> TaskKind {
+    <T::Config as TaskConfig>::KIND
+}
+
+/// The registry entry of `T` (`pub static TASK: Trainable = register::<MyTask>();`).
+pub const fn register<T: Task>() -> Trainable {
+    Trainable {
+        kind: kind_of::<T>(),
+        check: check_entry::<T>,
+        train: train_entry::<T>,
+        evaluate: evaluate_entry::<T>,
+    }
+}
+
+/// Loads and checks the configuration at `path` for `purpose`.
+pub fn resolve_task<T: Task>(
+    path: &Path,
+    overrides: &[String],
+    purpose: Purpose,
+) -> Result<Resolved<T::Config>, T::Error> {
+    let resolved = resolve_for::<T::Config>(path, overrides, purpose)?;
+    T::check(&resolved, purpose)?;
+    Ok(resolved)
+}
+
+fn fail<T: Task>(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> TaskError {
+    TaskError::new(kind_of::<T>(), e)
+}
+
+fn check_entry<T: Task>(path: &Path, overrides: &[String]) -> Result<(), TaskError> {
+    resolve_task::<T>(path, overrides, Purpose::Train)
+        .map(drop)
+        .map_err(fail::<T>)
+}
+
+fn train_entry<T: Task>(path: &Path, overrides: &[String]) -> Result<TaskReport, TaskError> {
+    let resolved = resolve_task::<T>(path, overrides, Purpose::Train).map_err(fail::<T>)?;
+    let trained = T::train(resolved).map_err(fail::<T>)?;
+    let mut report = TaskReport::new(kind_of::<T>(), Split::Dev, T::METRIC, trained.dev);
+    report.train = trained.train;
+    report.model_dir = Some(trained.model_dir);
+    report.details = trained.details;
+    Ok(report)
+}
+
+fn evaluate_entry<T: Task>(
+    path: &Path,
+    overrides: &[String],
+    split: Split,
+    precision: Precision,
+) -> Result<TaskReport, TaskError> {
+    let resolved = resolve_task::<T>(path, overrides, Purpose::Evaluate).map_err(fail::<T>)?;
+    let metrics = T::evaluate(resolved, split, precision).map_err(fail::<T>)?;
+    let metrics = serde_json::to_value(&metrics).map_err(fail::<T>)?;
+    Ok(TaskReport::new(kind_of::<T>(), split, T::METRIC, metrics))
+}
