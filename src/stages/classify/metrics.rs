@@ -167,7 +167,8 @@ fn mean_f1(per_class: &[ClassScore]) -> f64 {
 }
 
 /// Font families of the picture's text, CJK first.
-const CJK_FONTS: &str = "Noto Sans CJK SC, Source Han Sans SC, PingFang SC, Microsoft YaHei, sans-serif";
+const CJK_FONTS: &str =
+    "Noto Sans CJK SC, Source Han Sans SC, PingFang SC, Microsoft YaHei, sans-serif";
 
 /// The confusion matrix as an SVG picture: gold rows, predicted columns, each cell shaded by
 /// its share of its row and labelled with its count.
@@ -286,6 +287,9 @@ mod tests {
     fn the_confusion_picture_names_labels_and_counts() {
         let m = score(&labels(&["正面", "负面"]), &[0, 1, 1], &[0, 0, 1]);
         let svg = confusion_svg(m.confusion.as_ref().unwrap(), "dev").unwrap();
-        assert!(svg.contains("<svg") && svg.contains("正面") && svg.contains("\n1\n"), "{svg}");
+        assert!(
+            svg.contains("<svg") && svg.contains("正面") && svg.contains("\n1\n"),
+            "{svg}"
+        );
     }
 }

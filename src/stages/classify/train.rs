@@ -308,7 +308,7 @@ impl Task for Classify {
         let (network, vars) = TrainingVars::build(
             &r.encoder,
             ernie_layers,
-            &knowledge,
+            knowledge.pretrained.as_ref(),
             (&["classifier", "pooler"], &["pooler."]),
             c.train.seed,
             &device,

@@ -5,8 +5,8 @@
 //! [`crate::train::Trainer`].
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Device;
+use candle_nn::VarMap;
 use serde::Serialize;
 
 use super::config::NerConfig;
@@ -24,11 +24,10 @@ use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::Precision;
-use crate::model::{aggregator_config, BertConfig, EntityTable, Kernels};
 use crate::stages::task::Purpose;
 use crate::stages::task::{
-    documents, entity_vectors, pretrained_varmap, trainable_params, Annotator, KnowledgeRecord,
-    PretrainedAggregators, Split, TaskError, TaskKind, TaskReport, Trainable,
+    documents, register, resolve_task, trainable_params, Annotator, Split, Task, Trainable,
+    Trained, TrainingKnowledge, TrainingVars,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -92,28 +91,76 @@ impl std::ops::Deref for Resolved {
     }
 }
 
-fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolved, NerError> {
-    let base = crate::stages::task::resolve_for::<NerConfig>(path, overrides, purpose)?;
-    let (c, source) = (&base.config, &base.source);
-    let dev = match &base.dev {
-        Some(file) => DevSource::File(file.clone()),
-        None => DevSource::Holdout(c.data.dev_holdout),
-    };
-    let transe = c.knowledge.transe.as_ref().map(|p| source.resolve(p));
-    if c.knowledge.mode.fuses_entities() && purpose == Purpose::Train {
-        let layers = read_config(&base.encoder)?.num_hidden_layers;
-        if let Some(n) = c.knowledge.ernie_layers {
-            if n == 0 || n > layers {
-                return Err(source
-                    .error(
-                        "knowledge.ernie_layers",
-                        format!("must be between 1 and the encoder's {layers} layers, found {n}"),
-                    )
-                    .into());
+/// NER as a trainable task.
+pub struct Ner;
+
+/// NER in the trainable-task registry ([`crate::stages::training::TASKS`]).
+pub static TASK: Trainable = register::<Ner>();
+
+impl Task for Ner {
+    type Config = NerConfig;
+    type Metrics = NerMetrics;
+    type Error = NerError;
+    const METRIC: &'static str = "f1";
+
+    /// `knowledge.ernie_layers` must fit the encoder's layers.
+    fn check(
+        base: &crate::stages::task::Resolved<NerConfig>,
+        purpose: Purpose,
+    ) -> Result<(), NerError> {
+        let (c, source) = (&base.config, &base.source);
+        if c.knowledge.mode.fuses_entities() && purpose == Purpose::Train {
+            let layers = read_config(&base.encoder)?.num_hidden_layers;
+            if let Some(n) = c.knowledge.ernie_layers {
+                if n == 0 || n > layers {
+                    return Err(source
+                        .error(
+                            "knowledge.ernie_layers",
+                            format!(
+                                "must be between 1 and the encoder's {layers} layers, found {n}"
+                            ),
+                        )
+                        .into());
+                }
             }
         }
+        Ok(())
     }
-    Ok(Resolved { base, dev, transe })
+
+    fn train(base: crate::stages::task::Resolved<NerConfig>) -> Result<Trained, NerError> {
+        let r = train_resolved(Resolved::new(base))?;
+        Ok(Trained {
+            dev: r.dev,
+            train: Some(r.train),
+            model_dir: r.model_dir,
+            details: None,
+        })
+    }
+
+    fn evaluate(
+        base: crate::stages::task::Resolved<NerConfig>,
+        split: Split,
+        precision: Precision,
+    ) -> Result<NerMetrics, NerError> {
+        evaluate_resolved(Resolved::new(base), split, precision)
+    }
+}
+
+impl Resolved {
+    /// Where the dev sentences come from, and the TransE directory, of a checked configuration.
+    fn new(base: crate::stages::task::Resolved<NerConfig>) -> Self {
+        let dev = match &base.dev {
+            Some(file) => DevSource::File(file.clone()),
+            None => DevSource::Holdout(base.config.data.dev_holdout),
+        };
+        let transe = base
+            .config
+            .knowledge
+            .transe
+            .as_ref()
+            .map(|p| base.source.resolve(p));
+        Resolved { base, dev, transe }
+    }
 }
 
 /// Builds the label map from the training (and dev) tags.
@@ -214,34 +261,13 @@ impl TrainTask for NerTask {
     }
 }
 
-/// Creates the network's variables and fills the encoder's from the pretrained checkpoint.
-/// With `ernie = Some((n, table))` the top `n` layers become ERNIE aggregators whose
-/// entity-side weights start fresh (seeded `normal(0, 0.02)`, zero biases, unit LayerNorms).
-fn pretrained_network(
-    encoder_dir: &Path,
-    labels: &LabelMap,
-    crf: bool,
-    seed: u64,
-    device: &Device,
-    ernie: Option<(usize, EntityTable)>,
-) -> Result<(NerNetwork, VarMap, BertConfig), NerError> {
-    let mut cfg = read_config(encoder_dir)?;
-    cfg.kernels = Kernels::Differentiable;
-    cfg.layer_types = None;
-    let (cfg, table) = match ernie {
-        Some((n, table)) => (aggregator_config(&cfg, n), Some(table)),
-        None => (cfg, None),
-    };
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-    let network = NerNetwork::load_with_entities(vb, &cfg, labels, crf, table)?;
-    pretrained_varmap(&varmap, encoder_dir, &cfg, &["classifier"], seed, device)?;
-    Ok((network, varmap, cfg))
-}
-
 /// Trains the model a NER configuration describes; `overrides` are `--set` values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport, NerError> {
-    let r = resolve(path, overrides, Purpose::Train)?;
+    let base = resolve_task::<Ner>(path, overrides, Purpose::Train)?;
+    train_resolved(Resolved::new(base))
+}
+
+fn train_resolved(r: Resolved) -> Result<NerTrainReport, NerError> {
     let mut extra = crate::files::Plan::new();
     if let Some(transe) = &r.transe {
         extra.read("knowledge.transe", transe);
@@ -254,94 +280,48 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<NerTrainReport,
     }
     let labels = label_map(c.data.scheme, &[&train_sents, &dev_sents]);
     let train_ids = label_ids(&labels, &train_sents, &r.train)?;
-    let mut table = c.knowledge.clone();
-    table.kg = r.kg.clone();
-    // A dEA-pretrained encoder (`zhishi pretrain`, knowledge.mode = "ernie") brings its
-    // aggregators, and the TransE vectors they were trained against.
-    let pretrained = if table.mode.fuses_entities() {
-        PretrainedAggregators::read(&r.encoder)?
-    } else {
-        None
-    };
-    let ernie_layers = if table.mode.fuses_entities() {
-        let layers = read_config(&r.encoder)?.num_hidden_layers;
-        match pretrained.as_ref().and_then(PretrainedAggregators::layers) {
-            Some(n) if table.ernie_layers.is_some_and(|m| m != n) => {
-                return Err(NerError::AggregatorLayers {
-                    configured: table.ernie_layers.unwrap_or_default(),
-                    encoder: r.encoder.clone(),
-                    pretrained: n,
-                });
-            }
-            Some(n) => Some(n),
-            None => Some(table.aggregator_layers(layers)),
-        }
-    } else {
-        None
-    };
-    // Training links its sentences as a pipeline's link + facts stages would.
-    let annotator = Annotator::from_table(&table, ernie_layers)?;
-    if let (Some(p), Some(a)) = (&pretrained, &annotator) {
-        p.check(a.record())?;
-    }
+    // Training links its sentences as a pipeline's link + facts stages would; a dEA-pretrained
+    // encoder (`zhishi pretrain`, knowledge.mode = "ernie") brings its aggregators and the
+    // TransE vectors they were trained against.
+    let knowledge = TrainingKnowledge::prepare(
+        &r.knowledge_table(),
+        &r.encoder,
+        r.transe.as_deref(),
+        c.train.seed,
+    )?;
+    let annotator = knowledge.annotator.as_ref();
     let meta = ModelMeta {
         labels: labels.clone(),
         max_len: c.data.max_len,
         stride: c.data.stride.unwrap_or(c.data.max_len / 2),
         crf: c.head.crf,
-        knowledge: annotator
-            .as_ref()
-            .map_or_else(KnowledgeRecord::plain, |a| a.record().clone()),
+        knowledge: knowledge.record.clone(),
     };
-    let entities = match &pretrained {
-        Some(p) => {
-            if r.transe.is_some() {
-                tracing::warn!(
-                    "knowledge.transe is ignored: the pretrained aggregators of {} come with their own TransE vectors",
-                    p.dir.display()
-                );
-            }
-            Some(p.vectors.clone())
-        }
-        None => entity_vectors(&table, r.kg.as_deref(), r.transe.as_deref(), c.train.seed)?
-            .map(|(v, _)| v),
-    };
+    let entities = knowledge.entities.clone();
     let featurizer: Featurizer = build_featurizer(&r.encoder, &meta, entities.clone())?;
-    let train_docs = documents(annotator.as_ref(), &texts(&train_sents))?;
+    let train_docs = documents(annotator, &texts(&train_sents))?;
     let (train, _) = featurize(&featurizer, &train_docs, &chars(&train_sents), &train_ids)?;
     let train: Vec<Example> = train
         .into_iter()
         .filter(|e| e.labelled().next().is_some())
         .collect();
-    let dev_docs = documents(annotator.as_ref(), &texts(&dev_sents))?;
+    let dev_docs = documents(annotator, &texts(&dev_sents))?;
     let (dev_examples, _) = featurize(&featurizer, &dev_docs, &chars(&dev_sents), &[])?;
     let device = Device::Cpu;
-    let ernie = match (&entities, meta.knowledge.ernie_layers) {
-        (Some(v), Some(layers)) => Some((layers, EntityTable::new(&v.tensor(&device)?)?)),
-        _ => None,
-    };
-    let (network, varmap, cfg) = pretrained_network(
+    let ernie = knowledge.ernie(&device)?;
+    let ernie_layers = ernie.as_ref().map(|(n, _)| *n);
+    let crf = c.head.crf;
+    let (network, vars) = TrainingVars::build(
         &r.encoder,
-        &labels,
-        c.head.crf,
+        ernie_layers,
+        knowledge.pretrained.as_ref(),
+        (&["classifier"], &[]),
         c.train.seed,
         &device,
-        ernie,
-    )?;
-    match (&pretrained, meta.knowledge.ernie_layers) {
-        (Some(p), Some(_)) => {
-            let mut vars = varmap.clone();
-            for (name, t) in p.for_config(&cfg)? {
-                vars.set_one(&name, t)?;
-            }
-            tracing::info!(
-                encoder = %r.encoder.display(),
-                "ERNIE aggregators: from the encoder's dEA pretraining"
-            );
-        }
-        (None, Some(n)) => tracing::info!(layers = n, "ERNIE aggregators: fresh"),
-        _ => {}
-    }
+        |vb, cfg| NerNetwork::load_with_entities(vb, cfg, &labels, crf, ernie.map(|(_, t)| t)),
+    )
+    .map_err(TrainError::task)?;
+    let varmap = vars.varmap;
     let network = network.freeze_encoder(c.encoder.freeze);
     let params = trainable_params(
         &varmap,
@@ -391,33 +371,24 @@ pub fn evaluate_config_at(
     split: Split,
     precision: Precision,
 ) -> Result<NerMetrics, NerError> {
-    let r = resolve(path, overrides, Purpose::Evaluate)?;
-    let sentences = match split {
+    let base = resolve_task::<Ner>(path, overrides, Purpose::Evaluate)?;
+    evaluate_resolved(Resolved::new(base), split, precision)
+}
+
+fn evaluate_resolved(
+    r: Resolved,
+    split: Split,
+    precision: Precision,
+) -> Result<NerMetrics, NerError> {
+    let sentences = match (split, &r.dev) {
         // Only a held-out dev set needs the other file read too.
-        Split::Train => match &r.dev {
-            DevSource::File(_) => read(&r.train, r.config.data.format)?,
-            DevSource::Holdout(_) => read_train_dev(&r)?.0,
-        },
-        Split::Dev => match &r.dev {
-            DevSource::File(file) => read(file, r.config.data.format)?,
-            DevSource::Holdout(_) => read_train_dev(&r)?.1,
-        },
-        Split::Test => {
-            let file = r.test.clone().ok_or_else(|| {
-                NerError::Config(crate::config::ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    line: None,
-                    key: "data.test".into(),
-                    message: "no test file is configured".into(),
-                })
-            })?;
-            read(&file, r.config.data.format)?
-        }
+        (Split::Train, DevSource::Holdout(_)) => read_train_dev(&r)?.0,
+        (Split::Dev, DevSource::Holdout(_)) => read_train_dev(&r)?.1,
+        (Split::Dev, DevSource::File(file)) => read(file, r.config.data.format)?,
+        _ => read(r.split_file(split)?, r.config.data.format)?,
     };
     let model = NerModel::load_at(&r.output_dir.join("best"), &Device::Cpu, precision)?;
-    let mut table = r.config.knowledge.clone();
-    table.kg = r.kg.clone();
-    let annotator = Annotator::from_table(&table, model.knowledge().ernie_layers)?;
+    let annotator = Annotator::from_table(&r.knowledge_table(), model.knowledge().ernie_layers)?;
     if let Some(a) = &annotator {
         a.record().same_as(model.knowledge())?;
     }
@@ -434,26 +405,3 @@ fn chars(sentences: &[Sentence]) -> Vec<Vec<String>> {
 fn texts(sentences: &[Sentence]) -> Vec<String> {
     sentences.iter().map(|s| s.chars.concat()).collect()
 }
-
-/// NER in the trainable-task registry ([`crate::stages::training::TASKS`]).
-pub static TASK: Trainable = Trainable {
-    kind: TaskKind::Ner,
-    check: |path, overrides| {
-        resolve(path, overrides, Purpose::Train)
-            .map(drop)
-            .map_err(|e| TaskError::new(TaskKind::Ner, e))
-    },
-    train: |path, overrides| {
-        let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Ner, e))?;
-        let mut report = TaskReport::new(TaskKind::Ner, Split::Dev, "f1", r.dev);
-        report.train = Some(r.train);
-        report.model_dir = Some(r.model_dir);
-        Ok(report)
-    },
-    evaluate: |path, overrides, split, precision| {
-        let m = evaluate_config_at(path, overrides, split, precision)
-            .map_err(|e| TaskError::new(TaskKind::Ner, e))?;
-        let metrics = serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Ner, e))?;
-        Ok(TaskReport::new(TaskKind::Ner, split, "f1", metrics))
-    },
-};

@@ -4,8 +4,8 @@
 //! keeps the checkpoint with the best dev F1.
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Device;
+use candle_nn::VarMap;
 use serde::Serialize;
 
 use super::config::QaConfig;
@@ -18,19 +18,15 @@ use super::model::{
 use super::network::QaNetwork;
 use super::predict::{evaluate, featurize};
 use super::QaError;
-use crate::config::ConfigError;
 use crate::knowledge::Layout;
-use crate::model::load::read_config;
 use crate::model::Dropout;
 use crate::model::Precision;
-use crate::model::{BertConfig, Kernels};
 use crate::stages::task::Purpose;
 use crate::stages::task::{
-    pretrained_varmap, ModelDir, Split, TaskError, TaskKind, TaskReport, Trainable,
+    register, resolve_task, trainable_params, ModelDir, Split, Task, Trainable, Trained,
+    TrainingVars,
 };
-use crate::train::{
-    BatchLoss, Batching, Evaluation, Param, TrainError, TrainReport, TrainTask, Trainer,
-};
+use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
 /// The outcome of `zhishi train` for QA.
 #[derive(Debug, Clone, Serialize)]
@@ -54,10 +50,36 @@ pub struct QaTrainReport {
 /// A QA configuration with every path resolved and checked.
 type Resolved = crate::stages::task::Resolved<QaConfig>;
 
-fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolved, QaError> {
-    Ok(crate::stages::task::resolve_for::<QaConfig>(
-        path, overrides, purpose,
-    )?)
+/// Extractive QA as a trainable task.
+pub struct Qa;
+
+/// Extractive QA in the trainable-task registry ([`crate::stages::training::TASKS`]).
+pub static TASK: Trainable = register::<Qa>();
+
+impl Task for Qa {
+    type Config = QaConfig;
+    type Metrics = QaMetrics;
+    type Error = QaError;
+    const METRIC: &'static str = "f1";
+
+    fn train(r: Resolved) -> Result<Trained, QaError> {
+        let r = train_resolved(r)?;
+        Ok(Trained {
+            details: Some(serde_json::json!({
+                "train_data": r.train_data,
+                "skipped_questions": r.skipped_questions,
+                "train_windows": r.train_windows,
+                "dev_data": r.dev_data,
+            })),
+            dev: r.dev,
+            train: Some(r.train),
+            model_dir: r.model_dir,
+        })
+    }
+
+    fn evaluate(r: Resolved, split: Split, precision: Precision) -> Result<QaMetrics, QaError> {
+        evaluate_resolved(r, split, precision)
+    }
 }
 
 /// Everything one QA training run holds.
@@ -127,23 +149,6 @@ impl TrainTask for QaTask {
     }
 }
 
-/// Creates the network's variables and fills the encoder's from the pretrained checkpoint;
-/// the span head starts like BERT's (`normal(0, 0.02)` weights, zero bias) from `seed`.
-fn pretrained_network(
-    encoder_dir: &Path,
-    seed: u64,
-    device: &Device,
-) -> Result<(QaNetwork, VarMap, BertConfig), QaError> {
-    let mut cfg = read_config(encoder_dir)?;
-    cfg.kernels = Kernels::Differentiable;
-    cfg.layer_types = None;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-    let network = QaNetwork::load(vb, &cfg)?;
-    pretrained_varmap(&varmap, encoder_dir, &cfg, &["qa_outputs"], seed, device)?;
-    Ok((network, varmap, cfg))
-}
-
 /// Reads a split, keeping its first `max` questions (0 = all), and logs its answer issues.
 fn read_split(path: &Path, max: usize) -> Result<QaSet, QaError> {
     let mut set = read(path)?;
@@ -163,7 +168,10 @@ fn read_split(path: &Path, max: usize) -> Result<QaSet, QaError> {
 
 /// Trains the model a QA configuration describes; `overrides` are `--set` values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, QaError> {
-    let r = resolve(path, overrides, Purpose::Train)?;
+    train_resolved(resolve_task::<Qa>(path, overrides, Purpose::Train)?)
+}
+
+fn train_resolved(r: Resolved) -> Result<QaTrainReport, QaError> {
     let output = r
         .claim_output(&crate::files::Plan::new())
         .map_err(crate::train::TrainError::from)?;
@@ -204,9 +212,20 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
             .map(|q| (q.question.as_str(), q.context.as_str(), None)),
     )?;
     let device = Device::Cpu;
-    let (network, varmap, _) = pretrained_network(&r.encoder, c.train.seed, &device)?;
+    // The span head starts like BERT's (`normal(0, 0.02)` weights, zero bias) from the seed.
+    let (network, vars) = TrainingVars::build(
+        &r.encoder,
+        None,
+        None,
+        (&["qa_outputs"], &[]),
+        c.train.seed,
+        &device,
+        |vb, cfg| QaNetwork::load(vb, cfg),
+    )
+    .map_err(TrainError::task)?;
     let network = network.freeze_encoder(c.encoder.freeze);
-    let params = trainable_params(&varmap, c.encoder.freeze);
+    let params = trainable_params(&vars.varmap, c.encoder.freeze, &["qa_outputs."], &[]);
+    let varmap = vars.varmap;
     let t = &c.train;
     let options = t.options(output, Batching::Bucketed);
     let train_windows = train.len();
@@ -235,19 +254,6 @@ pub fn train_config(path: &Path, overrides: &[String]) -> Result<QaTrainReport, 
     })
 }
 
-/// The trainable parameters in name order (deterministic): only the span head when the
-/// encoder is frozen.
-fn trainable_params(varmap: &VarMap, freeze: bool) -> Vec<Param> {
-    let vars = varmap.data().lock().map(|m| m.clone()).unwrap_or_default();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    names
-        .into_iter()
-        .filter(|n| !freeze || n.starts_with("qa_outputs."))
-        .map(|n| Param::new(n.clone(), vars[n].clone()))
-        .collect()
-}
-
 /// Evaluates the trained model of a configuration (`OUTPUT/best`) on `split` (`train`,
 /// `dev` or `test`), keeping the first `data.max_eval` questions of dev and test.
 pub fn evaluate_config(
@@ -265,56 +271,24 @@ pub fn evaluate_config_at(
     split: Split,
     precision: Precision,
 ) -> Result<QaMetrics, QaError> {
-    let r = resolve(path, overrides, Purpose::Evaluate)?;
-    let invalid = |key: &str, message: String| {
-        QaError::Config(ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: None,
-            key: key.into(),
-            message,
-        })
-    };
-    let (file, max) = match split {
-        Split::Train => (r.train.clone(), r.config.data.max_train),
-        Split::Dev => (r.dev_file()?.to_path_buf(), r.config.data.max_eval),
-        Split::Test => (
-            r.test
-                .clone()
-                .ok_or_else(|| invalid("data.test", "no test file is configured".into()))?,
-            r.config.data.max_eval,
-        ),
+    evaluate_resolved(
+        resolve_task::<Qa>(path, overrides, Purpose::Evaluate)?,
+        split,
+        precision,
+    )
+}
+
+fn evaluate_resolved(
+    r: Resolved,
+    split: Split,
+    precision: Precision,
+) -> Result<QaMetrics, QaError> {
+    let file = r.split_file(split)?.to_path_buf();
+    let max = match split {
+        Split::Train => r.config.data.max_train,
+        Split::Dev | Split::Test => r.config.data.max_eval,
     };
     let set = read_split(&file, max)?;
     let model = QaModel::load_at(&r.output_dir.join("best"), &Device::Cpu, precision)?;
     model.evaluate(&set.records)
 }
-
-/// Extractive QA in the trainable-task registry ([`crate::stages::training::TASKS`]).
-pub static TASK: Trainable = Trainable {
-    kind: TaskKind::Qa,
-    check: |path, overrides| {
-        resolve(path, overrides, Purpose::Train)
-            .map(drop)
-            .map_err(|e| TaskError::new(TaskKind::Qa, e))
-    },
-    train: |path, overrides| {
-        let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
-        let details = serde_json::json!({
-            "train_data": r.train_data,
-            "skipped_questions": r.skipped_questions,
-            "train_windows": r.train_windows,
-            "dev_data": r.dev_data,
-        });
-        let mut report = TaskReport::new(TaskKind::Qa, Split::Dev, "f1", r.dev);
-        report.details = Some(details);
-        report.train = Some(r.train);
-        report.model_dir = Some(r.model_dir);
-        Ok(report)
-    },
-    evaluate: |path, overrides, split, precision| {
-        let m = evaluate_config_at(path, overrides, split, precision)
-            .map_err(|e| TaskError::new(TaskKind::Qa, e))?;
-        let metrics = serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Qa, e))?;
-        Ok(TaskReport::new(TaskKind::Qa, split, "f1", metrics))
-    },
-};

@@ -18,7 +18,6 @@ use super::model::{
 };
 use super::network::RelationNetwork;
 use super::RelationError;
-use crate::config::ConfigError;
 use crate::knowledge::Layout;
 use crate::model::load::read_config;
 use crate::model::Dropout;
@@ -26,8 +25,8 @@ use crate::model::Kernels;
 use crate::model::Precision;
 use crate::stages::task::Purpose;
 use crate::stages::task::{
-    pretrained_varmap, trainable_params, Annotator, KnowledgeRecord, ModelDir, Split, TaskError,
-    TaskKind, TaskReport, Trainable,
+    pretrained_varmap, register, resolve_task, trainable_params, Annotator, KnowledgeRecord,
+    ModelDir, Split, Task, Trainable, Trained,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -49,10 +48,38 @@ pub struct RelationTrainReport {
 /// A relation configuration with every path resolved and checked.
 type Resolved = crate::stages::task::Resolved<RelationConfig>;
 
-fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolved, RelationError> {
-    Ok(crate::stages::task::resolve_for::<RelationConfig>(
-        path, overrides, purpose,
-    )?)
+/// Relation extraction as a trainable task.
+pub struct Relation;
+
+/// Relation extraction in the trainable-task registry ([`crate::stages::training::TASKS`]).
+pub static TASK: Trainable = register::<Relation>();
+
+impl Task for Relation {
+    type Config = RelationConfig;
+    type Metrics = RelationMetrics;
+    type Error = RelationError;
+    const METRIC: &'static str = "f1";
+
+    fn train(r: Resolved) -> Result<Trained, RelationError> {
+        let r = train_resolved(r)?;
+        Ok(Trained {
+            dev: r.dev,
+            train: Some(r.train),
+            model_dir: r.model_dir,
+            details: Some(serde_json::json!({
+                "train_examples": r.train_examples,
+                "train_ambiguous": r.train_ambiguous,
+            })),
+        })
+    }
+
+    fn evaluate(
+        r: Resolved,
+        split: Split,
+        precision: Precision,
+    ) -> Result<RelationMetrics, RelationError> {
+        evaluate_resolved(r, split, precision)
+    }
 }
 
 /// The label set: the no-relation label first, then the other labels of `sets` sorted.
@@ -163,7 +190,10 @@ pub fn train_config(
     path: &Path,
     overrides: &[String],
 ) -> Result<RelationTrainReport, RelationError> {
-    let r = resolve(path, overrides, Purpose::Train)?;
+    train_resolved(resolve_task::<Relation>(path, overrides, Purpose::Train)?)
+}
+
+fn train_resolved(r: Resolved) -> Result<RelationTrainReport, RelationError> {
     let output = r
         .claim_output(&crate::files::Plan::new())
         .map_err(crate::train::TrainError::from)?;
@@ -174,10 +204,8 @@ pub fn train_config(
     let dev_file = r.dev_file()?.to_path_buf();
     let dev_examples = read_split(c, &dev_file)?.examples;
     let labels = label_set(&c.data.no_relation, &[&train_examples, &dev_examples]);
-    let mut table = c.knowledge.clone();
-    table.kg = r.kg.clone();
     // Training links its sentences as a pipeline's link + facts stages would.
-    let annotator = Annotator::from_table(&table, None)?;
+    let annotator = Annotator::from_table(&r.knowledge_table(), None)?;
     let meta = ModelMeta {
         labels,
         no_relation: c.data.no_relation.clone(),
@@ -261,60 +289,22 @@ pub fn evaluate_config_at(
     split: Split,
     precision: Precision,
 ) -> Result<RelationMetrics, RelationError> {
-    let r = resolve(path, overrides, Purpose::Evaluate)?;
-    let invalid = |key: &str, message: String| {
-        RelationError::Config(ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: None,
-            key: key.into(),
-            message,
-        })
-    };
-    let file = match split {
-        Split::Train => r.train.clone(),
-        Split::Dev => r.dev_file()?.to_path_buf(),
-        Split::Test => r
-            .test
-            .clone()
-            .ok_or_else(|| invalid("data.test", "no test file is configured".into()))?,
-    };
+    let r = resolve_task::<Relation>(path, overrides, Purpose::Evaluate)?;
+    evaluate_resolved(r, split, precision)
+}
+
+fn evaluate_resolved(
+    r: Resolved,
+    split: Split,
+    precision: Precision,
+) -> Result<RelationMetrics, RelationError> {
+    let file = r.split_file(split)?.to_path_buf();
     let corpus = read_split(&r.config, &file)?;
     let model = RelationModel::load_at(&r.output_dir.join("best"), &Device::Cpu, precision)?;
-    let mut table = r.config.knowledge.clone();
-    table.kg = r.kg.clone();
-    let annotator = Annotator::from_table(&table, None)?;
+    let annotator = Annotator::from_table(&r.knowledge_table(), None)?;
     if let Some(a) = &annotator {
         a.record().same_as(model.knowledge())?;
     }
     let (docs, owners) = example_documents(annotator.as_ref(), &corpus.examples)?;
     model.evaluate(&corpus.examples, (&docs, &owners), &file)
 }
-
-/// Relation extraction in the trainable-task registry ([`crate::stages::training::TASKS`]).
-pub static TASK: Trainable = Trainable {
-    kind: TaskKind::Relation,
-    check: |path, overrides| {
-        resolve(path, overrides, Purpose::Train)
-            .map(drop)
-            .map_err(|e| TaskError::new(TaskKind::Relation, e))
-    },
-    train: |path, overrides| {
-        let fail = |e: RelationError| TaskError::new(TaskKind::Relation, e);
-        let r = train_config(path, overrides).map_err(fail)?;
-        let mut report = TaskReport::new(TaskKind::Relation, Split::Dev, "f1", r.dev);
-        report.details = Some(serde_json::json!({
-            "train_examples": r.train_examples,
-            "train_ambiguous": r.train_ambiguous,
-        }));
-        report.train = Some(r.train);
-        report.model_dir = Some(r.model_dir);
-        Ok(report)
-    },
-    evaluate: |path, overrides, split, precision| {
-        let m = evaluate_config_at(path, overrides, split, precision)
-            .map_err(|e| TaskError::new(TaskKind::Relation, e))?;
-        let metrics =
-            serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Relation, e))?;
-        Ok(TaskReport::new(TaskKind::Relation, split, "f1", metrics))
-    },
-};

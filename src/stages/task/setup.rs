@@ -113,7 +113,8 @@ pub struct TrainingVars {
 
 impl TrainingVars {
     /// Builds the network with `build` (given a `VarBuilder` over a new `VarMap` and the
-    /// training configuration of `encoder_dir`, ERNIE's with `ernie_layers`), fills the
+    /// training configuration of `encoder_dir`, ERNIE's with `ernie_layers` and the
+    /// aggregators of a dEA-`pretrained` encoder), fills the
     /// encoder's variables from the checkpoint and seeds the rest (see
     /// [`pretrained_varmap`]); variables under `optional` prefixes (e.g. `pooler.`) take the
     /// checkpoint's values where it has them with the same shape; a dEA-pretrained encoder's
@@ -121,7 +122,7 @@ impl TrainingVars {
     pub fn build<N>(
         encoder_dir: &Path,
         ernie_layers: Option<usize>,
-        knowledge: &TrainingKnowledge,
+        pretrained: Option<&PretrainedAggregators>,
         (random, optional): (&[&str], &[&str]),
         seed: u64,
         device: &Device,
@@ -140,7 +141,7 @@ impl TrainingVars {
         if !optional.is_empty() {
             fill_optional(&varmap, encoder_dir, optional)?;
         }
-        if let (Some(p), Some(_)) = (&knowledge.pretrained, ernie_layers) {
+        if let (Some(p), Some(_)) = (pretrained, ernie_layers) {
             let mut vars = varmap.clone();
             for (name, t) in p.for_config(&config)? {
                 vars.set_one(&name, t)?;
