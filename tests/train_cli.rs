@@ -119,8 +119,8 @@ fn every_shipped_training_toml_matches_its_schema() {
     use std::path::Path;
     use zhishi::config::from_str;
     use zhishi::stages::{
-        distill::DistillConfig, kbqa::KbqaConfig, ner::NerConfig, pretrain::PretrainConfig,
-        qa::QaConfig, relation::RelationConfig,
+        classify::ClassifyConfig, distill::DistillConfig, kbqa::KbqaConfig, ner::NerConfig,
+        pretrain::PretrainConfig, qa::QaConfig, relation::RelationConfig,
     };
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
@@ -145,6 +145,7 @@ fn every_shipped_training_toml_matches_its_schema() {
             "kbqa" => from_str::<KbqaConfig>(&path, &text, &[]).map(drop),
             "pretrain" => from_str::<PretrainConfig>(&path, &text, &[]).map(drop),
             "distill" => from_str::<DistillConfig>(&path, &text, &[]).map(drop),
+            "classify" => from_str::<ClassifyConfig>(&path, &text, &[]).map(drop),
             other => panic!("{}: unknown task kind {other}", path.display()),
         };
         result.unwrap_or_else(|e| panic!("{e}"));
@@ -152,6 +153,8 @@ fn every_shipped_training_toml_matches_its_schema() {
     }
     checked.sort();
     for required in [
+        "chnsenticorp-cls.toml",
+        "nlpcc-pairs-cls.toml",
         "cmrc2018-qa.toml",
         "distill-medical-ner.toml",
         "kbert-medical-ner.toml",
