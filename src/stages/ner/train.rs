@@ -101,7 +101,21 @@ fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolv
     };
     let transe = c.knowledge.transe.as_ref().map(|p| source.resolve(p));
     if c.knowledge.mode.fuses_entities() && purpose == Purpose::Train {
-        let layers = read_config(&base.encoder)?.num_hidden_layers;
+        let encoder = read_config(&base.encoder)?;
+        if encoder.albert.is_some() {
+            return Err(source
+                .error(
+                    "knowledge.mode",
+                    format!(
+                        "{:?} fuses entities (ERNIE-THU), which needs a BERT encoder: {} is an \
+                         ALBERT, whose layers are shared",
+                        c.knowledge.mode.name(),
+                        base.encoder.display()
+                    ),
+                )
+                .into());
+        }
+        let layers = encoder.num_hidden_layers;
         if let Some(n) = c.knowledge.ernie_layers {
             if n == 0 || n > layers {
                 return Err(source
