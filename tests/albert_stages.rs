@@ -12,6 +12,8 @@ use zhishi::stages::ner::{self, NerModel};
 
 #[path = "support/ner_workspace.rs"]
 mod ner_workspace;
+// Both workspaces carry the tiny-encoder writer as a module of their own.
+#[allow(clippy::duplicate_mod)]
 #[path = "support/pretrain_workspace.rs"]
 mod pretrain_workspace;
 #[path = "support/tiny_albert.rs"]
