@@ -5,6 +5,9 @@
 //! positions) and a per-example visible matrix `[B, L, L]`, added as `(1 - m) * -10000` to the
 //! attention scores of every layer together with the padding mask, and it runs either fused CPU
 //! kernels for inference or differentiable candle ops for training ([`Kernels`]).
+//!
+//! The same structs run an ALBERT ([`super::albert`]): narrower embedding tables projected to
+//! the hidden width by the encoder, and a stack whose positions share layers.
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
@@ -64,7 +67,8 @@ impl Module for LayerNorm {
     }
 }
 
-/// Word + position + token-type embeddings, summed and normalised.
+/// Word + position + token-type embeddings, summed and normalised; `E` wide
+/// ([`BertConfig::embedding_size`]: `H` for BERT, ALBERT's `embedding_size`).
 #[derive(Debug, Clone)]
 pub struct BertEmbeddings {
     word_embeddings: Embedding,
@@ -76,28 +80,25 @@ pub struct BertEmbeddings {
 impl BertEmbeddings {
     /// Loads the three tables and the LayerNorm from `embeddings.*`.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        let e = cfg.embedding_size();
         Ok(Self {
-            word_embeddings: candle_nn::embedding(
-                cfg.vocab_size,
-                cfg.hidden_size,
-                vb.pp("word_embeddings"),
-            )?,
+            word_embeddings: candle_nn::embedding(cfg.vocab_size, e, vb.pp("word_embeddings"))?,
             position_embeddings: candle_nn::embedding(
                 cfg.max_position_embeddings,
-                cfg.hidden_size,
+                e,
                 vb.pp("position_embeddings"),
             )?,
             token_type_embeddings: candle_nn::embedding(
                 cfg.type_vocab_size,
-                cfg.hidden_size,
+                e,
                 vb.pp("token_type_embeddings"),
             )?,
-            layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
+            layer_norm: LayerNorm::load(vb.pp("LayerNorm"), e, cfg)?,
         })
     }
 
     /// `input_ids [B, L]` with optional `token_type_ids` (default 0) and `position_ids`
-    /// (default `0..L`, or K-BERT soft positions) -> `[B, L, H]`.
+    /// (default `0..L`, or K-BERT soft positions) -> `[B, L, E]`.
     pub fn forward(
         &self,
         input_ids: &Tensor,
@@ -124,7 +125,7 @@ impl BertEmbeddings {
         self.layer_norm.forward(&sum)
     }
 
-    /// The word-embedding table `[vocab, H]`.
+    /// The word-embedding table `[vocab, E]`.
     pub fn word_embeddings(&self) -> &Tensor {
         self.word_embeddings.embeddings()
     }
@@ -344,11 +345,7 @@ impl BertIntermediate {
 
     /// `act(dense(x))`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.dense.forward(x)?;
-        match self.act {
-            HiddenAct::Gelu => kernels::grad::gelu(&y),
-            HiddenAct::Relu => y.relu(),
-        }
+        self.act.forward(&self.dense.forward(x)?)
     }
 
     /// Readies the dense layer for `kernels`.
@@ -357,11 +354,7 @@ impl BertIntermediate {
     }
 
     fn forward_fast(&self, x: &[f32]) -> Result<Vec<f32>> {
-        let act = match self.act {
-            HiddenAct::Gelu => Act::Gelu,
-            HiddenAct::Relu => Act::Relu,
-        };
-        self.dense.forward_fast(x, None, act)
+        self.dense.forward_fast(x, None, Act::of(self.act))
     }
 }
 
@@ -447,29 +440,59 @@ impl BertLayer {
     }
 }
 
-/// The layer stack (`encoder.layer.*`).
+/// The layer stack (`encoder.layer.*`): the distinct layers and, for each position of the
+/// stack, the one it runs (each its own for BERT; ALBERT's positions share their group's),
+/// after ALBERT's projection of the embeddings to the hidden width
+/// (`encoder.embedding_hidden_mapping_in`).
 #[derive(Debug, Clone)]
 pub struct BertEncoder {
+    mapping_in: Option<Linear>,
     layers: Vec<BertLayer>,
+    schedule: Vec<usize>,
     num_heads: usize,
+    hidden_size: usize,
     kernels: Kernels,
 }
 
 impl BertEncoder {
-    /// Loads `layer.0` .. `layer.{n-1}`.
+    /// Loads `layer.0` .. `layer.{d-1}` for the `d` distinct layers of `cfg`
+    /// ([`BertConfig::distinct_layers`]; `num_hidden_layers` for BERT), and ALBERT's
+    /// `embedding_hidden_mapping_in`. Positions that share a layer share its tensors (and,
+    /// loaded from a VarMap, its variables).
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
-        let layers = (0..cfg.num_hidden_layers)
+        let layers = (0..cfg.distinct_layers())
             .map(|i| BertLayer::load(vb.pp(format!("layer.{i}")), cfg))
             .collect::<Result<Vec<_>>>()?;
+        let schedule = cfg.layer_schedule();
+        if let Some(&i) = schedule.iter().find(|&&i| i >= layers.len()) {
+            candle_core::bail!("layer schedule names layer {i} of {}", layers.len());
+        }
+        let mapping_in = cfg
+            .albert
+            .map(|a| {
+                Linear::load(
+                    vb.pp("embedding_hidden_mapping_in"),
+                    a.embedding_size,
+                    cfg.hidden_size,
+                )?
+                .prepare(cfg.kernels)
+            })
+            .transpose()?;
         Ok(Self {
+            mapping_in,
             layers,
+            schedule,
             num_heads: cfg.num_attention_heads,
+            hidden_size: cfg.hidden_size,
             kernels: cfg.kernels,
         })
     }
 
-    /// Readies every layer for `kernels`.
+    /// Readies every layer (each shared one once) for `kernels`.
     pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        if let Some(m) = &mut self.mapping_in {
+            m.set_kernels(kernels)?;
+        }
         for layer in &mut self.layers {
             layer.set_kernels(kernels)?;
         }
@@ -477,21 +500,36 @@ impl BertEncoder {
         Ok(())
     }
 
-    /// Runs every layer over `[B, L, H]` (the fused kernels serve inference only: with an
-    /// active `dropout` the candle path runs).
+    /// The layer each position of the stack runs, bottom first.
+    pub(crate) fn stack(&self) -> impl Iterator<Item = &BertLayer> {
+        self.schedule.iter().map(|&i| &self.layers[i])
+    }
+
+    /// The embeddings `[B, L, E]` projected to `[B, L, H]` (ALBERT; BERT's pass unchanged),
+    /// with candle ops.
+    pub(crate) fn map_in(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.mapping_in {
+            Some(m) => m.forward(x),
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// Runs every layer over the embeddings `[B, L, E]` and returns `[B, L, H]` (the fused
+    /// kernels serve inference only: with an active `dropout` the candle path runs).
     pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
         if self.kernels.is_fast() && kernels::supported(x) && !dropout.is_active() {
             return self.forward_fast(x, bias);
         }
-        let mut h = x.clone();
-        for layer in &self.layers {
+        let mut h = self.map_in(x)?;
+        for layer in self.stack() {
             h = layer.forward(&h, bias, dropout)?;
         }
         Ok(h)
     }
 
     fn forward_fast(&self, x: &Tensor, bias: &AttentionBias) -> Result<Tensor> {
-        let (batch, len, hidden) = x.dims3()?;
+        let (batch, len, _) = x.dims3()?;
+        let hidden = self.hidden_size;
         let (_, bias_rows, _) = bias.tensor().dims3()?;
         let shape = AttnShape {
             batch,
@@ -500,9 +538,12 @@ impl BertEncoder {
             head_dim: hidden / self.num_heads,
             bias_rows,
         };
-        let mut h = kernels::with_slice(x, |s| s.to_vec())?;
+        let mut h = kernels::with_slice(x, |s| match &self.mapping_in {
+            Some(m) => m.forward_fast(s, None, Act::Identity),
+            None => Ok(s.to_vec()),
+        })??;
         kernels::with_slice(bias.tensor(), |bias| -> Result<()> {
-            for layer in &self.layers {
+            for layer in self.stack() {
                 h = layer.forward_fast(&h, bias, shape)?;
             }
             Ok(())
@@ -520,7 +561,8 @@ pub struct BertModel {
 }
 
 impl BertModel {
-    /// Loads `embeddings.*` and `encoder.*` (a VarBuilder without the `bert.` prefix).
+    /// Loads `embeddings.*` and `encoder.*` (a VarBuilder without the `bert.` prefix; for an
+    /// ALBERT config, the canonical names of [`super::albert`]).
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         Ok(Self {
             embeddings: BertEmbeddings::load(vb.pp("embeddings"), cfg)?,

@@ -1,5 +1,6 @@
 //! `BertConfig`: the Hugging Face `config.json` of a BERT-family checkpoint, field for field,
-//! plus ERNIE-THU's optional `layer_types`.
+//! plus ERNIE-THU's optional `layer_types` and, for an ALBERT checkpoint (`model_type =
+//! "albert"`, read by [`super::albert`]), its factorised embeddings and shared layers.
 use std::path::Path;
 
 use serde::Deserialize;
@@ -12,8 +13,24 @@ use super::ModelError;
 pub enum HiddenAct {
     /// Exact GELU, `x * Φ(x)` with the error function (what BERT uses).
     Gelu,
+    /// GELU's tanh approximation, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))` (ALBERT's
+    /// default; `gelu_pytorch_tanh` is the same function).
+    #[serde(rename = "gelu_new", alias = "gelu_pytorch_tanh")]
+    GeluNew,
     /// ReLU.
     Relu,
+}
+
+impl HiddenAct {
+    /// The activation with candle ops that have a backward pass (the fused inference kernels
+    /// apply it inside their dense layers instead).
+    pub fn forward(self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+        match self {
+            HiddenAct::Gelu => super::kernels::grad::gelu(x),
+            HiddenAct::GeluNew => super::kernels::grad::gelu_tanh(x),
+            HiddenAct::Relu => x.relu(),
+        }
+    }
 }
 
 /// The kind of one ERNIE-THU layer (`layer_types` in ERNIE's `bert_config.json`).
@@ -160,9 +177,26 @@ pub struct BertConfig {
     /// the end of the list are `sim`, as in ERNIE's code.
     #[serde(default)]
     pub layer_types: Option<Vec<LayerType>>,
+    /// ALBERT's factorised embeddings and shared layers (`None` for BERT). Not read by this
+    /// struct's own parser: [`BertConfig::from_file`] fills it from an ALBERT `config.json`.
+    #[serde(skip)]
+    pub albert: Option<AlbertLayout>,
     /// Not part of `config.json`: which kernels the loaded model runs.
     #[serde(skip)]
     pub kernels: Kernels,
+}
+
+/// What an ALBERT ([Lan et al., 2020](https://arxiv.org/abs/1909.11942)) adds to BERT's shape:
+/// embedding tables of their own width, projected to `hidden_size` by
+/// `encoder.embedding_hidden_mapping_in`, and `num_hidden_groups` distinct layers shared by the
+/// `num_hidden_layers` positions of the stack (layer `i` runs group
+/// `i * num_hidden_groups / num_hidden_layers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlbertLayout {
+    /// Width of the word, position and token-type tables (`embedding_size`).
+    pub embedding_size: usize,
+    /// Number of distinct layers (`num_hidden_groups`); divides `num_hidden_layers`.
+    pub num_hidden_groups: usize,
 }
 
 impl Default for BertConfig {
@@ -181,22 +215,30 @@ impl Default for BertConfig {
             pad_token_id: 0,
             position_embedding_type: default_position_embedding_type(),
             layer_types: None,
+            albert: None,
             kernels: Kernels::Fast,
         }
     }
 }
 
 impl BertConfig {
-    /// Reads and validates a `config.json`.
+    /// Reads and validates a `config.json`: an ALBERT one (`model_type = "albert"`) through
+    /// [`super::albert::AlbertConfig`], any other as BERT.
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|source| ModelError::Config {
+        let bad = |message: String| ModelError::Config {
             path: path.to_path_buf(),
-            message: source.to_string(),
-        })?;
+            message,
+        };
+        // Text that is not a JSON object fails below, as it always did for BERT.
+        let cfg: Self = if matches!(super::albert::is_albert(&text), Ok(true)) {
+            super::albert::AlbertConfig::parse(&text).map_err(bad)?
+        } else {
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
+        };
         cfg.validate().map_err(|message| ModelError::Config {
             path: path.to_path_buf(),
             message,
@@ -219,6 +261,9 @@ impl BertConfig {
                 "position_embedding_type {:?} is not supported (only \"absolute\")",
                 self.position_embedding_type
             ));
+        }
+        if let Some(albert) = &self.albert {
+            albert.validate(self)?;
         }
         if let Some(types) = &self.layer_types {
             if types.len() > self.num_hidden_layers {
@@ -247,6 +292,25 @@ impl BertConfig {
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
+    }
+
+    /// Width of the embedding tables: ALBERT's `embedding_size`, else `hidden_size`.
+    pub fn embedding_size(&self) -> usize {
+        self.albert.map_or(self.hidden_size, |a| a.embedding_size)
+    }
+
+    /// Number of distinct layers with parameters of their own: ALBERT's
+    /// `num_hidden_groups`, else `num_hidden_layers`.
+    pub fn distinct_layers(&self) -> usize {
+        self.albert
+            .map_or(self.num_hidden_layers, |a| a.num_hidden_groups)
+    }
+
+    /// For each of the `num_hidden_layers` positions of the stack, the distinct layer it runs
+    /// (`0..n` for BERT; ALBERT's group of each position).
+    pub fn layer_schedule(&self) -> Vec<usize> {
+        let (n, g) = (self.num_hidden_layers, self.distinct_layers());
+        (0..n).map(|i| i * g / n.max(1)).collect()
     }
 }
 

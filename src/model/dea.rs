@@ -49,11 +49,7 @@ impl EntityPredictionHead {
 
     /// Hidden states `[N, H]` -> entity-space states `[N, 100]`.
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        let y = self.dense.forward(hidden)?;
-        let y = match self.act {
-            HiddenAct::Gelu => crate::model::kernels::grad::gelu(&y)?,
-            HiddenAct::Relu => y.relu()?,
-        };
+        let y = self.act.forward(&self.dense.forward(hidden)?)?;
         self.layer_norm.forward(&y)
     }
 }

@@ -80,10 +80,7 @@ impl ErnieIntermediate {
             .dense
             .forward(tokens)?
             .add(&self.dense_ent.forward(entities)?)?;
-        match self.act {
-            HiddenAct::Gelu => crate::model::kernels::grad::gelu(&sum),
-            HiddenAct::Relu => sum.relu(),
-        }
+        self.act.forward(&sum)
     }
 }
 
@@ -254,8 +251,15 @@ pub struct ErnieModel {
 }
 
 impl ErnieModel {
-    /// Loads `embeddings.*` and `encoder.layer.*` with the kinds of `cfg.layer_kinds()`.
+    /// Loads `embeddings.*` and `encoder.layer.*` with the kinds of `cfg.layer_kinds()`. An
+    /// ALBERT config is refused: its shared layers leave no room for per-layer aggregators.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        if cfg.albert.is_some() {
+            candle_core::bail!(
+                "ERNIE-THU fusion needs a BERT encoder: an ALBERT's layers are shared, \
+                 the aggregators need layers of their own"
+            );
+        }
         let enc = vb.pp("encoder");
         let layers = cfg
             .layer_kinds()

@@ -100,8 +100,21 @@ pub enum Act {
     Identity,
     /// Exact (erf) GELU.
     Gelu,
+    /// GELU's tanh approximation (`gelu_new`, ALBERT's).
+    GeluTanh,
     /// ReLU.
     Relu,
+}
+
+impl Act {
+    /// The activation that runs `hidden_act` after a dense layer.
+    pub fn of(act: super::config::HiddenAct) -> Self {
+        match act {
+            super::config::HiddenAct::Gelu => Act::Gelu,
+            super::config::HiddenAct::GeluNew => Act::GeluTanh,
+            super::config::HiddenAct::Relu => Act::Relu,
+        }
+    }
 }
 
 /// `act(x · wᵀ + bias + residual)` for row-major `x [rows, k]`, `w [out, k]`, `bias [out]` and an
@@ -170,6 +183,7 @@ fn fused_linear(
     match act {
         Act::Identity => {}
         Act::Gelu => dst.par_chunks_mut(1 << 14).for_each(gelu_in_place),
+        Act::GeluTanh => dst.par_chunks_mut(1 << 14).for_each(gelu_tanh_in_place),
         Act::Relu => dst.iter_mut().for_each(|v| *v = v.max(0.0)),
     }
     dst
@@ -296,6 +310,32 @@ fn gelu_in_place(xs: &mut [f32]) {
 fn gelu_slice(xs: &mut [f32]) {
     for v in xs {
         *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// GELU's tanh approximation in place.
+fn gelu_tanh_in_place(xs: &mut [f32]) {
+    with_simd!(gelu_tanh_slice(xs))
+}
+
+/// `√(2/π)`.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic coefficient of GELU's tanh approximation.
+const GELU_TANH_CUBIC: f32 = 0.044_715;
+
+/// GELU's tanh approximation (transformers' `gelu_new`), `0.5 x (1 + tanh(u))` with
+/// `u = √(2/π) (x + 0.044715 x³)`, written as `x / (1 + e^(-2u))` (the same function) so that it
+/// is branch-free with the vectorised [`exp`].
+#[inline(always)]
+pub fn gelu_tanh(x: f32) -> f32 {
+    let u = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
+    x / (1.0 + exp(-2.0 * u))
+}
+
+#[inline(always)]
+fn gelu_tanh_slice(xs: &mut [f32]) {
+    for v in xs {
+        *v = gelu_tanh(*v);
     }
 }
 

@@ -110,6 +110,14 @@ pub fn load_ernie(
 ) -> Result<(ErnieModel, usize), ModelError> {
     let mut cfg = read_config(dir)?;
     cfg.kernels = kernels;
+    if cfg.albert.is_some() {
+        return Err(ModelError::Config {
+            path: config_file(dir)?,
+            message: "an ALBERT model cannot be loaded as ERNIE-THU: its layers are shared, \
+                      the aggregators need layers of their own (use a BERT checkpoint)"
+                .into(),
+        });
+    }
     let weights = find_weights(dir)?;
     let mut tensors = canonicalize(read_checkpoint(&weights)?);
     let mut selected = take_expected(&mut tensors, &expected_tensors(&cfg), &weights)?;
@@ -213,10 +221,13 @@ pub fn read_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>, ModelErro
     }
 }
 
-/// The canonical name of a checkpoint tensor: no `bert.` prefix, and the `gamma`/`beta` of old
-/// TensorFlow conversions renamed to `weight`/`bias`.
+/// The canonical name of a checkpoint tensor: no `bert.` prefix, ALBERT's names mapped onto
+/// BERT's ([`super::albert::bert_name`]), and the `gamma`/`beta` of old TensorFlow conversions
+/// renamed to `weight`/`bias`.
 pub fn canonical_name(name: &str) -> String {
     let name = name.strip_prefix("bert.").unwrap_or(name);
+    let name = super::albert::bert_name(name);
+    let name = name.as_ref();
     if let Some(stem) = name.strip_suffix(".gamma") {
         format!("{stem}.weight")
     } else if let Some(stem) = name.strip_suffix(".beta") {
@@ -226,26 +237,33 @@ pub fn canonical_name(name: &str) -> String {
     }
 }
 
-/// Every parameter a plain BERT of this config has, with its shape.
+/// Every parameter a plain BERT of this config has, with its shape (canonical names). For
+/// an ALBERT the embedding tables are `embedding_size` wide, `encoder.embedding_hidden_mapping_in`
+/// projects them, and only the distinct (shared) layers are listed.
 pub fn expected_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
-    let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+    let (h, i, e) = (cfg.hidden_size, cfg.intermediate_size, cfg.embedding_size());
     let mut out = vec![
         (
             "embeddings.word_embeddings.weight".into(),
-            vec![cfg.vocab_size, h],
+            vec![cfg.vocab_size, e],
         ),
         (
             "embeddings.position_embeddings.weight".into(),
-            vec![cfg.max_position_embeddings, h],
+            vec![cfg.max_position_embeddings, e],
         ),
         (
             "embeddings.token_type_embeddings.weight".into(),
-            vec![cfg.type_vocab_size, h],
+            vec![cfg.type_vocab_size, e],
         ),
-        ("embeddings.LayerNorm.weight".into(), vec![h]),
-        ("embeddings.LayerNorm.bias".into(), vec![h]),
+        ("embeddings.LayerNorm.weight".into(), vec![e]),
+        ("embeddings.LayerNorm.bias".into(), vec![e]),
     ];
-    for l in 0..cfg.num_hidden_layers {
+    if cfg.albert.is_some() {
+        let p = "encoder.embedding_hidden_mapping_in";
+        out.push((format!("{p}.weight"), vec![h, e]));
+        out.push((format!("{p}.bias"), vec![h]));
+    }
+    for l in 0..cfg.distinct_layers() {
         let p = format!("encoder.layer.{l}");
         for (name, shape) in [
             ("attention.self.query", [h, h]),

@@ -31,22 +31,20 @@ pub struct BertPredictionHeadTransform {
 }
 
 impl BertPredictionHeadTransform {
-    /// Loads `dense` and `LayerNorm`.
+    /// Loads `dense` and `LayerNorm`; both end at the embedding width (`hidden_size` for
+    /// BERT, `embedding_size` for ALBERT), where the tied decoder starts.
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        let e = cfg.embedding_size();
         Ok(Self {
-            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, cfg.hidden_size)?,
+            dense: Linear::load(vb.pp("dense"), cfg.hidden_size, e)?,
             act: cfg.hidden_act,
-            layer_norm: LayerNorm::load(vb.pp("LayerNorm"), cfg.hidden_size, cfg)?,
+            layer_norm: LayerNorm::load(vb.pp("LayerNorm"), e, cfg)?,
         })
     }
 
     /// `LayerNorm(act(dense(x)))` over the last dimension.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.dense.forward(x)?;
-        let y = match self.act {
-            HiddenAct::Gelu => crate::model::kernels::grad::gelu(&y)?,
-            HiddenAct::Relu => y.relu()?,
-        };
+        let y = self.act.forward(&self.dense.forward(x)?)?;
         self.layer_norm.forward(&y)
     }
 }
@@ -55,7 +53,7 @@ impl BertPredictionHeadTransform {
 #[derive(Debug, Clone)]
 pub struct BertLmPredictionHead {
     transform: BertPredictionHeadTransform,
-    /// The word-embedding table `[vocab, H]` (tied, not a tensor of its own).
+    /// The word-embedding table `[vocab, E]` (tied, not a tensor of its own; `E = H` for BERT).
     decoder: Tensor,
     bias: Tensor,
 }
@@ -129,13 +127,13 @@ impl BertForMaskedLm {
 
 /// Every tensor of the head with its shape (canonical names, `cls.predictions.*`).
 pub fn head_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
-    let h = cfg.hidden_size;
+    let (h, e) = (cfg.hidden_size, cfg.embedding_size());
     let p = HEAD_PREFIX;
     vec![
-        (format!("{p}.transform.dense.weight"), vec![h, h]),
-        (format!("{p}.transform.dense.bias"), vec![h]),
-        (format!("{p}.transform.LayerNorm.weight"), vec![h]),
-        (format!("{p}.transform.LayerNorm.bias"), vec![h]),
+        (format!("{p}.transform.dense.weight"), vec![e, h]),
+        (format!("{p}.transform.dense.bias"), vec![e]),
+        (format!("{p}.transform.LayerNorm.weight"), vec![e]),
+        (format!("{p}.transform.LayerNorm.bias"), vec![e]),
         (format!("{p}.bias"), vec![cfg.vocab_size]),
     ]
 }

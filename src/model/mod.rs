@@ -2,11 +2,13 @@
 //! position ids and visible matrices for K-BERT, fused CPU kernels for inference and
 //! differentiable ops for training.
 //!
-//! Data flow: [`load::load_bert`] reads `config.json` + weights into a [`bert::BertModel`];
+//! Data flow: [`load::load_bert`] reads `config.json` + weights into a [`bert::BertModel`]
+//! (an ALBERT directory, `model_type = "albert"`, into the same struct: [`albert`]);
 //! [`tokenize::BertTokenizer`] turns text into ids with character offsets; the model maps an
 //! [`bert::EncoderInput`] to `last_hidden_state`.
 use std::path::PathBuf;
 
+pub mod albert;
 pub mod allocator;
 pub mod bert;
 pub mod config;
@@ -23,8 +25,9 @@ pub mod quantized;
 pub mod rng;
 pub mod tokenize;
 
+pub use albert::AlbertConfig;
 pub use bert::{AttentionBias, BertModel, EncoderInput, Trace};
-pub use config::{BertConfig, HiddenAct, Kernels, LayerType, Precision};
+pub use config::{AlbertLayout, BertConfig, HiddenAct, Kernels, LayerType, Precision};
 pub use device::parse_device;
 pub use dropout::Dropout;
 pub use encoder::{Encoder, EncoderBatch, EntityTable};

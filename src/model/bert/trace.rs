@@ -59,13 +59,10 @@ impl BertModel {
         let x =
             self.embeddings
                 .forward(input.input_ids, input.token_type_ids, input.position_ids)?;
-        let mut h = dropout.forward(&x)?;
-        let layers = &self.encoder.layers;
-        let (mut hidden, mut scores) = (
-            Vec::with_capacity(layers.len()),
-            Vec::with_capacity(layers.len()),
-        );
-        for layer in layers {
+        let mut h = self.encoder.map_in(&dropout.forward(&x)?)?;
+        let depth = self.config.num_hidden_layers;
+        let (mut hidden, mut scores) = (Vec::with_capacity(depth), Vec::with_capacity(depth));
+        for layer in self.encoder.stack() {
             let (out, s) = layer.forward_traced(&h, &bias, dropout)?;
             h = out;
             hidden.push(h.clone());

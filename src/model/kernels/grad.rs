@@ -1,5 +1,6 @@
 //! The training path's element-wise ops as candle custom ops with a backward pass: LayerNorm,
-//! softmax over the last dimension, exact (erf) GELU and the bias add of a dense layer.
+//! softmax over the last dimension, exact (erf) GELU, its tanh approximation (ALBERT's
+//! `gelu_new`) and the bias add of a dense layer.
 //!
 //! Written as candle ops, these are chains of small tensor ops: candle-nn's `layer_norm_slow`
 //! is nine ops forward and about twenty backward, several of them reductions that candle runs
@@ -16,7 +17,10 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::{erf, exp, gelu_in_place, layer_norm_in_place, supported, LANES};
+use super::{
+    erf, exp, gelu_in_place, gelu_tanh_in_place, layer_norm_in_place, supported, GELU_TANH_CUBIC,
+    LANES, SQRT_2_OVER_PI,
+};
 
 /// Elements per parallel task: large enough that a task outweighs its scheduling.
 const TASK: usize = 1 << 14;
@@ -46,6 +50,15 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
         return x.contiguous()?.apply_op1(GeluOp);
     }
     x.gelu_erf()
+}
+
+/// GELU's tanh approximation (`gelu_new`): `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, the
+/// same numbers as the fused kernels' (candle's `gelu` off the CPU or for other dtypes).
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if supported(x) {
+        return x.contiguous()?.apply_op1(GeluTanhOp);
+    }
+    x.gelu()
 }
 
 /// `y + bias` with `bias [out]` broadcast over the rows of `y [.., out]`; its backward sums the
@@ -428,6 +441,44 @@ fn gelu_grad_slice(dx: &mut [f32], x: &[f32], dy: &[f32]) {
         let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
         let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
         *d = g * (cdf + x * pdf);
+    }
+}
+
+/// [`gelu_tanh`]'s op.
+struct GeluTanhOp;
+
+impl CustomOp1 for GeluTanhOp {
+    fn name(&self) -> &'static str {
+        "zhishi-gelu-tanh"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let width = last_dim(l, self.name())?;
+        let y = map_rows(data(s, l, self.name())?, width, gelu_tanh_in_place);
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            plain(x)?.apply_op2_no_bwd(&plain(grad)?, &GELU_TANH_GRAD)?,
+        ))
+    }
+}
+
+/// The backward of [`GeluTanhOp`] from its input `x`: with `s = σ(2u)`,
+/// `u = √(2/π) (x + 0.044715 x³)`, `dx = dy · (s + x · s (1 - s) · 2√(2/π) (1 + 3 · 0.044715 x²))`.
+const GELU_TANH_GRAD: RowGradOp = RowGradOp {
+    name: "zhishi-gelu-tanh-grad",
+    row: |dx, x, dy| with_simd!(gelu_tanh_grad_slice(dx, x, dy)),
+};
+
+#[inline(always)]
+fn gelu_tanh_grad_slice(dx: &mut [f32], x: &[f32], dy: &[f32]) {
+    for ((d, &x), &g) in dx.iter_mut().zip(x).zip(dy) {
+        let u = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
+        let s = 1.0 / (1.0 + exp(-2.0 * u));
+        let du = 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x);
+        *d = g * (s + x * s * (1.0 - s) * du);
     }
 }
 

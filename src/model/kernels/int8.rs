@@ -502,6 +502,7 @@ fn write_row(row: &Row, act: Act, d: &mut [impl Slot]) {
         Act::Gelu => write_row_with(row, d, |v| {
             0.5 * v * (1.0 + super::erf(v * std::f32::consts::FRAC_1_SQRT_2))
         }),
+        Act::GeluTanh => write_row_with(row, d, super::gelu_tanh),
         Act::Relu => write_row_with(row, d, |v| if v > 0.0 { v } else { 0.0 }),
     }
 }

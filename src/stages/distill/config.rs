@@ -225,9 +225,19 @@ pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigErro
             ),
         ));
     }
-    let depth = read_config(&teacher)
-        .map_err(|e| source.error("teacher.model", e.to_string()))?
-        .num_hidden_layers;
+    let teacher_cfg =
+        read_config(&teacher).map_err(|e| source.error("teacher.model", e.to_string()))?;
+    if teacher_cfg.albert.is_some() {
+        return Err(source.error(
+            "teacher.model",
+            format!(
+                "{} has an ALBERT encoder: its layers are shared, so a student of fewer \
+                 layers saves no parameters (distil a BERT teacher)",
+                teacher.display()
+            ),
+        ));
+    }
+    let depth = teacher_cfg.num_hidden_layers;
     let layers = student_layers(&c.student, depth, &source)?;
     let train = source.existing_path("data.train", &c.data.train)?;
     let dev = source.existing_path("data.dev", &c.data.dev)?;

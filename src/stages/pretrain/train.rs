@@ -122,6 +122,16 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError>
             "ERNIE pretraining (dEA) needs a KG to link entities".into(),
         ));
     }
+    if ernie && read_config(&model)?.albert.is_some() {
+        return Err(err(
+            "knowledge.mode",
+            format!(
+                "ERNIE pretraining (dEA) needs a BERT encoder: {} is an ALBERT, whose layers \
+                 are shared",
+                model.display()
+            ),
+        ));
+    }
     if ernie && c.knowledge.transe_epochs == 0 {
         return Err(err("knowledge.transe_epochs", "must be at least 1".into()));
     }

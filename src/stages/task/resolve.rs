@@ -177,6 +177,22 @@ pub fn resolve_for<C: TaskConfig>(
             }
         }
     }
+    if let (Some(k), Purpose::Train) = (value.knowledge(), purpose) {
+        // ERNIE-THU's aggregators need layers of their own; an ALBERT shares its layers.
+        if let (true, Ok(cfg)) = (k.mode.fuses_entities(), read_config(&encoder)) {
+            if cfg.albert.is_some() {
+                return Err(source.error(
+                    "knowledge.mode",
+                    format!(
+                        "{:?} fuses entities (ERNIE-THU), which needs a BERT encoder: {} is an \
+                         ALBERT, whose layers are shared",
+                        k.mode.name(),
+                        encoder.display()
+                    ),
+                ));
+            }
+        }
+    }
     let data = value.data_paths();
     let train = source.existing_path("data.train", data.train)?;
     let dev = data

@@ -162,6 +162,17 @@ fn gradients_do_not_depend_on_the_number_of_threads() {
 }
 
 #[test]
+fn gelu_tanh_matches_candle_ops_forward_and_backward() {
+    // candle's `gelu` is the tanh approximation (transformers' `gelu_new`).
+    check(
+        &[fixed(&[4, 1000], 15)],
+        |t| gelu_tanh(&t[0]),
+        |t| t[0].gelu(),
+        2e-6,
+    );
+}
+
+#[test]
 fn non_f32_input_falls_back_to_candle_ops() {
     let x = fixed(&[2, 8], 14)
         .to_dtype(candle_core::DType::F64)
@@ -225,6 +236,16 @@ fn every_simd_tier_computes_the_same_bits() {
         let mut y = x.clone();
         gelu_slice(&mut y);
         y
+    });
+    assert_same_on_every_tier!("gelu tanh", {
+        let mut y = x.clone();
+        crate::model::kernels::gelu_tanh_slice(&mut y);
+        y
+    });
+    assert_same_on_every_tier!("gelu tanh grad", {
+        let mut dx = vec![0f32; x.len()];
+        gelu_tanh_grad_slice(&mut dx, &x, &dy);
+        dx
     });
     assert_same_on_every_tier!("gelu grad", {
         let mut dx = vec![0f32; x.len()];

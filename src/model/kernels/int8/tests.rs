@@ -76,6 +76,7 @@ fn every_available_kernel_equals_the_scalar_reference_bit_for_bit() {
             (None, Act::Identity),
             (Some(&res[..]), Act::Identity),
             (None, Act::Gelu),
+            (Some(&res[..]), Act::GeluTanh),
             (Some(&res[..]), Act::Relu),
         ];
         for (residual, act) in cases {
