@@ -43,16 +43,27 @@ fn every_source_path_the_docs_name_exists() {
         for path in named_paths(&text) {
             named += 1;
             if !root.join(&path).exists() {
-                missing.push(format!("{}: {path}", file.strip_prefix(root).unwrap().display()));
+                missing.push(format!(
+                    "{}: {path}",
+                    file.strip_prefix(root).unwrap().display()
+                ));
             }
         }
     }
-    assert!(named > 20, "the docs name only {named} source paths: is the scan broken?");
-    assert!(missing.is_empty(), "paths named in the docs that do not exist:\n{}", missing.join("\n"));
+    assert!(
+        named > 20,
+        "the docs name only {named} source paths: is the scan broken?"
+    );
+    assert!(
+        missing.is_empty(),
+        "paths named in the docs that do not exist:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
 fn the_scan_finds_paths_in_backticks_only() {
-    let text = "see `src/doc.rs` and `tests/layers.rs`, not src/x.rs or `cargo test` or `src/a b.rs`";
+    let text =
+        "see `src/doc.rs` and `tests/layers.rs`, not src/x.rs or `cargo test` or `src/a b.rs`";
     assert_eq!(named_paths(text), ["src/doc.rs", "tests/layers.rs"]);
 }
