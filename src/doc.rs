@@ -44,6 +44,17 @@ pub struct Document {
 }
 
 impl Document {
+    /// Adds a stage instance's best `top_k` answers to the document's (instances of one kind
+    /// add to each other's), each saying which instance produced it; all stay best first.
+    pub fn add_answers(&mut self, answers: Vec<Answer>, top_k: usize, instance: &str) {
+        self.answers
+            .extend(answers.into_iter().take(top_k).map(|a| Answer {
+                source: Some(instance.to_string()),
+                ..a
+            }));
+        self.answers.sort_by(|a, b| b.score.total_cmp(&a.score));
+    }
+
     /// A document holding only `text`, ready for the first stage.
     pub fn new(text: impl Into<String>) -> Self {
         Self {
@@ -183,6 +194,9 @@ pub struct Entity {
     /// Model confidence in `[0, 1]`, when the model provides one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
+    /// The stage instance that produced it (its name in `[pipeline] stages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One argument of a relation: a span of the text, linked to the KG when possible.
@@ -210,6 +224,9 @@ pub struct Relation {
     pub label: String,
     /// Model confidence in `[0, 1]`.
     pub score: f32,
+    /// The stage instance that produced it (its name in `[pipeline] stages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A KG triple given as evidence for an answer.
@@ -237,6 +254,9 @@ pub struct Answer {
     /// The supporting KG triple for answers from the graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triple: Option<Triple>,
+    /// The stage instance that produced it (its name in `[pipeline] stages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A label of the whole text (or pair of texts) from a classification stage.
@@ -247,7 +267,7 @@ pub struct Label {
     /// The model's probability of it (softmax over the labels, or a sigmoid per label for a
     /// multi-label model).
     pub score: f32,
-    /// The stage instance that produced it.
+    /// The stage instance that produced it (its name in `[pipeline] stages`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }
@@ -276,6 +296,7 @@ mod tests {
             span: Some(Span::new(3, 8)),
             score: 0.9,
             triple: None,
+            source: None,
         });
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["tokens"], serde_json::json!([]));

@@ -423,6 +423,7 @@ impl zhishi::pipeline::Stage for MentionCount {
                 span: None,
                 score: 1.0,
                 triple: None,
+                source: None,
             }];
         }
         Ok(())

@@ -123,7 +123,7 @@ impl Pipeline {
     }
 
     /// The stages in execution order.
-    pub fn stage_names(&self) -> Vec<&'static str> {
+    pub fn stage_names(&self) -> Vec<&str> {
         self.inner.stages.iter().map(|s| s.name()).collect()
     }
 
@@ -374,12 +374,12 @@ impl PipelineBuilder {
                 )
             })
             .collect();
-        if let Some((key, message)) = self.spec.pipeline.list_problem(&custom) {
+        if let Some((key, message)) = self.spec.pipeline.list_problem(&self.spec.tables, &custom) {
             return Err(PipelineError::Invalid { key, message });
         }
         let resolve = |_: &str, path: &Path| Ok(path.to_path_buf());
         for name in self.spec.pipeline.stages.clone() {
-            if let Some(kind) = registry::find(&name) {
+            if let Some(kind) = registry::instance_kind(&name, self.spec.tables.get(&name)) {
                 kind.check(self.spec.tables.get_mut(&name), &resolve)
                     .map_err(|e| PipelineError::Invalid {
                         key: e.key,
@@ -411,9 +411,9 @@ fn build(
         Some(KgInput::Location(location)) => Some(load_kg(&location)?),
     };
     let stages_listed = &spec.pipeline.stages;
-    let kg_stage = stages_listed
-        .iter()
-        .find(|s| registry::find(s).is_some_and(|k| k.info().needs_kg));
+    let kg_stage = stages_listed.iter().find(|s| {
+        registry::instance_kind(s, spec.tables.get(s.as_str())).is_some_and(|k| k.info().needs_kg)
+    });
     let linker = match kg_stage {
         None => None,
         Some(stage) => {
@@ -437,11 +437,14 @@ fn build(
         let stage: Box<dyn Stage> = match custom.iter().find(|c| c.stage.name() == name) {
             Some(c) => Box::new(Shared(Arc::clone(&c.stage))),
             None => {
-                let kind = registry::find(name).ok_or_else(|| PipelineError::Invalid {
-                    key: "pipeline.stages".into(),
-                    message: format!("unknown stage `{name}`"),
-                })?;
+                let table = spec.tables.get(name.as_str());
+                let kind =
+                    registry::instance_kind(name, table).ok_or_else(|| PipelineError::Invalid {
+                        key: "pipeline.stages".into(),
+                        message: format!("unknown stage `{name}`"),
+                    })?;
                 let ctx = StageContext {
+                    instance: name,
                     kg: kg.as_ref(),
                     linker: linker.as_ref(),
                     device: &device,
@@ -449,7 +452,7 @@ fn build(
                     earlier: &stages,
                     tables: &spec.tables,
                 };
-                kind.build(spec.tables.get(name.as_str()), &ctx)?
+                kind.build(table, &ctx)?
             }
         };
         stages.push(stage);
@@ -499,7 +502,7 @@ fn fingerprint(spec: &PipelineSpec) -> String {
 struct Shared(Arc<dyn Stage>);
 
 impl Stage for Shared {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         self.0.name()
     }
 

@@ -87,6 +87,7 @@ impl RunSpec {
     /// listed twice, or a name that is neither registered nor one of `custom`.
     pub fn list_problem(
         &self,
+        tables: &BTreeMap<String, toml::Value>,
         custom: &[(String, Vec<Field>, Vec<Field>)],
     ) -> Option<(String, String)> {
         let stages = &self.stages;
@@ -102,11 +103,18 @@ impl RunSpec {
             if stages[..i].contains(name) {
                 return Some((key, format!("stage `{name}` is listed twice")));
             }
-            if registry::find(name).is_none() && !custom.iter().any(|c| &c.0 == name) {
+            let table = tables.get(name.as_str());
+            let kind = registry::kind_name(name, table);
+            if registry::find(kind).is_none() && !custom.iter().any(|c| &c.0 == name) {
+                let what = if kind == name {
+                    format!("unknown stage `{name}`")
+                } else {
+                    format!("stage `{name}` names an unknown kind `{kind}`")
+                };
                 return Some((
                     key,
                     format!(
-                        "unknown stage `{name}`, expected one of {}",
+                        "{what}, expected one of {} (or a table of its own naming one as `kind`)",
                         registry::names().join(", ")
                     ),
                 ));
@@ -125,36 +133,36 @@ impl RunSpec {
         tables: &BTreeMap<String, toml::Value>,
         custom: &[(String, Vec<Field>, Vec<Field>)],
     ) -> Option<(String, String)> {
-        if let Some(problem) = self.list_problem(custom) {
+        if let Some(problem) = self.list_problem(tables, custom) {
             return Some(problem);
         }
         let stages = &self.stages;
         let mut produced: Vec<Field> = Vec::new();
         for (i, name) in stages.iter().enumerate() {
             let key = format!("pipeline.stages[{i}]");
-            let (requires, produces, needs_kg) =
-                match (registry::find(name), custom.iter().find(|c| &c.0 == name)) {
-                    (_, Some((_, requires, produces))) => {
-                        (requires.clone(), produces.clone(), false)
-                    }
-                    (Some(kind), None) => match kind.requires(tables.get(name.as_str())) {
-                        Ok(requires) => (
-                            requires,
-                            kind.info().produces.to_vec(),
-                            kind.info().needs_kg,
+            let (requires, produces, needs_kg) = match (
+                registry::instance_kind(name, tables.get(name.as_str())),
+                custom.iter().find(|c| &c.0 == name),
+            ) {
+                (_, Some((_, requires, produces))) => (requires.clone(), produces.clone(), false),
+                (Some(kind), None) => match kind.requires(tables.get(name.as_str())) {
+                    Ok(requires) => (
+                        requires,
+                        kind.info().produces.to_vec(),
+                        kind.info().needs_kg,
+                    ),
+                    Err(e) => return Some((e.key, e.message)),
+                },
+                (None, None) => {
+                    return Some((
+                        key,
+                        format!(
+                            "unknown stage `{name}`, expected one of {}",
+                            registry::names().join(", ")
                         ),
-                        Err(e) => return Some((e.key, e.message)),
-                    },
-                    (None, None) => {
-                        return Some((
-                            key,
-                            format!(
-                                "unknown stage `{name}`, expected one of {}",
-                                registry::names().join(", ")
-                            ),
-                        ))
-                    }
-                };
+                    ))
+                }
+            };
             if let Some(need) = requires.iter().find(|f| !produced.contains(f)) {
                 return Some((
                     key,
@@ -230,16 +238,16 @@ impl PipelineSpec {
     /// Checks stage order, stage options and the KG, and resolves model paths (in place) and
     /// the KG's paths against `source`'s directory. Returns where the KG lives, if anywhere.
     pub fn check(&mut self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
-        if let Some((key, message)) = self.pipeline.list_problem(&[]) {
+        if let Some((key, message)) = self.pipeline.list_problem(&self.tables, &[]) {
             return Err(source.error(&key, message));
         }
         for (table, value) in &self.tables {
-            let known = registry::find(table).is_some();
+            let known = registry::instance_kind(table, Some(value)).is_some();
             if !known || !value.is_table() {
                 return Err(source.error(
                     table,
                     format!(
-                        "unknown {} `{table}`, expected [pipeline], [kg] or a stage's table: {}",
+                        "unknown {} `{table}`, expected [pipeline], [kg] or a stage's table ({}, or an instance naming one as `kind`)",
                         if value.is_table() { "table" } else { "key" },
                         registry::names().join(", ")
                     ),
@@ -262,7 +270,7 @@ impl PipelineSpec {
             })
         };
         for name in self.pipeline.stages.clone() {
-            let Some(kind) = registry::find(&name) else {
+            let Some(kind) = registry::instance_kind(&name, self.tables.get(&name)) else {
                 continue; // reported by order_problem
             };
             kind.check(self.tables.get_mut(&name), &resolve)

@@ -37,6 +37,9 @@ pub struct StageInfo {
 
 /// The shared resources a stage is built from.
 pub struct StageContext<'a> {
+    /// The instance's name in `[pipeline] stages` (the kind's name unless the table names
+    /// another kind); the stage reports it as its name and as the `source` of what it adds.
+    pub instance: &'a str,
     /// The pipeline's KG, when it has one.
     pub kg: Option<&'a Arc<dyn KnowledgeSource>>,
     /// The pipeline's one linker, when a stage needs the KG.
@@ -148,6 +151,23 @@ pub fn find(name: &str) -> Option<&'static dyn StageKind> {
     REGISTRY.iter().copied().find(|k| k.info().name == name)
 }
 
+/// The name of the kind of the stage instance `name`: its table's `kind` key (e.g.
+/// `[ner_drug] kind = "ner"`), else the instance's own name (`[ner]` is an instance of `ner`).
+pub fn kind_name<'a>(name: &'a str, table: Option<&'a toml::Value>) -> &'a str {
+    table
+        .and_then(|t| t.get(KIND_KEY))
+        .and_then(toml::Value::as_str)
+        .unwrap_or(name)
+}
+
+/// The registered kind of the stage instance `name` whose options table is `table`.
+pub fn instance_kind(name: &str, table: Option<&toml::Value>) -> Option<&'static dyn StageKind> {
+    find(kind_name(name, table))
+}
+
+/// The key of an instance table that names its stage kind.
+pub const KIND_KEY: &str = "kind";
+
 /// The registered names, for "expected one of" messages.
 pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|k| k.info().name).collect()
@@ -179,9 +199,14 @@ pub fn required_options<T: DeserializeOwned>(
     from_table(name, table)
 }
 
-/// Deserialises `[name]`'s table; errors name the dotted key inside it.
+/// Deserialises `[name]`'s table (without the instance's `kind` key); errors name the
+/// dotted key inside it.
 fn from_table<T: DeserializeOwned>(name: &str, table: &toml::Value) -> Result<T, OptionsError> {
-    serde_path_to_error::deserialize(table.clone()).map_err(|e| {
+    let mut table = table.clone();
+    if let Some(t) = table.as_table_mut() {
+        t.remove(KIND_KEY);
+    }
+    serde_path_to_error::deserialize(table).map_err(|e| {
         let path = e.path().to_string();
         OptionsError {
             key: if path == "." {

@@ -44,7 +44,7 @@ impl Field {
 /// called concurrently from many threads, so they take `&self` and must be `Send + Sync`.
 pub trait Stage: Send + Sync {
     /// The stage's name as written in `[pipeline] stages`.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
 
     /// Adds this stage's output to every document of `docs` (a batch, in input order).
     /// CPU stages parallelise over the batch with rayon; model stages batch inference.
@@ -63,8 +63,8 @@ pub trait Stage: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("stage `{stage}`: {source}")]
 pub struct StageError {
-    /// The stage's name.
-    pub stage: &'static str,
+    /// The stage's name (its instance name in `[pipeline] stages`).
+    pub stage: String,
     /// What went wrong.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
@@ -73,11 +73,11 @@ pub struct StageError {
 impl StageError {
     /// `source` met by `stage`.
     pub fn new(
-        stage: &'static str,
+        stage: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         Self {
-            stage,
+            stage: stage.into(),
             source: source.into(),
         }
     }

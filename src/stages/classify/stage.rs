@@ -59,43 +59,49 @@ pub struct ClassifyStage {
     top_k: usize,
     /// Links the second text of pairs for a knowledge model.
     linker: Option<Arc<KgLinker>>,
-}
-
-fn stage_error(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StageError {
-    StageError::new("classify", source)
+    /// The instance's name in `[pipeline] stages`.
+    instance: String,
 }
 
 impl ClassifyStage {
     /// Loads the trained model onto the pipeline's device and checks its knowledge against
     /// the pipeline's.
     pub fn load(opts: &ClassifyStageOptions, ctx: &StageContext<'_>) -> Result<Self, StageError> {
-        let model =
-            ClassifyModel::load_at(&opts.model, ctx.device, ctx.precision).map_err(stage_error)?;
+        let model = ClassifyModel::load_at(&opts.model, ctx.device, ctx.precision)
+            .map_err(|e| StageError::new(ctx.instance, e))?;
         model
             .knowledge()
-            .check_pipeline("classify", ctx, opts.knowledge_mismatch)?;
+            .check_pipeline(ctx.instance, ctx, opts.knowledge_mismatch)?;
         let uses_knowledge =
             model.knowledge().mode.injects() || model.knowledge().mode.fuses_entities();
         Ok(Self {
             linker: uses_knowledge.then(|| ctx.linker.cloned()).flatten(),
             model,
             top_k: opts.top_k,
+            instance: ctx.instance.to_string(),
         })
+    }
+
+    fn stage_error(
+        &self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StageError {
+        StageError::new(&self.instance, source)
     }
 
     /// The document of a second text, linked as training linked it.
     fn second(&self, text: &str) -> Result<Document, StageError> {
         match &self.linker {
             Some(linker) => annotate(linker.as_ref(), text, self.model.knowledge().max_entities)
-                .map_err(stage_error),
+                .map_err(|e| self.stage_error(e)),
             None => Ok(Document::new(text)),
         }
     }
 }
 
 impl Stage for ClassifyStage {
-    fn name(&self) -> &'static str {
-        "classify"
+    fn name(&self) -> &str {
+        &self.instance
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
@@ -104,7 +110,7 @@ impl Stage for ClassifyStage {
             .iter()
             .map(|d| match (&d.text_b, pairs_model) {
                 (Some(b), true) => self.second(b).map(Some),
-                (None, true) => Err(stage_error(format!(
+                (None, true) => Err(self.stage_error(format!(
                     "document {}has no text_b, and the model classifies pairs (pass --text-b-field FIELD to zhishi run, or \"text_b\" over HTTP)",
                     d.id.as_deref().map_or(String::new(), |id| format!("{id:?} "))
                 ))),
@@ -114,24 +120,26 @@ impl Stage for ClassifyStage {
         let scored = self
             .model
             .predict_documents(docs, &pairs)
-            .map_err(stage_error)?;
+            .map_err(|e| self.stage_error(e))?;
         let labels = self.model.labels();
         for (doc, s) in docs.iter_mut().zip(scored) {
             let chosen = self.model.decide(&s.probabilities);
             let mut order: Vec<usize> = (0..s.probabilities.len()).collect();
             order.sort_by(|&a, &b| s.probabilities[b].total_cmp(&s.probabilities[a]));
             let keep = |i: &usize| !self.model.meta().multi_label || chosen.contains(&(*i as u32));
-            doc.labels = order
-                .into_iter()
-                .filter(keep)
-                .take(self.top_k)
-                .map(|i| Label {
-                    label: labels[i].clone(),
-                    score: s.probabilities[i],
-                    source: Some("classify".into()),
-                })
-                .collect();
-            mark_injected(doc, &s.injected.a, "classify");
+            // Instances of one kind add to each other's labels, each saying which produced it.
+            doc.labels.extend(
+                order
+                    .into_iter()
+                    .filter(keep)
+                    .take(self.top_k)
+                    .map(|i| Label {
+                        label: labels[i].clone(),
+                        score: s.probabilities[i],
+                        source: Some(self.instance.clone()),
+                    }),
+            );
+            mark_injected(doc, &s.injected.a, &self.instance);
         }
         Ok(())
     }

@@ -257,6 +257,7 @@ pub fn rank_answers(input: &Prepared, scores: &[f32]) -> Vec<Answer> {
             span: None,
             score: probability * candidate.features[candidates::LINK_SCORE],
             triple: Some(candidate.triple.clone()),
+            source: None,
         })
         .collect()
 }

@@ -43,6 +43,8 @@ pub struct KbqaStage {
     kg: Arc<dyn KnowledgeSource>,
     linker: Arc<KgLinker>,
     top_k: usize,
+    /// The instance's name in `[pipeline] stages`.
+    instance: String,
 }
 
 impl KbqaStage {
@@ -50,14 +52,14 @@ impl KbqaStage {
     /// from the pipeline's KG; its linker settings and KG identity are checked against the
     /// pipeline's.
     pub fn load(opts: &KbqaStageOptions, ctx: &StageContext<'_>) -> Result<Self, StageError> {
-        let fail = |e| StageError::new("kbqa", e);
+        let fail = |e| StageError::new(ctx.instance, e);
         let mut model = KbqaModel::load_at(&opts.model, ctx.device, ctx.precision).map_err(fail)?;
         if let Some(threshold) = opts.nil_threshold {
             model = model.with_nil_threshold(threshold);
         }
         let meta = model.meta();
         let problems = pipeline_differences(Some(&meta.linker), meta.kg_identity.as_ref(), ctx)
-            .map_err(|e| StageError::new("kbqa", e))?;
+            .map_err(|e| StageError::new(ctx.instance, e))?;
         let what = format!(
             "KBQA{}",
             meta.kg_name
@@ -65,10 +67,10 @@ impl KbqaStage {
                 .map(|n| format!(", KG {n}"))
                 .unwrap_or_default()
         );
-        refuse_or_warn("kbqa", &what, &problems, opts.knowledge_mismatch)?;
+        refuse_or_warn(ctx.instance, &what, &problems, opts.knowledge_mismatch)?;
         let (Some(kg), Some(linker)) = (ctx.kg, ctx.linker) else {
             return Err(StageError::new(
-                "kbqa",
+                ctx.instance,
                 "the pipeline has no knowledge graph: add a [kg] table and the `link` stage",
             ));
         };
@@ -77,13 +79,14 @@ impl KbqaStage {
             kg: Arc::clone(kg),
             linker: Arc::clone(linker),
             top_k: opts.top_k.max(1),
+            instance: ctx.instance.to_string(),
         })
     }
 }
 
 impl Stage for KbqaStage {
-    fn name(&self) -> &'static str {
-        "kbqa"
+    fn name(&self) -> &str {
+        &self.instance
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
@@ -109,10 +112,9 @@ impl Stage for KbqaStage {
         let answers = self
             .model
             .answer_linked(&*self.kg, &linked)
-            .map_err(|e| StageError::new("kbqa", e))?;
-        for (doc, mut answers) in docs.iter_mut().zip(answers) {
-            answers.truncate(self.top_k);
-            doc.answers = answers;
+            .map_err(|e| StageError::new(&self.instance, e))?;
+        for (doc, answers) in docs.iter_mut().zip(answers) {
+            doc.add_answers(answers, self.top_k, &self.instance);
         }
         Ok(())
     }

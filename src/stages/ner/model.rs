@@ -260,6 +260,7 @@ impl NerModel {
                         text: chars[start..end].concat(),
                         label,
                         score: None,
+                        source: None,
                     })
                     .collect();
                 Tagged { entities, injected }

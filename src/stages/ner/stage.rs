@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::doc::Document;
+use crate::doc::{Document, Entity};
 use crate::stages::registry::{ModelStageKind, StageContext, StageInfo};
 use crate::stages::task::{mark_injected, recorded_reads, MismatchPolicy};
 use crate::stages::{Field, Stage, StageError};
@@ -39,6 +39,8 @@ impl NerStageOptions {
 /// Tags named entities.
 pub struct NerStage {
     model: NerModel,
+    /// The instance's name in `[pipeline] stages`.
+    instance: String,
 }
 
 impl NerStage {
@@ -46,27 +48,37 @@ impl NerStage {
     /// the pipeline's.
     pub fn load(opts: &NerStageOptions, ctx: &StageContext<'_>) -> Result<Self, StageError> {
         let model = NerModel::load_at(&opts.model, ctx.device, ctx.precision)
-            .map_err(|e| StageError::new("ner", e))?;
+            .map_err(|e| StageError::new(ctx.instance, e))?;
         model
             .knowledge()
-            .check_pipeline("ner", ctx, opts.knowledge_mismatch)?;
-        Ok(Self { model })
+            .check_pipeline(ctx.instance, ctx, opts.knowledge_mismatch)?;
+        Ok(Self {
+            model,
+            instance: ctx.instance.to_string(),
+        })
     }
 }
 
 impl Stage for NerStage {
-    fn name(&self) -> &'static str {
-        "ner"
+    fn name(&self) -> &str {
+        &self.instance
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         let results = self
             .model
             .predict_documents(docs)
-            .map_err(|e| StageError::new("ner", e))?;
+            .map_err(|e| StageError::new(&self.instance, e))?;
         for (doc, tagged) in docs.iter_mut().zip(results) {
-            doc.entities = tagged.entities;
-            mark_injected(doc, &tagged.injected, "ner");
+            // Instances of one kind (`[ner_drug] kind = "ner"`) add to each other's entities,
+            // each saying which produced it.
+            doc.entities
+                .extend(tagged.entities.into_iter().map(|e| Entity {
+                    source: Some(self.instance.clone()),
+                    ..e
+                }));
+            doc.entities.sort_by_key(|e| (e.start, e.end));
+            mark_injected(doc, &tagged.injected, &self.instance);
         }
         Ok(())
     }

@@ -85,6 +85,7 @@ pub fn to_answers(context: &str, ranked: &[SpanCandidate]) -> Vec<Answer> {
             span: Some(c.span),
             score: w / total,
             triple: None,
+            source: None,
         })
         .collect()
 }

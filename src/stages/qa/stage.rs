@@ -36,6 +36,8 @@ fn default_top_k() -> usize {
 pub struct QaStage {
     model: QaModel,
     top_k: usize,
+    /// The instance's name in `[pipeline] stages`.
+    instance: String,
 }
 
 fn stage_error(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StageError {
@@ -60,13 +62,20 @@ impl QaStage {
         Ok(Self {
             model,
             top_k: opts.top_k.max(1),
+            instance: "qa".into(),
         })
+    }
+
+    /// The same stage under the instance name `instance` (`[pipeline] stages`).
+    pub fn named(mut self, instance: &str) -> Self {
+        self.instance = instance.to_string();
+        self
     }
 }
 
 impl Stage for QaStage {
-    fn name(&self) -> &'static str {
-        "qa"
+    fn name(&self) -> &str {
+        &self.instance
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
@@ -84,9 +93,9 @@ impl Stage for QaStage {
         let answers = self
             .model
             .predict(&pairs, self.top_k)
-            .map_err(stage_error)?;
+            .map_err(|e| StageError::new(&self.instance, e))?;
         for (doc, answers) in docs.iter_mut().zip(answers) {
-            doc.answers = answers;
+            doc.add_answers(answers, self.top_k, &self.instance);
         }
         Ok(())
     }
@@ -103,5 +112,9 @@ pub static KIND: ModelStageKind<QaStageOptions> = ModelStageKind::new(
         needs_kg: false,
     },
     |_| Vec::new(),
-    |opts, ctx| Ok(Box::new(QaStage::load(opts, ctx.device, ctx.precision)?)),
+    |opts, ctx| {
+        Ok(Box::new(
+            QaStage::load(opts, ctx.device, ctx.precision)?.named(ctx.instance),
+        ))
+    },
 );

@@ -84,6 +84,8 @@ fn default_max_pairs() -> usize {
 pub struct RelationStage {
     model: RelationModel,
     options: RelationStageOptions,
+    /// The instance's name in `[pipeline] stages`.
+    instance: String,
 }
 
 /// The candidate pairs `(head, tail)` among `args`: ordered, non-overlapping, at most
@@ -147,20 +149,21 @@ impl RelationStage {
         ctx: &StageContext<'_>,
     ) -> Result<Self, StageError> {
         let model = RelationModel::load_at(&options.model, ctx.device, ctx.precision)
-            .map_err(|e| StageError::new("relation", e))?;
+            .map_err(|e| StageError::new(ctx.instance, e))?;
         model
             .knowledge()
-            .check_pipeline("relation", ctx, options.knowledge_mismatch)?;
+            .check_pipeline(ctx.instance, ctx, options.knowledge_mismatch)?;
         Ok(Self {
             model,
             options: options.clone(),
+            instance: ctx.instance.to_string(),
         })
     }
 }
 
 impl Stage for RelationStage {
-    fn name(&self) -> &'static str {
-        "relation"
+    fn name(&self) -> &str {
+        &self.instance
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
@@ -182,7 +185,7 @@ impl Stage for RelationStage {
         let predictions = self
             .model
             .predict_in_documents(docs, &pairs)
-            .map_err(|e| StageError::new("relation", e))?;
+            .map_err(|e| StageError::new(&self.instance, e))?;
         let mut found: Vec<Vec<Relation>> = vec![Vec::new(); docs.len()];
         let mut injected: Vec<Vec<usize>> = vec![Vec::new(); docs.len()];
         for (&(d, h, t), (p, facts)) in owners.iter().zip(predictions) {
@@ -196,12 +199,14 @@ impl Stage for RelationStage {
                 tail: args[d][t].clone(),
                 label: label.to_string(),
                 score: p.score,
+                source: Some(self.instance.clone()),
             });
         }
-        for ((doc, mut relations), injected) in docs.iter_mut().zip(found).zip(injected) {
-            relations.sort_by_key(|r| (r.head.start, r.tail.start));
-            doc.relations = relations;
-            mark_injected(doc, &injected, "relation");
+        for ((doc, relations), injected) in docs.iter_mut().zip(found).zip(injected) {
+            // Instances of one kind add to each other's relations.
+            doc.relations.extend(relations);
+            doc.relations.sort_by_key(|r| (r.head.start, r.tail.start));
+            mark_injected(doc, &injected, &self.instance);
         }
         Ok(())
     }

@@ -157,7 +157,7 @@ impl KnowledgeRecord {
     /// they are logged and the stage runs anyway.
     pub fn check_pipeline(
         &self,
-        stage: &'static str,
+        stage: &str,
         ctx: &StageContext<'_>,
         policy: MismatchPolicy,
     ) -> Result<(), StageError> {
@@ -271,7 +271,7 @@ pub fn pipeline_differences(
 /// Refuses to build `stage` when `problems` is not empty (listing them; `what` describes the
 /// model's knowledge), or under [`MismatchPolicy::Warn`] logs them and goes on.
 pub fn refuse_or_warn(
-    stage: &'static str,
+    stage: &str,
     what: &str,
     problems: &[String],
     policy: MismatchPolicy,
