@@ -1,12 +1,10 @@
 //! A throw-away NER workspace for tests: a tiny fixed-weight BERT model directory, toy BMES
 //! train/dev files and a training TOML that refers to them.
-#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-#[path = "tiny_encoder.rs"]
-mod tiny_encoder;
+use super::tiny_encoder;
 
 /// Characters of the toy corpus.
 const CHARS: &str = "张三李四住在北京上海和去了工作。王五杭州";

@@ -1,12 +1,10 @@
 //! A throw-away pretraining workspace for tests: a tiny random encoder, a small medical
 //! corpus, a KG for entity masking and a pretraining TOML that refers to them.
-#![allow(dead_code)]
 use std::path::Path;
 
 use zhishi::model::BertConfig;
 
-#[path = "tiny_encoder.rs"]
-mod tiny_encoder;
+use super::tiny_encoder;
 
 /// The tiny encoder's vocabulary.
 pub const VOCAB: &[&str] = &[

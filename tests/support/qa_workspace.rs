@@ -1,12 +1,10 @@
 //! A throw-away extractive-QA workspace for tests: a tiny fixed-weight BERT model directory
 //! whose vocabulary covers the toy data, SQuAD-format train/dev files and a training TOML.
-#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-#[path = "tiny_encoder.rs"]
-mod tiny_encoder;
+use super::tiny_encoder;
 
 /// One toy question: (question, answer, answer_start).
 pub type ToyQuestion = (&'static str, &'static str, usize);

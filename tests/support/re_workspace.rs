@@ -1,13 +1,11 @@
 //! A throw-away relation-extraction workspace for tests: a tiny fixed-weight BERT model
 //! directory whose vocabulary covers the toy corpus, SanWen-format train/dev files and a
 //! training TOML that refers to them.
-#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-#[path = "tiny_encoder.rs"]
-mod tiny_encoder;
+use super::tiny_encoder;
 
 /// Toy SanWen lines `(head, tail, relation, sentence)`: where people live, family and friends.
 pub const TRAIN: &[(&str, &str, &str, &str)] = &[
