@@ -2,7 +2,7 @@
 //! the parts it needs.
 //!
 //! * the throw-away task workspaces on a tiny random encoder ([`ner_workspace`],
-//!   [`pretrain_workspace`], [`qa_workspace`], [`re_workspace`]; [`tiny_encoder`] writes it);
+//!   [`pretrain_workspace`], [`qa_workspace`], [`re_workspace`]; [`tiny`] writes it);
 //! * [`shared_data`]: the public data sets in `../shared` (skipped without them, except
 //!   under CI);
 //! * [`run_cli`] and [`server`]: the `zhishi` binary for `zhishi run` and `zhishi serve`;
@@ -20,4 +20,4 @@ pub mod run_cli;
 pub mod server;
 pub mod shared_data;
 pub mod symptom_kg;
-pub mod tiny_encoder;
+pub mod tiny;

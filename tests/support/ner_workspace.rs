@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-use super::tiny_encoder;
+use super::tiny;
 
 /// Characters of the toy corpus.
 const CHARS: &str = "张三李四住在北京上海和去了工作。王五杭州";
@@ -54,7 +54,7 @@ fn tiny_model(dir: &Path) {
         .map(String::from)
         .to_vec();
     vocab.extend(CHARS.chars().map(String::from));
-    tiny_encoder::write_tiny_encoder(dir, &tiny_config(), &vocab);
+    tiny::write_tiny_encoder(dir, &tiny_config(), &vocab);
 }
 
 /// A workspace with the tiny model, train/dev files and a training TOML.

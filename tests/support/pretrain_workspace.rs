@@ -4,7 +4,7 @@ use std::path::Path;
 
 use zhishi::model::BertConfig;
 
-use super::tiny_encoder;
+use super::tiny;
 
 /// The tiny encoder's vocabulary.
 pub const VOCAB: &[&str] = &[
@@ -28,7 +28,7 @@ pub fn tiny_config() -> BertConfig {
 /// A workspace: the tiny encoder, a corpus, the KG and a pretraining TOML.
 pub fn workspace(dir: &Path) -> std::path::PathBuf {
     let vocab: Vec<String> = VOCAB.iter().map(|s| s.to_string()).collect();
-    tiny_encoder::write_tiny_encoder(&dir.join("encoder"), &tiny_config(), &vocab);
+    tiny::write_tiny_encoder(&dir.join("encoder"), &tiny_config(), &vocab);
     let lines = [
         "患者头痛发热。",
         "患者三天咳嗽。",

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-use super::tiny_encoder;
+use super::tiny;
 
 /// One toy question: (question, answer, answer_start).
 pub type ToyQuestion = (&'static str, &'static str, usize);
@@ -66,7 +66,7 @@ pub fn tiny_config() -> BertConfig {
 
 /// A model directory with a random tiny BERT (fixed seed), `config.json` and `vocab.txt`.
 pub fn tiny_model(dir: &Path) {
-    tiny_encoder::write_tiny_encoder(dir, &tiny_config(), &vocab());
+    tiny::write_tiny_encoder(dir, &tiny_config(), &vocab());
 }
 
 /// The toy paragraphs as SQuAD v1 JSON.

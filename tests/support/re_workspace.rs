@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-use super::tiny_encoder;
+use super::tiny;
 
 /// Toy SanWen lines `(head, tail, relation, sentence)`: where people live, family and friends.
 pub const TRAIN: &[(&str, &str, &str, &str)] = &[
@@ -58,7 +58,7 @@ pub fn vocab_tokens() -> Vec<String> {
 
 /// A model directory with a random tiny BERT, its `config.json` and `vocab.txt`.
 pub fn tiny_model(dir: &Path) {
-    tiny_encoder::write_tiny_encoder(dir, &tiny_config(), &vocab_tokens());
+    tiny::write_tiny_encoder(dir, &tiny_config(), &vocab_tokens());
 }
 
 /// A workspace with the tiny model, train/dev files, a tiny KG and a training TOML.
