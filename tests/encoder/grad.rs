@@ -5,16 +5,12 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use zhishi::model::{BertConfig, BertModel, EncoderInput, Kernels};
 
+use crate::support::tiny::tiny_config;
+
 fn tiny(kernels: Kernels) -> BertConfig {
     BertConfig {
-        vocab_size: 20,
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 12,
         kernels,
-        ..BertConfig::default()
+        ..tiny_config(20, 12)
     }
 }
 

@@ -3,6 +3,7 @@
 //! those of the same examples padded one per row (NER with and without CRF, plain, K-BERT and
 //! ERNIE inputs; relation extraction), while the batch holds fewer padded tokens.
 use crate::support::symptom_kg;
+use crate::support::tiny::tiny_config;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -30,16 +31,11 @@ fn chars(s: &str) -> Vec<String> {
     s.chars().map(String::from).collect()
 }
 
-fn tiny_config() -> BertConfig {
+/// The tiny encoder over [`VOCAB`] with the kernels training uses.
+fn encoder_config() -> BertConfig {
     BertConfig {
-        vocab_size: VOCAB.len(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 24,
         kernels: Kernels::Differentiable,
-        ..BertConfig::default()
+        ..tiny_config(VOCAB.len(), 24)
     }
 }
 
@@ -128,8 +124,8 @@ fn ner_outcomes(crf: bool, knowledge: Injection, ernie: Option<EntityTable>) -> 
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let cfg = match ernie {
-        Some(_) => aggregator_config(&tiny_config(), 1),
-        None => tiny_config(),
+        Some(_) => aggregator_config(&encoder_config(), 1),
+        None => encoder_config(),
     };
     let net = NerNetwork::load_with_entities(vb, &cfg, &labels, crf, ernie).unwrap();
     let vocab = CharVocab::from_tokens(VOCAB.iter().copied()).unwrap();
@@ -172,7 +168,7 @@ fn packed_relation_batches_train_exactly_like_padded_ones() {
     use relation::network::RelationNetwork;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let net = RelationNetwork::load(vb, &tiny_config(), 3).unwrap();
+    let net = RelationNetwork::load(vb, &encoder_config(), 3).unwrap();
     let vocab = CharVocab::from_tokens(VOCAB.iter().copied()).unwrap();
     let f = Featurizer::new(vocab, ["#", "$"], 22, Injection::plain()).unwrap();
     let long = Document::new("患者头痛发热患者发热头痛患者头痛");

@@ -5,6 +5,7 @@
 //! `softmax_last_dim` would silently stop these gradients.
 use crate::support::grad_check;
 use crate::support::symptom_kg;
+use crate::support::tiny::tiny_config;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
@@ -37,14 +38,8 @@ fn params_without_gradient_in(
     ernie: Option<(usize, EntityTable)>,
 ) -> Vec<String> {
     let cfg = BertConfig {
-        vocab_size: VOCAB.len(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 16,
         kernels: Kernels::Differentiable,
-        ..BertConfig::default()
+        ..tiny_config(VOCAB.len(), 16)
     };
     let labels = LabelMap::new(TagScheme::Bio, ["Symptom".to_string()]);
     let varmap = VarMap::new();

@@ -4,7 +4,7 @@
 //! and fills masks.
 use crate::support::grad_check;
 use crate::support::pretrain_workspace;
-use pretrain_workspace::{tiny_config, workspace};
+use pretrain_workspace::{encoder_config, workspace};
 
 use std::path::Path;
 
@@ -19,7 +19,7 @@ use zhishi::stages::task::Split;
 fn every_parameter_of_encoder_and_head_gets_a_gradient() {
     let cfg = BertConfig {
         kernels: Kernels::Differentiable,
-        ..tiny_config()
+        ..encoder_config()
     };
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);

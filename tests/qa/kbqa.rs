@@ -17,6 +17,8 @@ use zhishi::stages::kbqa::{self, KbqaConfig, KbqaModel, Split};
 use zhishi::text::Linker;
 use zhishi::Pipeline;
 
+use crate::support::tiny;
+
 /// (question, subject, predicate, object): 10 training, 2 dev, 3 test questions.
 const QUESTIONS: [(&str, &str, &str, &str); 15] = [
     (
@@ -78,30 +80,16 @@ fn pseudo_random(seed: u64, n: usize) -> Vec<f32> {
 /// Writes a 1-layer, 16-wide BERT with a vocabulary of the file's characters into `dir`.
 fn tiny_encoder(dir: &Path, text: &str) {
     std::fs::create_dir_all(dir).unwrap();
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     let mut chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
     chars.sort_unstable();
     chars.dedup();
-    vocab.extend(chars.iter().map(|c| c.to_string()));
+    let vocab = tiny::char_vocab(&chars.into_iter().collect::<String>());
     std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
     let cfg = BertConfig {
-        vocab_size: vocab.len(),
-        hidden_size: 16,
         num_hidden_layers: 1,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 64,
-        ..BertConfig::default()
+        ..tiny::tiny_config(vocab.len(), 64)
     };
-    let config = serde_json::json!({
-        "vocab_size": cfg.vocab_size, "hidden_size": 16, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64,
-        "hidden_act": "gelu", "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    tiny::write_config(dir, &cfg);
     let mut tensors = HashMap::new();
     for (i, (name, shape)) in expected_tensors(&cfg).into_iter().enumerate() {
         let n: usize = shape.iter().product();

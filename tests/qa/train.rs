@@ -17,7 +17,7 @@ use zhishi::stages::qa::network::QaNetwork;
 use zhishi::stages::qa::{self, QaModel, QaStageOptions};
 
 use crate::support::qa_workspace;
-use qa_workspace::{tiny_config, Workspace, PARAGRAPHS};
+use qa_workspace::{encoder_config, Workspace, PARAGRAPHS};
 
 #[test]
 fn training_reduces_the_loss_and_learns_the_toy_questions() {
@@ -38,7 +38,7 @@ fn every_parameter_gets_a_gradient_embeddings_included() {
     let ws = Workspace::new("");
     let cfg = zhishi::model::BertConfig {
         kernels: Kernels::Differentiable,
-        ..tiny_config()
+        ..encoder_config()
     };
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);

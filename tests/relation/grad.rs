@@ -3,6 +3,7 @@
 //! K-BERT inputs (soft positions and a visible matrix). candle-nn's LayerNorm and
 //! `softmax_last_dim` would silently stop these gradients.
 use crate::support::grad_check;
+use crate::support::tiny::tiny_config;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
@@ -23,14 +24,8 @@ const VOCAB: &[&str] = &[
 /// Names of the parameters whose gradient is missing or all zero.
 fn params_without_gradient(knowledge: Injection, doc: Document) -> Vec<String> {
     let cfg = BertConfig {
-        vocab_size: VOCAB.len(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 24,
         kernels: Kernels::Differentiable,
-        ..BertConfig::default()
+        ..tiny_config(VOCAB.len(), 24)
     };
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);

@@ -1,8 +1,10 @@
 //! What the test binaries share: each `tests/AREA/main.rs` declares `mod support;` and uses
 //! the parts it needs.
 //!
-//! * the throw-away task workspaces on a tiny random encoder ([`ner_workspace`],
-//!   [`pretrain_workspace`], [`qa_workspace`], [`re_workspace`]; [`tiny`] writes it);
+//! * [`tiny`]: the one tiny BERT shape and its model-directory writer, used by every test
+//!   that builds an encoder;
+//! * the throw-away task workspaces built on it ([`ner_workspace`], [`pretrain_workspace`],
+//!   [`qa_workspace`], [`re_workspace`]);
 //! * [`shared_data`]: the public data sets in `../shared` (skipped without them, except
 //!   under CI);
 //! * [`run_cli`] and [`server`]: the `zhishi` binary for `zhishi run` and `zhishi serve`;

@@ -36,25 +36,14 @@ fn write_bmes(path: &Path, sentences: &[(&str, &str)]) {
     std::fs::write(path, out).unwrap();
 }
 
-fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: 5 + CHARS.chars().count(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 32,
-        ..BertConfig::default()
-    }
+/// The workspace's encoder: the tiny shape over [`CHARS`], sentences of up to 32 tokens.
+pub fn encoder_config() -> BertConfig {
+    tiny::tiny_config(tiny::SPECIALS.len() + CHARS.chars().count(), 32)
 }
 
 /// A model directory with a random tiny BERT, its `config.json` and `vocab.txt`.
 fn tiny_model(dir: &Path) {
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .map(String::from)
-        .to_vec();
-    vocab.extend(CHARS.chars().map(String::from));
-    tiny::write_tiny_encoder(dir, &tiny_config(), &vocab);
+    tiny::write_encoder(dir, &encoder_config(), &tiny::char_vocab(CHARS));
 }
 
 /// A workspace with the tiny model, train/dev files and a training TOML.

@@ -21,6 +21,7 @@ pub use candle_nn::{VarBuilder, VarMap};
 pub use zhishi::model::BertConfig;
 
 pub use crate::support::ner_workspace::Workspace;
+use crate::support::tiny;
 
 pub fn zhishi() -> Command {
     Command::cargo_bin("zhishi").unwrap()
@@ -36,11 +37,7 @@ pub fn encoder_fixture() -> PathBuf {
 
 /// A `vocab.txt` of the special tokens and `chars`.
 pub fn write_vocab(path: &Path, chars: &str) {
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .map(String::from)
-        .to_vec();
-    vocab.extend(chars.chars().map(String::from));
-    std::fs::write(path, vocab.join("\n") + "\n").unwrap();
+    std::fs::write(path, tiny::char_vocab(chars).join("\n") + "\n").unwrap();
 }
 
 pub fn kbert_line(text: &str) -> String {
@@ -61,24 +58,13 @@ pub fn train(ws: &Workspace, sets: &[&str]) -> Output {
 pub fn write_masked_lm(dir: &Path, vocab_chars: &str) {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = BertConfig {
-        vocab_size: 5 + vocab_chars.chars().count(),
-        hidden_size: 16,
         num_hidden_layers: 1,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 32,
-        ..BertConfig::default()
+        ..tiny::tiny_config(tiny::SPECIALS.len() + vocab_chars.chars().count(), 32)
     };
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     zhishi::model::mlm::BertForMaskedLm::load(vb, &cfg).unwrap();
     zhishi::model::mlm::save_masked_lm(&varmap, dir).unwrap();
-    let config = serde_json::json!({
-        "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
-        "num_hidden_layers": cfg.num_hidden_layers, "num_attention_heads": cfg.num_attention_heads,
-        "intermediate_size": cfg.intermediate_size,
-        "max_position_embeddings": cfg.max_position_embeddings,
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    tiny::write_config(dir, &cfg);
     write_vocab(&dir.join("vocab.txt"), vocab_chars);
 }
