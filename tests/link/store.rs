@@ -11,6 +11,9 @@ use zhishi::kg::transe::{Norm, TransE};
 use zhishi::text::store_source::TRANSE_VECTORS_FILE;
 use zhishi::text::{LinkError, LinkOptions, Linker};
 
+#[cfg(unix)]
+use crate::support::{assert_one_passed, rerun_in_child};
+
 fn store(dir: &tempfile::TempDir) -> Store {
     let tsv = dir.path().join("kg.tsv");
     let mut f = std::fs::File::create(&tsv).unwrap();
@@ -112,9 +115,7 @@ const UNPRIVILEGED_RUN: &str = "ZHISHI_TEST_UNPRIVILEGED_RUN";
 #[cfg(unix)]
 fn rerun_unprivileged(name: &str) -> bool {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(&exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+    let out = rerun_in_child(module_path!(), name)
         .env(UNPRIVILEGED_RUN, "1")
         .env("TMPDIR", std::env::temp_dir())
         .uid(65534)
@@ -122,17 +123,11 @@ fn rerun_unprivileged(name: &str) -> bool {
         .output();
     match out {
         Ok(out) => {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "as nobody:\n{stdout}\n{stderr}");
-            assert!(
-                stdout.contains("1 passed"),
-                "as nobody:\n{stdout}\n{stderr}"
-            );
-            print!("{stdout}");
+            assert_one_passed(&out);
             true
         }
         Err(e) => {
+            let exe = std::env::current_exe().unwrap();
             println!("skipped: permissions are not enforced for this user, and {exe:?} cannot run as nobody: {e}");
             false
         }
@@ -158,8 +153,7 @@ fn a_read_only_store_opens_with_snapshot_true() {
         if std::env::var_os(UNPRIVILEGED_RUN).is_some() {
             println!("skipped: permissions are not enforced even as an unprivileged user");
         } else {
-            // Its name in this binary: `store::` (the module) and the function.
-            rerun_unprivileged("store::a_read_only_store_opens_with_snapshot_true");
+            rerun_unprivileged("a_read_only_store_opens_with_snapshot_true");
         }
         return;
     }

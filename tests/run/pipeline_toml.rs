@@ -8,6 +8,8 @@ use zhishi::stages::facts::FactsOptions;
 use zhishi::stages::segment::SegmentStageOptions;
 use zhishi::text::LinkOptions;
 
+use crate::support::{assert_one_passed, rerun_in_child};
+
 const KG: &str = "姚明\t职业\t篮球运动员\n姚明\t出生地\t上海\n姚明\t身高\t226厘米\n上海\t别名\t沪\n上海\t所属国家\t中国\n休斯顿火箭队\t所在城市\t休斯顿\n";
 
 fn repo() -> PathBuf {
@@ -227,12 +229,29 @@ fn options_for_a_stage_that_is_not_listed_are_an_error() {
     assert!(err.starts_with("conf/p.toml:15: key `segment`"), "{err}");
 }
 
+/// The variable [`overrides_and_environment_variables_apply_before_checks`] names the KG with.
+const KG_VAR: &str = "ZHISHI_PIPELINE_TEST_KG";
+
 #[test]
 fn overrides_and_environment_variables_apply_before_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    std::env::set_var("ZHISHI_PIPELINE_TEST_KG", dir.path().join("kg.tsv"));
+    // `${VAR}` expands from the process environment, which every test of this binary shares
+    // (and `std::env::set_var` races with their threads): the test runs again in a process of
+    // its own, started with the variable set.
+    let Some(kg) = std::env::var_os(KG_VAR) else {
+        let dir = tempfile::tempdir().unwrap();
+        let out = rerun_in_child(
+            module_path!(),
+            "overrides_and_environment_variables_apply_before_checks",
+        )
+        .env(KG_VAR, dir.path().join("kg.tsv"))
+        .output()
+        .unwrap();
+        assert_one_passed(&out);
+        return;
+    };
+    let dir = Path::new(&kg).parent().unwrap();
     let path = write_pipeline(
-        dir.path(),
+        dir,
         &GOOD.replace("../kg.tsv", "${ZHISHI_PIPELINE_TEST_KG}"),
     );
     let pipeline = Pipeline::from_toml_with(
