@@ -2,8 +2,8 @@
 //! repro as a regression test named after it. A command refuses, before any work, to write
 //! over anything it reads; directories are written whole; a second writer is refused.
 //!
-//! `ZHISHI_BIN=path/to/zhishi cargo test --test command_safety` runs the same tests against
-//! another build (e.g. one from before the fixes, to see each repro fail there).
+//! `ZHISHI_BIN=path/to/zhishi cargo test --test cli -- command_safety::` runs the same tests
+//! against another build (e.g. one from before the fixes, to see each repro fail there).
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};

@@ -4,8 +4,8 @@
 //! and must return a value or an error, never panic or allocate without bound.
 //!
 //! `ZHISHI_FUZZ_CASES=N` sets the cases per reader (default 200, what `.ci/run` runs);
-//! `cargo test --release --test fuzz_readers -- --nocapture` with a large N is the long run,
-//! and each reader prints how many inputs it executed.
+//! `cargo test --release --test cli -- fuzz_readers:: --nocapture` with a large N is the long
+//! run, and each reader prints how many inputs it executed.
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 

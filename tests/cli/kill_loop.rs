@@ -3,7 +3,7 @@
 //! `zhishi quantize`. After every kill the output directories are complete or absent (never
 //! half-written), and resuming until the end gives the same final weights, bit for bit, as an
 //! uninterrupted run. Ignored by default (about two minutes):
-//! `cargo test --release --test kill_loop -- --ignored --nocapture` (`KILLS=N` sets the kills
+//! `cargo test --release --test cli -- kill_loop:: --ignored --nocapture` (`KILLS=N` sets the kills
 //! per command, default 20).
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -143,7 +143,7 @@ fn kill_loop(workdir: &Path, reference: &Path, args: &[&str], model_files: &[&st
 }
 
 #[test]
-#[ignore = "kills processes for about a minute per command: cargo test --test kill_loop -- --ignored"]
+#[ignore = "kills processes for about a minute per command: cargo test --test cli -- kill_loop:: --ignored"]
 fn train_killed_at_random_moments_resumes_to_the_same_weights() {
     let extra = "resume = true\nmax_steps = 3000";
     let a = ner_workspace::Workspace::new(extra);
@@ -171,7 +171,7 @@ fn train_killed_at_random_moments_resumes_to_the_same_weights() {
 }
 
 #[test]
-#[ignore = "kills processes for about a minute per command: cargo test --test kill_loop -- --ignored"]
+#[ignore = "kills processes for about a minute per command: cargo test --test cli -- kill_loop:: --ignored"]
 fn pretrain_killed_at_random_moments_resumes_to_the_same_weights() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     for dir in [a.path(), b.path()] {
@@ -201,7 +201,7 @@ fn pretrain_killed_at_random_moments_resumes_to_the_same_weights() {
 }
 
 #[test]
-#[ignore = "kills processes for about a minute per command: cargo test --test kill_loop -- --ignored"]
+#[ignore = "kills processes for about a minute per command: cargo test --test cli -- kill_loop:: --ignored"]
 fn quantize_killed_at_random_moments_leaves_the_whole_output_or_nothing() {
     let ws = ner_workspace::Workspace::new("max_steps = 1");
     run(&ws.root, &["train", "ner.toml"]);

@@ -296,8 +296,8 @@ fn msra_sentences(n: usize) -> Vec<String> {
 
 /// bf16 vs f32 on m3e-small over 320 real sentences: max abs diff and mean cosine of
 /// `last_hidden_state` (real tokens) and of the mean-pooled sentence embedding. Prints one
-/// JSON line. Run: `M3E_DIR=/work/models/m3e-small cargo test --release --test encoder_bf16
-/// -- --ignored --nocapture`.
+/// JSON line. Run: `M3E_DIR=/work/models/m3e-small cargo test --release --test encoder --
+/// bf16:: --ignored --nocapture`.
 #[test]
 #[ignore]
 fn bf16_accuracy_on_msra_sentences() {

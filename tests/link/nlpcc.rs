@@ -8,7 +8,7 @@
 //! training part the score weights were fitted on (`fit_score_weights`).
 //!
 //! ```text
-//! cargo test --release --test link_nlpcc -- --ignored --nocapture
+//! cargo test --release --test link -- nlpcc:: --ignored --nocapture
 //! ```
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@
 //! agree within 1e-4, for the fused and the differentiable kernels, and the gradients of that
 //! loss agree for every parameter (norm and first values). Needs `M3E_DIR` and
 //! `REF_PYTHON` (`../shared/reference/setup.sh`):
-//!   M3E_DIR=... REF_PYTHON=... cargo test --release --test pretrain_parity -- --ignored --nocapture
+//!   M3E_DIR=... REF_PYTHON=... cargo test --release --test pretrain -- parity:: --ignored --nocapture
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

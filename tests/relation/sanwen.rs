@@ -3,7 +3,7 @@
 //! learn well beyond the majority-class answers on the 2,220 test pairs.
 //!
 //! ```bash
-//! M3E_DIR=/path/to/m3e-small cargo test --release --test relation_sanwen -- --ignored --nocapture
+//! M3E_DIR=/path/to/m3e-small cargo test --release --test relation -- sanwen:: --ignored --nocapture
 //! ```
 use std::path::{Path, PathBuf};
 

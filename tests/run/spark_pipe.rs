@@ -3,7 +3,7 @@
 //!
 //! Needs Java 17 and PySpark, so it is ignored by default:
 //! `python3 -m venv /tmp/spark && /tmp/spark/bin/pip install pyspark==3.5.3 &&
-//! ZHISHI_SPARK_PYTHON=/tmp/spark/bin/python cargo test --test spark_pipe -- --ignored`
+//! ZHISHI_SPARK_PYTHON=/tmp/spark/bin/python cargo test --test run -- spark_pipe:: --ignored`
 use std::path::PathBuf;
 use std::process::Command;
 

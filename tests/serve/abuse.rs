@@ -3,7 +3,7 @@
 //! time and stops by itself. Prints one JSON object. Timing-dependent, so ignored by default:
 //!
 //! ```text
-//! cargo test --release --test serve_abuse -- --ignored --nocapture
+//! cargo test --release --test serve -- abuse:: --ignored --nocapture
 //! ```
 use crate::support::server;
 
@@ -250,7 +250,7 @@ fn oversized(addr: SocketAddr, end: Instant, counters: &Counters) {
 }
 
 #[test]
-#[ignore = "timing measurement: cargo test --release --test serve_abuse -- --ignored --nocapture"]
+#[ignore = "timing measurement: cargo test --release --test serve -- abuse:: --ignored --nocapture"]
 fn healthy_latency_under_slow_idle_and_oversized_clients() {
     let server = Server::start(&[]);
     let addr = server.addr;

@@ -1,6 +1,6 @@
 //! The demo page in headless Chromium: a processed sentence shows highlighted mentions, their
 //! candidates and injected facts, served at the root and nested under a path prefix. Needs `/usr/bin/chromium` (Debian: `apt-get install
-//! chromium`), so it is ignored by default: `cargo test --test serve_browser -- --ignored`.
+//! chromium`), so it is ignored by default: `cargo test --test serve -- browser:: --ignored`.
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! The demo page works when the service is nested under a path prefix: it calls only
 //! relative URLs, and each one answers under the prefix (as in `examples/axum_service.rs`).
-//! The page in a real browser: `tests/serve_browser.rs`.
+//! The page in a real browser: `tests/serve/browser.rs`.
 use std::path::Path;
 
 use axum::body::Body;
