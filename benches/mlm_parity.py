@@ -1,4 +1,4 @@
-"""The Hugging Face side of zhishi's masked-LM parity check (tests/pretrain_parity.rs).
+"""The Hugging Face side of zhishi's masked-LM parity check (tests/pretrain/parity.rs).
 
 Loads DIR with transformers' BertForMaskedLM (reporting missing/unexpected keys), then for the
 JSON cases on stdin prints one JSON object:

@@ -2,7 +2,7 @@
 //! and training TOML files, a heading per table and a row per key; this module reads it
 //! ([`Reference`]), lists the structs that read each table with their serde field names
 //! ([`schema`]), and writes the commented TOML of `zhishi init` from the two
-//! ([`template`]). `tests/config_reference.rs` keeps them equal, so a key added to a
+//! ([`template`]). `tests/docs/config_reference.rs` keeps them equal, so a key added to a
 //! configuration struct without a row in the reference (or a row left for a key that is gone)
 //! fails the tests, and every key `zhishi init` prints is documented.
 //!

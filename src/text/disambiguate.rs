@@ -382,7 +382,7 @@ impl Features {
 }
 
 /// Weights of the logistic link score (fitted on the NLPCC 2016 KBQA
-/// training questions, never the held-out last 2,000; see tests/link_nlpcc.rs).
+/// training questions, never the held-out last 2,000; see tests/link/nlpcc.rs).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoreWeights {
@@ -415,7 +415,7 @@ pub struct ScoreWeights {
 }
 
 impl Default for ScoreWeights {
-    /// Fitted by `fit_score_weights` in tests/link_nlpcc.rs (22,267
+    /// Fitted by `fit_score_weights` in tests/link/nlpcc.rs (22,267
     /// candidates of the 12,609 training questions), rounded.
     fn default() -> Self {
         ScoreWeights {

@@ -1,12 +1,10 @@
 //! A throw-away NER workspace for tests: a tiny fixed-weight BERT model directory, toy BMES
 //! train/dev files and a training TOML that refers to them.
-#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-#[path = "tiny_encoder.rs"]
-mod tiny_encoder;
+use super::tiny;
 
 /// Characters of the toy corpus.
 const CHARS: &str = "张三李四住在北京上海和去了工作。王五杭州";
@@ -38,25 +36,14 @@ fn write_bmes(path: &Path, sentences: &[(&str, &str)]) {
     std::fs::write(path, out).unwrap();
 }
 
-fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: 5 + CHARS.chars().count(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 32,
-        ..BertConfig::default()
-    }
+/// The workspace's encoder: the tiny shape over [`CHARS`], sentences of up to 32 tokens.
+pub fn encoder_config() -> BertConfig {
+    tiny::tiny_config(tiny::SPECIALS.len() + CHARS.chars().count(), 32)
 }
 
 /// A model directory with a random tiny BERT, its `config.json` and `vocab.txt`.
 fn tiny_model(dir: &Path) {
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .map(String::from)
-        .to_vec();
-    vocab.extend(CHARS.chars().map(String::from));
-    tiny_encoder::write_tiny_encoder(dir, &tiny_config(), &vocab);
+    tiny::write_encoder(dir, &encoder_config(), &tiny::char_vocab(CHARS));
 }
 
 /// A workspace with the tiny model, train/dev files and a training TOML.

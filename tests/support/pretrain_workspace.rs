@@ -1,12 +1,10 @@
 //! A throw-away pretraining workspace for tests: a tiny random encoder, a small medical
 //! corpus, a KG for entity masking and a pretraining TOML that refers to them.
-#![allow(dead_code)]
 use std::path::Path;
 
 use zhishi::model::BertConfig;
 
-#[path = "tiny_encoder.rs"]
-mod tiny_encoder;
+use super::tiny;
 
 /// The tiny encoder's vocabulary.
 pub const VOCAB: &[&str] = &[
@@ -14,23 +12,15 @@ pub const VOCAB: &[&str] = &[
     "三", "天", "，", "。",
 ];
 
-/// The tiny encoder's shape.
-pub fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: VOCAB.len(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 16,
-        ..BertConfig::default()
-    }
+/// The workspace's encoder: the tiny shape over [`VOCAB`], sequences of up to 16 tokens.
+pub fn encoder_config() -> BertConfig {
+    tiny::tiny_config(VOCAB.len(), 16)
 }
 
 /// A workspace: the tiny encoder, a corpus, the KG and a pretraining TOML.
 pub fn workspace(dir: &Path) -> std::path::PathBuf {
     let vocab: Vec<String> = VOCAB.iter().map(|s| s.to_string()).collect();
-    tiny_encoder::write_tiny_encoder(&dir.join("encoder"), &tiny_config(), &vocab);
+    tiny::write_encoder(&dir.join("encoder"), &encoder_config(), &vocab);
     let lines = [
         "患者头痛发热。",
         "患者三天咳嗽。",

@@ -1,12 +1,10 @@
 //! A throw-away extractive-QA workspace for tests: a tiny fixed-weight BERT model directory
 //! whose vocabulary covers the toy data, SQuAD-format train/dev files and a training TOML.
-#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-#[path = "tiny_encoder.rs"]
-mod tiny_encoder;
+use super::tiny;
 
 /// One toy question: (question, answer, answer_start).
 pub type ToyQuestion = (&'static str, &'static str, usize);
@@ -36,7 +34,7 @@ const PIECES: &[&str] = &["nexon", "1994"];
 
 /// The vocabulary: specials, word pieces, then every character of the toy data.
 pub fn vocab() -> Vec<String> {
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    let mut vocab: Vec<String> = tiny::SPECIALS
         .iter()
         .chain(PIECES)
         .map(|s| s.to_string())
@@ -53,22 +51,14 @@ pub fn vocab() -> Vec<String> {
     vocab
 }
 
-/// The tiny encoder's configuration.
-pub fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: vocab().len(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 64,
-        ..BertConfig::default()
-    }
+/// The workspace's encoder: the tiny shape over [`vocab`], sequences of up to 64 tokens.
+pub fn encoder_config() -> BertConfig {
+    tiny::tiny_config(vocab().len(), 64)
 }
 
 /// A model directory with a random tiny BERT (fixed seed), `config.json` and `vocab.txt`.
 pub fn tiny_model(dir: &Path) {
-    tiny_encoder::write_tiny_encoder(dir, &tiny_config(), &vocab());
+    tiny::write_encoder(dir, &encoder_config(), &vocab());
 }
 
 /// The toy paragraphs as SQuAD v1 JSON.

@@ -1,13 +1,11 @@
 //! A throw-away relation-extraction workspace for tests: a tiny fixed-weight BERT model
 //! directory whose vocabulary covers the toy corpus, SanWen-format train/dev files and a
 //! training TOML that refers to them.
-#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 use zhishi::model::BertConfig;
 
-#[path = "tiny_encoder.rs"]
-mod tiny_encoder;
+use super::tiny;
 
 /// Toy SanWen lines `(head, tail, relation, sentence)`: where people live, family and friends.
 pub const TRAIN: &[(&str, &str, &str, &str)] = &[
@@ -36,31 +34,14 @@ pub fn sanwen(examples: &[(&str, &str, &str, &str)]) -> String {
         .collect()
 }
 
-/// The tiny encoder's configuration.
-pub fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: 5 + CHARS.chars().count(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 48,
-        ..BertConfig::default()
-    }
-}
-
-/// The tiny vocabulary: special tokens, then [`CHARS`].
-pub fn vocab_tokens() -> Vec<String> {
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .map(String::from)
-        .to_vec();
-    vocab.extend(CHARS.chars().map(String::from));
-    vocab
+/// The workspace's encoder: the tiny shape over [`CHARS`], sentences of up to 48 tokens.
+pub fn encoder_config() -> BertConfig {
+    tiny::tiny_config(tiny::SPECIALS.len() + CHARS.chars().count(), 48)
 }
 
 /// A model directory with a random tiny BERT, its `config.json` and `vocab.txt`.
 pub fn tiny_model(dir: &Path) {
-    tiny_encoder::write_tiny_encoder(dir, &tiny_config(), &vocab_tokens());
+    tiny::write_encoder(dir, &encoder_config(), &tiny::char_vocab(CHARS));
 }
 
 /// A workspace with the tiny model, train/dev files, a tiny KG and a training TOML.

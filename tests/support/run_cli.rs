@@ -1,5 +1,4 @@
-//! Shared by the `zhishi run` tests: the binary, the quickstart pipeline, a real corpus.
-#![allow(dead_code)]
+//! For the `zhishi run` tests: the binary, the quickstart pipeline, a real corpus.
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

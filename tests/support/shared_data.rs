@@ -8,7 +8,6 @@
 //!
 //! Under CI (`CI=true`, as CI services set it) the data must be there: a missing file fails
 //! the test instead of skipping it, so CI cannot go green by skipping.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
