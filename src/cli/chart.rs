@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `{"bench":"encoder","results":[..]}` | `zhishi bench encoder` | `speedup_vs_pytorch_plain` per precision, input and threads |
 //! | `{"bench":"run","results":[..]}` | `zhishi bench run` | model-stage `speedup_vs_pytorch_f32` (else `speedup_vs_onnx_int8`) per arm and threads |
-//! | `{"bench":..,"ratio_tokens_per_s":..}` | `benches/ner_vs_pytorch.sh` | one bar per file |
+//! | `{"bench":..,"ratio_tokens_per_s":..}` | `benches/ner_vs_pytorch.sh`, `benches/cls_vs_pytorch.sh` | one bar per file |
 //! | lines `{"arm":..}` | `benches/ner_knowledge_arms.sh` (`arms.jsonl`) | training tokens/s over the `pytorch` arm's |
 //! | lines `{"impl":"pykeen"..}`, `{"impl":"zhishi-.."}` | `benches/transe_vs_pykeen.sh` | PyKEEN time over zhishi's, training and whole process |
 //! | lines `{"run":..,"chars_per_s":..}` | `benches/run_throughput.sh` | chars/s over the first 1-thread run's |
@@ -265,13 +265,20 @@ fn recognise(v: &Value) -> Result<Option<Panel>, String> {
         return panel(Kind::PipelineRun, reference, 1.0, bars);
     }
     if let Some(ratio) = num(v, "ratio_tokens_per_s") {
-        let f1 = |side: &str| num(&v[side], "test_f1").map_or("?".into(), |f| format!("{f:.4}"));
+        // The headline metric: F1 (NER), else accuracy (classification).
+        let metric = if num(&v["zhishi"], "test_f1").is_some() {
+            ("test_f1", "test F1")
+        } else {
+            ("test_accuracy", "test accuracy")
+        };
+        let score = |side: &str| num(&v[side], metric.0).map_or("?".into(), |f| format!("{f:.4}"));
         let bar = Bar {
             label: format!(
-                "{}: test F1 {} vs {}",
+                "{}: {} {} vs {}",
                 text(v, "bench"),
-                f1("zhishi"),
-                f1("pytorch")
+                metric.1,
+                score("zhishi"),
+                score("pytorch")
             ),
             value: ratio,
         };

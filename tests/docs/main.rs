@@ -11,4 +11,5 @@ mod support;
 
 mod config_reference;
 mod layers;
+mod paths;
 mod readme_examples;

@@ -9,6 +9,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod albert;
+mod albert_stages;
 mod bf16;
 mod cli;
 mod ernie;

@@ -12,4 +12,5 @@ mod support;
 mod crf;
 mod ernie;
 mod grad;
+mod instances;
 mod train;

@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod classify;
 mod data;
 mod grad;
 mod sanwen;

@@ -24,6 +24,7 @@ pub mod server;
 pub mod shared_data;
 pub mod symptom_kg;
 pub mod tiny;
+pub mod tiny_albert;
 
 /// A command that runs the test `name` of this binary again, alone, in a process of its own
 /// (`--exact`, one thread, output not captured); `module_path` is the caller's

@@ -2,7 +2,6 @@
 //! directory: `config.json` (`model_type = "albert"`), `model.safetensors` under transformers'
 //! `AlbertModel` names (`albert.encoder.albert_layer_groups.G.albert_layers.0.ffn`, ...) and
 //! `vocab.txt`.
-#![allow(dead_code)]
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -303,7 +303,7 @@ fn a_quantised_albert_directory_runs_the_saved_integers() {
 
 /// Regenerates a fresh random ALBERT with transformers (`make_fixture.py`, a new seed each run)
 /// and compares live. Needs `REF_PYTHON` (the venv of `shared/reference/setup.sh`):
-/// `REF_PYTHON=... cargo test --test encoder_albert -- --ignored --nocapture`.
+/// `REF_PYTHON=... cargo test --test encoder -- albert:: --ignored --nocapture`.
 #[test]
 #[ignore = "needs REF_PYTHON (python with torch + transformers)"]
 fn a_fresh_random_checkpoint_matches_transformers_live() {

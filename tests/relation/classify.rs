@@ -2,10 +2,7 @@
 //! from TOML (plain, K-BERT pairs, ERNIE, multi-label), the model directory, `zhishi eval`'s
 //! JSON, the confusion picture, the `classify` pipeline stage over pairs, and gradients to
 //! every parameter (pooler and mean pooling, K-BERT pair inputs with token types).
-#[path = "support/grad_check.rs"]
-mod grad_check;
-#[path = "support/tiny_encoder.rs"]
-mod tiny_encoder;
+use crate::support::{grad_check, tiny};
 
 use std::path::PathBuf;
 
@@ -27,23 +24,11 @@ use zhishi::text::{LinkOptions, Linker, MemoryKg};
 const CHARS: &str = "这家酒店很好差房间干净脏服务热情冷淡价格便宜贵北京上海城市是在吗哪";
 
 fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: 5 + CHARS.chars().count(),
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 64,
-        ..BertConfig::default()
-    }
+    tiny::tiny_config(vocab().len(), 64)
 }
 
 fn vocab() -> Vec<String> {
-    let mut v: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .map(String::from)
-        .to_vec();
-    v.extend(CHARS.chars().map(String::from));
-    v
+    tiny::char_vocab(CHARS)
 }
 
 /// Positive reviews say 好/干净/热情/便宜, negative ones 差/脏/冷淡/贵.
@@ -69,7 +54,7 @@ impl Workspace {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        tiny_encoder::write_tiny_encoder(&root.join("model"), &tiny_config(), &vocab());
+        tiny::write_encoder(&root.join("model"), &tiny_config(), &vocab());
         std::fs::write(
             root.join("kg.spo"),
             "北京\t类型\t城市\n上海\t类型\t城市\n酒店\t类型\t房间\n",

@@ -11,9 +11,10 @@ fn named_paths(text: &str) -> Vec<String> {
         }
         let candidate = piece.trim();
         let is_source = candidate.starts_with("src/") || candidate.starts_with("tests/");
+        // Lower-case only: `tests/AREA/main.rs` is a pattern, not a path.
         let plain = candidate
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "/_.-".contains(c));
         let shaped = candidate.ends_with('/')
             || Path::new(candidate)
                 .extension()

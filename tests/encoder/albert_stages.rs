@@ -10,15 +10,8 @@ use zhishi::model::{load_bert, Kernels, Precision};
 use zhishi::pipeline::Pipeline;
 use zhishi::stages::ner::{self, NerModel};
 
-#[path = "support/ner_workspace.rs"]
-mod ner_workspace;
-// Both workspaces carry the tiny-encoder writer as a module of their own.
-#[allow(clippy::duplicate_mod)]
-#[path = "support/pretrain_workspace.rs"]
-mod pretrain_workspace;
-#[path = "support/tiny_albert.rs"]
-mod tiny_albert;
-use ner_workspace::Workspace;
+use crate::support::ner_workspace::Workspace;
+use crate::support::{pretrain_workspace, tiny_albert};
 
 /// The NER workspace with its encoder replaced by a tiny ALBERT of 2 groups (same vocabulary).
 fn albert_ner_workspace() -> Workspace {
