@@ -26,6 +26,7 @@
 //! Cargo features: `cli` (default; the `zhishi` binary, implies `serve`) and `serve` (the
 //! HTTP service, axum + tokio). A service that embeds only the library uses
 //! `default-features = false` and compiles neither.
+#![deny(missing_docs)]
 pub mod config;
 pub mod corpus;
 pub mod doc;

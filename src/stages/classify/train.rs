@@ -22,8 +22,8 @@ use crate::doc::Document;
 use crate::knowledge::{DocumentKnowledge, Layout};
 use crate::model::{Dropout, Precision};
 use crate::stages::task::{
-    documents, register, trainable_params, Annotator, ModelDir, Resolved, Split, Task, Trainable,
-    Trained, TrainingKnowledge, TrainingVars,
+    documents, register, resolve_config, trainable_params, Annotator, ModelDir, Purpose, Resolved,
+    Split, Task, TaskKind, Trainable, Trained, TrainingKnowledge, TrainingVars,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainTask, Trainer};
 
@@ -234,10 +234,19 @@ fn read_file(c: &ClassifyConfig, path: &Path) -> Result<Vec<ClassifyExample>, Cl
 }
 
 impl Task for Classify {
-    type Config = ClassifyConfig;
+    type Resolved = Resolved<ClassifyConfig>;
     type Metrics = ClassifyMetrics;
     type Error = ClassifyError;
+    const KIND: TaskKind = TaskKind::Classify;
     const METRIC: &'static str = "accuracy";
+
+    fn resolve(
+        path: &Path,
+        overrides: &[String],
+        purpose: Purpose,
+    ) -> Result<Resolved<ClassifyConfig>, ClassifyError> {
+        resolve_config(path, overrides, purpose)
+    }
 
     fn train(r: Resolved<ClassifyConfig>) -> Result<Trained, ClassifyError> {
         let transe = r

@@ -25,8 +25,8 @@ use crate::stages::ner::network::NerNetwork;
 use crate::stages::ner::predict::{dev_evaluation, featurize};
 use crate::stages::ner::NerMetrics;
 use crate::stages::task::{
-    documents, map_weights, read_trained, trainable_params, Annotator, Split, TaskError, TaskKind,
-    TaskReport, Trainable,
+    documents, map_weights, read_trained, register, trainable_params, Annotator, ConfigFile,
+    Purpose, Split, Task, TaskKind, Trainable, Trained,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -402,27 +402,43 @@ fn texts(sentences: &[Sentence]) -> Vec<String> {
     sentences.iter().map(Sentence::text).collect()
 }
 
+/// Distillation as a trainable task.
+pub struct Distill;
+
 /// Distillation in the trainable-task registry ([`crate::stages::training::TASKS`]).
-pub static TASK: Trainable = Trainable {
-    kind: TaskKind::Distill,
-    check: |path, overrides| {
-        resolve(path, overrides)
-            .map(drop)
-            .map_err(|e| TaskError::new(TaskKind::Distill, e))
-    },
-    train: |path, overrides| {
-        let err = |e| TaskError::new(TaskKind::Distill, e);
-        let r = train_config(path, overrides).map_err(err)?;
-        let mut report = TaskReport::new(TaskKind::Distill, Split::Dev, "f1", r.dev);
-        report.train = Some(r.train);
-        report.model_dir = Some(r.model_dir);
-        report.details = serde_json::to_value(&r.data).ok();
-        Ok(report)
-    },
-    evaluate: |path, overrides, split, precision| {
-        let err = |e| TaskError::new(TaskKind::Distill, e);
-        let m = evaluate_config(path, overrides, split, precision).map_err(err)?;
-        let metrics = serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Distill, e))?;
-        Ok(TaskReport::new(TaskKind::Distill, split, "f1", metrics))
-    },
-};
+pub static TASK: Trainable = register::<Distill>();
+
+impl Task for Distill {
+    type Resolved = ConfigFile;
+    type Metrics = NerMetrics;
+    type Error = DistillError;
+    const KIND: TaskKind = TaskKind::Distill;
+    const METRIC: &'static str = "f1";
+
+    fn resolve(
+        path: &Path,
+        overrides: &[String],
+        _purpose: Purpose,
+    ) -> Result<ConfigFile, DistillError> {
+        resolve(path, overrides)?;
+        Ok(ConfigFile::new(path, overrides))
+    }
+
+    fn train(f: ConfigFile) -> Result<Trained, DistillError> {
+        let r = train_config(&f.path, &f.overrides)?;
+        Ok(Trained {
+            details: serde_json::to_value(&r.data).ok(),
+            dev: r.dev,
+            train: Some(r.train),
+            model_dir: r.model_dir,
+        })
+    }
+
+    fn evaluate(
+        f: ConfigFile,
+        split: Split,
+        precision: Precision,
+    ) -> Result<NerMetrics, DistillError> {
+        evaluate_config(&f.path, &f.overrides, split, precision)
+    }
+}

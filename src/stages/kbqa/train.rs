@@ -31,7 +31,7 @@ use super::{
 const CHUNK: usize = 512;
 
 pub use crate::stages::task::Split;
-use crate::stages::task::{TaskError, TaskKind, TaskReport, Trainable};
+use crate::stages::task::{register, Purpose, Task, TaskKind, Trainable, Trained};
 
 /// One epoch of training.
 #[derive(Debug, Clone, Serialize)]
@@ -354,38 +354,49 @@ pub fn evaluate_model<S: KnowledgeSource + Sync>(
     ))
 }
 
-/// KBQA in the trainable-task registry ([`crate::stages::training::TASKS`]). It fits its
-/// scorer with its own loop (see [`train`]): the encoder is frozen and the scorer is a small
-/// listwise model trained by full passes with Adam, so the gradient-step loop of
-/// [`crate::train`] (checkpoints, warm-up, dev every N steps) has nothing to offer it; its
-/// report goes into `details`. Evaluation runs the question encoder at the given precision.
-pub static TASK: Trainable = Trainable {
-    kind: TaskKind::Kbqa,
-    check: |path, overrides| {
-        let loaded = crate::config::load::<KbqaConfig>(path, overrides)
-            .map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
-        resolve(&loaded)
-            .map(drop)
-            .map_err(|e| TaskError::new(TaskKind::Kbqa, e))
-    },
-    train: |path, overrides| {
-        let fail = |e: KbqaError| TaskError::new(TaskKind::Kbqa, e);
-        let loaded = crate::config::load::<KbqaConfig>(path, overrides)
-            .map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
-        let r = train(&loaded).map_err(fail)?;
-        let metrics = serde_json::to_value(r.dev).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
-        let mut report = TaskReport::new(TaskKind::Kbqa, Split::Dev, "accuracy", metrics);
-        report.model_dir = Some(r.output.clone());
-        report.details =
-            Some(serde_json::to_value(&r).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?);
-        Ok(report)
-    },
-    evaluate: |path, overrides, split, precision| {
-        let loaded = crate::config::load::<KbqaConfig>(path, overrides)
-            .map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
-        let m =
-            evaluate(&loaded, split, precision).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
-        let metrics = serde_json::to_value(m).map_err(|e| TaskError::new(TaskKind::Kbqa, e))?;
-        Ok(TaskReport::new(TaskKind::Kbqa, split, "accuracy", metrics))
-    },
-};
+/// KBQA as a trainable task. It fits its scorer with its own loop (see [`train`]): the
+/// encoder is frozen and the scorer is a small listwise model trained by full passes with
+/// Adam, so the gradient-step loop of [`crate::train`] (checkpoints, warm-up, dev every N
+/// steps) has nothing to offer it; its report goes into `details`. Evaluation runs the
+/// question encoder at the given precision.
+pub struct Kbqa;
+
+/// KBQA in the trainable-task registry ([`crate::stages::training::TASKS`]).
+pub static TASK: Trainable = register::<Kbqa>();
+
+impl Task for Kbqa {
+    type Resolved = Loaded<KbqaConfig>;
+    type Metrics = Metrics;
+    type Error = KbqaError;
+    const KIND: TaskKind = TaskKind::Kbqa;
+    const METRIC: &'static str = "accuracy";
+
+    fn resolve(
+        path: &std::path::Path,
+        overrides: &[String],
+        _purpose: Purpose,
+    ) -> Result<Loaded<KbqaConfig>, KbqaError> {
+        let loaded = crate::config::load::<KbqaConfig>(path, overrides)?;
+        resolve(&loaded)?;
+        Ok(loaded)
+    }
+
+    fn train(loaded: Loaded<KbqaConfig>) -> Result<Trained, KbqaError> {
+        let r = train(&loaded)?;
+        let details = serde_json::to_value(&r).ok();
+        Ok(Trained {
+            dev: serde_json::to_value(r.dev).unwrap_or_default(),
+            train: None,
+            model_dir: r.output,
+            details,
+        })
+    }
+
+    fn evaluate(
+        loaded: Loaded<KbqaConfig>,
+        split: Split,
+        precision: Precision,
+    ) -> Result<Metrics, KbqaError> {
+        evaluate(&loaded, split, precision)
+    }
+}

@@ -26,8 +26,8 @@ use crate::model::Dropout;
 use crate::model::Precision;
 use crate::stages::task::Purpose;
 use crate::stages::task::{
-    documents, register, resolve_task, trainable_params, Annotator, Split, Task, Trainable,
-    Trained, TrainingKnowledge, TrainingVars,
+    documents, register, resolve_config, resolve_task, trainable_params, Annotator, Split, Task,
+    TaskKind, Trainable, Trained, TrainingKnowledge, TrainingVars,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -98,16 +98,20 @@ pub struct Ner;
 pub static TASK: Trainable = register::<Ner>();
 
 impl Task for Ner {
-    type Config = NerConfig;
+    type Resolved = crate::stages::task::Resolved<NerConfig>;
     type Metrics = NerMetrics;
     type Error = NerError;
+    const KIND: TaskKind = TaskKind::Ner;
     const METRIC: &'static str = "f1";
 
-    /// `knowledge.ernie_layers` must fit the encoder's layers.
-    fn check(
-        base: &crate::stages::task::Resolved<NerConfig>,
+    /// The shared resolution, then `knowledge.ernie_layers` must fit the encoder's layers.
+    fn resolve(
+        path: &Path,
+        overrides: &[String],
         purpose: Purpose,
-    ) -> Result<(), NerError> {
+    ) -> Result<crate::stages::task::Resolved<NerConfig>, NerError> {
+        let base: crate::stages::task::Resolved<NerConfig> =
+            resolve_config::<_, NerError>(path, overrides, purpose)?;
         let (c, source) = (&base.config, &base.source);
         if c.knowledge.mode.fuses_entities() && purpose == Purpose::Train {
             let layers = read_config(&base.encoder)?.num_hidden_layers;
@@ -124,7 +128,7 @@ impl Task for Ner {
                 }
             }
         }
-        Ok(())
+        Ok(base)
     }
 
     fn train(base: crate::stages::task::Resolved<NerConfig>) -> Result<Trained, NerError> {

@@ -21,7 +21,9 @@ pub use train::{evaluate_config, train_config, PretrainReport};
 
 use std::path::PathBuf;
 
-use crate::stages::task::{Split, TaskError, TaskKind, TaskReport, Trainable};
+use crate::stages::task::{
+    register, ConfigFile, Purpose, Split, Task, TaskKind, Trainable, Trained,
+};
 
 /// What can go wrong pretraining, evaluating or filling masks.
 #[derive(Debug, thiserror::Error)]
@@ -98,29 +100,43 @@ pub enum PretrainError {
     Train(#[from] crate::train::TrainError),
 }
 
+/// Masked-LM pretraining as a trainable task.
+pub struct Pretrain;
+
 /// Pretraining in the trainable-task registry ([`crate::stages::training::TASKS`]).
-pub static TASK: Trainable = Trainable {
-    kind: TaskKind::Pretrain,
-    check: |path, overrides| {
-        train::check_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Pretrain, e))
-    },
-    train: |path, overrides| {
-        let r = train_config(path, overrides).map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
-        let mut report = TaskReport::new(TaskKind::Pretrain, Split::Dev, "mlm_accuracy", r.dev);
-        report.train = Some(r.train);
-        report.model_dir = Some(r.model_dir);
-        Ok(report)
-    },
-    evaluate: |path, overrides, split, _precision| {
-        let m = evaluate_config(path, overrides, split)
-            .map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
-        let metrics =
-            serde_json::to_value(&m).map_err(|e| TaskError::new(TaskKind::Pretrain, e))?;
-        Ok(TaskReport::new(
-            TaskKind::Pretrain,
-            split,
-            "mlm_accuracy",
-            metrics,
-        ))
-    },
-};
+pub static TASK: Trainable = register::<Pretrain>();
+
+impl Task for Pretrain {
+    type Resolved = ConfigFile;
+    type Metrics = MlmMetrics;
+    type Error = PretrainError;
+    const KIND: TaskKind = TaskKind::Pretrain;
+    const METRIC: &'static str = "mlm_accuracy";
+
+    fn resolve(
+        path: &std::path::Path,
+        overrides: &[String],
+        _purpose: Purpose,
+    ) -> Result<ConfigFile, PretrainError> {
+        train::check_config(path, overrides)?;
+        Ok(ConfigFile::new(path, overrides))
+    }
+
+    fn train(f: ConfigFile) -> Result<Trained, PretrainError> {
+        let r = train_config(&f.path, &f.overrides)?;
+        Ok(Trained {
+            dev: r.dev,
+            train: Some(r.train),
+            model_dir: r.model_dir,
+            details: None,
+        })
+    }
+
+    fn evaluate(
+        f: ConfigFile,
+        split: Split,
+        precision: crate::model::Precision,
+    ) -> Result<MlmMetrics, PretrainError> {
+        train::evaluate_config_at(&f.path, &f.overrides, split, precision)
+    }
+}

@@ -25,6 +25,7 @@ use crate::model::dea::{
 };
 use crate::model::load::read_config;
 use crate::model::mlm::{fill_masked_lm_varmap, load_masked_lm, save_masked_lm, BertForMaskedLm};
+use crate::model::Precision;
 use crate::model::{
     aggregator_config, BertConfig, BertTokenizer, Dropout, EntityTable, Kernels, Rng,
 };
@@ -594,6 +595,17 @@ pub fn evaluate_config(
     overrides: &[String],
     split: Split,
 ) -> Result<MlmMetrics, PretrainError> {
+    evaluate_config_at(path, overrides, split, Precision::F32)
+}
+
+/// [`evaluate_config`] with the model's dense layers at `precision`.
+pub fn evaluate_config_at(
+    path: &Path,
+    overrides: &[String],
+    split: Split,
+    precision: Precision,
+) -> Result<MlmMetrics, PretrainError> {
+    let kernels = Kernels::inference(precision);
     if split == Split::Train {
         return Err(PretrainError::Split(split));
     }
@@ -604,12 +616,10 @@ pub fn evaluate_config(
     let device = Device::Cpu;
     let best = r.output_dir.join("best");
     let model = match &data.ernie {
-        None => {
-            PretrainModel::Plain(load_masked_lm(&best, &device, Kernels::Fast, c.train.seed)?.0)
-        }
+        None => PretrainModel::Plain(load_masked_lm(&best, &device, kernels, c.train.seed)?.0),
         Some(e) => {
             let mut cfg = data.model_config(&read_config(&best)?);
-            cfg.kernels = Kernels::Fast;
+            cfg.kernels = kernels;
             let model = load_ernie_pretraining(&best, &cfg, &device)?;
             // The model's own vectors, which it was trained against.
             let vectors = EntityVectors::load(&best)

@@ -23,8 +23,8 @@ use crate::model::Dropout;
 use crate::model::Precision;
 use crate::stages::task::Purpose;
 use crate::stages::task::{
-    register, resolve_task, trainable_params, ModelDir, Split, Task, Trainable, Trained,
-    TrainingVars,
+    register, resolve_config, resolve_task, trainable_params, ModelDir, Split, Task, TaskKind,
+    Trainable, Trained, TrainingVars,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -57,10 +57,15 @@ pub struct Qa;
 pub static TASK: Trainable = register::<Qa>();
 
 impl Task for Qa {
-    type Config = QaConfig;
+    type Resolved = Resolved;
     type Metrics = QaMetrics;
     type Error = QaError;
+    const KIND: TaskKind = TaskKind::Qa;
     const METRIC: &'static str = "f1";
+
+    fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolved, QaError> {
+        resolve_config(path, overrides, purpose)
+    }
 
     fn train(r: Resolved) -> Result<Trained, QaError> {
         let r = train_resolved(r)?;

@@ -25,8 +25,8 @@ use crate::model::Kernels;
 use crate::model::Precision;
 use crate::stages::task::Purpose;
 use crate::stages::task::{
-    pretrained_varmap, register, resolve_task, trainable_params, Annotator, KnowledgeRecord,
-    ModelDir, Split, Task, Trainable, Trained,
+    pretrained_varmap, register, resolve_config, resolve_task, trainable_params, Annotator,
+    KnowledgeRecord, ModelDir, Split, Task, TaskKind, Trainable, Trained,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -55,10 +55,19 @@ pub struct Relation;
 pub static TASK: Trainable = register::<Relation>();
 
 impl Task for Relation {
-    type Config = RelationConfig;
+    type Resolved = Resolved;
     type Metrics = RelationMetrics;
     type Error = RelationError;
+    const KIND: TaskKind = TaskKind::Relation;
     const METRIC: &'static str = "f1";
+
+    fn resolve(
+        path: &Path,
+        overrides: &[String],
+        purpose: Purpose,
+    ) -> Result<Resolved, RelationError> {
+        resolve_config(path, overrides, purpose)
+    }
 
     fn train(r: Resolved) -> Result<Trained, RelationError> {
         let r = train_resolved(r)?;

@@ -29,40 +29,76 @@ pub struct Trained {
     pub details: Option<serde_json::Value>,
 }
 
-/// A trainable task: its configuration, its metrics, how it trains and evaluates.
+/// A trainable task: how its TOML is resolved and checked, its metrics, how it trains and
+/// evaluates.
 pub trait Task: 'static {
-    /// The training TOML, table for table; its [`TaskConfig::KIND`] is the task's kind.
-    type Config: TaskConfig;
+    /// A configuration loaded, checked and with its paths resolved (for the tasks that
+    /// fine-tune an encoder, [`Resolved`] of a [`TaskConfig`], from [`resolve_config`]).
+    type Resolved;
     /// What evaluation computes (serialised into the report's top level).
     type Metrics: Serialize;
     /// The task's own failures; shared ones (configuration, files) convert into it.
     type Error: std::error::Error + Send + Sync + 'static + From<ConfigError>;
 
+    /// The `[task] kind` it trains.
+    const KIND: TaskKind;
     /// The headline metric's name in [`Task::Metrics`] (`f1`, `accuracy`, ...), which
     /// training selects the best model by.
     const METRIC: &'static str;
 
-    /// Checks beyond the configuration's own ([`TaskConfig::check`]) that need resolved
-    /// paths (e.g. the encoder's layer count); run before training and evaluation.
-    fn check(_resolved: &Resolved<Self::Config>, _purpose: Purpose) -> Result<(), Self::Error> {
-        Ok(())
-    }
+    /// Loads and checks the TOML at `path` with `--set` `overrides` for `purpose`: every
+    /// key, range and path, before any data is read or model built.
+    fn resolve(
+        path: &Path,
+        overrides: &[String],
+        purpose: Purpose,
+    ) -> Result<Self::Resolved, Self::Error>;
 
     /// Trains the model `resolved` describes.
-    fn train(resolved: Resolved<Self::Config>) -> Result<Trained, Self::Error>;
+    fn train(resolved: Self::Resolved) -> Result<Trained, Self::Error>;
 
-    /// Evaluates the trained model of `resolved` (`OUTPUT/best`) on `split`, its dense layers
-    /// at `precision`.
+    /// Evaluates the trained model of `resolved` on `split`, its dense layers at
+    /// `precision`.
     fn evaluate(
-        resolved: Resolved<Self::Config>,
+        resolved: Self::Resolved,
         split: Split,
         precision: Precision,
     ) -> Result<Self::Metrics, Self::Error>;
 }
 
+/// A task's TOML file with its `--set` overrides, checked by the task's own resolution (for
+/// the tasks whose run resolves its configuration itself: pretraining, distillation).
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// The TOML file.
+    pub path: PathBuf,
+    /// The `--set` overrides.
+    pub overrides: Vec<String>,
+}
+
+impl ConfigFile {
+    /// The file `path` with `overrides`.
+    pub fn new(path: &Path, overrides: &[String]) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            overrides: overrides.to_vec(),
+        }
+    }
+}
+
+/// The shared resolution of an encoder-fine-tuning task's configuration `C` (see
+/// [`resolve_for`]), its errors in the task's type.
+pub fn resolve_config<C: TaskConfig, E: From<ConfigError>>(
+    path: &Path,
+    overrides: &[String],
+    purpose: Purpose,
+) -> Result<Resolved<C>, E> {
+    Ok(resolve_for::<C>(path, overrides, purpose)?)
+}
+
 /// The kind of task `T`.
 pub const fn kind_of<T: Task>() -> TaskKind {
-    <T::Config as TaskConfig>::KIND
+    T::KIND
 }
 
 /// The registry entry of `T` (`pub static TASK: Trainable = register::<MyTask>();`).
@@ -75,15 +111,13 @@ pub const fn register<T: Task>() -> Trainable {
     }
 }
 
-/// Loads and checks the configuration at `path` for `purpose`.
+/// Loads and checks the configuration at `path` for `purpose` ([`Task::resolve`]).
 pub fn resolve_task<T: Task>(
     path: &Path,
     overrides: &[String],
     purpose: Purpose,
-) -> Result<Resolved<T::Config>, T::Error> {
-    let resolved = resolve_for::<T::Config>(path, overrides, purpose)?;
-    T::check(&resolved, purpose)?;
-    Ok(resolved)
+) -> Result<T::Resolved, T::Error> {
+    T::resolve(path, overrides, purpose)
 }
 
 fn fail<T: Task>(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> TaskError {

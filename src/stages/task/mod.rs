@@ -15,7 +15,7 @@ pub mod setup;
 pub mod trainable;
 
 pub use config::{EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable};
-pub use definition::{kind_of, register, resolve_task, Task, Trained};
+pub use definition::{kind_of, register, resolve_config, resolve_task, ConfigFile, Task, Trained};
 pub use entities::{entity_vectors, PretrainedAggregators, PretrainedRecord, TransERecord};
 pub use init::{pretrained_varmap, trainable_params};
 pub use kind::{Split, TaskKind};
