@@ -92,6 +92,19 @@ fn pretraining_writes_a_masked_lm_that_loads_resumes_evaluates_and_fills_masks()
     assert!(m.masked_tokens > 0 && m.mlm_loss > 0.0);
     assert!(m.mlm_accuracy >= 0.0 && m.mlm_accuracy <= 1.0);
     assert!(evaluate_config(&config, &[], Split::Train).is_err());
+    // `zhishi eval --precision`: the same masked tokens scored by int8 dense layers.
+    let q = zhishi::stages::pretrain::train::evaluate_config_at(
+        &config,
+        &[],
+        Split::Dev,
+        zhishi::model::Precision::Int8,
+    )
+    .unwrap();
+    assert_eq!(q.masked_tokens, m.masked_tokens);
+    assert!(
+        (q.mlm_loss - m.mlm_loss).abs() < 0.05 * m.mlm_loss,
+        "{q:?} vs {m:?}"
+    );
 
     let fill = FillMask::load(&best).unwrap();
     let masks = fill.fill("患者[MASK]痛发[MASK]", 3).unwrap();
