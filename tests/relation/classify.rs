@@ -161,6 +161,24 @@ fn single_sentence_training_learns_the_toy_sentiment_and_eval_reports_accuracy_a
         serde_json::json!([[3, 0], [0, 3]])
     );
 
+    // `zhishi quantize` keeps a classification model's files and its predictions.
+    let int8 = ws.root.join("int8");
+    zhishi()
+        .args(["quantize", "--model"])
+        .arg(out_dir.join("best"))
+        .arg("--output")
+        .arg(&int8)
+        .assert()
+        .success();
+    let q = ClassifyModel::load(&int8).unwrap();
+    let f = ClassifyModel::load(&out_dir.join("best")).unwrap();
+    let texts = [("房间很干净", None), ("服务很冷淡", None)];
+    let (pq, pf) = (q.predict(&texts).unwrap(), f.predict(&texts).unwrap());
+    for (a, b) in pq.iter().zip(&pf) {
+        assert_eq!(q.decide(a), f.decide(b));
+        assert!((a[0] - b[0]).abs() < 0.05, "{a:?} vs {b:?}");
+    }
+
     // The library: bare texts through the trained model.
     let model = ClassifyModel::load(&out_dir.join("best")).unwrap();
     let probs = model
