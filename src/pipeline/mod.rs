@@ -107,9 +107,20 @@ impl Pipeline {
 
     /// Like [`Pipeline::from_toml`] with `--set dotted.key=value` overrides applied first.
     pub fn from_toml_with(path: &Path, overrides: &[String]) -> Result<Self, PipelineError> {
+        Self::from_toml_with_kinds(path, overrides, &[])
+    }
+
+    /// Like [`Pipeline::from_toml_with`], the file may also list stages of the kinds `kinds`
+    /// (a library's own [`registry::StageKind`]s, as [`PipelineBuilder::register`] adds them).
+    pub fn from_toml_with_kinds(
+        path: &Path,
+        overrides: &[String],
+        kinds: &[&'static dyn registry::StageKind],
+    ) -> Result<Self, PipelineError> {
+        let kinds = registry::Kinds::with(kinds);
         let mut loaded = config::load::<PipelineSpec>(path, overrides)?;
-        let kg = loaded.value.check(&loaded.source)?;
-        build(&loaded.value, kg.map(KgInput::Location), Vec::new())
+        let kg = loaded.value.check_with(&loaded.source, &kinds)?;
+        build(&loaded.value, kg.map(KgInput::Location), Vec::new(), &kinds)
     }
 
     /// A builder for pipelines assembled in code.
@@ -207,6 +218,8 @@ pub struct PipelineBuilder {
     spec: PipelineSpec,
     kg: Option<KgInput>,
     custom: Vec<CustomStage>,
+    /// Stage kinds of the library user's, listed like the built-in ones.
+    kinds: Vec<&'static dyn registry::StageKind>,
     /// The first options that could not be turned into a table, reported by `build`.
     invalid: Option<registry::OptionsError>,
 }
@@ -219,6 +232,15 @@ struct CustomStage {
 }
 
 impl PipelineBuilder {
+    /// Adds a stage kind of your own, so `stage(NAME, &options)` (and a TOML file read with
+    /// [`Pipeline::from_toml_with_kinds`]) can list it like a built-in one: declared as the
+    /// built-in kinds are (`StageKind`, e.g. [`registry::ModelStageKind`]), checked the same
+    /// way, and instances of it may be named (`[mine_a] kind = "mine"`).
+    pub fn register(mut self, kind: &'static dyn registry::StageKind) -> Self {
+        self.kinds.push(kind);
+        self
+    }
+
     /// Names the pipeline.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.spec.pipeline.name = name.into();
@@ -374,12 +396,17 @@ impl PipelineBuilder {
                 )
             })
             .collect();
-        if let Some((key, message)) = self.spec.pipeline.list_problem(&self.spec.tables, &custom) {
+        let kinds = registry::Kinds::with(&self.kinds);
+        if let Some((key, message)) =
+            self.spec
+                .pipeline
+                .list_problem(&kinds, &self.spec.tables, &custom)
+        {
             return Err(PipelineError::Invalid { key, message });
         }
         let resolve = |_: &str, path: &Path| Ok(path.to_path_buf());
         for name in self.spec.pipeline.stages.clone() {
-            if let Some(kind) = registry::instance_kind(&name, self.spec.tables.get(&name)) {
+            if let Some(kind) = kinds.instance(&name, self.spec.tables.get(&name)) {
                 kind.check(self.spec.tables.get_mut(&name), &resolve)
                     .map_err(|e| PipelineError::Invalid {
                         key: e.key,
@@ -387,14 +414,14 @@ impl PipelineBuilder {
                     })?;
             }
         }
-        let order = self
-            .spec
-            .pipeline
-            .order_problem(self.kg.is_some(), &self.spec.tables, &custom);
+        let order =
+            self.spec
+                .pipeline
+                .order_problem(&kinds, self.kg.is_some(), &self.spec.tables, &custom);
         if let Some((key, message)) = order {
             return Err(PipelineError::Invalid { key, message });
         }
-        build(&self.spec, self.kg, self.custom)
+        build(&self.spec, self.kg, self.custom, &kinds)
     }
 }
 
@@ -404,6 +431,7 @@ fn build(
     spec: &PipelineSpec,
     kg: Option<KgInput>,
     custom: Vec<CustomStage>,
+    kinds: &registry::Kinds<'_>,
 ) -> Result<Pipeline, PipelineError> {
     let kg: Option<Arc<dyn KnowledgeSource>> = match kg {
         None => None,
@@ -412,7 +440,9 @@ fn build(
     };
     let stages_listed = &spec.pipeline.stages;
     let kg_stage = stages_listed.iter().find(|s| {
-        registry::instance_kind(s, spec.tables.get(s.as_str())).is_some_and(|k| k.info().needs_kg)
+        kinds
+            .instance(s, spec.tables.get(s.as_str()))
+            .is_some_and(|k| k.info().needs_kg)
     });
     let linker = match kg_stage {
         None => None,
@@ -438,8 +468,9 @@ fn build(
             Some(c) => Box::new(Shared(Arc::clone(&c.stage))),
             None => {
                 let table = spec.tables.get(name.as_str());
-                let kind =
-                    registry::instance_kind(name, table).ok_or_else(|| PipelineError::Invalid {
+                let kind = kinds
+                    .instance(name, table)
+                    .ok_or_else(|| PipelineError::Invalid {
                         key: "pipeline.stages".into(),
                         message: format!("unknown stage `{name}`"),
                     })?;

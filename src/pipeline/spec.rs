@@ -87,6 +87,7 @@ impl RunSpec {
     /// listed twice, or a name that is neither registered nor one of `custom`.
     pub fn list_problem(
         &self,
+        kinds: &registry::Kinds<'_>,
         tables: &BTreeMap<String, toml::Value>,
         custom: &[(String, Vec<Field>, Vec<Field>)],
     ) -> Option<(String, String)> {
@@ -105,7 +106,7 @@ impl RunSpec {
             }
             let table = tables.get(name.as_str());
             let kind = registry::kind_name(name, table);
-            if registry::find(kind).is_none() && !custom.iter().any(|c| &c.0 == name) {
+            if kinds.find(kind).is_none() && !custom.iter().any(|c| &c.0 == name) {
                 let what = if kind == name {
                     format!("unknown stage `{name}`")
                 } else {
@@ -115,7 +116,7 @@ impl RunSpec {
                     key,
                     format!(
                         "{what}, expected one of {} (or a table of its own naming one as `kind`)",
-                        registry::names().join(", ")
+                        kinds.names().join(", ")
                     ),
                 ));
             }
@@ -129,11 +130,12 @@ impl RunSpec {
     /// [`crate::pipeline::PipelineBuilder`], whose custom stages are `custom`.
     pub fn order_problem(
         &self,
+        kinds: &registry::Kinds<'_>,
         has_kg: bool,
         tables: &BTreeMap<String, toml::Value>,
         custom: &[(String, Vec<Field>, Vec<Field>)],
     ) -> Option<(String, String)> {
-        if let Some(problem) = self.list_problem(tables, custom) {
+        if let Some(problem) = self.list_problem(kinds, tables, custom) {
             return Some(problem);
         }
         let stages = &self.stages;
@@ -141,7 +143,7 @@ impl RunSpec {
         for (i, name) in stages.iter().enumerate() {
             let key = format!("pipeline.stages[{i}]");
             let (requires, produces, needs_kg) = match (
-                registry::instance_kind(name, tables.get(name.as_str())),
+                kinds.instance(name, tables.get(name.as_str())),
                 custom.iter().find(|c| &c.0 == name),
             ) {
                 (_, Some((_, requires, produces))) => (requires.clone(), produces.clone(), false),
@@ -158,7 +160,7 @@ impl RunSpec {
                         key,
                         format!(
                             "unknown stage `{name}`, expected one of {}",
-                            registry::names().join(", ")
+                            kinds.names().join(", ")
                         ),
                     ))
                 }
@@ -238,18 +240,28 @@ impl PipelineSpec {
     /// Checks stage order, stage options and the KG, and resolves model paths (in place) and
     /// the KG's paths against `source`'s directory. Returns where the KG lives, if anywhere.
     pub fn check(&mut self, source: &ConfigSource) -> Result<Option<KgLocation>, ConfigError> {
-        if let Some((key, message)) = self.pipeline.list_problem(&self.tables, &[]) {
+        self.check_with(source, &registry::Kinds::default())
+    }
+
+    /// [`PipelineSpec::check`] with the stage kinds `kinds` (the built-in ones and those a
+    /// library user registered).
+    pub fn check_with(
+        &mut self,
+        source: &ConfigSource,
+        kinds: &registry::Kinds<'_>,
+    ) -> Result<Option<KgLocation>, ConfigError> {
+        if let Some((key, message)) = self.pipeline.list_problem(kinds, &self.tables, &[]) {
             return Err(source.error(&key, message));
         }
         for (table, value) in &self.tables {
-            let known = registry::instance_kind(table, Some(value)).is_some();
+            let known = kinds.instance(table, Some(value)).is_some();
             if !known || !value.is_table() {
                 return Err(source.error(
                     table,
                     format!(
                         "unknown {} `{table}`, expected [pipeline], [kg] or a stage's table ({}, or an instance naming one as `kind`)",
                         if value.is_table() { "table" } else { "key" },
-                        registry::names().join(", ")
+                        kinds.names().join(", ")
                     ),
                 ));
             }
@@ -270,7 +282,7 @@ impl PipelineSpec {
             })
         };
         for name in self.pipeline.stages.clone() {
-            let Some(kind) = registry::instance_kind(&name, self.tables.get(&name)) else {
+            let Some(kind) = kinds.instance(&name, self.tables.get(&name)) else {
                 continue; // reported by order_problem
             };
             kind.check(self.tables.get_mut(&name), &resolve)
@@ -279,7 +291,7 @@ impl PipelineSpec {
         // After the checks: a model stage's needs depend on its (now resolved) model.
         let order = self
             .pipeline
-            .order_problem(self.kg.is_some(), &self.tables, &[]);
+            .order_problem(kinds, self.kg.is_some(), &self.tables, &[]);
         if let Some((key, message)) = order {
             return Err(source.error(&key, message));
         }

@@ -168,6 +168,50 @@ pub fn instance_kind(name: &str, table: Option<&toml::Value>) -> Option<&'static
 /// The key of an instance table that names its stage kind.
 pub const KIND_KEY: &str = "kind";
 
+/// The stage kinds a pipeline may name: the built-in [`REGISTRY`] and the kinds a library
+/// user registered (`PipelineBuilder::register`), which a TOML file can then list like any
+/// other (a registered kind of a built-in name takes its place).
+#[derive(Clone, Copy, Default)]
+pub struct Kinds<'a> {
+    extra: &'a [&'static dyn StageKind],
+}
+
+impl<'a> Kinds<'a> {
+    /// The built-in kinds and `extra`.
+    pub fn with(extra: &'a [&'static dyn StageKind]) -> Self {
+        Self { extra }
+    }
+
+    /// The kind called `name`.
+    pub fn find(&self, name: &str) -> Option<&'static dyn StageKind> {
+        self.extra
+            .iter()
+            .copied()
+            .find(|k| k.info().name == name)
+            .or_else(|| find(name))
+    }
+
+    /// The kind of the stage instance `name` whose options table is `table`.
+    pub fn instance(
+        &self,
+        name: &str,
+        table: Option<&toml::Value>,
+    ) -> Option<&'static dyn StageKind> {
+        self.find(kind_name(name, table))
+    }
+
+    /// Every kind's name, for "expected one of" messages.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = names();
+        for k in self.extra {
+            if !names.contains(&k.info().name) {
+                names.push(k.info().name);
+            }
+        }
+        names
+    }
+}
+
 /// The registered names, for "expected one of" messages.
 pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|k| k.info().name).collect()

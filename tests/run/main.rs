@@ -11,5 +11,6 @@ mod support;
 
 mod cli;
 mod pipeline_toml;
+mod registered;
 mod safety;
 mod spark_pipe;
