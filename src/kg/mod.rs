@@ -6,7 +6,9 @@ pub mod eval;
 pub mod graph;
 pub mod identity;
 pub mod import;
+pub mod source;
 pub mod store;
+pub mod store_source;
 pub mod transe;
 
 pub use identity::{IdentityHasher, KgIdentity};

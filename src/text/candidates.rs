@@ -7,7 +7,7 @@ use pinyin::ToPinyin;
 use rustc_hash::FxHashMap;
 
 use super::normalize::{normalize_key, NormalizeOptions};
-use super::source::EntityId;
+use crate::kg::source::EntityId;
 
 /// How a candidate was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

@@ -7,7 +7,7 @@
 //! a logistic model into a probability that the link is right.
 use super::candidates::MatchKind;
 use super::normalize::{normalize_key, NormalizeOptions};
-use super::source::{EntityId, Fact};
+use crate::kg::source::{EntityId, Fact};
 use rustc_hash::FxHashMap;
 
 /// Most facts per entity kept for context scoring.

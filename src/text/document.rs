@@ -4,11 +4,11 @@
 //! trained on exactly the knowledge a pipeline gives it.
 use crate::doc::{self, Document};
 
-use super::link::{fact_context, LinkError, Linker, Mention};
-use super::source::KnowledgeSource;
+use super::link::{fact_context, LinkError, LinkedMention, Linker};
+use crate::kg::source::KnowledgeSource;
 
-impl From<Mention> for doc::Mention {
-    fn from(m: Mention) -> Self {
+impl From<LinkedMention> for doc::Mention {
+    fn from(m: LinkedMention) -> Self {
         doc::Mention {
             start: m.char_start,
             end: m.char_end,

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use zhishi::kg::import::{import_files, Format, ImportOptions};
 use zhishi::kg::store::Store;
 use zhishi::text::disambiguate::{ScoreWeights, N_FEATURES};
-use zhishi::text::{LinkOptions, Linker, Mention, OverlapPolicy};
+use zhishi::text::{LinkOptions, LinkedMention, Linker, OverlapPolicy};
 
 const HELD_OUT: usize = 2000;
 
@@ -79,7 +79,7 @@ fn build(dir: &tempfile::TempDir, opts: LinkOptions) -> Linker<Store> {
 }
 
 /// (top-1 hit, recall hit) for one question.
-fn judge(mentions: &[Mention], gold: Option<u32>) -> (bool, bool) {
+fn judge(mentions: &[LinkedMention], gold: Option<u32>) -> (bool, bool) {
     let Some(gold) = gold else {
         return (false, false);
     };

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use zhishi::kg::import::{import_files, Format, ImportOptions};
 use zhishi::kg::store::Store;
+use zhishi::kg::store_source::TRANSE_VECTORS_FILE;
 use zhishi::kg::transe::{Norm, TransE};
-use zhishi::text::store_source::TRANSE_VECTORS_FILE;
 use zhishi::text::{LinkError, LinkOptions, Linker};
 
 #[cfg(unix)]

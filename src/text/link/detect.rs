@@ -2,10 +2,10 @@
 //! tokens, the unscored mentions they yield, and the token and sentence windows detection
 //! runs on (a caller's words tiled over the normalised text, context windows).
 use super::Linker;
+use crate::kg::source::{EntityId, KnowledgeSource};
 use crate::text::candidates::{MatchKind, WindowKey};
 use crate::text::normalize::{is_han, normalize_into, NormalizeOptions};
 use crate::text::segment::NormToken;
-use crate::text::source::{EntityId, KnowledgeSource};
 
 /// Sentences longer than this (chars) are cut into windows for context and coherence.
 const MAX_SENTENCE_CHARS: usize = 128;

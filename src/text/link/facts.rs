@@ -3,10 +3,10 @@
 //! [`Linker::select_facts`].
 use rustc_hash::FxHashSet;
 
-use super::{EntityRef, LinkError, Linker, Mention, RankedFact};
+use super::{EntityRef, LinkError, LinkedMention, Linker, RankedFact};
+use crate::kg::source::KnowledgeSource;
 use crate::text::disambiguate::SentenceChars;
 use crate::text::normalize::{normalize, normalize_key};
-use crate::text::source::KnowledgeSource;
 
 impl<S: KnowledgeSource> Linker<S> {
     /// The triples of a linked entity ranked by relevance to the text around the mention
@@ -15,7 +15,7 @@ impl<S: KnowledgeSource> Linker<S> {
     pub fn select_knowledge(
         &self,
         text: &str,
-        mention: &Mention,
+        mention: &LinkedMention,
         k: usize,
     ) -> Result<Vec<RankedFact>, LinkError> {
         let context = fact_context(text, mention.start, mention.end);

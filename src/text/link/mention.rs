@@ -1,13 +1,13 @@
-//! What linking returns: [`Mention`]s with their [`EntityRef`] and scored [`Candidate`]s,
+//! What linking returns: [`LinkedMention`]s with their [`EntityRef`] and scored [`Candidate`]s,
 //! the [`RankedFact`] triples selected for a linked entity, and the mapping of scored
 //! mentions back to the original text's byte and character offsets.
 use serde::Serialize;
 
 use super::score::Scored;
+use crate::kg::source::EntityId;
 use crate::text::candidates::MatchKind;
 use crate::text::disambiguate::Features;
 use crate::text::normalize::Normalized;
-use crate::text::source::EntityId;
 
 /// A linked entity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,7 +38,7 @@ pub struct Candidate {
 /// A mention linked to an entity. `start`/`end` are byte offsets into the
 /// input (`&text[start..end] == text`), `char_start`/`char_end` Unicode-scalar offsets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Mention {
+pub struct LinkedMention {
     /// Byte offset of the mention in the input.
     pub start: usize,
     /// Byte end of the mention in the input.
@@ -69,7 +69,7 @@ pub struct RankedFact {
 }
 
 /// Maps scored mentions back to the original text.
-pub(super) fn to_mentions(text: &str, norm: &Normalized, kept: Vec<Scored>) -> Vec<Mention> {
+pub(super) fn to_mentions(text: &str, norm: &Normalized, kept: Vec<Scored>) -> Vec<LinkedMention> {
     let mut out = Vec::with_capacity(kept.len());
     let (mut byte_cursor, mut char_cursor) = (0usize, 0usize);
     for m in kept {
@@ -82,7 +82,7 @@ pub(super) fn to_mentions(text: &str, norm: &Normalized, kept: Vec<Scored>) -> V
         byte_cursor = start;
         let char_len = text[start..end].chars().count();
         let best = &m.cands[0];
-        out.push(Mention {
+        out.push(LinkedMention {
             start,
             end,
             char_start: char_cursor,

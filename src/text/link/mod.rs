@@ -15,14 +15,16 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use facts::{fact_context, FACT_CONTEXT_CHARS};
-pub use mention::{Candidate, EntityRef, Mention, RankedFact};
+pub use mention::{Candidate, EntityRef, LinkedMention, RankedFact};
 pub use options::{LinkOptions, OverlapPolicy, FUNCTION_WORD_TAGS};
 
 use super::candidates::{IndexError, NameIndex};
 use super::disambiguate::{rarity, EntityProfile, ProfileTable, PROFILE_FACTS};
 use super::normalize::{normalize, Normalized};
 use super::segment::{NormToken, SegmentOptions, Segmenter};
-use super::source::{derived_aliases, EntityId, EntityInfo, Fact, KnowledgeSource, SourceError};
+use crate::kg::source::{
+    derived_aliases, EntityId, EntityInfo, Fact, KnowledgeSource, SourceError,
+};
 use detect::{sentence_windows, tile_words};
 use mention::to_mentions;
 use overlap::resolve_overlaps;
@@ -176,7 +178,7 @@ impl<S: KnowledgeSource> Linker<S> {
     }
 
     /// Finds and links the mentions of `text`, in text order.
-    pub fn link(&self, text: &str) -> Vec<Mention> {
+    pub fn link(&self, text: &str) -> Vec<LinkedMention> {
         let norm = normalize(text, self.opts.normalize);
         if norm.as_str().is_empty() || self.index.is_empty() {
             return Vec::new();
@@ -196,7 +198,7 @@ impl<S: KnowledgeSource> Linker<S> {
         &self,
         text: &str,
         words: impl IntoIterator<Item = (&'w str, Option<&'w str>)>,
-    ) -> Vec<Mention> {
+    ) -> Vec<LinkedMention> {
         let norm = normalize(text, self.opts.normalize);
         if norm.as_str().is_empty() || self.index.is_empty() {
             return Vec::new();
@@ -219,7 +221,7 @@ impl<S: KnowledgeSource> Linker<S> {
         text: &str,
         norm: &Normalized,
         tokens: &[NormToken<'_>],
-    ) -> Vec<Mention> {
+    ) -> Vec<LinkedMention> {
         let s = norm.as_str();
         let sentences = sentence_windows(s, tokens);
         let raws = self.detect(s, tokens, &sentences);

@@ -3,10 +3,10 @@
 //! the scored mentions that overlap resolution and output work on.
 use super::detect::Raw;
 use super::{Candidate, Linker};
+use crate::kg::source::{EntityId, KnowledgeSource};
 use crate::kg::transe::TransE;
 use crate::text::candidates::MatchKind;
 use crate::text::disambiguate::{Features, SentenceChars};
-use crate::text::source::{EntityId, KnowledgeSource};
 
 /// TransE entity vectors scaled to unit length, so relatedness is a dot product.
 pub(super) struct UnitVectors {

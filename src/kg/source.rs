@@ -3,7 +3,7 @@
 //!
 //! The linker reads names once at build time and facts (outgoing triples)
 //! to build its context signatures; the real sled store implements the same
-//! trait in `store_source.rs`; aliases follow the store's rules.
+//! trait in `kg/store_source.rs`; aliases follow the store's rules.
 use std::collections::HashMap;
 
 use crate::kg::identity::{IdentityHasher, KgIdentity};

@@ -10,7 +10,7 @@ use crate::kg::transe::TransE;
 /// (written by `zhishi transe train --db`).
 pub const TRANSE_VECTORS_FILE: &str = "transe.safetensors";
 
-use super::source::{EntityId, EntityInfo, Fact, KnowledgeSource, SourceError};
+use crate::kg::source::{EntityId, EntityInfo, Fact, KnowledgeSource, SourceError};
 
 fn backend(what: &'static str) -> impl Fn(StoreError) -> SourceError {
     move |e| SourceError::Backend {
