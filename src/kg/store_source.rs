@@ -133,8 +133,8 @@ impl<T: KnowledgeSource + ?Sized> KnowledgeSource for Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kg::source::MemoryKg;
     use crate::kg::store::{NamedTriple, StoreWriter};
-    use crate::text::MemoryKg;
 
     #[test]
     fn a_store_and_memory_agree_on_the_kgs_identity() {
