@@ -75,9 +75,17 @@ pub enum ClassifyError {
     /// The network's variables could not be set up from the pretrained encoder.
     #[error(transparent)]
     Setup(Box<crate::stages::task::TrainingSetupError>),
-    /// The confusion matrix could not be drawn or written.
+    /// The confusion matrix could not be drawn.
+    #[error("drawing {}: {message}", path.display())]
+    Chart {
+        /// The picture's file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A file could not be written.
     #[error(transparent)]
-    Chart(#[from] crate::files::FilesError),
+    Files(#[from] crate::files::FilesError),
 }
 
 impl From<crate::stages::task::TrainingSetupError> for ClassifyError {

@@ -18,7 +18,9 @@ use crate::knowledge::{CharVocab, DocumentKnowledge, EntityVectors};
 use crate::model::load::read_config;
 use crate::model::{aggregator_config, check_max_len, check_vocab_fits, BertConfig, Dropout};
 use crate::model::{EntityTable, Precision};
-use crate::stages::task::{map_weights, read_trained, Injection, KnowledgeRecord, OpenError};
+use crate::stages::task::{
+    map_weights, read_trained, Injection, KnowledgeMode, KnowledgeRecord, OpenError,
+};
 
 /// Weights of a saved model.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -274,7 +276,7 @@ impl ClassifyModel {
 
     /// Scores bare texts (optionally pairs) with a model trained without knowledge.
     pub fn predict(&self, texts: &[(&str, Option<&str>)]) -> Result<Vec<Vec<f32>>, ClassifyError> {
-        if self.meta.knowledge.mode.injects() || self.meta.knowledge.mode.fuses_entities() {
+        if self.meta.knowledge.mode != KnowledgeMode::Plain {
             return Err(ClassifyError::NeedsDocuments {
                 mode: self.meta.knowledge.mode.name(),
             });

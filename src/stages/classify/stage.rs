@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::{Document, Label};
 use crate::stages::registry::{ModelStageKind, StageContext, StageInfo};
-use crate::stages::task::{mark_injected, recorded_reads, MismatchPolicy};
+use crate::stages::task::{mark_injected, recorded_reads, KnowledgeMode, MismatchPolicy};
 use crate::stages::{Field, Stage, StageError};
 use crate::text::{annotate, KgLinker};
 
@@ -72,8 +72,7 @@ impl ClassifyStage {
         model
             .knowledge()
             .check_pipeline(ctx.instance, ctx, opts.knowledge_mismatch)?;
-        let uses_knowledge =
-            model.knowledge().mode.injects() || model.knowledge().mode.fuses_entities();
+        let uses_knowledge = model.knowledge().mode != KnowledgeMode::Plain;
         Ok(Self {
             linker: uses_knowledge.then(|| ctx.linker.cloned()).flatten(),
             model,

@@ -361,14 +361,14 @@ impl Task for Classify {
             .get("confusion")
             .and_then(|v| serde_json::from_value::<Confusion>(v.clone()).ok())
         {
+            let path = output_dir.join("confusion.svg");
             let svg = confusion_svg(&confusion, "dev confusion matrix (best model)").map_err(
-                |message| ClassifyError::Data {
-                    path: output_dir.join("confusion.svg"),
-                    line: 0,
+                |message| ClassifyError::Chart {
+                    path: path.clone(),
                     message,
                 },
             )?;
-            crate::files::write_file(&output_dir.join("confusion.svg"), svg)?;
+            crate::files::write_file(&path, svg)?;
         }
         Ok(Trained {
             details: Some(serde_json::json!({

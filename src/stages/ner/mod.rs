@@ -68,17 +68,6 @@ pub enum NerError {
     /// A K-BERT sentence tree could not be flattened into encoder input.
     #[error("knowledge injection: {0}")]
     Flatten(#[from] crate::knowledge::KbertError),
-    /// `knowledge.ernie_layers` differs from the aggregator layers the encoder was
-    /// dEA-pretrained with.
-    #[error("knowledge.ernie_layers = {configured} but the encoder {encoder} was pretrained with {pretrained} aggregator layers", encoder = .encoder.display())]
-    AggregatorLayers {
-        /// The configured number.
-        configured: usize,
-        /// The encoder directory.
-        encoder: PathBuf,
-        /// The pretrained number.
-        pretrained: usize,
-    },
     /// A window the input dump cannot hold (ERNIE entities or segment ids).
     #[error("only plain and K-BERT inputs can be dumped (this window has ERNIE entities or segment ids)")]
     NotDumpable,

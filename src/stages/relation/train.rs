@@ -4,8 +4,8 @@
 //! runs [`crate::train::Trainer`].
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Device;
+use candle_nn::VarMap;
 use serde::Serialize;
 
 use super::config::RelationConfig;
@@ -19,14 +19,12 @@ use super::model::{
 use super::network::RelationNetwork;
 use super::RelationError;
 use crate::knowledge::Layout;
-use crate::model::load::read_config;
 use crate::model::Dropout;
-use crate::model::Kernels;
 use crate::model::Precision;
 use crate::stages::task::Purpose;
 use crate::stages::task::{
-    pretrained_varmap, register, resolve_config, resolve_task, trainable_params, Annotator,
-    KnowledgeRecord, ModelDir, Split, Task, TaskKind, Trainable, Trained,
+    register, resolve_config, resolve_task, trainable_params, Annotator, KnowledgeRecord, ModelDir,
+    Split, Task, TaskKind, Trainable, Trained, TrainingVars,
 };
 use crate::train::{BatchLoss, Batching, Evaluation, TrainError, TrainReport, TrainTask, Trainer};
 
@@ -224,7 +222,6 @@ fn train_resolved(r: Resolved) -> Result<RelationTrainReport, RelationError> {
             .as_ref()
             .map_or_else(KnowledgeRecord::plain, |a| a.record().clone()),
     };
-    let mut cfg = read_config(&r.encoder)?;
     let featurizer = build_featurizer(&r.encoder, &meta)?;
     let (docs, owners) = example_documents(annotator.as_ref(), &train_examples)?;
     let train = featurize(
@@ -243,20 +240,19 @@ fn train_resolved(r: Resolved) -> Result<RelationTrainReport, RelationError> {
         &dev_file,
     )?;
     let device = Device::Cpu;
-    cfg.kernels = Kernels::Differentiable;
-    cfg.layer_types = None;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-    let network =
-        RelationNetwork::load(vb, &cfg, meta.labels.len())?.freeze_encoder(c.encoder.freeze);
-    pretrained_varmap(
-        &varmap,
+    let labels = meta.labels.len();
+    let (network, vars) = TrainingVars::build(
         &r.encoder,
-        &cfg,
-        &["classifier"],
+        None,
+        None,
+        (&["classifier"], &[]),
         c.train.seed,
         &device,
-    )?;
+        |vb, cfg| RelationNetwork::load(vb, cfg, labels),
+    )
+    .map_err(TrainError::task)?;
+    let network = network.freeze_encoder(c.encoder.freeze);
+    let varmap = vars.varmap;
     let params = trainable_params(&varmap, c.encoder.freeze, &["classifier."], &[]);
     let t = &c.train;
     let task = RelationTask {
