@@ -16,7 +16,7 @@ use toml_edit::{DocumentMut, ImDocument, Item, TableLike, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io {
         /// The TOML file.
         path: PathBuf,

@@ -30,6 +30,7 @@
 pub mod config;
 pub mod corpus;
 pub mod doc;
+pub mod error;
 pub mod files;
 pub mod kg;
 pub mod knowledge;

@@ -12,7 +12,7 @@ pub const BOM: &str = "\u{feff}";
 #[derive(Debug, thiserror::Error)]
 pub enum TextFileError {
     /// The file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

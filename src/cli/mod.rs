@@ -105,7 +105,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
+            let err: &(dyn std::error::Error + 'static) = err.as_ref();
+            eprintln!("error: {}", zhishi::error::report(err));
             ExitCode::FAILURE
         }
     }
@@ -135,21 +136,4 @@ fn quiet_broken_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-/// The error and its causes joined by `: `, skipping a cause whose text the message already
-/// shows (errors that print their source, such as `{path}: {source}`, would repeat it).
-fn error_chain(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
 }

@@ -74,7 +74,7 @@ pub struct ServeArgs {
 #[derive(Debug, thiserror::Error)]
 enum FlagError {
     /// Not a decimal number of seconds.
-    #[error("not a number of seconds ({source}); accepted: {range}")]
+    #[error("not a number of seconds; accepted: {range}")]
     NotSeconds {
         /// The parse failure.
         source: ParseFloatError,
@@ -82,7 +82,7 @@ enum FlagError {
         range: String,
     },
     /// Not a whole number.
-    #[error("not a whole number ({source}); accepted: {range}")]
+    #[error("not a whole number; accepted: {range}")]
     NotCount {
         /// The parse failure.
         source: ParseIntError,

@@ -627,7 +627,7 @@ fn read_batch<R: BufRead>(
             }
             Err(e) => {
                 let kind = e.kind();
-                batch.bad.push((record, e.to_string(), kind));
+                batch.bad.push((record, crate::error::report(&e), kind));
             }
         }
     }
@@ -659,7 +659,7 @@ fn process(
                 let [doc] = one;
                 ok.push((record, doc));
             }
-            Err(e) => failed.push((record, e.to_string(), "stage")),
+            Err(e) => failed.push((record, crate::error::report(&e), "stage")),
         }
     }
     if total > 1 && ok.is_empty() {

@@ -18,7 +18,7 @@ use std::str::FromStr;
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// File that failed.
         path: PathBuf,

@@ -24,7 +24,7 @@ pub enum TransEError {
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// File at fault.
         path: PathBuf,

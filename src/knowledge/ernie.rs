@@ -27,7 +27,7 @@ pub const NAMES_FILE: &str = "entity2id.txt";
 #[derive(Debug, thiserror::Error)]
 pub enum ErnieError {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -23,7 +23,7 @@ impl<F: Fn(&str) -> u32> TokenIds for F {
 #[derive(Debug, thiserror::Error)]
 pub enum VocabError {
     /// The vocabulary file could not be read.
-    #[error("cannot read vocabulary {path}: {source}")]
+    #[error("cannot read vocabulary {path}")]
     Io {
         /// The file that failed.
         path: PathBuf,

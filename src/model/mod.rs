@@ -43,7 +43,7 @@ pub enum ModelError {
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -89,7 +89,7 @@ pub enum ModelError {
         found: Vec<usize>,
     },
     /// The weights file could not be parsed.
-    #[error("cannot read weights {path}: {source}")]
+    #[error("cannot read weights {path}")]
     Weights {
         /// The weights file.
         path: PathBuf,

@@ -34,16 +34,16 @@ pub enum PipelineError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The KG's triple files could not be read.
-    #[error("loading the knowledge graph: {0}")]
+    #[error("loading the knowledge graph")]
     KgImport(#[from] ImportError),
     /// The KG store could not be opened or read.
-    #[error("opening the knowledge graph store: {0}")]
+    #[error("opening the knowledge graph store")]
     KgStore(#[from] StoreError),
     /// The KG failed while a stage read it.
     #[error(transparent)]
     KgRead(#[from] SourceError),
     /// The linker could not be built or failed.
-    #[error("entity linking: {0}")]
+    #[error("entity linking")]
     Link(#[from] LinkError),
     /// The worker thread pool could not be started.
     #[error("cannot start {threads} worker threads: {message}")]
@@ -62,7 +62,7 @@ pub enum PipelineError {
         message: String,
     },
     /// The compute device named by `pipeline.device` is unknown or unavailable.
-    #[error("pipeline.device: {0}")]
+    #[error("pipeline.device")]
     Device(#[from] crate::model::ModelError),
     /// A stage failed to load or to run.
     #[error(transparent)]

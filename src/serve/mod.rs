@@ -37,10 +37,10 @@ use crate::pipeline::Pipeline;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// A limit is out of range.
-    #[error("invalid service option: {0}")]
+    #[error("invalid service option")]
     Options(#[from] OptionError),
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,

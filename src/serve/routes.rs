@@ -158,13 +158,13 @@ enum ApiError {
     #[error("request body not received within {:.1}s", .0.as_secs_f64())]
     BodyTimeout(Duration),
     /// The connection failed while the body was read.
-    #[error("cannot read the request body: {0}")]
+    #[error("cannot read the request body")]
     BodyRead(#[source] axum::BoxError),
     /// The body is not a valid request.
-    #[error("invalid request: {0}; expected {{\"text\": \"...\"}} or {{\"texts\": [\"...\"]}}")]
+    #[error("invalid request; expected {{\"text\": \"...\"}} or {{\"texts\": [\"...\"]}}")]
     InvalidJson(#[source] serde_json::Error),
     /// The body of `POST /v1/kbert-tree` is not a document.
-    #[error("invalid document: {0}; expected the JSON `POST /v1/process` answered")]
+    #[error("invalid document; expected the JSON `POST /v1/process` answered")]
     InvalidDocument(#[source] serde_json::Error),
     /// The tree could not be drawn.
     #[error(transparent)]
@@ -219,7 +219,7 @@ impl ApiError {
     /// message saying where it happened ([`internal_error`] logs the whole).
     fn client_message(&self) -> String {
         if self.status() != StatusCode::INTERNAL_SERVER_ERROR {
-            return self.to_string();
+            return crate::error::report(self);
         }
         let what = match self {
             ApiError::Work(WorkError::Pipeline(PipelineError::Stage(e))) => {
@@ -228,7 +228,7 @@ impl ApiError {
             ApiError::Tree(_) => "while drawing the tree".to_string(),
             _ => "while processing the documents".to_string(),
         };
-        internal_error(&what, self)
+        internal_error(&what, &crate::error::report(self))
     }
 }
 

@@ -31,7 +31,7 @@ pub(crate) enum WorkError {
     #[error("cancelled")]
     Cancelled,
     /// The blocking worker panicked or was aborted.
-    #[error("worker failed: {0}")]
+    #[error("worker failed")]
     Worker(#[source] tokio::task::JoinError),
 }
 

@@ -33,7 +33,7 @@ pub enum CompareError {
     #[error("{0}")]
     Arms(String),
     /// `train.output_dir` could not be made absolute.
-    #[error("train.output_dir {path}: {source}")]
+    #[error("train.output_dir {path}")]
     OutputDir {
         /// The directory as resolved against the configuration file.
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum CompareError {
         source: std::io::Error,
     },
     /// A run failed (the arm and seed say which).
-    #[error("arm {arm}, seed {seed}: {source}")]
+    #[error("arm {arm}, seed {seed}")]
     Run {
         /// The arm.
         arm: String,

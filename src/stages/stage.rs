@@ -61,7 +61,7 @@ pub trait Stage: Send + Sync {
 /// Why a stage could not be built, or failed on a batch: the stage and the error it met
 /// (kept as the source, so the whole chain reaches the user).
 #[derive(Debug, thiserror::Error)]
-#[error("stage `{stage}`: {source}")]
+#[error("stage `{stage}`")]
 pub struct StageError {
     /// The stage's name (its instance name in `[pipeline] stages`).
     pub stage: String,

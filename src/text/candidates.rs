@@ -262,7 +262,7 @@ impl WindowKey {
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     /// The Aho-Corasick automaton could not be built.
-    #[error("cannot build the name automaton over {names} names: {source}")]
+    #[error("cannot build the name automaton over {names} names")]
     Automaton {
         /// Distinct normalised names.
         names: usize,

@@ -30,10 +30,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// A tensor operation failed.
-    #[error("tensor error: {0}")]
+    #[error("tensor error")]
     Candle(#[from] candle_core::Error),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -52,7 +52,7 @@ pub enum TrainError {
     #[error(transparent)]
     Task(Box<dyn std::error::Error + Send + Sync>),
     /// A JSON file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Json {
         /// The file.
         path: PathBuf,

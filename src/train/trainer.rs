@@ -360,7 +360,7 @@ impl Trainer {
         });
         let curves = self.options.output.curves();
         if let Err(e) = write_curves(&curves, &log.history, task.metric_name()) {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", crate::error::report(&e));
         }
         log.last_score = Some(eval.score);
         log.last_metrics = Some(eval.metrics.clone());

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The layer of each top-level module (`src/X.rs` or `src/X/`).
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
-        "kg" | "config" | "doc" | "files" | "model" | "textfile" => 0,
+        "kg" | "config" | "doc" | "error" | "files" | "model" | "textfile" => 0,
         "text" => 1,
         "knowledge" => 2,
         "train" => 3,

@@ -10,6 +10,7 @@
 mod support;
 
 mod config_reference;
+mod error_rule;
 mod layers;
 mod paths;
 mod readme_examples;

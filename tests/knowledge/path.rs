@@ -156,7 +156,7 @@ fn a_pipeline_with_other_knowledge_is_refused_unless_told_to_warn() {
     let build = |toml: &Path| {
         Pipeline::from_toml(toml)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| zhishi::error::report(&e))
     };
 
     // Another NIL threshold: the mentions would not be the trained ones.

@@ -163,7 +163,7 @@ fn ernie_configuration_errors_name_the_key() {
         &with(sets, &["knowledge.transe=vectors", "train.epochs=1"]),
     )
     .unwrap_err();
-    let msg = err.to_string();
+    let msg = zhishi::error::report(&err);
     assert!(
         msg.contains("entity2id.txt") && msg.contains("8 entity vectors for 2 names"),
         "{msg}"

@@ -306,7 +306,7 @@ fn a_pipeline_answers_from_its_own_kg_with_a_moved_model_and_refuses_other_linki
     let other = "overlap = \"all\"\nnil_threshold = 0.25\nmax_candidates = 3";
     let err = match Pipeline::from_toml(pipeline_toml(dir.path(), &moved, other, "")) {
         Ok(_) => panic!("a pipeline linking differently is refused"),
-        Err(e) => e.to_string(),
+        Err(e) => zhishi::error::report(&e),
     };
     assert!(err.contains("link.nil_threshold"), "{err}");
     assert!(err.contains("knowledge_mismatch"), "{err}");

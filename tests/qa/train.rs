@@ -159,7 +159,7 @@ fn the_qa_stage_answers_each_documents_question_from_its_text() {
     assert!(docs[0].answers.len() <= 2);
 
     let mut no_question = vec![Document::new(context)];
-    let err = pipeline.run(&mut no_question).unwrap_err().to_string();
+    let err = zhishi::error::report(&pipeline.run(&mut no_question).unwrap_err());
     assert!(err.contains("question"), "{err}");
 }
 

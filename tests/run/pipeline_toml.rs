@@ -163,8 +163,7 @@ fn the_builder_checks_the_device_too() {
         panic!("an unknown device must be refused");
     };
     assert!(
-        err.to_string()
-            .starts_with("pipeline.device: device \"tpu\": expected `cpu`"),
+        zhishi::error::report(&err).starts_with("pipeline.device: device \"tpu\": expected `cpu`"),
         "{err}"
     );
     let ok = Pipeline::builder()

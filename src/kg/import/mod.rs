@@ -111,7 +111,7 @@ pub enum ImportError {
     #[error("input file {} does not exist", .0.display())]
     MissingFile(PathBuf),
     /// An input file could not be read.
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -38,7 +38,7 @@ pub enum StoreError {
         detail: String,
     },
     /// An underlying I/O error.
-    #[error("I/O error on {path}: {source}", path = .path.display())]
+    #[error("I/O error on {path}", path = .path.display())]
     Io {
         /// File or directory involved.
         path: PathBuf,
@@ -46,7 +46,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// An error reported by sled.
-    #[error("database error in {path}: {source}", path = .path.display())]
+    #[error("database error in {path}", path = .path.display())]
     Db {
         /// The store directory.
         path: PathBuf,

@@ -54,7 +54,7 @@ pub enum ClassifyError {
     #[error(transparent)]
     ModelDir(#[from] crate::stages::task::OpenError),
     /// A K-BERT sentence tree could not be flattened into encoder input.
-    #[error("knowledge injection: {0}")]
+    #[error("knowledge injection")]
     Flatten(#[from] crate::knowledge::KbertError),
     /// A model trained with knowledge was given bare texts.
     #[error("the model was trained with knowledge (mode {mode}); give it linked documents (a pipeline with link and facts stages)")]
@@ -67,7 +67,7 @@ pub enum ClassifyError {
     #[error(transparent)]
     Knowledge(#[from] crate::stages::task::KnowledgeError),
     /// A tensor operation failed.
-    #[error("tensor error: {0}")]
+    #[error("tensor error")]
     Candle(#[from] candle_core::Error),
     /// The training loop failed.
     #[error(transparent)]

@@ -99,7 +99,7 @@ pub fn build_featurizer(
         })
     };
     let vocab = CharVocab::from_file(vocab_dir)
-        .map_err(|e| invalid(e.to_string()))?
+        .map_err(|e| invalid(crate::error::report(&e)))?
         .with_lowercase_fallback(true);
     check_vocab_fits(
         vocab_dir,
@@ -107,7 +107,8 @@ pub fn build_featurizer(
         &vocab_dir.join("vocab.txt"),
         vocab.id_limit(),
     )?;
-    let injection = Injection::new(&meta.knowledge, vectors).map_err(|e| invalid(e.to_string()))?;
+    let injection =
+        Injection::new(&meta.knowledge, vectors).map_err(|e| invalid(crate::error::report(&e)))?;
     Ok(Featurizer::new(vocab, meta.max_len, injection))
 }
 
@@ -200,7 +201,7 @@ impl ClassifyModel {
             Some(EntityVectors::load(dir).map_err(|e| {
                 ClassifyError::ModelDir(OpenError::Invalid {
                     path: dir.to_path_buf(),
-                    message: e.to_string(),
+                    message: crate::error::report(&e),
                 })
             })?)
         } else {

@@ -35,7 +35,7 @@ pub enum DistillError {
     #[error(transparent)]
     Open(#[from] crate::stages::task::OpenError),
     /// A tensor operation failed.
-    #[error("tensor error: {0}")]
+    #[error("tensor error")]
     Candle(#[from] candle_core::Error),
     /// The training loop failed.
     #[error(transparent)]
@@ -49,7 +49,7 @@ pub enum DistillError {
         message: String,
     },
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

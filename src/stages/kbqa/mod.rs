@@ -65,7 +65,7 @@ pub enum KbqaError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A file could not be read or written.
-    #[error("{path}: {source}", path = .path.display())]
+    #[error("{path}", path = .path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -91,7 +91,7 @@ pub enum KbqaError {
         message: String,
     },
     /// The model's settings file could not be read or written as JSON.
-    #[error("{path}: {source}", path = .path.display())]
+    #[error("{path}", path = .path.display())]
     Json {
         /// The settings file.
         path: PathBuf,

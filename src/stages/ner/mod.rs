@@ -34,7 +34,7 @@ pub enum NerError {
     #[error(transparent)]
     Read(#[from] crate::textfile::TextFileError),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -66,7 +66,7 @@ pub enum NerError {
         message: String,
     },
     /// A K-BERT sentence tree could not be flattened into encoder input.
-    #[error("knowledge injection: {0}")]
+    #[error("knowledge injection")]
     Flatten(#[from] crate::knowledge::KbertError),
     /// A window the input dump cannot hold (ERNIE entities or segment ids).
     #[error("only plain and K-BERT inputs can be dumped (this window has ERNIE entities or segment ids)")]
@@ -82,10 +82,10 @@ pub enum NerError {
     #[error(transparent)]
     KnowledgeSetup(#[from] crate::stages::task::KnowledgeError),
     /// ERNIE entity vectors could not be trained, read or written.
-    #[error("entity vectors: {0}")]
+    #[error("entity vectors")]
     Entities(#[from] crate::knowledge::ErnieError),
     /// A tensor operation failed.
-    #[error("tensor error: {0}")]
+    #[error("tensor error")]
     Candle(#[from] candle_core::Error),
     /// The training loop failed.
     #[error(transparent)]

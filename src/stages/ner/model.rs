@@ -108,7 +108,7 @@ pub fn build_featurizer(
     let vocab = CharVocab::from_file(vocab_dir)
         .map_err(|e| NerError::ModelDir {
             path: vocab_dir.to_path_buf(),
-            message: e.to_string(),
+            message: crate::error::report(&e),
         })?
         .with_lowercase_fallback(true);
     check_vocab_fits(
@@ -119,7 +119,7 @@ pub fn build_featurizer(
     )?;
     let injection = Injection::new(&meta.knowledge, vectors).map_err(|e| NerError::ModelDir {
         path: vocab_dir.to_path_buf(),
-        message: e.to_string(),
+        message: crate::error::report(&e),
     })?;
     Ok(Featurizer::new(vocab, meta.max_len, meta.stride, injection))
 }

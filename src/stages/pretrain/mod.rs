@@ -29,7 +29,7 @@ use crate::stages::task::{
 #[derive(Debug, thiserror::Error)]
 pub enum PretrainError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -73,7 +73,7 @@ pub enum PretrainError {
         message: String,
     },
     /// The KG could not be read.
-    #[error("reading the KG {path}: {source}")]
+    #[error("reading the KG {path}")]
     Kg {
         /// The KG file.
         path: PathBuf,
@@ -84,7 +84,7 @@ pub enum PretrainError {
     #[error(transparent)]
     Knowledge(Box<crate::stages::task::KnowledgeError>),
     /// The linker could not be built.
-    #[error("entity linking: {0}")]
+    #[error("entity linking")]
     Link(#[from] crate::text::LinkError),
     /// A split pretraining does not evaluate.
     #[error("pretraining evaluates the held-out slice: use --split dev or test, not {0}")]
@@ -93,7 +93,7 @@ pub enum PretrainError {
     #[error("{0}")]
     Input(String),
     /// A tensor operation failed.
-    #[error("tensor error: {0}")]
+    #[error("tensor error")]
     Candle(#[from] candle_core::Error),
     /// The training loop failed.
     #[error(transparent)]

@@ -33,7 +33,7 @@ pub enum QaError {
     #[error(transparent)]
     Read(#[from] crate::textfile::TextFileError),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -65,7 +65,7 @@ pub enum QaError {
         message: String,
     },
     /// A tensor operation failed.
-    #[error("tensor error: {0}")]
+    #[error("tensor error")]
     Candle(#[from] candle_core::Error),
     /// The training loop failed.
     #[error(transparent)]

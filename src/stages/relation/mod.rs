@@ -32,7 +32,7 @@ pub enum RelationError {
     #[error(transparent)]
     Read(#[from] crate::textfile::TextFileError),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -79,7 +79,7 @@ pub enum RelationError {
         len: usize,
     },
     /// A K-BERT sentence tree could not be flattened into encoder input.
-    #[error("knowledge injection: {0}")]
+    #[error("knowledge injection")]
     Flatten(#[from] crate::knowledge::KbertError),
     /// Flattening cut an entity marker (the sentence is too long for `max_len` around it).
     #[error("knowledge injection: an entity marker lost its token (raise max_len)")]
@@ -103,7 +103,7 @@ pub enum RelationError {
     #[error(transparent)]
     KnowledgeSetup(#[from] crate::stages::task::KnowledgeError),
     /// A tensor operation failed.
-    #[error("tensor error: {0}")]
+    #[error("tensor error")]
     Candle(#[from] candle_core::Error),
     /// The training loop failed.
     #[error(transparent)]

@@ -67,7 +67,7 @@ pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer
     let vocab = CharVocab::from_file(vocab_dir)
         .map_err(|e| RelationError::ModelDir {
             path: vocab_dir.to_path_buf(),
-            message: e.to_string(),
+            message: crate::error::report(&e),
         })?
         .with_lowercase_fallback(true);
     check_vocab_fits(
@@ -78,7 +78,7 @@ pub fn build_featurizer(vocab_dir: &Path, meta: &ModelMeta) -> Result<Featurizer
     )?;
     let injection = Injection::new(&meta.knowledge, None).map_err(|e| RelationError::ModelDir {
         path: vocab_dir.to_path_buf(),
-        message: e.to_string(),
+        message: crate::error::report(&e),
     })?;
     let [h, t] = &meta.markers;
     Featurizer::new(vocab, [h.as_str(), t.as_str()], meta.max_len, injection)

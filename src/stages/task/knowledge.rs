@@ -36,7 +36,7 @@ pub enum KnowledgeError {
     #[error("knowledge mode {0:?} without entity vectors")]
     NoEntityVectors(&'static str),
     /// The KG file could not be read (strictly: a bad line is an error).
-    #[error("reading the KG {path}: {source}")]
+    #[error("reading the KG {path}")]
     Import {
         /// The KG file.
         path: PathBuf,
@@ -44,20 +44,20 @@ pub enum KnowledgeError {
         source: ImportError,
     },
     /// The KG could not tell its identity.
-    #[error("reading the KG's identity: {0}")]
+    #[error("reading the KG's identity")]
     Source(#[from] crate::text::SourceError),
     /// The linker could not be built or failed on a text.
-    #[error("entity linking: {0}")]
+    #[error("entity linking")]
     Link(#[from] LinkError),
     /// The model was trained with other knowledge settings or another KG than the
     /// pipeline's, or with knowledge the pipeline does not produce.
     #[error("{0}")]
     Mismatch(String),
     /// ERNIE entity vectors could not be trained, read or written.
-    #[error("entity vectors: {0}")]
+    #[error("entity vectors")]
     Entities(#[from] crate::knowledge::ErnieError),
     /// A knowledge record file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -65,7 +65,7 @@ pub enum KnowledgeError {
         source: std::io::Error,
     },
     /// A knowledge record file is not valid JSON of its kind.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Record {
         /// The file.
         path: PathBuf,
@@ -73,7 +73,7 @@ pub enum KnowledgeError {
         source: serde_json::Error,
     },
     /// Pretrained aggregator weights could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Weights {
         /// The weights file.
         path: PathBuf,

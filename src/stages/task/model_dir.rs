@@ -64,7 +64,7 @@ impl<M: Serialize> ModelDir<'_, M> {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,

@@ -45,7 +45,7 @@ impl TrainingKnowledge {
         };
         let ernie_layers = if fuses {
             let layers = read_config(encoder)
-                .map_err(|e| KnowledgeError::Mismatch(e.to_string()))?
+                .map_err(|e| KnowledgeError::Mismatch(crate::error::report(&e)))?
                 .num_hidden_layers;
             match pretrained.as_ref().and_then(PretrainedAggregators::layers) {
                 Some(n) if table.ernie_layers.is_some_and(|m| m != n) => {
@@ -201,6 +201,6 @@ pub enum TrainingSetupError {
     #[error(transparent)]
     Knowledge(#[from] KnowledgeError),
     /// A tensor operation failed.
-    #[error("tensor error: {0}")]
+    #[error("tensor error")]
     Candle(#[from] candle_core::Error),
 }

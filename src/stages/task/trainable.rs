@@ -10,9 +10,9 @@ use super::kind::{Split, TaskKind};
 use crate::train::TrainReport;
 
 /// Why training or evaluating a task failed: the task and its own error, kept as the
-/// source (so the whole chain reaches the user); it displays as that error.
+/// source (so the whole chain reaches the user).
 #[derive(Debug, thiserror::Error)]
-#[error("{source}")]
+#[error("the {task} task")]
 pub struct TaskError {
     /// The task.
     pub task: TaskKind,
