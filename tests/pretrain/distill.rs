@@ -111,7 +111,12 @@ fn the_student_starts_from_the_chosen_teacher_layers() {
     let (meta, _): (ModelMeta, _) =
         read_trained(&dir, ner::model::META_FILE, zhishi::model::Precision::F32).unwrap();
     let teacher_weights = tensors(&dir.join(ner::model::WEIGHTS_FILE));
-    let (_, varmap, cfg) = student::student_network(&dir, &meta, &[1], &Device::Cpu).unwrap();
+    let ner_student = |vb: VarBuilder, cfg: &zhishi::model::BertConfig| {
+        NerNetwork::load(vb, cfg, &meta.labels, meta.crf)
+    };
+    let weights = ner::model::WEIGHTS_FILE;
+    let (_, varmap, cfg) =
+        student::student_network(&dir, weights, &[1], &Device::Cpu, ner_student).unwrap();
     assert_eq!(cfg.num_hidden_layers, 1);
     let vars = varmap.data().lock().unwrap().clone();
     assert_eq!(
@@ -129,7 +134,8 @@ fn the_student_starts_from_the_chosen_teacher_layers() {
     }
 
     // Keeping every layer gives the teacher back: the same emissions on the same batch.
-    let (full, _, cfg) = student::student_network(&dir, &meta, &[0, 1], &Device::Cpu).unwrap();
+    let (full, _, cfg) =
+        student::student_network(&dir, weights, &[0, 1], &Device::Cpu, ner_student).unwrap();
     let vb = unsafe {
         VarBuilder::from_mmaped_safetensors(
             &[dir.join(ner::model::WEIGHTS_FILE)],
@@ -186,6 +192,9 @@ fn distillation_lowers_the_loss_and_saves_an_ordinary_ner_model() {
     assert_eq!(model.predict(&["张三住在北京"]).unwrap().len(), 1);
     let dev =
         distill::evaluate_config(&config, &[], Split::Dev, zhishi::model::Precision::F32).unwrap();
+    let distill::DistillMetrics::Ner(dev) = dev else {
+        panic!("an NER teacher's student has NER metrics: {dev:?}")
+    };
     assert!(dev.micro.f1 > 0.0, "{dev:?}");
     assert_eq!(serde_json::to_value(&dev).unwrap(), report.dev);
 }
@@ -290,7 +299,14 @@ fn configuration_errors_name_the_key() {
     let m = message(&["teacher.model=\"train.bmes\""]);
     assert!(m.contains("teacher.model"), "{m}");
     let m = message(&["teacher.model=\"model\""]);
-    assert!(m.contains("not a trained NER model"), "{m}");
+    assert!(
+        m.contains("not a trained NER or classification model"),
+        "{m}"
+    );
+    let m = message(&["data.format=\"tsv\""]);
+    assert!(m.contains("data.format") && m.contains("NER model"), "{m}");
+    let m = message(&["data.text_field=\"review\""]);
+    assert!(m.contains("data.text_field"), "{m}");
     let m = message(&["knowledge.mode=kbert", "knowledge.kg=kg.spo"]);
     assert!(m.contains("knowledge.mode"), "{m}");
     let m = message(&["distill.unlabelled=\"missing.txt\""]);

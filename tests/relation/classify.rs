@@ -1,7 +1,8 @@
 //! Sentence and sentence-pair classification end to end on a tiny random encoder: training
 //! from TOML (plain, K-BERT pairs, ERNIE, multi-label), the model directory, `zhishi eval`'s
 //! JSON, the confusion picture, the `classify` pipeline stage over pairs, and gradients to
-//! every parameter (pooler and mean pooling, K-BERT pair inputs with token types).
+//! every parameter (pooler and mean pooling, K-BERT pair inputs with token types), and
+//! distilling a classification teacher into a one-layer student.
 use crate::support::{grad_check, tiny};
 
 use std::path::PathBuf;
@@ -466,4 +467,138 @@ fn a_pair_keeps_each_texts_knowledge_to_itself_and_cuts_the_longer_text_first() 
     assert_eq!(f.budget(30, Some(10)), (27, 10));
     assert_eq!(f.budget(20, Some(20)), (18, 19));
     assert_eq!(f.budget(50, None), (38, 0));
+}
+
+/// A distillation TOML whose teacher is the classification model `teacher`.
+fn classify_distill_toml(ws: &Workspace, teacher: &str, data: &str, distill: &str) -> PathBuf {
+    ws.write(
+        "distill.toml",
+        &format!(
+            r#"[task]
+kind = "distill"
+
+[teacher]
+model = "{teacher}"
+
+[student]
+num_layers = 1
+dropout = 0.0
+
+[distill]
+{distill}
+
+[data]
+{data}
+
+[train]
+output_dir = "out-student"
+epochs = 60
+batch_size = 4
+lr = 5e-3
+warmup_ratio = 0.0
+seed = 7
+progress = false
+"#
+        ),
+    )
+}
+
+#[test]
+fn a_classification_teacher_distils_into_a_one_layer_classification_model() {
+    let ws = Workspace::new();
+    ws.write("train.tsv", &tsv(REVIEWS));
+    ws.write("dev.tsv", &tsv(&REVIEWS[..6]));
+    let config = ws.config(
+        "cls.toml",
+        "format = \"tsv\"\ntrain = \"train.tsv\"\ndev = \"dev.tsv\"\ntest = \"dev.tsv\"",
+        "",
+    );
+    zhishi().arg("train").arg(&config).assert().success();
+    let teacher_dir = ws.root.join("out-cls.toml/best");
+
+    // A student keeping every teacher layer is the teacher: the same logits.
+    let teacher = ClassifyModel::load(&teacher_dir).unwrap();
+    let meta = teacher.meta().clone();
+    let (full, _, cfg) = zhishi::stages::distill::student::student_network(
+        &teacher_dir,
+        zhishi::stages::classify::model::WEIGHTS_FILE,
+        &[0, 1],
+        &Device::Cpu,
+        |vb, cfg| ClassifyNetwork::load(vb, cfg, 2, meta.pooling, meta.multi_label, None),
+    )
+    .unwrap();
+    assert_eq!(cfg.kernels, Kernels::Differentiable);
+    let docs = [Document::new("房间很干净"), Document::new("服务很冷淡")];
+    let examples: Vec<_> = docs
+        .iter()
+        .map(|d| {
+            let k = DocumentKnowledge::new(d);
+            teacher.featurizer().encode(&k, None, vec![]).unwrap().0
+        })
+        .collect();
+    let refs: Vec<_> = examples.iter().collect();
+    let batch = Batch::new(&refs, &Device::Cpu).unwrap();
+    let off = Dropout::disabled();
+    let (a, b) = (
+        full.logits(&batch, &off).unwrap(),
+        teacher.network().logits(&batch, &off).unwrap(),
+    );
+    let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+    assert!(diff.max(0).unwrap().to_scalar::<f32>().unwrap() < 1e-4);
+
+    // The data is read as the teacher's task reads it: an NER format is refused by key.
+    let bad = classify_distill_toml(
+        &ws,
+        "out-cls.toml/best",
+        "format = \"kbert_tsv\"\ntrain = \"train.tsv\"\ndev = \"dev.tsv\"",
+        "",
+    );
+    let out = zhishi().arg("train").arg(&bad).assert().failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains("data.format") && err.contains("\"tsv\""),
+        "{err}"
+    );
+
+    // Soft labels (softmax at T = 2), gold labels, TinyBERT's hidden and attention losses,
+    // and unlabelled reviews (soft labels only).
+    ws.write("unlabelled.txt", "房间很好\n\n服务很差\n价格便宜\n");
+    let distill = classify_distill_toml(
+        &ws,
+        "out-cls.toml/best",
+        "format = \"tsv\"\ntrain = \"train.tsv\"\ndev = \"dev.tsv\"\ntest = \"dev.tsv\"",
+        "temperature = 2.0\nalpha = 0.5\nhidden_loss = 1.0\nattention_loss = 1.0\nunlabelled = \"unlabelled.txt\"",
+    );
+    let out = zhishi().arg("train").arg(&distill).assert().success();
+    let report = json(&out.get_output().stdout);
+    assert_eq!(report["task"], "distill");
+    assert_eq!(report["metric"], "accuracy");
+    assert_eq!(report["details"]["unlabelled"], 3, "{report}");
+    assert_eq!(report["details"]["layers"], serde_json::json!([1]));
+    assert!(report["accuracy"].as_f64().unwrap() >= 0.8, "{report}");
+
+    // The student is an ordinary one-layer classification model.
+    let student_dir = ws.root.join("out-student/best");
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(student_dir.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["num_hidden_layers"], 1);
+    let student = ClassifyModel::load(&student_dir).unwrap();
+    assert_eq!(student.labels(), teacher.labels());
+    let probs = student.predict(&[("房间很干净", None)]).unwrap();
+    assert!((probs[0].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+
+    // `zhishi eval` on the distillation file scores the student, at f32 and int8.
+    for precision in ["f32", "int8"] {
+        let out = zhishi()
+            .arg("eval")
+            .arg(&distill)
+            .args(["--split", "test", "--precision", precision])
+            .assert()
+            .success();
+        let eval = json(&out.get_output().stdout);
+        assert_eq!(eval["metric"], "accuracy", "{eval}");
+        assert!(eval["macro_f1"].as_f64().is_some(), "{eval}");
+        assert_eq!(eval["confusion"]["matrix"].as_array().unwrap().len(), 2);
+    }
 }

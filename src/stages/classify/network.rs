@@ -67,12 +67,25 @@ impl ClassifyNetwork {
         self.multi_label
     }
 
+    /// The encoder under the head.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
     /// `[N, K]` label scores (logits) of a batch.
     pub fn logits(&self, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
-        let mut hidden = self.encoder.forward_train(&batch.input, dropout)?;
-        if self.freeze_encoder {
-            hidden = hidden.detach();
-        }
+        let hidden = self.encoder.forward_train(&batch.input, dropout)?;
+        self.head(&hidden, batch, dropout)
+    }
+
+    /// `[N, K]` label scores from the encoder's output `hidden` (`[rows, L, H]`) of a batch:
+    /// pooling, dropout and the linear layer.
+    pub fn head(&self, hidden: &Tensor, batch: &Batch, dropout: &Dropout) -> Result<Tensor> {
+        let hidden = if self.freeze_encoder {
+            hidden.detach()
+        } else {
+            hidden.clone()
+        };
         let (rows, l, h) = hidden.dims3()?;
         let flat = hidden.reshape((rows * l, h))?;
         let pooled = match &self.pooler {
@@ -88,10 +101,20 @@ impl ClassifyNetwork {
     /// binary cross-entropy over every label (multi-label), each averaged as PyTorch does.
     pub fn loss(&self, batch: &Batch, dropout: &Dropout, weights: &LossWeights) -> Result<Tensor> {
         let logits = self.logits(batch, dropout)?;
+        self.logits_loss(&logits, &batch.labels, weights)
+    }
+
+    /// The training loss of `logits` (`[N, K]`) against each row's gold label ids.
+    pub fn logits_loss(
+        &self,
+        logits: &Tensor,
+        labels: &[Vec<u32>],
+        weights: &LossWeights,
+    ) -> Result<Tensor> {
         if self.multi_label {
-            multi_label_loss(&logits, &batch.labels, weights.classes.as_ref())
+            multi_label_loss(logits, labels, weights.classes.as_ref())
         } else {
-            single_label_loss(&logits, &batch.labels, weights.classes.as_ref())
+            single_label_loss(logits, labels, weights.classes.as_ref())
         }
     }
 }

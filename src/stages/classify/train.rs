@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::config::{ClassWeights, ClassifyConfig};
-use super::data::{label_set, read, ClassifyExample, Fields};
+use super::data::{label_set, read, ClassifyExample, DataFormat, Fields};
 use super::features::{Batch, Example, Featurizer};
 use super::metrics::{confusion_svg, score, score_multi, ClassifyMetrics, Confusion};
 use super::model::{
@@ -46,7 +46,7 @@ fn fields(c: &ClassifyConfig) -> Fields {
 }
 
 /// Linked documents of the examples' first texts and (for pairs) second texts.
-fn example_documents(
+pub fn example_documents(
     annotator: Option<&Annotator>,
     examples: &[ClassifyExample],
 ) -> Result<(Vec<Document>, Vec<Option<Document>>), ClassifyError> {
@@ -66,7 +66,7 @@ fn example_documents(
 
 /// Encodes labelled examples (in parallel); a label outside `labels` is an error naming the
 /// line of `path`.
-fn featurize(
+pub fn featurize(
     featurizer: &Featurizer,
     labels: &[String],
     examples: &[ClassifyExample],
@@ -102,7 +102,7 @@ fn featurize(
 }
 
 /// Scores `predicted` probabilities against the examples' gold label ids.
-fn metrics(meta: &ModelMeta, gold: &[Vec<u32>], probabilities: &[Vec<f32>]) -> ClassifyMetrics {
+pub fn metrics(meta: &ModelMeta, gold: &[Vec<u32>], probabilities: &[Vec<f32>]) -> ClassifyMetrics {
     let predicted: Vec<Vec<u32>> = probabilities
         .iter()
         .map(|p| decide(p, meta.multi_label, meta.threshold))
@@ -218,7 +218,17 @@ impl TrainTask for ClassifyRun {
 
 /// Reads the examples of a file of the configuration.
 fn read_file(c: &ClassifyConfig, path: &Path) -> Result<Vec<ClassifyExample>, ClassifyError> {
-    let examples = read(path, c.data.format, &fields(c))?;
+    read_examples(path, c.data.format, &fields(c))
+}
+
+/// Reads the examples of `path`: all single texts or all pairs (else an error naming the
+/// first line of the other kind).
+pub fn read_examples(
+    path: &Path,
+    format: DataFormat,
+    fields: &Fields,
+) -> Result<Vec<ClassifyExample>, ClassifyError> {
+    let examples = read(path, format, fields)?;
     let pairs = examples.iter().filter(|e| e.text_b.is_some()).count();
     if pairs != 0 && pairs != examples.len() {
         return Err(ClassifyError::Data {
@@ -231,6 +241,27 @@ fn read_file(c: &ClassifyConfig, path: &Path) -> Result<Vec<ClassifyExample>, Cl
         });
     }
     Ok(examples)
+}
+
+/// The metrics of `model` on the labelled `examples` of `file`, linked by `annotator` (which
+/// must link as the model's training did).
+pub fn evaluate_model(
+    model: &ClassifyModel,
+    examples: &[ClassifyExample],
+    annotator: Option<&Annotator>,
+    file: &Path,
+) -> Result<ClassifyMetrics, ClassifyError> {
+    let (docs_a, docs_b) = example_documents(annotator, examples)?;
+    let encoded = featurize(
+        model.featurizer(),
+        model.labels(),
+        examples,
+        (&docs_a, &docs_b),
+        file,
+    )?;
+    let probabilities = predict_examples(model.network(), &encoded, model.device())?;
+    let gold: Vec<Vec<u32>> = encoded.iter().map(|e| e.labels.clone()).collect();
+    Ok(metrics(model.meta(), &gold, &probabilities))
 }
 
 impl Task for Classify {
@@ -396,16 +427,6 @@ impl Task for Classify {
         if let Some(a) = &annotator {
             a.record().same_as(model.knowledge())?;
         }
-        let (docs_a, docs_b) = example_documents(annotator.as_ref(), &examples)?;
-        let examples_enc = featurize(
-            model.featurizer(),
-            model.labels(),
-            &examples,
-            (&docs_a, &docs_b),
-            &file,
-        )?;
-        let probabilities = predict_examples(model.network(), &examples_enc, model.device())?;
-        let gold: Vec<Vec<u32>> = examples_enc.iter().map(|e| e.labels.clone()).collect();
-        Ok(metrics(model.meta(), &gold, &probabilities))
+        evaluate_model(&model, &examples, annotator.as_ref(), &file)
     }
 }

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
 use crate::model::load::read_config;
-use crate::stages::ner::data::DataFormat;
 use crate::stages::task::{KnowledgeMode, KnowledgeTable, TaskKind, TaskTable, TrainTable};
 
 /// A whole distillation file.
@@ -123,11 +122,12 @@ impl DistillTable {
     }
 }
 
-/// `[data]`: the labelled sentences (labels, windowing and knowledge come from the teacher).
+/// `[data]`: the labelled examples (labels, windowing and knowledge come from the teacher).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataTable {
-    /// `char_per_line` or `kbert_tsv`.
+    /// The files' format: the NER task's (`char_per_line`, `kbert_tsv`) for an NER teacher,
+    /// the classification task's (`tsv`, `jsonl`, `csv`) for a classification teacher.
     pub format: DataFormat,
     /// The labelled training file.
     pub train: PathBuf,
@@ -136,9 +136,93 @@ pub struct DataTable {
     /// The test file (`zhishi eval --split test`).
     #[serde(default)]
     pub test: Option<PathBuf>,
-    /// Use only the first N training sentences (0 = all).
+    /// Use only the first N training examples (0 = all).
     #[serde(default)]
     pub max_train: usize,
+    /// Classification: the column or key of the text (as the classification task's).
+    #[serde(default)]
+    pub text_field: Option<String>,
+    /// Classification: the column or key of a pair's second text.
+    #[serde(default)]
+    pub text_b_field: Option<String>,
+    /// Classification: the column or key of the label.
+    #[serde(default)]
+    pub label_field: Option<String>,
+    /// Classification, multi-label teachers: what separates the labels of a TSV or CSV cell.
+    #[serde(default)]
+    pub label_separator: Option<String>,
+}
+
+/// The format of `[data]`'s files: one of the teacher's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// NER: `char TAG` per line.
+    CharPerLine,
+    /// NER: K-BERT's TSV.
+    KbertTsv,
+    /// Classification: tab-separated with a header.
+    Tsv,
+    /// Classification: JSON lines.
+    Jsonl,
+    /// Classification: comma-separated with a header.
+    Csv,
+}
+
+impl DataFormat {
+    /// The NER reader's format, for an NER teacher.
+    pub fn ner(self) -> Option<crate::stages::ner::data::DataFormat> {
+        use crate::stages::ner::data::DataFormat as Ner;
+        match self {
+            DataFormat::CharPerLine => Some(Ner::CharPerLine),
+            DataFormat::KbertTsv => Some(Ner::KbertTsv),
+            _ => None,
+        }
+    }
+
+    /// The classification reader's format, for a classification teacher.
+    pub fn classify(self) -> Option<crate::stages::classify::data::DataFormat> {
+        use crate::stages::classify::data::DataFormat as Cls;
+        match self {
+            DataFormat::Tsv => Some(Cls::Tsv),
+            DataFormat::Jsonl => Some(Cls::Jsonl),
+            DataFormat::Csv => Some(Cls::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// What the teacher was trained for: the task its model directory records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeacherKind {
+    /// An NER model (`ner.json`).
+    Ner,
+    /// A classification model (`classify.json`).
+    Classify,
+}
+
+impl TeacherKind {
+    /// The kind of the trained model directory `dir`, from the settings file it holds.
+    pub fn of(dir: &Path) -> Option<TeacherKind> {
+        if dir.join(crate::stages::ner::model::META_FILE).is_file() {
+            Some(TeacherKind::Ner)
+        } else if dir
+            .join(crate::stages::classify::model::META_FILE)
+            .is_file()
+        {
+            Some(TeacherKind::Classify)
+        } else {
+            None
+        }
+    }
+
+    /// The headline dev metric of its task.
+    pub fn metric(self) -> &'static str {
+        match self {
+            TeacherKind::Ner => "f1",
+            TeacherKind::Classify => "accuracy",
+        }
+    }
 }
 
 /// A checked distillation configuration with every path resolved.
@@ -149,6 +233,8 @@ pub struct Resolved {
     pub source: ConfigSource,
     /// The teacher's directory.
     pub teacher: PathBuf,
+    /// What the teacher was trained for.
+    pub teacher_kind: TeacherKind,
     /// The teacher layers the student keeps, one per student layer.
     pub layers: Vec<usize>,
     /// The training file.
@@ -168,6 +254,19 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// The data file of `split` (an error naming `data.test` when none is configured).
+    pub fn split_file(&self, split: crate::stages::task::Split) -> Result<&Path, ConfigError> {
+        use crate::stages::task::Split;
+        match split {
+            Split::Train => Ok(&self.train),
+            Split::Dev => Ok(&self.dev),
+            Split::Test => self
+                .test
+                .as_deref()
+                .ok_or_else(|| self.source.error("data.test", "no test file is configured")),
+        }
+    }
+
     /// Claims `train.output_dir` for a run over what this configuration reads (the teacher,
     /// the data, the KG): checked and locked before any work.
     pub fn claim_output(&self) -> Result<crate::train::TrainOutput, crate::files::FilesError> {
@@ -215,18 +314,20 @@ pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigErro
         ));
     }
     let teacher = source.existing_path("teacher.model", &c.teacher.model)?;
-    if !teacher.join(crate::stages::ner::model::META_FILE).is_file() {
+    let Some(teacher_kind) = TeacherKind::of(&teacher) else {
         return Err(source.error(
             "teacher.model",
             format!(
-                "{} is not a trained NER model directory (no {})",
+                "{} is not a trained NER or classification model directory (no {} or {})",
                 teacher.display(),
-                crate::stages::ner::model::META_FILE
+                crate::stages::ner::model::META_FILE,
+                crate::stages::classify::model::META_FILE
             ),
         ));
-    }
-    let teacher_cfg =
-        read_config(&teacher).map_err(|e| source.error("teacher.model", e.to_string()))?;
+    };
+    check_data(&c.data, teacher_kind, &source)?;
+    let teacher_cfg = read_config(&teacher)
+        .map_err(|e| source.error("teacher.model", crate::error::report(&e)))?;
     if teacher_cfg.albert.is_some() {
         return Err(source.error(
             "teacher.model",
@@ -276,6 +377,7 @@ pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigErro
         config: c,
         source,
         teacher,
+        teacher_kind,
         layers,
         train,
         dev,
@@ -285,6 +387,42 @@ pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigErro
         output_dir,
         toml,
     })
+}
+
+/// Checks that `[data]` is written for the teacher's task: its format, and the classification
+/// keys only for a classification teacher.
+fn check_data(d: &DataTable, kind: TeacherKind, source: &ConfigSource) -> Result<(), ConfigError> {
+    match kind {
+        TeacherKind::Ner => {
+            if d.format.ner().is_none() {
+                return Err(source.error(
+                    "data.format",
+                    "the teacher is an NER model: expected \"char_per_line\" or \"kbert_tsv\"",
+                ));
+            }
+            let classify_keys = [
+                ("data.text_field", d.text_field.is_some()),
+                ("data.text_b_field", d.text_b_field.is_some()),
+                ("data.label_field", d.label_field.is_some()),
+                ("data.label_separator", d.label_separator.is_some()),
+            ];
+            if let Some((key, _)) = classify_keys.iter().find(|(_, set)| *set) {
+                return Err(source.error(
+                    key,
+                    "only a classification teacher's data has fields; the teacher is an NER model",
+                ));
+            }
+        }
+        TeacherKind::Classify => {
+            if d.format.classify().is_none() {
+                return Err(source.error(
+                    "data.format",
+                    "the teacher is a classification model: expected \"tsv\", \"jsonl\" or \"csv\"",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The teacher layers of `[student]`, checked against a teacher of `depth` layers.

@@ -24,6 +24,33 @@ pub fn soft_label_loss(student: &Tensor, teacher: &Tensor, t: f64) -> Result<Ten
     kl.affine(t * t / n as f64, 0.0)
 }
 
+/// The multi-label form of [`soft_label_loss`]: each label is a yes/no of its own, so the
+/// KL is between the teacher's and the student's Bernoulli distributions `sigmoid(x / t)`,
+/// summed over labels, averaged over rows and scaled by `T²`. `student` and `teacher` are
+/// logits `[N, K]`. Zero for no rows.
+pub fn soft_sigmoid_loss(student: &Tensor, teacher: &Tensor, t: f64) -> Result<Tensor> {
+    let n = student.dim(0)?;
+    if n == 0 {
+        return student.sum_all()?.affine(0.0, 0.0);
+    }
+    // log sigmoid(x) = -softplus(-x), log(1 - sigmoid(x)) = -softplus(x).
+    let softplus =
+        |x: &Tensor| -> Result<Tensor> { x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()? };
+    let teacher = teacher.detach().affine(1.0 / t, 0.0)?;
+    let student = student.affine(1.0 / t, 0.0)?;
+    let (t_yes, t_no) = (
+        softplus(&teacher.neg()?)?.neg()?,
+        softplus(&teacher)?.neg()?,
+    );
+    let (s_yes, s_no) = (
+        softplus(&student.neg()?)?.neg()?,
+        softplus(&student)?.neg()?,
+    );
+    let yes = t_yes.exp()?.mul(&t_yes.sub(&s_yes)?)?;
+    let no = t_no.exp()?.mul(&t_no.sub(&s_no)?)?;
+    (yes + no)?.sum_all()?.affine(t * t / n as f64, 0.0)
+}
+
 /// Mean squared difference of two layers' hidden states `[B, L, H]` over the real tokens
 /// (`mask [B, L]`, 1 = real), averaged over the hidden width.
 pub fn hidden_mse(student: &Tensor, teacher: &Tensor, mask: &Tensor) -> Result<Tensor> {
@@ -72,6 +99,22 @@ mod tests {
 
     fn scalar(t: &Tensor) -> f32 {
         t.to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn the_multi_label_soft_loss_is_the_bernoulli_kl_per_label() {
+        let dev = Device::Cpu;
+        let s = Tensor::new(&[[1.0f32, -2.0], [0.5, 0.0]], &dev).unwrap();
+        let t = Tensor::new(&[[2.0f32, -1.0], [-0.5, 3.0]], &dev).unwrap();
+        let temp = 2.0f32;
+        let sig = |x: f32| 1.0 / (1.0 + (-x / temp).exp());
+        let kl = |p: f32, q: f32| p * (p / q).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - q)).ln();
+        let pairs = [(1.0, 2.0), (-2.0, -1.0), (0.5, -0.5), (0.0, 3.0)];
+        let want: f32 =
+            pairs.iter().map(|&(s, t)| kl(sig(t), sig(s))).sum::<f32>() / 2.0 * temp * temp;
+        let got = scalar(&soft_sigmoid_loss(&s, &t, temp as f64).unwrap());
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        assert!(scalar(&soft_sigmoid_loss(&t, &t, 2.0).unwrap()).abs() < 1e-6);
     }
 
     #[test]

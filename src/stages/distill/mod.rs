@@ -1,17 +1,20 @@
-//! Knowledge distillation (`zhishi distill`, `[task] kind = "distill"`): a fine-tuned NER
-//! model (the teacher) trains a student with fewer layers, started from a subset of the
-//! teacher's layers with its embeddings, classifier and CRF, on the task's labelled
-//! sentences plus unlabelled text. The loss is the soft-label KL at a temperature, the
-//! hard-label loss on the labelled sentences and optionally TinyBERT's hidden-state and
-//! attention-score MSE. The student keeps the teacher's labels, windowing and knowledge
-//! record, so it is an ordinary NER model directory a pipeline's `ner.model` loads.
+//! Knowledge distillation (`zhishi distill`, `[task] kind = "distill"`): a fine-tuned NER or
+//! classification model (the teacher) trains a student with fewer layers, started from a
+//! subset of the teacher's layers with its embeddings and head (classifier, CRF, pooler), on
+//! the task's labelled examples plus unlabelled text. The loss is the soft-label KL at a
+//! temperature, the hard-label loss on the labelled examples and optionally TinyBERT's
+//! hidden-state and attention-score MSE. The student keeps the teacher's labels, input
+//! settings and knowledge record, so it is an ordinary model directory of the teacher's task
+//! (a pipeline's `ner.model` or `classify.model` loads it).
+pub mod classify;
 pub mod config;
 pub mod loss;
+pub mod ner;
 pub mod student;
 pub mod train;
 
 pub use config::DistillConfig;
-pub use train::{evaluate_config, train_config, DistillData, DistillReport, TASK};
+pub use train::{evaluate_config, train_config, DistillData, DistillMetrics, DistillReport, TASK};
 
 use std::path::PathBuf;
 
@@ -25,6 +28,22 @@ pub enum DistillError {
     /// error is large and this one is returned often).
     #[error(transparent)]
     Ner(Box<crate::stages::ner::NerError>),
+    /// Reading data, featurizing or loading a classification teacher or student failed.
+    #[error(transparent)]
+    Classify(Box<crate::stages::classify::ClassifyError>),
+    /// The unlabelled text could not be read.
+    #[error(transparent)]
+    Text(Box<crate::textfile::TextFileError>),
+    /// An unlabelled line does not make an example (`path:line: what was expected`).
+    #[error("{}:{line}: {message}", path.display())]
+    Unlabelled {
+        /// The unlabelled text.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What was expected.
+        message: String,
+    },
     /// The knowledge of the run could not be set up, or differs from the teacher's.
     #[error(transparent)]
     Knowledge(#[from] crate::stages::task::KnowledgeError),
@@ -61,5 +80,11 @@ pub enum DistillError {
 impl From<crate::stages::ner::NerError> for DistillError {
     fn from(e: crate::stages::ner::NerError) -> Self {
         Self::Ner(Box::new(e))
+    }
+}
+
+impl From<crate::stages::classify::ClassifyError> for DistillError {
+    fn from(e: crate::stages::classify::ClassifyError) -> Self {
+        Self::Classify(Box::new(e))
     }
 }

@@ -1,7 +1,8 @@
-//! The student: an ordinary NER network with fewer layers, started from the teacher. Its
-//! embeddings, classifier and CRF are the teacher's; student layer `i` is teacher layer
-//! `layers[i]` (`encoder.layer.{i}.*` ← `encoder.layer.{layers[i]}.*`). Saved, it is an NER
-//! model directory whose `config.json` says `num_hidden_layers = layers.len()`.
+//! The student: the teacher's network (NER or classification) with fewer layers, started from
+//! the teacher. Its embeddings and head (classifier, CRF, pooler) are the teacher's; student
+//! layer `i` is teacher layer `layers[i]` (`encoder.layer.{i}.*` ← `encoder.layer.{layers[i]}.*`).
+//! Saved, it is a model directory of the teacher's task whose `config.json` says
+//! `num_hidden_layers = layers.len()`.
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -11,8 +12,6 @@ use candle_nn::{VarBuilder, VarMap};
 use super::DistillError;
 use crate::model::load::read_config;
 use crate::model::{BertConfig, Kernels};
-use crate::stages::ner::model::{ModelMeta, WEIGHTS_FILE};
-use crate::stages::ner::network::NerNetwork;
 
 /// The teacher tensor a student parameter starts from: the same name, with a layer index
 /// mapped through `layers`; `None` for a student layer `layers` has no entry for.
@@ -35,21 +34,22 @@ pub fn student_config(teacher: &BertConfig, depth: usize) -> BertConfig {
     }
 }
 
-/// A trainable student network (differentiable kernels) and its variables, every one copied
-/// from the teacher directory `teacher_dir` (`meta` is the teacher's `ner.json`).
-pub fn student_network(
+/// A trainable student network (differentiable kernels) built by `build` and its variables,
+/// every one copied from the teacher directory `teacher_dir` (its `weights_file`).
+pub fn student_network<N>(
     teacher_dir: &Path,
-    meta: &ModelMeta,
+    weights_file: &str,
     layers: &[usize],
     device: &Device,
-) -> Result<(NerNetwork, VarMap, BertConfig), DistillError> {
+    build: impl FnOnce(VarBuilder, &BertConfig) -> candle_core::Result<N>,
+) -> Result<(N, VarMap, BertConfig), DistillError> {
     let teacher_cfg = read_config(teacher_dir)?;
     let mut cfg = student_config(&teacher_cfg, layers.len());
     cfg.kernels = Kernels::Differentiable;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-    let network = NerNetwork::load(vb, &cfg, &meta.labels, meta.crf)?;
-    let weights = teacher_dir.join(WEIGHTS_FILE);
+    let network = build(vb, &cfg)?;
+    let weights = teacher_dir.join(weights_file);
     let teacher: HashMap<String, Tensor> = crate::model::quantized::read(&weights)?;
     let vars = varmap.data().lock().map(|m| m.clone()).unwrap_or_default();
     for (name, var) in vars {

@@ -46,6 +46,13 @@ pub trait Task: 'static {
     /// training selects the best model by.
     const METRIC: &'static str;
 
+    /// The headline metric of a run of `resolved` (by default [`Task::METRIC`]; a task whose
+    /// metric depends on its configuration, as distillation's on the teacher, says so).
+    fn metric(resolved: &Self::Resolved) -> &'static str {
+        let _ = resolved;
+        Self::METRIC
+    }
+
     /// Loads and checks the TOML at `path` with `--set` `overrides` for `purpose`: every
     /// key, range and path, before any data is read or model built.
     fn resolve(
@@ -132,8 +139,9 @@ fn check_entry<T: Task>(path: &Path, overrides: &[String]) -> Result<(), TaskErr
 
 fn train_entry<T: Task>(path: &Path, overrides: &[String]) -> Result<TaskReport, TaskError> {
     let resolved = resolve_task::<T>(path, overrides, Purpose::Train).map_err(fail::<T>)?;
+    let metric = T::metric(&resolved);
     let trained = T::train(resolved).map_err(fail::<T>)?;
-    let mut report = TaskReport::new(kind_of::<T>(), Split::Dev, T::METRIC, trained.dev);
+    let mut report = TaskReport::new(kind_of::<T>(), Split::Dev, metric, trained.dev);
     report.train = trained.train;
     report.model_dir = Some(trained.model_dir);
     report.details = trained.details;
@@ -147,7 +155,8 @@ fn evaluate_entry<T: Task>(
     precision: Precision,
 ) -> Result<TaskReport, TaskError> {
     let resolved = resolve_task::<T>(path, overrides, Purpose::Evaluate).map_err(fail::<T>)?;
+    let metric = T::metric(&resolved);
     let metrics = T::evaluate(resolved, split, precision).map_err(fail::<T>)?;
     let metrics = serde_json::to_value(&metrics).map_err(fail::<T>)?;
-    Ok(TaskReport::new(kind_of::<T>(), split, T::METRIC, metrics))
+    Ok(TaskReport::new(kind_of::<T>(), split, metric, metrics))
 }
