@@ -24,15 +24,54 @@ pub const PREFIX: &str = "hf:";
 pub const DEFAULT_REVISION: &str = "main";
 
 /// The files a model directory needs, each group satisfied by any one of its files: the
-/// config, a tokenizer and the weights (what [`super::load::load_bert`] and
-/// [`super::BertTokenizer::from_dir`] read). Each file of a group that the model has is
-/// fetched: a trained stage copies `vocab.txt`, the tokenizer prefers `tokenizer.json`.
-/// Of the weights only the first present is fetched.
-pub const NEEDED: [&[&str]; 3] = [
-    &["config.json"],
-    &["tokenizer.json", "vocab.txt"],
-    &WEIGHT_FILES,
-];
+/// config and a tokenizer (what [`super::load::read_config`] and
+/// [`super::BertTokenizer::from_dir`] read), and weights ([`is_weights`]: an encoder's
+/// [`WEIGHT_FILES`], or a trained stage's own file such as `params.safetensors`).
+pub const NEEDED: [&[&str]; 2] = [&["config.json"], &["tokenizer.json", "vocab.txt"]];
+
+/// Extensions of the files fetched from a model's repository (its top level): settings and
+/// vocabularies (`json`, `txt`, `toml`) and weights zhishi reads (`safetensors`, `bin`).
+/// Weights of other frameworks (`tf_model.h5`, `flax_model.msgpack`, ONNX, ...) are left,
+/// and of [`WEIGHT_FILES`] only the first the repository has.
+pub const FETCHED_EXTENSIONS: [&str; 5] = ["json", "txt", "toml", "safetensors", "bin"];
+
+/// Whether `file` (a name in a model directory) holds weights zhishi can read.
+pub fn is_weights(file: &str) -> bool {
+    file.ends_with(".safetensors") || file.ends_with(".bin")
+}
+
+/// The files of a repository listing worth fetching (see [`FETCHED_EXTENSIONS`]), or what
+/// they lack of a model directory (a group of [`NEEDED`], or weights).
+pub fn wanted<'a>(listing: &[&'a str]) -> Result<Vec<&'a str>, String> {
+    let skipped_weights: Vec<&str> = match WEIGHT_FILES.iter().find(|w| listing.contains(w)) {
+        Some(first) => WEIGHT_FILES.iter().copied().filter(|w| w != first).collect(),
+        None => Vec::new(),
+    };
+    let files: Vec<&str> = listing
+        .iter()
+        .copied()
+        .filter(|f| !f.contains('/') && !skipped_weights.contains(f))
+        .filter(|f| {
+            f.rsplit_once('.')
+                .is_some_and(|(_, ext)| FETCHED_EXTENSIONS.contains(&ext))
+        })
+        .collect();
+    missing(&files).map_or(Ok(files), Err)
+}
+
+/// What `files` lacks: the first group of [`NEEDED`] it has no file of, or weights.
+fn missing<S: AsRef<str>>(files: &[S]) -> Option<String> {
+    let has = |f: &str| files.iter().any(|g| g.as_ref() == f);
+    for group in NEEDED {
+        if !group.iter().any(|f| has(f)) {
+            return Some(group.join(" or "));
+        }
+    }
+    if !files.iter().any(|f| is_weights(f.as_ref())) {
+        return Some(format!("weights ({} or *.safetensors)", WEIGHT_FILES.join(" or ")));
+    }
+    None
+}
 
 /// What can go wrong naming, finding or fetching a model by id.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +231,7 @@ pub struct Snapshot {
     pub commit: String,
     /// The snapshot directory: a model directory like any other.
     pub dir: PathBuf,
-    /// The files of [`NEEDED`] it holds.
+    /// The files it holds.
     pub files: Vec<String>,
 }
 
@@ -257,8 +296,8 @@ pub fn open(id: &HubId) -> Result<Snapshot, HubError> {
     }
 }
 
-/// The snapshot of `id` in `cache` if it is there with every group of [`NEEDED`]; reads the
-/// cache only. A revision that is a commit needs no ref: its snapshot is looked up directly.
+/// The snapshot of `id` in `cache` if it is there with every group of [`NEEDED`] and weights;
+/// reads the cache only. A revision that is a commit needs no ref: its snapshot is looked up directly.
 pub fn cached(id: &HubId, cache: &Path) -> Option<Snapshot> {
     let repo = cache.join(id.folder());
     let commit = match std::fs::read_to_string(repo.join("refs").join(id.revision())) {
@@ -280,23 +319,17 @@ pub fn cached(id: &HubId, cache: &Path) -> Option<Snapshot> {
     })
 }
 
-/// The files of [`NEEDED`] in `dir` (of the weights only the first present), or `None` when
-/// a group has none.
+/// The files of `dir` (sorted; a link whose blob is gone is no file), or `None` when it lacks
+/// a group of [`NEEDED`] or weights.
 fn present(dir: &Path) -> Option<Vec<String>> {
-    let mut files = Vec::new();
-    for (i, group) in NEEDED.iter().enumerate() {
-        let found: Vec<&str> = group
-            .iter()
-            .copied()
-            .filter(|f| dir.join(f).is_file())
-            .collect();
-        match (i, found.first()) {
-            (_, None) => return None,
-            (2, Some(first)) => files.push(first.to_string()),
-            _ => files.extend(found.iter().map(|f| f.to_string())),
-        }
-    }
-    Some(files)
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    files.sort();
+    missing(&files).is_none().then_some(files)
 }
 
 /// Whether `s` is a full commit hash (40 lower-case hex digits).
@@ -329,7 +362,7 @@ pub fn endpoint() -> String {
         )
 }
 
-/// Fetches the files `id` needs ([`NEEDED`]) at its revision into `cache`, skipping those
+/// Fetches the files of `id` at its revision into `cache` ([`wanted`]), skipping those
 /// already there, and returns the snapshot. Asks the hub which files the revision has
 /// (`/api/models/ORG/NAME/revision/REV`), then each file from `/ORG/NAME/resolve/REV/FILE`
 /// as hf-hub does (blobs, snapshot symlinks, `refs/REV`); `progress` draws a bar per file
@@ -372,25 +405,11 @@ pub fn download(id: &HubId, cache: &Path, progress: bool) -> Result<Snapshot, Hu
     ));
     let info = repo.info().map_err(failed)?;
     let listed: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
-    let mut wanted = Vec::new();
-    for (i, group) in NEEDED.iter().enumerate() {
-        let found: Vec<&str> = group
-            .iter()
-            .copied()
-            .filter(|f| listed.contains(f))
-            .collect();
-        match (i, found.first()) {
-            (_, None) => {
-                return Err(HubError::NotAModel {
-                    id: id.clone(),
-                    commit: info.sha.clone(),
-                    what: group.join(" or "),
-                })
-            }
-            (2, Some(first)) => wanted.push(*first),
-            _ => wanted.extend(found),
-        }
-    }
+    let wanted = wanted(&listed).map_err(|what| HubError::NotAModel {
+        id: id.clone(),
+        commit: info.sha.clone(),
+        what,
+    })?;
     let snapshot = cache
         .join(id.folder())
         .join("snapshots")
@@ -444,6 +463,32 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_yields_settings_vocabularies_and_one_set_of_weights() {
+        let listing = [
+            ".gitattributes",
+            "README.md",
+            "config.json",
+            "flax_model.msgpack",
+            "model.safetensors",
+            "pytorch_model.bin",
+            "tf_model.h5",
+            "tokenizer.json",
+            "vocab.txt",
+            "coreml/model.mlmodel",
+        ];
+        assert_eq!(
+            wanted(&listing).unwrap(),
+            ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt"]
+        );
+        let trained = ["config.json", "vocab.txt", "ner.json", "params.safetensors", "train.toml"];
+        assert_eq!(wanted(&trained).unwrap(), trained);
+        assert_eq!(
+            wanted(&["config.json", "model.safetensors"]).unwrap_err(),
+            "tokenizer.json or vocab.txt"
+        );
+    }
+
+    #[test]
     fn a_snapshot_directory_names_its_pinned_id() {
         let commit = "0123456789abcdef0123456789abcdef01234567";
         let dir = PathBuf::from(format!("/c/models--hfl--rbt3/snapshots/{commit}"));
@@ -468,7 +513,7 @@ mod tests {
         std::fs::write(snap.join("pytorch_model.bin"), "").unwrap();
         let s = cached(&id, cache.path()).unwrap();
         assert_eq!(s.dir, snap);
-        assert_eq!(s.files, ["config.json", "vocab.txt", "pytorch_model.bin"]);
+        assert_eq!(s.files, ["config.json", "pytorch_model.bin", "vocab.txt"]);
         let pinned = HubId::parse(&format!("hf:org/tiny@{commit}")).unwrap();
         assert_eq!(cached(&pinned, cache.path()).unwrap().dir, snap);
         let other = HubId::parse("hf:org/tiny@dev").unwrap();
