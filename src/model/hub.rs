@@ -44,7 +44,11 @@ pub fn is_weights(file: &str) -> bool {
 /// they lack of a model directory (a group of [`NEEDED`], or weights).
 pub fn wanted<'a>(listing: &[&'a str]) -> Result<Vec<&'a str>, String> {
     let skipped_weights: Vec<&str> = match WEIGHT_FILES.iter().find(|w| listing.contains(w)) {
-        Some(first) => WEIGHT_FILES.iter().copied().filter(|w| w != first).collect(),
+        Some(first) => WEIGHT_FILES
+            .iter()
+            .copied()
+            .filter(|w| w != first)
+            .collect(),
         None => Vec::new(),
     };
     let files: Vec<&str> = listing
@@ -68,7 +72,10 @@ fn missing<S: AsRef<str>>(files: &[S]) -> Option<String> {
         }
     }
     if !files.iter().any(|f| is_weights(f.as_ref())) {
-        return Some(format!("weights ({} or *.safetensors)", WEIGHT_FILES.join(" or ")));
+        return Some(format!(
+            "weights ({} or *.safetensors)",
+            WEIGHT_FILES.join(" or ")
+        ));
     }
     None
 }
@@ -181,7 +188,9 @@ impl HubId {
         }
         if let Some(rev) = revision {
             let rev_ok = !rev.is_empty()
-                && !rev.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+                && !rev
+                    .split('/')
+                    .any(|p| p.is_empty() || p == "." || p == "..")
                 && rev
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
@@ -292,7 +301,9 @@ pub fn open(id: &HubId) -> Result<Snapshot, HubError> {
     }
     #[cfg(not(feature = "download"))]
     {
-        Err(not_cached(" (this build cannot download: feature `download`)"))
+        Err(not_cached(
+            " (this build cannot download: feature `download`)",
+        ))
     }
 }
 
@@ -334,7 +345,9 @@ fn present(dir: &Path) -> Option<Vec<String>> {
 
 /// Whether `s` is a full commit hash (40 lower-case hex digits).
 fn is_commit(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The id of the snapshot directory `dir` (`.../models--ORG--NAME/snapshots/COMMIT`), pinned
@@ -410,10 +423,7 @@ pub fn download(id: &HubId, cache: &Path, progress: bool) -> Result<Snapshot, Hu
         commit: info.sha.clone(),
         what,
     })?;
-    let snapshot = cache
-        .join(id.folder())
-        .join("snapshots")
-        .join(&info.sha);
+    let snapshot = cache.join(id.folder()).join("snapshots").join(&info.sha);
     for file in &wanted {
         if !snapshot.join(file).is_file() {
             repo.download(file).map_err(failed)?;
@@ -454,8 +464,18 @@ mod tests {
         let id = HubId::parse("google-bert/bert-base-chinese@v1.0").unwrap();
         assert_eq!(id.revision(), "v1.0");
         assert_eq!(id.to_string(), "hf:google-bert/bert-base-chinese@v1.0");
-        assert_eq!(id.download_args(), "google-bert/bert-base-chinese --revision v1.0");
-        for bad in ["hf:rbt3", "hf:a/b/c", "hf:/x", "hf:a/..", "hf:a/b@", "hf:a/b@../x"] {
+        assert_eq!(
+            id.download_args(),
+            "google-bert/bert-base-chinese --revision v1.0"
+        );
+        for bad in [
+            "hf:rbt3",
+            "hf:a/b/c",
+            "hf:/x",
+            "hf:a/..",
+            "hf:a/b@",
+            "hf:a/b@../x",
+        ] {
             assert!(HubId::parse(bad).is_err(), "{bad}");
         }
         assert!(HubId::from_path(Path::new("models/m3e")).is_none());
@@ -478,9 +498,20 @@ mod tests {
         ];
         assert_eq!(
             wanted(&listing).unwrap(),
-            ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt"]
+            [
+                "config.json",
+                "model.safetensors",
+                "tokenizer.json",
+                "vocab.txt"
+            ]
         );
-        let trained = ["config.json", "vocab.txt", "ner.json", "params.safetensors", "train.toml"];
+        let trained = [
+            "config.json",
+            "vocab.txt",
+            "ner.json",
+            "params.safetensors",
+            "train.toml",
+        ];
         assert_eq!(wanted(&trained).unwrap(), trained);
         assert_eq!(
             wanted(&["config.json", "model.safetensors"]).unwrap_err(),

@@ -23,10 +23,17 @@ fn tiny_model(root: &Path) -> PathBuf {
 }
 
 /// `zhishi encode --model MODEL` over [`INPUT`] with the cache `cache` and hub `endpoint`.
-fn encode(model: &str, cache: &Path, endpoint: Option<&str>, offline: bool) -> assert_cmd::assert::Assert {
+fn encode(
+    model: &str,
+    cache: &Path,
+    endpoint: Option<&str>,
+    offline: bool,
+) -> assert_cmd::assert::Assert {
     let mut cmd = Command::cargo_bin("zhishi").unwrap();
     hub_env(&mut cmd, cache, endpoint, offline);
-    cmd.args(["encode", "--model", model]).write_stdin(INPUT).assert()
+    cmd.args(["encode", "--model", model])
+        .write_stdin(INPUT)
+        .assert()
 }
 
 fn stdout(a: &assert_cmd::assert::Assert) -> String {
@@ -39,15 +46,21 @@ fn an_hf_id_over_a_laid_out_cache_encodes_as_its_directory_does() {
     let model = tiny_model(tmp.path());
     let cache = tmp.path().join("cache");
     let snapshot = lay_out(&cache, "test/tiny-bert", &model);
-    assert!(std::fs::symlink_metadata(snapshot.join("model.safetensors"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(
+        std::fs::symlink_metadata(snapshot.join("model.safetensors"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 
     let from_dir = stdout(&encode(model.to_str().unwrap(), &cache, None, true).success());
     assert_eq!(from_dir.lines().count(), 2);
     let v: Value = serde_json::from_str(from_dir.lines().next().unwrap()).unwrap();
-    assert_eq!(v["last_hidden_state"].as_array().unwrap().len(), 8, "[CLS] 6 chars [SEP]");
+    assert_eq!(
+        v["last_hidden_state"].as_array().unwrap().len(),
+        8,
+        "[CLS] 6 chars [SEP]"
+    );
     for id in [
         "hf:test/tiny-bert".to_string(),
         "hf:test/tiny-bert@main".to_string(),
@@ -79,7 +92,9 @@ fn offline_an_uncached_id_says_how_to_get_it_and_sends_no_request() {
     let cache = tmp.path().join("empty-cache");
     encode("hf:test/tiny-bert", &cache, Some(&hub.endpoint()), true)
         .failure()
-        .stderr(contains("hf:test/tiny-bert is not in the Hugging Face cache"))
+        .stderr(contains(
+            "hf:test/tiny-bert is not in the Hugging Face cache",
+        ))
         .stderr(contains("HF_HUB_OFFLINE is set"))
         .stderr(contains("fetch it with `zhishi download test/tiny-bert`"))
         .stderr(contains("or set HF_HUB_CACHE"));
@@ -123,15 +138,27 @@ fn zhishi_download_fetches_a_model_as_the_hub_serves_it() {
     );
     for file in ["config.json", "model.safetensors", "vocab.txt"] {
         let link = snapshot.join(file);
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-        assert_eq!(std::fs::read(&link).unwrap(), std::fs::read(model.join(file)).unwrap());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read(&link).unwrap(),
+            std::fs::read(model.join(file)).unwrap()
+        );
     }
-    assert!(!snapshot.join("tf_model.h5").exists(), "other frameworks' weights are left");
+    assert!(
+        !snapshot.join("tf_model.h5").exists(),
+        "other frameworks' weights are left"
+    );
     let refs = cache.join("models--test--tiny-bert/refs/main");
     assert_eq!(std::fs::read_to_string(refs).unwrap().trim(), COMMIT);
     let requested = hub.requested();
     assert_eq!(requested[0], "/api/models/test/tiny-bert/revision/main");
-    assert!(requested.iter().any(|p| p.starts_with("/cdn/")), "weights redirected: {requested:?}");
+    assert!(
+        requested.iter().any(|p| p.starts_with("/cdn/")),
+        "weights redirected: {requested:?}"
+    );
 
     // The fetched model encodes as its directory does, offline.
     let from_dir = stdout(&encode(model.to_str().unwrap(), &cache, None, true).success());
@@ -141,7 +168,10 @@ fn zhishi_download_fetches_a_model_as_the_hub_serves_it() {
     // Again: the hub is asked which files the revision has, and nothing is fetched.
     let before = hub.requested().len();
     download();
-    assert_eq!(hub.requested()[before..], ["/api/models/test/tiny-bert/revision/main"]);
+    assert_eq!(
+        hub.requested()[before..],
+        ["/api/models/test/tiny-bert/revision/main"]
+    );
 
     // A repository the hub does not have.
     let mut cmd = Command::cargo_bin("zhishi").unwrap();
@@ -149,7 +179,9 @@ fn zhishi_download_fetches_a_model_as_the_hub_serves_it() {
     cmd.args(["download", "test/absent", "--quiet"])
         .assert()
         .failure()
-        .stderr(contains("cannot fetch hf:test/absent from http://127.0.0.1"))
+        .stderr(contains(
+            "cannot fetch hf:test/absent from http://127.0.0.1",
+        ))
         .stderr(contains("404"));
 }
 
@@ -160,12 +192,14 @@ fn an_uncached_id_is_fetched_on_first_use_and_read_offline_after() {
     let hub = HubServer::start("test/tiny-bert", &model);
     let cache = tmp.path().join("cache");
     let from_dir = stdout(&encode(model.to_str().unwrap(), &cache, None, true).success());
-    let first = stdout(&encode("hf:test/tiny-bert", &cache, Some(&hub.endpoint()), false).success());
+    let first =
+        stdout(&encode("hf:test/tiny-bert", &cache, Some(&hub.endpoint()), false).success());
     assert_eq!(first, from_dir);
     let fetched = hub.requested().len();
     assert!(fetched > 1, "{:?}", hub.requested());
     // Cached now: no request even without HF_HUB_OFFLINE.
-    let again = stdout(&encode("hf:test/tiny-bert", &cache, Some(&hub.endpoint()), false).success());
+    let again =
+        stdout(&encode("hf:test/tiny-bert", &cache, Some(&hub.endpoint()), false).success());
     assert_eq!(again, from_dir);
     assert_eq!(hub.requested().len(), fetched);
 }

@@ -50,12 +50,7 @@ pub fn lay_out(cache: &Path, repo: &str, model: &Path) -> PathBuf {
 /// Sets `cmd`'s environment for the cache `cache`, the hub `endpoint` (none: an address
 /// nothing listens on) and `offline`; clears the proxies, tokens and HF_HOME it could
 /// inherit.
-pub fn hub_env(
-    cmd: &mut assert_cmd::Command,
-    cache: &Path,
-    endpoint: Option<&str>,
-    offline: bool,
-) {
+pub fn hub_env(cmd: &mut assert_cmd::Command, cache: &Path, endpoint: Option<&str>, offline: bool) {
     for var in [
         "HF_HOME",
         "HF_TOKEN",
@@ -250,11 +245,7 @@ fn ranged(
     let mut all = headers.to_vec();
     all.push((
         "Content-Range",
-        format!(
-            "bytes {start}-{}/{}",
-            end.saturating_sub(1),
-            bytes.len()
-        ),
+        format!("bytes {start}-{}/{}", end.saturating_sub(1), bytes.len()),
     ));
     respond(out, "206 Partial Content", &all, &bytes[start..end])
 }
