@@ -269,6 +269,20 @@ impl ConfigSource {
         out
     }
 
+    /// Resolves the model directory `p` names (the value of `key`): an
+    /// `hf:ORG/NAME[@REVISION]` id to its snapshot in the Hugging Face cache (fetched when
+    /// not cached, unless `HF_HUB_OFFLINE` is set: [`crate::model::hub`]), any other path as
+    /// [`ConfigSource::existing_path`] does.
+    pub fn model_dir(&self, key: &str, p: &Path) -> Result<PathBuf, ConfigError> {
+        match crate::model::hub::HubId::from_path(p) {
+            None => self.existing_path(key, p),
+            Some(id) => id
+                .and_then(|id| crate::model::hub::open(&id))
+                .map(|snapshot| snapshot.dir)
+                .map_err(|e| self.error(key, with_causes(&e))),
+        }
+    }
+
     /// Resolves `p` (the value of `key`) and checks that it exists.
     pub fn existing_path(&self, key: &str, p: &Path) -> Result<PathBuf, ConfigError> {
         let resolved = self.resolve(p);
@@ -285,6 +299,21 @@ impl ConfigSource {
             ))
         }
     }
+}
+
+/// `e`'s message and those of its causes that it does not already show, joined by `: `.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// One step of a dotted key path.

@@ -90,7 +90,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Kg(a) => bench_kg(a),
         BenchCommand::KgOpen(a) => bench_kg_open(a),
         BenchCommand::Link(a) => print_result(&link::bench_link(&a)?, a.output.as_deref()),
-        BenchCommand::Encoder(a) => print_result(&encoder::bench_encoder(&a)?, a.output.as_deref()),
+        BenchCommand::Encoder(mut a) => {
+            a.model = super::model_dir(&a.model)?;
+            print_result(&encoder::bench_encoder(&a)?, a.output.as_deref())
+        }
         BenchCommand::EncoderRun(a) => print_result(&encoder::run_child(&a)?, None),
         BenchCommand::Run(a) => print_result(&pipeline_run::bench_run(&a)?, a.out.as_deref()),
         BenchCommand::RunArm(a) => print_result(&pipeline_arm::run_arm(&a)?, None),

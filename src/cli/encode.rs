@@ -29,7 +29,8 @@ use zhishi::model::{
 /// Arguments of `zhishi encode`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Hugging Face BERT directory (config.json + model.safetensors or pytorch_model.bin).
+    /// Hugging Face BERT directory (config.json + model.safetensors or pytorch_model.bin), or
+    /// a model id `hf:ORG/NAME[@REVISION]` resolved through the Hugging Face cache.
     #[arg(long)]
     model: PathBuf,
     /// ERNIE entity table: a safetensors file holding a single 2-D tensor.
@@ -179,7 +180,8 @@ struct BatchOutput {
 }
 
 /// Runs `zhishi encode`: stdin JSONL -> stdout JSONL.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    args.model = super::model_dir(&args.model)?;
     let device = model::parse_device(&args.device)?;
     let ctx = || format!("loading model {}", args.model.display());
     let kernels = Kernels::inference(args.precision);

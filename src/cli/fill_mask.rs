@@ -17,7 +17,7 @@ use zhishi::stages::pretrain::FillMask;
 #[derive(Parser, Debug)]
 pub struct Args {
     /// A masked-LM directory (`zhishi pretrain` output, or any BERT checkpoint with
-    /// `cls.predictions`).
+    /// `cls.predictions`), or a model id `hf:ORG/NAME[@REVISION]`.
     #[arg(long)]
     pub model: PathBuf,
     /// Candidates per mask (1 to 1000).
@@ -32,7 +32,8 @@ pub struct Args {
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Runs `zhishi fill-mask`.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(mut args: Args) -> Result<ExitCode> {
+    args.model = super::model_dir(&args.model)?;
     let model =
         FillMask::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     let (reader, name): (Box<dyn BufRead>, &Path) = match &args.input {

@@ -9,6 +9,7 @@ mod bounds;
 mod chart;
 mod compare;
 mod distill;
+mod download;
 mod encode;
 mod fill_mask;
 mod init;
@@ -67,6 +68,8 @@ enum Command {
     FillMask(fill_mask::Args),
     /// Save a model directory with its dense layers in int8 (smaller; loads without quantising).
     Quantize(quantize::Args),
+    /// Fetch a Hugging Face model (`ORG/NAME`) into the Hugging Face cache, for `hf:ORG/NAME`.
+    Download(download::Args),
 }
 
 /// Parses arguments, runs the subcommand and maps errors to a non-zero exit code.
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Distill(args) => distill::run(args),
         Command::FillMask(args) => fill_mask::run(args),
         Command::Quantize(args) => quantize::run(args),
+        Command::Download(args) => download::run(args),
     };
     match result {
         Ok(code) => code,
@@ -110,6 +114,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The model directory a `--model` flag names: an `hf:ORG/NAME[@REVISION]` id resolved
+/// through the Hugging Face cache ([`zhishi::model::hub`]), else the path as given.
+fn model_dir(model: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    Ok(zhishi::model::hub::resolve(model)?)
 }
 
 /// `cmd` and all its subcommands with negative numbers taken as values, so that `--limit -1`

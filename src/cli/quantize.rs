@@ -14,7 +14,7 @@ use zhishi::model::quantized::{quantize_dir, FORMAT};
 /// Arguments of `zhishi quantize`.
 #[derive(Parser, Debug)]
 pub struct Args {
-    /// The model directory to quantise.
+    /// The model directory to quantise, or a model id `hf:ORG/NAME[@REVISION]`.
     #[arg(long)]
     pub model: PathBuf,
     /// Where to write the quantised copy (must not exist, or be empty).
@@ -23,7 +23,8 @@ pub struct Args {
 }
 
 /// Runs `zhishi quantize`.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(mut args: Args) -> Result<ExitCode> {
+    args.model = super::model_dir(&args.model)?;
     let report = quantize_dir(&args.model, &args.output).with_context(|| {
         format!(
             "quantising {} into {}",

@@ -17,6 +17,7 @@ pub mod device;
 pub mod dropout;
 pub mod encoder;
 pub mod ernie;
+pub mod hub;
 pub mod kernels;
 pub mod linear;
 pub mod load;
@@ -42,6 +43,9 @@ pub enum ModelError {
     /// The output files could not be planned, locked or written.
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
+    /// An `hf:ORG/NAME` model id could not be resolved (see [`hub`]).
+    #[error(transparent)]
+    Hub(#[from] hub::HubError),
     /// A file could not be read.
     #[error("cannot read {path}")]
     Io {

@@ -404,7 +404,13 @@ impl PipelineBuilder {
         {
             return Err(PipelineError::Invalid { key, message });
         }
-        let resolve = |_: &str, path: &Path| Ok(path.to_path_buf());
+        // Paths are the caller's own; an `hf:` id becomes its snapshot directory.
+        let resolve = |key: &str, path: &Path| {
+            crate::model::hub::resolve(path).map_err(|e| registry::OptionsError {
+                key: key.to_string(),
+                message: e.to_string(),
+            })
+        };
         for name in self.spec.pipeline.stages.clone() {
             if let Some(kind) = kinds.instance(&name, self.spec.tables.get(&name)) {
                 kind.check(self.spec.tables.get_mut(&name), &resolve)

@@ -1,5 +1,6 @@
 //! The encoder: parity with PyTorch (BERT and ERNIE-THU), gradients through every kernel set, the
-//! bf16 kernels, packed batches, `zhishi encode` and `zhishi quantize`.
+//! bf16 kernels, packed batches, `zhishi encode` and `zhishi quantize`, models by name (`hf:ORG/NAME`,
+//! `zhishi download`).
 //!
 //! One test binary of modules (`cargo test --test encoder -- bf16::` runs one module);
 //! `support` is shared by every binary.
@@ -15,6 +16,7 @@ mod bf16;
 mod cli;
 mod ernie;
 mod grad;
+mod hub;
 mod packed_batches;
 mod parity;
 mod quantize;

@@ -1,5 +1,5 @@
-//! Named-entity recognition: the CRF, gradients of every parameter, training end to end, ERNIE-THU
-//! fusion.
+//! Named-entity recognition: the CRF, gradients of every parameter, training end to end (also from an
+//! `hf:` model id), ERNIE-THU fusion.
 //!
 //! One test binary of modules (`cargo test --test ner -- crf::` runs one module);
 //! `support` is shared by every binary.
@@ -12,5 +12,6 @@ mod support;
 mod crf;
 mod ernie;
 mod grad;
+mod hub;
 mod instances;
 mod train;

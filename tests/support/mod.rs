@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod grad_check;
+pub mod hub;
 pub mod ner_workspace;
 pub mod pretrain_workspace;
 pub mod qa_workspace;

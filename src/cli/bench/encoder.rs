@@ -21,7 +21,8 @@ use zhishi::model::{load_bert, BertConfig, BertModel, EncoderInput, Kernels, Pre
 /// Arguments of `zhishi bench encoder`.
 #[derive(Args, Debug)]
 pub struct EncoderBenchArgs {
-    /// Hugging Face BERT directory (e.g. m3e-small); PyTorch needs it too.
+    /// Hugging Face BERT directory (e.g. m3e-small), or a model id `hf:ORG/NAME[@REVISION]`;
+    /// PyTorch needs it too.
     #[arg(long)]
     pub model: PathBuf,
     /// Thread counts to time.

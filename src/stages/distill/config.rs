@@ -313,7 +313,7 @@ pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigErro
             "distillation covers plain and K-BERT teachers, not ERNIE entity fusion",
         ));
     }
-    let teacher = source.existing_path("teacher.model", &c.teacher.model)?;
+    let teacher = source.model_dir("teacher.model", &c.teacher.model)?;
     let Some(teacher_kind) = TeacherKind::of(&teacher) else {
         return Err(source.error(
             "teacher.model",

@@ -95,7 +95,10 @@ fn resolve(config: &Loaded<KbqaConfig>) -> Result<Resolved, KbqaError> {
     Ok(Resolved {
         data: src.resolve(&c.data.path),
         store: src.resolve(&c.kg.store),
-        encoder: src.resolve(&c.encoder.model),
+        encoder: match crate::model::hub::HubId::from_path(&c.encoder.model) {
+            Some(_) => src.model_dir("encoder.model", &c.encoder.model)?,
+            None => src.resolve(&c.encoder.model),
+        },
         output: src.resolve(&c.train.output),
     })
 }

@@ -88,7 +88,7 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError>
             format!("expected \"pretrain\", found {:?}", c.task.kind),
         ));
     }
-    let model = source.existing_path("encoder.model", &c.encoder.model)?;
+    let model = source.model_dir("encoder.model", &c.encoder.model)?;
     let max_pos = read_config(&model)?.max_position_embeddings;
     if c.data.max_len < 3 || c.data.max_len > max_pos {
         return Err(err(
@@ -468,6 +468,10 @@ fn write_model_files(dir: &Path, encoder_dir: &Path, toml: &str) -> Result<(), T
             "architectures".into(),
             serde_json::json!(["BertForMaskedLM"]),
         );
+        // The Hugging Face name of the model it was built from, when it came from the cache.
+        if let Some(id) = crate::model::hub::snapshot_id(encoder_dir) {
+            obj.insert("_name_or_path".into(), id.to_string().into());
+        }
     }
     let out = dir.join("config.json");
     std::fs::write(

@@ -18,7 +18,8 @@ pub struct TaskTable {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncoderTable {
-    /// Hugging Face model directory (`config.json`, weights, `vocab.txt`), e.g. `"${M3E_DIR}"`.
+    /// Hugging Face model directory (`config.json`, weights, `vocab.txt`), e.g. `"${M3E_DIR}"`,
+    /// or a model id `hf:ORG/NAME[@REVISION]` ([`crate::model::hub`]).
     pub model: PathBuf,
     /// Train only the head, keeping the encoder fixed.
     #[serde(default)]

@@ -48,15 +48,36 @@ impl<M: Serialize> ModelDir<'_, M> {
             }
         }
         let (meta_file, meta) = self.meta;
-        let text = serde_json::to_string_pretty(meta).map_err(|source| TrainError::Json {
+        let json = |source| TrainError::Json {
             path: dir.join(meta_file),
             source,
-        })?;
+        };
+        let mut value = serde_json::to_value(meta).map_err(json)?;
+        record_encoder_id(&mut value, self.encoder_dir);
+        let text = serde_json::to_string_pretty(&value).map_err(json)?;
         std::fs::write(dir.join(meta_file), text).map_err(io(dir.join(meta_file)))?;
         let (toml_file, toml) = self.toml;
         std::fs::write(dir.join(toml_file), toml).map_err(io(dir.join(toml_file)))?;
         Ok(())
     }
+}
+
+/// The key of a stage's settings file that names the `hf:` model it was trained from.
+pub const ENCODER_ID_KEY: &str = "encoder";
+
+/// Records in `meta` (a stage's settings as JSON) the id of the encoder it was trained from,
+/// when `encoder_dir` is a snapshot of the Hugging Face cache: `"encoder":
+/// "hf:ORG/NAME@COMMIT"`, pinned to the commit whatever revision the TOML named (the TOML
+/// kept beside it has the id as written). A stage's settings never use the key otherwise.
+fn record_encoder_id(meta: &mut serde_json::Value, encoder_dir: &Path) {
+    let (Some(obj), Some(id)) = (
+        meta.as_object_mut(),
+        crate::model::hub::snapshot_id(encoder_dir),
+    ) else {
+        return;
+    };
+    obj.entry(ENCODER_ID_KEY)
+        .or_insert_with(|| serde_json::Value::from(id.to_string()));
 }
 
 /// Why a trained model directory could not be opened. Each stage turns this into its own

@@ -159,7 +159,7 @@ pub fn resolve_for<C: TaskConfig>(
     check_shared(&value, &source)?;
     value.check(&source)?;
     let encoder = match purpose {
-        Purpose::Train => source.existing_path("encoder.model", &value.encoder().model)?,
+        Purpose::Train => source.model_dir("encoder.model", &value.encoder().model)?,
         Purpose::Evaluate => source.resolve(&value.encoder().model),
     };
     if let (Some(max_len), Purpose::Train) = (value.max_len(), purpose) {
