@@ -13,4 +13,5 @@ mod crf;
 mod ernie;
 mod grad;
 mod instances;
+mod scores;
 mod train;
