@@ -41,7 +41,9 @@ fn every_entity_is_scored_with_a_probability_under_both_heads() {
         let all: Vec<&Entity> = found.iter().flatten().collect();
         assert!(!all.is_empty(), "crf {crf}: no entity predicted");
         for e in all {
-            let p = e.score.unwrap_or_else(|| panic!("crf {crf}: {e:?} has no score"));
+            let p = e
+                .score
+                .unwrap_or_else(|| panic!("crf {crf}: {e:?} has no score"));
             assert!(p > 0.0 && p <= 1.0, "crf {crf}: {e:?}");
         }
     }
@@ -82,7 +84,10 @@ fn the_ner_stage_drops_entities_below_min_score() {
         .cloned()
         .collect();
     assert_eq!(kept, want);
-    assert!(kept.len() < all.len() || scores[0] == threshold, "{scores:?}");
+    assert!(
+        kept.len() < all.len() || scores[0] == threshold,
+        "{scores:?}"
+    );
 }
 
 #[test]
@@ -104,17 +109,21 @@ fn evaluation_reports_the_calibration_of_entity_scores_and_draws_it() {
         .sum::<f64>()
         / counted.max(1) as f64;
     assert!((gap - c.ece).abs() < 1e-9);
-    let thresholds: Vec<f32> = m.at_min_score.iter().map(|a| a.min_score).collect();
+    let thresholds: Vec<f64> = m.at_min_score.iter().map(|a| a.min_score).collect();
     assert_eq!(thresholds, [0.5, 0.9]);
     let (half, most) = (&m.at_min_score[0].scores, &m.at_min_score[1].scores);
     assert!(most.predicted <= half.predicted && half.predicted <= m.micro.predicted);
     assert_eq!(half.gold, m.micro.gold);
 
     let json = serde_json::to_value(&m).unwrap();
-    assert!(json["calibration"]["bins"][0].get("mean_score").is_some(), "{json}");
+    assert!(
+        json["calibration"]["bins"][0].get("mean_score").is_some(),
+        "{json}"
+    );
     assert!(json["at_min_score"][1]["f1"].is_number(), "{json}");
+    assert_eq!(json["at_min_score"][1]["min_score"], 0.9);
 
-    let svg = std::fs::read_to_string(ws.root.join("out").join(ner::train::RELIABILITY_FILE))
-        .unwrap();
+    let svg =
+        std::fs::read_to_string(ws.root.join("out").join(ner::train::RELIABILITY_FILE)).unwrap();
     assert!(svg.contains("<svg") && svg.contains("ECE"), "{svg}");
 }

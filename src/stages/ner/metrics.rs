@@ -68,7 +68,7 @@ pub struct NerMetrics {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct AtMinScore {
     /// The threshold.
-    pub min_score: f32,
+    pub min_score: f64,
     /// The scores of the entities kept.
     #[serde(flatten)]
     pub scores: Prf,

@@ -5,8 +5,8 @@
 //!
 //! Training runs through [`crate::train`] from a TOML file ([`config::NerConfig`]); a trained
 //! model directory loads with [`NerModel::load`].
-pub mod config;
 pub mod confidence;
+pub mod config;
 pub mod crf;
 pub mod data;
 pub mod dump;

@@ -11,11 +11,11 @@ use rayon::prelude::*;
 
 use super::features::{Batch, Encoded, Example, Featurizer};
 use super::metrics::{AtMinScore, NerMetrics, SpanCounter};
-use crate::stages::calibration::{Calibration, BINS};
 use super::network::NerNetwork;
 use super::tags::{spans, LabelMap, Tag};
 use super::NerError;
 use crate::model::Dropout;
+use crate::stages::calibration::{Calibration, BINS};
 
 /// Windows encoded per forward pass at prediction time.
 pub const PREDICT_BATCH: usize = 64;
@@ -175,7 +175,7 @@ pub fn score(labels: &LabelMap, sentences: &[Sentence], predicted: &[Vec<u32>]) 
 }
 
 /// The `min_score` thresholds evaluation reports scores at, besides none.
-pub const EVAL_MIN_SCORES: [f32; 2] = [0.5, 0.9];
+pub const EVAL_MIN_SCORES: [f64; 2] = [0.5, 0.9];
 
 /// [`score`] of scored predictions, with the calibration of the entities' probabilities
 /// ([`crate::stages::calibration::BINS`] bins) and the micro scores at each of
@@ -192,7 +192,8 @@ pub fn score_decoded(labels: &LabelMap, sentences: &[Sentence], decoded: &[Decod
                 .spans
                 .iter()
                 .zip(&d.probabilities)
-                .filter(|(_, &p)| p >= min)
+                // As the stage compares: the score against the threshold as an f32.
+                .filter(|(_, &p)| p >= min as f32)
                 .map(|(span, _)| span.clone())
                 .collect();
             counter.add(&gold, &above);
