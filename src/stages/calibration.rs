@@ -118,6 +118,9 @@ pub fn reliability_svg(calibration: &Calibration, title: &str) -> Result<String,
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
+            .x_labels(11)
+            .y_labels(11)
+            .max_light_lines(1)
             .x_desc("score")
             .y_desc("precision")
             .label_style((CJK_FONTS, 12))
