@@ -14,4 +14,5 @@ mod ernie;
 mod grad;
 mod hub;
 mod instances;
+mod scores;
 mod train;

@@ -301,6 +301,28 @@ fn a_pipeline_answers_from_its_own_kg_with_a_moved_model_and_refuses_other_linki
     assert_eq!(docs[12].answers[0].text, "武汉大学出版社");
     drop(pipeline);
 
+    // `min_score` (the median answer score here) drops the answers scored below it.
+    let mut scores: Vec<f32> = docs
+        .iter()
+        .flat_map(|d| d.answers.iter().map(|a| a.score))
+        .collect();
+    scores.sort_by(f32::total_cmp);
+    let threshold = scores[scores.len() / 2];
+    let extra = format!("min_score = {threshold:?}");
+    let strict = Pipeline::from_toml(pipeline_toml(dir.path(), &moved, KBQA_LINK, &extra)).unwrap();
+    let strict_docs = strict.process_batch(&questions).unwrap();
+    for (got, all) in strict_docs.iter().zip(&docs) {
+        let kept: Vec<_> = got.answers.iter().map(|a| &a.triple).collect();
+        let want: Vec<_> = all
+            .answers
+            .iter()
+            .filter(|a| a.score >= threshold)
+            .map(|a| &a.triple)
+            .collect();
+        assert_eq!(kept, want, "{}", all.text);
+    }
+    drop(strict);
+
     // Linking with another NIL threshold would feed the scorer other mentions: refused,
     // naming the key, unless told to warn.
     let other = "overlap = \"all\"\nnil_threshold = 0.25\nmax_candidates = 3";

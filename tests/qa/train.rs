@@ -143,6 +143,7 @@ fn the_qa_stage_answers_each_documents_question_from_its_text() {
             model: report.model_dir.clone(),
             top_k: 2,
             max_answer_len: None,
+            min_score: 0.0,
         })
         .build()
         .unwrap();
@@ -157,6 +158,35 @@ fn the_qa_stage_answers_each_documents_question_from_its_text() {
     assert_eq!(best.text, "东京");
     assert_eq!(best.span, Some(Span::new(19, 21)));
     assert!(docs[0].answers.len() <= 2);
+    // Each answer's score is its probability among the candidates: at most 1 in all.
+    let total: f32 = docs[0].answers.iter().map(|a| a.score).sum();
+    assert!(total <= 1.0 + 1e-5 && best.score > 0.0, "{total}");
+
+    // `min_score` at the best answer's score keeps it and drops every lower one.
+    let threshold = best.score;
+    let strict = Pipeline::builder()
+        .qa(QaStageOptions {
+            model: report.model_dir.clone(),
+            top_k: 2,
+            max_answer_len: None,
+            min_score: threshold,
+        })
+        .build()
+        .unwrap();
+    let mut again = vec![Document {
+        question: Some(qas[1].0.to_string()),
+        ..Document::new(context)
+    }];
+    strict.run(&mut again).unwrap();
+    let kept: Vec<&str> = again[0].answers.iter().map(|a| a.text.as_str()).collect();
+    let want: Vec<&str> = docs[0]
+        .answers
+        .iter()
+        .filter(|a| a.score >= threshold)
+        .map(|a| a.text.as_str())
+        .collect();
+    assert_eq!(kept, want);
+    assert_eq!(kept[0], "东京");
 
     let mut no_question = vec![Document::new(context)];
     let err = zhishi::error::report(&pipeline.run(&mut no_question).unwrap_err());

@@ -323,6 +323,39 @@ top_k = 2
         );
     }
 
+    // `min_score = 0.5` keeps the more likely of the two labels only (their scores sum to 1).
+    let strict = ws.write(
+        "strict.toml",
+        &format!(
+            "{}min_score = 0.5\n",
+            std::fs::read_to_string(&pipeline).unwrap()
+        ),
+    );
+    let out = zhishi()
+        .arg("run")
+        .arg(&strict)
+        .arg("--input")
+        .arg(&input)
+        .args([
+            "--format",
+            "jsonl",
+            "--id-field",
+            "id",
+            "--text-b-field",
+            "b",
+        ])
+        .assert()
+        .success();
+    let strict_docs: Vec<Value> = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (doc, all) in strict_docs.iter().zip(&docs) {
+        let labels = doc["labels"].as_array().unwrap();
+        assert_eq!(labels.len(), 1, "{doc}");
+        assert_eq!(labels[0], all["labels"][0], "{doc}");
+    }
+
     // A pair model given a single text says what is missing.
     let single = ws.write("single.txt", "北京在哪\n");
     let out = zhishi()

@@ -492,3 +492,19 @@ fn unknown_tables_and_keys_are_rejected_at_their_line() {
         "{err}"
     );
 }
+
+#[test]
+fn min_score_outside_0_to_1_is_refused_with_its_key() {
+    for kind in ["ner", "relation", "qa", "kbqa", "classify"] {
+        for bad in ["1.5", "-0.1", "nan"] {
+            let toml = format!(
+                "[pipeline]\nstages = [\"{kind}\"]\n\n[{kind}]\nmodel = \"m\"\nmin_score = {bad}\n"
+            );
+            let err = load_error(&toml);
+            assert!(
+                err.contains(&format!("key `{kind}.min_score`")) && err.contains("out of range"),
+                "{kind} {bad}: {err}"
+            );
+        }
+    }
+}

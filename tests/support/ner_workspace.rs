@@ -100,3 +100,13 @@ progress = false
         self.root.join("ner.toml")
     }
 }
+
+/// Evaluation metrics without what only `zhishi eval` reports (the calibration and the
+/// scores at thresholds): the dev metrics training saves.
+pub fn without_calibration(mut metrics: serde_json::Value) -> serde_json::Value {
+    if let Some(object) = metrics.as_object_mut() {
+        assert!(object.remove("calibration").is_some(), "no calibration");
+        assert!(object.remove("at_min_score").is_some(), "no at_min_score");
+    }
+    metrics
+}

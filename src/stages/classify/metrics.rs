@@ -4,6 +4,8 @@
 use plotters::prelude::*;
 use serde::Serialize;
 
+use crate::stages::charts::{short, CJK_FONTS};
+
 /// One class's scores.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassScore {
@@ -166,10 +168,6 @@ fn mean_f1(per_class: &[ClassScore]) -> f64 {
     }
 }
 
-/// Font families of the picture's text, CJK first.
-const CJK_FONTS: &str =
-    "Noto Sans CJK SC, Source Han Sans SC, PingFang SC, Microsoft YaHei, sans-serif";
-
 /// The confusion matrix as an SVG picture: gold rows, predicted columns, each cell shaded by
 /// its share of its row and labelled with its count.
 pub fn confusion_svg(confusion: &Confusion, title: &str) -> Result<String, String> {
@@ -228,14 +226,6 @@ pub fn confusion_svg(confusion: &Confusion, title: &str) -> Result<String, Strin
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)
-}
-
-fn short(label: &str) -> String {
-    if label.chars().count() > 12 {
-        format!("{}…", label.chars().take(11).collect::<String>())
-    } else {
-        label.to_string()
-    }
 }
 
 #[cfg(test)]

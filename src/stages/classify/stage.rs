@@ -36,6 +36,9 @@ pub struct ClassifyStageOptions {
     /// build) or `"warn"` (log and run).
     #[serde(default)]
     pub knowledge_mismatch: MismatchPolicy,
+    /// Labels whose probability is below this are dropped (0 to 1).
+    #[serde(default, deserialize_with = "crate::config::range::unit_f32")]
+    pub min_score: f32,
 }
 
 fn default_top_k() -> usize {
@@ -49,6 +52,7 @@ impl ClassifyStageOptions {
             model: model.into(),
             top_k: default_top_k(),
             knowledge_mismatch: MismatchPolicy::Error,
+            min_score: 0.0,
         }
     }
 }
@@ -57,6 +61,7 @@ impl ClassifyStageOptions {
 pub struct ClassifyStage {
     model: ClassifyModel,
     top_k: usize,
+    min_score: f32,
     /// Links the second text of pairs for a knowledge model.
     linker: Option<Arc<KgLinker>>,
     /// The instance's name in `[pipeline] stages`.
@@ -77,6 +82,7 @@ impl ClassifyStage {
             linker: uses_knowledge.then(|| ctx.linker.cloned()).flatten(),
             model,
             top_k: opts.top_k,
+            min_score: opts.min_score,
             instance: ctx.instance.to_string(),
         })
     }
@@ -132,6 +138,7 @@ impl Stage for ClassifyStage {
                     .into_iter()
                     .filter(keep)
                     .take(self.top_k)
+                    .filter(|&i| s.probabilities[i] >= self.min_score)
                     .map(|i| Label {
                         label: labels[i].clone(),
                         score: s.probabilities[i],

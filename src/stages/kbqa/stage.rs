@@ -27,6 +27,11 @@ pub struct KbqaStageOptions {
     /// Overrides the model's NIL threshold: answers less confident than this are dropped.
     #[serde(default, deserialize_with = "crate::config::range::opt_unit_f32")]
     pub nil_threshold: Option<f32>,
+    /// Answers whose score (the scorer's probability of the answer's triple times the link
+    /// score of its subject) is below this are dropped (0 to 1), after the model's NIL
+    /// threshold.
+    #[serde(default, deserialize_with = "crate::config::range::unit_f32")]
+    pub min_score: f32,
     /// When the pipeline's `[link]` or KG differ from the training run's: `"error"` (refuse
     /// to build, the default) or `"warn"` (log the differences and run).
     #[serde(default)]
@@ -43,6 +48,7 @@ pub struct KbqaStage {
     kg: Arc<dyn KnowledgeSource>,
     linker: Arc<KgLinker>,
     top_k: usize,
+    min_score: f32,
     /// The instance's name in `[pipeline] stages`.
     instance: String,
 }
@@ -79,6 +85,7 @@ impl KbqaStage {
             kg: Arc::clone(kg),
             linker: Arc::clone(linker),
             top_k: opts.top_k.max(1),
+            min_score: opts.min_score,
             instance: ctx.instance.to_string(),
         })
     }
@@ -113,7 +120,8 @@ impl Stage for KbqaStage {
             .model
             .answer_linked(&*self.kg, &linked)
             .map_err(|e| StageError::new(&self.instance, e))?;
-        for (doc, answers) in docs.iter_mut().zip(answers) {
+        for (doc, mut answers) in docs.iter_mut().zip(answers) {
+            answers.retain(|a| a.score >= self.min_score);
             doc.add_answers(answers, self.top_k, &self.instance);
         }
         Ok(())

@@ -6,6 +6,7 @@
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::confidence::Constraints;
 use super::tags::LabelMap;
 
 /// Score added to forbidden transitions in the likelihood (decoding forbids them outright).
@@ -171,6 +172,15 @@ impl Crf {
             path[t - 1] = back[t * k + path[t] as usize];
         }
         path
+    }
+
+    /// The scheme's constraints, as decoding applies them (for [`super::confidence`]).
+    pub fn constraints(&self) -> Constraints<'_> {
+        Constraints {
+            allowed: &self.allowed,
+            start: &self.allowed_start,
+            end: &self.allowed_end,
+        }
     }
 
     /// The current transition, start and end scores as plain vectors (read once per batch).

@@ -1,8 +1,12 @@
 //! Entity-level evaluation: a predicted entity counts only when its span and type both equal a
-//! gold entity's. Micro precision/recall/F1 over all entities, and the same per type.
+//! gold entity's. Micro precision/recall/F1 over all entities, and the same per type; with
+//! the entities' scores, the calibration of those scores and the scores at `min_score`
+//! thresholds.
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
+
+use crate::stages::calibration::Calibration;
 
 /// Precision, recall and F1 with the counts behind them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -22,7 +26,8 @@ pub struct Prf {
 }
 
 impl Prf {
-    fn from_counts(correct: usize, predicted: usize, gold: usize) -> Self {
+    /// The scores of `correct` right predictions among `predicted`, against `gold`.
+    pub fn from_counts(correct: usize, predicted: usize, gold: usize) -> Self {
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let (p, r) = (ratio(correct, predicted), ratio(correct, gold));
         let f1 = if p + r == 0.0 {
@@ -49,6 +54,24 @@ pub struct NerMetrics {
     pub micro: Prf,
     /// By entity type.
     pub per_type: BTreeMap<String, Prf>,
+    /// The calibration of the predicted entities' scores (a prediction is right when it is
+    /// gold: span and type); evaluation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+    /// Micro scores keeping only the entities scored at least some `min_score` (as the
+    /// `[ner]` stage's option would); evaluation only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub at_min_score: Vec<AtMinScore>,
+}
+
+/// Micro scores of the entities scored at least `min_score`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AtMinScore {
+    /// The threshold.
+    pub min_score: f64,
+    /// The scores of the entities kept.
+    #[serde(flatten)]
+    pub scores: Prf,
 }
 
 /// Accumulates gold and predicted spans sentence by sentence.
@@ -87,6 +110,7 @@ impl SpanCounter {
         NerMetrics {
             micro: Prf::from_counts(c, p, g),
             per_type,
+            ..NerMetrics::default()
         }
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! Training runs through [`crate::train`] from a TOML file ([`config::NerConfig`]); a trained
 //! model directory loads with [`NerModel::load`].
+pub mod confidence;
 pub mod config;
 pub mod crf;
 pub mod data;
@@ -87,6 +88,12 @@ pub enum NerError {
     /// A tensor operation failed.
     #[error("tensor error")]
     Candle(#[from] candle_core::Error),
+    /// The reliability diagram of an evaluation could not be drawn or written.
+    #[error(transparent)]
+    Chart(#[from] crate::stages::calibration::ChartError),
+    /// The files of an evaluation could not be planned.
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     /// The training loop failed.
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),

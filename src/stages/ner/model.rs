@@ -13,7 +13,7 @@ use super::data::Sentence;
 use super::features::{Example, Featurizer};
 use super::metrics::NerMetrics;
 use super::network::NerNetwork;
-use super::predict::{featurize, predict_labels, score};
+use super::predict::{featurize, predict_spans, score_decoded, Decoded};
 use super::tags::LabelMap;
 use super::NerError;
 use crate::doc::{Document, Entity};
@@ -133,8 +133,8 @@ pub struct Tagged {
     pub injected: Vec<usize>,
 }
 
-/// Label ids per character and injected facts per document.
-type LabelIds = (Vec<Vec<u32>>, Vec<Vec<usize>>);
+/// The decoded sentences and the injected facts of each document.
+type Predicted = (Vec<Decoded>, Vec<Vec<usize>>);
 
 /// A loaded NER model: thread-safe, runs the fused inference kernels.
 pub struct NerModel {
@@ -219,47 +219,52 @@ impl NerModel {
         Ok(out)
     }
 
-    /// Label ids of every character of every document (`items[i]` are the characters of
-    /// `docs[i]`'s text) and, per document, the indices of the facts fed to the encoder.
-    fn predict_ids(&self, docs: &[Document], items: &[Vec<String>]) -> Result<LabelIds, NerError> {
+    /// Every document decoded (`items[i]` are the characters of `docs[i]`'s text: label ids,
+    /// entity spans and their probabilities) and, per document, the indices of the facts fed
+    /// to the encoder.
+    fn predict_decoded(
+        &self,
+        docs: &[Document],
+        items: &[Vec<String>],
+    ) -> Result<Predicted, NerError> {
         let (examples, injected) = featurize(&self.featurizer, docs, items, &[])?;
         let lengths: Vec<usize> = items.iter().map(Vec::len).collect();
-        let ids = predict_labels(
+        let decoded = predict_spans(
             &self.network,
             &examples,
             &lengths,
-            self.meta.labels.len(),
+            &self.meta.labels,
             &self.device,
         )?;
-        Ok((ids, injected))
+        Ok((decoded, injected))
     }
 
     /// The entities of each document (character offsets into its text), with the knowledge
     /// its `mentions` and `facts` carry (as the pipeline's `link`/`facts` stages or
     /// [`crate::stages::task::Annotator`] wrote them), and the indices of the facts that
-    /// were fed to the encoder.
+    /// were fed to the encoder. Each entity's `score` is the probability of its span (see
+    /// [`super::confidence`]).
     pub fn predict_documents(&self, docs: &[Document]) -> Result<Vec<Tagged>, NerError> {
         let items: Vec<Vec<String>> = docs
             .iter()
             .map(|d| d.text.chars().map(String::from).collect())
             .collect();
-        let (ids, injected) = self.predict_ids(docs, &items)?;
+        let (decoded, injected) = self.predict_decoded(docs, &items)?;
         Ok(items
             .iter()
-            .zip(&ids)
+            .zip(decoded)
             .zip(injected)
-            .map(|((chars, ids), injected)| {
-                let entities = self
-                    .meta
-                    .labels
-                    .spans(ids)
+            .map(|((chars, decoded), injected)| {
+                let entities = decoded
+                    .spans
                     .into_iter()
-                    .map(|(start, end, label)| Entity {
+                    .zip(decoded.probabilities)
+                    .map(|((start, end, label), p)| Entity {
                         start,
                         end,
                         text: chars[start..end].concat(),
                         label,
-                        score: None,
+                        score: Some(p),
                         source: None,
                     })
                     .collect();
@@ -285,14 +290,16 @@ impl NerModel {
     }
 
     /// Entity-level metrics on labelled sentences, with `docs[i]` the knowledge of sentence
-    /// `i` (its text is the sentence's characters).
+    /// `i` (its text is the sentence's characters): the scores with every entity, the
+    /// calibration of the entities' probabilities and the scores at `min_score` thresholds
+    /// ([`score_decoded`]).
     pub fn evaluate(
         &self,
         sentences: &[Sentence],
         docs: &[Document],
     ) -> Result<NerMetrics, NerError> {
         let items: Vec<Vec<String>> = sentences.iter().map(|s| s.chars.clone()).collect();
-        let (ids, _) = self.predict_ids(docs, &items)?;
-        Ok(score(&self.meta.labels, sentences, &ids))
+        let (decoded, _) = self.predict_decoded(docs, &items)?;
+        Ok(score_decoded(&self.meta.labels, sentences, &decoded))
     }
 }

@@ -5,6 +5,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
+use super::confidence::{crf_span_probabilities, linear_span_probabilities};
 use super::crf::{Crf, CrfScores};
 use super::features::Batch;
 use super::tags::LabelMap;
@@ -154,6 +155,26 @@ impl NerNetwork {
                         .0 as u32
                 })
                 .collect(),
+        }
+    }
+
+    /// The probability of each entity span `(start, end_exclusive, type)` of one sentence
+    /// decoded by [`NerNetwork::decode`] into `ids` from `emissions` (`ids.len() × K`): the
+    /// CRF marginal of the span, or without a CRF the product of its tags' softmax
+    /// probabilities (see [`super::confidence`]).
+    pub fn span_probabilities(
+        &self,
+        labels: &LabelMap,
+        emissions: &[f32],
+        ids: &[u32],
+        scores: Option<&CrfScores>,
+        spans: &[(usize, usize, String)],
+    ) -> Vec<f32> {
+        match (&self.crf, scores) {
+            (Some(crf), Some(scores)) => {
+                crf_span_probabilities(labels, emissions, ids, scores, crf.constraints(), spans)
+            }
+            _ => linear_span_probabilities(emissions, ids, labels.len(), spans),
         }
     }
 }

@@ -10,11 +10,12 @@ use super::data::Sentence;
 use rayon::prelude::*;
 
 use super::features::{Batch, Encoded, Example, Featurizer};
-use super::metrics::{NerMetrics, SpanCounter};
+use super::metrics::{AtMinScore, NerMetrics, SpanCounter};
 use super::network::NerNetwork;
 use super::tags::{spans, LabelMap, Tag};
 use super::NerError;
 use crate::model::Dropout;
+use crate::stages::calibration::{Calibration, BINS};
 
 /// Windows encoded per forward pass at prediction time.
 pub const PREDICT_BATCH: usize = 64;
@@ -50,14 +51,15 @@ pub fn featurize(
     Ok((examples, injected))
 }
 
-/// Label ids of every character of every sentence (`lengths[i]` characters in sentence `i`).
-pub fn predict_labels(
+/// Each sentence's scores (`lengths[i] × k`, row-major): every character's from the window
+/// where it is most central; a character without a token scores `O` ([`NO_TOKEN_O`]).
+fn sentence_emissions(
     network: &NerNetwork,
     examples: &[Example],
     lengths: &[usize],
     k: usize,
     device: &Device,
-) -> Result<Vec<Vec<u32>>, NerError> {
+) -> Result<Vec<Vec<f32>>, NerError> {
     // Per sentence: scores (len × K) and the centrality of the window each row came from.
     let mut scores: Vec<Vec<f32>> = lengths
         .iter()
@@ -89,6 +91,18 @@ pub fn predict_labels(
             }
         }
     }
+    Ok(scores)
+}
+
+/// Label ids of every character of every sentence (`lengths[i]` characters in sentence `i`).
+pub fn predict_labels(
+    network: &NerNetwork,
+    examples: &[Example],
+    lengths: &[usize],
+    k: usize,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>, NerError> {
+    let scores = sentence_emissions(network, examples, lengths, k, device)?;
     let crf = network.crf_scores()?;
     Ok(scores
         .iter()
@@ -97,23 +111,108 @@ pub fn predict_labels(
         .collect())
 }
 
+/// One sentence as the model decoded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The label id of every character.
+    pub ids: Vec<u32>,
+    /// The entity spans `(start, end_exclusive, type)` the ids encode.
+    pub spans: Vec<(usize, usize, String)>,
+    /// The probability of each span (see [`super::confidence`]), in `spans` order.
+    pub probabilities: Vec<f32>,
+}
+
+/// [`predict_labels`] with the entity spans of every sentence and their probabilities,
+/// computed from the same whole-sentence scores the decoding read.
+pub fn predict_spans(
+    network: &NerNetwork,
+    examples: &[Example],
+    lengths: &[usize],
+    labels: &LabelMap,
+    device: &Device,
+) -> Result<Vec<Decoded>, NerError> {
+    let k = labels.len();
+    let scores = sentence_emissions(network, examples, lengths, k, device)?;
+    let crf = network.crf_scores()?;
+    Ok(scores
+        .par_iter()
+        .zip(lengths)
+        .map(|(s, &n)| {
+            let ids = network.decode(s, n, k, crf.as_ref());
+            let spans = labels.spans(&ids);
+            let probabilities = network.span_probabilities(labels, s, &ids, crf.as_ref(), &spans);
+            Decoded {
+                ids,
+                spans,
+                probabilities,
+            }
+        })
+        .collect())
+}
+
+/// The gold spans of a sentence.
+fn gold_spans(labels: &LabelMap, sentence: &Sentence) -> Vec<(usize, usize, String)> {
+    let gold_tags: Vec<Tag> = sentence
+        .tags
+        .iter()
+        .map(|t| {
+            Tag::parse(t).unwrap_or(Tag {
+                prefix: 'O',
+                kind: "",
+            })
+        })
+        .collect();
+    spans(labels.scheme, &gold_tags)
+}
+
 /// Entity-level metrics of predicted label ids against the sentences' gold tags.
 pub fn score(labels: &LabelMap, sentences: &[Sentence], predicted: &[Vec<u32>]) -> NerMetrics {
     let mut counter = SpanCounter::default();
     for (s, pred) in sentences.iter().zip(predicted) {
-        let gold_tags: Vec<Tag> = s
-            .tags
-            .iter()
-            .map(|t| {
-                Tag::parse(t).unwrap_or(Tag {
-                    prefix: 'O',
-                    kind: "",
-                })
-            })
-            .collect();
-        counter.add(&spans(labels.scheme, &gold_tags), &labels.spans(pred));
+        counter.add(&gold_spans(labels, s), &labels.spans(pred));
     }
     counter.metrics()
+}
+
+/// The `min_score` thresholds evaluation reports scores at, besides none.
+pub const EVAL_MIN_SCORES: [f64; 2] = [0.5, 0.9];
+
+/// [`score`] of scored predictions, with the calibration of the entities' probabilities
+/// ([`crate::stages::calibration::BINS`] bins) and the micro scores at each of
+/// [`EVAL_MIN_SCORES`].
+pub fn score_decoded(labels: &LabelMap, sentences: &[Sentence], decoded: &[Decoded]) -> NerMetrics {
+    let mut all = SpanCounter::default();
+    let mut kept: Vec<SpanCounter> = vec![SpanCounter::default(); EVAL_MIN_SCORES.len()];
+    let mut scored = Vec::new();
+    for (s, d) in sentences.iter().zip(decoded) {
+        let gold = gold_spans(labels, s);
+        all.add(&gold, &d.spans);
+        for (counter, &min) in kept.iter_mut().zip(&EVAL_MIN_SCORES) {
+            let above: Vec<_> = d
+                .spans
+                .iter()
+                .zip(&d.probabilities)
+                // As the stage compares: the score against the threshold as an f32.
+                .filter(|(_, &p)| p >= min as f32)
+                .map(|(span, _)| span.clone())
+                .collect();
+            counter.add(&gold, &above);
+        }
+        for (span, &p) in d.spans.iter().zip(&d.probabilities) {
+            scored.push((p, gold.contains(span)));
+        }
+    }
+    let mut metrics = all.metrics();
+    metrics.calibration = Some(Calibration::new(&scored, BINS));
+    metrics.at_min_score = kept
+        .iter()
+        .zip(EVAL_MIN_SCORES)
+        .map(|(counter, min_score)| AtMinScore {
+            min_score,
+            scores: counter.metrics().micro,
+        })
+        .collect();
+    metrics
 }
 
 /// The dev-set evaluation of a training loop (NER training and distillation): the network's

@@ -1,7 +1,8 @@
 //! The `ner` pipeline stage: named entities from a trained [`NerModel`] into `entities`. A
 //! model trained with knowledge reads the `mentions` (ERNIE) and `facts` (K-BERT) that the
 //! pipeline's `link`/`facts` stages wrote, after checking that the pipeline's knowledge
-//! settings and KG are the ones it was trained with, and marks the facts it injected.
+//! settings and KG are the ones it was trained with, and marks the facts it injected. Each
+//! entity's `score` is the probability of its span; `min_score` drops the less likely.
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -24,14 +25,19 @@ pub struct NerStageOptions {
     /// differ from the pipeline's: `"error"` (refuse to build) or `"warn"` (log and run).
     #[serde(default)]
     pub knowledge_mismatch: MismatchPolicy,
+    /// Entities whose probability (the entity's `score`) is below this are dropped (0 to 1).
+    #[serde(default, deserialize_with = "crate::config::range::unit_f32")]
+    pub min_score: f32,
 }
 
 impl NerStageOptions {
-    /// The stage over the model directory `model`, refusing knowledge mismatches.
+    /// The stage over the model directory `model`, refusing knowledge mismatches, keeping
+    /// every entity.
     pub fn new(model: impl Into<PathBuf>) -> Self {
         Self {
             model: model.into(),
             knowledge_mismatch: MismatchPolicy::Error,
+            min_score: 0.0,
         }
     }
 }
@@ -39,6 +45,7 @@ impl NerStageOptions {
 /// Tags named entities.
 pub struct NerStage {
     model: NerModel,
+    min_score: f32,
     /// The instance's name in `[pipeline] stages`.
     instance: String,
 }
@@ -54,6 +61,7 @@ impl NerStage {
             .check_pipeline(ctx.instance, ctx, opts.knowledge_mismatch)?;
         Ok(Self {
             model,
+            min_score: opts.min_score,
             instance: ctx.instance.to_string(),
         })
     }
@@ -72,11 +80,16 @@ impl Stage for NerStage {
         for (doc, tagged) in docs.iter_mut().zip(results) {
             // Instances of one kind (`[ner_drug] kind = "ner"`) add to each other's entities,
             // each saying which produced it.
-            doc.entities
-                .extend(tagged.entities.into_iter().map(|e| Entity {
-                    source: Some(self.instance.clone()),
-                    ..e
-                }));
+            doc.entities.extend(
+                tagged
+                    .entities
+                    .into_iter()
+                    .filter(|e| e.score.unwrap_or(1.0) >= self.min_score)
+                    .map(|e| Entity {
+                        source: Some(self.instance.clone()),
+                        ..e
+                    }),
+            );
             doc.entities.sort_by_key(|e| (e.start, e.end));
             mark_injected(doc, &tagged.injected, &self.instance);
         }
@@ -88,7 +101,7 @@ impl Stage for NerStage {
 pub static KIND: ModelStageKind<NerStageOptions> = ModelStageKind::new(
     StageInfo {
         name: "ner",
-        summary: "named entities (BIO/BMES spans with labels) from a trained NER model; a model trained with knowledge also reads `mentions` (and `facts` for K-BERT) and marks the facts it injected",
+        summary: "named entities (BIO/BMES spans with labels, each scored with its probability) from a trained NER model; a model trained with knowledge also reads `mentions` (and `facts` for K-BERT) and marks the facts it injected",
         reads: &[],
         produces: &[Field::Entities],
         needs_kg: false,

@@ -359,7 +359,8 @@ fn train_resolved(r: Resolved) -> Result<NerTrainReport, NerError> {
 }
 
 /// Evaluates the trained model of a configuration (`OUTPUT/best`) on `split` (`dev`, `test`
-/// or `train`).
+/// or `train`): the metrics, with the calibration of the entity scores, which are also drawn
+/// to `OUTPUT/reliability.svg` ([`RELIABILITY_FILE`]).
 pub fn evaluate_config(
     path: &Path,
     overrides: &[String],
@@ -397,7 +398,35 @@ fn evaluate_resolved(
         a.record().same_as(model.knowledge())?;
     }
     let docs = documents(annotator.as_ref(), &texts(&sentences))?;
-    model.evaluate(&sentences, &docs)
+    let metrics = model.evaluate(&sentences, &docs)?;
+    if let Some(calibration) = &metrics.calibration {
+        write_reliability_diagram(&r, split, calibration)?;
+    }
+    Ok(metrics)
+}
+
+/// The reliability diagram of an evaluation's entity scores: `reliability.svg` in
+/// `train.output_dir`, beside the model it evaluates (as training draws `curves.svg`).
+pub const RELIABILITY_FILE: &str = "reliability.svg";
+
+/// Draws `calibration` (of `split`) to [`RELIABILITY_FILE`], after checking that it
+/// overwrites nothing the evaluation reads.
+fn write_reliability_diagram(
+    r: &Resolved,
+    split: Split,
+    calibration: &crate::stages::calibration::Calibration,
+) -> Result<(), NerError> {
+    let path = r.output_dir.join(RELIABILITY_FILE);
+    let mut plan = r.reads();
+    plan.read("the evaluated model", r.output_dir.join("best"));
+    if let Some(transe) = &r.transe {
+        plan.read("knowledge.transe", transe);
+    }
+    plan.write("the reliability diagram", &path);
+    plan.check()?;
+    let title = format!("entity scores, {split} split");
+    crate::stages::calibration::write_reliability(&path, calibration, &title)?;
+    Ok(())
 }
 
 /// Each sentence's characters.

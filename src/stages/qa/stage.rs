@@ -1,6 +1,7 @@
 //! The `qa` pipeline stage: extractive answers to each document's `question` from its `text`
 //! (the context) with a trained [`QaModel`], into `answers` (best first, character spans of
-//! `text`). A document without a question is an error (`zhishi run --question-field F`
+//! `text`), each scored with its probability among the question's n-best candidate spans
+//! (those under `min_score` dropped). A document without a question is an error (`zhishi run --question-field F`
 //! fills it), which the runner sends to the errors file.
 use std::path::PathBuf;
 
@@ -26,6 +27,10 @@ pub struct QaStageOptions {
     /// Longest answer in tokens (default: the model's).
     #[serde(default)]
     pub max_answer_len: Option<usize>,
+    /// Answers whose score (their probability among the question's n-best candidate spans)
+    /// is below this are dropped (0 to 1).
+    #[serde(default, deserialize_with = "crate::config::range::unit_f32")]
+    pub min_score: f32,
 }
 
 fn default_top_k() -> usize {
@@ -36,6 +41,7 @@ fn default_top_k() -> usize {
 pub struct QaStage {
     model: QaModel,
     top_k: usize,
+    min_score: f32,
     /// The instance's name in `[pipeline] stages`.
     instance: String,
 }
@@ -62,6 +68,7 @@ impl QaStage {
         Ok(Self {
             model,
             top_k: opts.top_k.max(1),
+            min_score: opts.min_score,
             instance: "qa".into(),
         })
     }
@@ -94,7 +101,8 @@ impl Stage for QaStage {
             .model
             .predict(&pairs, self.top_k)
             .map_err(|e| StageError::new(&self.instance, e))?;
-        for (doc, answers) in docs.iter_mut().zip(answers) {
+        for (doc, mut answers) in docs.iter_mut().zip(answers) {
+            answers.retain(|a| a.score >= self.min_score);
             doc.add_answers(answers, self.top_k, &self.instance);
         }
         Ok(())
