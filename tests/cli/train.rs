@@ -156,6 +156,7 @@ fn every_shipped_training_toml_matches_its_schema() {
         "nlpcc-pairs-cls.toml",
         "cmrc2018-qa.toml",
         "distill-medical-ner.toml",
+        "distill-chnsenticorp-cls.toml",
         "kbert-medical-ner.toml",
         "msra-ner.toml",
         "nlpcc-kbqa.toml",
