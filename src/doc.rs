@@ -368,7 +368,10 @@ mod tests {
             source: None,
             evidence: None,
         };
-        assert!(serde_json::to_value(&label).unwrap().get("evidence").is_none());
+        assert!(serde_json::to_value(&label)
+            .unwrap()
+            .get("evidence")
+            .is_none());
         let explained = Label {
             evidence: Some(ranked),
             ..label

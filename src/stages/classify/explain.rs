@@ -33,7 +33,12 @@ impl ClassifyModel {
         pairs: &[Option<Document>],
     ) -> Result<Vec<Explained>, ClassifyError> {
         let injects = self.knowledge().mode.injects();
-        let second = |i: usize| pairs.get(i).and_then(Option::as_ref).map(DocumentKnowledge::new);
+        let second = |i: usize| {
+            pairs
+                .get(i)
+                .and_then(Option::as_ref)
+                .map(DocumentKnowledge::new)
+        };
         let encoded: Vec<(Example, Injected)> = docs
             .par_iter()
             .enumerate()
@@ -60,7 +65,10 @@ impl ClassifyModel {
             .par_iter()
             .map(|&(i, f)| {
                 let a = DocumentKnowledge::new(&docs[i]).without(f);
-                Ok(self.featurizer().encode(&a, second(i).as_ref(), Vec::new())?.0)
+                Ok(self
+                    .featurizer()
+                    .encode(&a, second(i).as_ref(), Vec::new())?
+                    .0)
             })
             .collect::<Result<_, ClassifyError>>()?;
         let (mut examples, injected): (Vec<Example>, Vec<Injected>) = encoded.into_iter().unzip();

@@ -35,8 +35,13 @@ impl NerModel {
         let lengths: Vec<usize> = items.iter().map(Vec::len).collect();
         let labels = &self.meta.labels;
         let (examples, injected) = featurize(&self.featurizer, docs, &items, &[])?;
-        let scores =
-            sentence_emissions(&self.network, &examples, &lengths, labels.len(), &self.device)?;
+        let scores = sentence_emissions(
+            &self.network,
+            &examples,
+            &lengths,
+            labels.len(),
+            &self.device,
+        )?;
         let decoded = decode_emissions(&self.network, &scores, &lengths, labels)?;
         if !self.meta.knowledge.mode.injects() {
             return Ok(items

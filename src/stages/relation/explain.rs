@@ -60,8 +60,7 @@ impl RelationModel {
                 Ok(self.featurizer.encode_in(&without, head, tail, 0)?.0)
             })
             .collect::<Result<_, RelationError>>()?;
-        let (mut examples, injected): (Vec<Example>, Vec<Vec<usize>>) =
-            encoded.into_iter().unzip();
+        let (mut examples, injected): (Vec<Example>, Vec<Vec<usize>>) = encoded.into_iter().unzip();
         let n = examples.len();
         examples.extend(variant_examples);
         let mut logits = predict_logits(&self.network, &examples, &self.device)?;
