@@ -186,7 +186,7 @@ fn withholding_the_fact_a_label_rests_on_changes_its_score_and_evidence_names_it
         );
     }
 
-    let mut server = server::Server::start_with(&pipeline, &[]);
+    let server = server::Server::start_with(&pipeline, &[]);
     let response = server::post(server.addr, &json!({"text": "北京的酒店", "explain": true}));
     assert_eq!(response.status, 200, "{}", response.text());
     let doc = response.json();
