@@ -180,6 +180,38 @@ pub struct Fact {
     pub injected_by: Vec<String>,
 }
 
+/// One fact behind a prediction: what withholding it from the model does to the prediction's
+/// score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Index into [`Document::facts`].
+    pub fact: usize,
+    /// The prediction's score with every fact minus its score without this one (positive:
+    /// the fact supported the prediction).
+    pub delta: f32,
+}
+
+impl Evidence {
+    /// Evidence from the prediction's score with every fact, `base`, and its score without
+    /// each fact, `(fact, score)`: largest `|delta|` first (ties in fact order).
+    pub fn ranked(base: f32, without: impl IntoIterator<Item = (usize, f32)>) -> Vec<Evidence> {
+        let mut out: Vec<Evidence> = without
+            .into_iter()
+            .map(|(fact, score)| Evidence {
+                fact,
+                delta: base - score,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.delta
+                .abs()
+                .total_cmp(&a.delta.abs())
+                .then(a.fact.cmp(&b.fact))
+        });
+        out
+    }
+}
+
 /// A named entity found by NER.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entity {
@@ -197,6 +229,12 @@ pub struct Entity {
     /// The stage instance that produced it (its name in `[pipeline] stages`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The facts behind it (only when explaining, for a stage that injected knowledge):
+    /// each fact that can reach it and how much its score drops when that fact is withheld,
+    /// largest change first. Absent unless asked for (`zhishi run --explain`, `"explain":
+    /// true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Vec<Evidence>>,
 }
 
 /// One argument of a relation: a span of the text, linked to the KG when possible.
@@ -227,6 +265,12 @@ pub struct Relation {
     /// The stage instance that produced it (its name in `[pipeline] stages`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The facts behind it (only when explaining, for a stage that injected knowledge):
+    /// each fact that can reach it and how much its score drops when that fact is withheld,
+    /// largest change first. Absent unless asked for (`zhishi run --explain`, `"explain":
+    /// true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Vec<Evidence>>,
 }
 
 /// A KG triple given as evidence for an answer.
@@ -270,6 +314,12 @@ pub struct Label {
     /// The stage instance that produced it (its name in `[pipeline] stages`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The facts behind it (only when explaining, for a stage that injected knowledge):
+    /// each fact that can reach it and how much its score drops when that fact is withheld,
+    /// largest change first. Absent unless asked for (`zhishi run --explain`, `"explain":
+    /// true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Vec<Evidence>>,
 }
 
 #[cfg(test)]
@@ -304,5 +354,29 @@ mod tests {
         assert_eq!(json["answers"][0]["span"]["start"], 3);
         let back: Document = serde_json::from_value(json).unwrap();
         assert_eq!(back, doc);
+    }
+
+    #[test]
+    fn evidence_is_ranked_by_absolute_delta_and_absent_unless_given() {
+        let ranked = Evidence::ranked(0.5, [(0, 0.45), (1, 0.9), (2, 0.1), (3, 0.5)]);
+        let facts: Vec<usize> = ranked.iter().map(|e| e.fact).collect();
+        assert_eq!(facts, [2, 1, 0, 3]);
+        assert!((ranked[0].delta - 0.4).abs() < 1e-6 && ranked[1].delta < 0.0);
+        let label = Label {
+            label: "x".into(),
+            score: 0.5,
+            source: None,
+            evidence: None,
+        };
+        assert!(serde_json::to_value(&label)
+            .unwrap()
+            .get("evidence")
+            .is_none());
+        let explained = Label {
+            evidence: Some(ranked),
+            ..label
+        };
+        let json = serde_json::to_value(&explained).unwrap();
+        assert_eq!(json["evidence"][0]["fact"], 2);
     }
 }

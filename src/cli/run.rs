@@ -73,6 +73,11 @@ pub struct RunArgs {
     /// Override a pipeline TOML value: `--set dotted.key=value` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Give each entity, label and relation of a stage that injected K-BERT knowledge its
+    /// `evidence`: the facts that can reach it and the change of its score when each is
+    /// withheld (one forward pass more per such fact; see docs/run.md).
+    #[arg(long)]
+    explain: bool,
     /// Print the final summary as JSON on stderr (always printed as JSON when not a TTY).
     #[arg(long)]
     json: bool,
@@ -129,6 +134,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         batch_size: pipeline.batch_size(),
         resume: args.resume,
         shard: args.shard,
+        explain: args.explain,
         reads,
     };
 

@@ -85,6 +85,9 @@ pub struct RunOptions {
     pub resume: bool,
     /// Process only this shard of the records.
     pub shard: Option<Shard>,
+    /// Give each prediction of a stage that injected knowledge its `evidence` (one forward
+    /// pass more per fact that can reach a prediction).
+    pub explain: bool,
     /// What else the run reads (the pipeline TOML and the KG and models it names): no
     /// output may overwrite any of it (checked with the input before anything is written).
     pub reads: crate::files::Plan,
@@ -375,7 +378,7 @@ pub fn run(
         if batch.records.is_empty() && batch.bad.is_empty() && batch.at_end {
             break;
         }
-        let (docs, failed) = process(pipeline, batch.records)?;
+        let (docs, failed) = process(pipeline, batch.records, opts.explain)?;
         let lines: Vec<Vec<u8>> = pipeline.install(|| {
             docs.par_iter()
                 .map(|(_, doc)| serde_json::to_vec(doc).unwrap_or_default())
@@ -639,9 +642,10 @@ fn read_batch<R: BufRead>(
 fn process(
     pipeline: &Pipeline,
     batch: Vec<(Record, Document)>,
+    explain: bool,
 ) -> Result<Processed, PipelineError> {
     let (records, mut docs): (Vec<Record>, Vec<Document>) = batch.into_iter().unzip();
-    let batch_error = match pipeline.run(&mut docs) {
+    let batch_error = match pipeline.run_with(&mut docs, explain) {
         Ok(()) => return Ok((records.into_iter().zip(docs).collect(), Vec::new())),
         Err(e) => e,
     };
@@ -654,7 +658,7 @@ fn process(
             question: doc.question,
             ..Document::new(doc.text)
         }];
-        match pipeline.run(&mut one) {
+        match pipeline.run_with(&mut one, explain) {
             Ok(()) => {
                 let [doc] = one;
                 ok.push((record, doc));

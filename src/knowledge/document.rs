@@ -17,6 +17,8 @@ pub struct DocumentKnowledge<'a> {
     doc: &'a Document,
     chars: Vec<char>,
     anchors: Vec<Anchor>,
+    /// A fact kept out of every tree (explanations re-run a model without it).
+    withheld: Option<usize>,
 }
 
 /// A mention that can carry knowledge: its character span, its index in
@@ -88,7 +90,23 @@ impl<'a> DocumentKnowledge<'a> {
             doc,
             chars,
             anchors,
+            withheld: None,
         }
+    }
+
+    /// The same document with the fact `fact` (an index into [`Document::facts`]) withheld:
+    /// its trees inject everything they would inject otherwise except that fact (no
+    /// lower-ranked fact takes its place), so a model's input differs by that fact alone.
+    pub fn without(&self, fact: usize) -> Self {
+        Self {
+            withheld: Some(fact),
+            ..self.clone()
+        }
+    }
+
+    /// The document these inputs are cut from.
+    pub fn document(&self) -> &Document {
+        self.doc
     }
 
     /// The document's length in characters.
@@ -114,7 +132,8 @@ impl<'a> DocumentKnowledge<'a> {
 
     /// The K-BERT tree of the characters `ranges` (concatenated in order: NER's window is one
     /// range, a relation window may be two). A mention wholly inside one range becomes a word
-    /// carrying its first `k` facts as `predicate + object` (`with_predicate`) or `object`;
+    /// carrying its first `k` facts (less a withheld one, see [`DocumentKnowledge::without`])
+    /// as `predicate + object` (`with_predicate`) or `object`;
     /// every other character is a word of its own. Ranges are clamped to the text.
     pub fn tree(&self, ranges: &[Range<usize>], k: usize, with_predicate: bool) -> DocumentTree {
         let mut words = Vec::new();
@@ -130,7 +149,13 @@ impl<'a> DocumentKnowledge<'a> {
             };
             for anchor in anchors {
                 self.push_chars(cursor..anchor.span.start, &mut words, &mut facts);
-                let chosen: Vec<usize> = anchor.facts.iter().take(k).copied().collect();
+                let chosen: Vec<usize> = anchor
+                    .facts
+                    .iter()
+                    .take(k)
+                    .copied()
+                    .filter(|&f| Some(f) != self.withheld)
+                    .collect();
                 words.push(TreeWord {
                     word: self.chars[anchor.span.clone()].iter().collect(),
                     injected: chosen

@@ -32,6 +32,28 @@ impl VisibleMatrix {
         self.len == 0
     }
 
+    /// The tokens whose output after `hops` attention layers that follow this matrix can
+    /// depend on the tokens `from`: `from` itself, then every token that sees a token
+    /// reached so far, `hops` times (indices outside the matrix are ignored).
+    pub fn reach(&self, from: &[usize], hops: usize) -> Vec<bool> {
+        let mut reached = vec![false; self.len];
+        for &t in from {
+            if let Some(r) = reached.get_mut(t) {
+                *r = true;
+            }
+        }
+        for _ in 0..hops {
+            let next: Vec<bool> = (0..self.len)
+                .map(|q| reached[q] || (0..self.len).any(|k| reached[k] && self.get(q, k)))
+                .collect();
+            if next == reached {
+                break;
+            }
+            reached = next;
+        }
+        reached
+    }
+
     /// Whether token `row` sees token `col`; false outside the matrix.
     pub fn get(&self, row: usize, col: usize) -> bool {
         if row >= self.len || col >= self.len {
@@ -128,6 +150,19 @@ pub(crate) fn set_bits(row: &mut [u64], cols: Range<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reach_follows_who_sees_whom_hop_by_hop() {
+        // 0 and 1 see each other; 2 sees 1; 3 sees only itself.
+        let mut m = VisibleMatrix::new(4);
+        for (q, k) in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 1), (2, 2), (3, 3)] {
+            m.set(q, k);
+        }
+        assert_eq!(m.reach(&[0], 0), [true, false, false, false]);
+        assert_eq!(m.reach(&[0], 1), [true, true, false, false]);
+        assert_eq!(m.reach(&[0], 2), [true, true, true, false]);
+        assert_eq!(m.reach(&[0, 9], 5), [true, true, true, false]);
+    }
 
     #[test]
     fn ranges_cross_word_boundaries() {

@@ -194,10 +194,21 @@ impl Pipeline {
 
     /// Runs the stages over documents that already carry ids or questions.
     pub fn run(&self, docs: &mut [Document]) -> Result<(), PipelineError> {
+        self.run_with(docs, false)
+    }
+
+    /// [`Pipeline::run`], with `explain` the facts behind each prediction of the stages that
+    /// injected knowledge (`evidence`, see [`Stage::process_explained`]; one forward pass
+    /// more per fact that can reach a prediction).
+    pub fn run_with(&self, docs: &mut [Document], explain: bool) -> Result<(), PipelineError> {
         let stages = &self.inner.stages;
         self.install(move || {
             for stage in stages {
-                stage.process(docs)?;
+                if explain {
+                    stage.process_explained(docs)?;
+                } else {
+                    stage.process(docs)?;
+                }
             }
             Ok(())
         })
@@ -545,6 +556,10 @@ impl Stage for Shared {
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
         self.0.process(docs)
+    }
+
+    fn process_explained(&self, docs: &mut [Document]) -> Result<(), StageError> {
+        self.0.process_explained(docs)
     }
 }
 

@@ -68,6 +68,9 @@ struct ProcessRequest {
     /// The second text of a pair (sentence-pair classification).
     text_b: Option<String>,
     texts: Option<Vec<String>>,
+    /// Give each prediction of a stage that injected knowledge its `evidence`.
+    #[serde(default)]
+    explain: bool,
 }
 
 /// `POST /v1/process` answer to a batch (documents serialise exactly as single answers do).
@@ -258,15 +261,17 @@ async fn read_body(request: Request, opts: &ServeOptions) -> Result<Bytes, ApiEr
     }
 }
 
-/// The documents a request asks for, and whether it was a batch. With `needs_question`,
-/// each document must come with its question (so only single documents can).
+/// The documents a request asks for, whether it was a batch, and whether it asks for
+/// explanations. With `needs_question`, each document must come with its question (so only
+/// single documents can).
 fn documents(
     body: &[u8],
     max_batch: usize,
     needs_question: bool,
-) -> Result<(Vec<Document>, bool), ApiError> {
+) -> Result<(Vec<Document>, bool, bool), ApiError> {
     let request: ProcessRequest = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
-    match (request.text, request.texts) {
+    let explain = request.explain;
+    let (docs, batch) = match (request.text, request.texts) {
         (Some(_), None) if needs_question && request.question.is_none() => {
             Err(ApiError::NoQuestion)
         }
@@ -288,15 +293,16 @@ fn documents(
             max: max_batch,
         }),
         _ => Err(ApiError::TextOrTexts),
-    }
+    }?;
+    Ok((docs, batch, explain))
 }
 
 async fn process(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let body = read_body(request, &state.opts).await?;
-    let (docs, batch) = documents(&body, state.opts.max_batch, state.needs_question)?;
+    let (docs, batch, explain) = documents(&body, state.opts.max_batch, state.needs_question)?;
     drop(body);
     let timeout = state.opts.timeout;
-    let mut documents = tokio::time::timeout(timeout, state.workers.run(docs))
+    let mut documents = tokio::time::timeout(timeout, state.workers.run(docs, explain))
         .await
         .map_err(|_| ApiError::Timeout(timeout))??;
     Ok(if batch {
@@ -344,8 +350,11 @@ mod tests {
     #[test]
     fn a_qa_pipeline_needs_one_text_with_its_question() {
         let single = br#"{"text": "Who?", "question": "Q"}"#;
-        let (docs, batch) = documents(single, 8, true).unwrap();
+        let (docs, batch, explain) = documents(single, 8, true).unwrap();
         assert_eq!((docs[0].question.as_deref(), batch), (Some("Q"), false));
+        assert!(!explain);
+        let (_, _, explain) = documents(br#"{"text": "a", "explain": true}"#, 8, false).unwrap();
+        assert!(explain);
         for body in [
             &br#"{"text": "Who?"}"#[..],
             br#"{"texts": ["Who?"], "question": "Q"}"#,

@@ -121,7 +121,11 @@ impl Workers {
     /// Waits for a slot, then processes `docs` on a blocking thread. Dropping the returned
     /// future gives up the wait, or asks running work to stop; either way the slot stays
     /// taken until the work has ended.
-    pub(crate) async fn run(&self, docs: Vec<Document>) -> Result<Vec<Document>, WorkError> {
+    pub(crate) async fn run(
+        &self,
+        docs: Vec<Document>,
+        explain: bool,
+    ) -> Result<Vec<Document>, WorkError> {
         let permit = self
             .slots
             .clone()
@@ -139,7 +143,7 @@ impl Workers {
             // Dropped in reverse order: the count falls before the slot is released.
             let _permit = permit;
             let _running = Running::enter(counters);
-            process_in_chunks(&pipeline, docs, &flag)
+            process_in_chunks(&pipeline, docs, explain, &flag)
         });
         let result = handle.await;
         cancel.armed = false;
@@ -147,17 +151,19 @@ impl Workers {
     }
 }
 
-/// Runs the pipeline over `docs` a chunk at a time, stopping early once `cancelled` is raised.
+/// Runs the pipeline over `docs` a chunk at a time (with `explain`, adding evidence), stopping
+/// early once `cancelled` is raised.
 fn process_in_chunks(
     pipeline: &Pipeline,
     mut docs: Vec<Document>,
+    explain: bool,
     cancelled: &AtomicBool,
 ) -> Result<Vec<Document>, WorkError> {
     for chunk in docs.chunks_mut(CHUNK) {
         if cancelled.load(Ordering::SeqCst) {
             return Err(WorkError::Cancelled);
         }
-        pipeline.run(chunk)?;
+        pipeline.run_with(chunk, explain)?;
     }
     Ok(docs)
 }

@@ -50,6 +50,14 @@ pub trait Stage: Send + Sync {
     /// CPU stages parallelise over the batch with rayon; model stages batch inference.
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError>;
 
+    /// [`Stage::process`], and the facts behind each prediction: a model stage that injected
+    /// knowledge gives each of its entities, labels or relations an `evidence` list by
+    /// re-running its model without each fact that can reach the prediction (one more
+    /// forward pass per such fact). Stages without injected knowledge just process.
+    fn process_explained(&self, docs: &mut [Document]) -> Result<(), StageError> {
+        self.process(docs)
+    }
+
     /// Whether the `tokens` this stage writes are exactly the pipeline linker's own
     /// segmentation (with the POS tags its filter needs), so a later `link` stage can link
     /// them instead of segmenting again.

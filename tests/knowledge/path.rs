@@ -151,6 +151,48 @@ fn the_facts_a_pipeline_shows_are_the_facts_the_model_was_given() {
 }
 
 #[test]
+fn explained_entities_carry_valid_sorted_evidence_and_nothing_else_changes() {
+    let (ws, model) = trained();
+    let toml = pipeline_toml(&ws.root, "kg.spo", ALL, "", &model);
+    let pipeline = Pipeline::from_toml(&toml).unwrap();
+    let plain = pipeline.process_batch(&TEXTS).unwrap();
+    let mut explained: Vec<Document> = TEXTS.iter().map(|t| Document::new(*t)).collect();
+    pipeline.run_with(&mut explained, true).unwrap();
+    let mut entities = 0;
+    for (doc, plain) in explained.iter().zip(&plain) {
+        assert_eq!(doc.facts, plain.facts);
+        assert_eq!(doc.entities.len(), plain.entities.len(), "{doc:?}");
+        for (e, p) in doc.entities.iter().zip(&plain.entities) {
+            entities += 1;
+            assert!(p.evidence.is_none(), "no evidence unless asked: {p:?}");
+            let evidence = e.evidence.as_ref().expect("an explained entity");
+            assert_eq!(
+                (e.start, e.end, &e.label, e.score),
+                (p.start, p.end, &p.label, p.score)
+            );
+            for ev in evidence {
+                let fact = &doc.facts[ev.fact];
+                assert_eq!(fact.injected_by, ["ner"], "{doc:?}");
+                assert!(ev.delta.is_finite());
+            }
+            assert!(
+                evidence
+                    .windows(2)
+                    .all(|w| w[0].delta.abs() >= w[1].delta.abs()),
+                "{evidence:?}"
+            );
+            if doc.facts.is_empty() {
+                assert!(evidence.is_empty(), "no fact, no evidence: {doc:?}");
+            }
+        }
+    }
+    // The JSON of an unexplained run is unchanged: no `evidence` key anywhere.
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("evidence"), "{json}");
+    eprintln!("{entities} explained entities");
+}
+
+#[test]
 fn a_pipeline_with_other_knowledge_is_refused_unless_told_to_warn() {
     let (ws, model) = trained();
     let build = |toml: &Path| {

@@ -11,6 +11,7 @@ mod support;
 
 mod classify;
 mod data;
+mod explain;
 mod grad;
 mod sanwen;
 mod train;

@@ -79,12 +79,45 @@ fn kbert_knowledge_trains_through_the_same_head() {
     let linker = zhishi::text::Linker::build(kg, Default::default()).unwrap();
     let doc = zhishi::text::annotate(&linker, "李四住在上海", 1).unwrap();
     let found = model
-        .predict_in_documents(&[doc], &[(0, Span::new(0, 2), Span::new(4, 6))])
+        .predict_in_documents(
+            std::slice::from_ref(&doc),
+            &[(0, Span::new(0, 2), Span::new(4, 6))],
+        )
         .unwrap();
     assert_eq!(model.label(found[0].0.label), "Located");
     assert!(model
         .predict(&[pair("李四住在上海", (0, 2), (4, 6))])
         .is_err());
+
+    // Explained: the same prediction, and one evidence entry per injected fact whose delta
+    // is the drop of the label's probability when the document lacks that fact.
+    let pairs = [(0, Span::new(0, 2), Span::new(4, 6))];
+    let explained = model
+        .predict_explained(std::slice::from_ref(&doc), &pairs)
+        .unwrap();
+    let (p, injected, evidence) = &explained[0];
+    assert_eq!((p.label, injected), (found[0].0.label, &found[0].1));
+    assert!((p.score - found[0].0.score).abs() < 1e-5);
+    let evidence = evidence.as_ref().expect("a K-BERT model explains");
+    let mut facts: Vec<usize> = evidence.iter().map(|e| e.fact).collect();
+    facts.sort_unstable();
+    assert_eq!(&facts, injected);
+    assert!(!facts.is_empty(), "both mentions carry a fact: {doc:?}");
+    for e in evidence {
+        let mut without = doc.clone();
+        without.facts.remove(e.fact);
+        let alone = model.predict_in_documents(&[without], &pairs).unwrap();
+        // When the label stays, its probability without the fact is the stage's score.
+        if alone[0].0.label == p.label {
+            let p_without = alone[0].0.score;
+            assert!(
+                (p.score - e.delta - p_without).abs() < 1e-4,
+                "{e:?}: {} - {} != {p_without}",
+                p.score,
+                e.delta
+            );
+        }
+    }
 }
 
 #[test]

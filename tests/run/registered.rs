@@ -35,6 +35,7 @@ impl Stage for LengthStage {
                 label: if long { "long" } else { "short" }.into(),
                 score: 1.0,
                 source: Some(self.instance.clone()),
+                evidence: None,
             });
         }
         Ok(())

@@ -65,6 +65,9 @@ async fn the_page_calls_only_relative_urls_that_answer_under_a_prefix() {
     let (status, page) = call(&router, "GET", "/zhishi", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("<textarea id=\"input\""));
+    // The explain checkbox asks for evidence, and the tables show it.
+    assert!(page.contains("<input id=\"explain\" type=\"checkbox\">"));
+    assert!(PAGE.contains("request.explain = true") && PAGE.contains("evidenceCell("));
     let (status, health) = call(&router, "GET", "/zhishi/healthz", "").await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert!(

@@ -30,14 +30,14 @@ impl Server {
     /// Starts `zhishi serve pipelines/quickstart.toml --addr 127.0.0.1:0 <extra>` and waits
     /// (at most 120 s) for its "listening" line.
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_with(&quickstart(), extra)
+    }
+
+    /// [`Server::start`] over the pipeline TOML `pipeline`.
+    pub fn start_with(pipeline: &std::path::Path, extra: &[&str]) -> Server {
         let mut child = Command::cargo_bin("zhishi")
             .unwrap()
-            .args([
-                "serve",
-                quickstart().to_str().unwrap(),
-                "--addr",
-                "127.0.0.1:0",
-            ])
+            .args(["serve", pipeline.to_str().unwrap(), "--addr", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

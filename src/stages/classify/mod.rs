@@ -12,6 +12,7 @@
 //! [`crate::doc::Label`]s to each document, best first.
 pub mod config;
 pub mod data;
+pub mod explain;
 pub mod features;
 pub mod metrics;
 pub mod model;

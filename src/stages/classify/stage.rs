@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{Document, Label};
+use crate::doc::{Document, Evidence, Label};
 use crate::stages::registry::{ModelStageKind, StageContext, StageInfo};
 use crate::stages::task::{mark_injected, recorded_reads, KnowledgeMode, MismatchPolicy};
 use crate::stages::{Field, Stage, StageError};
@@ -110,9 +110,41 @@ impl Stage for ClassifyStage {
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
+        let pairs = self.pairs(docs)?;
+        let scored = self
+            .model
+            .predict_documents(docs, &pairs)
+            .map_err(|e| self.stage_error(e))?;
+        let n = scored.len();
+        self.add(docs, scored.into_iter().zip(std::iter::repeat_n(None, n)));
+        Ok(())
+    }
+
+    fn process_explained(&self, docs: &mut [Document]) -> Result<(), StageError> {
+        let pairs = self.pairs(docs)?;
+        let explained = self
+            .model
+            .predict_explained(docs, &pairs)
+            .map_err(|e| self.stage_error(e))?;
+        let injects = self.model.knowledge().mode.injects();
+        self.add(
+            docs,
+            explained
+                .into_iter()
+                .map(|x| (x.scored, injects.then_some(x.without))),
+        );
+        Ok(())
+    }
+}
+
+/// Label probabilities without each fact: `(fact, probabilities)`.
+type Without = Vec<(usize, Vec<f32>)>;
+
+impl ClassifyStage {
+    /// The second text of each document, linked, for a model trained on pairs.
+    fn pairs(&self, docs: &[Document]) -> Result<Vec<Option<Document>>, StageError> {
         let pairs_model = self.model.meta().pairs;
-        let pairs = docs
-            .iter()
+        docs.iter()
             .map(|d| match (&d.text_b, pairs_model) {
                 (Some(b), true) => self.second(b).map(Some),
                 (None, true) => Err(self.stage_error(format!(
@@ -121,17 +153,31 @@ impl Stage for ClassifyStage {
                 ))),
                 (_, false) => Ok(None),
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let scored = self
-            .model
-            .predict_documents(docs, &pairs)
-            .map_err(|e| self.stage_error(e))?;
+            .collect()
+    }
+
+    /// Adds each document's best labels (with their evidence, when `without` is given) and
+    /// marks the facts the model injected.
+    fn add(
+        &self,
+        docs: &mut [Document],
+        scored: impl Iterator<Item = (super::model::Scored, Option<Without>)>,
+    ) {
         let labels = self.model.labels();
-        for (doc, s) in docs.iter_mut().zip(scored) {
+        for (doc, (s, without)) in docs.iter_mut().zip(scored) {
             let chosen = self.model.decide(&s.probabilities);
             let mut order: Vec<usize> = (0..s.probabilities.len()).collect();
             order.sort_by(|&a, &b| s.probabilities[b].total_cmp(&s.probabilities[a]));
             let keep = |i: &usize| !self.model.meta().multi_label || chosen.contains(&(*i as u32));
+            let evidence = |i: usize| {
+                without.as_ref().map(|w| {
+                    Evidence::ranked(
+                        s.probabilities[i],
+                        w.iter()
+                            .map(|(f, p)| (*f, p.get(i).copied().unwrap_or(0.0))),
+                    )
+                })
+            };
             // Instances of one kind add to each other's labels, each saying which produced it.
             doc.labels.extend(
                 order
@@ -143,11 +189,11 @@ impl Stage for ClassifyStage {
                         label: labels[i].clone(),
                         score: s.probabilities[i],
                         source: Some(self.instance.clone()),
+                        evidence: evidence(i),
                     }),
             );
             mark_injected(doc, &s.injected.a, &self.instance);
         }
-        Ok(())
     }
 }
 

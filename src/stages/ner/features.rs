@@ -107,7 +107,18 @@ impl Featurizer {
         items: &[String],
         labels: &[u32],
     ) -> std::result::Result<Encoded, NerError> {
-        let cut = DocumentKnowledge::new(doc);
+        self.encode_cut(sentence, &DocumentKnowledge::new(doc), items, labels)
+    }
+
+    /// [`Featurizer::encode`] of a prepared document (e.g. one with a fact withheld, see
+    /// [`DocumentKnowledge::without`]).
+    pub fn encode_cut(
+        &self,
+        sentence: usize,
+        cut: &DocumentKnowledge<'_>,
+        items: &[String],
+        labels: &[u32],
+    ) -> std::result::Result<Encoded, NerError> {
         // Character offset where each item starts (and the end).
         let mut starts = Vec::with_capacity(items.len() + 1);
         let mut at = 0;
@@ -120,7 +131,7 @@ impl Featurizer {
         for (offset, len) in self.windows(items.len()) {
             let window = &items[offset..offset + len];
             let chars = starts[offset]..starts[offset + len];
-            let (mut ex, injected) = self.encode_window(&cut, window, chars)?;
+            let (mut ex, injected) = self.encode_window(cut, window, chars)?;
             ex.sentence = sentence;
             ex.offset = offset;
             if !labels.is_empty() {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crf;
 pub mod data;
 pub mod dump;
+pub mod explain;
 pub mod features;
 pub mod metrics;
 pub mod model;

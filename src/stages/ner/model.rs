@@ -16,7 +16,7 @@ use super::network::NerNetwork;
 use super::predict::{featurize, predict_spans, score_decoded, Decoded};
 use super::tags::LabelMap;
 use super::NerError;
-use crate::doc::{Document, Entity};
+use crate::doc::{Document, Entity, Evidence};
 use crate::knowledge::{CharVocab, EntityVectors};
 use crate::model::load::read_config;
 use crate::model::{
@@ -133,15 +133,43 @@ pub struct Tagged {
     pub injected: Vec<usize>,
 }
 
+/// The entities of one decoded sentence (`chars` its characters) with, when given, each
+/// one's evidence, and the facts fed to the encoder.
+pub(super) fn tagged(
+    chars: &[String],
+    decoded: Decoded,
+    injected: Vec<usize>,
+    evidence: Option<Vec<Vec<Evidence>>>,
+) -> Tagged {
+    let mut evidence = evidence.map(Vec::into_iter);
+    let entities = decoded
+        .spans
+        .into_iter()
+        .zip(decoded.probabilities)
+        .map(|((start, end, label), p)| Entity {
+            start,
+            end,
+            text: chars[start..end].concat(),
+            label,
+            score: Some(p),
+            source: None,
+            evidence: evidence.as_mut().and_then(Iterator::next),
+        })
+        .collect();
+    Tagged { entities, injected }
+}
+
 /// The decoded sentences and the injected facts of each document.
 type Predicted = (Vec<Decoded>, Vec<Vec<usize>>);
 
 /// A loaded NER model: thread-safe, runs the fused inference kernels.
 pub struct NerModel {
-    network: NerNetwork,
-    featurizer: Featurizer,
-    meta: ModelMeta,
-    device: Device,
+    pub(super) network: NerNetwork,
+    pub(super) featurizer: Featurizer,
+    pub(super) meta: ModelMeta,
+    pub(super) device: Device,
+    /// The encoder's layers (how far injected knowledge can spread, see [`super::explain`]).
+    pub(super) layers: usize,
 }
 
 impl NerModel {
@@ -162,6 +190,7 @@ impl NerModel {
     pub fn load_at(dir: &Path, device: &Device, precision: Precision) -> Result<Self, NerError> {
         let (meta, mut cfg): (ModelMeta, _) = read_trained(dir, META_FILE, precision)?;
         meta.check(dir, &cfg)?;
+        let layers = cfg.num_hidden_layers;
         let device = device.clone();
         let vectors = if meta.knowledge.mode.fuses_entities() {
             cfg = aggregator_config(
@@ -184,6 +213,7 @@ impl NerModel {
             featurizer,
             meta,
             device,
+            layers,
         })
     }
 
@@ -254,22 +284,7 @@ impl NerModel {
             .iter()
             .zip(decoded)
             .zip(injected)
-            .map(|((chars, decoded), injected)| {
-                let entities = decoded
-                    .spans
-                    .into_iter()
-                    .zip(decoded.probabilities)
-                    .map(|((start, end, label), p)| Entity {
-                        start,
-                        end,
-                        text: chars[start..end].concat(),
-                        label,
-                        score: Some(p),
-                        source: None,
-                    })
-                    .collect();
-                Tagged { entities, injected }
-            })
+            .map(|((chars, decoded), injected)| tagged(chars, decoded, injected, None))
             .collect())
     }
 

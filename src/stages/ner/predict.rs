@@ -53,7 +53,7 @@ pub fn featurize(
 
 /// Each sentence's scores (`lengths[i] × k`, row-major): every character's from the window
 /// where it is most central; a character without a token scores `O` ([`NO_TOKEN_O`]).
-fn sentence_emissions(
+pub(crate) fn sentence_emissions(
     network: &NerNetwork,
     examples: &[Example],
     lengths: &[usize],
@@ -131,8 +131,19 @@ pub fn predict_spans(
     labels: &LabelMap,
     device: &Device,
 ) -> Result<Vec<Decoded>, NerError> {
+    let scores = sentence_emissions(network, examples, lengths, labels.len(), device)?;
+    decode_emissions(network, &scores, lengths, labels)
+}
+
+/// Decodes each sentence's scores (`lengths[i] × K`, from [`sentence_emissions`]): label
+/// ids, entity spans and their probabilities.
+pub(crate) fn decode_emissions(
+    network: &NerNetwork,
+    scores: &[Vec<f32>],
+    lengths: &[usize],
+    labels: &LabelMap,
+) -> Result<Vec<Decoded>, NerError> {
     let k = labels.len();
-    let scores = sentence_emissions(network, examples, lengths, k, device)?;
     let crf = network.crf_scores()?;
     Ok(scores
         .par_iter()

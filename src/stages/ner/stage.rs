@@ -77,6 +77,24 @@ impl Stage for NerStage {
             .model
             .predict_documents(docs)
             .map_err(|e| StageError::new(&self.instance, e))?;
+        self.add(docs, results);
+        Ok(())
+    }
+
+    fn process_explained(&self, docs: &mut [Document]) -> Result<(), StageError> {
+        let results = self
+            .model
+            .predict_explained(docs)
+            .map_err(|e| StageError::new(&self.instance, e))?;
+        self.add(docs, results);
+        Ok(())
+    }
+}
+
+impl NerStage {
+    /// Adds the model's entities (those scored at least `min_score`) to the documents and
+    /// marks the facts it injected.
+    fn add(&self, docs: &mut [Document], results: Vec<super::Tagged>) {
         for (doc, tagged) in docs.iter_mut().zip(results) {
             // Instances of one kind (`[ner_drug] kind = "ner"`) add to each other's entities,
             // each saying which produced it.
@@ -93,7 +111,6 @@ impl Stage for NerStage {
             doc.entities.sort_by_key(|e| (e.start, e.end));
             mark_injected(doc, &tagged.injected, &self.instance);
         }
-        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 //! linked mentions and keeps the related ones.
 pub mod config;
 pub mod data;
+pub mod explain;
 pub mod features;
 pub mod metrics;
 pub mod model;

@@ -138,13 +138,19 @@ pub fn predict_examples(
     examples: &[Example],
     device: &Device,
 ) -> Result<Vec<Prediction>, RelationError> {
-    let mut out = vec![
-        Prediction {
-            label: 0,
-            score: 0.0
-        };
-        examples.len()
-    ];
+    Ok(predict_logits(network, examples, device)?
+        .iter()
+        .map(|row| Prediction::from_logits(row))
+        .collect())
+}
+
+/// The label logits of each example, batched by length.
+pub fn predict_logits(
+    network: &RelationNetwork,
+    examples: &[Example],
+    device: &Device,
+) -> Result<Vec<Vec<f32>>, RelationError> {
+    let mut out = vec![Vec::new(); examples.len()];
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.sort_by_key(|&i| examples[i].len());
     let off = Dropout::disabled();
@@ -153,7 +159,7 @@ pub fn predict_examples(
         let batch = Batch::new(&batch_examples, device)?;
         let rows: Vec<Vec<f32>> = network.logits(&batch, &off)?.to_vec2()?;
         for (&i, row) in chunk.iter().zip(rows) {
-            out[i] = Prediction::from_logits(&row);
+            out[i] = row;
         }
     }
     Ok(out)
@@ -169,6 +175,15 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// The softmax probability of `label` under `logits` (0 for a label outside them).
+    pub fn probability_of(logits: &[f32], label: u32) -> f32 {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
+        logits
+            .get(label as usize)
+            .map_or(0.0, |&x| (x - max).exp() / sum)
+    }
+
     /// The arg-max of `logits` (the first on a tie) and its softmax probability.
     pub fn from_logits(logits: &[f32]) -> Self {
         let (label, max) =
@@ -203,10 +218,10 @@ pub struct PairInput<'a> {
 
 /// A loaded relation model: thread-safe, runs the fused inference kernels.
 pub struct RelationModel {
-    network: RelationNetwork,
-    featurizer: Featurizer,
-    meta: ModelMeta,
-    device: Device,
+    pub(super) network: RelationNetwork,
+    pub(super) featurizer: Featurizer,
+    pub(super) meta: ModelMeta,
+    pub(super) device: Device,
 }
 
 impl RelationModel {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::explain::ExplainedPair;
 use super::model::{RelationModel, META_FILE};
 use crate::doc::{Argument, Document, Relation, Span};
 use crate::stages::registry::{ModelStageKind, StageContext, StageInfo};
@@ -167,6 +168,18 @@ impl Stage for RelationStage {
     }
 
     fn process(&self, docs: &mut [Document]) -> Result<(), StageError> {
+        self.run(docs, false)
+    }
+
+    fn process_explained(&self, docs: &mut [Document]) -> Result<(), StageError> {
+        self.run(docs, true)
+    }
+}
+
+impl RelationStage {
+    /// Classifies the candidate pairs of `docs` and adds their relations (with `explain`,
+    /// each with its evidence).
+    fn run(&self, docs: &mut [Document], explain: bool) -> Result<(), StageError> {
         let o = &self.options;
         let args: Vec<Vec<Argument>> = docs.iter().map(|d| arguments(d, o.pairs_from)).collect();
         // (document, head, tail) of every candidate, in document order.
@@ -182,13 +195,19 @@ impl Stage for RelationStage {
                 ));
             }
         }
-        let predictions = self
-            .model
-            .predict_in_documents(docs, &pairs)
-            .map_err(|e| StageError::new(&self.instance, e))?;
+        let predictions: Vec<ExplainedPair> = if explain {
+            self.model.predict_explained(docs, &pairs)
+        } else {
+            self.model.predict_in_documents(docs, &pairs).map(|p| {
+                p.into_iter()
+                    .map(|(prediction, facts)| (prediction, facts, None))
+                    .collect()
+            })
+        }
+        .map_err(|e| StageError::new(&self.instance, e))?;
         let mut found: Vec<Vec<Relation>> = vec![Vec::new(); docs.len()];
         let mut injected: Vec<Vec<usize>> = vec![Vec::new(); docs.len()];
-        for (&(d, h, t), (p, facts)) in owners.iter().zip(predictions) {
+        for (&(d, h, t), (p, facts, evidence)) in owners.iter().zip(predictions) {
             injected[d].extend(facts);
             let label = self.model.label(p.label);
             if label == self.model.no_relation() || p.score < o.min_score {
@@ -200,6 +219,7 @@ impl Stage for RelationStage {
                 label: label.to_string(),
                 score: p.score,
                 source: Some(self.instance.clone()),
+                evidence,
             });
         }
         for ((doc, relations), injected) in docs.iter_mut().zip(found).zip(injected) {
