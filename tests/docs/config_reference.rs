@@ -356,7 +356,7 @@ fn init_config_passes_each_tasks_checks_on_the_shipped_data() {
     let overrides = [format!("encoder.model={}", encoder.display())];
     for (task, mode, template) in templates_for(&place) {
         let what = format!("{} {}", task.name(), mode.name());
-        let dir = scratch.path().join(&what.replace(' ', "-"));
+        let dir = scratch.path().join(what.replace(' ', "-"));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let text = template.render();
         for rel in placeholders(&text) {

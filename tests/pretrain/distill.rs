@@ -206,7 +206,7 @@ fn distillation_lowers_the_loss_and_saves_an_ordinary_ner_model() {
         distill::evaluate_config(&config, &[], Split::Dev, zhishi::model::Precision::F32).unwrap();
     assert_eq!(
         serde_json::to_value(&again).unwrap(),
-        serde_json::to_value(&distill::DistillMetrics::Ner(dev)).unwrap()
+        serde_json::to_value(distill::DistillMetrics::Ner(dev)).unwrap()
     );
 }
 
