@@ -5,7 +5,7 @@
 #   NER_MODEL=DIR docs/images/screenshots.sh          # also NER + link -> docs/images/serve-ner-link.png
 #
 # NER_MODEL is a model directory from `zhishi train pipelines/kbert-medical-ner.toml`
-# (e.g. target/ner/kbert-medical/best); the NER + link page runs pipelines/medical-ner.toml with
+# (e.g. models/ner/kbert-medical/best); the NER + link page runs pipelines/medical-ner.toml with
 # it, linking against the KG the model was trained with (Medical.spo; the `ner` stage refuses
 # another), so the facts table shows what the model injected (`injected_by`). ZHISHI=path picks the binary (default: target/release/zhishi,
 # built if missing). Needs Chromium and a CJK font (Debian: apt-get install chromium

@@ -1,14 +1,16 @@
 //! `zhishi init config --task ner|relation|qa|kbqa [--knowledge plain|kbert|ernie|both]` and
 //! `zhishi init pipeline`: print a complete, commented TOML file with every key at its default
-//! and its meaning above it (from `docs/config.md`), to stdout or `--output FILE`.
+//! and its meaning above it (from `docs/config.md`), to stdout or `--output FILE`. Its paths
+//! are written for the file's directory (the current directory on stdout).
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
-use zhishi::reference::template;
+use zhishi::files::FilesError;
+use zhishi::reference::template::{self, Place, DEMO_KG};
 use zhishi::reference::TrainingTask;
 use zhishi::stages::task::KnowledgeMode;
 
@@ -45,7 +47,8 @@ struct ConfigArgs {
 /// Where the file goes.
 #[derive(ClapArgs, Debug)]
 struct OutputArgs {
-    /// Write to FILE instead of stdout (`-` is stdout); an existing file is kept unless
+    /// Write to FILE instead of stdout (`-` is stdout), its paths relative to FILE's
+    /// directory (on stdout: to the current directory); an existing file is kept unless
     /// `--force`.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -72,6 +75,12 @@ enum Knowledge {
 
 /// Runs `zhishi init`.
 pub fn run(args: InitArgs) -> Result<ExitCode> {
+    let out = match &args.what {
+        What::Config(c) => &c.out,
+        What::Pipeline(out) => out,
+    };
+    let file = out.output.as_deref().filter(|p| *p != Path::new("-"));
+    let place = place_for(file)?;
     let (text, out) = match args.what {
         What::Config(c) => {
             let task = match c.task {
@@ -86,9 +95,9 @@ pub fn run(args: InitArgs) -> Result<ExitCode> {
                 Knowledge::Ernie => KnowledgeMode::Ernie,
                 Knowledge::Both => KnowledgeMode::Both,
             };
-            (template::training(task, mode)?.render(), c.out)
+            (template::training(task, mode, &place)?.render(), c.out)
         }
-        What::Pipeline(out) => (template::pipeline()?.render(), out),
+        What::Pipeline(out) => (template::pipeline(&place)?.render(), out),
     };
     match out.output.as_deref() {
         None => print(&text)?,
@@ -110,20 +119,55 @@ fn write_file(path: &Path, text: &str, force: bool) -> Result<()> {
     if force {
         // Whole: an interrupted --force leaves the old file, never a torn one.
         zhishi::files::write_file(path, text)?;
-        return Ok(());
+    } else {
+        match zhishi::files::write_new_file(path, text) {
+            Err(FilesError::FileExists { .. }) => bail!(
+                "{} already exists; pass --force to overwrite it",
+                path.display()
+            ),
+            other => other?,
+        }
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    let mut file = match options.open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
-            "{} already exists; pass --force to overwrite it",
-            path.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot write {}", path.display())),
-    };
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// Where the file's paths resolve from: `file`'s directory, or the current directory when
+/// printing; and the zhishi checkout holding the shipped files, looked for above that
+/// directory, above the current directory, then where this binary was built.
+fn place_for(file: Option<&Path>) -> Result<Place> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let dir = match file {
+        Some(path) => lexical(&cwd.join(path.parent().unwrap_or(Path::new("")))),
+        None => cwd.clone(),
+    };
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let checkout = dir
+        .ancestors()
+        .chain(cwd.ancestors())
+        .chain(std::iter::once(built))
+        .find(|d| d.join(DEMO_KG).is_file() && d.join("pipelines").is_dir())
+        .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf()));
+    // The file's directory as the checkout sees it (symlinks resolved where it exists).
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    Ok(Place {
+        dir,
+        checkout,
+        printed: file.is_none(),
+    })
+}
+
+/// `path` with `.` and `..` components folded, without touching the file system.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }

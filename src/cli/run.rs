@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
@@ -16,9 +16,6 @@ use zhishi::pipeline::spec::{MAX_BATCH_SIZE, MAX_THREADS};
 use zhishi::pipeline::Pipeline;
 
 use super::bounds::count_in;
-
-/// Seconds between progress log lines when stderr is not a terminal.
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Arguments of `zhishi run`.
 #[derive(Args, Debug)]
@@ -141,6 +138,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal();
     let bar = progress_bar(&opts, tty);
     let mut last_log = Instant::now();
+    // One cadence for every command's progress lines (`$ZHISHI_PROGRESS_EVERY`, 10 s).
+    let log_every = zhishi::train::progress::line_every();
     let report = corpus::run(&pipeline, &opts, &mut |p: &Progress| {
         if let Some(total) = p.bytes_total {
             bar.set_length(total);
@@ -153,7 +152,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             p.errors,
             p.chars as f64 / secs
         ));
-        if !tty && last_log.elapsed() >= LOG_EVERY {
+        if !tty && last_log.elapsed() >= log_every {
             last_log = Instant::now();
             let pct = p
                 .bytes_total

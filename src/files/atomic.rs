@@ -169,6 +169,37 @@ pub fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), FilesError
     })
 }
 
+/// Writes `bytes` to a new file `path` whole, refusing ([`FilesError::FileExists`]) when
+/// anything is there: the file is written beside it and linked into place, which fails
+/// rather than replace, so a file that appears meanwhile is kept too.
+pub fn write_new_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), FilesError> {
+    let exists = || FilesError::FileExists {
+        path: path.to_path_buf(),
+    };
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(exists());
+    }
+    let dir = parent_of(path);
+    std::fs::create_dir_all(&dir).map_err(FilesError::io("create", &dir))?;
+    sweep(path, "tmp");
+    let tmp = temporary(path, "tmp")?;
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes.as_ref())?;
+            file.sync_all()
+        })
+        .and_then(|()| ordinary_permissions(&tmp))
+        .map_err(FilesError::io("write", path))
+        .and_then(|()| {
+            std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => exists(),
+                _ => FilesError::io("link into place", path)(e),
+            })
+        });
+    let _ = std::fs::remove_file(&tmp);
+    written
+}
+
 /// Writes `value` to `path` as pretty JSON with a final newline, whole.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), FilesError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| {

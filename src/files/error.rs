@@ -69,6 +69,12 @@ pub enum FilesError {
         /// The path.
         path: PathBuf,
     },
+    /// A file that must be new already exists.
+    #[error("{} already exists: refusing to replace it", path.display())]
+    FileExists {
+        /// The path.
+        path: PathBuf,
+    },
     /// A file system operation failed.
     #[error("cannot {action} {}", path.display())]
     Io {

@@ -1,8 +1,12 @@
 //! The commented TOML `zhishi init` writes: every key of a training or pipeline file at its
 //! documented default, with its meaning from `docs/config.md` above it (like spaCy's
-//! `init config`). Required keys get placeholders pointing at the public data sets the shipped
-//! configs in `pipelines/` use (`../../shared/data/...`, relative to a file in `pipelines/`);
-//! optional keys without a default are shown commented out with an example.
+//! `init config`). Paths are written for the place the file will be read from ([`Place`]):
+//! shipped files (the demo KG) and the checkout's `models/` directory are reached from there,
+//! and the user's own data get placeholders beside the file (`data/train.tsv`) with a comment
+//! on the format expected; optional keys without a default are shown commented out with an
+//! example.
+use std::path::{Component, Path, PathBuf};
+
 use super::{DefaultValue, Reference, ReferenceError, Scope, TableDoc, TrainingTask};
 use crate::stages::task::KnowledgeMode;
 
@@ -52,6 +56,8 @@ pub struct Entry {
     pub origin: Origin,
     /// Comment lines above it (without `# `).
     pub comment: Vec<String>,
+    /// A comment after the value on its line (without `# `): what the user must supply.
+    pub note: Option<String>,
 }
 
 /// One table of a template.
@@ -80,19 +86,123 @@ pub struct Template {
 enum Fill {
     Set(&'static str, &'static str, String),
     Example(&'static str, &'static str, String),
+    /// Set to a placeholder for the user's own file, with a note on what it must hold.
+    Yours(&'static str, &'static str, String, String),
 }
 
-const DATA: &str = "../../shared/data";
+impl Fill {
+    fn at(&self) -> (&'static str, &'static str) {
+        match self {
+            Fill::Set(t, k, _) | Fill::Example(t, k, _) | Fill::Yours(t, k, _, _) => (t, k),
+        }
+    }
+}
 
-/// The training file for `task` with knowledge `mode`.
-pub fn training(task: TrainingTask, mode: KnowledgeMode) -> Result<Template, InitError> {
+/// The demo KG shipped in the checkout, relative to its root.
+pub const DEMO_KG: &str = "kg/demo.tsv";
+
+/// Where a generated file will be read from: the paths written in it are made to resolve
+/// from its directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// The directory the file's relative paths resolve against (absolute).
+    pub dir: PathBuf,
+    /// The root of the zhishi checkout holding the shipped files (absolute), when found.
+    pub checkout: Option<PathBuf>,
+    /// The file is printed to stdout: `dir` is the current directory, where it will most
+    /// likely be saved.
+    pub printed: bool,
+}
+
+impl Place {
+    /// A file in `checkout/pipelines/`, like the shipped configs.
+    pub fn pipelines_of(checkout: &Path) -> Place {
+        Place {
+            dir: checkout.join("pipelines"),
+            checkout: Some(checkout.to_path_buf()),
+            printed: false,
+        }
+    }
+
+    /// The checkout path `rel` (`kg/demo.tsv`) as the file should name it: relative to the
+    /// file's directory when that lies inside the checkout, else absolute; `rel` itself when
+    /// the checkout is unknown.
+    fn shipped(&self, rel: &str) -> String {
+        match &self.checkout {
+            Some(root) => path_from(&root.join(rel), &self.dir, root),
+            None => rel.to_string(),
+        }
+    }
+
+    /// Where a model named `name` (`ner/resume`) goes: the checkout's `models/` when the file
+    /// lies inside the checkout (kept out of `target/`, which `cargo clean` deletes), else
+    /// `models/NAME` beside the file.
+    fn model(&self, name: &str) -> String {
+        match &self.checkout {
+            Some(root) if self.dir.starts_with(root) => {
+                path_from(&root.join("models").join(name), &self.dir, root)
+            }
+            _ => format!("models/{name}"),
+        }
+    }
+
+    /// The header lines that say where the paths resolve from.
+    fn header(&self) -> Vec<String> {
+        let mut lines = vec![if self.printed {
+            "Relative paths resolve against this file's directory; they are written for a file saved in the directory `zhishi init` ran in (use --output FILE to write them for another place).".to_string()
+        } else {
+            "Relative paths resolve against this file's directory.".to_string()
+        }];
+        if self.checkout.is_none() {
+            lines.push(format!(
+                "The zhishi checkout was not found from here: `{DEMO_KG}` and the other shipped paths are relative to it; point them at your copy."
+            ));
+        }
+        lines.iter().flat_map(|l| wrap(l, 90)).collect()
+    }
+}
+
+/// `target` as a file in `dir` should name it: relative when both lie inside `root`, else
+/// absolute. Both are absolute.
+fn path_from(target: &Path, dir: &Path, root: &Path) -> String {
+    if !dir.starts_with(root) || !target.starts_with(root) {
+        return target.display().to_string();
+    }
+    fn normal(p: &Path) -> Vec<Component<'_>> {
+        p.components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect()
+    }
+    let (t, d) = (normal(target), normal(dir));
+    let common = t.iter().zip(&d).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..d.len() {
+        rel.push("..");
+    }
+    for c in &t[common..] {
+        rel.push(c.as_os_str());
+    }
+    rel.display().to_string()
+}
+
+/// `text` as a TOML string literal.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+/// The training file for `task` with knowledge `mode`, its paths written for `place`.
+pub fn training(
+    task: TrainingTask,
+    mode: KnowledgeMode,
+    place: &Place,
+) -> Result<Template, InitError> {
     let reference = Reference::bundled()?;
-    let fills = training_fills(task, mode)?;
+    let fills = training_fills(task, mode, place)?;
     let mut tables = Vec::new();
     for &(scope, name) in task.tables() {
         tables.push(table(reference, scope, name, &fills, false, None)?);
     }
-    let header = vec![
+    let mut header = vec![
         format!(
             "A `zhishi train` configuration for {} (`[task] kind = \"{}\"`{}),",
             task_title(task),
@@ -105,28 +215,34 @@ pub fn training(task: TrainingTask, mode: KnowledgeMode) -> Result<Template, Ini
         ),
         "written by `zhishi init config`. Every key is at its default; optional keys without one"
             .into(),
-        "are commented out.".into(),
-        "Reference: docs/config.md. Relative paths resolve against this file's directory: the"
-            .into(),
-        "data paths are those of the shipped configs in pipelines/ (../../shared/data).".into(),
+        "are commented out; values marked `your ...` are for your own data.".into(),
+        "Reference: docs/config.md.".into(),
+    ];
+    header.extend(place.header());
+    header.push(
         "  M3E_DIR=/path/to/m3e-small zhishi train THIS.toml   (any key: --set train.epochs=1)"
             .into(),
-    ];
+    );
     Ok(Template { header, tables })
 }
 
 /// A pipeline file: segment, link and facts over the demo KG in `kg/`, and the model
-/// stages' tables commented out.
-pub fn pipeline() -> Result<Template, InitError> {
+/// stages' tables commented out, its paths written for `place`.
+pub fn pipeline(place: &Place) -> Result<Template, InitError> {
     let reference = Reference::bundled()?;
+    let model = |name: &str| quoted(&place.model(name));
     let fills = vec![
         set("pipeline", "stages", r#"["segment", "link", "facts"]"#),
-        set("kg", "triples", r#"["../kg/demo.tsv"]"#),
-        set("ner", "model", r#""../target/ner/resume/best""#),
-        set("relation", "model", r#""../target/re/sanwen/best""#),
-        set("qa", "model", r#""../target/qa/cmrc2018/best""#),
-        set("kbqa", "model", r#""../target/nlpcc-kbqa/model""#),
-        set("classify", "model", r#""../target/cls/chnsenticorp/best""#),
+        set(
+            "kg",
+            "triples",
+            &format!("[{}]", quoted(&place.shipped(DEMO_KG))),
+        ),
+        set("ner", "model", &model("ner/resume/best")),
+        set("relation", "model", &model("re/sanwen/best")),
+        set("qa", "model", &model("qa/cmrc2018/best")),
+        set("kbqa", "model", &model("nlpcc-kbqa/model")),
+        set("classify", "model", &model("cls/chnsenticorp/best")),
     ];
     let model_note = |stage: &str, kind: &str| {
         Some(format!(
@@ -161,13 +277,13 @@ pub fn pipeline() -> Result<Template, InitError> {
             note,
         )?);
     }
-    let header = vec![
+    let mut header = vec![
         "A `zhishi run` / `zhishi serve` pipeline, written by `zhishi init pipeline`. Every key is"
             .into(),
         "at its default; keys without one are commented out. Reference: docs/config.md.".into(),
-        "Relative paths resolve against this file's directory (here: a file in pipelines/).".into(),
-        "  zhishi run THIS.toml --input corpora/sample.txt --output -".into(),
     ];
+    header.extend(place.header());
+    header.push("  zhishi run THIS.toml --input corpora/sample.txt --output -".into());
     Ok(Template { header, tables })
 }
 
@@ -177,6 +293,11 @@ fn set(table: &'static str, key: &'static str, value: &str) -> Fill {
 
 fn example(table: &'static str, key: &'static str, value: &str) -> Fill {
     Fill::Example(table, key, value.to_string())
+}
+
+/// A placeholder `path` (relative to the file) for the user's own file, and what it holds.
+fn yours(table: &'static str, key: &'static str, path: &str, what: &str) -> Fill {
+    Fill::Yours(table, key, quoted(path), format!("your {what}"))
 }
 
 fn task_title(task: TrainingTask) -> &'static str {
@@ -189,8 +310,13 @@ fn task_title(task: TrainingTask) -> &'static str {
     }
 }
 
-/// The values a training file for `task` and `mode` needs beyond the defaults.
-fn training_fills(task: TrainingTask, mode: KnowledgeMode) -> Result<Vec<Fill>, InitError> {
+/// The values a training file for `task` and `mode` needs beyond the defaults: the user's
+/// data as placeholders beside the file, shipped files and `models/` reached from `place`.
+fn training_fills(
+    task: TrainingTask,
+    mode: KnowledgeMode,
+    place: &Place,
+) -> Result<Vec<Fill>, InitError> {
     let refuse = |expected| {
         Err(InitError::Knowledge {
             task: task.name(),
@@ -198,111 +324,110 @@ fn training_fills(task: TrainingTask, mode: KnowledgeMode) -> Result<Vec<Fill>, 
             expected,
         })
     };
-    let path = |rel: &str| format!("\"{DATA}/{rel}\"");
+    let model = |name: &str| quoted(&place.model(name));
+    let demo_kg = quoted(&place.shipped(DEMO_KG));
+    // The three splits of the user's data, `data/{train,dev,test}.EXT`, each a placeholder.
+    let splits = |fills: &mut Vec<Fill>, ext: &str, what: &str| {
+        for key in ["train", "dev", "test"] {
+            let split = match key {
+                "train" => "training",
+                "dev" => "dev (evaluation while training)",
+                _ => "test (`zhishi eval --split test`)",
+            };
+            fills.push(yours(
+                "data",
+                key,
+                &format!("data/{key}.{ext}"),
+                &format!("{split} file: {what}"),
+            ));
+        }
+    };
+    let hownet = "data/HowNet.spo";
+    let kg_what = "KG: subject<TAB>predicate<TAB>object triples, e.g. K-BERT's HowNet.spo";
     let mut fills = vec![set("task", "kind", &format!("\"{}\"", task.name()))];
     match task {
         TrainingTask::Ner => {
             fills.push(set("encoder", "model", "\"${M3E_DIR}\""));
             if mode == KnowledgeMode::Plain {
-                fills.push(example("knowledge", "kg", &path("kg/kbert/Medical.spo")));
+                fills.push(example("knowledge", "kg", &demo_kg));
                 fills.push(set("data", "format", "\"char_per_line\""));
-                for (key, file) in [("train", "train"), ("dev", "dev"), ("test", "test")] {
-                    fills.push(set(
-                        "data",
-                        key,
-                        &path(&format!("ner/resume/{file}.char.bmes")),
-                    ));
-                }
-                fills.push(set("train", "output_dir", "\"../target/ner/resume\""));
+                let what = "`char TAG` per line (BMES tags), a blank line between sentences";
+                splits(&mut fills, "char.bmes", what);
+                fills.push(set("train", "output_dir", &model("my-ner")));
             } else {
                 fills.push(set("knowledge", "mode", &format!("\"{}\"", mode.name())));
-                fills.push(set("knowledge", "kg", &path("kg/kbert/Medical.spo")));
+                fills.push(set("knowledge", "kg", &demo_kg));
                 if mode.fuses_entities() {
-                    fills.push(example(
-                        "knowledge",
-                        "transe",
-                        "\"../target/ner/medical-transe\"",
-                    ));
+                    fills.push(example("knowledge", "transe", &model("my-ner-transe")));
                 }
                 fills.push(set("data", "format", "\"kbert_tsv\""));
-                for key in ["train", "dev", "test"] {
-                    fills.push(set(
-                        "data",
-                        key,
-                        &path(&format!("ner/kbert_medical/{key}.tsv")),
-                    ));
-                }
-                let out = format!("\"../target/ner/{}-medical\"", mode.name());
-                fills.push(set("train", "output_dir", &out));
+                let what = "a header line, then per sentence its space-separated characters, a tab and their space-separated tags";
+                splits(&mut fills, "tsv", what);
+                let out = format!("my-ner-{}", mode.name());
+                fills.push(set("train", "output_dir", &model(&out)));
             }
         }
         TrainingTask::Relation => {
             fills.push(set("encoder", "model", "\"${M3E_DIR}\""));
-            let hownet = path("kg/kbert/HowNet.spo");
             match mode {
                 KnowledgeMode::Plain => {
-                    fills.push(example("knowledge", "kg", &hownet));
-                    fills.push(set("train", "output_dir", "\"../target/re/sanwen\""));
+                    fills.push(example("knowledge", "kg", &quoted(hownet)));
+                    fills.push(set("train", "output_dir", &model("my-re")));
                 }
                 KnowledgeMode::Kbert => {
                     fills.push(set("knowledge", "mode", "\"kbert\""));
-                    fills.push(set("knowledge", "kg", &hownet));
-                    fills.push(set("train", "output_dir", "\"../target/re/sanwen-kbert\""));
+                    fills.push(yours("knowledge", "kg", hownet, kg_what));
+                    fills.push(set("train", "output_dir", &model("my-re-kbert")));
                 }
                 // Relation extraction's resolve refuses ERNIE fusion so far.
                 KnowledgeMode::Ernie | KnowledgeMode::Both => return refuse("plain or kbert"),
             }
             fills.push(set("data", "format", "\"sanwen\""));
-            for (key, file) in [("train", "train"), ("dev", "valid"), ("test", "test")] {
-                fills.push(set("data", key, &path(&format!("re/sanwen/{file}.txt"))));
-            }
+            splits(
+                &mut fills,
+                "txt",
+                "head<TAB>tail<TAB>relation<TAB>sentence per line",
+            );
         }
         TrainingTask::Classify => {
             fills.push(set("encoder", "model", "\"${M3E_DIR}\""));
-            let hownet = path("kg/kbert/HowNet.spo");
             if mode == KnowledgeMode::Plain {
-                fills.push(example("knowledge", "kg", &hownet));
+                fills.push(example("knowledge", "kg", &quoted(hownet)));
             } else {
                 fills.push(set("knowledge", "mode", &format!("\"{}\"", mode.name())));
-                fills.push(set("knowledge", "kg", &hownet));
+                fills.push(yours("knowledge", "kg", hownet, kg_what));
             }
             fills.push(set("data", "format", "\"tsv\""));
-            for key in ["train", "dev", "test"] {
-                fills.push(set(
-                    "data",
-                    key,
-                    &path(&format!("cls/chnsenticorp/{key}.tsv")),
-                ));
-            }
-            let out = format!("\"../target/cls/chnsenticorp-{}\"", mode.name());
-            fills.push(set("train", "output_dir", &out));
+            splits(
+                &mut fills,
+                "tsv",
+                "a header naming the columns (label, text_a), then one example per line",
+            );
+            let out = format!("my-cls-{}", mode.name());
+            fills.push(set("train", "output_dir", &model(&out)));
         }
         TrainingTask::Qa => {
             if mode != KnowledgeMode::Plain {
                 return refuse("plain: QA has no [knowledge] table");
             }
             fills.push(set("encoder", "model", "\"${M3E_DIR}\""));
-            fills.push(set(
-                "data",
-                "train",
-                &path("qa/cmrc2018/cmrc2018_trial.json"),
-            ));
-            // The CMRC 2018 test split is not public: the dev file doubles as the test.
-            for key in ["dev", "test"] {
-                fills.push(set("data", key, &path("qa/cmrc2018/cmrc2018_dev.json")));
-            }
-            fills.push(set("train", "output_dir", "\"../target/qa/cmrc2018\""));
+            splits(&mut fills, "json", "SQuAD v1 JSON, e.g. CMRC 2018");
+            fills.push(set("train", "output_dir", &model("my-qa")));
         }
         TrainingTask::Kbqa => {
             if mode != KnowledgeMode::Plain {
                 return refuse("plain: KBQA has no [knowledge] table");
             }
-            let questions = path("kg/nlpcc2016/nlpcc-iccpol-2016.kbqa.training-data");
-            fills.push(set("data", "path", &questions));
+            fills.push(yours(
+                "data",
+                "path",
+                "data/kbqa.training-data",
+                "questions: an NLPCC 2016 KBQA question file (question, gold triple, answer)",
+            ));
             fills.push(set("data", "train_questions", "12609"));
-            fills.push(set("kg", "store", "\"../target/nlpcc-kbqa/store\""));
+            fills.push(set("kg", "store", &model("my-kbqa/store")));
             fills.push(set("encoder", "model", "\"${M3E_DIR}\""));
-            fills.push(set("train", "output", "\"../target/nlpcc-kbqa/model\""));
+            fills.push(set("train", "output", &model("my-kbqa/model")));
         }
     }
     Ok(fills)
@@ -323,27 +448,25 @@ fn table(
             what: format!("[{name}] ({})", scope.name()),
         })?;
     for fill in fills {
-        let (Fill::Set(t, k, _) | Fill::Example(t, k, _)) = fill;
-        if *t == name && doc.key(k).is_none() {
+        let (t, k) = fill.at();
+        if t == name && doc.key(k).is_none() {
             return Err(InitError::Undocumented {
                 what: format!("{t}.{k} ({})", scope.name()),
             });
         }
     }
-    let fill_of = |key: &str| {
-        fills.iter().find(|f| {
-            let (Fill::Set(t, k, _) | Fill::Example(t, k, _)) = f;
-            *t == name && *k == key
-        })
-    };
+    let fill_of = |key: &str| fills.iter().find(|f| f.at() == (name, key));
     let mut entries = Vec::new();
     for key in &doc.keys {
-        let (value, origin) = match (fill_of(&key.key), &key.default) {
+        let (value, origin, note) = match (fill_of(&key.key), &key.default) {
             (_, DefaultValue::Table) => continue, // written as its own table
-            (Some(Fill::Set(_, _, v)), _) => (v.clone(), Origin::Placeholder),
-            (Some(Fill::Example(_, _, v)), _) => (v.clone(), Origin::Unset),
-            (None, DefaultValue::Literal(v)) => (v.clone(), Origin::Default),
-            (None, DefaultValue::Unset { example: Some(v) }) => (v.clone(), Origin::Unset),
+            (Some(Fill::Set(_, _, v)), _) => (v.clone(), Origin::Placeholder, None),
+            (Some(Fill::Yours(_, _, v, what)), _) => {
+                (v.clone(), Origin::Placeholder, Some(what.clone()))
+            }
+            (Some(Fill::Example(_, _, v)), _) => (v.clone(), Origin::Unset, None),
+            (None, DefaultValue::Literal(v)) => (v.clone(), Origin::Default, None),
+            (None, DefaultValue::Unset { example: Some(v) }) => (v.clone(), Origin::Unset, None),
             (None, DefaultValue::Unset { example: None } | DefaultValue::Required) => {
                 return Err(InitError::Undocumented {
                     what: format!(
@@ -371,6 +494,7 @@ fn table(
             value,
             origin,
             comment,
+            note,
         });
     }
     Ok(TemplateTable {
@@ -441,7 +565,11 @@ impl Template {
                 } else {
                     off
                 };
-                out.push_str(&format!("{off}{} = {}\n", entry.key, entry.value));
+                out.push_str(&format!("{off}{} = {}", entry.key, entry.value));
+                if let Some(note) = &entry.note {
+                    out.push_str(&format!("  # {note}"));
+                }
+                out.push('\n');
             }
         }
         out
@@ -478,8 +606,32 @@ mod tests {
     }
 
     #[test]
+    fn paths_reach_the_checkout_from_the_files_directory() {
+        let root = Path::new("/repo");
+        let at = |dir: &str| Place {
+            dir: PathBuf::from(dir),
+            checkout: Some(root.to_path_buf()),
+            printed: false,
+        };
+        assert_eq!(at("/repo/pipelines").shipped(DEMO_KG), "../kg/demo.tsv");
+        assert_eq!(at("/repo").shipped(DEMO_KG), "kg/demo.tsv");
+        assert_eq!(at("/repo/a/b").shipped(DEMO_KG), "../../kg/demo.tsv");
+        assert_eq!(at("/tmp/x").shipped(DEMO_KG), "/repo/kg/demo.tsv");
+        assert_eq!(at("/repo/pipelines").model("ner/x"), "../models/ner/x");
+        assert_eq!(at("/repo").model("ner/x"), "models/ner/x");
+        assert_eq!(at("/tmp/x").model("ner/x"), "models/ner/x");
+        let lost = Place {
+            checkout: None,
+            ..at("/tmp/x")
+        };
+        assert_eq!(lost.shipped(DEMO_KG), DEMO_KG);
+        assert!(lost.header().join(" ").contains("not found"));
+    }
+
+    #[test]
     fn qa_takes_no_knowledge() {
-        let err = training(TrainingTask::Qa, KnowledgeMode::Kbert).unwrap_err();
+        let place = Place::pipelines_of(Path::new("/repo"));
+        let err = training(TrainingTask::Qa, KnowledgeMode::Kbert, &place).unwrap_err();
         assert!(err.to_string().contains("--knowledge kbert"), "{err}");
     }
 }

@@ -9,7 +9,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::curves::HistoryPoint;
 
-/// Seconds between progress lines when standard error is not a terminal: 10, or
+/// Seconds between progress lines when standard error is not a terminal, for `zhishi train`
+/// and `zhishi run` alike: 10, or
 /// `$ZHISHI_PROGRESS_EVERY` (seconds, `0` = a line every step).
 pub fn line_every() -> Duration {
     std::env::var("ZHISHI_PROGRESS_EVERY")

@@ -15,6 +15,7 @@ mod bench_run;
 mod command_safety;
 mod compare;
 mod fuzz_readers;
+mod init;
 mod input_bounds;
 mod kill_loop;
 mod train;

@@ -5,16 +5,16 @@ use crate::support::shared_data;
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde::de::DeserializeOwned;
-use shared_data::{root, shared_data};
+use shared_data::shared_data;
 use zhishi::config;
 use zhishi::pipeline::spec::KgSpec;
 use zhishi::pipeline::{KgLocation, PipelineSpec, RunSpec};
 use zhishi::reference::fields::fields_of;
-use zhishi::reference::template::{self, InitError, Origin, Template};
+use zhishi::reference::template::{self, InitError, Origin, Place, Template};
 use zhishi::reference::{pipeline_tables, schema, Reference, Scope, TrainingTask};
 use zhishi::stages::facts::FactsOptions;
 use zhishi::stages::segment::SegmentStageOptions;
@@ -204,11 +204,20 @@ fn assert_defaults_are_the_codes<T: DeserializeOwned + Debug>(template: &Templat
     parse::<T>(&uncommented(&full));
 }
 
+/// Where the templates are written: a file in the checkout's `pipelines/`.
+fn in_pipelines() -> Place {
+    Place::pipelines_of(repo())
+}
+
 fn templates() -> Vec<(TrainingTask, KnowledgeMode, Template)> {
+    templates_for(&in_pipelines())
+}
+
+fn templates_for(place: &Place) -> Vec<(TrainingTask, KnowledgeMode, Template)> {
     let mut out = Vec::new();
     for task in TrainingTask::ALL {
         for mode in MODES {
-            match template::training(task, mode) {
+            match template::training(task, mode, place) {
                 Ok(t) => out.push((task, mode, t)),
                 Err(InitError::Knowledge { .. }) => {
                     let refused = match task {
@@ -262,22 +271,48 @@ fn init_config_parses_with_each_tasks_loader_at_the_codes_defaults() {
     }
 }
 
-/// A scratch directory laid out like the checkout: `DIR/repo/pipelines/` for the TOML, so its
-/// `../../shared/data` is `DIR/shared/data` (a link to the shared data) and its `../target`
-/// stays inside `DIR`.
-fn scratch_pipelines_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zhishi-init-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let pipelines = dir.join("repo/pipelines");
-    std::fs::create_dir_all(&pipelines).unwrap();
-    std::fs::create_dir_all(dir.join("shared")).unwrap();
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(
-        std::fs::canonicalize(root()).unwrap(),
-        dir.join("shared/data"),
-    )
-    .unwrap();
-    pipelines
+/// The shared data file that stands in for the placeholder `rel` (under `data/`) of a
+/// template for `task` and `mode`.
+fn stand_in(task: TrainingTask, mode: KnowledgeMode, rel: &str) -> &'static str {
+    let split = rel.split('.').next().unwrap_or(rel);
+    match (task, rel) {
+        (TrainingTask::Ner, _) if mode == KnowledgeMode::Plain => match split {
+            "train" => "ner/resume/train.char.bmes",
+            "dev" => "ner/resume/dev.char.bmes",
+            _ => "ner/resume/test.char.bmes",
+        },
+        (TrainingTask::Ner, _) => match split {
+            "train" => "ner/kbert_medical/train.tsv",
+            "dev" => "ner/kbert_medical/dev.tsv",
+            _ => "ner/kbert_medical/test.tsv",
+        },
+        (_, "HowNet.spo") => "kg/kbert/HowNet.spo",
+        (TrainingTask::Relation, _) => match split {
+            "train" => "re/sanwen/train.txt",
+            "dev" => "re/sanwen/valid.txt",
+            _ => "re/sanwen/test.txt",
+        },
+        (TrainingTask::Classify, _) => match split {
+            "train" => "cls/chnsenticorp/train.tsv",
+            "dev" => "cls/chnsenticorp/dev.tsv",
+            _ => "cls/chnsenticorp/test.tsv",
+        },
+        (TrainingTask::Qa, _) => match split {
+            "train" => "qa/cmrc2018/cmrc2018_trial.json",
+            _ => "qa/cmrc2018/cmrc2018_dev.json",
+        },
+        (TrainingTask::Kbqa, _) => "kg/nlpcc2016/nlpcc-iccpol-2016.kbqa.training-data",
+    }
+}
+
+/// The `data/...` placeholders of a rendered template (the user's own files).
+fn placeholders(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.contains("  # your "))
+        .filter_map(|l| l.split('"').nth(1))
+        .filter_map(|p| p.strip_prefix("data/"))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -286,8 +321,8 @@ fn init_config_passes_each_tasks_checks_on_the_shipped_data() {
     let needed = [
         "ner/resume/dev.char.bmes",
         "ner/kbert_medical/dev.tsv",
-        "kg/kbert/Medical.spo",
         "kg/kbert/HowNet.spo",
+        "cls/chnsenticorp/dev.tsv",
         "re/sanwen/valid.txt",
         "qa/cmrc2018/cmrc2018_dev.json",
         "kg/nlpcc2016/nlpcc-iccpol-2016.kbqa.training-data",
@@ -295,10 +330,17 @@ fn init_config_passes_each_tasks_checks_on_the_shipped_data() {
     if needed.iter().any(|rel| shared_data(rel).is_none()) {
         return;
     }
-    let pipelines = scratch_pipelines_dir("checks");
+    // Each file is written outside the checkout, as `zhishi init config --output` would
+    // write it there, with its `data/` placeholders linked to the shared data.
+    let scratch = tempfile::tempdir().unwrap();
+    let place = Place {
+        dir: scratch.path().join("files"),
+        checkout: Some(repo().to_path_buf()),
+        printed: false,
+    };
     // The tiny fixture stands in for the encoder, its config widened to the templates'
     // `max_len` (checked against the encoder's positions; the weights are never loaded).
-    let encoder = pipelines.parent().unwrap().join("encoder");
+    let encoder = scratch.path().join("encoder");
     std::fs::create_dir_all(&encoder).unwrap();
     let fixture = repo().join("tests/fixtures/encoder/tiny-bert");
     let mut cfg: serde_json::Value =
@@ -312,10 +354,19 @@ fn init_config_passes_each_tasks_checks_on_the_shipped_data() {
     )
     .unwrap();
     let overrides = [format!("encoder.model={}", encoder.display())];
-    for (task, mode, template) in templates() {
-        let path = pipelines.join(format!("{}-{}.toml", task.name(), mode.name()));
-        std::fs::write(&path, template.render()).unwrap();
+    for (task, mode, template) in templates_for(&place) {
         let what = format!("{} {}", task.name(), mode.name());
+        let dir = scratch.path().join(what.replace(' ', "-"));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let text = template.render();
+        for rel in placeholders(&text) {
+            let Some(shared) = shared_data(stand_in(task, mode, &rel)) else {
+                return; // a split not in this copy of the shared data
+            };
+            std::os::unix::fs::symlink(shared, dir.join("data").join(&rel)).unwrap();
+        }
+        let path = dir.join("init.toml");
+        std::fs::write(&path, text).unwrap();
         // `zhishi eval` resolves and checks the whole file, reads the split, then stops at the
         // model directory, which nothing has trained: any error before that is the file's.
         let message = match task {
@@ -364,12 +415,11 @@ fn init_config_passes_each_tasks_checks_on_the_shipped_data() {
         };
         assert!(message.contains("best"), "{what}: {message}");
     }
-    let _ = std::fs::remove_dir_all(pipelines.parent().unwrap().parent().unwrap());
 }
 
 #[test]
 fn init_pipeline_passes_the_pipeline_check_at_the_codes_defaults() {
-    let template = template::pipeline().unwrap();
+    let template = template::pipeline(&in_pipelines()).unwrap();
     let text = template.render();
     let path = repo().join("pipelines/init.toml");
     let mut loaded = config::from_str::<PipelineSpec>(&path, &text, &[]).unwrap();
@@ -428,6 +478,15 @@ fn init_pipeline_passes_the_pipeline_check_at_the_codes_defaults() {
     assert_all_documented(&text, |_| Scope::Pipeline);
 }
 
+/// A file printed by `zhishi init` run from the test's directory (the checkout).
+fn printed_here() -> Place {
+    Place {
+        dir: std::env::current_dir().unwrap(),
+        checkout: Some(std::fs::canonicalize(repo()).unwrap()),
+        printed: true,
+    }
+}
+
 fn zhishi(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_zhishi"))
         .args(args)
@@ -442,7 +501,7 @@ fn init_cli_prints_writes_and_refuses_to_overwrite_without_force() {
     let printed = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         printed,
-        template::training(TrainingTask::Qa, KnowledgeMode::Plain)
+        template::training(TrainingTask::Qa, KnowledgeMode::Plain, &printed_here())
             .unwrap()
             .render()
     );
@@ -454,7 +513,12 @@ fn init_cli_prints_writes_and_refuses_to_overwrite_without_force() {
     let out = zhishi(&["init", "pipeline", "--output", file_arg]);
     assert!(out.status.success(), "{out:?}");
     let written = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(written, template::pipeline().unwrap().render());
+    let place = Place {
+        dir: std::fs::canonicalize(&dir).unwrap(),
+        checkout: Some(std::fs::canonicalize(repo()).unwrap()),
+        printed: false,
+    };
+    assert_eq!(written, template::pipeline(&place).unwrap().render());
     std::fs::write(&file, "mine").unwrap();
     let out = zhishi(&["init", "pipeline", "--output", file_arg]);
     assert!(!out.status.success());

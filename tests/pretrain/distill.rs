@@ -200,6 +200,14 @@ fn distillation_lowers_the_loss_and_saves_an_ordinary_ner_model() {
         crate::support::ner_workspace::without_calibration(serde_json::to_value(&dev).unwrap()),
         report.dev
     );
+    // The student is all evaluation needs: the teacher may be gone.
+    std::fs::rename(ws.root.join("out"), ws.root.join("teacher-moved")).unwrap();
+    let again =
+        distill::evaluate_config(&config, &[], Split::Dev, zhishi::model::Precision::F32).unwrap();
+    assert_eq!(
+        serde_json::to_value(&again).unwrap(),
+        serde_json::to_value(distill::DistillMetrics::Ner(dev)).unwrap()
+    );
 }
 
 #[test]

@@ -106,6 +106,19 @@ fn pretraining_writes_a_masked_lm_that_loads_resumes_evaluates_and_fills_masks()
         "{q:?} vs {m:?}"
     );
 
+    // The pretrained model directory is all evaluation needs: the base encoder may be gone.
+    std::fs::rename(tmp.path().join("encoder"), tmp.path().join("encoder-moved")).unwrap();
+    let again = evaluate_config(&config, &[], Split::Dev).unwrap();
+    assert_eq!(again.masked_tokens, m.masked_tokens);
+    assert!(
+        (again.mlm_loss - m.mlm_loss).abs() < 1e-6,
+        "{again:?} vs {m:?}"
+    );
+    assert!(
+        train_config(&config, &[]).is_err(),
+        "training still needs it"
+    );
+
     let fill = FillMask::load(&best).unwrap();
     let masks = fill.fill("患者[MASK]痛发[MASK]", 3).unwrap();
     assert_eq!(

@@ -364,7 +364,7 @@ fn a_missing_model_directory_names_the_training_command_that_makes_it() {
         .map(|_| ())
         .unwrap_err()
         .to_string();
-    if std::path::Path::new(&repo().join("target/ner/kbert-medical/best")).exists() {
+    if std::path::Path::new(&repo().join("models/ner/kbert-medical/best")).exists() {
         return; // a trained model is there: nothing to report
     }
     assert!(err.contains("key `ner.model`"), "{err}");

@@ -25,7 +25,9 @@ pub const TRAIN: &[(&str, &str)] = &[
     ),
 ];
 
-fn write_bmes(path: &Path, sentences: &[(&str, &str)]) {
+/// Writes `sentences` (text, space-separated BMES tags) as `char TAG` lines, a blank line after
+/// each sentence.
+pub fn write_bmes(path: &Path, sentences: &[(&str, &str)]) {
     let mut out = String::new();
     for (text, tags) in sentences {
         for (c, t) in text.chars().zip(tags.split(' ')) {
@@ -41,8 +43,8 @@ pub fn encoder_config() -> BertConfig {
     tiny::tiny_config(tiny::SPECIALS.len() + CHARS.chars().count(), 32)
 }
 
-/// A model directory with a random tiny BERT, its `config.json` and `vocab.txt`.
-fn tiny_model(dir: &Path) {
+/// A model directory with a random tiny BERT over the toy corpus, its `config.json` and `vocab.txt`.
+pub fn tiny_model(dir: &Path) {
     tiny::write_encoder(dir, &encoder_config(), &tiny::char_vocab(CHARS));
 }
 

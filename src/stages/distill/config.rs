@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::config::{load, ConfigError, ConfigSource, Loaded};
 use crate::model::load::read_config;
-use crate::stages::task::{KnowledgeMode, KnowledgeTable, TaskKind, TaskTable, TrainTable};
+use crate::stages::task::{
+    KnowledgeMode, KnowledgeTable, Purpose, TaskKind, TaskTable, TrainTable,
+};
 
 /// A whole distillation file.
 #[derive(Debug, Clone, Deserialize)]
@@ -231,11 +233,12 @@ pub struct Resolved {
     pub config: DistillConfig,
     /// Where it came from.
     pub source: ConfigSource,
-    /// The teacher's directory.
+    /// The teacher's directory (resolved for evaluation, it may be gone).
     pub teacher: PathBuf,
     /// What the teacher was trained for.
     pub teacher_kind: TeacherKind,
-    /// The teacher layers the student keeps, one per student layer.
+    /// The teacher layers the student keeps, one per student layer (empty when resolved for
+    /// evaluation from the student alone).
     pub layers: Vec<usize>,
     /// The training file.
     pub train: PathBuf,
@@ -297,8 +300,18 @@ pub fn evenly_spaced(num_layers: usize, teacher: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Loads `path` with `overrides`, checks it and resolves its paths.
+/// Loads `path` with `overrides`, checks it and resolves its paths, for training.
 pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigError> {
+    resolve_for(path, overrides, Purpose::Train)
+}
+
+/// [`resolve`] for `purpose`: evaluating needs only the student (`train.output_dir/best`, an
+/// ordinary NER or classification model directory), so the teacher may be gone.
+pub fn resolve_for(
+    path: &Path,
+    overrides: &[String],
+    purpose: Purpose,
+) -> Result<Resolved, ConfigError> {
     let Loaded { value: c, source } = load::<DistillConfig>(path, overrides)?;
     let kind = TaskKind::Distill.name();
     if c.task.kind != kind {
@@ -313,33 +326,44 @@ pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigErro
             "distillation covers plain and K-BERT teachers, not ERNIE entity fusion",
         ));
     }
-    let teacher = source.model_dir("teacher.model", &c.teacher.model)?;
-    let Some(teacher_kind) = TeacherKind::of(&teacher) else {
-        return Err(source.error(
-            "teacher.model",
-            format!(
-                "{} is not a trained NER or classification model directory (no {} or {})",
-                teacher.display(),
-                crate::stages::ner::model::META_FILE,
-                crate::stages::classify::model::META_FILE
-            ),
-        ));
+    let output_dir = source.resolve(&c.train.output_dir);
+    let student = TeacherKind::of(&output_dir.join("best"));
+    let (teacher, teacher_kind, layers) = match (purpose, student) {
+        (Purpose::Evaluate, Some(kind)) => {
+            check_data(&c.data, kind, &source)?;
+            (source.resolve(&c.teacher.model), kind, Vec::new())
+        }
+        _ => {
+            let teacher = source.model_dir("teacher.model", &c.teacher.model)?;
+            let Some(teacher_kind) = TeacherKind::of(&teacher) else {
+                return Err(source.error(
+                    "teacher.model",
+                    format!(
+                        "{} is not a trained NER or classification model directory (no {} or {})",
+                        teacher.display(),
+                        crate::stages::ner::model::META_FILE,
+                        crate::stages::classify::model::META_FILE
+                    ),
+                ));
+            };
+            check_data(&c.data, teacher_kind, &source)?;
+            let teacher_cfg = read_config(&teacher)
+                .map_err(|e| source.error("teacher.model", crate::error::report(&e)))?;
+            if teacher_cfg.albert.is_some() {
+                return Err(source.error(
+                    "teacher.model",
+                    format!(
+                        "{} has an ALBERT encoder: its layers are shared, so a student of fewer \
+                     layers saves no parameters (distil a BERT teacher)",
+                        teacher.display()
+                    ),
+                ));
+            }
+            let depth = teacher_cfg.num_hidden_layers;
+            let layers = student_layers(&c.student, depth, &source)?;
+            (teacher, teacher_kind, layers)
+        }
     };
-    check_data(&c.data, teacher_kind, &source)?;
-    let teacher_cfg = read_config(&teacher)
-        .map_err(|e| source.error("teacher.model", crate::error::report(&e)))?;
-    if teacher_cfg.albert.is_some() {
-        return Err(source.error(
-            "teacher.model",
-            format!(
-                "{} has an ALBERT encoder: its layers are shared, so a student of fewer \
-                 layers saves no parameters (distil a BERT teacher)",
-                teacher.display()
-            ),
-        ));
-    }
-    let depth = teacher_cfg.num_hidden_layers;
-    let layers = student_layers(&c.student, depth, &source)?;
     let train = source.existing_path("data.train", &c.data.train)?;
     let dev = source.existing_path("data.dev", &c.data.dev)?;
     let test = c
@@ -368,7 +392,6 @@ pub fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, ConfigErro
         kg,
         ..c.knowledge.clone()
     };
-    let output_dir = source.resolve(&c.train.output_dir);
     let mut toml = source.text().to_string();
     if !overrides.is_empty() {
         toml = format!("# overrides: {}\n{toml}", overrides.join(" "));

@@ -161,7 +161,8 @@ pub fn evaluate_config(
     split: Split,
     precision: Precision,
 ) -> Result<DistillMetrics, DistillError> {
-    evaluate_resolved(&resolve(path, overrides)?, split, precision)
+    let r = super::config::resolve_for(path, overrides, Purpose::Evaluate)?;
+    evaluate_resolved(&r, split, precision)
 }
 
 fn evaluate_resolved(
@@ -197,9 +198,9 @@ impl Task for Distill {
     fn resolve(
         path: &Path,
         overrides: &[String],
-        _purpose: Purpose,
+        purpose: Purpose,
     ) -> Result<Resolved, DistillError> {
-        Ok(resolve(path, overrides)?)
+        Ok(super::config::resolve_for(path, overrides, purpose)?)
     }
 
     fn train(r: Resolved) -> Result<Trained, DistillError> {

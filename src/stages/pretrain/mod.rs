@@ -116,9 +116,9 @@ impl Task for Pretrain {
     fn resolve(
         path: &std::path::Path,
         overrides: &[String],
-        _purpose: Purpose,
+        purpose: Purpose,
     ) -> Result<ConfigFile, PretrainError> {
-        train::check_config(path, overrides)?;
+        train::check_config_for(path, overrides, purpose)?;
         Ok(ConfigFile::new(path, overrides))
     }
 

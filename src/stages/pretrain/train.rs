@@ -30,8 +30,8 @@ use crate::model::{
     aggregator_config, BertConfig, BertTokenizer, Dropout, EntityTable, Kernels, Rng,
 };
 use crate::stages::task::{
-    entity_vectors, trainable_params, KnowledgeMode, KnowledgeRecord, PretrainedRecord, Split,
-    TransERecord,
+    entity_vectors, trainable_params, KnowledgeMode, KnowledgeRecord, PretrainedRecord, Purpose,
+    Split, TransERecord,
 };
 use crate::train::{
     BatchLoss, Batching, Evaluation, TrainError, TrainOutput, TrainReport, TrainTask, Trainer,
@@ -75,10 +75,22 @@ struct Resolved {
 /// Loads and checks the configuration `path` (with `overrides`) as [`train_config`] does,
 /// without reading the corpus or loading the model.
 pub fn check_config(path: &Path, overrides: &[String]) -> Result<(), PretrainError> {
-    resolve(path, overrides).map(drop)
+    check_config_for(path, overrides, Purpose::Train)
 }
 
-fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError> {
+/// [`check_config`] for `purpose`: see [`resolve`].
+pub fn check_config_for(
+    path: &Path,
+    overrides: &[String],
+    purpose: Purpose,
+) -> Result<(), PretrainError> {
+    resolve(path, overrides, purpose).map(drop)
+}
+
+/// Loads, checks and resolves the configuration. Evaluating reads the pretrained model's own
+/// `config.json` and vocabulary (`train.output_dir/best`) when it is there: the base encoder
+/// (`encoder.model`) may then be gone.
+fn resolve(path: &Path, overrides: &[String], purpose: Purpose) -> Result<Resolved, PretrainError> {
     let Loaded { value, source } = load::<PretrainConfig>(path, overrides)?;
     let c = &value;
     let err = |key: &str, message: String| -> PretrainError { source.error(key, message).into() };
@@ -88,7 +100,12 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError>
             format!("expected \"pretrain\", found {:?}", c.task.kind),
         ));
     }
-    let model = source.model_dir("encoder.model", &c.encoder.model)?;
+    let output_dir = source.resolve(&c.train.output_dir);
+    let best = output_dir.join("best");
+    let model = match purpose {
+        Purpose::Evaluate if best.join("config.json").is_file() => best,
+        _ => source.model_dir("encoder.model", &c.encoder.model)?,
+    };
     let max_pos = read_config(&model)?.max_position_embeddings;
     if c.data.max_len < 3 || c.data.max_len > max_pos {
         return Err(err(
@@ -178,7 +195,6 @@ fn resolve(path: &Path, overrides: &[String]) -> Result<Resolved, PretrainError>
         .map(|p| source.existing_path("data.dev", p))
         .transpose()?;
     let transe = c.knowledge.transe.as_ref().map(|p| source.resolve(p));
-    let output_dir = source.resolve(&c.train.output_dir);
     let mut toml = source.text().to_string();
     if !overrides.is_empty() {
         toml = format!("# overrides: {}\n{toml}", overrides.join(" "));
@@ -513,7 +529,7 @@ impl Resolved {
 
 /// Pretrains as a configuration describes; `overrides` are `--set` values.
 pub fn train_config(path: &Path, overrides: &[String]) -> Result<PretrainReport, PretrainError> {
-    let r = resolve(path, overrides)?;
+    let r = resolve(path, overrides, Purpose::Train)?;
     let output = r.claim_output().map_err(TrainError::from)?;
     let c = &r.config;
     let data = data(&r)?;
@@ -613,7 +629,7 @@ pub fn evaluate_config_at(
     if split == Split::Train {
         return Err(PretrainError::Split(split));
     }
-    let r = resolve(path, overrides)?;
+    let r = resolve(path, overrides, Purpose::Evaluate)?;
     let c = &r.config;
     let data = data(&r)?;
     let dev = data.dev_masked(c.data.max_len, c.train.seed)?;
