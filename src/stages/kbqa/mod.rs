@@ -144,6 +144,10 @@ pub struct ModelMeta {
     pub dim: usize,
     /// Rank of the bilinear interaction.
     pub rank: usize,
+    /// The encoder's `hf:ORG/NAME@COMMIT` id when it came from the Hugging Face cache (as every
+    /// trained stage records it, [`crate::stages::task::model_dir::ENCODER_ID_KEY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
 }
 
 /// The linker settings candidate generation relies on: every mention kept (the scorer decides),
@@ -545,5 +549,33 @@ mod tests {
         let kept = confident_answers(&strong, &[8.0], 0.1);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].text, "某出版社");
+    }
+
+    #[test]
+    fn settings_record_the_hub_id_and_older_files_still_load() {
+        let options = CandidateOptions::default();
+        let meta = ModelMeta {
+            max_len: 32,
+            batch_size: 8,
+            linker: linker_options(&options),
+            link: options,
+            kg_identity: None,
+            kg_name: None,
+            features: vec!["link_score".into()],
+            dim: 4,
+            rank: 2,
+            encoder: None,
+        };
+        let plain = serde_json::to_value(&meta).unwrap();
+        assert!(plain.get("encoder").is_none(), "no key without an id");
+        let back: ModelMeta = serde_json::from_value(plain.clone()).unwrap();
+        assert_eq!(back.encoder, None);
+        let mut with_id = plain;
+        with_id["encoder"] = "hf:org/name@0123456789abcdef0123456789abcdef01234567".into();
+        let back: ModelMeta = serde_json::from_value(with_id).unwrap();
+        assert_eq!(
+            back.encoder.as_deref(),
+            Some("hf:org/name@0123456789abcdef0123456789abcdef01234567")
+        );
     }
 }

@@ -288,6 +288,7 @@ pub fn train(config: &Loaded<KbqaConfig>) -> Result<TrainReport, KbqaError> {
         features: FEATURES.iter().map(|s| s.to_string()).collect(),
         dim: pipeline.dim(),
         rank: c.train.rank,
+        encoder: crate::model::hub::snapshot_id(&paths.encoder).map(|id| id.to_string()),
     };
     let staged = StagedDir::new(&paths.output)?;
     KbqaModel::save_parts(staged.path(), &meta, &scorer, &paths.encoder)?;
