@@ -35,6 +35,27 @@ pub const NEEDED: [&[&str]; 2] = [&["config.json"], &["tokenizer.json", "vocab.t
 /// and of [`WEIGHT_FILES`] only the first the repository has.
 pub const FETCHED_EXTENSIONS: [&str; 5] = ["json", "txt", "toml", "safetensors", "bin"];
 
+/// The one sub-directory of a model directory whose files count as the model's: a trained
+/// stage that keeps its encoder apart from its own files (KBQA: `encoder/config.json`, ...)
+/// has its encoder's files there.
+pub const ENCODER_SUBDIR: &str = "encoder";
+
+/// Whether `file` (a path in a model repository, `/`-separated) is at the top level or in
+/// [`ENCODER_SUBDIR`].
+fn in_model_dir(file: &str) -> bool {
+    match file.split_once('/') {
+        None => true,
+        Some((dir, rest)) => dir == ENCODER_SUBDIR && !rest.contains('/'),
+    }
+}
+
+/// `file` without the [`ENCODER_SUBDIR`] prefix: the name the [`NEEDED`] groups use.
+fn model_file_name(file: &str) -> &str {
+    file.strip_prefix(ENCODER_SUBDIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(file)
+}
+
 /// Whether `file` (a name in a model directory) holds weights zhishi can read.
 pub fn is_weights(file: &str) -> bool {
     file.ends_with(".safetensors") || file.ends_with(".bin")
@@ -54,7 +75,7 @@ pub fn wanted<'a>(listing: &[&'a str]) -> Result<Vec<&'a str>, String> {
     let files: Vec<&str> = listing
         .iter()
         .copied()
-        .filter(|f| !f.contains('/') && !skipped_weights.contains(f))
+        .filter(|f| in_model_dir(f) && !skipped_weights.contains(f))
         .filter(|f| {
             f.rsplit_once('.')
                 .is_some_and(|(_, ext)| FETCHED_EXTENSIONS.contains(&ext))
@@ -65,7 +86,7 @@ pub fn wanted<'a>(listing: &[&'a str]) -> Result<Vec<&'a str>, String> {
 
 /// What `files` lacks: the first group of [`NEEDED`] it has no file of, or weights.
 fn missing<S: AsRef<str>>(files: &[S]) -> Option<String> {
-    let has = |f: &str| files.iter().any(|g| g.as_ref() == f);
+    let has = |f: &str| files.iter().any(|g| model_file_name(g.as_ref()) == f);
     for group in NEEDED {
         if !group.iter().any(|f| has(f)) {
             return Some(group.join(" or "));
@@ -333,12 +354,24 @@ pub fn cached(id: &HubId, cache: &Path) -> Option<Snapshot> {
 /// The files of `dir` (sorted; a link whose blob is gone is no file), or `None` when it lacks
 /// a group of [`NEEDED`] or weights.
 fn present(dir: &Path) -> Option<Vec<String>> {
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
+    let files_in = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect()
+    };
+    if !dir.is_dir() {
+        return None;
+    }
+    let mut files = files_in(dir);
+    files.extend(
+        files_in(&dir.join(ENCODER_SUBDIR))
+            .into_iter()
+            .map(|f| format!("{ENCODER_SUBDIR}/{f}")),
+    );
     files.sort();
     missing(&files).is_none().then_some(files)
 }
@@ -517,6 +550,18 @@ mod tests {
             wanted(&["config.json", "model.safetensors"]).unwrap_err(),
             "tokenizer.json or vocab.txt"
         );
+        // A trained KBQA model keeps its encoder in `encoder/`: fetched, and it completes the
+        // model; other sub-directories are not.
+        let kbqa = [
+            "kbqa.json",
+            "scorer.safetensors",
+            "encoder/config.json",
+            "encoder/vocab.txt",
+            "encoder/model.safetensors",
+            "other/config.json",
+            "encoder/deeper/vocab.txt",
+        ];
+        assert_eq!(wanted(&kbqa).unwrap(), &kbqa[..5]);
     }
 
     #[test]
@@ -549,5 +594,28 @@ mod tests {
         assert_eq!(cached(&pinned, cache.path()).unwrap().dir, snap);
         let other = HubId::parse("hf:org/tiny@dev").unwrap();
         assert!(cached(&other, cache.path()).is_none());
+
+        // A model whose encoder files are in `encoder/` (KBQA) is complete with them there.
+        let id = HubId::parse("hf:org/kbqa").unwrap();
+        let repo = cache.path().join("models--org--kbqa");
+        let snap = repo.join("snapshots").join(&commit);
+        std::fs::create_dir_all(snap.join("encoder")).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), &commit).unwrap();
+        std::fs::write(snap.join("kbqa.json"), "{}").unwrap();
+        std::fs::write(snap.join("encoder/config.json"), "{}").unwrap();
+        std::fs::write(snap.join("encoder/vocab.txt"), "[PAD]").unwrap();
+        assert!(cached(&id, cache.path()).is_none(), "no weights yet");
+        std::fs::write(snap.join("encoder/model.safetensors"), "").unwrap();
+        let s = cached(&id, cache.path()).unwrap();
+        assert_eq!(
+            s.files,
+            [
+                "encoder/config.json",
+                "encoder/model.safetensors",
+                "encoder/vocab.txt",
+                "kbqa.json"
+            ]
+        );
     }
 }

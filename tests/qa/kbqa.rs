@@ -301,6 +301,49 @@ fn a_pipeline_answers_from_its_own_kg_with_a_moved_model_and_refuses_other_linki
     assert_eq!(docs[12].answers[0].text, "武汉大学出版社");
     drop(pipeline);
 
+    // The same model named by a hub id, over a cache laid out as hf-hub does (its encoder in
+    // `encoder/`), offline: the same answers.
+    let cache = tempfile::tempdir().unwrap();
+    crate::support::hub::lay_out(cache.path(), "test/kbqa", &moved);
+    let by_id = pipeline_toml(dir.path(), Path::new("hf:test/kbqa"), KBQA_LINK, "");
+    let input = dir.path().join("questions.txt");
+    std::fs::write(&input, questions.join("\n")).unwrap();
+    let mut cmd = assert_cmd::Command::cargo_bin("zhishi").unwrap();
+    crate::support::hub::hub_env(&mut cmd, cache.path(), None, true);
+    let out = cmd
+        .arg("run")
+        .arg(&by_id)
+        .arg("--input")
+        .arg(&input)
+        .args(["--output", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), docs.len());
+    for (line, doc) in lines.iter().zip(&docs) {
+        let want: Vec<_> = doc
+            .answers
+            .iter()
+            .map(|a| serde_json::to_value(&a.triple).unwrap())
+            .collect();
+        let got: Vec<_> = line["answers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["triple"].clone())
+            .collect();
+        assert_eq!(got, want, "{}", doc.text);
+    }
+
     // `min_score` (the median answer score here) drops the answers scored below it.
     let mut scores: Vec<f32> = docs
         .iter()

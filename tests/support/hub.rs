@@ -23,25 +23,38 @@ pub fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Lays the files of `model` (a model directory) out in the cache `cache` as `repo`
-/// (`ORG/NAME`) at [`COMMIT`]: `blobs/SHA256`, `snapshots/COMMIT/FILE` -> relative symlinks
-/// to the blobs, `refs/main`. Returns the snapshot directory.
+/// Lays the files of `model` (a model directory, with its `encoder/` sub-directory if it has
+/// one) out in the cache `cache` as `repo` (`ORG/NAME`) at [`COMMIT`]: `blobs/SHA256`,
+/// `snapshots/COMMIT/FILE` -> relative symlinks to the blobs, `refs/main`. Returns the
+/// snapshot directory.
 pub fn lay_out(cache: &Path, repo: &str, model: &Path) -> PathBuf {
     let root = cache.join(format!("models--{}", repo.replace('/', "--")));
     let snapshot = root.join("snapshots").join(COMMIT);
     std::fs::create_dir_all(root.join("blobs")).unwrap();
     std::fs::create_dir_all(root.join("refs")).unwrap();
-    std::fs::create_dir_all(&snapshot).unwrap();
-    for entry in std::fs::read_dir(model).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.is_file() {
+    for (from, to, blobs) in [
+        (model.to_path_buf(), snapshot.clone(), "../../blobs"),
+        (
+            model.join("encoder"),
+            snapshot.join("encoder"),
+            "../../../blobs",
+        ),
+    ] {
+        if !from.is_dir() {
             continue;
         }
-        let bytes = std::fs::read(&path).unwrap();
-        let blob = sha256(&bytes);
-        std::fs::write(root.join("blobs").join(&blob), &bytes).unwrap();
-        let link = snapshot.join(path.file_name().unwrap());
-        std::os::unix::fs::symlink(Path::new("../../blobs").join(&blob), &link).unwrap();
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let blob = sha256(&bytes);
+            std::fs::write(root.join("blobs").join(&blob), &bytes).unwrap();
+            let link = to.join(path.file_name().unwrap());
+            std::os::unix::fs::symlink(Path::new(blobs).join(&blob), &link).unwrap();
+        }
     }
     std::fs::write(root.join("refs/main"), COMMIT).unwrap();
     snapshot

@@ -50,7 +50,7 @@ pub const WEIGHTS_FILE: &str = "scorer.safetensors";
 /// The TOML that trained the model.
 pub const CONFIG_FILE: &str = "config.toml";
 /// The sub-directory holding the encoder's files (config, weights, tokenizer).
-pub const ENCODER_DIR: &str = "encoder";
+pub const ENCODER_DIR: &str = crate::model::hub::ENCODER_SUBDIR;
 
 /// What can go wrong training, loading or running the KBQA stage.
 #[derive(Debug, thiserror::Error)]
