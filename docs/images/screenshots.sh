@@ -3,6 +3,7 @@
 #
 #   docs/images/screenshots.sh                        # quickstart -> docs/images/serve-quickstart.png
 #   NER_MODEL=DIR docs/images/screenshots.sh          # also NER + link -> docs/images/serve-ner-link.png
+#                                                     # and with explain -> docs/images/serve-ner-explain.png
 #
 # NER_MODEL is a model directory from `zhishi train pipelines/kbert-medical-ner.toml`
 # (e.g. models/ner/kbert-medical/best); the NER + link page runs pipelines/medical-ner.toml with
@@ -42,7 +43,7 @@ shoot() {
         --disable-background-networking --disable-component-update --disable-sync \
         --user-data-dir="$profile" --virtual-time-budget=20000 \
         --window-size=1100,"$height" --screenshot="$out/$name.png" \
-        "http://$addr/?text=$query" 2>/dev/null
+        "http://$addr/?text=$query${QUERY_EXTRA:-}" 2>/dev/null
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     rm -rf "$log" "$profile"
@@ -54,5 +55,8 @@ shoot serve-quickstart 1900 "腰酸背痛是腰椎间盘突出的常见症状，
 
 if [ -n "${NER_MODEL:-}" ]; then
     shoot serve-ner-link 2400 "患者腰酸背痛三天，伴四肢无力，腰椎CT检查提示腰椎间盘突出，给予布洛芬止痛治疗。" \
+        pipelines/medical-ner.toml --set "ner.model=\"$(realpath "$NER_MODEL")\""
+    # The same with `explain` ticked: each entity's evidence (the facts that moved its score).
+    QUERY_EXTRA="&explain=1" shoot serve-ner-explain 2400 "患者腰酸背痛三天，伴四肢无力，腰椎CT检查提示腰椎间盘突出，给予布洛芬止痛治疗。" \
         pipelines/medical-ner.toml --set "ner.model=\"$(realpath "$NER_MODEL")\""
 fi
