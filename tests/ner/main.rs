@@ -11,6 +11,7 @@ mod support;
 
 mod crf;
 mod ernie;
+mod explain;
 mod grad;
 mod hub;
 mod instances;
