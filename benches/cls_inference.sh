@@ -10,13 +10,13 @@
 #   M3E_DIR=/path/to/m3e-small benches/cls_inference.sh TRAIN_OUTPUT_DIR [MAX_EVAL]
 # TRAIN_OUTPUT_DIR is a `zhishi train pipelines/chnsenticorp-cls.toml` output (its best/ is
 # evaluated), e.g. the one benches/cls_vs_pytorch.sh leaves in target/bench-cls-*/zhishi.
-# Env: PY (reference python), BIN (zhishi binary), THREADS (default 2), MAX_LEN (default 128),
+# Env: PY or REF_PYTHON (reference python), BIN (zhishi binary), THREADS (default 2), MAX_LEN (default 128),
 # ROUNDS (default 2: rounds interleave PyTorch, f32, bf16, int8; each side's fastest counts,
 # every round's wall is in the JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL_OUT=${1:?usage: cls_inference.sh TRAIN_OUTPUT_DIR [MAX_EVAL]}; N=${2:-0}
-PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
+PY=${PY:-${REF_PYTHON:-$HOME/.cache/zhishi-ref/venv/bin/python}}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}; L=${MAX_LEN:-128}; ROUNDS=${ROUNDS:-2}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
