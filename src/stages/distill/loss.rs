@@ -91,6 +91,44 @@ pub fn attention_mse(
         .affine(1.0 / count, 0.0)
 }
 
+/// TinyBERT's intermediate losses of a traced batch: `hidden` times the hidden-state MSE and
+/// `attention` times the attention-score MSE between student layer `i` and teacher layer
+/// `layers[i]`, each averaged over the student's layers (`mask [B, L]`: real tokens). Zero
+/// weights skip their term; `None` when both are zero.
+pub fn layer_losses(
+    student: &crate::model::Trace,
+    teacher: &crate::model::Trace,
+    layers: &[usize],
+    (hidden, attention): (f64, f64),
+    mask: &Tensor,
+) -> Result<Option<Tensor>> {
+    let k = layers.len() as f64;
+    let mut total: Option<Tensor> = None;
+    let mut add = |term: Tensor| -> Result<()> {
+        total = Some(match total.take() {
+            Some(t) => (t + term)?,
+            None => term,
+        });
+        Ok(())
+    };
+    for (i, &t) in layers.iter().enumerate() {
+        if hidden > 0.0 {
+            let mse = hidden_mse(&student.hidden[i], &teacher.hidden[t], mask)?;
+            add(mse.affine(hidden / k, 0.0)?)?;
+        }
+        if attention > 0.0 {
+            let mse = attention_mse(
+                &student.scores[i],
+                &teacher.scores[t],
+                student.bias.tensor(),
+                mask,
+            )?;
+            add(mse.affine(attention / k, 0.0)?)?;
+        }
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::Device;

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
 use super::config::Resolved;
-use super::loss::{attention_mse, hidden_mse, soft_label_loss};
+use super::loss::{layer_losses, soft_label_loss};
 use super::student::{student_network, write_student_config};
 use super::train::{
     refuse_ernie, teacher_annotator, unlabelled_lines, DistillData, DistillReport, Weights,
@@ -105,25 +105,15 @@ impl TrainTask for DistillTask {
             student_emissions = self.student.head(student.last()?, &b, dropout)?;
             loss = soft_label_loss(&student_emissions, &teacher_emissions, w.temperature)?
                 .affine(1.0 - w.alpha, 0.0)?;
-            let k = self.layers.len() as f64;
-            for (i, &t) in self.layers.iter().enumerate() {
-                if w.hidden > 0.0 {
-                    let mse = hidden_mse(
-                        &student.hidden[i],
-                        &teacher.hidden[t],
-                        &b.input.attention_mask,
-                    )?;
-                    loss = (loss + mse.affine(w.hidden / k, 0.0)?)?;
-                }
-                if w.attention > 0.0 {
-                    let mse = attention_mse(
-                        &student.scores[i],
-                        &teacher.scores[t],
-                        student.bias.tensor(),
-                        &b.input.attention_mask,
-                    )?;
-                    loss = (loss + mse.affine(w.attention / k, 0.0)?)?;
-                }
+            let layer_loss = layer_losses(
+                &student,
+                &teacher,
+                &self.layers,
+                (w.hidden, w.attention),
+                &b.input.attention_mask,
+            )?;
+            if let Some(extra) = layer_loss {
+                loss = (loss + extra)?;
             }
         } else {
             let teacher_emissions = self.teacher.emissions(&b, &off)?.detach();
