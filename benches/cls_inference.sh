@@ -15,12 +15,14 @@
 # every round's wall is in the JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 MODEL_OUT=${1:?usage: cls_inference.sh TRAIN_OUTPUT_DIR [MAX_EVAL]}; N=${2:-0}
 PY=${PY:-${REF_PYTHON:-$HOME/.cache/zhishi-ref/venv/bin/python}}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}; L=${MAX_LEN:-128}; ROUNDS=${ROUNDS:-2}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
-D=../shared/data/cls/chnsenticorp; TOML=pipelines/chnsenticorp-cls.toml
+D=$ZHISHI_DATA/cls/chnsenticorp; TOML=pipelines/chnsenticorp-cls.toml
 TAG=chnsenticorp-n$N-l$L-t$THREADS
 OUT=target/bench-cls-inference-$TAG; mkdir -p "$OUT"
 DV=$D/dev.tsv; TE=$D/test.tsv

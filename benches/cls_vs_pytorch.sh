@@ -13,13 +13,15 @@
 # train.batching; default: the TOML's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 NAME=${1:-chnsenticorp}; N=${2:-0}; E=${3:-2}
 PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}; KNOWLEDGE=${KNOWLEDGE:-plain}; BATCHING=${BATCHING:-}; MAX_EVAL=${MAX_EVAL:-0}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
 case "$NAME" in
-  chnsenticorp) D=../shared/data/cls/chnsenticorp; TOML=pipelines/chnsenticorp-cls.toml; L=${MAX_LEN:-256} ;;
+  chnsenticorp) D=$ZHISHI_DATA/cls/chnsenticorp; TOML=pipelines/chnsenticorp-cls.toml; L=${MAX_LEN:-256} ;;
   nlpcc-pairs)  D=target/corpora/nlpcc-pairs; TOML=pipelines/nlpcc-pairs-cls.toml; L=${MAX_LEN:-96}
                 [ -f $D/train.tsv ] || python3 corpora/nlpcc_pairs.py >/dev/null ;;
   *) echo "unknown data set $NAME (chnsenticorp|nlpcc-pairs)" >&2; exit 2 ;;

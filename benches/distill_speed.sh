@@ -10,6 +10,8 @@
 # build in target/release (or ZHISHI=path/to/zhishi).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 TEACHER=$1
 STUDENT=$2
 ROUNDS=${3:-3}
@@ -17,7 +19,7 @@ UNLABELLED=${4:-target/corpora/medical-unlabelled.txt}
 Z=${ZHISHI:-target/release/zhishi}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-tail -n +2 ../shared/data/ner/kbert_medical/test.tsv | cut -f1 | tr -d ' ' > "$OUT/test.txt"
+tail -n +2 $ZHISHI_DATA/ner/kbert_medical/test.tsv | cut -f1 | tr -d ' ' > "$OUT/test.txt"
 for p in f32 int8; do
   $Z eval pipelines/kbert-medical-ner.toml --split test --precision "$p" \
     --set train.output_dir="$TEACHER" | jq -c "{model: \"teacher\", precision: \"$p\", f1, p: .precision, r: .recall}"

@@ -10,10 +10,12 @@
 # encoded on its own (batch 1, no padding), so the numbers do not depend on batching.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
 out=${1:-target/int8-cosine.json}
 max=${2:-100000}
-data=${MSRA_TEST:-../shared/data/ner/msra/msra_sighan2006_test.bmes}
+data=${MSRA_TEST:-$ZHISHI_DATA/ner/msra/msra_sighan2006_test.bmes}
 work=target/int8-cosine
 mkdir -p "$work"
 bin=${BIN:-target/release/zhishi}

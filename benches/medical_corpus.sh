@@ -5,11 +5,13 @@
 # sentences follow again, in file order, until the file is at least that long (so about a third
 # of the documents are second copies of train sentences; nothing is cached between documents).
 #   benches/medical_corpus.sh [DATA_DIR] [OUT] [MIN_BYTES]
-# DATA_DIR defaults to ../shared/data/ner/kbert_medical, OUT to target/bench-run/medical-1mb.txt,
+# DATA_DIR defaults to $ZHISHI_DATA/ner/kbert_medical, OUT to target/bench-run/medical-1mb.txt,
 # MIN_BYTES to 1048576.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-../shared/data/ner/kbert_medical}
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
+DATA=${1:-$ZHISHI_DATA/ner/kbert_medical}
 OUT=${2:-target/bench-run/medical-1mb.txt}
 MIN=${3:-1048576}
 mkdir -p "$(dirname "$OUT")"

@@ -11,6 +11,8 @@
 # seeds write to target/ner-arms-n<N>-e<E>-s<SEED>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 N=${1:-2000}; E=${2:-2}; shift 2 || true
 ARMS=("$@")
 [ ${#ARMS[@]} -gt 0 ] || ARMS=(pytorch plain-linear ernie-crf ernie-linear kbert-crf kbert-linear plain-crf)
@@ -19,7 +21,7 @@ BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}
 SEED=${SEED:-42}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
-D=../shared/data/ner/kbert_medical
+D=$ZHISHI_DATA/ner/kbert_medical
 OUT=target/ner-arms-n$N-e$E; [ "$SEED" = 42 ] || OUT=$OUT-s$SEED; mkdir -p "$OUT"
 # Where and when, for the JSON (and `zhishi chart`'s labels).
 export BENCH_DATE=$(date -u +%F) BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -11,15 +11,17 @@
 # BATCHING=bucketed|random|tokens|packed (zhishi's train.batching; default: the TOML's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 NAME=${1:-resume}; N=${2:-0}; E=${3:-3}
 PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}; CRF=${CRF:-false}; KNOWLEDGE=${KNOWLEDGE:-plain}; BATCHING=${BATCHING:-}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"
 case "$NAME" in
-  resume)  D=../shared/data/ner/resume; FMT=bmes; TOML=pipelines/resume-ner.toml
+  resume)  D=$ZHISHI_DATA/ner/resume; FMT=bmes; TOML=pipelines/resume-ner.toml
            TR=$D/train.char.bmes; DV=$D/dev.char.bmes; TE=$D/test.char.bmes ;;
-  medical) D=../shared/data/ner/kbert_medical; FMT=bio_tsv; TOML=pipelines/kbert-medical-ner.toml
+  medical) D=$ZHISHI_DATA/ner/kbert_medical; FMT=bio_tsv; TOML=pipelines/kbert-medical-ner.toml
            TR=$D/train.tsv; DV=$D/dev.tsv; TE=$D/test.tsv ;;
   *) echo "unknown data set $NAME (resume|medical)" >&2; exit 2 ;;
 esac

@@ -11,13 +11,15 @@
 # default target/release/zhishi), THREADS (default 2), LR, MAX_LEN, STRIDE, BATCH, SEED.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 ENC=$(realpath -m "${1:?the encoder directory (Hugging Face layout)}"); TAG=${2:?a tag for the output}
 N=${3:-250}; M=${4:-300}; E=${5:-2}
 PY=${PY:-${REF_PYTHON:?set REF_PYTHON (or PY) to the reference venv python}}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}; LR=${LR:-1e-4}; MAX_LEN=${MAX_LEN:-256}; STRIDE=${STRIDE:-128}
 BATCH=${BATCH:-8}; SEED=${SEED:-42}
-D=../shared/data/qa/cmrc2018
+D=$ZHISHI_DATA/qa/cmrc2018
 OUT=target/bench-qa-$TAG; mkdir -p "$OUT"
 export BENCH_DATE=$(date -u +%F) BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export BENCH_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)

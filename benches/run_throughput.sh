@@ -9,6 +9,8 @@
 # chars/s, seconds, peak RSS from /usr/bin/time) to OUT.json (default target/run-throughput.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 out=${1:-target/run-throughput.json}
 work=target/run-throughput
 mkdir -p "$work"
@@ -19,7 +21,9 @@ python3 - "$work" <<'PY'
 import sys
 work = sys.argv[1]
 sents, cur = [], []
-for f in ["../shared/data/ner/msra/msra_sighan2006_train.bmes", "../shared/data/ner/msra/msra_sighan2006_test.bmes"]:
+import os
+root = os.environ["ZHISHI_DATA"]
+for f in [f"{root}/ner/msra/msra_sighan2006_train.bmes", f"{root}/ner/msra/msra_sighan2006_test.bmes"]:
     for line in open(f, encoding="utf-8"):
         parts = line.split()
         if not parts:

@@ -3,7 +3,7 @@
 # dim, negatives, batch size, epochs, seed and threads, run back to back in one invocation.
 #
 #   benches/transe_vs_pykeen.sh [DATA_DIR] [FORMAT] [EPOCHS]
-#   defaults: ../shared/data/kg/openke/FB15K237 openke 50; env: DIM=100 BATCH=1024 NEGS=1
+#   defaults: $ZHISHI_DATA/kg/openke/FB15K237 openke 50; env: DIM=100 BATCH=1024 NEGS=1
 #   THREADS=2 LR=1.0 MARGIN=5 SEED=42 PY=<reference venv python> OUT=target/transe_vs_pykeen.jsonl
 #   BIN=<prebuilt zhishi binary> (default: cargo build --release)
 #
@@ -16,7 +16,9 @@
 # Compare ratios within one run only: the machine is shared and timings drift.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-../shared/data/kg/openke/FB15K237}
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
+DATA=${1:-$ZHISHI_DATA/kg/openke/FB15K237}
 FORMAT=${2:-openke}
 EPOCHS=${3:-50}
 DIM=${DIM:-100} BATCH=${BATCH:-1024} NEGS=${NEGS:-1} THREADS=${THREADS:-2}

@@ -5,10 +5,12 @@
 # that also occurs in dev.tsv or test.tsv (the training file repeats many of them verbatim), so
 # that fine-tuning scores never measure text the encoder was pretrained on.
 #   corpora/medical_pretrain.sh [DATA_DIR] [OUT]
-# DATA_DIR defaults to ../shared/data/ner/kbert_medical, OUT to target/corpora/medical-pretrain.txt.
+# DATA_DIR defaults to $ZHISHI_DATA/ner/kbert_medical, OUT to target/corpora/medical-pretrain.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-../shared/data/ner/kbert_medical}
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
+DATA=${1:-$ZHISHI_DATA/ner/kbert_medical}
 OUT=${2:-target/corpora/medical-pretrain.txt}
 mkdir -p "$(dirname "$OUT")"
 text() { tail -n +2 "$1" | cut -f1 | tr -d ' ' | grep -v '^$' || true; }

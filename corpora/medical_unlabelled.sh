@@ -5,11 +5,13 @@
 # sentence per line, leaving out every sentence that also occurs in test.tsv (the data repeats
 # templated sentences across splits; the test sentences must never reach training).
 #   corpora/medical_unlabelled.sh [DATA_DIR] [OUT] [SKIP]
-# DATA_DIR defaults to ../shared/data/ner/kbert_medical, OUT to
+# DATA_DIR defaults to $ZHISHI_DATA/ner/kbert_medical, OUT to
 # target/corpora/medical-unlabelled.txt, SKIP to 3000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-../shared/data/ner/kbert_medical}
+# The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
+export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
+DATA=${1:-$ZHISHI_DATA/ner/kbert_medical}
 OUT=${2:-target/corpora/medical-unlabelled.txt}
 SKIP=${3:-3000}
 mkdir -p "$(dirname "$OUT")"

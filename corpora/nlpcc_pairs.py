@@ -9,7 +9,8 @@ Split by question as pipelines/nlpcc-kbqa.toml splits (train: questions 1..11609
 11610..12609, test: the last 2,000), so no question is in two splits.
 
     python3 corpora/nlpcc_pairs.py [DATA_DIR] [OUT_DIR]
-      DATA_DIR: ../shared/data/kg/nlpcc2016 (default, relative to the repository root)
+      DATA_DIR: $ZHISHI_DATA/kg/nlpcc2016 (default; ZHISHI_DATA defaults to ../shared/data,
+                relative to the repository root)
       OUT_DIR:  target/corpora/nlpcc-pairs (default): train.tsv, dev.tsv, test.tsv, stats.json
 
 Output: K-BERT's TSV layout, header `label<TAB>text_a<TAB>text_b`. Standard library only.
@@ -50,7 +51,7 @@ def blocks(path):
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    data = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "..", "shared", "data", "kg", "nlpcc2016")
+    data = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.environ.get("ZHISHI_DATA") or os.path.join(root, "..", "shared", "data"), "kg", "nlpcc2016")
     out_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "target", "corpora", "nlpcc-pairs")
     questions = blocks(os.path.join(data, "nlpcc-iccpol-2016.kbqa.training-data"))
     by_subject = collections.defaultdict(set)

@@ -17,7 +17,7 @@ One sentence per line, in source order (the order above), first occurrence kept.
 
     python3 corpora/pretrain_corpus.py [--data DIR] [--out FILE]
 
-DATA defaults to ../shared/data, OUT to target/corpora/pretrain-all.txt. Per-source counts go
+DATA defaults to $ZHISHI_DATA, else ../shared/data, OUT to target/corpora/pretrain-all.txt. Per-source counts go
 to OUT with `.stats.json` appended and to stderr. Standard library only.
 """
 import argparse
@@ -99,7 +99,7 @@ def kbqa_questions(path, first, last):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=os.environ.get("ZHISHI_DATA") or "../shared/data")
     parser.add_argument("--out", default="target/corpora/pretrain-all.txt")
     args = parser.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))

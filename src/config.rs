@@ -504,7 +504,9 @@ fn expand_value(
     }
 }
 
-/// Expands `${VAR}` and `$$`; returns the name of the first unset variable as the error.
+/// Expands `${VAR}`, `${VAR:-default}` (the default when `VAR` is unset or empty, as in a
+/// POSIX shell; the default itself is not expanded) and `$$`; returns the name of the first
+/// unset variable without a default as the error.
 fn expand_str(s: &str) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -520,8 +522,14 @@ fn expand_str(s: &str) -> Result<String, String> {
                 rest = after;
                 continue;
             };
-            let name = &body[..close];
-            let value = std::env::var(name).map_err(|_| name.to_string())?;
+            let spec = &body[..close];
+            let value = match spec.split_once(":-") {
+                Some((name, default)) => match std::env::var(name) {
+                    Ok(v) if !v.is_empty() => v,
+                    _ => default.to_string(),
+                },
+                None => std::env::var(spec).map_err(|_| spec.to_string())?,
+            };
             out.push_str(&value);
             rest = &body[close + 1..];
         } else {
@@ -880,6 +888,21 @@ mod tests {
         // Overriding the key that holds the unset variable replaces it before expansion.
         let loaded = parse(&text, &["encoder.model=/models/m3e"]).unwrap();
         assert_eq!(loaded.value.encoder.model, "/models/m3e");
+    }
+
+    #[test]
+    fn a_default_stands_in_for_an_unset_or_empty_variable() {
+        let with = |value: &str| TEXT.replace("\"m3e\"", &format!("\"{value}\""));
+        let model = |text: &str| parse(text, &[]).unwrap().value.encoder.model;
+        std::env::remove_var("ZHISHI_CONFIG_TEST_ROOT_UNSET");
+        let text = with("${ZHISHI_CONFIG_TEST_ROOT_UNSET:-../data}/ner/x.tsv");
+        assert_eq!(model(&text), "../data/ner/x.tsv");
+        std::env::set_var("ZHISHI_CONFIG_TEST_ROOT_EMPTY", "");
+        let text = with("${ZHISHI_CONFIG_TEST_ROOT_EMPTY:-../data}/x");
+        assert_eq!(model(&text), "../data/x");
+        std::env::set_var("ZHISHI_CONFIG_TEST_ROOT_SET", "/srv/data");
+        let text = with("${ZHISHI_CONFIG_TEST_ROOT_SET:-../data}/x");
+        assert_eq!(model(&text), "/srv/data/x");
     }
 
     #[test]

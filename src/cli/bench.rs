@@ -54,9 +54,10 @@ enum BenchCommand {
 
 #[derive(Args, Debug)]
 struct KgBenchArgs {
-    /// OpenKE directory of FB15k-237.
-    #[arg(long, default_value = "../shared/data/kg/openke/FB15K237")]
-    fb15k: PathBuf,
+    /// OpenKE directory of FB15k-237 (default: `kg/openke/FB15K237` under `$ZHISHI_DATA`, else
+    /// under `data/`, as `corpora/fetch_data.sh fb15k237` writes it).
+    #[arg(long)]
+    fb15k: Option<PathBuf>,
     /// Number of triples in the synthetic file (at most 100 million, ~4 GB).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     synthetic: u64,
@@ -167,15 +168,21 @@ fn write_synthetic(path: &Path, n: u64) -> anyhow::Result<()> {
 }
 
 fn bench_kg(args: KgBenchArgs) -> anyhow::Result<ExitCode> {
-    let fb15k = args.fb15k.join("train2id.txt");
-    if !fb15k.is_file() {
+    let fb15k_dir = args.fb15k.clone().unwrap_or_else(|| {
+        let root = std::env::var_os("ZHISHI_DATA")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| PathBuf::from("data"), PathBuf::from);
+        root.join("kg/openke/FB15K237")
+    });
+    if !fb15k_dir.join("train2id.txt").is_file() {
         bail!(
-            "--fb15k {}: no train2id.txt in it (expected the OpenKE FB15k-237 directory)",
-            args.fb15k.display()
+            "--fb15k {}: no train2id.txt in it (expected the OpenKE FB15k-237 directory; \
+             `bash corpora/fetch_data.sh fb15k237` fetches it)",
+            fb15k_dir.display()
         );
     }
     let mut plan = zhishi::files::Plan::new();
-    plan.read("--fb15k", &args.fb15k)
+    plan.read("--fb15k", &fb15k_dir)
         .write("--work", &args.work);
     if let Some(output) = &args.output {
         plan.write("--output", output);
@@ -187,7 +194,7 @@ fn bench_kg(args: KgBenchArgs) -> anyhow::Result<ExitCode> {
     write_synthetic(&synthetic, args.synthetic)?;
     let mut results = Vec::new();
     for (name, input) in [
-        ("fb15k237_train", args.fb15k.join("train2id.txt")),
+        ("fb15k237_train", fb15k_dir.join("train2id.txt")),
         ("synthetic", synthetic),
     ] {
         if !input.exists() {

@@ -474,12 +474,12 @@ mod tests {
         assert!(err.to_string().contains("test.txt:1"), "{err}");
     }
 
-    /// `rel` under the shared data root (`$ZHISHI_SHARED_DATA`, else `../shared/data` beside
+    /// `rel` under the shared data root (`$ZHISHI_DATA`, else `../shared/data` beside
     /// the crate; see `tests/support/shared_data.rs`), or `None` after printing
     /// `skipped: <path> not found` to stderr when it is absent.
     fn shared_data(rel: &str) -> Option<std::path::PathBuf> {
         use std::io::Write;
-        let root = match std::env::var_os("ZHISHI_SHARED_DATA") {
+        let root = match std::env::var_os("ZHISHI_DATA").filter(|d| !d.is_empty()) {
             Some(dir) => std::path::PathBuf::from(dir),
             None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
         };

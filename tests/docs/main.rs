@@ -11,6 +11,7 @@ mod support;
 
 mod config_reference;
 mod error_rule;
+mod fetch_data;
 mod layers;
 mod paths;
 mod readme_examples;

@@ -22,7 +22,12 @@ fn sanwen_with_m3e_small_learns_relations() {
     );
     let out = tempfile::tempdir().unwrap();
     let config = repo().join("pipelines/sanwen-re.toml");
+    let data = crate::support::shared_data::root();
     let overrides = vec![
+        format!("knowledge.kg={}", data.join("kg/kbert/HowNet.spo").display()),
+        format!("data.train={}", data.join("re/sanwen/train.txt").display()),
+        format!("data.dev={}", data.join("re/sanwen/valid.txt").display()),
+        format!("data.test={}", data.join("re/sanwen/test.txt").display()),
         "data.max_train=2000".to_string(),
         "train.epochs=1".to_string(),
         "train.progress=false".to_string(),

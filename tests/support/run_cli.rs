@@ -16,7 +16,9 @@ pub fn quickstart() -> PathBuf {
 
 pub fn zhishi() -> Command {
     let mut cmd = Command::cargo_bin("zhishi").unwrap();
-    cmd.env("RUST_LOG", "warn");
+    // The shipped configs read `${ZHISHI_DATA:-../data}`: point them at the test data.
+    cmd.env("RUST_LOG", "warn")
+        .env("ZHISHI_DATA", super::shared_data::root());
     cmd
 }
 

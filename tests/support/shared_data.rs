@@ -1,10 +1,10 @@
 //! The public data sets (NER, RE, QA, KGs) some tests read are not in the repository: they
 //! live in `../shared/data` beside the checkout (as on CI), or wherever the environment
-//! variable `ZHISHI_SHARED_DATA` points (it names the `data` directory itself, e.g.
-//! `ZHISHI_SHARED_DATA=/data/zhishi-shared/data`). A test that needs a file from there asks
+//! variable `ZHISHI_DATA` points (the data root the shipped configs read, laid out as
+//! `corpora/fetch_data.sh` writes it, e.g. `ZHISHI_DATA=/data/zhishi/data`). A test that needs a file from there asks
 //! [`shared_data`]; when the file is missing the test prints
 //! `skipped: <path> not found` and returns early, so `cargo test` passes on a bare clone.
-//! `ZHISHI_SHARED_DATA=/nonexistent cargo test` shows what is skipped without the data.
+//! `ZHISHI_DATA=/nonexistent cargo test` shows what is skipped without the data.
 //!
 //! Under CI (`CI=true`, as CI services set it) the data must be there: a missing file fails
 //! the test instead of skipping it, so CI cannot go green by skipping.
@@ -12,12 +12,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The shared data root: `$ZHISHI_SHARED_DATA` if set, else `<crate>/../shared/data`.
+/// The data root: `$ZHISHI_DATA` if set, else `<crate>/../shared/data` (as on CI); absolute,
+/// so a `zhishi` child given it as `ZHISHI_DATA` reads the same files from any directory.
 pub fn root() -> PathBuf {
-    match std::env::var_os("ZHISHI_SHARED_DATA") {
+    let root = match std::env::var_os("ZHISHI_DATA").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
-    }
+    };
+    std::path::absolute(&root).unwrap_or(root)
 }
 
 /// `rel` (e.g. `re/sanwen/train.txt`) under [`root`] if it exists; otherwise prints

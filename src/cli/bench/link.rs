@@ -33,8 +33,9 @@ pub struct LinkBenchArgs {
     /// KG store to link against (default: HowNet + Medical + NLPCC imported into `--work`).
     #[arg(long)]
     db: Option<PathBuf>,
-    /// The shared data directory the default corpus and KG come from.
-    #[arg(long, default_value = "../shared/data")]
+    /// The data root (laid out as `corpora/fetch_data.sh` writes it) the default corpus and KG
+    /// come from.
+    #[arg(long, env = "ZHISHI_DATA", default_value = "data")]
     data: PathBuf,
     /// Working directory for the generated corpus and store (kept between runs).
     #[arg(long, default_value = "target/bench-link")]
