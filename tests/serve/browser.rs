@@ -99,6 +99,14 @@ fn assert_page_shows_the_document(dom: &str) {
         assert!(dom.contains(&format!("<td>{name}</td>")), "{name}: {dom}");
     }
     assert!(dom.contains("<td>义原</td><td>药物</td>"), "{dom}");
+    // Each mention is labelled with its entity's type from an attached fact, not a store id.
+    for (name, kind) in [("胰岛素", "药物"), ("糖尿病", "疾病")] {
+        assert!(
+            dom.contains(&format!("{name}<span class=\"label\">{kind}</span>")),
+            "{name}: {dom}"
+        );
+    }
+    assert!(!dom.contains("<span class=\"label\">#"), "{dom}");
     // Stages the pipeline lacks say so instead of showing empty tables.
     assert!(dom.contains("This pipeline has no ner stage."), "{dom}");
     assert!(
