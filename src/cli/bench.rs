@@ -182,8 +182,7 @@ fn bench_kg(args: KgBenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut plan = zhishi::files::Plan::new();
-    plan.read("--fb15k", &fb15k_dir)
-        .write("--work", &args.work);
+    plan.read("--fb15k", &fb15k_dir).write("--work", &args.work);
     if let Some(output) = &args.output {
         plan.write("--output", output);
     }

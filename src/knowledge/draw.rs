@@ -250,8 +250,10 @@ mod tests {
     #[test]
     fn branches_of_neighbouring_words_get_rows_of_their_own() {
         let vocab = CharVocab::from_tokens(
-            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "北", "京", "首", "都", "城", "市", "好"]
-                .map(String::from),
+            [
+                "[PAD]", "[UNK]", "[CLS]", "[SEP]", "北", "京", "首", "都", "城", "市", "好",
+            ]
+            .map(String::from),
         )
         .unwrap();
         let word = |w: &str, injected: &[&str]| TreeWord {
@@ -268,8 +270,14 @@ mod tests {
             ],
         };
         let input = flatten(&tree, &vocab, &KbertConfig::new(32).max_entities(2)).unwrap();
-        assert_eq!(branch_ids(&input), [0, 0, 0, 1, 1, 0, 2, 2, 0, 0, 0, 3, 3, 0]);
-        assert_eq!(tree_rows(&input), [0, 0, 0, 1, 1, 0, 2, 2, 0, 0, 0, 1, 1, 0]);
+        assert_eq!(
+            branch_ids(&input),
+            [0, 0, 0, 1, 1, 0, 2, 2, 0, 0, 0, 3, 3, 0]
+        );
+        assert_eq!(
+            tree_rows(&input),
+            [0, 0, 0, 1, 1, 0, 2, 2, 0, 0, 0, 1, 1, 0]
+        );
     }
 
     #[test]

@@ -74,7 +74,11 @@ fn fetch_data_installs_each_set_where_the_shipped_configs_read_it() {
     }
     let dest = tempfile::tempdir().unwrap();
     let out = fetch(mirror.path(), dest.path(), &["all"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for row in &rows {
         let got = std::fs::read(dest.path().join(&row.dest)).unwrap();
         let want = std::fs::read(root().join(&row.dest)).unwrap();
@@ -100,7 +104,11 @@ fn fetch_data_installs_each_set_where_the_shipped_configs_read_it() {
 
     // Fetching again changes nothing and succeeds.
     let again = fetch(mirror.path(), dest.path(), &["resume"]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }
 
 #[test]
@@ -109,7 +117,10 @@ fn a_changed_source_or_a_users_own_file_stops_the_set_and_writes_nothing() {
         eprintln!("skipped: curl not found");
         return;
     }
-    let rows: Vec<Row> = manifest().into_iter().filter(|r| r.set == "resume").collect();
+    let rows: Vec<Row> = manifest()
+        .into_iter()
+        .filter(|r| r.set == "resume")
+        .collect();
     for row in &rows {
         if shared_data(&row.dest).is_none() {
             return;
@@ -131,7 +142,10 @@ fn a_changed_source_or_a_users_own_file_stops_the_set_and_writes_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("exists with other contents"), "{err}");
     assert_eq!(std::fs::read_to_string(&own).unwrap(), "我的数据 O\n");
-    assert!(!dest.path().join(&rows[0].dest).exists(), "a partial set was installed");
+    assert!(
+        !dest.path().join(&rows[0].dest).exists(),
+        "a partial set was installed"
+    );
 
     // A source whose checksum changed: refused, nothing installed, no staging left behind.
     let dest = tempfile::tempdir().unwrap();
@@ -142,7 +156,10 @@ fn a_changed_source_or_a_users_own_file_stops_the_set_and_writes_nothing() {
     let out = fetch(mirror.path(), dest.path(), &["resume"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SHA-256") && err.contains("nothing of 'resume'"), "{err}");
+    assert!(
+        err.contains("SHA-256") && err.contains("nothing of 'resume'"),
+        "{err}"
+    );
     let left: Vec<_> = std::fs::read_dir(dest.path()).unwrap().collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }

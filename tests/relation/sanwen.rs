@@ -24,7 +24,10 @@ fn sanwen_with_m3e_small_learns_relations() {
     let config = repo().join("pipelines/sanwen-re.toml");
     let data = crate::support::shared_data::root();
     let overrides = vec![
-        format!("knowledge.kg={}", data.join("kg/kbert/HowNet.spo").display()),
+        format!(
+            "knowledge.kg={}",
+            data.join("kg/kbert/HowNet.spo").display()
+        ),
         format!("data.train={}", data.join("re/sanwen/train.txt").display()),
         format!("data.dev={}", data.join("re/sanwen/valid.txt").display()),
         format!("data.test={}", data.join("re/sanwen/test.txt").display()),
