@@ -15,3 +15,4 @@ mod fetch_data;
 mod layers;
 mod paths;
 mod readme_examples;
+mod shell_blocks;
