@@ -275,7 +275,7 @@ fn recognise(v: &Value) -> Result<Option<Panel>, String> {
         let bar = Bar {
             label: format!(
                 "{}: {} {} vs {}",
-                text(v, "bench"),
+                readable_run_name(&text(v, "bench")),
                 metric.1,
                 score("zhishi"),
                 score("pytorch")
@@ -427,6 +427,42 @@ fn size(bytes: f64) -> String {
     } else {
         format!("{} KB", (bytes / 1e3).round())
     }
+}
+
+/// A benchmark script's run name (`medical-n1000-e2-crffalse-plain-packed`) in words
+/// (`medical, 1000 sentences, 2 epochs, no CRF, plain, packed`): the parts the scripts put in
+/// it (`nN` sentences, `0` = all; `eN` epochs; `crf...`; `lN` max length; `tN` threads) spelt
+/// out, anything else kept as it is.
+fn readable_run_name(name: &str) -> String {
+    let count = |part: &str, prefix: &str| {
+        part.strip_prefix(prefix)
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_string)
+    };
+    name.split('-')
+        .map(|part| {
+            if let Some(n) = count(part, "n") {
+                if n == "0" {
+                    "all sentences".to_string()
+                } else {
+                    format!("{n} sentences")
+                }
+            } else if let Some(n) = count(part, "e") {
+                format!("{n} epoch{}", if n == "1" { "" } else { "s" })
+            } else if let Some(n) = count(part, "l") {
+                format!("max length {n}")
+            } else if let Some(n) = count(part, "t") {
+                format!("{n} thread{}", if n == "1" { "" } else { "s" })
+            } else if part == "crftrue" {
+                "CRF".to_string()
+            } else if part == "crffalse" {
+                "no CRF".to_string()
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The distinct `cpu`, `date`, `commit` and `transcribed` values of a file, top level first.
@@ -722,5 +758,17 @@ mod tests {
     fn sizes_read_as_kb_and_mb() {
         assert_eq!(size(10_000.0), "10 KB");
         assert_eq!(size(1_280_000.0), "1.28 MB");
+    }
+
+    #[test]
+    fn run_names_read_as_words() {
+        assert_eq!(
+            readable_run_name("medical-n1000-e2-crffalse-plain-packed-t1-session14"),
+            "medical, 1000 sentences, 2 epochs, no CRF, plain, packed, 1 thread, session14"
+        );
+        assert_eq!(
+            readable_run_name("chnsenticorp-n0-e1-l128"),
+            "chnsenticorp, all sentences, 1 epoch, max length 128"
+        );
     }
 }
