@@ -15,6 +15,7 @@ mod link;
 mod pipeline_arm;
 mod pipeline_run;
 mod pipeline_stats;
+mod train;
 
 /// Arguments of `zhishi bench`.
 #[derive(Args, Debug)]
@@ -38,6 +39,10 @@ enum BenchCommand {
     /// against PyTorch f32 and ONNX Runtime int8 on the NER stage's exact inputs (the
     /// `benches/ner_reference.py` script), on 1 and 2 threads, interleaved rounds.
     Run(pipeline_run::RunBenchArgs),
+    /// Training: tokens/s and seconds per phase of the steps (batching, forward, backward,
+    /// optimizer, ...) on each thread count, and the encoder's multiply-adds per second
+    /// against an estimate of the cores' f32 peak; one `zhishi train` child per thread count.
+    Train(train::TrainBenchArgs),
     /// The CPU model, the features the encoder's kernels look for and the kernel each
     /// `--precision` runs on it (one JSON object).
     Cpu,
@@ -99,6 +104,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Run(a) => print_result(&pipeline_run::bench_run(&a)?, a.out.as_deref()),
         BenchCommand::RunArm(a) => print_result(&pipeline_arm::run_arm(&a)?, None),
         BenchCommand::Cpu => print_result(&encoder::cpu_report(), None),
+        BenchCommand::Train(a) => print_result(&train::bench_train(&a)?, a.output.as_deref()),
     }
 }
 

@@ -275,7 +275,7 @@ fn recognise(v: &Value) -> Result<Option<Panel>, String> {
         let bar = Bar {
             label: format!(
                 "{}: {} {} vs {}",
-                readable_run_name(&text(v, "bench")),
+                readable_run_name(text(v, "bench")),
                 metric.1,
                 score("zhishi"),
                 score("pytorch")

@@ -12,6 +12,7 @@ pub mod curves;
 pub mod grads;
 pub mod output;
 pub mod param;
+pub mod phases;
 pub mod progress;
 pub mod schedule;
 pub mod trainer;
@@ -21,6 +22,7 @@ pub use batching::{length_bucketed_batches, random_batches, Batching, POOL_BATCH
 pub use curves::{write_curves, HistoryPoint};
 pub use output::TrainOutput;
 pub use param::Param;
+pub use phases::PhaseSeconds;
 pub use schedule::LinearSchedule;
 pub use trainer::{BatchLoss, Evaluation, TrainOptions, TrainReport, TrainTask, Trainer};
 

@@ -14,6 +14,7 @@ use super::curves::{write_curves, HistoryPoint};
 use super::grads::{clip_scale, GradBuffer};
 use super::output::TrainOutput;
 use super::param::Param;
+use super::phases::{since, PhaseSeconds};
 use super::progress::{verdict, TrainProgress};
 use super::schedule::LinearSchedule;
 use super::TrainError;
@@ -31,6 +32,9 @@ pub struct BatchLoss {
     pub tokens: usize,
     /// Tokens the encoder ran over, padding included.
     pub padded_tokens: usize,
+    /// Seconds spent assembling the batch before the forward pass (reported under
+    /// [`PhaseSeconds::batching`]; the rest of `batch_loss` counts as the forward pass).
+    pub batching_seconds: f64,
 }
 
 /// A dev-set evaluation: the score early stopping watches (higher is better) and every metric.
@@ -137,6 +141,8 @@ pub struct TrainReport {
     pub history: Vec<HistoryPoint>,
     /// Where the model as it was at the end went (`OUTPUT/final/`), with `save_final`.
     pub final_dir: Option<PathBuf>,
+    /// Wall-clock seconds per phase of this run (this process).
+    pub phases: PhaseSeconds,
     /// A plain-words warning when the result looks wrong (e.g. dev F1 0 after a few steps:
     /// "too few steps for this data"), else `None`; `zhishi train` also prints it to stderr.
     pub verdict: Option<String>,
@@ -193,6 +199,7 @@ impl Trainer {
         let mut bar = TrainProgress::new(o.progress, total, state.step);
         let mut grads = GradBuffer::new(&self.params);
         let mut log = EvalLog::default();
+        let mut phases = PhaseSeconds::default();
         let mut stopped_early = false;
         'epochs: while state.epoch < o.epochs {
             task.start_epoch(state.epoch);
@@ -212,8 +219,11 @@ impl Trainer {
                 grads.clear();
                 let mut group_loss = 0.0;
                 for batch in group {
+                    let forward_started = Instant::now();
                     let b = task.batch_loss(batch, o.batching.layout(), dropout)?;
                     let value = b.loss.to_scalar::<f32>()?;
+                    phases.batching += b.batching_seconds;
+                    phases.forward += (since(forward_started) - b.batching_seconds).max(0.0);
                     if !value.is_finite() {
                         return Err(TrainError::NonFinite {
                             step: state.step,
@@ -221,13 +231,20 @@ impl Trainer {
                         });
                     }
                     group_loss += f64::from(value) / group.len() as f64;
+                    let backward_started = Instant::now();
                     let scaled = (b.loss / group.len() as f64)?;
-                    grads.add(&self.params, &scaled.backward()?)?;
+                    let store = scaled.backward()?;
+                    phases.backward += since(backward_started);
+                    let accumulate_started = Instant::now();
+                    grads.add(&self.params, &store)?;
+                    phases.accumulate += since(accumulate_started);
                     state.tokens += b.tokens;
                     state.padded_tokens += b.padded_tokens;
                 }
+                let optimizer_started = Instant::now();
                 let scale = clip_scale(grads.global_norm(), o.max_grad_norm);
                 opt.step(&self.params, &grads, schedule.lr(state.step), scale)?;
+                phases.optimizer += since(optimizer_started);
                 state.step += 1;
                 state.step_in_epoch += 1;
                 state.train_seconds += started.elapsed().as_secs_f64();
@@ -246,7 +263,11 @@ impl Trainer {
                 );
                 if o.eval_every > 0 && state.step.is_multiple_of(o.eval_every) {
                     let stop = self.evaluate_and_checkpoint(
-                        task, &mut state, &mut log, &opt, dropout, &last_dir,
+                        task,
+                        (&mut state, &mut log, &mut phases),
+                        &opt,
+                        dropout,
+                        &last_dir,
                     )?;
                     if stop {
                         stopped_early = true;
@@ -258,7 +279,11 @@ impl Trainer {
             state.step_in_epoch = 0;
             if o.eval_every == 0 {
                 let stop = self.evaluate_and_checkpoint(
-                    task, &mut state, &mut log, &opt, dropout, &last_dir,
+                    task,
+                    (&mut state, &mut log, &mut phases),
+                    &opt,
+                    dropout,
+                    &last_dir,
                 )?;
                 if stop {
                     stopped_early = true;
@@ -268,15 +293,17 @@ impl Trainer {
         }
         if log.loss_count > 0 && !stopped_early {
             // Steps since the last evaluation (max_steps, or eval_every not dividing the total).
-            self.evaluate(task, &mut state, &mut log)?;
+            self.evaluate(task, &mut state, &mut log, &mut phases)?;
         }
         state.dropout_rng = dropout.rng_state();
+        let saving_started = Instant::now();
         checkpoint::save(&last_dir, &self.params, &opt, &state)?;
         let final_dir = if o.save_final {
             Some(self.save_final(task, &state, &log)?)
         } else {
             None
         };
+        phases.saving += since(saving_started);
         bar.finish();
         let secs = state.train_seconds.max(1e-9);
         let verdict = verdict(
@@ -299,6 +326,7 @@ impl Trainer {
             dev_metric: task.metric_name(),
             history: log.history,
             final_dir,
+            phases,
             verdict,
         })
     }
@@ -330,15 +358,16 @@ impl Trainer {
     fn evaluate_and_checkpoint<T: TrainTask>(
         &self,
         task: &T,
-        state: &mut LoopState,
-        log: &mut EvalLog,
+        (state, log, phases): (&mut LoopState, &mut EvalLog, &mut PhaseSeconds),
         opt: &AdamW,
         dropout: &Dropout,
         last_dir: &Path,
     ) -> Result<bool, TrainError> {
-        let stop = self.evaluate(task, state, log)?;
+        let stop = self.evaluate(task, state, log, phases)?;
         state.dropout_rng = dropout.rng_state();
+        let saving_started = Instant::now();
         checkpoint::save(last_dir, &self.params, opt, state)?;
+        phases.saving += since(saving_started);
         Ok(stop)
     }
 
@@ -349,10 +378,14 @@ impl Trainer {
         task: &T,
         state: &mut LoopState,
         log: &mut EvalLog,
+        phases: &mut PhaseSeconds,
     ) -> Result<bool, TrainError> {
         let mean_loss = log.loss_sum / log.loss_count.max(1) as f64;
         (log.loss_sum, log.loss_count) = (0.0, 0);
+        let evaluation_started = Instant::now();
         let eval = task.evaluate()?;
+        phases.evaluation += since(evaluation_started);
+        let saving_started = Instant::now();
         log.history.push(HistoryPoint {
             step: state.step,
             loss: mean_loss,
@@ -377,9 +410,11 @@ impl Trainer {
             let metrics = serde_json::json!({"step": state.step, "dev": eval.metrics});
             save_whole(task, &self.best_dir(), &metrics)?;
             log.best_metrics = Some(eval.metrics.clone());
+            phases.saving += since(saving_started);
             Ok(false)
         } else {
             state.evals_without_improvement += 1;
+            phases.saving += since(saving_started);
             Ok(self.options.patience > 0
                 && state.evals_without_improvement >= self.options.patience)
         }

@@ -88,7 +88,9 @@ impl TrainTask for ClassifyDistill {
         dropout: &Dropout,
     ) -> Result<BatchLoss, TrainError> {
         let examples: Vec<&Example> = batch.iter().map(|&i| &self.train[i]).collect();
+        let batching_started = std::time::Instant::now();
         let b = Batch::with_layout(&examples, layout, &self.device)?;
+        let batching_seconds = batching_started.elapsed().as_secs_f64();
         let off = Dropout::disabled();
         let w = self.weights;
         let mut loss;
@@ -126,6 +128,7 @@ impl TrainTask for ClassifyDistill {
             loss,
             tokens: b.input.tokens,
             padded_tokens: b.input.padded_tokens,
+            batching_seconds,
         })
     }
 

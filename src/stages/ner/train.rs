@@ -234,11 +234,14 @@ impl TrainTask for NerTask {
         dropout: &Dropout,
     ) -> Result<BatchLoss, TrainError> {
         let examples: Vec<&Example> = batch.iter().map(|&i| &self.train[i]).collect();
+        let batching_started = std::time::Instant::now();
         let b = Batch::with_layout(&examples, layout, &self.device)?;
+        let batching_seconds = batching_started.elapsed().as_secs_f64();
         Ok(BatchLoss {
             loss: self.network.loss(&b, dropout)?,
             tokens: b.input.tokens,
             padded_tokens: b.input.padded_tokens,
+            batching_seconds,
         })
     }
 

@@ -404,6 +404,7 @@ impl TrainTask for PretrainTask {
         dropout: &Dropout,
     ) -> Result<BatchLoss, TrainError> {
         let task = |e: PretrainError| TrainError::task(e);
+        let batching_started = std::time::Instant::now();
         let seqs = self.data.corpus.sequences();
         let texts = self
             .data
@@ -418,6 +419,7 @@ impl TrainTask for PretrainTask {
             .map(|(&i, t)| p.prepare(t, &mut Rng::derive(self.seed, (epoch << 32) | i as u64)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(task)?;
+        let batching_seconds = batching_started.elapsed().as_secs_f64();
         let out = self
             .model
             .forward(&masked.iter().collect::<Vec<_>>(), dropout, &self.device)
@@ -426,6 +428,7 @@ impl TrainTask for PretrainTask {
             loss: out.loss()?,
             tokens: out.mlm.tokens,
             padded_tokens: out.mlm.padded_tokens,
+            batching_seconds,
         })
     }
 

@@ -114,11 +114,14 @@ impl TrainTask for QaTask {
         dropout: &Dropout,
     ) -> Result<BatchLoss, TrainError> {
         let windows: Vec<&Window> = batch.iter().map(|&i| &self.train[i]).collect();
+        let batching_started = std::time::Instant::now();
         let b = Batch::new(&windows, &self.device)?;
+        let batching_seconds = batching_started.elapsed().as_secs_f64();
         Ok(BatchLoss {
             loss: self.network.loss(&b, dropout)?,
             tokens: b.input.tokens,
             padded_tokens: b.input.padded_tokens,
+            batching_seconds,
         })
     }
 
