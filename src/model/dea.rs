@@ -17,9 +17,10 @@ use candle_nn::{VarBuilder, VarMap};
 
 use super::bert::LayerNorm;
 use super::config::{BertConfig, HiddenAct};
-use super::ernie::{ernie_only_tensors, ErnieInput, ErnieModel, ENTITY_DIM};
+use super::ernie::{ErnieInput, ErnieModel, ENTITY_DIM};
 use super::linear::Linear;
 use super::mlm::{masked_lm_tensors, save_tensors, BertLmPredictionHead, HEAD_PREFIX};
+use super::walk::ernie_only_variables;
 use super::{Dropout, ModelError, Rng};
 
 /// The prefix of the dEA head's tensors (the authors' name).
@@ -68,10 +69,10 @@ pub fn entity_head_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
 
 /// The entity-side tensors of an ERNIE pretraining model (canonical names: aggregators
 /// without `bert.`, then the dEA head): what [`AGGREGATOR_FILE`] holds.
-pub fn entity_side_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
-    let mut out = ernie_only_tensors(cfg);
+pub fn entity_side_tensors(cfg: &BertConfig) -> candle_core::Result<Vec<(String, Vec<usize>)>> {
+    let mut out = ernie_only_variables(cfg)?;
     out.extend(entity_head_tensors(cfg));
-    out
+    Ok(out)
 }
 
 /// ERNIE-THU with its two pretraining heads (masked LM and dEA).
@@ -132,7 +133,7 @@ fn rows(hidden: &Tensor, positions: &Tensor) -> Result<Tensor> {
 /// writes a `BertForMaskedLM`, and the entity side ([`entity_side_tensors`]) in
 /// [`AGGREGATOR_FILE`] (aggregator tensors under `bert.`, as in the authors' checkpoints).
 pub fn save_ernie_pretraining(varmap: &VarMap, cfg: &BertConfig, dir: &Path) -> Result<()> {
-    let entity_side: Vec<String> = entity_side_tensors(cfg).into_iter().map(|t| t.0).collect();
+    let entity_side: Vec<String> = entity_side_tensors(cfg)?.into_iter().map(|t| t.0).collect();
     let is_entity_side = |name: &str| entity_side.iter().any(|n| n == name);
     save_tensors(varmap, &dir.join("model.safetensors"), |n| {
         !is_entity_side(n)
@@ -174,7 +175,7 @@ pub fn ernie_pretraining_tensors(
     let mut saved = read_entity_side(dir, &Device::Cpu)?.unwrap_or_default();
     let mut rng = Rng::new(seed ^ ENTITY_SIDE_STREAM);
     let mut fresh = 0;
-    for (name, shape) in entity_side_tensors(cfg) {
+    for (name, shape) in entity_side_tensors(cfg)? {
         let t = match saved.remove(&name) {
             Some(t) if t.dims() == shape.as_slice() => t,
             Some(t) => {
@@ -282,7 +283,11 @@ mod tests {
             .all(|k| k.starts_with("bert.") || k.starts_with("cls.predictions.")));
         assert!(!main.keys().any(|k| k.contains("_ent")));
         let side = read_entity_side(dir.path(), &Device::Cpu).unwrap().unwrap();
-        let mut want: Vec<String> = entity_side_tensors(&cfg).into_iter().map(|t| t.0).collect();
+        let mut want: Vec<String> = entity_side_tensors(&cfg)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
         let mut got: Vec<String> = side.keys().cloned().collect();
         want.sort();
         got.sort();

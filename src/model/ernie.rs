@@ -345,41 +345,6 @@ impl ErnieModel {
     }
 }
 
-/// Every ERNIE-only parameter of a config's fusion layers, with its shape (what a plain BERT
-/// checkpoint lacks).
-pub fn ernie_only_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
-    let (i, e) = (cfg.intermediate_size, ENTITY_DIM);
-    let mut out = Vec::new();
-    for (n, kind) in cfg.layer_kinds().into_iter().enumerate() {
-        let p = format!("encoder.layer.{n}");
-        if kind == LayerType::Sim {
-            continue;
-        }
-        let mut dense = vec![
-            ("intermediate.dense_ent", vec![i, e]),
-            ("output.dense_ent", vec![e, i]),
-        ];
-        if kind == LayerType::Norm {
-            for name in ["query", "key", "value"] {
-                out.push((format!("{p}.attention.self_ent.{name}.weight"), vec![e, e]));
-                out.push((format!("{p}.attention.self_ent.{name}.bias"), vec![e]));
-            }
-            dense.push(("attention.output_ent.dense", vec![e, e]));
-            for ln in ["weight", "bias"] {
-                out.push((format!("{p}.attention.output_ent.LayerNorm.{ln}"), vec![e]));
-            }
-        }
-        for (name, shape) in dense {
-            out.push((format!("{p}.{name}.bias"), vec![shape[0]]));
-            out.push((format!("{p}.{name}.weight"), shape));
-        }
-        for ln in ["weight", "bias"] {
-            out.push((format!("{p}.output.LayerNorm_ent.{ln}"), vec![e]));
-        }
-    }
-    out
-}
-
 /// Looks up entity vectors: `entity_ids [B][L]` index `table` rows, `-1` means no entity
 /// (a zero vector). Returns `[B, L, 100]`.
 pub fn gather_entities(

@@ -9,7 +9,8 @@ use candle_nn::VarBuilder;
 
 use super::bert::BertModel;
 use super::config::{BertConfig, Kernels};
-use super::ernie::{ernie_only_tensors, ErnieModel};
+use super::ernie::ErnieModel;
+use super::walk::ernie_only_variables;
 use super::ModelError;
 use super::Rng;
 
@@ -90,7 +91,7 @@ pub fn load_bert(
     let weights = find_weights(dir)?;
     let tensors = select_tensors(
         read_checkpoint(&weights)?,
-        &expected_tensors(&cfg),
+        &expected_tensors(&cfg)?,
         &weights,
     )?;
     let vb = var_builder(tensors, dtype, device)?;
@@ -120,10 +121,10 @@ pub fn load_ernie(
     }
     let weights = find_weights(dir)?;
     let mut tensors = canonicalize(read_checkpoint(&weights)?);
-    let mut selected = take_expected(&mut tensors, &expected_tensors(&cfg), &weights)?;
+    let mut selected = take_expected(&mut tensors, &expected_tensors(&cfg)?, &weights)?;
     let mut fresh = 0;
     let mut rng = Rng::new(FRESH_SEED);
-    for (name, shape) in ernie_only_tensors(&cfg) {
+    for (name, shape) in ernie_only_variables(&cfg)? {
         let t = match tensors.remove(&name) {
             Some(t) => check_shape(t, &name, &shape, &weights)?,
             None => {
@@ -237,51 +238,12 @@ pub fn canonical_name(name: &str) -> String {
     }
 }
 
-/// Every parameter a plain BERT of this config has, with its shape (canonical names). For
-/// an ALBERT the embedding tables are `embedding_size` wide, `encoder.embedding_hidden_mapping_in`
-/// projects them, and only the distinct (shared) layers are listed.
-pub fn expected_tensors(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
-    let (h, i, e) = (cfg.hidden_size, cfg.intermediate_size, cfg.embedding_size());
-    let mut out = vec![
-        (
-            "embeddings.word_embeddings.weight".into(),
-            vec![cfg.vocab_size, e],
-        ),
-        (
-            "embeddings.position_embeddings.weight".into(),
-            vec![cfg.max_position_embeddings, e],
-        ),
-        (
-            "embeddings.token_type_embeddings.weight".into(),
-            vec![cfg.type_vocab_size, e],
-        ),
-        ("embeddings.LayerNorm.weight".into(), vec![e]),
-        ("embeddings.LayerNorm.bias".into(), vec![e]),
-    ];
-    if cfg.albert.is_some() {
-        let p = "encoder.embedding_hidden_mapping_in";
-        out.push((format!("{p}.weight"), vec![h, e]));
-        out.push((format!("{p}.bias"), vec![h]));
-    }
-    for l in 0..cfg.distinct_layers() {
-        let p = format!("encoder.layer.{l}");
-        for (name, shape) in [
-            ("attention.self.query", [h, h]),
-            ("attention.self.key", [h, h]),
-            ("attention.self.value", [h, h]),
-            ("attention.output.dense", [h, h]),
-            ("intermediate.dense", [i, h]),
-            ("output.dense", [h, i]),
-        ] {
-            out.push((format!("{p}.{name}.weight"), shape.to_vec()));
-            out.push((format!("{p}.{name}.bias"), vec![shape[0]]));
-        }
-        for ln in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            out.push((format!("{p}.{ln}.weight"), vec![h]));
-            out.push((format!("{p}.{ln}.bias"), vec![h]));
-        }
-    }
-    out
+/// Every parameter a plain BERT of this config has, with its shape (canonical names), as
+/// the network's load tree asks for them ([`super::walk`]). For an ALBERT the embedding tables
+/// are `embedding_size` wide, `encoder.embedding_hidden_mapping_in` projects them, and only the
+/// distinct (shared) layers are listed.
+pub fn expected_tensors(cfg: &BertConfig) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
+    Ok(super::walk::bert_variables(cfg)?)
 }
 
 /// Renames the checkpoint's tensors canonically and keeps exactly the `expected` ones (and
@@ -377,7 +339,7 @@ mod tests {
             num_hidden_layers: 2,
             ..BertConfig::default()
         };
-        assert_eq!(expected_tensors(&cfg).len(), 5 + 2 * 16);
+        assert_eq!(expected_tensors(&cfg).unwrap().len(), 5 + 2 * 16);
     }
 
     #[test]

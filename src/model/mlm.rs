@@ -175,7 +175,7 @@ pub fn masked_lm_tensors(
     let mut out = HashMap::new();
     let mut rng = Rng::new(seed);
     let mut fresh = Vec::new();
-    let encoder = expected_tensors(cfg);
+    let encoder = expected_tensors(cfg)?;
     for (i, (name, shape)) in encoder.iter().chain(&head_tensors(cfg)).enumerate() {
         let t = match all.remove(name) {
             Some(t) if t.dims() == shape.as_slice() => t.to_dtype(DType::F32)?,

@@ -25,6 +25,7 @@ pub mod mlm;
 pub mod quantized;
 pub mod rng;
 pub mod tokenize;
+pub mod walk;
 
 pub use albert::AlbertConfig;
 pub use bert::{AttentionBias, BertModel, EncoderInput, Trace};

@@ -91,7 +91,7 @@ fn tiny_encoder(dir: &Path, text: &str) {
     };
     tiny::write_config(dir, &cfg);
     let mut tensors = HashMap::new();
-    for (i, (name, shape)) in expected_tensors(&cfg).into_iter().enumerate() {
+    for (i, (name, shape)) in expected_tensors(&cfg).unwrap().into_iter().enumerate() {
         let n: usize = shape.iter().product();
         let values = if name.ends_with("LayerNorm.weight") {
             vec![1.0; n]

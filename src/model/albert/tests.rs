@@ -158,7 +158,7 @@ fn an_albert_expects_its_narrow_tables_the_projection_and_one_layer_per_group() 
             "vocab_size":40,"max_position_embeddings":24}"#,
     )
     .unwrap();
-    let expected = expected_tensors(&cfg);
+    let expected = expected_tensors(&cfg).unwrap();
     assert_eq!(expected.len(), 5 + 2 + 2 * 16);
     let shape = |name: &str| {
         expected

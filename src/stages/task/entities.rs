@@ -18,7 +18,7 @@ use crate::kg::transe::TrainConfig;
 use crate::knowledge::ernie::VECTORS_FILE;
 use crate::knowledge::EntityVectors;
 use crate::model::dea::{read_entity_side, AGGREGATOR_FILE};
-use crate::model::ernie::ernie_only_tensors;
+use crate::model::walk::ernie_only_variables;
 use crate::model::BertConfig;
 
 /// The record file of a dEA-pretrained directory.
@@ -188,7 +188,11 @@ impl PretrainedAggregators {
     /// The tensors of the aggregators of `cfg` (the fine-tuning encoder's layer kinds), each
     /// checked for shape; a tensor `cfg` needs and the checkpoint lacks is an error.
     pub fn for_config(&self, cfg: &BertConfig) -> Result<Vec<(String, Tensor)>, KnowledgeError> {
-        ernie_only_tensors(cfg)
+        let expected = ernie_only_variables(cfg).map_err(|source| KnowledgeError::Weights {
+            path: self.dir.join(AGGREGATOR_FILE),
+            source,
+        })?;
+        expected
             .into_iter()
             .map(|(name, shape)| match self.tensors.get(&name) {
                 Some(t) if t.dims() == shape.as_slice() => Ok((name, t.clone())),

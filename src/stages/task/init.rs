@@ -5,8 +5,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 
-use crate::model::ernie::ernie_only_tensors;
 use crate::model::load::{expected_tensors, find_weights, read_checkpoint, select_tensors};
+use crate::model::walk::ernie_only_variables;
 use crate::model::Rng;
 use crate::model::{BertConfig, ModelError};
 use crate::train::Param;
@@ -25,7 +25,11 @@ pub fn pretrained_varmap(
     device: &Device,
 ) -> Result<(), ModelError> {
     let weights = find_weights(encoder_dir)?;
-    let tensors = select_tensors(read_checkpoint(&weights)?, &expected_tensors(cfg), &weights)?;
+    let tensors = select_tensors(
+        read_checkpoint(&weights)?,
+        &expected_tensors(cfg)?,
+        &weights,
+    )?;
     let mut varmap_mut = varmap.clone();
     let loaded: Vec<String> = tensors.keys().cloned().collect();
     for (name, t) in tensors {
@@ -43,7 +47,10 @@ pub fn pretrained_varmap(
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
     fresh.sort_by(|a, b| a.0.cmp(&b.0));
-    let entity_side: Vec<String> = ernie_only_tensors(cfg).into_iter().map(|t| t.0).collect();
+    let entity_side: Vec<String> = ernie_only_variables(cfg)?
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
     for (name, var) in fresh {
         let random =
             random_prefixes.iter().any(|p| name.starts_with(p)) || entity_side.contains(&name);
