@@ -8,6 +8,7 @@ mod bench;
 mod bounds;
 mod chart;
 mod compare;
+mod convert;
 mod distill;
 mod download;
 mod encode;
@@ -68,6 +69,8 @@ enum Command {
     FillMask(fill_mask::Args),
     /// Save a model directory with its dense layers in int8 (smaller; loads without quantising).
     Quantize(quantize::Args),
+    /// Convert NER data into an annotation tool's format (doccano, Label Studio).
+    Convert(convert::Args),
     /// Fetch a Hugging Face model (`ORG/NAME`) into the Hugging Face cache, for `hf:ORG/NAME`.
     Download(download::Args),
 }
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::FillMask(args) => fill_mask::run(args),
         Command::Quantize(args) => quantize::run(args),
         Command::Download(args) => download::run(args),
+        Command::Convert(args) => convert::run(args),
     };
     match result {
         Ok(code) => code,

@@ -28,6 +28,11 @@ pub struct RunArgs {
     /// Output JSONL file, or `-` for standard output.
     #[arg(long, default_value = "-")]
     output: String,
+    /// What each document becomes: `jsonl` (zhishi's documents), `doccano` (doccano's JSONL
+    /// import format) or `label_studio` (a Label Studio JSON task array with `predictions`);
+    /// see docs/annotation.md.
+    #[arg(long, value_name = "FORMAT", default_value = "jsonl")]
+    output_format: zhishi::stages::annotation::OutputFormat,
     /// Input format (default: jsonl for *.jsonl/*.json inputs, else txt).
     #[arg(long, value_parser = clap::value_parser!(InputFormat))]
     format: Option<InputFormat>,
@@ -128,6 +133,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             text_b_field: args.text_b_field.clone(),
             max_record_bytes: args.max_record_bytes,
         },
+        output_format: args.output_format,
         batch_size: pipeline.batch_size(),
         resume: args.resume,
         shard: args.shard,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::reader::ReaderOptions;
+use crate::stages::annotation::OutputFormat;
 
 /// Bumped when the checkpoint's meaning changes (2: pipeline fingerprint, input identity,
 /// partial output files).
@@ -30,6 +31,9 @@ pub struct Checkpoint {
     pub input: InputIdentity,
     /// How input lines became documents.
     pub reader: ReaderOptions,
+    /// What each document became in the output (`--output-format`; absent: zhishi's JSONL).
+    #[serde(default, skip_serializing_if = "OutputFormat::is_jsonl")]
+    pub output_format: OutputFormat,
     /// `K/N` when sharded.
     pub shard: Option<String>,
     /// The errors file, when bad records go to a file.

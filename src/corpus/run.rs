@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::doc::Document;
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::stages::annotation::{export, OutputFormat, Shape};
 
 use super::checkpoint::{self, Checkpoint, InputIdentity, Saved, CHECKPOINT_VERSION};
 use super::files::{open_partial, open_stream, publish, RunFiles, Target};
@@ -79,6 +80,9 @@ pub struct RunOptions {
     pub errors: Option<PathBuf>,
     /// How input lines become documents.
     pub reader: ReaderOptions,
+    /// What each document becomes on the output: zhishi's JSON, or an annotation tool's
+    /// import format (pre-annotations).
+    pub output_format: OutputFormat,
     /// Documents per batch.
     pub batch_size: usize,
     /// Continue an interrupted run from its checkpoint.
@@ -311,6 +315,7 @@ pub fn run(
         pipeline: pipeline.fingerprint().to_string(),
         input: identity,
         reader: opts.reader.clone(),
+        output_format: opts.output_format,
         shard: opts.shard.map(|s| s.to_string()),
         errors_path: files.errors.display_path().map(Path::to_path_buf),
         input_offset: 0,
@@ -371,6 +376,7 @@ pub fn run(
     let batch_size = opts.batch_size.max(1);
     let mut chars = 0u64;
     let mut docs_this_run = 0u64;
+    let shape = Shape::new(pipeline.name(), pipeline.produces());
 
     loop {
         let batch = read_batch(&mut records, &mut state.records, opts.shard, batch_size)
@@ -379,9 +385,13 @@ pub fn run(
             break;
         }
         let (docs, failed) = process(pipeline, batch.records, opts.explain)?;
+        let written = state.docs;
         let lines: Vec<Vec<u8>> = pipeline.install(|| {
             docs.par_iter()
-                .map(|(_, doc)| serde_json::to_vec(doc).unwrap_or_default())
+                .enumerate()
+                .map(|(i, (_, doc))| {
+                    export::line(doc, opts.output_format, &shape, written + i as u64 == 0)
+                })
                 .collect()
         });
         for (line, (_, doc)) in lines.iter().zip(&docs) {
@@ -427,6 +437,12 @@ pub fn run(
         if batch.at_end {
             break;
         }
+    }
+    if let Some(closing) = export::closing(opts.output_format, state.docs) {
+        // Written once, after the last batch: a run killed before its checkpoint records it
+        // is cut back to the last batch by --resume, which then writes it again.
+        out.write_line(closing)?;
+        state.output_len = out.len;
     }
     finish(&files, &mut state, &mut out, &mut errors_out)?;
     Ok(report(
@@ -565,6 +581,13 @@ fn start_state(
         return Err(refuse(format!(
             "the input {} changed: {change}",
             fresh.input.path.display()
+        )));
+    }
+    if saved.output_format != fresh.output_format {
+        return Err(refuse(format!(
+            "the output format was {}, now {}",
+            saved.output_format.name(),
+            fresh.output_format.name()
         )));
     }
     if saved.reader != fresh.reader {

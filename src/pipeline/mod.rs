@@ -86,6 +86,8 @@ struct Inner {
     fingerprint: String,
     batch_size: usize,
     stages: Vec<Box<dyn Stage>>,
+    /// The document fields the stages write, in stage order.
+    produces: Vec<Field>,
     pool: Option<rayon::ThreadPool>,
 }
 
@@ -142,6 +144,11 @@ impl Pipeline {
     /// not `threads` or `batch_size`): a resumed run refuses to continue under other settings.
     pub fn fingerprint(&self) -> &str {
         &self.inner.fingerprint
+    }
+
+    /// The document fields its stages write (what an export of its documents holds).
+    pub fn produces(&self) -> &[Field] {
+        &self.inner.produces
     }
 
     /// The batch size the TOML asked for (what `zhishi run` feeds at once).
@@ -480,9 +487,13 @@ fn build(
     };
     let device = crate::model::parse_device(&spec.pipeline.device)?;
     let mut stages: Vec<Box<dyn Stage>> = Vec::with_capacity(stages_listed.len());
+    let mut produces: Vec<Field> = Vec::new();
     for name in stages_listed {
         let stage: Box<dyn Stage> = match custom.iter().find(|c| c.stage.name() == name) {
-            Some(c) => Box::new(Shared(Arc::clone(&c.stage))),
+            Some(c) => {
+                produces.extend(&c.produces);
+                Box::new(Shared(Arc::clone(&c.stage)))
+            }
             None => {
                 let table = spec.tables.get(name.as_str());
                 let kind = kinds
@@ -500,6 +511,7 @@ fn build(
                     earlier: &stages,
                     tables: &spec.tables,
                 };
+                produces.extend(kind.info().produces);
                 kind.build(table, &ctx)?
             }
         };
@@ -526,6 +538,7 @@ fn build(
             fingerprint: fingerprint(spec),
             batch_size: spec.pipeline.batch_size,
             stages,
+            produces,
             pool,
         }),
     })

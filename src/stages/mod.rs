@@ -2,6 +2,7 @@
 //! it is built, and how it fills its part of a [`crate::doc::Document`]. Task stages (`ner`,
 //! `kbqa`, `relation`, `qa`) are also trained and evaluated from their own TOML (`zhishi train` /
 //! `zhishi eval`).
+pub mod annotation;
 pub mod calibration;
 pub mod charts;
 pub mod classify;

@@ -232,6 +232,30 @@ fn fuzz_bmes_bio_and_kbert_tsv() {
 }
 
 #[test]
+fn fuzz_doccano_and_label_studio() {
+    use zhishi::stages::annotation::{doccano, label_studio, ReadOptions};
+    const DOCCANO: &[&str] = &[
+        r#"{"text": "🙂姚明出生于上海", "label": [[2, 4, "PER"], [7, 9, "LOC"]]}"#,
+        r#"{"text": "姚明出生于上海", "entities": [{"id": 1, "label": "PER", "start_offset": 0, "end_offset": 2}, {"id": 2, "label": "LOC", "start_offset": 5, "end_offset": 7}], "relations": [{"id": 3, "from_id": 1, "to_id": 2, "type": "出生地"}]}"#,
+    ];
+    fuzz("doccano", DOCCANO, |b| {
+        let _ = doccano::parse(
+            &String::from_utf8_lossy(b),
+            Path::new("x.jsonl"),
+            ReadOptions::default(),
+        );
+    });
+    const LABEL_STUDIO: &str = r#"[{"id": 1, "data": {"text": "𠀀姚明在上海"}, "annotations": [{"result": [{"id": "a", "type": "labels", "value": {"start": 1, "end": 3, "text": "姚明", "labels": ["PER"]}}, {"id": "b", "type": "labels", "value": {"start": 4, "end": 6, "labels": ["LOC"]}}, {"type": "relation", "from_id": "a", "to_id": "b", "direction": "bi", "labels": ["在"]}, {"type": "choices", "value": {"choices": ["x"]}}]}]}]"#;
+    let options = ReadOptions {
+        offsets: None,
+        use_predictions: true,
+    };
+    fuzz("label studio", &[LABEL_STUDIO], |b| {
+        let _ = label_studio::parse(&String::from_utf8_lossy(b), Path::new("x.json"), options);
+    });
+}
+
+#[test]
 fn fuzz_squad() {
     const SQUAD: &str = r#"{"version":"v1","data":[{"title":"t","paragraphs":[{"context":"𫚭，俗名龙尖","qas":[{"id":"q1","question":"俗名？","answers":[{"text":"龙尖","answer_start":4}]}]}]}]}"#;
     fuzz("squad", &[SQUAD], |b| {

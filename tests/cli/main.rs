@@ -14,6 +14,7 @@ mod bench_chart;
 mod bench_run;
 mod command_safety;
 mod compare;
+mod convert;
 mod fuzz_readers;
 mod init;
 mod input_bounds;

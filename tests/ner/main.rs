@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod annotations;
 mod crf;
 mod ernie;
 mod explain;

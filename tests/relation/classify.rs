@@ -635,3 +635,39 @@ fn a_classification_teacher_distils_into_a_one_layer_classification_model() {
         assert_eq!(eval["confusion"]["matrix"].as_array().unwrap().len(), 2);
     }
 }
+
+#[test]
+fn classification_reads_doccano_and_label_studio_labels() {
+    use zhishi::stages::classify::data::{read, DataFormat, Fields};
+    let dir = tempfile::tempdir().unwrap();
+    let doccano = dir.path().join("cls.jsonl");
+    std::fs::write(
+        &doccano,
+        "{\"text\": \"这家 酒店很好\", \"label\": [\"1\"]}\n{\"text\": \"房间很脏\", \"label\": [\"0\", \"1\"]}\n",
+    )
+    .unwrap();
+    let single = Fields::new(DataFormat::Doccano, None, None, "label", None);
+    let err = read(&doccano, DataFormat::Doccano, &single).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:2: 2 labels [\"0\", \"1\"]; expected exactly one (several need head.multi_label = true)",
+            doccano.display()
+        )
+    );
+    let multi = Fields::new(DataFormat::Doccano, None, None, "label", Some(","));
+    let examples = read(&doccano, DataFormat::Doccano, &multi).unwrap();
+    assert_eq!(examples[0].text_a, "这家酒店很好");
+    assert_eq!(examples[1].labels, ["0", "1"]);
+    let ls = dir.path().join("cls.json");
+    std::fs::write(
+        &ls,
+        r#"[{"id": 3, "data": {"text": "服务热情"}, "annotations": [{"result": [{"type": "choices", "value": {"choices": ["1"]}}]}]}]"#,
+    )
+    .unwrap();
+    let examples = read(&ls, DataFormat::LabelStudio, &single).unwrap();
+    assert_eq!(
+        (examples[0].labels.as_slice(), examples[0].line),
+        (&["1".to_string()][..], 1)
+    );
+}

@@ -283,3 +283,65 @@ fn metrics_match_hand_computed_values() {
         (0.0, 0.0, 0.0, 0.0)
     );
 }
+
+#[test]
+fn doccano_and_label_studio_relations_become_examples_with_closest_negatives() {
+    use zhishi::stages::annotation::{OffsetUnit, ReadOptions};
+    use zhishi::stages::relation::data::read_with;
+    let dir = tempfile::tempdir().unwrap();
+    // 🙂 takes two UTF-16 code units in doccano's offsets: 姚明 is [1, 3) in characters.
+    let doccano = dir.path().join("re.jsonl");
+    std::fs::write(
+        &doccano,
+        r#"{"text": "🙂姚明出生于上海，叶莉也是。", "entities": [{"id": 1, "label": "PER", "start_offset": 2, "end_offset": 4}, {"id": 2, "label": "LOC", "start_offset": 7, "end_offset": 9}, {"id": 3, "label": "PER", "start_offset": 10, "end_offset": 12}], "relations": [{"id": 9, "from_id": 1, "to_id": 2, "type": "出生地"}]}"#,
+    )
+    .unwrap();
+    let corpus = read_with(
+        &doccano,
+        DataFormat::Doccano,
+        "unknown",
+        2,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let got: Vec<(Span, Span, &str)> = corpus
+        .examples
+        .iter()
+        .map(|e| (e.head, e.tail, e.label.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Span::new(1, 3), Span::new(6, 8), "出生地"),
+            (Span::new(6, 8), Span::new(9, 11), "unknown"),
+            (Span::new(9, 11), Span::new(6, 8), "unknown"),
+        ]
+    );
+    let chars = ReadOptions {
+        offsets: Some(OffsetUnit::Chars),
+        use_predictions: false,
+    };
+    // Read as characters, the same numbers point one character further.
+    let shifted = read_with(&doccano, DataFormat::Doccano, "unknown", 2, chars).unwrap();
+    assert_eq!(shifted.examples[0].head, Span::new(2, 4));
+
+    let ls = dir.path().join("re.json");
+    std::fs::write(
+        &ls,
+        r#"[{"data": {"text": "姚明出生于上海"}, "annotations": [{"result": [
+            {"id": "a", "type": "labels", "value": {"start": 0, "end": 2, "text": "姚明", "labels": ["PER"]}},
+            {"id": "b", "type": "labels", "value": {"start": 5, "end": 7, "text": "上海", "labels": ["LOC"]}},
+            {"type": "relation", "from_id": "a", "to_id": "b", "labels": ["出生地"]}]}]}]"#,
+    )
+    .unwrap();
+    let corpus = read_with(
+        &ls,
+        DataFormat::LabelStudio,
+        "unknown",
+        0,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(corpus.examples.len(), 1);
+    assert_eq!(corpus.examples[0].label, "出生地");
+}

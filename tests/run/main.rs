@@ -11,6 +11,7 @@ mod support;
 
 mod cli;
 mod pipeline_toml;
+mod preannotate;
 mod registered;
 mod safety;
 mod spark_pipe;

@@ -35,8 +35,15 @@ pub struct ClassifyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataTable {
-    /// `tsv` (a header naming the columns; K-BERT/UER's layout), `jsonl` (CLUE's) or `csv`.
+    /// `tsv` (a header naming the columns; K-BERT/UER's layout), `jsonl` (CLUE's), `csv`,
+    /// `doccano` or `label_studio`.
     pub format: DataFormat,
+    /// doccano and Label Studio: the unit of the files' offsets (default: the tool's own).
+    #[serde(default)]
+    pub offsets: Option<crate::stages::annotation::OffsetUnit>,
+    /// Label Studio: read a task without an annotation from its first prediction.
+    #[serde(default)]
+    pub use_predictions: bool,
     /// Training file.
     pub train: PathBuf,
     /// Dev file (evaluation during training, early stopping).

@@ -9,6 +9,9 @@
 //!   with `multi_label`, a list.
 //! - **CSV**: RFC 4180 with a header, read like TSV (quoted cells may hold commas and line
 //!   breaks).
+//! - **doccano** (JSONL, `{"text", "label": ["A", ...]}`) and **Label Studio** (JSON,
+//!   `choices` results) exports ([`crate::stages::annotation`]): single texts; one label per
+//!   text, or any number with `multi_label`.
 //!
 //! Whitespace is dropped from every text as it is read: the encoder never sees it (one token
 //! per character, as K-BERT's and the reference's tokenisation do), and a K-BERT file's
@@ -19,6 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ClassifyError;
+use crate::stages::annotation::{Annotated, AnnotationError, ReadOptions, Tool};
 
 /// One labelled text or pair of texts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +47,11 @@ pub enum DataFormat {
     Jsonl,
     /// Comma-separated with a header.
     Csv,
+    /// doccano's JSONL export.
+    Doccano,
+    /// Label Studio's JSON export.
+    #[serde(rename = "label_studio")]
+    LabelStudio,
 }
 
 /// Which columns or keys hold what, and how labels are written.
@@ -56,6 +65,8 @@ pub struct Fields {
     pub label: String,
     /// With `Some(sep)`, several labels per example, separated by `sep` in TSV and CSV.
     pub multi_label: Option<String>,
+    /// doccano and Label Studio: `[data] offsets` and `use_predictions`.
+    pub annotations: ReadOptions,
 }
 
 impl Fields {
@@ -70,13 +81,14 @@ impl Fields {
     ) -> Self {
         let (default_a, default_b) = match format {
             DataFormat::Tsv | DataFormat::Csv => ("text_a", Some("text_b")),
-            DataFormat::Jsonl => ("text", None),
+            DataFormat::Jsonl | DataFormat::Doccano | DataFormat::LabelStudio => ("text", None),
         };
         Self {
             text: text.unwrap_or(default_a).to_string(),
             text_b: text_b.or(default_b).map(str::to_string),
             label: label.to_string(),
             multi_label: multi_label.map(str::to_string),
+            annotations: ReadOptions::default(),
         }
     }
 }
@@ -87,11 +99,24 @@ pub fn read(
     format: DataFormat,
     fields: &Fields,
 ) -> Result<Vec<ClassifyExample>, ClassifyError> {
-    let text = crate::textfile::read(path)?;
-    let examples = match format {
-        DataFormat::Tsv => read_tsv(path, &text, fields)?,
-        DataFormat::Jsonl => read_jsonl(path, &text, fields)?,
-        DataFormat::Csv => read_csv(path, &text, fields)?,
+    let tool = match format {
+        DataFormat::Doccano => Some(Tool::Doccano),
+        DataFormat::LabelStudio => Some(Tool::LabelStudio),
+        _ => None,
+    };
+    let examples = match tool {
+        Some(tool) => {
+            let records = crate::stages::annotation::read(path, tool, fields.annotations)?;
+            from_annotations(path, &records, fields)?
+        }
+        None => {
+            let text = crate::textfile::read(path)?;
+            match format {
+                DataFormat::Tsv => read_tsv(path, &text, fields)?,
+                DataFormat::Csv => read_csv(path, &text, fields)?,
+                _ => read_jsonl(path, &text, fields)?,
+            }
+        }
     };
     if examples.is_empty() {
         return Err(data_error(
@@ -101,6 +126,38 @@ pub fn read(
         ));
     }
     Ok(examples)
+}
+
+/// The examples of annotated texts: whitespace dropped from the text, its labels (exactly
+/// one unless `multi_label`).
+fn from_annotations(
+    path: &Path,
+    records: &[Annotated],
+    fields: &Fields,
+) -> Result<Vec<ClassifyExample>, ClassifyError> {
+    records
+        .iter()
+        .map(|r| {
+            let error = |m: String| ClassifyError::from(AnnotationError::record(path, &r.at, m));
+            let text_a = strip_whitespace(&r.text);
+            if text_a.is_empty() {
+                return Err(error("the text is empty".into()));
+            }
+            if fields.multi_label.is_none() && r.labels.len() != 1 {
+                return Err(error(format!(
+                    "{} labels {:?}; expected exactly one (several need head.multi_label = true)",
+                    r.labels.len(),
+                    r.labels
+                )));
+            }
+            Ok(ClassifyExample {
+                text_a,
+                text_b: None,
+                labels: r.labels.clone(),
+                line: r.at.line(),
+            })
+        })
+        .collect()
 }
 
 fn data_error(path: &Path, line: usize, message: impl Into<String>) -> ClassifyError {

@@ -36,13 +36,19 @@ pub static TASK: Trainable = register::<Classify>();
 /// The fields of a configuration's data files.
 fn fields(c: &ClassifyConfig) -> Fields {
     let d = &c.data;
-    Fields::new(
-        d.format,
-        d.text_field.as_deref(),
-        d.text_b_field.as_deref(),
-        &d.label_field,
-        c.head.multi_label.then_some(d.label_separator.as_str()),
-    )
+    Fields {
+        annotations: crate::stages::annotation::ReadOptions {
+            offsets: d.offsets,
+            use_predictions: d.use_predictions,
+        },
+        ..Fields::new(
+            d.format,
+            d.text_field.as_deref(),
+            d.text_b_field.as_deref(),
+            &d.label_field,
+            c.head.multi_label.then_some(d.label_separator.as_str()),
+        )
+    }
 }
 
 /// Linked documents of the examples' first texts and (for pairs) second texts.

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::data::DataFormat;
 use super::tags::TagScheme;
+use crate::stages::annotation::{OffsetUnit, ReadOptions};
 pub use crate::stages::task::config::{
     EncoderTable, KnowledgeMode, KnowledgeTable, TaskTable, TrainTable,
 };
@@ -34,11 +35,18 @@ pub struct NerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataTable {
-    /// `char_per_line` or `kbert_tsv`.
+    /// `char_per_line`, `kbert_tsv`, `doccano` or `label_studio`.
     pub format: DataFormat,
-    /// `bio`, `bioes` or `bmes`; detected from the training tags when absent.
+    /// `bio`, `bioes` or `bmes`; detected from the training tags when absent (span formats:
+    /// BIO).
     #[serde(default)]
     pub scheme: Option<TagScheme>,
+    /// doccano and Label Studio: the unit of the files' offsets (default: the tool's own).
+    #[serde(default)]
+    pub offsets: Option<OffsetUnit>,
+    /// Label Studio: read a task without an annotation from its first prediction.
+    #[serde(default)]
+    pub use_predictions: bool,
     /// Training file.
     pub train: PathBuf,
     /// Dev file (evaluation during training, early stopping). Leave it out and set
@@ -63,6 +71,19 @@ pub struct DataTable {
     /// Use only the first N training sentences (0 = all); counted after `dev_holdout`.
     #[serde(default)]
     pub max_train: usize,
+}
+
+impl DataTable {
+    /// How span formats are read, their spans tagged in `scheme` (BIO when unset).
+    pub fn span_reading(&self, scheme: Option<TagScheme>) -> super::data::SpanReading {
+        super::data::SpanReading {
+            scheme: scheme.or(self.scheme).unwrap_or(TagScheme::Bio),
+            options: ReadOptions {
+                offsets: self.offsets,
+                use_predictions: self.use_predictions,
+            },
+        }
+    }
 }
 
 fn default_max_len() -> usize {

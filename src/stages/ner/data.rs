@@ -1,12 +1,15 @@
 //! Readers for NER data: char-per-line files (`char TAG`, blank line between sentences; BMES or
-//! BIO tags, as in MSRA and Resume) and K-BERT's TSV (header `text_a<TAB>label`, then
-//! space-separated characters and tags).
+//! BIO tags, as in MSRA and Resume), K-BERT's TSV (header `text_a<TAB>label`, then
+//! space-separated characters and tags), and the span exports of doccano and Label Studio
+//! ([`crate::stages::annotation`]), whose spans become tags of the task's scheme (`[data]
+//! scheme`, BIO when unset) as [`span_tags`] writes them.
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::tags::Tag;
+use super::tags::{Tag, TagScheme};
 use super::NerError;
+use crate::stages::annotation::{AnnotationError, ReadOptions, Tool};
 
 /// One annotated sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,14 +37,118 @@ pub enum DataFormat {
     CharPerLine,
     /// K-BERT's TSV: header, then `c h a r s<TAB>T A G S`.
     KbertTsv,
+    /// doccano's JSONL export (`{"text", "label": [[start, end, TYPE], ...]}`).
+    Doccano,
+    /// Label Studio's JSON export (`annotations[].result[]` spans).
+    LabelStudio,
 }
 
-/// Reads a data file in `format`; tags are checked to be `O` or `P-TYPE`.
+impl DataFormat {
+    /// The annotation tool of a span format.
+    pub fn tool(self) -> Option<Tool> {
+        match self {
+            DataFormat::Doccano => Some(Tool::Doccano),
+            DataFormat::LabelStudio => Some(Tool::LabelStudio),
+            DataFormat::CharPerLine | DataFormat::KbertTsv => None,
+        }
+    }
+}
+
+/// How span formats are read: the scheme their spans are tagged in and the tool options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanReading {
+    /// The tagging scheme of the produced tags.
+    pub scheme: TagScheme,
+    /// `[data] offsets` and `use_predictions`.
+    pub options: ReadOptions,
+}
+
+impl Default for SpanReading {
+    fn default() -> Self {
+        Self {
+            scheme: TagScheme::Bio,
+            options: ReadOptions::default(),
+        }
+    }
+}
+
+/// The tags of `spans` (sorted, non-overlapping, in characters) over `len` characters, in
+/// `scheme`: `B-X I-X*` (BIO), `B-X (I|M)-X* E-X` or `S-X` (BIOES, BMES), `O` elsewhere.
+pub fn span_tags(len: usize, spans: &[(usize, usize, &str)], scheme: TagScheme) -> Vec<String> {
+    let mut tags = vec!["O".to_string(); len];
+    let inside = if scheme == TagScheme::Bmes { 'M' } else { 'I' };
+    for &(start, end, kind) in spans {
+        for (i, tag) in tags.iter_mut().enumerate().take(end.min(len)).skip(start) {
+            let prefix = match scheme {
+                TagScheme::Bio if i == start => 'B',
+                TagScheme::Bio => 'I',
+                _ if end - start == 1 => 'S',
+                _ if i == start => 'B',
+                _ if i + 1 == end => 'E',
+                _ => inside,
+            };
+            *tag = format!("{prefix}-{kind}");
+        }
+    }
+    tags
+}
+
+/// The sentences of an annotation export: one per text, a character each, spans tagged.
+fn from_annotations(
+    path: &Path,
+    tool: Tool,
+    reading: &SpanReading,
+) -> Result<Vec<Sentence>, NerError> {
+    let records = crate::stages::annotation::read(path, tool, reading.options)?;
+    records
+        .iter()
+        .map(|r| {
+            let spans = r
+                .sorted_disjoint_spans()
+                .map_err(|m| NerError::Annotation(AnnotationError::record(path, &r.at, m)))?;
+            let spans: Vec<(usize, usize, &str)> = spans
+                .iter()
+                .map(|s| (s.start, s.end, s.label.as_str()))
+                .collect();
+            let chars: Vec<String> = r.text.chars().map(String::from).collect();
+            let tags = span_tags(chars.len(), &spans, reading.scheme);
+            if chars.is_empty() {
+                return Err(NerError::Annotation(AnnotationError::record(
+                    path,
+                    &r.at,
+                    "the text is empty",
+                )));
+            }
+            Ok(Sentence {
+                chars,
+                tags,
+                line: r.at.line(),
+            })
+        })
+        .collect()
+}
+
+/// Reads a data file in `format`; tags are checked to be `O` or `P-TYPE` (span formats are
+/// tagged in BIO).
 pub fn read(path: &Path, format: DataFormat) -> Result<Vec<Sentence>, NerError> {
-    let text = crate::textfile::read(path)?;
-    let sentences = match format {
-        DataFormat::CharPerLine => parse_char_per_line(&text, path)?,
-        DataFormat::KbertTsv => parse_kbert_tsv(&text, path)?,
+    read_with(path, format, &SpanReading::default())
+}
+
+/// [`read`], span formats read as `reading` says.
+pub fn read_with(
+    path: &Path,
+    format: DataFormat,
+    reading: &SpanReading,
+) -> Result<Vec<Sentence>, NerError> {
+    let sentences = match format.tool() {
+        Some(tool) => from_annotations(path, tool, reading)?,
+        None => {
+            let text = crate::textfile::read(path)?;
+            match format {
+                DataFormat::KbertTsv => parse_kbert_tsv(&text, path)?,
+                _ => parse_char_per_line(&text, path)?,
+            }
+        }
     };
     if sentences.is_empty() {
         return Err(NerError::Data {
@@ -51,6 +158,57 @@ pub fn read(path: &Path, format: DataFormat) -> Result<Vec<Sentence>, NerError> 
         });
     }
     Ok(sentences)
+}
+
+/// Sentences as documents holding their tagged entities (offsets in characters of the
+/// concatenated text; tags decoded in the scheme they are written in, BIO as conlleval
+/// reads it), for writing them in an annotation tool's format.
+pub fn to_documents(sentences: &[Sentence]) -> Vec<crate::doc::Document> {
+    let scheme = TagScheme::detect(
+        sentences
+            .iter()
+            .flat_map(|s| s.tags.iter().map(String::as_str)),
+    );
+    sentences
+        .iter()
+        .map(|s| {
+            // Character offset of each item (an item may hold several characters).
+            let mut at = Vec::with_capacity(s.chars.len() + 1);
+            let mut n = 0;
+            for c in &s.chars {
+                at.push(n);
+                n += c.chars().count();
+            }
+            at.push(n);
+            let tags: Vec<Tag> = s
+                .tags
+                .iter()
+                .map(|t| {
+                    Tag::parse(t).unwrap_or(Tag {
+                        prefix: 'O',
+                        kind: "",
+                    })
+                })
+                .collect();
+            let text = s.text();
+            let entities = super::tags::spans(scheme, &tags)
+                .into_iter()
+                .map(|(start, end, label)| crate::doc::Entity {
+                    start: at[start],
+                    end: at[end],
+                    text: s.chars[start..end].concat(),
+                    label,
+                    score: None,
+                    source: None,
+                    evidence: None,
+                })
+                .collect();
+            crate::doc::Document {
+                entities,
+                ..crate::doc::Document::new(text)
+            }
+        })
+        .collect()
 }
 
 fn data_error(path: &Path, line: usize, message: String) -> NerError {

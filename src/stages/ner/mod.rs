@@ -53,6 +53,9 @@ pub enum NerError {
         /// What was expected.
         message: String,
     },
+    /// An annotation export (doccano, Label Studio) has a bad record (names file and record).
+    #[error(transparent)]
+    Annotation(#[from] crate::stages::annotation::AnnotationError),
     /// The training configuration is invalid (names file, line and key).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

@@ -10,7 +10,7 @@ use candle_nn::VarMap;
 use serde::Serialize;
 
 use super::config::NerConfig;
-use super::data::{read, Sentence};
+use super::data::{read_with, Sentence};
 use super::features::{Batch, Example, Featurizer};
 use super::metrics::NerMetrics;
 use super::model::{build_featurizer, model_dir, ModelMeta, NerModel};
@@ -55,9 +55,10 @@ enum DevSource {
 /// the training file before `max_train` applies.
 fn read_train_dev(r: &Resolved) -> Result<(Vec<Sentence>, Vec<Sentence>), NerError> {
     let format = r.config.data.format;
-    let mut train = read(&r.train, format)?;
+    let reading = r.config.data.span_reading(None);
+    let mut train = read_with(&r.train, format, &reading)?;
     let dev = match &r.dev {
-        DevSource::File(path) => read(path, format)?,
+        DevSource::File(path) => read_with(path, format, &reading)?,
         DevSource::Holdout(n) => {
             if *n >= train.len() {
                 return Err(NerError::Config(crate::config::ConfigError::Invalid {
@@ -388,14 +389,17 @@ fn evaluate_resolved(
     split: Split,
     precision: Precision,
 ) -> Result<NerMetrics, NerError> {
+    let model = NerModel::load_at(&r.output_dir.join("best"), &Device::Cpu, precision)?;
+    // Spans are tagged in the model's scheme, so its decoding reads them back.
+    let reading = r.config.data.span_reading(Some(model.labels().scheme));
+    let format = r.config.data.format;
     let sentences = match (split, &r.dev) {
         // Only a held-out dev set needs the other file read too.
         (Split::Train, DevSource::Holdout(_)) => read_train_dev(&r)?.0,
         (Split::Dev, DevSource::Holdout(_)) => read_train_dev(&r)?.1,
-        (Split::Dev, DevSource::File(file)) => read(file, r.config.data.format)?,
-        _ => read(r.split_file(split)?, r.config.data.format)?,
+        (Split::Dev, DevSource::File(file)) => read_with(file, format, &reading)?,
+        _ => read_with(r.split_file(split)?, format, &reading)?,
     };
-    let model = NerModel::load_at(&r.output_dir.join("best"), &Device::Cpu, precision)?;
     let annotator = Annotator::from_table(&r.knowledge_table(), model.knowledge().ernie_layers)?;
     if let Some(a) = &annotator {
         a.record().same_as(model.knowledge())?;

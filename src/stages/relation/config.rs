@@ -28,8 +28,15 @@ pub struct RelationConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataTable {
-    /// `sanwen` (`head<TAB>tail<TAB>relation<TAB>sentence`) or `duie` (JSON lines).
+    /// `sanwen` (`head<TAB>tail<TAB>relation<TAB>sentence`), `duie` (JSON lines), `doccano`
+    /// or `label_studio`.
     pub format: DataFormat,
+    /// doccano and Label Studio: the unit of the files' offsets (default: the tool's own).
+    #[serde(default)]
+    pub offsets: Option<crate::stages::annotation::OffsetUnit>,
+    /// Label Studio: read a task without an annotation from its first prediction.
+    #[serde(default)]
+    pub use_predictions: bool,
     /// Training file.
     pub train: PathBuf,
     /// Dev file (evaluation during training, early stopping).

@@ -12,12 +12,17 @@
 //!   complex objects such as `inWork` are not used). Negatives are ordered pairs of the
 //!   sentence's entity mentions (all subjects and objects) that no spo relates, closest pairs
 //!   first, at most `max_negatives` per sentence, labelled with the no-relation label.
+//! - **doccano** and **Label Studio** exports ([`crate::stages::annotation`]): each relation
+//!   between two annotated spans is a positive example; negatives are ordered pairs of the
+//!   text's (non-overlapping) spans that no relation links, closest first, at most
+//!   `max_negatives` per text, as in DuIE.
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::RelationError;
 use crate::doc::Span;
+use crate::stages::annotation::{Annotated, ReadOptions, Tool};
 
 /// One (head, tail) pair in a sentence and its relation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +47,11 @@ pub enum DataFormat {
     Sanwen,
     /// JSON lines with an `spo_list` (DuIE).
     Duie,
+    /// doccano's JSONL export (`entities` and `relations`).
+    Doccano,
+    /// Label Studio's JSON export (span and relation results).
+    #[serde(rename = "label_studio")]
+    LabelStudio,
 }
 
 /// The examples of a file and how many needed a choice between repeated names.
@@ -61,10 +71,40 @@ pub fn read(
     no_relation: &str,
     max_negatives: usize,
 ) -> Result<Corpus, RelationError> {
-    let text = crate::textfile::read(path)?;
+    read_with(
+        path,
+        format,
+        no_relation,
+        max_negatives,
+        ReadOptions::default(),
+    )
+}
+
+/// [`read`], annotation exports read with `options` (`[data] offsets`, `use_predictions`).
+pub fn read_with(
+    path: &Path,
+    format: DataFormat,
+    no_relation: &str,
+    max_negatives: usize,
+    options: ReadOptions,
+) -> Result<Corpus, RelationError> {
     let corpus = match format {
-        DataFormat::Sanwen => parse_sanwen(&text, path)?,
-        DataFormat::Duie => parse_duie(&text, path, no_relation, max_negatives)?,
+        DataFormat::Doccano | DataFormat::LabelStudio => {
+            let tool = if format == DataFormat::Doccano {
+                Tool::Doccano
+            } else {
+                Tool::LabelStudio
+            };
+            let records = crate::stages::annotation::read(path, tool, options)?;
+            from_annotations(&records, no_relation, max_negatives)
+        }
+        DataFormat::Sanwen => parse_sanwen(&crate::textfile::read(path)?, path)?,
+        DataFormat::Duie => parse_duie(
+            &crate::textfile::read(path)?,
+            path,
+            no_relation,
+            max_negatives,
+        )?,
     };
     if corpus.examples.is_empty() {
         return Err(data_error(path, 1, "no examples".into()));
@@ -176,6 +216,58 @@ pub fn parse_sanwen(text: &str, path: &Path) -> Result<Corpus, RelationError> {
         });
     }
     Ok(corpus)
+}
+
+/// The examples of annotated texts: every relation, then per text at most `max_negatives`
+/// unrelated ordered pairs of non-overlapping spans, closest first.
+pub fn from_annotations(records: &[Annotated], no_relation: &str, max_negatives: usize) -> Corpus {
+    let mut corpus = Corpus::default();
+    for r in records {
+        let line = r.at.line();
+        let span = |i: usize| Span::new(r.spans[i].start, r.spans[i].end);
+        let mut related: Vec<(Span, Span)> = Vec::new();
+        for rel in &r.relations {
+            let (head, tail) = (span(rel.from), span(rel.to));
+            let example = RelationExample {
+                text: r.text.clone(),
+                head,
+                tail,
+                label: rel.label.clone(),
+                line,
+            };
+            if !corpus.examples.contains(&example) {
+                corpus.examples.push(example);
+            }
+            related.push((head, tail));
+        }
+        let mut mentions: Vec<Span> = (0..r.spans.len()).map(span).collect();
+        mentions.sort();
+        mentions.dedup();
+        let mut negatives: Vec<(usize, Span, Span)> = Vec::new();
+        for &h in &mentions {
+            for &t in &mentions {
+                let overlap = h.start < t.end && t.start < h.end;
+                if overlap || related.contains(&(h, t)) {
+                    continue;
+                }
+                negatives.push((t.start.abs_diff(h.start), h, t));
+            }
+        }
+        negatives.sort_by_key(|n| n.0);
+        corpus.examples.extend(
+            negatives
+                .into_iter()
+                .take(max_negatives)
+                .map(|(_, head, tail)| RelationExample {
+                    text: r.text.clone(),
+                    head,
+                    tail,
+                    label: no_relation.to_string(),
+                    line,
+                }),
+        );
+    }
+    corpus
 }
 
 /// One DuIE line.

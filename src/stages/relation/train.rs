@@ -9,7 +9,7 @@ use candle_nn::VarMap;
 use serde::Serialize;
 
 use super::config::RelationConfig;
-use super::data::{read, Corpus, RelationExample};
+use super::data::{read_with, Corpus, RelationExample};
 use super::features::{Batch, Example};
 use super::metrics::{score, RelationMetrics};
 use super::model::{
@@ -187,11 +187,15 @@ impl TrainTask for RelationTask {
 }
 
 fn read_split(c: &RelationConfig, path: &Path) -> Result<Corpus, RelationError> {
-    read(
+    read_with(
         path,
         c.data.format,
         &c.data.no_relation,
         c.data.max_negatives,
+        crate::stages::annotation::ReadOptions {
+            offsets: c.data.offsets,
+            use_predictions: c.data.use_predictions,
+        },
     )
 }
 
