@@ -129,7 +129,7 @@ pub fn load_ernie(
             Some(t) => check_shape(t, &name, &shape, &weights)?,
             None => {
                 fresh += 1;
-                fresh_tensor(&name, &shape, &mut rng)?
+                initial_tensor(&name, &shape, true, &mut rng, &Device::Cpu)?
             }
         };
         take_int8_scale(&mut tensors, &name, &shape, &weights, &mut selected)?;
@@ -140,15 +140,27 @@ pub fn load_ernie(
 }
 
 /// A freshly initialised parameter, following BERT's `init_bert_weights`.
-fn fresh_tensor(name: &str, shape: &[usize], rng: &mut Rng) -> candle_core::Result<Tensor> {
-    if name.ends_with(".bias") {
-        Tensor::zeros(shape, DType::F32, &Device::Cpu)
+/// The one initialisation rule for a weight a checkpoint does not have (BERT's, as
+/// `BertPreTrainedModel._init_weights` does it): biases zero, LayerNorm scales one, other
+/// weights `normal(0, 0.02)` drawn from `rng` when `random`, else zero (heads that must start
+/// silent).
+pub fn initial_tensor(
+    name: &str,
+    shape: &[usize],
+    random: bool,
+    rng: &mut Rng,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    if name.ends_with(".bias") || name.ends_with(".beta") {
+        Tensor::zeros(shape, DType::F32, device)
     } else if name.contains("LayerNorm") {
-        Tensor::ones(shape, DType::F32, &Device::Cpu)
-    } else {
+        Tensor::ones(shape, DType::F32, device)
+    } else if random {
         let n = shape.iter().product();
         let values: Vec<f32> = (0..n).map(|_| 0.02 * rng.normal()).collect();
-        Tensor::from_vec(values, shape, &Device::Cpu)
+        Tensor::from_vec(values, shape, device)
+    } else {
+        Tensor::zeros(shape, DType::F32, device)
     }
 }
 

@@ -10,7 +10,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
 use super::bert::BertModel;
-use super::config::{BertConfig, Kernels};
+use super::config::{BertConfig, Kernels, LayerType};
 use super::ernie::ErnieModel;
 
 /// A variable's name and shape.
@@ -80,6 +80,10 @@ pub fn bert_variables(cfg: &BertConfig) -> Result<Vec<Variable>> {
 /// Every parameter an ERNIE-THU encoder of `cfg` has that the plain BERT of `cfg` lacks (the
 /// entity side of its fusion layers), with its shape.
 pub fn ernie_only_variables(cfg: &BertConfig) -> Result<Vec<Variable>> {
+    // Without aggregator layers there is no entity side (and an ALBERT cannot have one).
+    if cfg.layer_kinds().iter().all(|k| *k == LayerType::Sim) {
+        return Ok(Vec::new());
+    }
     let bert: std::collections::HashSet<String> =
         bert_variables(cfg)?.into_iter().map(|(n, _)| n).collect();
     let cfg = walk_config(cfg);
@@ -152,5 +156,9 @@ mod tests {
             [16, 100]
         );
         assert!(!vars.keys().any(|n| n.starts_with("encoder.layer.0.")));
+        assert!(
+            ernie_only_variables(&tiny()).unwrap().is_empty(),
+            "a plain BERT"
+        );
     }
 }

@@ -40,7 +40,7 @@ fn fixtures() -> Vec<(&'static str, String, Vec<&'static str>)> {
                 "ratio_tokens_per_s": 2.212, "test_f1_diff": 0.0028
             })
             .to_string(),
-            vec!["resume-n0-e3-crffalse-plain: test F1 0.9443 vs 0.9415", "2.21x"],
+            vec!["resume, all sentences, 3 epochs, no CRF, plain: test F1 0.9443 vs 0.9415", "2.21x"],
         ),
         (
             "bench-run.json",

@@ -59,7 +59,11 @@ fn example_sentences(source: &str) -> Vec<String> {
         out.extend(body_sentences(body));
     }
     for block in between(source, "```json\n", "```") {
-        for line in block.lines().filter(|l| l.starts_with('{')) {
+        // Lines with `...` abbreviate an output (a run summary): not documents.
+        for line in block
+            .lines()
+            .filter(|l| l.starts_with('{') && !l.contains("..."))
+        {
             let doc: Document = serde_json::from_str(line).unwrap();
             out.push(doc.text);
         }

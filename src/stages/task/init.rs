@@ -5,7 +5,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 
-use crate::model::load::{expected_tensors, find_weights, read_checkpoint, select_tensors};
+use crate::model::load::{
+    expected_tensors, find_weights, initial_tensor, read_checkpoint, select_tensors,
+};
 use crate::model::walk::ernie_only_variables;
 use crate::model::Rng;
 use crate::model::{BertConfig, ModelError};
@@ -52,16 +54,16 @@ pub fn pretrained_varmap(
         .map(|t| t.0)
         .collect();
     for (name, var) in fresh {
-        let random =
-            random_prefixes.iter().any(|p| name.starts_with(p)) || entity_side.contains(&name);
-        if name.contains("LayerNorm") {
-            var.set(&var.ones_like()?)?;
-        } else if name.ends_with(".weight") && random {
-            let values: Vec<f32> = (0..var.elem_count()).map(|_| 0.02 * rng.normal()).collect();
-            var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
-        } else {
-            var.set(&var.zeros_like()?)?;
-        }
+        // Only `.weight`s are drawn: other fresh tensors (a CRF's transitions) start at zero.
+        let random = name.ends_with(".weight")
+            && (random_prefixes.iter().any(|p| name.starts_with(p)) || entity_side.contains(&name));
+        var.set(&initial_tensor(
+            &name,
+            var.dims(),
+            random,
+            &mut rng,
+            device,
+        )?)?;
     }
     Ok(())
 }
