@@ -2,7 +2,7 @@
 //! checkpoint, the head's drawn from the run's seed; and which of them the optimiser updates.
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Var};
 use candle_nn::VarMap;
 
 use crate::model::load::{
