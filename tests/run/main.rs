@@ -12,5 +12,6 @@ mod support;
 mod cli;
 mod pipeline_toml;
 mod registered;
+mod rules;
 mod safety;
 mod spark_pipe;
