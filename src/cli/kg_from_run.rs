@@ -94,8 +94,13 @@ pub fn import(db: &Path, cache_mb: u64, args: &FromRunArgs) -> anyhow::Result<Ex
             cache_bytes: cache_mb * 1024 * 1024,
         },
     };
-    let report = import_run(db, run, &options)
-        .with_context(|| format!("importing the relations of {} into {}", run.display(), db.display()))?;
+    let report = import_run(db, run, &options).with_context(|| {
+        format!(
+            "importing the relations of {} into {}",
+            run.display(),
+            db.display()
+        )
+    })?;
     eprintln!(
         "{} {} documents: {} relations, {} below --min-score, {} distinct triples, {} new, {} new provenance records; store has {} triples",
         if report.dry_run { "would import from" } else { "imported from" },

@@ -354,11 +354,13 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let ranks = eval::rank_triples(&model, &data.test.triples, &filter);
         let report = eval::Report::from_ranks(&ranks);
         let tail = |raw: bool| {
-            eval::Metrics::from_ranks(
-                ranks
-                    .iter()
-                    .map(|r| if raw { r.tail.raw } else { r.tail.filtered }),
-            )
+            eval::Metrics::from_ranks(ranks.iter().map(|r| {
+                if raw {
+                    r.tail.raw
+                } else {
+                    r.tail.filtered
+                }
+            }))
         };
         let eval_seconds = start.elapsed().as_secs_f64();
         let m = report.filtered;

@@ -27,7 +27,12 @@ pub struct PredictArgs {
     #[arg(long, value_name = "DIR")]
     model: PathBuf,
     /// The head of a tail question `(H, R, ?)`.
-    #[arg(long, value_name = "H", conflicts_with = "tail", required_unless_present = "tail")]
+    #[arg(
+        long,
+        value_name = "H",
+        conflicts_with = "tail",
+        required_unless_present = "tail"
+    )]
     head: Option<String>,
     /// The relation.
     #[arg(long, value_name = "R")]
@@ -175,7 +180,12 @@ fn ids(names: &[String]) -> HashMap<String, u32> {
     out
 }
 
-fn check_rows(vectors: &TransE, entities: usize, relations: usize, dir: &Path) -> anyhow::Result<()> {
+fn check_rows(
+    vectors: &TransE,
+    entities: usize,
+    relations: usize,
+    dir: &Path,
+) -> anyhow::Result<()> {
     if vectors.num_entities() != entities || vectors.num_relations() != relations {
         bail!(
             "{}: the vectors have {} entity and {} relation rows but the names list {entities} entities and {relations} relations (vectors from another KG, or the store changed since `transe train`?)",

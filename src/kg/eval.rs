@@ -275,7 +275,12 @@ pub struct Query {
 /// [`rank_triples`] scores candidates; answers that `known` lists for the question (known true
 /// triples) are left out (pass an empty [`Filter`] to keep them). Entities with a non-finite
 /// score are never answers.
-pub fn predict(model: &TransE, queries: &[Query], k: usize, known: &Filter) -> Vec<Vec<(u32, f32)>> {
+pub fn predict(
+    model: &TransE,
+    queries: &[Query],
+    k: usize,
+    known: &Filter,
+) -> Vec<Vec<(u32, f32)>> {
     let norm = model.norm;
     let model = &padded(model);
     let questions: Vec<Question> = queries
@@ -308,13 +313,25 @@ pub fn predict(model: &TransE, queries: &[Query], k: usize, known: &Filter) -> V
 pub fn nearest(model: &TransE, entity: u32, k: usize) -> Vec<(u32, f32)> {
     let model = &padded(model);
     let mut scores = vec![0f32; model.num_entities()];
-    score_block(model.norm, model.dim, &model.entity, model.entity(entity), &mut scores);
+    score_block(
+        model.norm,
+        model.dim,
+        &model.entity,
+        model.entity(entity),
+        &mut scores,
+    );
     best(&scores, k, &[], model.norm, Some(entity))
 }
 
 /// The `k` lowest finite `scores` (rank scores) not in the sorted `skip` nor `exclude`, as
 /// `(entity, distance)`, best first (ties by id).
-fn best(scores: &[f32], k: usize, skip: &[u32], norm: Norm, exclude: Option<u32>) -> Vec<(u32, f32)> {
+fn best(
+    scores: &[f32],
+    k: usize,
+    skip: &[u32],
+    norm: Norm,
+    exclude: Option<u32>,
+) -> Vec<(u32, f32)> {
     let mut candidates: Vec<(f32, u32)> = scores
         .iter()
         .enumerate()
@@ -433,8 +450,16 @@ mod tests {
             relation: vec![1.0],
             reciprocal: false,
         };
-        let tail = Query { head_side: false, entity: 1, relation: 0 };
-        let head = Query { head_side: true, entity: 3, relation: 0 };
+        let tail = Query {
+            head_side: false,
+            entity: 1,
+            relation: 0,
+        };
+        let head = Query {
+            head_side: true,
+            entity: 3,
+            relation: 0,
+        };
         let none = Filter::default();
         let got = predict(&model, &[tail, head], 3, &none);
         assert_eq!(got[0], [(2, 0.0), (1, 1.0), (3, 1.0)]);

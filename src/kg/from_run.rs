@@ -13,8 +13,7 @@ use serde::Serialize;
 
 use crate::doc::{Argument, Document};
 use crate::kg::store::{
-    NamedTriple, Pattern, Provenance, Stats, Store, StoreError, StoreOptions, StoreWriter,
-    TermKind,
+    NamedTriple, Pattern, Provenance, Stats, Store, StoreError, StoreOptions, StoreWriter, TermKind,
 };
 
 /// How relations are imported.
@@ -205,10 +204,14 @@ pub fn import_run(
     writer.apply(&batch)?;
     for f in &found {
         let (s, p, o) = &f.triple;
-        let ids = writer.triple_ids(s, p, o)?.ok_or_else(|| StoreError::Corrupt {
-            path: db.to_path_buf(),
-            detail: format!("the names of ({s}, {p}, {o}) are missing right after their import"),
-        })?;
+        let ids = writer
+            .triple_ids(s, p, o)?
+            .ok_or_else(|| StoreError::Corrupt {
+                path: db.to_path_buf(),
+                detail: format!(
+                    "the names of ({s}, {p}, {o}) are missing right after their import"
+                ),
+            })?;
         report.new_provenance += u64::from(writer.add_provenance(&ids, &f.provenance)?);
     }
     if report.new_triples == 0 && report.new_provenance == 0 {

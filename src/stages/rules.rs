@@ -191,7 +191,9 @@ pub fn read_rules(path: &Path) -> Result<Vec<Rule>, RulesError> {
             Matcher::Pattern(s) | Matcher::Regex(s) | Matcher::KgType(s) => s,
         };
         if what.is_empty() {
-            return Err(bad("the pattern is empty; expected at least one character".into()));
+            return Err(bad(
+                "the pattern is empty; expected at least one character".into()
+            ));
         }
         rules.push(Rule {
             label: parsed.label,
@@ -515,8 +517,7 @@ mod tests {
         ]));
         let rules = read_rules(&path).unwrap();
         assert_eq!(rules.len(), 4);
-        let set =
-            RuleSet::compile(&path, &rules, Some(&kg), &default_type_predicates()).unwrap();
+        let set = RuleSet::compile(&path, &rules, Some(&kg), &default_type_predicates()).unwrap();
         let text = "🙂高血压和糖尿病患者吃阿司匹林，做CT检查，头痛";
         let found: Vec<(usize, usize, String, String)> = set
             .find(text, "rules")
@@ -540,10 +541,19 @@ mod tests {
     fn bad_lines_name_the_file_and_line() {
         for (text, expected) in [
             ("{\"label\": \"X\"}\n", ":1: expected exactly one of"),
-            ("\n{\"label\": \"X\", \"regex\": \"(\"}\n", ":2: the regex does not compile"),
-            ("{\"label\": \"X\", \"patern\": \"a\"}\n", ":1: unknown field `patern`"),
+            (
+                "\n{\"label\": \"X\", \"regex\": \"(\"}\n",
+                ":2: the regex does not compile",
+            ),
+            (
+                "{\"label\": \"X\", \"patern\": \"a\"}\n",
+                ":1: unknown field `patern`",
+            ),
             ("not json\n", ":1: expected ident"),
-            ("{\"label\": \"\", \"pattern\": \"a\"}\n", ":1: `label` is empty"),
+            (
+                "{\"label\": \"\", \"pattern\": \"a\"}\n",
+                ":1: `label` is empty",
+            ),
         ] {
             let (_dir, path) = write(text);
             let err = crate::error::report(&read_rules(&path).unwrap_err());
@@ -555,7 +565,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("patterns.jsonl:1: a `kg_type` rule needs"), "{err}");
+        assert!(
+            err.contains("patterns.jsonl:1: a `kg_type` rule needs"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -292,7 +292,10 @@ mod tests {
             .iter()
             .map(|t| (t.text, t.pos.as_deref().unwrap_or("")))
             .collect();
-        assert_eq!(words, [("机械设计基础", ""), ("和", "c"), ("韩玉赏鉴", "nz")]);
+        assert_eq!(
+            words,
+            [("机械设计基础", ""), ("和", "c"), ("韩玉赏鉴", "nz")]
+        );
         std::fs::write(&path, "好词 5 n\n坏词 x n\n").unwrap();
         let err = seg.load_user_dict(&path).unwrap_err().to_string();
         assert!(err.ends_with("user.dict:2: frequency `x` is not a whole number; expected `word [frequency] [tag]`"), "{err}");

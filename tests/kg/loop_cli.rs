@@ -80,7 +80,10 @@ fn relations_from_a_run_become_triples_with_provenance_once() {
     assert_eq!(first["stats"]["triples"], 3);
     let generation = std::fs::read_to_string(db.join("STORE.json")).unwrap();
     let second = import(&[]);
-    assert_eq!((&second["new_triples"], &second["new_provenance"]), (&0.into(), &0.into()));
+    assert_eq!(
+        (&second["new_triples"], &second["new_provenance"]),
+        (&0.into(), &0.into())
+    );
     assert_eq!(second["stats"]["triples"], 3);
     assert_eq!(
         std::fs::read_to_string(db.join("STORE.json")).unwrap(),
@@ -182,12 +185,23 @@ fn transe_predict_and_similar_answer_from_a_store_and_from_an_export() {
         .iter()
         .map(|p| p["score"].as_f64().unwrap())
         .collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
     // Head questions too, and nearest entities.
     let heads = ok(zhishi()
         .args(["transe", "predict", "--model"])
         .arg(&export)
-        .args(["--relation", r, "--tail", h, "--top-k", "3", "--include-known"]));
+        .args([
+            "--relation",
+            r,
+            "--tail",
+            h,
+            "--top-k",
+            "3",
+            "--include-known",
+        ]));
     assert_eq!(predictions(&heads).len(), 3);
     let similar = json(&ok(zhishi()
         .args(["kg", "similar", h, "--top-k", "3", "--model"])
@@ -204,10 +218,14 @@ fn transe_predict_and_similar_answer_from_a_store_and_from_an_export() {
         .args(["kg", "import", "--db"])
         .arg(&db)
         .arg(nations.join("train.txt")));
-    ok(zhishi()
-        .args(["transe", "train", "--db"])
-        .arg(&db)
-        .args(["--dim", "8", "--epochs", "2", "--threads", "2"]));
+    ok(zhishi().args(["transe", "train", "--db"]).arg(&db).args([
+        "--dim",
+        "8",
+        "--epochs",
+        "2",
+        "--threads",
+        "2",
+    ]));
     let out = ok(zhishi()
         .args(["transe", "predict", "--model"])
         .arg(&db)

@@ -29,7 +29,13 @@ fn the_rules_demo_tags_kg_types_strings_and_regexes_and_keeps_user_words_whole()
             .collect()
     };
     let e = |s: usize, t: usize, text: &str, label: &str| {
-        (s, t, text.to_string(), label.to_string(), "rules".to_string())
+        (
+            s,
+            t,
+            text.to_string(),
+            label.to_string(),
+            "rules".to_string(),
+        )
     };
     assert_eq!(
         entities(0),
@@ -77,10 +83,17 @@ fn bad_user_dictionary_and_pattern_lines_are_errors_naming_file_and_line() {
         err.contains("user.dict:2: frequency `很多` is not a whole number"),
         "{err}"
     );
-    let toml = pipeline(dir.path(), "勤洗手 3 nz\n", "{\"label\": \"X\", \"regex\": \"[\"}\n");
+    let toml = pipeline(
+        dir.path(),
+        "勤洗手 3 nz\n",
+        "{\"label\": \"X\", \"regex\": \"[\"}\n",
+    );
     let err = zhishi::error::report(&Pipeline::from_toml(&toml).unwrap_err());
     assert!(err.contains("rules.patterns"), "{err}");
-    assert!(err.contains("patterns.jsonl:1: the regex does not compile"), "{err}");
+    assert!(
+        err.contains("patterns.jsonl:1: the regex does not compile"),
+        "{err}"
+    );
     let toml = pipeline(dir.path(), "勤洗手 3 nz\n", good);
     std::fs::remove_file(dir.path().join("patterns.jsonl")).unwrap();
     let err = zhishi::error::report(&Pipeline::from_toml(&toml).unwrap_err());

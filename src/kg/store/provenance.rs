@@ -95,10 +95,7 @@ fn records(trees: &Trees, triple: &Triple) -> Result<Vec<Provenance>, StoreError
 fn contains(trees: &Trees, triple: &Triple, record: &Provenance) -> Result<bool, StoreError> {
     let mut key = triple_key(triple);
     key.extend_from_slice(&record.identity_hash());
-    trees
-        .provenance
-        .contains_key(key)
-        .map_err(trees.db_err())
+    trees.provenance.contains_key(key).map_err(trees.db_err())
 }
 
 impl Store {

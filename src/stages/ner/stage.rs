@@ -209,8 +209,18 @@ mod tests {
     #[test]
     fn merge_settles_overlaps_between_rule_and_model_entities() {
         let rules = vec!["rules".to_string()];
-        let existing = vec![entity(0, 3, "rules"), entity(5, 7, "rules"), entity(8, 9, "other")];
-        let model = || vec![entity(2, 4, "ner"), entity(8, 9, "ner"), entity(10, 12, "ner")];
+        let existing = vec![
+            entity(0, 3, "rules"),
+            entity(5, 7, "rules"),
+            entity(8, 9, "other"),
+        ];
+        let model = || {
+            vec![
+                entity(2, 4, "ner"),
+                entity(8, 9, "ner"),
+                entity(10, 12, "ner"),
+            ]
+        };
         let spans = |merge: Merge| -> Vec<(usize, usize, String)> {
             let mut doc = existing.clone();
             merge.apply(&mut doc, model(), &rules);
@@ -221,11 +231,23 @@ mod tests {
         let s = |a: usize, b: usize, src: &str| (a, b, src.to_string());
         assert_eq!(
             spans(Merge::PreferRules),
-            [s(0, 3, "rules"), s(5, 7, "rules"), s(8, 9, "other"), s(8, 9, "ner"), s(10, 12, "ner")]
+            [
+                s(0, 3, "rules"),
+                s(5, 7, "rules"),
+                s(8, 9, "other"),
+                s(8, 9, "ner"),
+                s(10, 12, "ner")
+            ]
         );
         assert_eq!(
             spans(Merge::PreferModel),
-            [s(2, 4, "ner"), s(5, 7, "rules"), s(8, 9, "other"), s(8, 9, "ner"), s(10, 12, "ner")]
+            [
+                s(2, 4, "ner"),
+                s(5, 7, "rules"),
+                s(8, 9, "other"),
+                s(8, 9, "ner"),
+                s(10, 12, "ner")
+            ]
         );
         assert_eq!(spans(Merge::Both).len(), 6);
     }
