@@ -26,29 +26,34 @@ p.add_argument("--kg", required=True, help="triple file the KG copy starts from"
 p.add_argument("--test", default="../shared/data/re/sanwen/test.txt")
 p.add_argument("--out", required=True, help="work directory (replaced)")
 p.add_argument("--min-score", type=float, default=0.9)
+p.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
 a = p.parse_args()
 
-shutil.rmtree(a.out, ignore_errors=True)
-os.makedirs(a.out)
+if not a.resume:
+    shutil.rmtree(a.out, ignore_errors=True)
+os.makedirs(a.out, exist_ok=True)
 gold = {}  # sentence -> set of (head, relation, tail)
+pairs = {}  # sentence -> set of annotated (head, tail) pairs, `unknown` included
 names = set()
 for line in open(a.test, encoding="utf-8"):
     head, tail, rel, sent = line.rstrip("\n").split("\t")
     names.update([head, tail])
+    pairs.setdefault(sent, set()).add((head, tail))
     if rel != "unknown":
         gold.setdefault(sent, set()).add((head, rel, tail))
     else:
         gold.setdefault(sent, set())
 sentences = sorted(gold)
 gold_triples = set().union(*gold.values())
-with open(os.path.join(a.out, "patterns.jsonl"), "w", encoding="utf-8") as f:
-    for n in sorted(names):
-        f.write(json.dumps({"label": "ARG", "pattern": n}, ensure_ascii=False) + "\n")
-with open(os.path.join(a.out, "input.jsonl"), "w", encoding="utf-8") as f:
-    for i, s in enumerate(sentences):
-        f.write(json.dumps({"id": f"test-{i}", "text": s}, ensure_ascii=False) + "\n")
+if not os.path.exists(os.path.join(a.out, "input.jsonl")):  # kept for --resume
+    with open(os.path.join(a.out, "patterns.jsonl"), "w", encoding="utf-8") as f:
+        for n in sorted(names):
+            f.write(json.dumps({"label": "ARG", "pattern": n}, ensure_ascii=False) + "\n")
+    with open(os.path.join(a.out, "input.jsonl"), "w", encoding="utf-8") as f:
+        for i, s in enumerate(sentences):
+            f.write(json.dumps({"id": f"test-{i}", "text": s}, ensure_ascii=False) + "\n")
 toml = os.path.join(a.out, "sanwen-kg.toml")
-with open(toml, "w", encoding="utf-8") as f:
+with open(toml + ".new", "w", encoding="utf-8") as f:
     f.write(f"""[pipeline]
 name = "sanwen-kg"
 stages = ["rules", "relation"]
@@ -60,10 +65,16 @@ pairs_from = "entities"
 max_distance = 64
 max_pairs = 32
 """)
+if not os.path.exists(toml) or open(toml).read() != open(toml + ".new").read():
+    os.replace(toml + ".new", toml)
 run = os.path.join(a.out, "run.jsonl")
-subprocess.run([a.zhishi, "run", toml, "--input", os.path.join(a.out, "input.jsonl"),
-                "--id-field", "id", "--output", run], check=True)
+if not os.path.exists(run):
+    subprocess.run([a.zhishi, "run", toml, "--input", os.path.join(a.out, "input.jsonl"),
+                    "--id-field", "id", "--output", run]
+                   + (["--resume"] if os.path.exists(run + ".checkpoint.json") else []),
+                   check=True)
 db = os.path.join(a.out, "kg")
+shutil.rmtree(db, ignore_errors=True)
 subprocess.run([a.zhishi, "kg", "import", "--db", db, a.kg], check=True, capture_output=True)
 before = json.loads(subprocess.run([a.zhishi, "kg", "stats", "--db", db], check=True,
                                    capture_output=True, text=True).stdout)
@@ -76,6 +87,7 @@ after = json.loads(subprocess.run([a.zhishi, "kg", "stats", "--db", db], check=T
 
 docs = [json.loads(l) for l in open(run, encoding="utf-8")]
 kept, kept_ok, triples = 0, 0, set()
+on_pairs, on_pairs_ok = 0, 0
 for d in docs:
     for r in d["relations"]:
         if r["score"] < a.min_score:
@@ -83,6 +95,9 @@ for d in docs:
         t = (r["head"]["text"], r["label"], r["tail"]["text"])
         kept += 1
         kept_ok += t in gold[d["text"]]
+        if (t[0], t[2]) in pairs[d["text"]]:
+            on_pairs += 1
+            on_pairs_ok += t in gold[d["text"]]
         triples.add(t)
 correct = len(triples & gold_triples)
 print(json.dumps({
@@ -92,6 +107,8 @@ print(json.dumps({
     "min_score": a.min_score,
     "relations_kept": kept,
     "relation_precision": round(kept_ok / max(kept, 1), 4),
+    "kept_on_annotated_pairs": on_pairs,
+    "annotated_pair_precision": round(on_pairs_ok / max(on_pairs, 1), 4),
     "triples_added": first["new_triples"],
     "triple_precision": round(correct / max(len(triples), 1), 4),
     "correct_triples": correct,
