@@ -241,7 +241,7 @@ pub fn pipeline(place: &Place) -> Result<Template, InitError> {
         set(
             "rules",
             "patterns",
-            &quoted(&place.shipped("pipelines/rules-demo/patterns.jsonl")),
+            &quoted(&place.shipped("kg/rules-demo.patterns.jsonl")),
         ),
         set("ner", "model", &model("ner/resume/best")),
         set("relation", "model", &model("re/sanwen/best")),

@@ -53,7 +53,7 @@ fn the_rules_demo_tags_kg_types_strings_and_regexes_and_keeps_user_words_whole()
     // The JSON names the stage that produced each entity.
     let json = serde_json::to_value(&docs[0]).unwrap();
     assert_eq!(json["entities"][0]["source"], "rules");
-    // `舌下含服` is in rules-demo/user.dict: one token, not 舌下 + 含服.
+    // `舌下含服` is in kg/rules-demo.user.dict: one token, not 舌下 + 含服.
     let words: Vec<&str> = docs[1].tokens.iter().map(|t| t.text.as_str()).collect();
     assert!(words.contains(&"舌下含服"), "{words:?}");
 }
