@@ -21,16 +21,20 @@ pub struct KgArgs {
 
 #[derive(Subcommand, Debug)]
 enum KgCommand {
-    /// Import triples from files into a store (created if missing), atomically.
+    /// Import triples from files, or the relations of a `zhishi run` output (`--from-run`),
+    /// into a store (created if missing), atomically.
     Import(ImportArgs),
     /// Print the store's counts as one JSON object.
     Stats(StatsArgs),
-    /// Print the triples matching a pattern as JSON lines.
+    /// Print the triples matching a pattern as JSON lines (with where each came from, for
+    /// triples imported from a run).
     Query(QueryArgs),
     /// Print the entities within K hops of an entity as JSON.
     Neighbors(NeighborsArgs),
     /// Print a shortest relation path between two entities as JSON.
     Path(PathArgs),
+    /// Print the entities nearest an entity by its TransE vector as JSON.
+    Similar(super::transe_predict::SimilarArgs),
 }
 
 #[derive(Args, Debug)]
@@ -83,8 +87,10 @@ struct ImportArgs {
     #[arg(long, default_value_t = 64)]
     cache_mb: u64,
     /// Input files.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "from_run", conflicts_with = "from_run")]
     files: Vec<PathBuf>,
+    #[command(flatten)]
+    from_run: super::kg_from_run::FromRunArgs,
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +170,7 @@ pub fn run(args: KgArgs) -> anyhow::Result<ExitCode> {
         KgCommand::Query(a) => query(a),
         KgCommand::Neighbors(a) => neighbors(a),
         KgCommand::Path(a) => path(a),
+        KgCommand::Similar(a) => super::transe_predict::similar(a),
     }
 }
 
@@ -171,6 +178,9 @@ pub fn run(args: KgArgs) -> anyhow::Result<ExitCode> {
 const PROGRESS_BAR_BYTES: u64 = 4 * 1024 * 1024;
 
 fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    if args.from_run.from_run.is_some() {
+        return super::kg_from_run::import(&args.db, args.cache_mb, &args.from_run);
+    }
     let mut plan = zhishi::files::Plan::new();
     for file in &args.files {
         plan.read("input", file);
@@ -333,7 +343,12 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .triples(pattern)
         .take(args.limit.unwrap_or(usize::MAX))
     {
-        let line = triple_json(&store, &triple?)?;
+        let triple = triple?;
+        let mut line = triple_json(&store, &triple)?;
+        let provenance = store.provenance(&triple)?;
+        if !provenance.is_empty() {
+            line["provenance"] = serde_json::to_value(provenance)?;
+        }
         if writeln!(out, "{line}").is_err() {
             break; // closed pipe (e.g. `| head`)
         }

@@ -16,6 +16,7 @@ mod fill_mask;
 mod init;
 mod kbert;
 mod kg;
+mod kg_from_run;
 mod link;
 mod plan;
 mod pretrain;
@@ -24,6 +25,7 @@ mod run;
 mod serve;
 mod train;
 mod transe;
+mod transe_predict;
 
 /// zhishi (知识): knowledge-enhanced Chinese NLP.
 #[derive(Parser, Debug)]

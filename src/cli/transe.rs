@@ -30,6 +30,9 @@ enum TranseCommand {
     /// Train on a benchmark's train split, evaluate filtered link prediction on its test split,
     /// print one JSON line.
     Bench(Box<BenchArgs>),
+    /// Print the likeliest tails of `(H, R, ?)` or heads of `(?, R, T)` as JSON
+    /// (`{"predictions": [{"entity", "score"}]}`, score = minus the TransE distance).
+    Predict(super::transe_predict::PredictArgs),
 }
 
 /// Hyper-parameters shared by `train` and `bench` (defaults: [`TrainConfig::default`]).
@@ -224,6 +227,10 @@ pub struct BenchArgs {
     /// Draw the loss per epoch (and the validation MRR where measured) into this SVG file.
     #[arg(long, value_name = "SVG")]
     curves: Option<PathBuf>,
+    /// Also write the tested vectors here, as `transe train --export` does (with the
+    /// training triples as `train2id.txt`), for `zhishi transe predict --model DIR`.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
     #[command(flatten)]
     hyper: Hyper,
 }
@@ -233,6 +240,7 @@ pub fn run(args: TranseArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         TranseCommand::Train(args) => train(*args),
         TranseCommand::Bench(args) => bench(*args),
+        TranseCommand::Predict(args) => super::transe_predict::predict(args),
     }
 }
 
@@ -289,6 +297,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(curves) = &args.curves {
         plan.write("--curves", curves);
     }
+    if let Some(export) = &args.export {
+        plan.write("--export", export);
+    }
     plan.check()?;
     let data = Dataset::load(&args.data, args.format)?;
     // Every split the run evaluates must hold triples, checked before training.
@@ -340,7 +351,17 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             None => (trainer.model().clone(), trainer.epochs_done()),
         };
         let start = Instant::now();
-        let report = eval::evaluate(&model, &data.test.triples, &filter)?;
+        let ranks = eval::rank_triples(&model, &data.test.triples, &filter);
+        let report = eval::Report::from_ranks(&ranks);
+        let tail = |raw: bool| {
+            eval::Metrics::from_ranks(ranks.iter().map(|r| {
+                if raw {
+                    r.tail.raw
+                } else {
+                    r.tail.filtered
+                }
+            }))
+        };
         let eval_seconds = start.elapsed().as_secs_f64();
         let m = report.filtered;
         let config = trainer.config();
@@ -355,6 +376,8 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "mean_rank": round(m.mean_rank, 1),
             "raw_mrr": round(report.raw.mrr, 4),
             "raw_hits_at_10": round(report.raw.hits_at_10, 4),
+            "tail_hits_at_10": round(tail(false).hits_at_10, 4),
+            "tail_raw_hits_at_10": round(tail(true).hits_at_10, 4),
             "eval_seconds": round(eval_seconds, 2),
             "valid_seconds": round(valid_seconds, 2),
             "best_epoch": best_epoch,
@@ -364,6 +387,17 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         });
         if let Some(path) = &args.curves {
             write_curves(path, &history, "MRR (valid, filtered)")?;
+        }
+        if let Some(dir) = &args.export {
+            let staged = zhishi::files::StagedDir::new(dir)?;
+            save_export(
+                staged.path(),
+                &model,
+                &data.entities,
+                &data.relations,
+                &data.train.triples,
+            )?;
+            staged.commit()?;
         }
         println!("{line}");
         Ok(ExitCode::SUCCESS)
@@ -415,7 +449,11 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let staged = zhishi::files::StagedDir::new(dir)?;
-        save_export(staged.path(), &model, &entities, &relations)?;
+        let known = store
+            .triples(Pattern::default())
+            .map(|t| t.map(|t| [t.subject, t.predicate, t.object]))
+            .collect::<Result<Vec<[u32; 3]>, _>>()?;
+        save_export(staged.path(), &model, &entities, &relations, &known)?;
         write_curves(
             &staged.path().join("curves.svg"),
             &history,
@@ -442,14 +480,22 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 /// File name of the vectors inside the store's artifact directory.
 const VECTORS_FILE: &str = "transe.safetensors";
 
-/// Writes `transe.safetensors`, OpenKE-style `entity2id.txt` / `relation2id.txt` and
-/// `entity2vec.vec` / `relation2vec.vec` into `dir`.
+/// Writes `transe.safetensors`, OpenKE-style `entity2id.txt` / `relation2id.txt`,
+/// `entity2vec.vec` / `relation2vec.vec` and the training triples `known` as `train2id.txt`
+/// (`head tail relation`, the known triples `transe predict` leaves out) into `dir`.
 fn save_export(
     dir: &Path,
     model: &TransE,
     entities: &[String],
     relations: &[String],
+    known: &[[u32; 3]],
 ) -> anyhow::Result<()> {
+    let mut train = format!("{}\n", known.len());
+    for [h, r, t] in known {
+        train.push_str(&format!("{h} {t} {r}\n"));
+    }
+    let path = dir.join("train2id.txt");
+    std::fs::write(&path, train).with_context(|| format!("writing {}", path.display()))?;
     model.save(&dir.join(VECTORS_FILE))?;
     model.write_openke_vectors(dir)?;
     for (file, names) in [("entity2id.txt", entities), ("relation2id.txt", relations)] {

@@ -208,8 +208,9 @@ fn openke_records<'a>(path: &Path, text: &'a str) -> Result<(usize, Records<'a>)
     Ok((declared, records))
 }
 
-/// Reads `name<TAB or space>id` lines into a dense label table.
-fn read_openke_ids(path: &Path, what: &'static str) -> Result<Vec<String>, DatasetError> {
+/// Reads `name<TAB or space>id` lines (an OpenKE `entity2id.txt` / `relation2id.txt`, count
+/// first) into a dense label table.
+pub fn read_openke_ids(path: &Path, what: &'static str) -> Result<Vec<String>, DatasetError> {
     let text = read(path)?;
     let (count, records) = openke_records(path, &text)?;
     let mut names = vec![None; count];
@@ -244,7 +245,9 @@ fn read_openke_ids(path: &Path, what: &'static str) -> Result<Vec<String>, Datas
         .collect())
 }
 
-fn read_openke_triples(
+/// Reads an OpenKE `*2id.txt` triple file (count first, then `head tail relation` ids) as
+/// `[head, relation, tail]` triples, checking ids against the counts.
+pub fn read_openke_triples(
     path: &Path,
     num_entities: usize,
     num_relations: usize,

@@ -239,12 +239,9 @@ impl Question {
     }
 }
 
-fn rank_block(
-    model: &TransE,
-    block: &[Question],
-    filter: &Filter,
-    scores: &mut Vec<f32>,
-) -> Vec<Rank> {
+/// Scores every entity for every question of `block` into `scores` (question-major);
+/// returns the number of entities.
+fn block_scores(model: &TransE, block: &[Question], scores: &mut Vec<f32>) -> usize {
     let dim = model.dim;
     // Anchor = h + r for tail questions, t - r (or t + r⁻¹) for head questions; score =
     // ||anchor - e||.
@@ -258,6 +255,114 @@ fn rank_block(
     let num_entities = model.num_entities();
     scores.resize(block.len() * num_entities, 0.0);
     score_block(model.norm, dim, &model.entity, &anchors, scores);
+    num_entities
+}
+
+/// A link-prediction question: the tails of `(entity, relation, ?)` or, with `head_side`,
+/// the heads of `(?, relation, entity)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Query {
+    /// Ask for heads (`(?, relation, entity)`) instead of tails.
+    pub head_side: bool,
+    /// The known entity.
+    pub entity: u32,
+    /// The relation.
+    pub relation: u32,
+}
+
+/// The `k` most plausible answers of each query, best first, as `(entity, distance)` with the
+/// TransE distance `||anchor - e||` (lower is more plausible), scored exactly as
+/// [`rank_triples`] scores candidates; answers that `known` lists for the question (known true
+/// triples) are left out (pass an empty [`Filter`] to keep them). Entities with a non-finite
+/// score are never answers.
+pub fn predict(
+    model: &TransE,
+    queries: &[Query],
+    k: usize,
+    known: &Filter,
+) -> Vec<Vec<(u32, f32)>> {
+    let norm = model.norm;
+    let model = &padded(model);
+    let questions: Vec<Question> = queries
+        .iter()
+        .map(|q| Question {
+            head_side: q.head_side,
+            triple: if q.head_side {
+                [0, q.relation, q.entity]
+            } else {
+                [q.entity, q.relation, 0]
+            },
+        })
+        .collect();
+    questions
+        .par_chunks(QUERY_BLOCK)
+        .map_init(Vec::new, |scores, block| {
+            let n = block_scores(model, block, scores);
+            block
+                .iter()
+                .zip(scores.chunks(n.max(1)))
+                .map(|(q, s)| best(s, k, q.known_answers(known), norm, None))
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<Vec<_>>>()
+        .concat()
+}
+
+/// The `k` entities whose vectors lie nearest entity `entity`'s (itself excluded), as
+/// `(entity, distance)` under the model's norm, nearest first.
+pub fn nearest(model: &TransE, entity: u32, k: usize) -> Vec<(u32, f32)> {
+    let model = &padded(model);
+    let mut scores = vec![0f32; model.num_entities()];
+    score_block(
+        model.norm,
+        model.dim,
+        &model.entity,
+        model.entity(entity),
+        &mut scores,
+    );
+    best(&scores, k, &[], model.norm, Some(entity))
+}
+
+/// The `k` lowest finite `scores` (rank scores) not in the sorted `skip` nor `exclude`, as
+/// `(entity, distance)`, best first (ties by id).
+fn best(
+    scores: &[f32],
+    k: usize,
+    skip: &[u32],
+    norm: Norm,
+    exclude: Option<u32>,
+) -> Vec<(u32, f32)> {
+    let mut candidates: Vec<(f32, u32)> = scores
+        .iter()
+        .enumerate()
+        .map(|(e, &s)| (s, e as u32))
+        .filter(|&(s, e)| s.is_finite() && Some(e) != exclude && skip.binary_search(&e).is_err())
+        .collect();
+    let order = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    if candidates.len() > k && k > 0 {
+        candidates.select_nth_unstable_by(k - 1, order);
+    }
+    candidates.truncate(k);
+    candidates.sort_by(order);
+    candidates
+        .into_iter()
+        .map(|(s, e)| {
+            let distance = match norm {
+                Norm::L1 => s,
+                Norm::L2 => s.max(0.0).sqrt(),
+            };
+            (e, distance)
+        })
+        .collect()
+}
+
+fn rank_block(
+    model: &TransE,
+    block: &[Question],
+    filter: &Filter,
+    scores: &mut Vec<f32>,
+) -> Vec<Rank> {
+    let num_entities = block_scores(model, block, scores);
     block
         .iter()
         .zip(scores.chunks(num_entities.max(1)))
@@ -333,5 +438,38 @@ mod tests {
         assert_eq!(m.mean_rank, 2.125);
         assert_eq!(m.mrr, (1.0 + 0.5 + 0.25 + 1.0 / 1.5) / 4.0);
         assert_eq!((m.hits_at_1, m.hits_at_3, m.hits_at_10), (0.25, 0.75, 1.0));
+    }
+
+    #[test]
+    fn predictions_rank_like_the_evaluation_and_leave_known_answers_out() {
+        // 1-d vectors: entity i sits at i, the relation moves by +1, L1.
+        let model = TransE {
+            dim: 1,
+            norm: Norm::L1,
+            entity: vec![0.0, 1.0, 2.0, 3.0, 10.0],
+            relation: vec![1.0],
+            reciprocal: false,
+        };
+        let tail = Query {
+            head_side: false,
+            entity: 1,
+            relation: 0,
+        };
+        let head = Query {
+            head_side: true,
+            entity: 3,
+            relation: 0,
+        };
+        let none = Filter::default();
+        let got = predict(&model, &[tail, head], 3, &none);
+        assert_eq!(got[0], [(2, 0.0), (1, 1.0), (3, 1.0)]);
+        assert_eq!(got[1], [(2, 0.0), (1, 1.0), (3, 1.0)]);
+        let known = Filter::new(&[[1, 0, 2]]);
+        let got = predict(&model, &[tail], 2, &known);
+        assert_eq!(got[0], [(1, 1.0), (3, 1.0)]);
+        // The evaluation ranks the known answer 2 first for the same question.
+        let ranks = rank_triples(&model, &[[1, 0, 2]], &none);
+        assert_eq!(ranks[0].tail.raw, 1.0);
+        assert_eq!(nearest(&model, 1, 2), [(0, 1.0), (2, 1.0)]);
     }
 }

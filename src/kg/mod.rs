@@ -3,6 +3,7 @@
 pub mod dataset;
 pub mod draw;
 pub mod eval;
+pub mod from_run;
 pub mod graph;
 pub mod identity;
 pub mod import;

@@ -323,6 +323,9 @@ impl PipelineSpec {
 /// Resolves a stage's `model` path; when it does not exist, the error names the command that
 /// makes it: the training TOML beside this one whose output directory holds the path.
 fn model_path(source: &ConfigSource, key: &str, model: &Path) -> Result<PathBuf, ConfigError> {
+    if !key.ends_with(".model") {
+        return source.existing_path(key, model); // a data file (user dictionary, patterns)
+    }
     if crate::model::hub::HubId::from_path(model).is_some() {
         return source.model_dir(key, model);
     }

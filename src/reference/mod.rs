@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use crate::pipeline::spec::{KgSpec, RunSpec};
 use crate::stages::{
-    classify, distill, facts, kbqa, ner, pretrain, qa, registry, relation, segment, task,
+    classify, distill, facts, kbqa, ner, pretrain, qa, registry, relation, rules, segment, task,
 };
 use crate::text::disambiguate::ScoreWeights;
 use crate::text::{LinkOptions, NormalizeOptions};
@@ -235,6 +235,7 @@ pub fn schema() -> Vec<SchemaTable> {
         t(Pipeline, "link.normalize", fields_of::<NormalizeOptions>()),
         t(Pipeline, "link.weights", fields_of::<ScoreWeights>()),
         t(Pipeline, "facts", fields_of::<facts::FactsOptions>()),
+        t(Pipeline, "rules", fields_of::<rules::RulesStageOptions>()),
         t(Pipeline, "ner", fields_of::<ner::NerStageOptions>()),
         t(
             Pipeline,

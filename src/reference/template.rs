@@ -238,6 +238,11 @@ pub fn pipeline(place: &Place) -> Result<Template, InitError> {
             "triples",
             &format!("[{}]", quoted(&place.shipped(DEMO_KG))),
         ),
+        set(
+            "rules",
+            "patterns",
+            &quoted(&place.shipped("kg/rules-demo.patterns.jsonl")),
+        ),
         set("ner", "model", &model("ner/resume/best")),
         set("relation", "model", &model("re/sanwen/best")),
         set("qa", "model", &model("qa/cmrc2018/best")),
@@ -260,6 +265,10 @@ pub fn pipeline(place: &Place) -> Result<Template, InitError> {
                 ),
             ),
             "ner" | "relation" | "qa" | "classify" => (true, model_note(name, name)),
+            "rules" => (
+                true,
+                Some("Add \"rules\" to pipeline.stages (before \"ner\") and uncomment to tag entities from a patterns file (pipelines/rules-demo.toml).".to_string()),
+            ),
             "kbqa" => (
                 true,
                 model_note(name, name).map(|note| {

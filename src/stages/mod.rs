@@ -16,6 +16,7 @@ pub mod pretrain;
 pub mod qa;
 pub mod registry;
 pub mod relation;
+pub mod rules;
 pub mod segment;
 pub mod stage;
 pub mod task;

@@ -139,6 +139,7 @@ pub static REGISTRY: &[&dyn StageKind] = &[
     &super::segment::KIND,
     &super::link::KIND,
     &super::facts::KIND,
+    &super::rules::KIND,
     &super::ner::stage::KIND,
     &super::relation::stage::KIND,
     &super::qa::stage::KIND,

@@ -20,6 +20,11 @@ pub struct SegmentStageOptions {
     pub pos: bool,
     /// Add every KG name as a user word so entity names stay whole (needs `[kg]`).
     pub kg_words: bool,
+    /// A user dictionary in jieba's format (`word [frequency] [tag]` a line), relative to the
+    /// TOML file. The stage then segments with its own jieba (the `link` stage keeps the
+    /// linker's segmentation, without these words).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_dict: Option<std::path::PathBuf>,
 }
 
 impl Default for SegmentStageOptions {
@@ -28,6 +33,7 @@ impl Default for SegmentStageOptions {
             hmm: true,
             pos: true,
             kg_words: true,
+            user_dict: None,
         }
     }
 }
@@ -54,7 +60,7 @@ impl SegmentStage {
         linker: Option<&Arc<KgLinker>>,
     ) -> Result<Self, StageError> {
         let kg_words = opts.kg_words && kg.is_some();
-        if let Some(linker) = linker {
+        if let Some(linker) = linker.filter(|_| opts.user_dict.is_none()) {
             let link = linker.options();
             if link.hmm == opts.hmm && link.kg_user_words == kg_words {
                 return Ok(Self {
@@ -72,6 +78,11 @@ impl SegmentStage {
             kg.for_each_name(&mut |name, _| names.push(name.to_string()))
                 .map_err(|e| StageError::new("segment", e))?;
             segmenter.add_words(names.iter().map(String::as_str));
+        }
+        if let Some(path) = &opts.user_dict {
+            segmenter
+                .load_user_dict(path)
+                .map_err(|e| StageError::new("segment", e))?;
         }
         Ok(Self {
             segmenter: SegmenterRef::Own(Box::new(segmenter)),
@@ -141,9 +152,10 @@ impl StageKind for SegmentKind {
     fn check(
         &self,
         table: Option<&mut toml::Value>,
-        _: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
+        resolve: &dyn Fn(&str, &std::path::Path) -> Result<std::path::PathBuf, OptionsError>,
     ) -> Result<(), OptionsError> {
-        registry::options::<SegmentStageOptions>("segment", table.as_deref()).map(|_| ())
+        registry::options::<SegmentStageOptions>("segment", table.as_deref())?;
+        registry::resolve_path("segment", "user_dict", table, resolve)
     }
 
     fn build(

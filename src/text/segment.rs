@@ -10,6 +10,28 @@ use super::normalize::{normalize, normalize_key, NormalizeOptions, Normalized};
 /// POS tag given to user words the default dictionary does not know.
 pub const USER_WORD_TAG: &str = "nz";
 
+/// Largest frequency a user-dictionary line may give (jieba's own dictionary tops out near
+/// 900,000; a larger one would swamp every other word).
+pub const MAX_USER_FREQ: usize = 1_000_000_000;
+
+/// Why a user dictionary could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum UserDictError {
+    /// The file could not be read as UTF-8 text.
+    #[error(transparent)]
+    Read(#[from] crate::textfile::TextFileError),
+    /// A line is not `word [frequency] [tag]`.
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        /// The dictionary file.
+        path: std::path::PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
 /// How the segmenter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -99,6 +121,62 @@ impl Segmenter {
             added += 1;
         }
         added
+    }
+
+    /// Loads a user dictionary in jieba's format (`zhishi` `[segment] user_dict`): one word a
+    /// line, then optionally its frequency and then optionally its POS tag, separated by
+    /// whitespace (`云计算 5 n`, `韩玉赏鉴`, `创新办 3 i`, `蓝翔 nz`); blank lines are skipped. A
+    /// word without a frequency gets the one that keeps it whole (jieba's `suggest_freq`).
+    /// Returns how many words were loaded; a bad line is an error naming the file and line.
+    pub fn load_user_dict(&mut self, path: &std::path::Path) -> Result<usize, UserDictError> {
+        let text = crate::textfile::read(path)?;
+        let mut entries = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let bad = |message: String| UserDictError::Line {
+                path: path.to_path_buf(),
+                line: i + 1,
+                message,
+            };
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (word, freq, tag) = match fields.as_slice() {
+                [] => continue,
+                [word] => (*word, None, None),
+                [word, second] => match second.parse::<usize>() {
+                    Ok(freq) => (*word, Some(freq), None),
+                    Err(_) => (*word, None, Some(*second)),
+                },
+                [word, freq, tag] => {
+                    let freq = freq.parse::<usize>().map_err(|_| {
+                        bad(format!(
+                            "frequency `{freq}` is not a whole number; expected `word [frequency] [tag]`"
+                        ))
+                    })?;
+                    (*word, Some(freq), Some(*tag))
+                }
+                more => {
+                    return Err(bad(format!(
+                        "{} fields; expected `word [frequency] [tag]` (at most 3, whitespace-separated)",
+                        more.len()
+                    )))
+                }
+            };
+            if let Some(tag) = tag.filter(|t| !t.chars().all(|c| c.is_ascii_alphanumeric())) {
+                return Err(bad(format!(
+                    "tag `{tag}` is not a POS tag; expected ASCII letters such as `n` or `nz`"
+                )));
+            }
+            if freq.is_some_and(|f| f > MAX_USER_FREQ) {
+                return Err(bad(format!(
+                    "frequency {} is too large; expected at most {MAX_USER_FREQ}",
+                    freq.unwrap_or_default()
+                )));
+            }
+            entries.push((normalize_key(word, self.opts.normalize), freq, tag));
+        }
+        for (word, freq, tag) in &entries {
+            self.jieba.add_word(word, *freq, *tag);
+        }
+        Ok(entries.len())
     }
 
     /// The options this segmenter runs with.
@@ -200,6 +278,30 @@ mod tests {
             .map(|t| t.text)
             .collect();
         assert_eq!(after, ["机械设计基础"]);
+    }
+
+    #[test]
+    fn a_user_dictionary_keeps_its_words_whole_and_reports_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user.dict");
+        std::fs::write(&path, "机械设计基础\n\n韩玉赏鉴 nz\n创新办 3 i\n").unwrap();
+        let mut seg = Segmenter::new(SegmentOptions::default());
+        assert_eq!(seg.load_user_dict(&path).unwrap(), 3);
+        let toks = seg.segment("机械设计基础和韩玉赏鉴", true);
+        let words: Vec<(&str, &str)> = toks
+            .iter()
+            .map(|t| (t.text, t.pos.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            words,
+            [("机械设计基础", ""), ("和", "c"), ("韩玉赏鉴", "nz")]
+        );
+        std::fs::write(&path, "好词 5 n\n坏词 x n\n").unwrap();
+        let err = seg.load_user_dict(&path).unwrap_err().to_string();
+        assert!(err.ends_with("user.dict:2: frequency `x` is not a whole number; expected `word [frequency] [tag]`"), "{err}");
+        std::fs::write(&path, "a b c d\n").unwrap();
+        let err = seg.load_user_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("user.dict:1: 4 fields"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod support;
 
 mod cli;
+mod loop_cli;
 mod transe_cli;
 mod transe_eval;
 mod transe_quality;

@@ -13,5 +13,6 @@ mod cli;
 mod pipeline_toml;
 mod preannotate;
 mod registered;
+mod rules;
 mod safety;
 mod spark_pipe;

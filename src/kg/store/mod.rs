@@ -26,6 +26,7 @@
 //! | `o_sp` | object | sorted (subject, predicate) pairs |
 //! | `p_os` | predicate | sorted (object, subject) pairs |
 //! | `aliases` | alias bytes, 0x00, term id | empty |
+//! | `provenance` | subject, predicate, object ids, record hash | codec version, JSON record (see `provenance`) |
 //!
 //! Adjacency lists are packed into one value per key, which keeps the number of sled keys
 //! (and with it sled's per-key overhead, memory and reopen time) far below one key per triple:
@@ -35,6 +36,7 @@
 mod codec;
 mod error;
 mod manifest;
+mod provenance;
 mod trees;
 mod types;
 mod writer;
@@ -44,6 +46,7 @@ use std::path::{Path, PathBuf};
 
 pub use codec::derived_aliases;
 pub use error::StoreError;
+pub use provenance::{Provenance, PROVENANCE_CODEC};
 pub use types::{
     NameMatch, NamedTriple, Pattern, PredId, Stats, StoreOptions, Term, TermId, TermKind, Triple,
 };

@@ -23,6 +23,8 @@ pub(super) struct Trees {
     pub(super) o_sp: sled::Tree,
     pub(super) p_os: sled::Tree,
     pub(super) aliases: sled::Tree,
+    /// Where triples came from ([`super::provenance`]).
+    pub(super) provenance: sled::Tree,
 }
 
 impl Trees {
@@ -62,6 +64,7 @@ impl Trees {
             o_sp: tree("o_sp")?,
             p_os: tree("p_os")?,
             aliases: tree("aliases")?,
+            provenance: tree("provenance")?,
             path: path.to_path_buf(),
             db,
         })

@@ -120,6 +120,11 @@ impl StoreWriter {
         })
     }
 
+    /// The new generation's trees.
+    pub(super) fn trees(&self) -> &Trees {
+        &self.trees
+    }
+
     /// Counters including everything applied so far.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -269,6 +274,7 @@ fn compact_into(from: &Trees, dir: &Path, options: &StoreOptions) -> Result<(), 
         (&from.o_sp, &to.o_sp),
         (&from.p_os, &to.p_os),
         (&from.aliases, &to.aliases),
+        (&from.provenance, &to.provenance),
     ];
     for (source, target) in pairs {
         let mut batch = ChunkedBatch::new(target);
