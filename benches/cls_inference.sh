@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 # The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
 export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 MODEL_OUT=${1:?usage: cls_inference.sh TRAIN_OUTPUT_DIR [MAX_EVAL]}; N=${2:-0}
-PY=${PY:-${REF_PYTHON:-$HOME/.cache/zhishi-ref/venv/bin/python}}
+PY=${PY:-${REF_PYTHON:?set REF_PYTHON to the reference venv python (see ../shared/reference/setup.sh)}}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}; L=${MAX_LEN:-128}; ROUNDS=${ROUNDS:-2}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"

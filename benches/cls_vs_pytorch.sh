@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 # The data root (as corpora/fetch_data.sh lays it out); absolute, for the configs' ${ZHISHI_DATA}.
 export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 NAME=${1:-chnsenticorp}; N=${2:-0}; E=${3:-2}
-PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
+PY=${PY:-${REF_PYTHON:?set REF_PYTHON to the reference venv python (see ../shared/reference/setup.sh)}}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}; KNOWLEDGE=${KNOWLEDGE:-plain}; BATCHING=${BATCHING:-}; MAX_EVAL=${MAX_EVAL:-0}
 : "${M3E_DIR:?set M3E_DIR to the m3e-small directory}"

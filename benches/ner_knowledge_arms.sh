@@ -16,7 +16,7 @@ export ZHISHI_DATA=$(realpath "${ZHISHI_DATA:-../shared/data}")
 N=${1:-2000}; E=${2:-2}; shift 2 || true
 ARMS=("$@")
 [ ${#ARMS[@]} -gt 0 ] || ARMS=(pytorch plain-linear ernie-crf ernie-linear kbert-crf kbert-linear plain-crf)
-PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
+PY=${PY:-${REF_PYTHON:?set REF_PYTHON to the reference venv python (see ../shared/reference/setup.sh)}}
 BIN=${BIN:-target/release/zhishi}
 THREADS=${THREADS:-2}
 SEED=${SEED:-42}

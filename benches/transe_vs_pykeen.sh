@@ -23,7 +23,7 @@ FORMAT=${2:-openke}
 EPOCHS=${3:-50}
 DIM=${DIM:-100} BATCH=${BATCH:-1024} NEGS=${NEGS:-1} THREADS=${THREADS:-2}
 LR=${LR:-1.0} MARGIN=${MARGIN:-5} SEED=${SEED:-42}
-PY=${PY:-$HOME/.cache/zhishi-ref/venv/bin/python}
+PY=${PY:-${REF_PYTHON:?set REF_PYTHON to the reference venv python (see ../shared/reference/setup.sh)}}
 OUT=${OUT:-target/transe_vs_pykeen.jsonl}
 
 if [ -z "${BIN:-}" ]; then
