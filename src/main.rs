@@ -7,5 +7,6 @@ static ALLOC: zhishi::model::allocator::HugePageAlloc = zhishi::model::allocator
 
 fn main() -> std::process::ExitCode {
     zhishi::model::allocator::keep_freed_memory();
+    zhishi::model::threads::sleep_idle_workers();
     cli::main()
 }

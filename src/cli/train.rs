@@ -68,14 +68,7 @@ pub fn peek_kind(path: &Path, overrides: &[String]) -> Result<String> {
 pub(crate) fn peek(path: &Path, overrides: &[String]) -> Result<&'static Trainable> {
     let loaded = config::load::<Peek>(path, overrides)?;
     let threads = loaded.value.train.map_or(0, |t| t.threads);
-    if threads > 0 {
-        // candle's GEMM reads the variable; rayon's global pool is built here first.
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .ok();
-    }
+    zhishi::model::threads::use_threads(threads);
     let kind = &loaded.value.task.kind;
     let task = kind
         .parse::<TaskKind>()

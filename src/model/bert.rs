@@ -230,12 +230,11 @@ impl BertSelfAttention {
         };
         let (q, k, v) = (heads(q)?, heads(k)?, heads(v)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let raw = (q.matmul(&k.t()?)? * scale)?;
+        let raw = (kernels::batched::batched_matmul(&q, &k.t()?)? * scale)?;
         let mask = bias.tensor().to_dtype(raw.dtype())?.unsqueeze(1)?;
         let scores = raw.broadcast_add(&mask)?;
         let probs = dropout.forward(&kernels::grad::softmax_last_dim(&scores)?)?;
-        let context = probs
-            .matmul(&v)?
+        let context = kernels::batched::batched_matmul(&probs, &v)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, l, h))?;

@@ -29,6 +29,7 @@ use candle_core::{DType, Device, Storage, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+pub mod batched;
 pub mod bf16;
 pub mod int8;
 

@@ -24,6 +24,7 @@ pub mod load;
 pub mod mlm;
 pub mod quantized;
 pub mod rng;
+pub mod threads;
 pub mod tokenize;
 pub mod walk;
 

@@ -1,6 +1,21 @@
 //! A small seeded random number generator (SplitMix64) for shuffling and dropout masks, so a
 //! run is reproducible from its seed alone and its state fits in one `u64` for resuming.
 
+/// SplitMix64's counter increment (the golden ratio in 64 bits).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function of one counter value.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The top 24 bits of a draw as a float in `[0, 1)`.
+fn unit_f32(bits: u64) -> f32 {
+    (bits >> 40) as f32 / (1u64 << 24) as f32
+}
+
 /// SplitMix64 (Steele et al., 2014): fast, statistically good enough for shuffling and masks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rng {
@@ -27,16 +42,25 @@ impl Rng {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.state = self.state.wrapping_add(GAMMA);
+        mix(self.state)
     }
 
     /// A uniform float in `[0, 1)`.
     pub fn next_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+        unit_f32(self.next_u64())
+    }
+
+    /// Moves the generator past `n` draws, as `n` calls of [`Rng::next_u64`] would.
+    pub fn skip(&mut self, n: u64) {
+        self.state = self.state.wrapping_add(GAMMA.wrapping_mul(n));
+    }
+
+    /// The float that the `i`-th next call of [`Rng::next_f32`] would return (`i` from 0),
+    /// without moving the generator: SplitMix64 is a counter, so draws can be made in any
+    /// order and in parallel.
+    pub fn f32_at(&self, i: u64) -> f32 {
+        unit_f32(mix(self.state.wrapping_add(GAMMA.wrapping_mul(i + 1))))
     }
 
     /// A uniform integer in `0..n` (`n > 0`).
@@ -74,5 +98,17 @@ mod tests {
         xs.sort();
         assert_eq!(xs, (0..100).collect::<Vec<_>>());
         assert_ne!(Rng::derive(7, 1).next_u64(), Rng::derive(7, 2).next_u64());
+    }
+
+    #[test]
+    fn draws_by_index_and_skips_match_the_sequence() {
+        let start = Rng::new(42);
+        let mut seq = start.clone();
+        let drawn: Vec<f32> = (0..100).map(|_| seq.next_f32()).collect();
+        let by_index: Vec<f32> = (0..100).map(|i| start.f32_at(i)).collect();
+        assert_eq!(drawn, by_index);
+        let mut skipped = start.clone();
+        skipped.skip(100);
+        assert_eq!(skipped, seq);
     }
 }

@@ -1,9 +1,13 @@
 //! Gradient buffers: one flat f32 vector per trainable parameter, summed over the micro-batches
 //! of an accumulation step, with the global L2 norm used for clipping.
 use candle_core::backprop::GradStore;
+use rayon::prelude::*;
 
 use super::param::Param;
 use crate::model::kernels::with_slice;
+
+/// Elements per parallel task over a gradient.
+const CHUNK: usize = 1 << 15;
 
 /// Summed gradients of every parameter, in the order of the parameter list.
 #[derive(Debug, Clone, Default)]
@@ -27,9 +31,9 @@ impl GradBuffer {
         for (buf, p) in self.grads.iter_mut().zip(params) {
             if let Some(g) = store.get(p.var.as_tensor()) {
                 with_slice(g, |g| {
-                    for (b, x) in buf.iter_mut().zip(g) {
-                        *b += *x;
-                    }
+                    buf.par_chunks_mut(CHUNK)
+                        .zip(g.par_chunks(CHUNK))
+                        .for_each(|(b, g)| b.iter_mut().zip(g).for_each(|(b, x)| *b += *x));
                 })?;
             }
         }
@@ -41,11 +45,18 @@ impl GradBuffer {
         &self.grads[i]
     }
 
-    /// The L2 norm of all gradients together, summed in a fixed order (deterministic).
+    /// The L2 norm of all gradients together: chunks of a fixed size summed in parallel, their
+    /// sums added in order, so the result does not depend on the thread count.
     pub fn global_norm(&self) -> f64 {
         self.grads
             .iter()
-            .map(|g| g.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+            .map(|g| {
+                let partial: Vec<f64> = g
+                    .par_chunks(CHUNK)
+                    .map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+                    .collect();
+                partial.iter().sum::<f64>()
+            })
             .sum::<f64>()
             .sqrt()
     }
@@ -53,7 +64,7 @@ impl GradBuffer {
     /// Sets every gradient back to zero.
     pub fn clear(&mut self) {
         for g in &mut self.grads {
-            g.fill(0.0);
+            g.par_chunks_mut(CHUNK).for_each(|c| c.fill(0.0));
         }
     }
 }

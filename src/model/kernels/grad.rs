@@ -16,6 +16,7 @@
 //! own autograd of those ops in the tests below.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use super::{
     erf, exp, gelu_in_place, gelu_tanh_in_place, layer_norm_in_place, supported, GELU_TANH_CUBIC,
@@ -96,12 +97,35 @@ fn rows_per_task(width: usize) -> usize {
     (TASK / width).max(1)
 }
 
+/// A vector of `len` floats built in parallel tasks of `step` elements: `fill(start, chunk)`
+/// gets each chunk zeroed with the index of its first element. No thread copies or zeroes the
+/// whole buffer alone (a serial `to_vec` or `vec![0.0; n]` of a layer's activations left the
+/// other cores idle).
+fn build_parallel(len: usize, step: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(step.max(1))
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            chunk.iter_mut().for_each(|v| {
+                v.write(0.0);
+            });
+            // SAFETY: every element of `chunk` was written just above, and `f32` has no
+            // invalid bit patterns.
+            let chunk = unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            fill(task * step.max(1), chunk);
+        });
+    // SAFETY: the chunks cover the first `len` elements and each was written.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// A copy of `x` with `f` applied in place to each row of `width`, rows in parallel tasks.
 fn map_rows(x: &[f32], width: usize, f: impl Fn(&mut [f32]) + Sync) -> Vec<f32> {
-    let mut y = x.to_vec();
-    y.par_chunks_mut(rows_per_task(width) * width)
-        .for_each(|rows| rows.chunks_exact_mut(width).for_each(&f));
-    y
+    build_parallel(x.len(), rows_per_task(width) * width, |start, rows| {
+        rows.copy_from_slice(&x[start..start + rows.len()]);
+        rows.chunks_exact_mut(width).for_each(&f);
+    })
 }
 
 /// `f(out_row, a_row, b_row)` over the rows of `width` of two inputs of one shape, into a
@@ -112,20 +136,16 @@ fn zip_rows(
     width: usize,
     f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; a.len()];
-    let step = rows_per_task(width) * width;
-    out.par_chunks_mut(step)
-        .zip(a.par_chunks(step).zip(b.par_chunks(step)))
-        .for_each(|(out, (a, b))| {
-            for ((o, a), b) in out
-                .chunks_exact_mut(width)
-                .zip(a.chunks_exact(width))
-                .zip(b.chunks_exact(width))
-            {
-                f(o, a, b);
-            }
-        });
-    out
+    build_parallel(a.len(), rows_per_task(width) * width, |start, out| {
+        let end = start + out.len();
+        for ((o, a), b) in out
+            .chunks_exact_mut(width)
+            .zip(a[start..end].chunks_exact(width))
+            .zip(b[start..end].chunks_exact(width))
+        {
+            f(o, a, b);
+        }
+    })
 }
 
 /// The data of a backward op's two arguments of one shape, and their row width.
@@ -180,7 +200,9 @@ impl CustomOp3 for LayerNormOp {
                 beta.len()
             );
         }
-        let mut y = x.to_vec();
+        let mut y = build_parallel(x.len(), TASK, |start, chunk| {
+            chunk.copy_from_slice(&x[start..start + chunk.len()]);
+        });
         layer_norm_in_place(&mut y, gamma, beta, self.eps);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -237,7 +259,7 @@ impl CustomOp3 for LayerNormGradOp {
             candle_core::bail!("{}: mismatched shapes", self.name());
         }
         let rows = x.len() / width;
-        let mut out = vec![0f32; (rows + 2) * width];
+        let mut out = build_parallel((rows + 2) * width, TASK, |_, _| {});
         let (dx, params) = out.split_at_mut(rows * width);
         let step = rows_per_task(width) * width;
         let (dgamma, dbeta) = dx
