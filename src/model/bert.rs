@@ -195,20 +195,45 @@ impl BertSelfAttention {
         Ok(())
     }
 
-    /// `[B, L, H]` -> attention context `[B, L, H]` (candle ops), with `dropout` on the
-    /// attention probabilities.
+    /// `[B, L, H]` -> attention context `[B, L, H]`, with `dropout` on the attention
+    /// probabilities: on the CPU one fused op ([`kernels::attention`]), elsewhere candle ops.
     pub fn forward(&self, x: &Tensor, bias: &AttentionBias, dropout: &Dropout) -> Result<Tensor> {
-        Ok(self.attend(x, bias, dropout)?.0)
+        let (b, l, h) = x.dims3()?;
+        let (q, k, v) = self.heads(x)?;
+        let fused =
+            kernels::attention::fused_attention(&q, &k, &v, bias.tensor(), self.scale(), dropout)?;
+        let context = match fused {
+            Some(context) => context,
+            None => self.attend_heads(&q, &k, &v, bias, dropout)?.0,
+        };
+        context.transpose(1, 2)?.contiguous()?.reshape((b, l, h))
     }
 
-    /// [`BertSelfAttention::forward`] that also returns the scaled scores `QKᵀ/√d`
-    /// `[B, heads, L, L]` before the bias is added (what TinyBERT's attention loss matches).
+    /// [`BertSelfAttention::forward`] with candle ops that also returns the scaled scores
+    /// `QKᵀ/√d` `[B, heads, L, L]` before the bias is added (what TinyBERT's attention loss
+    /// matches).
     fn attend(
         &self,
         x: &Tensor,
         bias: &AttentionBias,
         dropout: &Dropout,
     ) -> Result<(Tensor, Tensor)> {
+        let (b, l, h) = x.dims3()?;
+        let (q, k, v) = self.heads(x)?;
+        let (context, raw) = self.attend_heads(&q, &k, &v, bias, dropout)?;
+        Ok((
+            context.transpose(1, 2)?.contiguous()?.reshape((b, l, h))?,
+            raw,
+        ))
+    }
+
+    /// `1/√d`, the scores' scale.
+    fn scale(&self) -> f64 {
+        1.0 / (self.head_dim as f64).sqrt()
+    }
+
+    /// The query, key and value projections of `x [B, L, H]`, each `[B, heads, L, d]`.
+    fn heads(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, l, h) = x.dims3()?;
         let (q, k, v) = match &self.projections {
             Projections::Separate { query, key, value } => {
@@ -223,21 +248,29 @@ impl BertSelfAttention {
                 )
             }
         };
-        let heads = |t: Tensor| -> Result<Tensor> {
+        let split = |t: Tensor| -> Result<Tensor> {
             t.reshape((b, l, self.num_heads, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let (q, k, v) = (heads(q)?, heads(k)?, heads(v)?);
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let raw = (kernels::batched::batched_matmul(&q, &k.t()?)? * scale)?;
+        Ok((split(q)?, split(k)?, split(v)?))
+    }
+
+    /// Attention over `[B, heads, L, d]` heads with candle ops: the context `[B, heads, L, d]`
+    /// and the scaled scores.
+    fn attend_heads(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        bias: &AttentionBias,
+        dropout: &Dropout,
+    ) -> Result<(Tensor, Tensor)> {
+        let raw = (kernels::batched::batched_matmul(q, &k.t()?)? * self.scale())?;
         let mask = bias.tensor().to_dtype(raw.dtype())?.unsqueeze(1)?;
         let scores = raw.broadcast_add(&mask)?;
         let probs = dropout.forward(&kernels::grad::softmax_last_dim(&scores)?)?;
-        let context = kernels::batched::batched_matmul(&probs, &v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, l, h))?;
+        let context = kernels::batched::batched_matmul(&probs, v)?;
         Ok((context, raw))
     }
 

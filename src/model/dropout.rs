@@ -47,30 +47,39 @@ impl Dropout {
         self.p > 0.0
     }
 
+    /// The mask of the next `n` elements (the generator moves past them), for a fused kernel
+    /// that applies dropout itself; `None` when dropout is off.
+    pub fn draw(&self, n: usize) -> Result<Option<DropMask>> {
+        if self.p <= 0.0 {
+            return Ok(None);
+        }
+        let mut rng = self
+            .rng
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("dropout rng poisoned".into()))?;
+        let start = rng.clone();
+        rng.skip(n as u64);
+        Ok(Some(DropMask {
+            start,
+            p: self.p,
+            keep: 1.0 / (1.0 - self.p),
+        }))
+    }
+
     /// Applies dropout to `x`: on the CPU one parallel pass (the mask is drawn by element index,
     /// so it is the same for any thread count), elsewhere a mask tensor and a product.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.p <= 0.0 {
             return Ok(x.clone());
         }
-        let start = {
-            let mut rng = self
-                .rng
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("dropout rng poisoned".into()))?;
-            let start = rng.clone();
-            rng.skip(x.elem_count() as u64);
-            start
+        let Some(mask) = self.draw(x.elem_count())? else {
+            return Ok(x.clone());
         };
-        let op = MaskOp {
-            start,
-            p: self.p,
-            keep: 1.0 / (1.0 - self.p),
-        };
+        let op = MaskOp(mask);
         if kernels::supported(x) {
             return x.contiguous()?.apply_op1(op);
         }
-        let mask: Vec<f32> = (0..x.elem_count() as u64).map(|i| op.factor(i)).collect();
+        let mask: Vec<f32> = (0..x.elem_count() as u64).map(|i| op.0.factor(i)).collect();
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x.mul(&mask)
     }
@@ -79,19 +88,19 @@ impl Dropout {
 /// Elements per parallel task of the mask.
 const TASK: usize = 1 << 14;
 
-/// One dropout mask, `x · m` with `m_i = 0` when draw `i` from `start` is below `p`, else
-/// `keep`; its own backward (`dy · m`, the mask drawn again).
-#[derive(Clone)]
-struct MaskOp {
+/// One dropout mask: `m_i = 0` when draw `i` from `start` is below `p`, else `keep`. Drawn by
+/// element index, so any thread can compute any part of it.
+#[derive(Debug, Clone)]
+pub struct DropMask {
     start: Rng,
     p: f32,
     keep: f32,
 }
 
-impl MaskOp {
+impl DropMask {
     /// The mask's factor for element `i`.
     #[inline]
-    fn factor(&self, i: u64) -> f32 {
+    pub fn factor(&self, i: u64) -> f32 {
         if self.start.f32_at(i) < self.p {
             0.0
         } else {
@@ -99,6 +108,10 @@ impl MaskOp {
         }
     }
 }
+
+/// Dropout as an op: `x · m`, and its own backward (`dy · m`, the mask drawn again).
+#[derive(Clone)]
+struct MaskOp(DropMask);
 
 impl CustomOp1 for MaskOp {
     fn name(&self) -> &'static str {
@@ -118,7 +131,7 @@ impl CustomOp1 for MaskOp {
             .for_each(|(task, (y, x))| {
                 let offset = (task * TASK) as u64;
                 for (j, (y, &x)) in y.iter_mut().zip(x).enumerate() {
-                    *y = x * self.factor(offset + j as u64);
+                    *y = x * self.0.factor(offset + j as u64);
                 }
             });
         Ok((CpuStorage::F32(y), layout.shape().clone()))

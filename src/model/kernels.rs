@@ -302,6 +302,8 @@ macro_rules! with_simd {
 
 pub mod grad;
 
+pub mod attention;
+
 /// Exact (erf) GELU in place.
 fn gelu_in_place(xs: &mut [f32]) {
     with_simd!(gelu_slice(xs))

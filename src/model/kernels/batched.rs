@@ -27,6 +27,75 @@ pub fn batched_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.matmul(b)
 }
 
+/// A matrix read from a slice with a row and a column stride (a transposed view swaps them).
+#[derive(Clone, Copy)]
+pub(super) struct Matrix<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// The matrix starting at `data[0]`.
+    pub(super) fn new(data: &'a [f32], row_stride: usize, col_stride: usize) -> Self {
+        Self {
+            data,
+            row_stride,
+            col_stride,
+        }
+    }
+
+    /// The same data read as the transpose.
+    pub(super) fn t(self) -> Self {
+        Self::new(self.data, self.col_stride, self.row_stride)
+    }
+
+    /// Whether `rows x cols` elements fit in the slice.
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `c = a · b` for `a [m x k]` and `b [k x n]` into row-major `c [m x n]`, by `gemm` on this
+/// thread (the same call for every thread count). Panics when a matrix does not fit its slice:
+/// callers size the slices from the shapes they pass.
+pub(super) fn product(c: &mut [f32], (m, n, k): (usize, usize, usize), a: Matrix, b: Matrix) {
+    assert!(
+        c.len() >= m * n && a.fits(m, k) && b.fits(k, n),
+        "zhishi-batched-matmul: a {m}x{k} by {k}x{n} product does not fit its buffers"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the assertion above keeps every element gemm reads
+    // (row * row_stride + col * col_stride) inside `a` and `b`, and `c` holds `m x n` elements.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 /// The op: the products of the batch in parallel tasks.
 struct BatchedMatMul;
 
@@ -100,32 +169,9 @@ impl CustomOp2 for BatchedMatMul {
             out.par_chunks_mut(m * n)
                 .zip(a.offsets.par_iter().zip(&b.offsets))
                 .for_each(|(c, (&oa, &ob))| {
-                    // SAFETY: `Operand::new` checked that every element an item reads
-                    // (offset + row * row_stride + col * col_stride) is inside its storage, and
-                    // `c` holds exactly one `m x n` row-major result.
-                    unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            k,
-                            c.as_mut_ptr(),
-                            1,
-                            n as isize,
-                            false,
-                            a.data.as_ptr().add(oa),
-                            a.col_stride as isize,
-                            a.row_stride as isize,
-                            b.data.as_ptr().add(ob),
-                            b.col_stride as isize,
-                            b.row_stride as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        )
-                    }
+                    let a_item = Matrix::new(&a.data[oa..], a.row_stride, a.col_stride);
+                    let b_item = Matrix::new(&b.data[ob..], b.row_stride, b.col_stride);
+                    product(c, (m, n, k), a_item, b_item);
                 });
         }
         Ok((CpuStorage::F32(out), Shape::from(dims)))

@@ -73,7 +73,7 @@ pub fn add_bias(y: &Tensor, bias: &Tensor) -> Result<Tensor> {
 }
 
 /// The contiguous f32 data of a custom op's argument.
-fn data<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(super) fn data<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let all = storage.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&all[start..end]),
@@ -378,7 +378,7 @@ impl CustomOp1 for SoftmaxOp {
 /// whose masked keys (probability 0) sit elsewhere, as in a packed batch, sums to the same
 /// float, so packing does not change a prediction.
 #[inline(always)]
-fn softmax_row(row: &mut [f32]) {
+pub(super) fn softmax_row(row: &mut [f32]) {
     let mut maxes = [f32::NEG_INFINITY; LANES];
     for (i, &v) in row.iter().enumerate() {
         let m = &mut maxes[i % LANES];
@@ -422,7 +422,7 @@ const SOFTMAX_GRAD: RowGradOp = RowGradOp {
 };
 
 #[inline(always)]
-fn softmax_grad_row(dx: &mut [f32], y: &[f32], dy: &[f32]) {
+pub(super) fn softmax_grad_row(dx: &mut [f32], y: &[f32], dy: &[f32]) {
     // In row order, as in the forward pass.
     let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
     for ((d, &y), &g) in dx.iter_mut().zip(y).zip(dy) {
