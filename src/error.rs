@@ -8,6 +8,20 @@
 
 use std::error::Error;
 
+/// What a JSON value is, for messages that say what a file held where it expected something
+/// else (`"label" is a number; expected a string`).
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// The error and its chain of causes, outermost first, joined by `": "`.
 ///
 /// ```

@@ -1,6 +1,7 @@
 //! Streaming input records: one per line of a text or JSONL file, read with a bounded buffer
 //! (an oversize line is skipped, never loaded whole), each tagged with its line number and
 //! byte range so bad records can be reported and a run can resume at an exact offset.
+use crate::error::json_kind;
 use std::io::{self, BufRead};
 
 use serde::{Deserialize, Serialize};
@@ -271,7 +272,7 @@ fn parse_json(line: &str, opts: &ReaderOptions) -> Result<Document, RecordError>
     let Value::Object(map) = value else {
         return Err(RecordError::InvalidJson(format!(
             "found {}",
-            json_type(&value)
+            json_kind(&value)
         )));
     };
     let string_field = |field: &str| -> Result<Option<String>, RecordError> {
@@ -280,7 +281,7 @@ fn parse_json(line: &str, opts: &ReaderOptions) -> Result<Document, RecordError>
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(RecordError::NotAString {
                 field: field.to_string(),
-                found: json_type(other),
+                found: json_kind(other),
             }),
         }
     };
@@ -300,17 +301,6 @@ fn parse_json(line: &str, opts: &ReaderOptions) -> Result<Document, RecordError>
         doc.text_b = string_field(field)?;
     }
     Ok(doc)
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -314,6 +314,21 @@ impl BertConfig {
     }
 }
 
+/// A BERT of `layers` layers small enough to build in a unit test (vocabulary 12, hidden 8, 2
+/// heads, intermediate 16, 8 positions).
+#[cfg(test)]
+pub(crate) fn micro_config(layers: usize) -> BertConfig {
+    BertConfig {
+        vocab_size: 12,
+        hidden_size: 8,
+        num_hidden_layers: layers,
+        num_attention_heads: 2,
+        intermediate_size: 16,
+        max_position_embeddings: 8,
+        ..BertConfig::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

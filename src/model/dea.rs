@@ -254,14 +254,8 @@ mod tests {
     fn tiny() -> BertConfig {
         aggregator_config(
             &BertConfig {
-                vocab_size: 12,
-                hidden_size: 8,
-                num_hidden_layers: 2,
-                num_attention_heads: 2,
-                intermediate_size: 16,
-                max_position_embeddings: 8,
                 kernels: Kernels::Differentiable,
-                ..BertConfig::default()
+                ..crate::model::config::micro_config(2)
             },
             1,
         )

@@ -101,15 +101,7 @@ mod tests {
     use crate::model::AlbertConfig;
 
     fn tiny() -> BertConfig {
-        BertConfig {
-            vocab_size: 12,
-            hidden_size: 8,
-            num_hidden_layers: 3,
-            num_attention_heads: 2,
-            intermediate_size: 16,
-            max_position_embeddings: 8,
-            ..BertConfig::default()
-        }
+        crate::model::config::micro_config(3)
     }
 
     fn map(v: Vec<(String, Vec<usize>)>) -> BTreeMap<String, Vec<usize>> {

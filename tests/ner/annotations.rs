@@ -3,7 +3,6 @@
 //! span.
 use std::path::Path;
 
-use candle_core::Device;
 use zhishi::stages::annotation::{doccano, label_studio, Shape};
 use zhishi::stages::ner;
 use zhishi::stages::ner::data::{read, read_with, to_documents, DataFormat, SpanReading};
@@ -12,6 +11,7 @@ use zhishi::stages::task::Split;
 
 use crate::support::ner_workspace::Workspace;
 use crate::support::shared_data::shared_data;
+use crate::train::weights;
 
 /// Writes the NER file `from` (in `format`) as `to` in doccano's or Label Studio's format, as
 /// `zhishi convert` does.
@@ -33,16 +33,6 @@ fn convert(from: &Path, format: DataFormat, to: &Path, tool: DataFormat) {
         _ => format!("[{}]", lines.join(",\n")),
     };
     std::fs::write(to, text).unwrap();
-}
-
-fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let t = candle_core::safetensors::load(dir.join("params.safetensors"), &Device::Cpu).unwrap();
-    let mut out: Vec<(String, Vec<f32>)> = t
-        .into_iter()
-        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1().unwrap()))
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 #[test]

@@ -58,7 +58,8 @@ fn a_saved_model_reloads_to_the_predictions_made_during_training() {
     assert_eq!(a.predict(&texts).unwrap(), b.predict(&texts).unwrap());
 }
 
-fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+/// A trained model's parameters by name, sorted (to compare two runs bit for bit).
+pub(crate) fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let t = candle_core::safetensors::load(dir.join("params.safetensors"), &Device::Cpu).unwrap();
     let mut out: Vec<(String, Vec<f32>)> = t
         .into_iter()

@@ -9,6 +9,7 @@
 //! generator state instead of storing it. The arithmetic is the candle composition's, operation
 //! for operation ([`super::grad`]'s softmax, the same `gemm` calls, `x · scale + 0` as candle's
 //! affine), so the results are the same bits, for any thread count (tested below).
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
@@ -16,7 +17,7 @@ use rayon::prelude::*;
 
 use super::batched::{product, Matrix};
 use super::grad::{data, softmax_grad_row, softmax_row};
-use super::supported;
+use super::{supported, with_slice};
 use crate::model::dropout::{DropMask, Dropout};
 
 /// `dropout(softmax(q·kᵀ · scale + bias)) · v` for `q`, `k`, `v` `[B, heads, L, d]` and
@@ -47,7 +48,7 @@ pub fn fused_attention(
     let mask = dropout.draw(b * h * l * l)?;
     let op = AttentionOp {
         shape: Dims { b, h, l, d, rows },
-        bias: bias.contiguous()?.flatten_all()?.to_vec1::<f32>()?,
+        bias: bias.contiguous()?,
         scale: scale as f32,
         mask,
         probs: OnceLock::new(),
@@ -81,55 +82,18 @@ impl Dims {
 /// The op; `probs` keeps the softmax (before dropout) for the backward pass.
 struct AttentionOp {
     shape: Dims,
-    bias: Vec<f32>,
+    bias: Tensor,
     scale: f32,
     mask: Option<DropMask>,
     probs: OnceLock<Vec<f32>>,
 }
 
 impl AttentionOp {
-    /// `probs` with the dropout mask applied to pair `pair` (the mask is indexed over the
-    /// whole `[B, heads, L, L]` tensor, as `Dropout::forward` on it would be).
-    fn dropped(&self, pair: usize, probs: &[f32]) -> Vec<f32> {
-        let ll = (self.shape.l * self.shape.l) as u64;
-        match &self.mask {
-            None => probs.to_vec(),
-            Some(mask) => probs
-                .iter()
-                .enumerate()
-                .map(|(j, &p)| p * mask.factor(pair as u64 * ll + j as u64))
-                .collect(),
-        }
-    }
-}
-
-impl CustomOp3 for AttentionOp {
-    fn name(&self) -> &'static str {
-        "zhishi-attention"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    /// The forward pass over contiguous `q`, `k`, `v` and the bias: the output, with the softmax
+    /// kept for the backward pass.
+    fn forward(&self, [q, k, v]: [&[f32]; 3], bias: &[f32]) -> Vec<f32> {
         let Dims { b, h, l, d, .. } = self.shape;
-        let name = self.name();
-        let (q, k, v) = (
-            data(s1, l1, name)?,
-            data(s2, l2, name)?,
-            data(s3, l3, name)?,
-        );
         let (ld, ll) = (l * d, l * l);
-        if [q, k, v].iter().any(|t| t.len() != b * h * ld)
-            || self.bias.len() != b * self.shape.rows * l
-        {
-            candle_core::bail!("{}: arguments do not match {:?}", self.name(), self.shape);
-        }
         let mut probs = vec![0f32; b * h * ll];
         let mut out = vec![0f32; b * h * ld];
         probs
@@ -147,7 +111,7 @@ impl CustomOp3 for AttentionOp {
                     Matrix::new(ki, d, 1).t(),
                 );
                 for (r, row) in p.chunks_exact_mut(l).enumerate() {
-                    let bias = self.shape.bias_row(&self.bias, pair, r);
+                    let bias = self.shape.bias_row(bias, pair, r);
                     for (s, &m) in row.iter_mut().zip(bias) {
                         *s = (*s * self.scale + 0.0) + m;
                     }
@@ -162,24 +126,17 @@ impl CustomOp3 for AttentionOp {
                 );
             });
         self.probs.set(probs).ok();
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        out
     }
 
-    fn bwd(
+    /// `dq`, `dk`, `dv` from `q`, `k`, `v`, the output's gradient `dc` and the stored softmax.
+    fn gradients(
         &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        _out: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        [q, k, v, dc]: [&[f32]; 4],
+        probs: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let Dims { b, h, l, d, .. } = self.shape;
         let (ld, ll) = (l * d, l * l);
-        let Some(probs) = self.probs.get() else {
-            candle_core::bail!("{}: backward before forward", self.name());
-        };
-        let flat = |t: &Tensor| t.detach().contiguous()?.flatten_all()?.to_vec1::<f32>();
-        let (q, k, v, dc) = (flat(q)?, flat(k)?, flat(v)?, flat(grad)?);
         let mut dq = vec![0f32; b * h * ld];
         let mut dk = vec![0f32; b * h * ld];
         let mut dv = vec![0f32; b * h * ld];
@@ -247,6 +204,93 @@ impl CustomOp3 for AttentionOp {
                     }
                 }
             });
+        (dq, dk, dv)
+    }
+
+    /// `probs` with the dropout mask applied to pair `pair` (the mask is indexed over the
+    /// whole `[B, heads, L, L]` tensor, as `Dropout::forward` on it would be).
+    fn dropped<'p>(&self, pair: usize, probs: &'p [f32]) -> Cow<'p, [f32]> {
+        let ll = (self.shape.l * self.shape.l) as u64;
+        match &self.mask {
+            None => Cow::Borrowed(probs),
+            Some(mask) => probs
+                .iter()
+                .enumerate()
+                .map(|(j, &p)| p * mask.factor(pair as u64 * ll + j as u64))
+                .collect(),
+        }
+    }
+}
+
+impl CustomOp3 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "zhishi-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let Dims { b, h, l, d, .. } = self.shape;
+        let name = self.name();
+        let (q, k, v) = (
+            data(s1, l1, name)?,
+            data(s2, l2, name)?,
+            data(s3, l3, name)?,
+        );
+        let ld = l * d;
+        let out = with_slice(&self.bias, |bias| {
+            if [q, k, v].iter().any(|t| t.len() != b * h * ld)
+                || bias.len() != b * self.shape.rows * l
+            {
+                candle_core::bail!("{name}: arguments do not match {:?}", self.shape);
+            }
+            Ok(self.forward([q, k, v], bias))
+        })??;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Dims { b, h, l, d, .. } = self.shape;
+        let Some(probs) = self.probs.get() else {
+            candle_core::bail!("{}: backward before forward", self.name());
+        };
+        // The arguments' own storage (no copy when contiguous, as the op's inputs are).
+        let (q, k, v, dc) = (
+            q.contiguous()?,
+            k.contiguous()?,
+            v.contiguous()?,
+            grad.contiguous()?,
+        );
+        if [q.dims(), k.dims(), v.dims(), dc.dims()]
+            .iter()
+            .any(|x| *x != [b, h, l, d])
+        {
+            candle_core::bail!(
+                "{}: gradient shapes do not match {:?}",
+                self.name(),
+                self.shape
+            );
+        }
+        let (dq, dk, dv) = with_slice(&q, |q| {
+            with_slice(&k, |k| {
+                with_slice(&v, |v| {
+                    with_slice(&dc, |dc| self.gradients([q, k, v, dc], probs))
+                })
+            })
+        })????;
         let shape = (b, h, l, d);
         let dev = grad.device();
         Ok((

@@ -58,13 +58,7 @@ fn parse_line(line: &str, unit: OffsetUnit) -> Result<Annotated, String> {
         _ => return Err(format!("no string at \"text\"; {EXPECTED}")),
     };
     let offsets = Offsets::new(&text);
-    let mut record = Annotated {
-        text,
-        spans: Vec::new(),
-        relations: Vec::new(),
-        labels: Vec::new(),
-        at: Location::Line(0),
-    };
+    let mut record = Annotated::new(text);
     let chars = offsets.chars();
     for key in ["label", "entities", "cats"] {
         let items = match obj.get(key) {

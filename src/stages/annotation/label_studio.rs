@@ -15,6 +15,7 @@
 //! Written (pre-annotations, [`to_json`]): `{"data": {"text"}, "predictions": [{"model_version",
 //! "score", "result"}]}`, spans from `label`, choices from `choice`, both to `text`, each
 //! result with its `score`, offsets in characters.
+use crate::error::json_kind;
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
@@ -57,7 +58,7 @@ pub fn parse(
             return Err(AnnotationError::record(
                 path,
                 &Location::Line(1),
-                format!("expected an array of tasks, found {}", kind(&other)),
+                format!("expected an array of tasks, found {}", json_kind(&other)),
             ))
         }
     };
@@ -102,20 +103,9 @@ enum Parsed {
     Unlabelled,
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn parse_task(task: &Value, unit: OffsetUnit, use_predictions: bool) -> Result<Parsed, String> {
     let Value::Object(task) = task else {
-        return Err(format!("expected a task object, found {}", kind(task)));
+        return Err(format!("expected a task object, found {}", json_kind(task)));
     };
     let text = match task.get("data").and_then(|d| d.get("text")) {
         Some(Value::String(s)) => s.clone(),
@@ -129,7 +119,10 @@ fn parse_task(task: &Value, unit: OffsetUnit, use_predictions: bool) -> Result<P
         match task.get(key) {
             None | Some(Value::Null) => Ok(&[]),
             Some(Value::Array(items)) => Ok(items),
-            Some(other) => Err(format!("\"{key}\" must be a list, found {}", kind(other))),
+            Some(other) => Err(format!(
+                "\"{key}\" must be a list, found {}",
+                json_kind(other)
+            )),
         }
     };
     let annotations = list("annotations")?;
@@ -148,13 +141,7 @@ fn parse_task(task: &Value, unit: OffsetUnit, use_predictions: bool) -> Result<P
         _ => return Err(format!("{source}[0] has no \"result\" list")),
     };
     let offsets = Offsets::new(&text);
-    let mut record = Annotated {
-        text,
-        spans: Vec::new(),
-        relations: Vec::new(),
-        labels: Vec::new(),
-        at: Location::Line(0),
-    };
+    let mut record = Annotated::new(text);
     let typed = |r: &Value| {
         r.get("type")
             .and_then(Value::as_str)

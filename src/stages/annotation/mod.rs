@@ -122,6 +122,17 @@ pub struct Annotated {
 }
 
 impl Annotated {
+    /// `text` with nothing annotated yet (its location set by the reader afterwards).
+    pub fn new(text: String) -> Self {
+        Self {
+            text,
+            spans: Vec::new(),
+            relations: Vec::new(),
+            labels: Vec::new(),
+            at: Location::Line(0),
+        }
+    }
+
     /// The spans sorted by position; an error names two spans that overlap (a tag sequence
     /// cannot hold both).
     pub fn sorted_disjoint_spans(&self) -> Result<Vec<&SpanAnnotation>, String> {

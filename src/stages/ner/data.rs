@@ -180,18 +180,8 @@ pub fn to_documents(sentences: &[Sentence]) -> Vec<crate::doc::Document> {
                 n += c.chars().count();
             }
             at.push(n);
-            let tags: Vec<Tag> = s
-                .tags
-                .iter()
-                .map(|t| {
-                    Tag::parse(t).unwrap_or(Tag {
-                        prefix: 'O',
-                        kind: "",
-                    })
-                })
-                .collect();
             let text = s.text();
-            let entities = super::tags::spans(scheme, &tags)
+            let entities = super::tags::spans_of_strings(scheme, &s.tags)
                 .into_iter()
                 .map(|(start, end, label)| crate::doc::Entity {
                     start: at[start],

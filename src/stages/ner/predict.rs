@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::features::{Batch, Encoded, Example, Featurizer};
 use super::metrics::{AtMinScore, NerMetrics, SpanCounter};
 use super::network::NerNetwork;
-use super::tags::{spans, LabelMap, Tag};
+use super::tags::{spans_of_strings, LabelMap};
 use super::NerError;
 use crate::model::Dropout;
 use crate::stages::calibration::{Calibration, BINS};
@@ -163,17 +163,7 @@ pub(crate) fn decode_emissions(
 
 /// The gold spans of a sentence.
 fn gold_spans(labels: &LabelMap, sentence: &Sentence) -> Vec<(usize, usize, String)> {
-    let gold_tags: Vec<Tag> = sentence
-        .tags
-        .iter()
-        .map(|t| {
-            Tag::parse(t).unwrap_or(Tag {
-                prefix: 'O',
-                kind: "",
-            })
-        })
-        .collect();
-    spans(labels.scheme, &gold_tags)
+    spans_of_strings(labels.scheme, &sentence.tags)
 }
 
 /// Entity-level metrics of predicted label ids against the sentences' gold tags.

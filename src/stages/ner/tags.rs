@@ -164,6 +164,21 @@ impl LabelMap {
     }
 }
 
+/// The spans of a sequence of tag strings as a data file holds them (an unreadable tag counts
+/// as `O`).
+pub fn spans_of_strings(scheme: TagScheme, tags: &[String]) -> Vec<(usize, usize, String)> {
+    let parsed: Vec<Tag> = tags
+        .iter()
+        .map(|t| {
+            Tag::parse(t).unwrap_or(Tag {
+                prefix: 'O',
+                kind: "",
+            })
+        })
+        .collect();
+    spans(scheme, &parsed)
+}
+
 /// The spans `(start, end_exclusive, type)` of a tag sequence. BIO follows conlleval (a stray
 /// `I-X` starts a span); BIOES/BMES are strict: only `S-X` and `B-X (I|M-X)* E-X` count.
 pub fn spans(scheme: TagScheme, tags: &[Tag]) -> Vec<(usize, usize, String)> {
